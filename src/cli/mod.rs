@@ -1,0 +1,737 @@
+//! The `hallmark` command line: parse, call the engine, print. No policy and no signing here.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail, Context};
+use clap::{Args, Parser, Subcommand};
+
+use crate::engine::{CaPurpose, Hallmark};
+use crate::init::{InitOptions, KeysChoice};
+use crate::keys::KeyAlgorithm;
+use crate::policy::IssueRequest;
+use crate::profile::{Profile, Profiles};
+use crate::store::{now, CertFilter, Publisher};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "hallmark",
+    version,
+    about = "A private CA and signing service for code signing and IoT manufacturing"
+)]
+pub struct Cli {
+    /// The configuration file (written by `hallmark init`).
+    #[arg(long, global = true, env = "HALLMARK_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a CA directory: config, profiles, database, root, issuing CAs and OCSP responders.
+    Init(InitArgs),
+    /// Serve CA certificates and health checks over HTTP.
+    Serve {
+        /// Override the listen address from the config.
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Manage publishers (organisations with a verified identity).
+    #[command(subcommand)]
+    Publisher(PublisherCmd),
+    /// Issue a certificate for a CSR under a profile.
+    Issue(IssueArgs),
+    /// Publisher signing keys held in the key store.
+    #[command(subcommand)]
+    Key(KeyCmd),
+    /// The CA hierarchy.
+    #[command(subcommand)]
+    Ca(CaCmd),
+    /// Issued certificates.
+    #[command(subcommand)]
+    Cert(CertCmd),
+    /// Certificate profiles.
+    #[command(subcommand)]
+    Profile(ProfileCmd),
+    /// Check the database, the key stores and the CAs.
+    Doctor,
+    /// Show the latest audit events.
+    Audit {
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// Directory to create (must not hold a CA yet).
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// Where keys live: `pkcs11` (an HSM) or `soft` (encrypted files, development only).
+    #[arg(long, value_parser = ["soft", "pkcs11"], default_value = "soft")]
+    pub keys: String,
+    /// PKCS#11 module path (with --keys pkcs11).
+    #[arg(long)]
+    pub pkcs11_module: Option<PathBuf>,
+    /// Label of the PKCS#11 token (with --keys pkcs11).
+    #[arg(long)]
+    pub token_label: Option<String>,
+    /// Environment variable holding the token PIN (with --keys pkcs11).
+    #[arg(long)]
+    pub pin_env: Option<String>,
+    /// File holding the token PIN (with --keys pkcs11).
+    #[arg(long)]
+    pub pin_file: Option<PathBuf>,
+    /// Environment variable holding the soft-key passphrase; without it a random one is written
+    /// to DIR/keys/passphrase.
+    #[arg(long)]
+    pub passphrase_env: Option<String>,
+    /// O of the CA certificates.
+    #[arg(long, default_value = "Hallmark Demo")]
+    pub org: String,
+    /// C of the CA certificates.
+    #[arg(long, default_value = "US")]
+    pub country: String,
+    /// Address `hallmark serve` listens on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Base URL written into certificates (default http://LISTEN).
+    #[arg(long)]
+    pub public_url: Option<String>,
+    /// The CA's certificate policy OID (default: a random one under 2.999, for tests and demos).
+    #[arg(long)]
+    pub policy_oid: Option<String>,
+    /// Root key algorithm.
+    #[arg(long, default_value = "p384")]
+    pub root_algorithm: KeyAlgorithm,
+    /// Issuing CA and responder key algorithm.
+    #[arg(long, default_value = "p256")]
+    pub ca_algorithm: KeyAlgorithm,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PublisherCmd {
+    /// Register a publisher with its verified identity.
+    Add {
+        /// Short id, e.g. `acme`.
+        id: String,
+        /// Verified legal name (becomes O and CN).
+        #[arg(long)]
+        org: String,
+        /// Two-letter country code.
+        #[arg(long)]
+        country: String,
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long)]
+        locality: Option<String>,
+        /// Profiles the publisher may use, comma separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        profiles: Vec<String>,
+    },
+    /// List publishers.
+    List,
+    /// Show one publisher.
+    Show { id: String },
+}
+
+#[derive(Args, Debug)]
+pub struct IssueArgs {
+    #[arg(long)]
+    pub profile: String,
+    #[arg(long)]
+    pub publisher: String,
+    /// CSR file, PEM or DER (`-` for standard input).
+    #[arg(long)]
+    pub csr: PathBuf,
+    /// Write certificate and chain (PEM) here instead of standard output.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Device serial, for device profiles.
+    #[arg(long)]
+    pub device_serial: Option<String>,
+    /// CN for profiles whose CN is given with the request (stations).
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeyCmd {
+    /// Generate a signing key in the key store, make its CSR and have it issued.
+    Create {
+        #[arg(long)]
+        publisher: String,
+        #[arg(long)]
+        label: String,
+        /// p256, p384, rsa3072 or rsa4096.
+        #[arg(long, default_value = "p256")]
+        algorithm: KeyAlgorithm,
+        /// Profile to issue under.
+        #[arg(long, default_value = "code-signing")]
+        profile: String,
+        /// Make only the key and CSR (for an external CA; see `key csr` and `key import-cert`).
+        #[arg(long)]
+        no_issue: bool,
+    },
+    /// Print a key's CSR (PEM).
+    Csr {
+        label: String,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Attach a certificate an external CA issued for a key.
+    ImportCert { label: String, cert: PathBuf },
+    /// List keys.
+    List {
+        #[arg(long)]
+        publisher: Option<String>,
+    },
+    /// Print a key's certificate (PEM).
+    Show { label: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CaCmd {
+    /// List the CAs.
+    List,
+    /// Print a CA certificate (PEM); the root is `root`.
+    Cert {
+        name: String,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Create an issuing CA under the root, or (with --csr-out) a CSR for an external root.
+    CreateIssuing {
+        name: String,
+        #[arg(long, value_parser = ["code-signing", "timestamping", "devices"])]
+        purpose: String,
+        #[arg(long, default_value = "p256")]
+        algorithm: KeyAlgorithm,
+        /// Write a CSR for an external (or offline) root here instead of signing with `root`.
+        #[arg(long)]
+        csr_out: Option<PathBuf>,
+    },
+    /// Import the certificate an external root issued for a CA made with --csr-out.
+    Import {
+        name: String,
+        cert: PathBuf,
+        /// Name of the issuing CA in this database, if it is here.
+        #[arg(long)]
+        parent: Option<String>,
+    },
+    /// With this config's root: sign an issuing-CA CSR (the offline-root ceremony).
+    SignCsr {
+        #[arg(long)]
+        csr: PathBuf,
+        #[arg(long, value_parser = ["code-signing", "timestamping", "devices"])]
+        purpose: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CertCmd {
+    /// Show a certificate by serial (hex).
+    Show {
+        serial: String,
+        /// Print only the PEM.
+        #[arg(long)]
+        pem: bool,
+    },
+    /// List issued certificates.
+    List {
+        #[arg(long)]
+        publisher: Option<String>,
+        #[arg(long)]
+        profile: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Start after this serial (paging).
+        #[arg(long)]
+        after: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ProfileCmd {
+    /// Validate a profile file, or every profile of the config.
+    Check { file: Option<PathBuf> },
+    /// List the profiles of the config.
+    List,
+}
+
+fn actor() -> String {
+    format!(
+        "cli:{}",
+        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+    )
+}
+
+fn open(cli: &Cli) -> anyhow::Result<Hallmark> {
+    let path = cli
+        .config
+        .as_ref()
+        .ok_or_else(|| anyhow!("no config: give --config FILE or set HALLMARK_CONFIG"))?;
+    Hallmark::open(path).with_context(|| format!("opening {}", path.display()))
+}
+
+fn pem_cert(der: &[u8]) -> String {
+    pem::encode(&pem::Pem::new("CERTIFICATE", der.to_vec()))
+}
+
+fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {
+    if path == Path::new("-") {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut v)?;
+        Ok(v)
+    } else {
+        std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+    }
+}
+
+/// A certificate file: PEM (first CERTIFICATE block) or DER.
+fn read_cert(path: &Path) -> anyhow::Result<Vec<u8>> {
+    let data = read_input(path)?;
+    if data.trim_ascii_start().starts_with(b"-----BEGIN") {
+        let text = std::str::from_utf8(&data).context("PEM is not UTF-8")?;
+        let blocks = pem::parse_many(text).context("reading PEM")?;
+        blocks
+            .into_iter()
+            .find(|b| b.tag() == "CERTIFICATE")
+            .map(|b| b.into_contents())
+            .ok_or_else(|| anyhow!("{} holds no CERTIFICATE", path.display()))
+    } else {
+        Ok(data)
+    }
+}
+
+fn output(out: Option<&Path>, text: &str) -> anyhow::Result<()> {
+    match out {
+        Some(p) => std::fs::write(p, text).with_context(|| format!("writing {}", p.display())),
+        None => {
+            std::io::stdout().write_all(text.as_bytes())?;
+            Ok(())
+        }
+    }
+}
+
+fn ts(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| unix.to_string())
+}
+
+/// Runs the CLI; errors carry context for the message.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match &cli.command {
+        Command::Init(a) => cmd_init(a),
+        Command::Serve { listen } => cmd_serve(&cli, listen.as_deref()),
+        Command::Publisher(c) => cmd_publisher(&cli, c),
+        Command::Issue(a) => {
+            let hm = open(&cli)?;
+            let csr = read_input(&a.csr)?;
+            let issued = hm.issue(&IssueRequest {
+                profile: a.profile.clone(),
+                publisher: a.publisher.clone(),
+                csr,
+                requester: actor(),
+                device_serial: a.device_serial.clone(),
+                name: a.name.clone(),
+            })?;
+            let mut text = pem_cert(&issued.cert_der);
+            for c in &issued.chain {
+                text.push_str(&pem_cert(c));
+            }
+            output(a.out.as_deref(), &text)?;
+            if a.out.is_some() {
+                eprintln!("issued serial {}", issued.serial);
+            }
+            Ok(())
+        }
+        Command::Key(c) => cmd_key(&cli, c),
+        Command::Ca(c) => cmd_ca(&cli, c),
+        Command::Cert(c) => cmd_cert(&cli, c),
+        Command::Profile(c) => cmd_profile(&cli, c),
+        Command::Doctor => {
+            let hm = open(&cli)?;
+            let checks = hm.doctor();
+            let mut failed = 0;
+            for c in &checks {
+                println!(
+                    "{} {:<28} {}",
+                    if c.ok { "ok  " } else { "FAIL" },
+                    c.name,
+                    c.detail
+                );
+                failed += usize::from(!c.ok);
+            }
+            if failed > 0 {
+                bail!("{failed} check(s) failed");
+            }
+            Ok(())
+        }
+        Command::Audit { limit } => {
+            let hm = open(&cli)?;
+            for e in hm.store.audit_events(*limit)?.into_iter().rev() {
+                println!(
+                    "{} {:<20} {:<28} {} {}",
+                    ts(e.at),
+                    e.actor,
+                    e.action,
+                    e.subject.unwrap_or_default(),
+                    e.detail.unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+fn cmd_init(a: &InitArgs) -> anyhow::Result<()> {
+    let keys = match a.keys.as_str() {
+        "pkcs11" => {
+            let module = a
+                .pkcs11_module
+                .clone()
+                .ok_or_else(|| anyhow!("--keys pkcs11 needs --pkcs11-module PATH"))?;
+            let token_label = a
+                .token_label
+                .clone()
+                .ok_or_else(|| anyhow!("--keys pkcs11 needs --token-label LABEL"))?;
+            if a.pin_env.is_none() == a.pin_file.is_none() {
+                bail!("--keys pkcs11 needs exactly one of --pin-env VAR or --pin-file FILE (never the PIN itself)");
+            }
+            KeysChoice::Pkcs11 {
+                module,
+                token_label,
+                pin_env: a.pin_env.clone(),
+                pin_file: a.pin_file.clone(),
+            }
+        }
+        _ => {
+            eprintln!("WARNING: software keys (--keys soft) are for development only: keys are encrypted files on this disk, not in an HSM.");
+            KeysChoice::Soft {
+                passphrase_env: a.passphrase_env.clone(),
+            }
+        }
+    };
+    let opts = InitOptions {
+        organization: a.org.clone(),
+        country: a.country.clone(),
+        listen: a.listen.clone(),
+        public_url: a.public_url.clone(),
+        policy_oid: a.policy_oid.clone(),
+        root_algorithm: a.root_algorithm,
+        ca_algorithm: a.ca_algorithm,
+        ..InitOptions::new(&a.dir, keys)
+    };
+    let path = crate::init::init(&opts)?;
+    println!("created {}", path.display());
+    let hm = Hallmark::open(&path)?;
+    for ca in hm.store.list_cas()? {
+        println!(
+            "  {:<22} {:<8} {}",
+            ca.name,
+            ca.role.as_str(),
+            ca.subject.unwrap_or_default()
+        );
+    }
+    println!(
+        "next: hallmark --config {} publisher add ...",
+        path.display()
+    );
+    Ok(())
+}
+
+fn cmd_serve(cli: &Cli, listen: Option<&str>) -> anyhow::Result<()> {
+    let hm = Arc::new(open(cli)?);
+    let addr = listen.unwrap_or(&hm.config.server.listen).to_string();
+    let addr: std::net::SocketAddr = addr
+        .parse()
+        .with_context(|| format!("listen address '{addr}'"))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(crate::http::serve(hm, addr, |a| {
+        println!("hallmark serving on http://{a} (GET /healthz, /ca/NAME.crt, /ca/NAME.pem)");
+    }))?;
+    Ok(())
+}
+
+fn cmd_publisher(cli: &Cli, c: &PublisherCmd) -> anyhow::Result<()> {
+    let hm = open(cli)?;
+    match c {
+        PublisherCmd::Add {
+            id,
+            org,
+            country,
+            state,
+            locality,
+            profiles,
+        } => {
+            let p = Publisher {
+                id: id.clone(),
+                org: org.clone(),
+                country: country.clone(),
+                state: state.clone(),
+                locality: locality.clone(),
+                profiles: profiles.clone(),
+                created_at: now(),
+            };
+            hm.add_publisher(&p, &actor())?;
+            println!("added publisher {id}");
+        }
+        PublisherCmd::List => {
+            for p in hm.store.list_publishers()? {
+                println!(
+                    "{:<16} {:<30} {} profiles={}",
+                    p.id,
+                    p.org,
+                    p.country,
+                    p.profiles.join(",")
+                );
+            }
+        }
+        PublisherCmd::Show { id } => {
+            let p = hm
+                .store
+                .get_publisher(id)?
+                .ok_or_else(|| anyhow!("unknown publisher '{id}'"))?;
+            println!("id:       {}\norg:      {}\ncountry:  {}\nstate:    {}\nlocality: {}\nprofiles: {}\ncreated:  {}",
+                p.id, p.org, p.country, p.state.unwrap_or_default(), p.locality.unwrap_or_default(), p.profiles.join(", "), ts(p.created_at));
+        }
+    }
+    Ok(())
+}
+
+fn cmd_key(cli: &Cli, c: &KeyCmd) -> anyhow::Result<()> {
+    let hm = open(cli)?;
+    match c {
+        KeyCmd::Create {
+            publisher,
+            label,
+            algorithm,
+            profile,
+            no_issue,
+        } => {
+            let (rec, issued) = hm.create_key(
+                publisher,
+                label,
+                *algorithm,
+                (!no_issue).then_some(profile.as_str()),
+                &actor(),
+            )?;
+            println!(
+                "key {} ({}) created in the key store: {}",
+                rec.label, rec.algorithm, rec.uri
+            );
+            match issued {
+                Some(i) => println!(
+                    "certificate {} issued under {profile}; `hallmark key show {label}` prints it",
+                    i.serial
+                ),
+                None => println!(
+                    "no certificate yet: `hallmark key csr {label}` prints the CSR for your CA"
+                ),
+            }
+        }
+        KeyCmd::Csr { label, out } => {
+            let rec = hm.key(label)?;
+            output(
+                out.as_deref(),
+                &pem::encode(&pem::Pem::new("CERTIFICATE REQUEST", rec.csr_der)),
+            )?;
+        }
+        KeyCmd::ImportCert { label, cert } => {
+            let der = read_cert(cert)?;
+            let serial = hm.import_key_certificate(label, &der, &actor())?;
+            println!("attached certificate {serial} to key {label}");
+        }
+        KeyCmd::List { publisher } => {
+            for k in hm.store.list_keys(publisher.as_deref())? {
+                println!(
+                    "{:<16} {:<12} {:<8} cert={} {}",
+                    k.label,
+                    k.publisher,
+                    k.algorithm,
+                    k.cert_serial.unwrap_or_else(|| "-".into()),
+                    k.uri
+                );
+            }
+        }
+        KeyCmd::Show { label } => {
+            let rec = hm.key(label)?;
+            let der = rec
+                .cert_der
+                .ok_or_else(|| anyhow!("key '{label}' has no certificate yet"))?;
+            print!("{}", pem_cert(&der));
+        }
+    }
+    Ok(())
+}
+
+fn cmd_ca(cli: &Cli, c: &CaCmd) -> anyhow::Result<()> {
+    let hm = open(cli)?;
+    match c {
+        CaCmd::List => {
+            for ca in hm.store.list_cas()? {
+                println!(
+                    "{:<22} {:<8} {:<8} parent={:<16} notAfter={} {}",
+                    ca.name,
+                    ca.role.as_str(),
+                    ca.key_algorithm,
+                    ca.parent.unwrap_or_else(|| "-".into()),
+                    ca.not_after
+                        .map(ts)
+                        .unwrap_or_else(|| "(no certificate)".into()),
+                    ca.subject.unwrap_or_default()
+                );
+            }
+        }
+        CaCmd::Cert { name, out } => {
+            let ca = hm
+                .store
+                .get_ca(name)?
+                .ok_or_else(|| anyhow!("no CA named '{name}'"))?;
+            let der = ca
+                .cert_der
+                .ok_or_else(|| anyhow!("CA '{name}' has no certificate yet"))?;
+            output(out.as_deref(), &pem_cert(&der))?;
+        }
+        CaCmd::CreateIssuing {
+            name,
+            purpose,
+            algorithm,
+            csr_out,
+        } => {
+            let purpose = CaPurpose::parse(purpose)?;
+            let csr = hm.create_issuing(
+                name,
+                purpose,
+                "root",
+                *algorithm,
+                csr_out.is_some(),
+                &actor(),
+            )?;
+            match (csr, csr_out) {
+                (Some(csr), Some(path)) => {
+                    std::fs::write(
+                        path,
+                        pem::encode(&pem::Pem::new("CERTIFICATE REQUEST", csr)),
+                    )?;
+                    println!("CSR for CA {name} written to {}; have it signed, then `hallmark ca import {name} CERT`", path.display());
+                }
+                _ => println!("created issuing CA {name} and its OCSP responder {name}-ocsp"),
+            }
+        }
+        CaCmd::Import { name, cert, parent } => {
+            let der = read_cert(cert)?;
+            hm.import_ca_certificate(name, &der, parent.as_deref(), &actor())?;
+            println!(
+                "imported the certificate of CA {name}; created its OCSP responder {name}-ocsp"
+            );
+        }
+        CaCmd::SignCsr { csr, purpose, out } => {
+            let purpose = CaPurpose::parse(purpose)?;
+            let der = hm.sign_issuing_csr(&read_input(csr)?, purpose, &actor())?;
+            std::fs::write(out, pem_cert(&der))?;
+            println!("signed; certificate written to {}", out.display());
+        }
+    }
+    Ok(())
+}
+
+fn cmd_cert(cli: &Cli, c: &CertCmd) -> anyhow::Result<()> {
+    let hm = open(cli)?;
+    match c {
+        CertCmd::Show { serial, pem } => {
+            let r = hm
+                .store
+                .get_certificate(&serial.to_ascii_lowercase())?
+                .ok_or_else(|| anyhow!("no certificate with serial {serial}"))?;
+            if *pem {
+                let der = r.cert_der.ok_or_else(|| {
+                    anyhow!(
+                        "certificate {serial} was never signed (status {})",
+                        r.status
+                    )
+                })?;
+                print!("{}", pem_cert(&der));
+                return Ok(());
+            }
+            println!("serial:    {}\nstatus:    {}\nsubject:   {}\nprofile:   {}\nissuer:    {}\npublisher: {}\nnotBefore: {}\nnotAfter:  {}\nrecorded:  {}",
+                r.serial, r.status, r.subject, r.profile, r.ca, r.publisher.unwrap_or_default(), ts(r.not_before), ts(r.not_after), ts(r.created_at));
+            if let Some(der) = r.cert_der {
+                print!("{}", pem_cert(&der));
+            }
+        }
+        CertCmd::List {
+            publisher,
+            profile,
+            limit,
+            after,
+        } => {
+            let rows = hm.store.list_certificates(&CertFilter {
+                publisher: publisher.clone(),
+                profile: profile.clone(),
+                ca: None,
+                after: after.clone(),
+                limit: *limit,
+            })?;
+            for r in rows {
+                println!(
+                    "{} {:<16} {:<12} {} {}",
+                    r.serial,
+                    r.profile,
+                    r.publisher.unwrap_or_default(),
+                    ts(r.not_after),
+                    r.subject
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn cmd_profile(cli: &Cli, c: &ProfileCmd) -> anyhow::Result<()> {
+    match c {
+        ProfileCmd::Check { file: Some(f) } => {
+            let p = Profile::load_file(f)?;
+            println!(
+                "{}: ok (profile '{}', issuer {})",
+                f.display(),
+                p.name,
+                p.issuer
+            );
+        }
+        ProfileCmd::Check { file: None } => {
+            let path = cli.config.as_ref().ok_or_else(|| {
+                anyhow!("give a FILE, or --config to check the config's profiles")
+            })?;
+            let cfg = crate::config::Config::load(path)?;
+            let ps = Profiles::load_dir(&cfg.profiles_dir())?;
+            for p in ps.iter() {
+                println!(
+                    "{}: ok (profile '{}', issuer {})",
+                    p.file.display(),
+                    p.name,
+                    p.issuer
+                );
+            }
+        }
+        ProfileCmd::List => {
+            let hm = open(cli)?;
+            for p in hm.profiles.iter() {
+                println!("{:<18} issuer={:<16} {}", p.name, p.issuer, p.description);
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,139 @@
+//! Minimal DER plumbing: splitting a signed structure and signing its to-be-signed part again.
+//!
+//! Certificates, CSRs and CRLs are all `SEQUENCE { tbs, signatureAlgorithm, signature BIT STRING }`.
+//! rcgen lays out the `tbs`; hallmark lints it, records it and only then signs exactly those bytes.
+
+use crate::keys::{KeyError, SignatureScheme, Signer};
+
+/// Errors reading DER.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("malformed DER: {0}")]
+pub struct DerError(pub &'static str);
+
+/// Appends a DER length.
+pub fn push_len(out: &mut Vec<u8>, len: usize) {
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes = len.to_be_bytes();
+        let skip = bytes
+            .iter()
+            .position(|&b| b != 0)
+            .unwrap_or(bytes.len() - 1);
+        out.push(0x80 | (bytes.len() - skip) as u8);
+        out.extend_from_slice(&bytes[skip..]);
+    }
+}
+
+/// Reads one TLV at the start of `input`: returns (tag, whole TLV, contents, rest).
+pub fn read_tlv(input: &[u8]) -> Result<(u8, &[u8], &[u8], &[u8]), DerError> {
+    let tag = *input.first().ok_or(DerError("empty input"))?;
+    if tag & 0x1f == 0x1f {
+        return Err(DerError("multi-byte tags are not supported"));
+    }
+    let first = *input.get(1).ok_or(DerError("truncated length"))?;
+    let (len, hdr) = if first < 0x80 {
+        (first as usize, 2)
+    } else {
+        let n = (first & 0x7f) as usize;
+        if n == 0 || n > 4 {
+            return Err(DerError("unsupported length form"));
+        }
+        let bytes = input.get(2..2 + n).ok_or(DerError("truncated length"))?;
+        let len = bytes.iter().fold(0usize, |acc, &b| (acc << 8) | b as usize);
+        (len, 2 + n)
+    };
+    let end = hdr.checked_add(len).ok_or(DerError("length overflow"))?;
+    if input.len() < end {
+        return Err(DerError("truncated value"));
+    }
+    Ok((tag, &input[..end], &input[hdr..end], &input[end..]))
+}
+
+/// Wraps `contents` in a TLV with `tag`.
+pub fn tlv(tag: u8, contents: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(contents.len() + 6);
+    out.push(tag);
+    push_len(&mut out, contents.len());
+    out.extend_from_slice(contents);
+    out
+}
+
+/// The parts of a signed structure.
+pub struct Signed<'a> {
+    pub tbs: &'a [u8],
+    pub algorithm: &'a [u8],
+}
+
+/// Splits `SEQUENCE { tbs, algorithm, signature }`.
+pub fn split_signed(der: &[u8]) -> Result<Signed<'_>, DerError> {
+    let (tag, _, body, rest) = read_tlv(der)?;
+    if tag != 0x30 || !rest.is_empty() {
+        return Err(DerError("not a single SEQUENCE"));
+    }
+    let (t1, tbs, _, body) = read_tlv(body)?;
+    let (t2, algorithm, _, body) = read_tlv(body)?;
+    let (t3, _, _, body) = read_tlv(body)?;
+    if t1 != 0x30 || t2 != 0x30 || t3 != 0x03 || !body.is_empty() {
+        return Err(DerError("not a signed structure"));
+    }
+    Ok(Signed { tbs, algorithm })
+}
+
+/// Assembles a signed structure from its parts.
+pub fn assemble(tbs: &[u8], algorithm: &[u8], signature: &[u8]) -> Vec<u8> {
+    let mut bits = Vec::with_capacity(signature.len() + 1);
+    bits.push(0);
+    bits.extend_from_slice(signature);
+    let bitstring = tlv(0x03, &bits);
+    let mut body = Vec::with_capacity(tbs.len() + algorithm.len() + bitstring.len());
+    body.extend_from_slice(tbs);
+    body.extend_from_slice(algorithm);
+    body.extend_from_slice(&bitstring);
+    tlv(0x30, &body)
+}
+
+/// Signs the to-be-signed part of a template made with a [`crate::keys::TemplateKey`].
+#[derive(Debug, thiserror::Error)]
+pub enum ResignError {
+    #[error(transparent)]
+    Der(#[from] DerError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+}
+
+pub fn resign(
+    template: &[u8],
+    signer: &dyn Signer,
+    scheme: SignatureScheme,
+) -> Result<Vec<u8>, ResignError> {
+    let parts = split_signed(template)?;
+    let sig = signer.sign(scheme, parts.tbs)?;
+    Ok(assemble(parts.tbs, parts.algorithm, &sig))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lengths_round_trip() {
+        for len in [0usize, 1, 127, 128, 255, 256, 65535, 65536, 1 << 20] {
+            let v = vec![0u8; len];
+            let enc = tlv(0x04, &v);
+            let (tag, whole, contents, rest) = read_tlv(&enc).unwrap();
+            assert_eq!(
+                (tag, whole.len(), contents.len(), rest.len()),
+                (4, enc.len(), len, 0)
+            );
+        }
+    }
+
+    #[test]
+    fn truncated_is_an_error() {
+        let enc = tlv(0x30, &[1, 2, 3]);
+        assert!(read_tlv(&enc[..enc.len() - 1]).is_err());
+        assert!(split_signed(&enc).is_err());
+        assert!(read_tlv(&[]).is_err());
+    }
+}

@@ -1,0 +1,823 @@
+//! The engine: one value holding config, store, profiles, key stores and loaded CAs, with one
+//! method per thing a user can do. The CLI and the HTTP server are thin layers over these calls.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use x509_parser::prelude::*;
+
+use crate::config::{Config, KeyStoreConfig};
+use crate::error::{Error, Result};
+use crate::issuer::{self, CaCertSpec, CaHandle, Urls};
+use crate::keys::{pkcs11::Pkcs11KeyStore, soft::SoftKeyStore, KeyAlgorithm, KeyStore, Signer};
+use crate::policy::{self, IssueRequest, NameAttr};
+use crate::profile::{Profiles, Validity};
+use crate::store::{now, CaRecord, CaRole, Intent, KeyRecord, Publisher, Store, StoreError};
+
+/// A certificate as returned to a caller: already recorded.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub serial: String,
+    pub cert_der: Vec<u8>,
+    /// Issuing chain, leaf's issuer first, root excluded.
+    pub chain: Vec<Vec<u8>>,
+}
+
+/// The purposes of issuing CAs made at init.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaPurpose {
+    CodeSigning,
+    Timestamping,
+    Devices,
+}
+
+impl CaPurpose {
+    pub fn name(self) -> &'static str {
+        match self {
+            CaPurpose::CodeSigning => "code-signing",
+            CaPurpose::Timestamping => "timestamping",
+            CaPurpose::Devices => "devices",
+        }
+    }
+    pub fn parse(s: &str) -> Result<CaPurpose> {
+        match s {
+            "code-signing" => Ok(CaPurpose::CodeSigning),
+            "timestamping" => Ok(CaPurpose::Timestamping),
+            "devices" => Ok(CaPurpose::Devices),
+            o => Err(Error::Invalid(format!(
+                "unknown CA purpose '{o}' (code-signing, timestamping or devices)"
+            ))),
+        }
+    }
+    /// The EKU an issuing CA of this purpose carries: never codeSigning and timeStamping together.
+    fn eku(self) -> Vec<&'static str> {
+        match self {
+            CaPurpose::CodeSigning => vec!["1.3.6.1.5.5.7.3.3"],
+            CaPurpose::Timestamping => vec!["1.3.6.1.5.5.7.3.8"],
+            CaPurpose::Devices => vec![],
+        }
+    }
+    fn title(self) -> &'static str {
+        match self {
+            CaPurpose::CodeSigning => "Code Signing CA",
+            CaPurpose::Timestamping => "Timestamping CA",
+            CaPurpose::Devices => "Device CA",
+        }
+    }
+    /// Device CAs live as long as the devices (IDevID notAfter 9999); the others ten years.
+    fn validity(self) -> Validity {
+        match self {
+            CaPurpose::Devices => Validity::Forever,
+            _ => Validity::Days(3652),
+        }
+    }
+}
+
+/// One line of `doctor`.
+#[derive(Debug, Clone)]
+pub struct Check {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+pub struct Hallmark {
+    pub config: Config,
+    pub store: Store,
+    pub profiles: Profiles,
+    stores: Mutex<HashMap<String, Arc<dyn KeyStore>>>,
+    cas: Mutex<HashMap<String, Arc<CaHandle>>>,
+}
+
+/// Key labels in a store: CA keys and publisher keys never collide.
+pub fn ca_key_label(ca: &str) -> String {
+    format!("ca-{ca}")
+}
+pub fn publisher_key_label(label: &str) -> String {
+    format!("key-{label}")
+}
+
+fn cert_facts(der: &[u8]) -> Result<(String, String, i64, i64)> {
+    let (_, c) = X509Certificate::from_der(der)
+        .map_err(|e| Error::Invalid(format!("certificate does not parse: {e}")))?;
+    Ok((
+        hex::encode(c.raw_serial()),
+        c.subject().to_string(),
+        c.validity().not_before.timestamp(),
+        c.validity().not_after.timestamp(),
+    ))
+}
+
+impl Hallmark {
+    pub fn open(config_path: &Path) -> Result<Hallmark> {
+        let config = Config::load(config_path)?;
+        Self::with_config(config)
+    }
+
+    pub fn with_config(config: Config) -> Result<Hallmark> {
+        let store = Store::open_existing(&config.database_path())?;
+        let profiles = Profiles::load_dir(&config.profiles_dir())?;
+        Ok(Hallmark {
+            config,
+            store,
+            profiles,
+            stores: Mutex::new(HashMap::new()),
+            cas: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn urls(&self) -> Urls {
+        Urls {
+            public_base: self.config.server.public_url.clone(),
+        }
+    }
+
+    /// Opens (once) the named key store.
+    pub fn key_store(&self, name: &str) -> Result<Arc<dyn KeyStore>> {
+        if let Some(ks) = self.stores.lock().ok().and_then(|m| m.get(name).cloned()) {
+            return Ok(ks);
+        }
+        let cfg =
+            self.config.key_stores.get(name).ok_or_else(|| {
+                Error::Invalid(format!("key store '{name}' is not in the config"))
+            })?;
+        let ks: Arc<dyn KeyStore> = match cfg {
+            KeyStoreConfig::Soft {
+                dir,
+                passphrase_env,
+                passphrase_file,
+            } => Arc::new(SoftKeyStore::new(
+                self.config.resolve(dir),
+                self.config.secret_source(passphrase_env, passphrase_file),
+            )),
+            KeyStoreConfig::Pkcs11 {
+                module,
+                token_label,
+                pin_env,
+                pin_file,
+            } => Arc::new(Pkcs11KeyStore::open(
+                module,
+                token_label,
+                &self.config.secret_source(pin_env, pin_file),
+            )?),
+        };
+        if let Ok(mut m) = self.stores.lock() {
+            m.insert(name.to_string(), ks.clone());
+        }
+        Ok(ks)
+    }
+
+    /// Loads (once) a CA with its key, ready to sign.
+    pub fn ca(&self, name: &str) -> Result<Arc<CaHandle>> {
+        if let Some(ca) = self.cas.lock().ok().and_then(|m| m.get(name).cloned()) {
+            return Ok(ca);
+        }
+        let record = self
+            .store
+            .get_ca(name)?
+            .ok_or_else(|| Error::NotFound(format!("CA '{name}'")))?;
+        let signer = self.key_store(&record.key_store)?.open(&record.key_label)?;
+        let handle = Arc::new(CaHandle::new(record, signer)?);
+        if let Ok(mut m) = self.cas.lock() {
+            m.insert(name.to_string(), handle.clone());
+        }
+        Ok(handle)
+    }
+
+    /// The chain above a CA's certificates: that CA, then its parents, root excluded.
+    pub fn chain(&self, ca: &str) -> Result<Vec<Vec<u8>>> {
+        let mut out = Vec::new();
+        let mut next = Some(ca.to_string());
+        while let Some(name) = next {
+            let rec = self
+                .store
+                .get_ca(&name)?
+                .ok_or_else(|| Error::NotFound(format!("CA '{name}'")))?;
+            if rec.role == CaRole::Root {
+                break;
+            }
+            if let Some(der) = rec.cert_der {
+                out.push(der);
+            }
+            next = rec.parent;
+            if out.len() > 8 {
+                return Err(Error::Invalid("CA chain loops".into()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Issues a certificate: policy, then prepare + lint, record, sign, complete.
+    pub fn issue(&self, req: &IssueRequest) -> Result<Issued> {
+        let approved = policy::approve(&self.profiles, &self.store, req)?;
+        let ca = self.ca(&approved.profile.issuer)?;
+        let urls = self.urls();
+        // A serial collision (2^-126) is retried with a fresh serial; nothing was written.
+        let mut attempt = 0;
+        let (prepared, _request_id) = loop {
+            let prepared = issuer::prepare_leaf(
+                &approved,
+                &ca,
+                &urls,
+                &self.config.ca.policy_oid,
+                now(),
+                issuer::random_serial(),
+            )?;
+            let intent = Intent {
+                serial: prepared.serial.clone(),
+                ca: ca.record.name.clone(),
+                profile: approved.profile.name.clone(),
+                publisher: Some(approved.publisher.id.clone()),
+                requester: approved.requester.clone(),
+                csr_der: approved.csr.der.clone(),
+                subject: prepared.subject.clone(),
+                spki_sha256: prepared.spki_sha256.clone(),
+                not_before: prepared.not_before,
+                not_after: prepared.not_after,
+                tbs_der: prepared.tbs()?,
+            };
+            match self.store.record_intent(&intent) {
+                Ok(id) => break (prepared, id),
+                Err(StoreError::Conflict(_)) if attempt < 3 => attempt += 1,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        let cert = match issuer::sign(&prepared, &ca) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = self.store.abandon_intent(
+                    &prepared.serial,
+                    &e.to_string(),
+                    &approved.requester,
+                );
+                return Err(e.into());
+            }
+        };
+        self.store
+            .complete_issuance(&prepared.serial, &cert, &approved.requester)?;
+        Ok(Issued {
+            serial: prepared.serial,
+            cert_der: cert,
+            chain: self.chain(&ca.record.name)?,
+        })
+    }
+
+    /// Issues many certificates with grouped commits: intents in one transaction, completions
+    /// in another. Each request gets its own result; a refused one does not stop the others.
+    pub fn issue_batch(&self, reqs: &[IssueRequest]) -> Vec<Result<Issued>> {
+        let urls = self.urls();
+        let mut results: Vec<Option<Result<Issued>>> = (0..reqs.len()).map(|_| None).collect();
+        let mut pending = Vec::new();
+        for (i, req) in reqs.iter().enumerate() {
+            let r = (|| -> Result<_> {
+                let approved = policy::approve(&self.profiles, &self.store, req)?;
+                let ca = self.ca(&approved.profile.issuer)?;
+                let prepared = issuer::prepare_leaf(
+                    &approved,
+                    &ca,
+                    &urls,
+                    &self.config.ca.policy_oid,
+                    now(),
+                    issuer::random_serial(),
+                )?;
+                let intent = Intent {
+                    serial: prepared.serial.clone(),
+                    ca: ca.record.name.clone(),
+                    profile: approved.profile.name.clone(),
+                    publisher: Some(approved.publisher.id.clone()),
+                    requester: approved.requester.clone(),
+                    csr_der: approved.csr.der,
+                    subject: prepared.subject.clone(),
+                    spki_sha256: prepared.spki_sha256.clone(),
+                    not_before: prepared.not_before,
+                    not_after: prepared.not_after,
+                    tbs_der: prepared.tbs()?,
+                };
+                Ok((intent, prepared, ca))
+            })();
+            match r {
+                Ok(p) => pending.push((i, p)),
+                Err(e) => results[i] = Some(Err(e)),
+            }
+        }
+        let intents: Vec<Intent> = pending
+            .iter()
+            .map(|(_, (intent, _, _))| intent.clone())
+            .collect();
+        if let Err(e) = self.store.record_intents(&intents) {
+            let msg = e.to_string();
+            for (i, _) in &pending {
+                results[*i] = Some(Err(Error::Store(StoreError::Schema(msg.clone()))));
+            }
+            return results
+                .into_iter()
+                .map(|r| r.unwrap_or_else(|| Err(Error::Invalid("not processed".into()))))
+                .collect();
+        }
+        let mut signed: Vec<(usize, String, Vec<u8>, String)> = Vec::new();
+        for (i, (intent, prepared, ca)) in &pending {
+            match issuer::sign(prepared, ca) {
+                Ok(der) => signed.push((*i, prepared.serial.clone(), der, ca.record.name.clone())),
+                Err(e) => {
+                    let _ = self.store.abandon_intent(
+                        &prepared.serial,
+                        &e.to_string(),
+                        &intent.requester,
+                    );
+                    results[*i] = Some(Err(e.into()));
+                }
+            }
+        }
+        let done: Vec<(&str, &[u8])> = signed
+            .iter()
+            .map(|(_, s, d, _)| (s.as_str(), d.as_slice()))
+            .collect();
+        let requester = reqs
+            .first()
+            .map(|r| r.requester.as_str())
+            .unwrap_or("batch");
+        match self.store.complete_issuances(&done, requester) {
+            Ok(()) => {
+                let mut chains: HashMap<String, Vec<Vec<u8>>> = HashMap::new();
+                for (i, serial, der, ca) in signed {
+                    let chain = match chains.get(&ca) {
+                        Some(c) => Ok(c.clone()),
+                        None => self.chain(&ca).inspect(|c| {
+                            chains.insert(ca.clone(), c.clone());
+                        }),
+                    };
+                    results[i] = Some(chain.map(|chain| Issued {
+                        serial,
+                        cert_der: der,
+                        chain,
+                    }));
+                }
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                for (i, ..) in signed {
+                    results[i] = Some(Err(Error::Store(StoreError::Schema(msg.clone()))));
+                }
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(Error::Invalid("not processed".into()))))
+            .collect()
+    }
+
+    pub fn add_publisher(&self, p: &Publisher, actor: &str) -> Result<()> {
+        policy::identity::validate_publisher(p)?;
+        for prof in &p.profiles {
+            self.profiles.get(prof)?;
+        }
+        self.store.add_publisher(p, actor)?;
+        Ok(())
+    }
+
+    /// The subject a publisher key's CSR carries (the record's identity).
+    fn publisher_subject(p: &Publisher) -> Vec<NameAttr> {
+        let a = |k: &str, v: &str| NameAttr {
+            kind: k.into(),
+            value: v.into(),
+        };
+        let mut s = vec![a("C", &p.country)];
+        if let Some(st) = &p.state {
+            s.push(a("ST", st));
+        }
+        if let Some(l) = &p.locality {
+            s.push(a("L", l));
+        }
+        s.push(a("O", &p.org));
+        s.push(a("CN", &p.org));
+        s
+    }
+
+    /// `key create`: key pair in the key store → CSR → identity-checked issuance → certificate
+    /// held beside the key. With `profile = None` only the key and CSR are made (external CA).
+    pub fn create_key(
+        &self,
+        publisher: &str,
+        label: &str,
+        alg: KeyAlgorithm,
+        profile: Option<&str>,
+        actor: &str,
+    ) -> Result<(KeyRecord, Option<Issued>)> {
+        let p = self
+            .store
+            .get_publisher(publisher)?
+            .ok_or_else(|| policy::PolicyError::UnknownPublisher(publisher.to_string()))?;
+        if let Some(prof) = profile {
+            let prof = self.profiles.get(prof)?;
+            if !p.profiles.contains(&prof.name) {
+                return Err(policy::PolicyError::NotAuthorized(format!(
+                    "publisher '{}' may not use profile '{}'",
+                    p.id, prof.name
+                ))
+                .into());
+            }
+        }
+        crate::keys::validate_label(label)?;
+        if self.store.get_key(label)?.is_some() {
+            return Err(StoreError::Conflict(format!("key '{label}'")).into());
+        }
+        let store_name = self.config.keys.default_store.clone();
+        let ks = self.key_store(&store_name)?;
+        let signer = ks.generate(&publisher_key_label(label), alg)?;
+        let csr = issuer::make_csr(&Self::publisher_subject(&p), signer.as_ref())?;
+        let mut rec = KeyRecord {
+            label: label.to_string(),
+            publisher: p.id.clone(),
+            key_store: store_name,
+            algorithm: alg.name().to_string(),
+            uri: signer.uri(),
+            csr_der: csr.clone(),
+            cert_serial: None,
+            cert_der: None,
+            created_at: now(),
+        };
+        self.store.insert_key(&rec, actor)?;
+        let issued = match profile {
+            Some(prof) => {
+                let issued = self.issue(&IssueRequest {
+                    profile: prof.to_string(),
+                    publisher: p.id.clone(),
+                    csr,
+                    requester: actor.to_string(),
+                    device_serial: None,
+                    name: None,
+                })?;
+                self.store
+                    .set_key_certificate(label, &issued.serial, &issued.cert_der, actor)?;
+                rec.cert_serial = Some(issued.serial.clone());
+                rec.cert_der = Some(issued.cert_der.clone());
+                Some(issued)
+            }
+            None => None,
+        };
+        Ok((rec, issued))
+    }
+
+    pub fn key(&self, label: &str) -> Result<KeyRecord> {
+        self.store
+            .get_key(label)?
+            .ok_or_else(|| Error::NotFound(format!("key '{label}'")))
+    }
+
+    /// Attaches a certificate from an external CA to a publisher key, after checking it is for
+    /// that key.
+    pub fn import_key_certificate(&self, label: &str, der: &[u8], actor: &str) -> Result<String> {
+        let rec = self.key(label)?;
+        let signer = self
+            .key_store(&rec.key_store)?
+            .open(&publisher_key_label(label))?;
+        let (_, c) = X509Certificate::from_der(der)
+            .map_err(|e| Error::Invalid(format!("certificate does not parse: {e}")))?;
+        if c.public_key().raw != signer.spki_der() {
+            return Err(Error::Invalid(format!(
+                "the certificate is not for key '{label}' (public keys differ)"
+            )));
+        }
+        let serial = hex::encode(c.raw_serial());
+        self.store.set_key_certificate(label, &serial, der, actor)?;
+        Ok(serial)
+    }
+
+    fn ca_subject(&self, cn: String) -> Vec<NameAttr> {
+        vec![
+            NameAttr {
+                kind: "C".into(),
+                value: self.config.ca.country.clone(),
+            },
+            NameAttr {
+                kind: "O".into(),
+                value: self.config.ca.organization.clone(),
+            },
+            NameAttr {
+                kind: "CN".into(),
+                value: cn,
+            },
+        ]
+    }
+
+    fn record_ca(
+        &self,
+        name: &str,
+        role: CaRole,
+        parent: Option<&str>,
+        purpose: Option<CaPurpose>,
+        store: &str,
+        signer: &dyn Signer,
+        cert: Option<&[u8]>,
+        csr: Option<&[u8]>,
+        actor: &str,
+    ) -> Result<()> {
+        let facts = cert.map(cert_facts).transpose()?;
+        let rec = CaRecord {
+            name: name.to_string(),
+            role,
+            parent: parent.map(str::to_string),
+            purpose: purpose.map(|p| p.name().to_string()),
+            key_store: store.to_string(),
+            key_label: signer.label().to_string(),
+            key_algorithm: signer.algorithm().name().to_string(),
+            csr_der: csr.map(<[u8]>::to_vec),
+            cert_der: cert.map(<[u8]>::to_vec),
+            serial: facts.as_ref().map(|f| f.0.clone()),
+            subject: facts.as_ref().map(|f| f.1.clone()),
+            not_before: facts.as_ref().map(|f| f.2),
+            not_after: facts.as_ref().map(|f| f.3),
+            created_at: now(),
+        };
+        self.store.insert_ca(&rec, actor)?;
+        Ok(())
+    }
+
+    /// Creates the self-signed root.
+    pub fn create_root(&self, alg: KeyAlgorithm, actor: &str) -> Result<()> {
+        if self.store.get_ca("root")?.is_some() {
+            return Err(StoreError::Conflict("CA 'root'".into()).into());
+        }
+        let store = self.config.keys.root_store.clone();
+        let signer = self
+            .key_store(&store)?
+            .generate(&ca_key_label("root"), alg)?;
+        let spec = CaCertSpec {
+            subject: self.ca_subject(format!("{} Root CA", self.config.ca.organization)),
+            validity: Validity::Forever,
+            path_len: None,
+            responder: false,
+            eku: vec![],
+            policies: vec![],
+            crl_url: None,
+            ca_issuers_url: None,
+        };
+        let cert =
+            issuer::issue_ca_certificate(&spec, signer.spki_der(), None, signer.as_ref(), now())?;
+        self.record_ca(
+            "root",
+            CaRole::Root,
+            None,
+            None,
+            &store,
+            signer.as_ref(),
+            Some(&cert),
+            None,
+            actor,
+        )
+    }
+
+    fn issuing_spec(&self, purpose: CaPurpose, parent: &str) -> CaCertSpec {
+        let urls = self.urls();
+        CaCertSpec {
+            subject: self.ca_subject(format!(
+                "{} {}",
+                self.config.ca.organization,
+                purpose.title()
+            )),
+            validity: purpose.validity(),
+            path_len: Some(0),
+            responder: false,
+            eku: purpose.eku(),
+            policies: vec![self.config.ca.policy_oid.clone()],
+            crl_url: Some(urls.crl(parent)),
+            ca_issuers_url: Some(urls.ca_cert(parent)),
+        }
+    }
+
+    /// Creates an issuing CA under `parent` (normally `root`), and its OCSP responder.
+    /// With `csr_only`, makes the key and returns a CSR for an external root instead.
+    pub fn create_issuing(
+        &self,
+        name: &str,
+        purpose: CaPurpose,
+        parent: &str,
+        alg: KeyAlgorithm,
+        csr_only: bool,
+        actor: &str,
+    ) -> Result<Option<Vec<u8>>> {
+        crate::keys::validate_label(name)?;
+        if self.store.get_ca(name)?.is_some() {
+            return Err(StoreError::Conflict(format!("CA '{name}'")).into());
+        }
+        let store = self.config.keys.default_store.clone();
+        let spec = self.issuing_spec(purpose, parent);
+        if csr_only {
+            let signer = self.key_store(&store)?.generate(&ca_key_label(name), alg)?;
+            let csr = issuer::make_csr(&spec.subject, signer.as_ref())?;
+            self.record_ca(
+                name,
+                CaRole::Issuing,
+                None,
+                Some(purpose),
+                &store,
+                signer.as_ref(),
+                None,
+                Some(&csr),
+                actor,
+            )?;
+            return Ok(Some(csr));
+        }
+        let parent_ca = self.ca(parent)?;
+        let signer = self.key_store(&store)?.generate(&ca_key_label(name), alg)?;
+        let cert = issuer::issue_ca_certificate(
+            &spec,
+            signer.spki_der(),
+            Some(&parent_ca),
+            signer.as_ref(),
+            now(),
+        )?;
+        self.record_ca(
+            name,
+            CaRole::Issuing,
+            Some(parent),
+            Some(purpose),
+            &store,
+            signer.as_ref(),
+            Some(&cert),
+            None,
+            actor,
+        )?;
+        self.create_responder(name, alg, actor)?;
+        Ok(None)
+    }
+
+    /// Creates (or replaces nothing: fails if present) the delegated OCSP responder of a CA.
+    pub fn create_responder(&self, ca_name: &str, alg: KeyAlgorithm, actor: &str) -> Result<()> {
+        let ca = self.ca(ca_name)?;
+        let name = format!("{ca_name}-ocsp");
+        let store = self.config.keys.default_store.clone();
+        let signer = self
+            .key_store(&store)?
+            .generate(&ca_key_label(&name), alg)?;
+        let spec = CaCertSpec {
+            subject: self.ca_subject(format!(
+                "{} OCSP Responder for {ca_name}",
+                self.config.ca.organization
+            )),
+            validity: Validity::Days(90),
+            path_len: None,
+            responder: true,
+            eku: vec![],
+            policies: vec![],
+            crl_url: None,
+            ca_issuers_url: None,
+        };
+        let cert = issuer::issue_ca_certificate(
+            &spec,
+            signer.spki_der(),
+            Some(&ca),
+            signer.as_ref(),
+            now(),
+        )?;
+        self.record_ca(
+            &name,
+            CaRole::Ocsp,
+            Some(ca_name),
+            None,
+            &store,
+            signer.as_ref(),
+            Some(&cert),
+            None,
+            actor,
+        )
+    }
+
+    /// Imports the certificate an external root issued for a CA made with `csr_only`.
+    pub fn import_ca_certificate(
+        &self,
+        name: &str,
+        der: &[u8],
+        parent: Option<&str>,
+        actor: &str,
+    ) -> Result<()> {
+        let mut rec = self
+            .store
+            .get_ca(name)?
+            .ok_or_else(|| Error::NotFound(format!("CA '{name}'")))?;
+        if rec.cert_der.is_some() {
+            return Err(StoreError::Conflict(format!("a certificate for CA '{name}'")).into());
+        }
+        let signer = self.key_store(&rec.key_store)?.open(&rec.key_label)?;
+        let (_, c) = X509Certificate::from_der(der)
+            .map_err(|e| Error::Invalid(format!("certificate does not parse: {e}")))?;
+        if c.public_key().raw != signer.spki_der() {
+            return Err(Error::Invalid(format!(
+                "the certificate is not for CA '{name}' key (public keys differ)"
+            )));
+        }
+        match c.basic_constraints() {
+            Ok(Some(bc)) if bc.value.ca => {}
+            _ => {
+                return Err(Error::Invalid(
+                    "the certificate is not a CA certificate (basicConstraints CA:TRUE)".into(),
+                ))
+            }
+        }
+        let (serial, subject, nb, na) = cert_facts(der)?;
+        rec.cert_der = Some(der.to_vec());
+        rec.serial = Some(serial);
+        rec.subject = Some(subject);
+        rec.not_before = Some(nb);
+        rec.not_after = Some(na);
+        rec.parent = parent.map(str::to_string);
+        self.store.set_ca_certificate(&rec, actor)?;
+        let alg = signer.algorithm();
+        self.create_responder(name, alg, actor)
+    }
+
+    /// Signs an issuing-CA CSR with this config's root (the offline-root ceremony).
+    pub fn sign_issuing_csr(
+        &self,
+        csr_input: &[u8],
+        purpose: CaPurpose,
+        actor: &str,
+    ) -> Result<Vec<u8>> {
+        let der = policy::csr::decode(csr_input)?;
+        let verified = policy::csr::verify(&der)?;
+        let root = self.ca("root")?;
+        let spec = CaCertSpec {
+            subject: verified.subject.clone(),
+            ..self.issuing_spec(purpose, "root")
+        };
+        let cert = issuer::issue_ca_certificate(
+            &spec,
+            &verified.spki_der,
+            Some(&root),
+            root.signer.as_ref(),
+            now(),
+        )?;
+        let (serial, subject, ..) = cert_facts(&cert)?;
+        self.store
+            .audit("ca.signed_subordinate", &serial, Some(&subject), actor)?;
+        Ok(cert)
+    }
+
+    /// Health checks: database integrity, key store reachable, CA keys and expiry.
+    pub fn doctor(&self) -> Vec<Check> {
+        let mut out = Vec::new();
+        match self.store.integrity_check() {
+            Ok(p) if p.is_empty() => out.push(Check {
+                name: "database".into(),
+                ok: true,
+                detail: format!("{} integrity ok", self.config.database_path().display()),
+            }),
+            Ok(p) => out.push(Check {
+                name: "database".into(),
+                ok: false,
+                detail: p.join("; "),
+            }),
+            Err(e) => out.push(Check {
+                name: "database".into(),
+                ok: false,
+                detail: e.to_string(),
+            }),
+        }
+        for name in self.config.key_stores.keys() {
+            let r = self
+                .key_store(name)
+                .and_then(|ks| ks.check().map_err(Error::from));
+            out.push(Check {
+                name: format!("key store {name}"),
+                ok: r.is_ok(),
+                detail: r.unwrap_or_else(|e| e.to_string()),
+            });
+        }
+        match self.store.list_cas() {
+            Ok(cas) => {
+                let t = now();
+                for ca in cas {
+                    let (ok, detail) = match (ca.cert_der.as_ref(), ca.not_after) {
+                        (None, _) => (
+                            false,
+                            "no certificate yet (waiting for `ca import`)".to_string(),
+                        ),
+                        (Some(_), Some(na)) if na <= t => (false, "expired".to_string()),
+                        (Some(_), Some(na)) => {
+                            let days = (na - t) / 86_400;
+                            let key = self
+                                .ca(&ca.name)
+                                .map(|_| "key ok".to_string())
+                                .unwrap_or_else(|e| format!("key: {e}"));
+                            let soon = days < 30;
+                            (!soon && key == "key ok", format!("{days} days left, {key}"))
+                        }
+                        _ => (false, "no notAfter recorded".to_string()),
+                    };
+                    out.push(Check {
+                        name: format!("CA {}", ca.name),
+                        ok,
+                        detail,
+                    });
+                }
+            }
+            Err(e) => out.push(Check {
+                name: "CAs".into(),
+                ok: false,
+                detail: e.to_string(),
+            }),
+        }
+        out
+    }
+}

@@ -1,0 +1,215 @@
+//! `hallmark init`: a directory with a config, the profiles, a database and the CA hierarchy.
+//!
+//! The hierarchy: a root, three issuing CAs (code signing, timestamping, devices; pathlen 0;
+//! code signing and timestamping never in one CA) and a delegated OCSP responder for each.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::{
+    CaSection, Config, DatabaseSection, KeyStoreConfig, KeysSection, ProfilesSection, ServerSection,
+};
+use crate::engine::{CaPurpose, Hallmark};
+use crate::error::{Error, Result};
+use crate::keys::KeyAlgorithm;
+use crate::store::Store;
+
+/// The profiles shipped with hallmark, written into a new directory by `init`.
+pub const DEFAULT_PROFILES: &[(&str, &str)] = &[
+    (
+        "code-signing.toml",
+        include_str!("../ca-profiles/code-signing.toml"),
+    ),
+    (
+        "firmware-signing.toml",
+        include_str!("../ca-profiles/firmware-signing.toml"),
+    ),
+    (
+        "timestamping.toml",
+        include_str!("../ca-profiles/timestamping.toml"),
+    ),
+    (
+        "iot-device.toml",
+        include_str!("../ca-profiles/iot-device.toml"),
+    ),
+    ("station.toml", include_str!("../ca-profiles/station.toml")),
+];
+
+/// Where `init` puts keys.
+#[derive(Debug, Clone)]
+pub enum KeysChoice {
+    /// Encrypted files in DIR/keys. Without `passphrase_env`, a random passphrase is written to
+    /// DIR/keys/passphrase (mode 0600): fine for a demo, not for production.
+    Soft { passphrase_env: Option<String> },
+    Pkcs11 {
+        module: PathBuf,
+        token_label: String,
+        pin_env: Option<String>,
+        pin_file: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    pub dir: PathBuf,
+    pub keys: KeysChoice,
+    pub organization: String,
+    pub country: String,
+    pub listen: String,
+    pub public_url: Option<String>,
+    pub policy_oid: Option<String>,
+    pub root_algorithm: KeyAlgorithm,
+    pub ca_algorithm: KeyAlgorithm,
+}
+
+impl InitOptions {
+    pub fn new(dir: impl Into<PathBuf>, keys: KeysChoice) -> InitOptions {
+        InitOptions {
+            dir: dir.into(),
+            keys,
+            organization: "Hallmark Demo".into(),
+            country: "US".into(),
+            listen: "127.0.0.1:8080".into(),
+            public_url: None,
+            policy_oid: None,
+            root_algorithm: KeyAlgorithm::P384,
+            ca_algorithm: KeyAlgorithm::P256,
+        }
+    }
+}
+
+fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    let mut f = o.open(path)?;
+    f.write_all(data)?;
+    f.sync_all()
+}
+
+/// A random policy OID under the documentation enterprise number 32473 (RFC 5612), unique enough
+/// to tell demo CAs apart. Production CAs pass their own (`--policy-oid`, under their enterprise
+/// number). Not 2.25.UUID: its 128-bit arc breaks pkilint and older Windows.
+fn random_policy_oid() -> String {
+    use rand::Rng;
+    let mut r = rand::rngs::OsRng;
+    let arcs: Vec<String> = (0..2)
+        .map(|_| r.gen_range(1..(1u32 << 28)).to_string())
+        .collect();
+    format!("1.3.6.1.4.1.32473.1.{}", arcs.join("."))
+}
+
+/// Runs `init`; returns the config path. Refuses a directory that already has a config.
+pub fn init(opts: &InitOptions) -> Result<PathBuf> {
+    let io = |what: &str, e: std::io::Error| Error::Io(format!("{what}: {e}"));
+    let config_path = opts.dir.join("hallmark.toml");
+    if config_path.exists() {
+        return Err(Error::Invalid(format!(
+            "{} already exists: init never overwrites a CA",
+            config_path.display()
+        )));
+    }
+    if opts.dir.join("hallmark.db").exists() {
+        return Err(Error::Invalid(format!(
+            "{} holds a database from an unfinished init; remove the directory to start over",
+            opts.dir.display()
+        )));
+    }
+    std::fs::create_dir_all(&opts.dir).map_err(|e| io(&opts.dir.display().to_string(), e))?;
+    let profiles_dir = opts.dir.join("ca-profiles");
+    std::fs::create_dir_all(&profiles_dir).map_err(|e| io("ca-profiles", e))?;
+    for (name, text) in DEFAULT_PROFILES {
+        let p = profiles_dir.join(name);
+        if !p.exists() {
+            std::fs::write(&p, text).map_err(|e| io(name, e))?;
+        }
+    }
+    let store_cfg = match &opts.keys {
+        KeysChoice::Soft { passphrase_env } => {
+            let keys_dir = opts.dir.join("keys");
+            std::fs::create_dir_all(&keys_dir).map_err(|e| io("keys", e))?;
+            match passphrase_env {
+                Some(v) => KeyStoreConfig::Soft {
+                    dir: "keys".into(),
+                    passphrase_env: Some(v.clone()),
+                    passphrase_file: None,
+                },
+                None => {
+                    let mut b = [0u8; 32];
+                    rand::Rng::fill(&mut rand::rngs::OsRng, &mut b);
+                    write_private(&keys_dir.join("passphrase"), hex::encode(b).as_bytes())
+                        .map_err(|e| io("keys/passphrase", e))?;
+                    KeyStoreConfig::Soft {
+                        dir: "keys".into(),
+                        passphrase_env: None,
+                        passphrase_file: Some("keys/passphrase".into()),
+                    }
+                }
+            }
+        }
+        KeysChoice::Pkcs11 {
+            module,
+            token_label,
+            pin_env,
+            pin_file,
+        } => KeyStoreConfig::Pkcs11 {
+            module: module.clone(),
+            token_label: token_label.clone(),
+            pin_env: pin_env.clone(),
+            pin_file: pin_file.clone(),
+        },
+    };
+    let store_name = match opts.keys {
+        KeysChoice::Soft { .. } => "soft",
+        KeysChoice::Pkcs11 { .. } => "hsm",
+    };
+    let mut config = Config {
+        ca: CaSection {
+            organization: opts.organization.clone(),
+            country: opts.country.clone(),
+            policy_oid: opts.policy_oid.clone().unwrap_or_else(random_policy_oid),
+        },
+        database: DatabaseSection {
+            path: "hallmark.db".into(),
+        },
+        profiles: ProfilesSection {
+            dir: "ca-profiles".into(),
+        },
+        server: ServerSection {
+            listen: opts.listen.clone(),
+            public_url: opts
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", opts.listen)),
+        },
+        keys: KeysSection {
+            default_store: store_name.into(),
+            root_store: store_name.into(),
+        },
+        key_stores: [(store_name.to_string(), store_cfg)].into_iter().collect(),
+        base_dir: opts.dir.clone(),
+        path: config_path.clone(),
+    };
+    config.validate().map_err(Error::Invalid)?;
+    let text = config.to_toml().map_err(Error::Invalid)?;
+    Store::open(&config.database_path())?;
+    config.base_dir = opts.dir.clone();
+    let hm = Hallmark::with_config(config)?;
+    let actor = "init";
+    hm.create_root(opts.root_algorithm, actor)?;
+    for (name, purpose) in [
+        ("code-signing-ca", CaPurpose::CodeSigning),
+        ("timestamping-ca", CaPurpose::Timestamping),
+        ("device-ca", CaPurpose::Devices),
+    ] {
+        hm.create_issuing(name, purpose, "root", opts.ca_algorithm, false, actor)?;
+    }
+    // The config is written last: a directory with a config is a finished CA.
+    let header = "# hallmark configuration, written by `hallmark init`. Paths are relative to this file.\n# Secrets are never here: the key store names the environment variable or file holding them.\n\n";
+    std::fs::write(&config_path, format!("{header}{text}")).map_err(|e| io("hallmark.toml", e))?;
+    Ok(config_path)
+}

@@ -1,0 +1,445 @@
+//! The CA: builds certificates from what policy approved, lints them, and signs.
+//!
+//! Issuance is two-phase (Boulder's `issuance`): [`prepare_leaf`] lays out the to-be-signed
+//! certificate and lints it; the caller records that intent; only then [`sign`] asks the key
+//! store to sign exactly those bytes. The issuer never decides policy: it re-checks the few
+//! facts it relies on (the profile belongs to this CA, the key is the CSR's) and nothing else.
+
+pub mod extensions;
+pub mod lint;
+
+use std::sync::Arc;
+
+use ::time::OffsetDateTime;
+use rcgen::{DistinguishedName, DnType, DnValue, SerialNumber};
+use x509_parser::prelude::*;
+
+use crate::der::{resign, split_signed};
+use crate::keys::{subject_public_key_bits, KeyError, SignatureScheme, Signer, TemplateKey};
+use crate::policy::{Approved, NameAttr};
+use crate::profile::{Validity, CA_POLICY};
+use crate::store::CaRecord;
+use extensions as ext;
+
+/// Errors from the CA.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IssueError {
+    #[error("the lint refused the certificate: {}", .0.join("; "))]
+    Lint(Vec<String>),
+    #[error("CA '{0}' has no certificate yet (import it with `hallmark ca import`)")]
+    NoCertificate(String),
+    #[error("CA '{ca}' cannot issue for profile '{profile}' (the profile names '{wanted}')")]
+    WrongCa {
+        ca: String,
+        profile: String,
+        wanted: String,
+    },
+    #[error("CA '{0}' has expired")]
+    Expired(String),
+    #[error("certificate encoding: {0}")]
+    Encoding(String),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+}
+
+impl From<rcgen::Error> for IssueError {
+    fn from(e: rcgen::Error) -> Self {
+        IssueError::Encoding(e.to_string())
+    }
+}
+
+impl From<crate::der::ResignError> for IssueError {
+    fn from(e: crate::der::ResignError) -> Self {
+        match e {
+            crate::der::ResignError::Key(k) => IssueError::Key(k),
+            crate::der::ResignError::Der(d) => IssueError::Encoding(d.to_string()),
+        }
+    }
+}
+
+/// Where certificates point relying parties: CRLs, CA certificates and OCSP.
+#[derive(Debug, Clone)]
+pub struct Urls {
+    pub public_base: String,
+}
+
+impl Urls {
+    pub fn crl(&self, ca: &str) -> String {
+        format!("{}/crl/{ca}.crl", self.public_base.trim_end_matches('/'))
+    }
+    pub fn ca_cert(&self, ca: &str) -> String {
+        format!("{}/ca/{ca}.crt", self.public_base.trim_end_matches('/'))
+    }
+    pub fn ocsp(&self) -> String {
+        format!("{}/ocsp", self.public_base.trim_end_matches('/'))
+    }
+}
+
+/// A CA ready to sign: its record, certificate facts and key.
+pub struct CaHandle {
+    pub record: CaRecord,
+    pub cert_der: Vec<u8>,
+    pub signer: Arc<dyn Signer>,
+    pub scheme: SignatureScheme,
+    pub subject_raw: Vec<u8>,
+    pub ski: Vec<u8>,
+    pub not_after: i64,
+    rcgen_issuer: rcgen::Issuer<'static, TemplateKey>,
+}
+
+impl std::fmt::Debug for CaHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CaHandle")
+            .field("name", &self.record.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CaHandle {
+    pub fn new(record: CaRecord, signer: Arc<dyn Signer>) -> Result<CaHandle, IssueError> {
+        let cert_der = record
+            .cert_der
+            .clone()
+            .ok_or_else(|| IssueError::NoCertificate(record.name.clone()))?;
+        let (_, cert) = X509Certificate::from_der(&cert_der)
+            .map_err(|e| IssueError::Encoding(format!("CA '{}' certificate: {e}", record.name)))?;
+        if cert.public_key().raw != signer.spki_der() {
+            return Err(IssueError::Encoding(format!(
+                "CA '{}': the certificate's public key is not the key '{}' in the key store",
+                record.name,
+                signer.label()
+            )));
+        }
+        let ski = match cert
+            .get_extension_unique(&x509_parser::oid_registry::OID_X509_EXT_SUBJECT_KEY_IDENTIFIER)
+        {
+            Ok(Some(e)) => match e.parsed_extension() {
+                ParsedExtension::SubjectKeyIdentifier(k) => k.0.to_vec(),
+                _ => ext::key_id(&subject_public_key_bits(signer.spki_der())?),
+            },
+            _ => ext::key_id(&subject_public_key_bits(signer.spki_der())?),
+        };
+        let scheme = signer.algorithm().default_scheme();
+        let template_key = TemplateKey::new(signer.spki_der(), scheme)?;
+        let rcgen_issuer = rcgen::Issuer::from_ca_cert_der(&cert_der.clone().into(), template_key)?;
+        Ok(CaHandle {
+            subject_raw: cert.subject().as_raw().to_vec(),
+            not_after: cert.validity().not_after.timestamp(),
+            ski,
+            scheme,
+            cert_der,
+            signer,
+            record,
+            rcgen_issuer,
+        })
+    }
+}
+
+/// A certificate laid out and linted, waiting to be recorded and signed.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub serial: String,
+    pub template: Vec<u8>,
+    pub subject: String,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub spki_sha256: String,
+}
+
+impl Prepared {
+    pub fn tbs(&self) -> Result<Vec<u8>, IssueError> {
+        Ok(split_signed(&self.template)
+            .map_err(|e| IssueError::Encoding(e.to_string()))?
+            .tbs
+            .to_vec())
+    }
+}
+
+/// 16 random bytes from the OS CSPRNG, top bit cleared (positive) and never a zero first byte.
+pub fn random_serial() -> [u8; 16] {
+    let mut b = [0u8; 16];
+    rand::Rng::fill(&mut rand::rngs::OsRng, &mut b);
+    b[0] &= 0x7f;
+    if b[0] == 0 {
+        b[0] = 1;
+    }
+    b
+}
+
+/// The subject as rcgen writes it: C and serialNumber as PrintableString, the rest UTF8String.
+pub fn distinguished_name(attrs: &[NameAttr]) -> Result<DistinguishedName, IssueError> {
+    let mut dn = DistinguishedName::new();
+    for a in attrs {
+        let (t, printable) = match a.kind.as_str() {
+            "C" => (DnType::CountryName, true),
+            "ST" => (DnType::StateOrProvinceName, false),
+            "L" => (DnType::LocalityName, false),
+            "O" => (DnType::OrganizationName, false),
+            "OU" => (DnType::OrganizationalUnitName, false),
+            "CN" => (DnType::CommonName, false),
+            "serialNumber" => (DnType::CustomDnType(vec![2, 5, 4, 5]), true),
+            other => {
+                return Err(IssueError::Encoding(format!(
+                    "subject attribute {other} is not supported"
+                )))
+            }
+        };
+        let v = if printable {
+            DnValue::PrintableString(a.value.as_str().try_into().map_err(|_| {
+                IssueError::Encoding(format!("{}='{}' is not a PrintableString", a.kind, a.value))
+            })?)
+        } else {
+            DnValue::Utf8String(a.value.clone())
+        };
+        dn.push(t, v);
+    }
+    Ok(dn)
+}
+
+pub fn subject_string(attrs: &[NameAttr]) -> String {
+    attrs
+        .iter()
+        .map(|a| format!("{}={}", a.kind, a.value.replace(',', "\\,")))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn to_time(unix: i64) -> Result<OffsetDateTime, IssueError> {
+    OffsetDateTime::from_unix_timestamp(unix).map_err(|e| IssueError::Encoding(e.to_string()))
+}
+
+const FOREVER: OffsetDateTime = ::time::macros::datetime!(9999-12-31 23:59:59 UTC);
+
+/// The subject's public key as rcgen wants it (algorithm from the SPKI).
+fn subject_key(spki_der: &[u8]) -> Result<rcgen::SubjectPublicKeyInfo, IssueError> {
+    rcgen::SubjectPublicKeyInfo::from_der(spki_der)
+        .map_err(|e| IssueError::Encoding(format!("subject public key: {e}")))
+}
+
+/// Lays out and lints an end-entity certificate for an approved request.
+pub fn prepare_leaf(
+    approved: &Approved,
+    ca: &CaHandle,
+    urls: &Urls,
+    policy_oid: &str,
+    now: i64,
+    serial: [u8; 16],
+) -> Result<Prepared, IssueError> {
+    let p = &approved.profile;
+    if p.issuer != ca.record.name {
+        return Err(IssueError::WrongCa {
+            ca: ca.record.name.clone(),
+            profile: p.name.clone(),
+            wanted: p.issuer.clone(),
+        });
+    }
+    if ca.not_after <= now {
+        return Err(IssueError::Expired(ca.record.name.clone()));
+    }
+    let mut params = rcgen::CertificateParams::default();
+    params.serial_number = Some(SerialNumber::from_slice(&serial));
+    params.distinguished_name = distinguished_name(&approved.subject)?;
+    params.is_ca = rcgen::IsCa::NoCa;
+    params.use_authority_key_identifier_extension = false;
+    let not_before = now - i64::from(p.backdate_seconds);
+    params.not_before = to_time(not_before)?;
+    params.not_after = match p.validity {
+        Validity::Days(d) => to_time((now + i64::from(d) * 86_400).min(ca.not_after))?,
+        Validity::Forever => FOREVER,
+    };
+    let spki = &approved.csr.spki_der;
+    let bits = subject_public_key_bits(spki)?;
+    let mut exts = vec![
+        ext::basic_constraints(false, None),
+        ext::key_usage(&p.key_usage.iter().map(|k| k.bit()).collect::<Vec<_>>()),
+    ];
+    if !p.eku.is_empty() {
+        let oids: Vec<&str> = p.eku.iter().map(|e| e.oid()).collect();
+        exts.push(ext::ext_key_usage(&oids, p.eku_critical));
+    }
+    exts.push(ext::subject_key_id(&ext::key_id(&bits)));
+    exts.push(ext::authority_key_id(&ca.ski));
+    if !approved.sans.is_empty() {
+        exts.push(ext::subject_alt_name(&approved.sans));
+    }
+    if !p.policies.is_empty() {
+        let oids: Vec<String> = p
+            .policies
+            .iter()
+            .map(|o| {
+                if o == CA_POLICY {
+                    policy_oid.to_string()
+                } else {
+                    o.clone()
+                }
+            })
+            .collect();
+        exts.push(ext::certificate_policies(&oids));
+    }
+    if p.crl_distribution_point {
+        exts.push(ext::crl_distribution_point(&urls.crl(&ca.record.name)));
+    }
+    if p.authority_info_access {
+        exts.push(ext::authority_info_access(
+            Some(&urls.ocsp()),
+            Some(&urls.ca_cert(&ca.record.name)),
+        ));
+    }
+    if p.ocsp_no_check {
+        exts.push(ext::ocsp_nocheck());
+    }
+    params.custom_extensions = exts.into_iter().map(ext::Ext::into_rcgen).collect();
+
+    let template = params.signed_by(&subject_key(spki)?, &ca.rcgen_issuer)?;
+    let template = template.der().to_vec();
+    let findings = lint::lint(
+        &template,
+        &lint::LintContext {
+            issuer_subject: &ca.subject_raw,
+            issuer_not_after: Some(ca.not_after),
+            profile: Some(p),
+        },
+    );
+    if !findings.is_empty() {
+        return Err(IssueError::Lint(findings));
+    }
+    use sha2::Digest;
+    Ok(Prepared {
+        serial: hex::encode(serial),
+        subject: subject_string(&approved.subject),
+        not_before,
+        not_after: params.not_after.unix_timestamp(),
+        spki_sha256: hex::encode(sha2::Sha256::digest(spki)),
+        template,
+    })
+}
+
+/// Phase two: signs a recorded template with the CA's key.
+pub fn sign(prepared: &Prepared, ca: &CaHandle) -> Result<Vec<u8>, IssueError> {
+    Ok(resign(&prepared.template, ca.signer.as_ref(), ca.scheme)?)
+}
+
+/// What kind of CA certificate to make.
+#[derive(Debug, Clone)]
+pub struct CaCertSpec {
+    pub subject: Vec<NameAttr>,
+    pub validity: Validity,
+    /// `None` for a root (no path length), `Some(0)` for issuing CAs. Ignored for responders.
+    pub path_len: Option<u8>,
+    /// An OCSP responder certificate (EKU OCSPSigning, id-pkix-ocsp-nocheck) instead of a CA.
+    pub responder: bool,
+    pub eku: Vec<&'static str>,
+    pub policies: Vec<String>,
+    /// CRL distribution point and caIssuers URLs (of the *issuer*), for subordinate certificates.
+    pub crl_url: Option<String>,
+    pub ca_issuers_url: Option<String>,
+}
+
+/// Builds, lints and signs a CA or responder certificate for the key `subject_spki`.
+/// With `issuer == None` it is self-signed by `self_signer` (a root).
+pub fn issue_ca_certificate(
+    spec: &CaCertSpec,
+    subject_spki: &[u8],
+    issuer: Option<&CaHandle>,
+    self_signer: &dyn Signer,
+    now: i64,
+) -> Result<Vec<u8>, IssueError> {
+    let mut params = rcgen::CertificateParams::default();
+    params.serial_number = Some(SerialNumber::from_slice(&random_serial()));
+    params.distinguished_name = distinguished_name(&spec.subject)?;
+    params.is_ca = rcgen::IsCa::NoCa;
+    params.use_authority_key_identifier_extension = false;
+    params.not_before = to_time(now)?;
+    let limit = issuer.map(|i| i.not_after);
+    params.not_after = match spec.validity {
+        Validity::Days(d) => {
+            let t = now + i64::from(d) * 86_400;
+            to_time(limit.map_or(t, |l| t.min(l)))?
+        }
+        Validity::Forever => FOREVER,
+    };
+    let bits = subject_public_key_bits(subject_spki)?;
+    let ski = ext::key_id(&bits);
+    let aki = issuer.map_or(ski.clone(), |i| i.ski.clone());
+    let mut exts = Vec::new();
+    if spec.responder {
+        exts.push(ext::basic_constraints(false, None));
+        exts.push(ext::key_usage(&[0]));
+        exts.push(ext::ext_key_usage(&["1.3.6.1.5.5.7.3.9"], false));
+        exts.push(ext::ocsp_nocheck());
+    } else {
+        exts.push(ext::basic_constraints(true, spec.path_len));
+        exts.push(ext::key_usage(&[5, 6]));
+        if !spec.eku.is_empty() {
+            exts.push(ext::ext_key_usage(&spec.eku, false));
+        }
+    }
+    exts.push(ext::subject_key_id(&ski));
+    exts.push(ext::authority_key_id(&aki));
+    if !spec.policies.is_empty() {
+        exts.push(ext::certificate_policies(&spec.policies));
+    }
+    if let Some(u) = &spec.crl_url {
+        exts.push(ext::crl_distribution_point(u));
+    }
+    if let Some(u) = &spec.ca_issuers_url {
+        exts.push(ext::authority_info_access(None, Some(u)));
+    }
+    params.custom_extensions = exts.into_iter().map(ext::Ext::into_rcgen).collect();
+
+    let (template, scheme, signer, issuer_subject): (
+        Vec<u8>,
+        SignatureScheme,
+        &dyn Signer,
+        Vec<u8>,
+    ) = match issuer {
+        Some(i) => {
+            let t = params.signed_by(&subject_key(subject_spki)?, &i.rcgen_issuer)?;
+            (
+                t.der().to_vec(),
+                i.scheme,
+                i.signer.as_ref(),
+                i.subject_raw.clone(),
+            )
+        }
+        None => {
+            let key = TemplateKey::for_signer(self_signer)?;
+            let t = params.self_signed(&key)?.der().to_vec();
+            let subject = X509Certificate::from_der(&t)
+                .map(|(_, c)| c.subject().as_raw().to_vec())
+                .map_err(|e| IssueError::Encoding(e.to_string()))?;
+            (
+                t,
+                self_signer.algorithm().default_scheme(),
+                self_signer,
+                subject,
+            )
+        }
+    };
+    let findings = lint::lint(
+        &template,
+        &lint::LintContext {
+            issuer_subject: &issuer_subject,
+            issuer_not_after: limit,
+            profile: None,
+        },
+    );
+    if !findings.is_empty() {
+        return Err(IssueError::Lint(findings));
+    }
+    Ok(resign(&template, signer, scheme)?)
+}
+
+/// Makes a PKCS#10 CSR for a key in a key store (publisher keys, issuing CAs for an external root).
+pub fn make_csr(subject: &[NameAttr], signer: &dyn Signer) -> Result<Vec<u8>, IssueError> {
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name = distinguished_name(subject)?;
+    let key = TemplateKey::for_signer(signer)?;
+    let template = params.serialize_request(&key)?;
+    Ok(resign(
+        template.der(),
+        signer,
+        signer.algorithm().default_scheme(),
+    )?)
+}

@@ -1,0 +1,158 @@
+//! The key store: one signer trait in front of an HSM (PKCS#11) or software keys.
+//!
+//! Keys are generated *inside* a store and never leave it; the rest of hallmark only ever holds a
+//! [`Signer`] handle, which can say what its public key is and sign. The shape follows rcgen's
+//! `PublicKeyData`/`SigningKey` pair and step-ca's key manager: a backend implements a handful of
+//! calls and nothing else.
+
+pub mod algorithm;
+pub mod pkcs11;
+pub mod soft;
+mod spki;
+
+use std::fmt;
+use std::sync::Arc;
+
+pub use algorithm::{HashAlg, KeyAlgorithm, SignatureScheme};
+pub use spki::{ecdsa_raw_to_der, subject_public_key_bits};
+
+/// Errors from a key store. A backend maps its own failures onto these kinds.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    #[error("key '{0}' was not found in the key store")]
+    NotFound(String),
+    #[error("key '{0}' already exists in the key store")]
+    AlreadyExists(String),
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("key store secret (PIN or passphrase): {0}")]
+    Secret(String),
+    #[error("PKCS#11: {0}")]
+    Pkcs11(String),
+    #[error("key file {path}: {detail}")]
+    File { path: String, detail: String },
+    #[error("signing failed: {0}")]
+    Crypto(String),
+}
+
+/// Where a key's protection attributes stand (read back from the store).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyProtection {
+    pub sensitive: bool,
+    pub extractable: bool,
+    pub always_sensitive: bool,
+    pub never_extractable: bool,
+}
+
+/// A handle on a private key that lives in a key store.
+pub trait Signer: Send + Sync + fmt::Debug {
+    /// The label the key has in its store.
+    fn label(&self) -> &str;
+    fn algorithm(&self) -> KeyAlgorithm;
+    /// DER SubjectPublicKeyInfo of the key.
+    fn spki_der(&self) -> &[u8];
+    /// Signs `msg` (the whole message: the signer hashes) and returns the signature in the
+    /// encoding X.509, CMS and OCSP carry: DER `Ecdsa-Sig-Value` for ECDSA, raw for RSA and Ed25519.
+    fn sign(&self, scheme: SignatureScheme, msg: &[u8]) -> Result<Vec<u8>, KeyError>;
+    /// A stable URI naming the key (RFC 7512 `pkcs11:` for HSM keys).
+    fn uri(&self) -> String;
+}
+
+/// A place where keys are generated and used.
+pub trait KeyStore: Send + Sync {
+    /// "pkcs11" or "soft".
+    fn kind(&self) -> &'static str;
+    /// Generates a new key pair inside the store. Fails with `AlreadyExists` if the label is taken.
+    fn generate(&self, label: &str, alg: KeyAlgorithm) -> Result<Arc<dyn Signer>, KeyError>;
+    /// Opens an existing key.
+    fn open(&self, label: &str) -> Result<Arc<dyn Signer>, KeyError>;
+    /// Reads back how the private key is protected.
+    fn protection(&self, label: &str) -> Result<KeyProtection, KeyError>;
+    /// Checks that the store is reachable and logged in; returns a one-line description.
+    fn check(&self) -> Result<String, KeyError>;
+}
+
+/// Where a store's secret (HSM PIN, soft-key passphrase) comes from: never argv, never the config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    Env(String),
+    File(std::path::PathBuf),
+}
+
+impl SecretSource {
+    pub fn read(&self) -> Result<zeroize::Zeroizing<String>, KeyError> {
+        match self {
+            SecretSource::Env(var) => {
+                std::env::var(var)
+                    .map(zeroize::Zeroizing::new)
+                    .map_err(|_| {
+                        KeyError::Secret(format!(
+                            "environment variable {var} is not set (or not UTF-8)"
+                        ))
+                    })
+            }
+            SecretSource::File(path) => std::fs::read_to_string(path)
+                .map(|s| zeroize::Zeroizing::new(s.trim_end_matches(['\r', '\n']).to_string()))
+                .map_err(|e| KeyError::Secret(format!("cannot read {}: {e}", path.display()))),
+        }
+    }
+}
+
+/// Checks a key label: labels become file names and PKCS#11 attributes, so keep them plain.
+pub fn validate_label(label: &str) -> Result<(), KeyError> {
+    let ok = !label.is_empty()
+        && label.len() <= 64
+        && label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        && !label.starts_with('.');
+    if ok {
+        Ok(())
+    } else {
+        Err(KeyError::Unsupported(format!(
+            "invalid key label '{label}': use 1-64 characters from A-Z a-z 0-9 - _ ."
+        )))
+    }
+}
+
+/// The public half of a [`Signer`] as rcgen sees it. Its `sign` returns an empty signature on
+/// purpose: rcgen only lays out the to-be-signed structure; [`crate::der::resign`] then signs
+/// those exact bytes with the real key, after policy, lint and the record (two-phase issuance).
+pub struct TemplateKey {
+    bits: Vec<u8>,
+    alg: &'static rcgen::SignatureAlgorithm,
+}
+
+impl TemplateKey {
+    /// A template for `spki_der` that writes `scheme` as the signature algorithm.
+    pub fn new(spki_der: &[u8], scheme: SignatureScheme) -> Result<Self, KeyError> {
+        let alg = scheme.rcgen_algorithm().ok_or_else(|| {
+            KeyError::Unsupported(format!("{scheme:?} cannot sign certificates here"))
+        })?;
+        Ok(TemplateKey {
+            bits: subject_public_key_bits(spki_der)?,
+            alg,
+        })
+    }
+
+    /// The template for a signer, with its default scheme.
+    pub fn for_signer(signer: &dyn Signer) -> Result<Self, KeyError> {
+        Self::new(signer.spki_der(), signer.algorithm().default_scheme())
+    }
+}
+
+impl rcgen::PublicKeyData for TemplateKey {
+    fn der_bytes(&self) -> &[u8] {
+        &self.bits
+    }
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        self.alg
+    }
+}
+
+impl rcgen::SigningKey for TemplateKey {
+    fn sign(&self, _msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
+        Ok(Vec::new())
+    }
+}

@@ -1,0 +1,17 @@
+//! hallmark: a private certificate authority and signing service for code signing and IoT
+//! manufacturing. The flow follows the folders: `http`/`cli` (edges) → `policy` (the RA) →
+//! `issuer` (the CA) → `store` (records); keys live behind `keys`.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod config;
+pub mod der;
+pub mod engine;
+pub mod error;
+pub mod http;
+pub mod init;
+pub mod issuer;
+pub mod keys;
+pub mod policy;
+pub mod profile;
+pub mod store;

@@ -1,0 +1,198 @@
+//! The registration authority: decides *whether* and *what* to issue, never signs.
+//!
+//! `approve` checks, in this order: the profile exists, the publisher exists and may use it,
+//! approvals, the CSR (format, proof of possession, key quality), the key against the profile,
+//! the subject against the publisher's *verified* record, and requested extensions. Its output,
+//! [`Approved`], is the only thing the issuer accepts.
+
+pub mod csr;
+pub mod identity;
+
+use crate::profile::{ExtensionAction, Profile, ProfileError, Profiles, SanKind};
+use crate::store::{Publisher, Store, StoreError};
+pub use csr::{NameAttr, RequestedExtension, SanEntry, SubjectKey, VerifiedCsr};
+
+/// Why a request was refused. A closed list, mapped to problem types at the HTTP edge.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolicyError {
+    #[error("bad CSR: {0}")]
+    BadCsr(String),
+    #[error("bad CSR: the signature does not verify with the CSR's own public key (no proof of possession)")]
+    BadSignature,
+    #[error("key refused: {0}")]
+    BadKey(String),
+    #[error("subject attribute {attribute}='{csr_value}' contradicts the verified publisher record ({attribute}='{record_value}')")]
+    SubjectMismatch {
+        attribute: String,
+        csr_value: String,
+        record_value: String,
+    },
+    #[error("subject attribute {attribute}='{value}' is not part of the verified publisher record; remove it from the CSR")]
+    UnexpectedAttribute { attribute: String, value: String },
+    #[error("requested extension refused: {0}")]
+    ExtensionRefused(String),
+    #[error("unknown profile '{0}'")]
+    UnknownProfile(String),
+    #[error("unknown publisher '{0}'")]
+    UnknownPublisher(String),
+    #[error("not authorized: {0}")]
+    NotAuthorized(String),
+    #[error("approvals required: {0}")]
+    ApprovalRequired(String),
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A request for a certificate, as the edges hand it in.
+#[derive(Debug, Clone)]
+pub struct IssueRequest {
+    pub profile: String,
+    pub publisher: String,
+    /// PEM or DER.
+    pub csr: Vec<u8>,
+    /// Who asks (a token id, `cli:USER`, a station name).
+    pub requester: String,
+    /// The device serial, for device profiles (else taken from the CSR's serialNumber).
+    pub device_serial: Option<String>,
+    /// The CN for profiles whose CN is `request-name`.
+    pub name: Option<String>,
+}
+
+/// A request the RA approved: everything the CA needs, nothing it has to decide.
+#[derive(Debug, Clone)]
+pub struct Approved {
+    pub profile: Profile,
+    pub publisher: Publisher,
+    pub csr: VerifiedCsr,
+    pub subject: Vec<NameAttr>,
+    pub sans: Vec<SanEntry>,
+    pub requester: String,
+}
+
+/// Runs every policy check on `req`.
+pub fn approve(
+    profiles: &Profiles,
+    store: &Store,
+    req: &IssueRequest,
+) -> Result<Approved, PolicyError> {
+    let profile = match profiles.get(&req.profile) {
+        Ok(p) => p,
+        Err(ProfileError::Unknown(n)) => return Err(PolicyError::UnknownProfile(n)),
+        Err(e) => return Err(PolicyError::BadRequest(e.to_string())),
+    };
+    let publisher = store
+        .get_publisher(&req.publisher)?
+        .ok_or_else(|| PolicyError::UnknownPublisher(req.publisher.clone()))?;
+    if !publisher.profiles.iter().any(|p| p == &profile.name) {
+        return Err(PolicyError::NotAuthorized(format!(
+            "publisher '{}' may not use profile '{}' (its profiles: {})",
+            publisher.id,
+            profile.name,
+            publisher.profiles.join(", ")
+        )));
+    }
+    if let Some(a) = &profile.approvals {
+        return Err(PolicyError::ApprovalRequired(format!(
+            "profile '{}' needs {} approval(s) from {}; direct issuance is refused (use the approvals workflow)",
+            profile.name,
+            a.required,
+            a.approvers.join(", ")
+        )));
+    }
+    let der = csr::decode(&req.csr)?;
+    let verified = csr::verify(&der)?;
+    check_key_against_profile(profile, verified.key)?;
+    let subject = identity::build_subject(profile, &publisher, &verified, req)?;
+    identity::check_csr_subject(&verified.subject, &subject)?;
+    let sans = check_extensions(profile, &verified)?;
+    Ok(Approved {
+        profile: profile.clone(),
+        publisher,
+        csr: verified,
+        subject,
+        sans,
+        requester: req.requester.clone(),
+    })
+}
+
+fn check_key_against_profile(profile: &Profile, key: SubjectKey) -> Result<(), PolicyError> {
+    if !profile.allows_key(key.allowed_as()) {
+        let allowed: Vec<String> = profile
+            .key
+            .algorithms
+            .iter()
+            .map(|a| format!("{a:?}").to_lowercase())
+            .collect();
+        return Err(PolicyError::BadKey(format!(
+            "{} keys are not allowed by profile '{}' (allowed: {})",
+            key.describe(),
+            profile.name,
+            allowed.join(", ")
+        )));
+    }
+    if let SubjectKey::Rsa { bits } = key {
+        if bits < profile.key.rsa_min_bits {
+            return Err(PolicyError::BadKey(format!(
+                "RSA-{bits} is below the minimum of {} bits for profile '{}'",
+                profile.key.rsa_min_bits, profile.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn check_extensions(profile: &Profile, csr: &VerifiedCsr) -> Result<Vec<SanEntry>, PolicyError> {
+    let mut sans = Vec::new();
+    for ext in &csr.extensions {
+        match ext {
+            RequestedExtension::BasicConstraints { ca: true } => {
+                return Err(PolicyError::ExtensionRefused(
+                    "the CSR asks for basicConstraints CA:TRUE; hallmark never makes a CA certificate from a CSR".into(),
+                ))
+            }
+            RequestedExtension::BasicConstraints { ca: false } => {}
+            RequestedExtension::SubjectAltName(entries) if !profile.san.allowed.is_empty() => {
+                for e in entries {
+                    let kind = match e {
+                        SanEntry::Dns(_) => Some(SanKind::Dns),
+                        SanEntry::Email(_) => Some(SanKind::Email),
+                        SanEntry::Uri(_) => Some(SanKind::Uri),
+                        SanEntry::Ip(_) => Some(SanKind::Ip),
+                        SanEntry::Other(_) => None,
+                    };
+                    if !kind.is_some_and(|k| profile.san.allowed.contains(&k)) {
+                        return Err(PolicyError::ExtensionRefused(format!(
+                            "subjectAltName entry {e:?} is not allowed by profile '{}'",
+                            profile.name
+                        )));
+                    }
+                    if let (SanEntry::Dns(d), Some(suffix)) = (e, &profile.san.dns_suffix) {
+                        if !d.to_ascii_lowercase().ends_with(&suffix.to_ascii_lowercase()) {
+                            return Err(PolicyError::ExtensionRefused(format!(
+                                "DNS name '{d}' is outside '{suffix}'"
+                            )));
+                        }
+                    }
+                    sans.push(e.clone());
+                }
+            }
+            other => {
+                if profile.csr.requested_extensions == ExtensionAction::Refuse {
+                    let what = match other {
+                        RequestedExtension::SubjectAltName(_) => "subjectAltName".to_string(),
+                        RequestedExtension::Other { oid, name } => format!("{name} ({oid})"),
+                        RequestedExtension::BasicConstraints { .. } => "basicConstraints".to_string(),
+                    };
+                    return Err(PolicyError::ExtensionRefused(format!(
+                        "profile '{}' refuses requested extensions, and the CSR asks for {what}",
+                        profile.name
+                    )));
+                }
+            }
+        }
+    }
+    Ok(sans)
+}

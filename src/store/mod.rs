@@ -1,0 +1,805 @@
+//! Records: SQLite (WAL) behind a narrow interface.
+//!
+//! Everything hallmark does that matters is written here before a caller sees a result, with an
+//! audit event in the same transaction. The methods are the interface: nothing outside this
+//! module writes SQL, so a second database means a second implementation of these calls.
+
+mod migrations;
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+
+/// Errors from the store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("{0} already exists")]
+    Conflict(String),
+    #[error("{0} was not found")]
+    NotFound(String),
+    #[error("database schema: {0}")]
+    Schema(String),
+    #[error("database lock poisoned")]
+    Poisoned,
+}
+
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _)
+        if f.code == rusqlite::ErrorCode::ConstraintViolation
+            && (f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+                || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE))
+}
+
+/// The role a CA plays in the hierarchy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaRole {
+    Root,
+    Issuing,
+    Ocsp,
+}
+
+impl CaRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CaRole::Root => "root",
+            CaRole::Issuing => "issuing",
+            CaRole::Ocsp => "ocsp",
+        }
+    }
+    fn parse(s: &str) -> Result<Self, StoreError> {
+        match s {
+            "root" => Ok(CaRole::Root),
+            "issuing" => Ok(CaRole::Issuing),
+            "ocsp" => Ok(CaRole::Ocsp),
+            other => Err(StoreError::Schema(format!("unknown CA role '{other}'"))),
+        }
+    }
+}
+
+/// A CA (or OCSP responder) of the hierarchy.
+#[derive(Debug, Clone)]
+pub struct CaRecord {
+    pub name: String,
+    pub role: CaRole,
+    pub parent: Option<String>,
+    pub purpose: Option<String>,
+    pub key_store: String,
+    pub key_label: String,
+    pub key_algorithm: String,
+    pub csr_der: Option<Vec<u8>>,
+    pub cert_der: Option<Vec<u8>>,
+    pub serial: Option<String>,
+    pub subject: Option<String>,
+    pub not_before: Option<i64>,
+    pub not_after: Option<i64>,
+    pub created_at: i64,
+}
+
+/// A publisher and its verified identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Publisher {
+    pub id: String,
+    pub org: String,
+    pub country: String,
+    pub state: Option<String>,
+    pub locality: Option<String>,
+    pub profiles: Vec<String>,
+    pub created_at: i64,
+}
+
+/// What the CA intends to sign, written before the key store is asked to sign.
+#[derive(Debug, Clone)]
+pub struct Intent {
+    pub serial: String,
+    pub ca: String,
+    pub profile: String,
+    pub publisher: Option<String>,
+    pub requester: String,
+    pub csr_der: Vec<u8>,
+    pub subject: String,
+    pub spki_sha256: String,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub tbs_der: Vec<u8>,
+}
+
+/// An issued (or intended) certificate.
+#[derive(Debug, Clone)]
+pub struct CertRecord {
+    pub serial: String,
+    pub ca: String,
+    pub profile: String,
+    pub publisher: Option<String>,
+    pub request_id: Option<i64>,
+    pub subject: String,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub status: String,
+    pub cert_der: Option<Vec<u8>>,
+    pub created_at: i64,
+    pub issued_at: Option<i64>,
+}
+
+/// A publisher signing key and where it stands.
+#[derive(Debug, Clone)]
+pub struct KeyRecord {
+    pub label: String,
+    pub publisher: String,
+    pub key_store: String,
+    pub algorithm: String,
+    pub uri: String,
+    pub csr_der: Vec<u8>,
+    pub cert_serial: Option<String>,
+    pub cert_der: Option<Vec<u8>>,
+    pub created_at: i64,
+}
+
+/// One audit event.
+#[derive(Debug, Clone)]
+pub struct AuditEvent {
+    pub id: i64,
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub subject: Option<String>,
+    pub detail: Option<String>,
+}
+
+/// Filters for listing certificates; `after` is the last serial of the previous page.
+#[derive(Debug, Clone, Default)]
+pub struct CertFilter {
+    pub publisher: Option<String>,
+    pub profile: Option<String>,
+    pub ca: Option<String>,
+    pub after: Option<String>,
+    pub limit: usize,
+}
+
+/// The SQLite store.
+pub struct Store {
+    conn: Mutex<Connection>,
+}
+
+pub fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+fn audit(
+    tx: &Transaction<'_>,
+    actor: &str,
+    action: &str,
+    subject: &str,
+    detail: Option<&str>,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO audit (at, actor, action, subject, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![now(), actor, action, subject, detail],
+    )?;
+    Ok(())
+}
+
+const CA_COLS: &str = "name, role, parent, purpose, key_store, key_label, key_algorithm, csr_der, cert_der, serial, subject, not_before, not_after, created_at";
+const CERT_COLS: &str =
+    "serial, ca, profile, publisher, request_id, subject, not_before, not_after, status, cert_der, created_at, issued_at";
+const KEY_COLS: &str =
+    "label, publisher, key_store, algorithm, uri, csr_der, cert_serial, cert_der, created_at";
+
+fn ca_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(CaRecord, String)> {
+    Ok((
+        CaRecord {
+            name: r.get(0)?,
+            role: CaRole::Root,
+            parent: r.get(2)?,
+            purpose: r.get(3)?,
+            key_store: r.get(4)?,
+            key_label: r.get(5)?,
+            key_algorithm: r.get(6)?,
+            csr_der: r.get(7)?,
+            cert_der: r.get(8)?,
+            serial: r.get(9)?,
+            subject: r.get(10)?,
+            not_before: r.get(11)?,
+            not_after: r.get(12)?,
+            created_at: r.get(13)?,
+        },
+        r.get(1)?,
+    ))
+}
+
+fn finish_ca((mut ca, role): (CaRecord, String)) -> Result<CaRecord, StoreError> {
+    ca.role = CaRole::parse(&role)?;
+    Ok(ca)
+}
+
+fn cert_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CertRecord> {
+    Ok(CertRecord {
+        serial: r.get(0)?,
+        ca: r.get(1)?,
+        profile: r.get(2)?,
+        publisher: r.get(3)?,
+        request_id: r.get(4)?,
+        subject: r.get(5)?,
+        not_before: r.get(6)?,
+        not_after: r.get(7)?,
+        status: r.get(8)?,
+        cert_der: r.get(9)?,
+        created_at: r.get(10)?,
+        issued_at: r.get(11)?,
+    })
+}
+
+fn key_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRecord> {
+    Ok(KeyRecord {
+        label: r.get(0)?,
+        publisher: r.get(1)?,
+        key_store: r.get(2)?,
+        algorithm: r.get(3)?,
+        uri: r.get(4)?,
+        csr_der: r.get(5)?,
+        cert_serial: r.get(6)?,
+        cert_der: r.get(7)?,
+        created_at: r.get(8)?,
+    })
+}
+
+fn publisher_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Publisher, String)> {
+    Ok((
+        Publisher {
+            id: r.get(0)?,
+            org: r.get(1)?,
+            country: r.get(2)?,
+            state: r.get(3)?,
+            locality: r.get(4)?,
+            profiles: Vec::new(),
+            created_at: r.get(6)?,
+        },
+        r.get(5)?,
+    ))
+}
+
+fn finish_publisher((mut p, profiles): (Publisher, String)) -> Result<Publisher, StoreError> {
+    p.profiles = serde_json::from_str(&profiles)
+        .map_err(|e| StoreError::Schema(format!("publisher {} profiles: {e}", p.id)))?;
+    Ok(p)
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let conn = Connection::open(path)?;
+        Self::setup(conn)
+    }
+
+    /// Opens an existing database; fails if the file does not exist.
+    pub fn open_existing(path: &Path) -> Result<Store, StoreError> {
+        if !path.exists() {
+            return Err(StoreError::NotFound(format!("database {}", path.display())));
+        }
+        Self::open(path)
+    }
+
+    fn setup(mut conn: Connection) -> Result<Store, StoreError> {
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let target = migrations::MIGRATIONS.len() as i64;
+        if version > target {
+            return Err(StoreError::Schema(format!(
+                "database schema version {version} is newer than this hallmark ({target})"
+            )));
+        }
+        for (i, sql) in migrations::MIGRATIONS
+            .iter()
+            .enumerate()
+            .skip(version as usize)
+        {
+            let tx = conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            tx.commit()?;
+        }
+        Ok(Store {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
+        self.conn.lock().map_err(|_| StoreError::Poisoned)
+    }
+
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn()?
+            .pragma_query_value(None, "user_version", |r| r.get(0))?)
+    }
+
+    /// Runs SQLite's integrity and foreign-key checks; returns the problems found.
+    pub fn integrity_check(&self) -> Result<Vec<String>, StoreError> {
+        let conn = self.conn()?;
+        let mut problems = Vec::new();
+        let mut stmt = conn.prepare("PRAGMA integrity_check")?;
+        for row in stmt.query_map([], |r| r.get::<_, String>(0))? {
+            let row = row?;
+            if row != "ok" {
+                problems.push(row);
+            }
+        }
+        let mut stmt = conn.prepare("PRAGMA foreign_key_check")?;
+        for row in stmt.query_map([], |r| r.get::<_, String>(0))? {
+            problems.push(format!("foreign key violation in table {}", row?));
+        }
+        let intents: i64 = conn.query_row(
+            "SELECT count(*) FROM certificates WHERE status = 'intent' AND created_at < ?1",
+            params![now() - 300],
+            |r| r.get(0),
+        )?;
+        if intents > 0 {
+            problems.push(format!(
+                "{intents} certificate intent(s) older than 5 minutes were never completed (a crash between record and sign?)"
+            ));
+        }
+        Ok(problems)
+    }
+
+    // ---- CAs ----
+
+    pub fn insert_ca(&self, ca: &CaRecord, actor: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        let r = tx.execute(
+            &format!("INSERT INTO cas ({CA_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14)"),
+            params![
+                ca.name,
+                ca.role.as_str(),
+                ca.parent,
+                ca.purpose,
+                ca.key_store,
+                ca.key_label,
+                ca.key_algorithm,
+                ca.csr_der,
+                ca.cert_der,
+                ca.serial,
+                ca.subject,
+                ca.not_before,
+                ca.not_after,
+                ca.created_at
+            ],
+        );
+        match r {
+            Err(e) if is_unique_violation(&e) => {
+                return Err(StoreError::Conflict(format!("CA '{}'", ca.name)))
+            }
+            r => r?,
+        };
+        let action = if ca.cert_der.is_some() {
+            "ca.created"
+        } else {
+            "ca.csr_created"
+        };
+        audit(&tx, actor, action, &ca.name, ca.subject.as_deref())?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Attaches a certificate to a CA that was waiting for one (external root).
+    pub fn set_ca_certificate(&self, ca: &CaRecord, actor: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        let n = tx.execute(
+            "UPDATE cas SET cert_der = ?2, serial = ?3, subject = ?4, not_before = ?5, not_after = ?6, parent = ?7 WHERE name = ?1",
+            params![ca.name, ca.cert_der, ca.serial, ca.subject, ca.not_before, ca.not_after, ca.parent],
+        )?;
+        if n != 1 {
+            return Err(StoreError::NotFound(format!("CA '{}'", ca.name)));
+        }
+        audit(
+            &tx,
+            actor,
+            "ca.certificate_imported",
+            &ca.name,
+            ca.serial.as_deref(),
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn get_ca(&self, name: &str) -> Result<Option<CaRecord>, StoreError> {
+        let conn = self.conn()?;
+        let row = conn
+            .query_row(
+                &format!("SELECT {CA_COLS} FROM cas WHERE name = ?1"),
+                params![name],
+                ca_from_row,
+            )
+            .optional()?;
+        row.map(finish_ca).transpose()
+    }
+
+    pub fn list_cas(&self) -> Result<Vec<CaRecord>, StoreError> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {CA_COLS} FROM cas ORDER BY CASE role WHEN 'root' THEN 0 WHEN 'issuing' THEN 1 ELSE 2 END, name"
+        ))?;
+        let rows = stmt.query_map([], ca_from_row)?;
+        rows.map(|r| finish_ca(r?)).collect()
+    }
+
+    // ---- publishers ----
+
+    pub fn add_publisher(&self, p: &Publisher, actor: &str) -> Result<(), StoreError> {
+        let profiles =
+            serde_json::to_string(&p.profiles).map_err(|e| StoreError::Schema(e.to_string()))?;
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        let r = tx.execute(
+            "INSERT INTO publishers (id, org, country, state, locality, profiles, created_at) VALUES (?1,?2,?3,?4,?5,?6,?7)",
+            params![p.id, p.org, p.country, p.state, p.locality, profiles, p.created_at],
+        );
+        match r {
+            Err(e) if is_unique_violation(&e) => {
+                return Err(StoreError::Conflict(format!("publisher '{}'", p.id)))
+            }
+            r => r?,
+        };
+        let detail = format!(
+            "O={}, C={}, ST={}, L={}, profiles={}",
+            p.org,
+            p.country,
+            p.state.as_deref().unwrap_or("-"),
+            p.locality.as_deref().unwrap_or("-"),
+            profiles
+        );
+        audit(&tx, actor, "publisher.added", &p.id, Some(&detail))?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn get_publisher(&self, id: &str) -> Result<Option<Publisher>, StoreError> {
+        let conn = self.conn()?;
+        let row = conn
+            .query_row(
+                "SELECT id, org, country, state, locality, profiles, created_at FROM publishers WHERE id = ?1 AND disabled = 0",
+                params![id],
+                publisher_from_row,
+            )
+            .optional()?;
+        row.map(finish_publisher).transpose()
+    }
+
+    pub fn list_publishers(&self) -> Result<Vec<Publisher>, StoreError> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare(
+            "SELECT id, org, country, state, locality, profiles, created_at FROM publishers WHERE disabled = 0 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([], publisher_from_row)?;
+        rows.map(|r| finish_publisher(r?)).collect()
+    }
+
+    // ---- certificates: two-phase issuance ----
+
+    /// Phase one: records the request and the to-be-signed certificate (`status = 'intent'`).
+    /// A serial that is already taken yields `Conflict`, and nothing is written.
+    pub fn record_intent(&self, i: &Intent) -> Result<i64, StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        let id = insert_intent(&tx, i)?;
+        tx.commit()?;
+        Ok(id)
+    }
+
+    /// Phase one for many certificates in one transaction (group commit). All or nothing.
+    pub fn record_intents(&self, intents: &[Intent]) -> Result<Vec<i64>, StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        let mut ids = Vec::with_capacity(intents.len());
+        for i in intents {
+            ids.push(insert_intent(&tx, i)?);
+        }
+        tx.commit()?;
+        Ok(ids)
+    }
+
+    /// Phase two: stores the signed certificate, completing its intent.
+    pub fn complete_issuance(
+        &self,
+        serial: &str,
+        cert_der: &[u8],
+        actor: &str,
+    ) -> Result<(), StoreError> {
+        self.complete_issuances(&[(serial, cert_der)], actor)
+    }
+
+    /// Phase two for many certificates in one transaction.
+    pub fn complete_issuances(
+        &self,
+        done: &[(&str, &[u8])],
+        actor: &str,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        let t = now();
+        {
+            let mut upd = tx.prepare_cached(
+                "UPDATE certificates SET status = 'issued', cert_der = ?2, issued_at = ?3 WHERE serial = ?1 AND status = 'intent'",
+            )?;
+            let mut req = tx.prepare_cached(
+                "UPDATE requests SET status = 'issued', decided_at = ?2 WHERE id = (SELECT request_id FROM certificates WHERE serial = ?1)",
+            )?;
+            for (serial, der) in done {
+                if upd.execute(params![serial, der, t])? != 1 {
+                    return Err(StoreError::NotFound(format!("certificate intent {serial}")));
+                }
+                req.execute(params![serial, t])?;
+            }
+        }
+        for (serial, _) in done {
+            audit(&tx, actor, "certificate.issued", serial, None)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Marks an intent whose signing failed; the certificate never existed.
+    pub fn abandon_intent(
+        &self,
+        serial: &str,
+        reason: &str,
+        actor: &str,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        tx.execute(
+            "UPDATE certificates SET status = 'abandoned' WHERE serial = ?1 AND status = 'intent'",
+            params![serial],
+        )?;
+        audit(&tx, actor, "certificate.abandoned", serial, Some(reason))?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn get_certificate(&self, serial: &str) -> Result<Option<CertRecord>, StoreError> {
+        let conn = self.conn()?;
+        Ok(conn
+            .query_row(
+                &format!("SELECT {CERT_COLS} FROM certificates WHERE serial = ?1"),
+                params![serial],
+                cert_from_row,
+            )
+            .optional()?)
+    }
+
+    /// Issued certificates in serial order, one page at a time.
+    pub fn list_certificates(&self, f: &CertFilter) -> Result<Vec<CertRecord>, StoreError> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {CERT_COLS} FROM certificates WHERE status = 'issued'
+               AND (?1 IS NULL OR publisher = ?1) AND (?2 IS NULL OR profile = ?2)
+               AND (?3 IS NULL OR ca = ?3) AND (?4 IS NULL OR serial > ?4)
+             ORDER BY serial LIMIT ?5"
+        ))?;
+        let limit = if f.limit == 0 { 100 } else { f.limit } as i64;
+        let rows = stmt.query_map(
+            params![f.publisher, f.profile, f.ca, f.after, limit],
+            cert_from_row,
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Counts certificate rows by status (tests and `doctor`).
+    pub fn count_certificates(&self, status: Option<&str>) -> Result<i64, StoreError> {
+        let conn = self.conn()?;
+        Ok(conn.query_row(
+            "SELECT count(*) FROM certificates WHERE (?1 IS NULL OR status = ?1)",
+            params![status],
+            |r| r.get(0),
+        )?)
+    }
+
+    // ---- publisher signing keys ----
+
+    pub fn insert_key(&self, k: &KeyRecord, actor: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        let r = tx.execute(
+            &format!("INSERT INTO keys ({KEY_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)"),
+            params![
+                k.label,
+                k.publisher,
+                k.key_store,
+                k.algorithm,
+                k.uri,
+                k.csr_der,
+                k.cert_serial,
+                k.cert_der,
+                k.created_at
+            ],
+        );
+        match r {
+            Err(e) if is_unique_violation(&e) => {
+                return Err(StoreError::Conflict(format!("key '{}'", k.label)))
+            }
+            r => r?,
+        };
+        audit(
+            &tx,
+            actor,
+            "key.created",
+            &k.label,
+            Some(&format!("{} {} for {}", k.algorithm, k.uri, k.publisher)),
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn set_key_certificate(
+        &self,
+        label: &str,
+        serial: &str,
+        der: &[u8],
+        actor: &str,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        let n = tx.execute(
+            "UPDATE keys SET cert_serial = ?2, cert_der = ?3 WHERE label = ?1",
+            params![label, serial, der],
+        )?;
+        if n != 1 {
+            return Err(StoreError::NotFound(format!("key '{label}'")));
+        }
+        audit(&tx, actor, "key.certificate_attached", label, Some(serial))?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn get_key(&self, label: &str) -> Result<Option<KeyRecord>, StoreError> {
+        let conn = self.conn()?;
+        Ok(conn
+            .query_row(
+                &format!("SELECT {KEY_COLS} FROM keys WHERE label = ?1"),
+                params![label],
+                key_from_row,
+            )
+            .optional()?)
+    }
+
+    pub fn list_keys(&self, publisher: Option<&str>) -> Result<Vec<KeyRecord>, StoreError> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {KEY_COLS} FROM keys WHERE (?1 IS NULL OR publisher = ?1) ORDER BY label"
+        ))?;
+        let rows = stmt.query_map(params![publisher], key_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    // ---- audit ----
+
+    /// Appends an audit event on its own (for actions that change no other table).
+    pub fn audit(
+        &self,
+        action: &str,
+        subject: &str,
+        detail: Option<&str>,
+        actor: &str,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        audit(&tx, actor, action, subject, detail)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn audit_events(&self, limit: usize) -> Result<Vec<AuditEvent>, StoreError> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare(
+            "SELECT id, at, actor, action, subject, detail FROM audit ORDER BY id DESC LIMIT ?1",
+        )?;
+        let rows = stmt.query_map(params![limit as i64], |r| {
+            Ok(AuditEvent {
+                id: r.get(0)?,
+                at: r.get(1)?,
+                actor: r.get(2)?,
+                action: r.get(3)?,
+                subject: r.get(4)?,
+                detail: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+fn insert_intent(tx: &Transaction<'_>, i: &Intent) -> Result<i64, StoreError> {
+    let t = now();
+    tx.prepare_cached(
+        "INSERT INTO requests (profile, publisher, requester, csr_der, status, created_at) VALUES (?1,?2,?3,?4,'approved',?5)",
+    )?
+    .execute(params![i.profile, i.publisher, i.requester, i.csr_der, t])?;
+    let request_id = tx.last_insert_rowid();
+    let r = tx
+        .prepare_cached(
+            "INSERT INTO certificates (serial, ca, profile, publisher, request_id, subject, spki_sha256, not_before, not_after, status, tbs_der, created_at)
+             VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,'intent',?10,?11)",
+        )?
+        .execute(params![
+            i.serial,
+            i.ca,
+            i.profile,
+            i.publisher,
+            request_id,
+            i.subject,
+            i.spki_sha256,
+            i.not_before,
+            i.not_after,
+            i.tbs_der,
+            t
+        ]);
+    match r {
+        Err(e) if is_unique_violation(&e) => {
+            return Err(StoreError::Conflict(format!(
+                "certificate serial {}",
+                i.serial
+            )))
+        }
+        r => r?,
+    };
+    audit(
+        tx,
+        &i.requester,
+        "certificate.intent",
+        &i.serial,
+        Some(&format!(
+            "profile={} ca={} subject={}",
+            i.profile, i.ca, i.subject
+        )),
+    )?;
+    Ok(request_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_and_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        let s = Store::open(&path).unwrap();
+        assert_eq!(
+            s.schema_version().unwrap(),
+            migrations::MIGRATIONS.len() as i64
+        );
+        drop(s);
+        let s = Store::open_existing(&path).unwrap();
+        assert!(s.integrity_check().unwrap().is_empty());
+    }
+
+    #[test]
+    fn duplicate_serial_is_a_conflict_and_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("db.sqlite")).unwrap();
+        let i = Intent {
+            serial: "01".into(),
+            ca: "x".into(),
+            profile: "p".into(),
+            publisher: None,
+            requester: "t".into(),
+            csr_der: vec![1],
+            subject: "CN=x".into(),
+            spki_sha256: "00".into(),
+            not_before: 0,
+            not_after: 1,
+            tbs_der: vec![2],
+        };
+        s.record_intent(&i).unwrap();
+        assert!(matches!(s.record_intent(&i), Err(StoreError::Conflict(_))));
+        assert_eq!(s.count_certificates(None).unwrap(), 1);
+        let audits = s.audit_events(10).unwrap();
+        assert_eq!(audits.len(), 1);
+    }
+}
