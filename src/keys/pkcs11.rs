@@ -15,7 +15,8 @@
 //!   on it, and treats `CKR_USER_ALREADY_LOGGED_IN` as success. Because that return code comes
 //!   before the token looks at the PIN, a second store with a wrong PIN would slip through; the
 //!   registry therefore remembers a salted SHA-256 of the PIN that logged each token in and
-//!   refuses a different one.
+//!   refuses a different one (C_Login and that record happen under one lock, so concurrent opens
+//!   cannot race past the check).
 //! * **A small session pool.** A cryptoki `Session` is `Send` but not `Sync`, and a session can run
 //!   only one operation at a time. Each operation takes a session from a `Mutex<Vec<Session>>`
 //!   (or opens a new one), and gives it back afterwards; at most `POOL_IDLE_MAX` (8) idle sessions
@@ -329,19 +330,28 @@ impl Pkcs11KeyStore {
         let digest = module.pin_digest(&pin);
         let login_key = format!("{serial}\u{0}{token_label}");
         let auth = AuthPin::from(pin.as_str());
+        // The registry lock is held across C_Login and the record, so a concurrent open cannot see
+        // "already logged in" before the PIN that logged in is on record.
+        let mut logins = module.logins();
         match anchor.login(UserType::User, Some(&auth)) {
             Ok(()) => {
-                module.logins().insert(login_key, digest);
+                logins.insert(login_key, digest);
             }
             Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {
-                // The token does not check the PIN in this case: compare with the one that did log
-                // in. If something outside this registry logged in, there is nothing to compare.
-                let known = module.logins().get(&login_key).copied();
-                if let Some(known) = known {
-                    if !constant_time_eq(&known, &digest) {
+                // The token does not look at the PIN in this case: compare with the one that did
+                // log in. No record means a login this registry did not make: fail closed.
+                match logins.get(&login_key) {
+                    Some(known) if constant_time_eq(known, &digest) => {}
+                    Some(_) => {
                         return Err(KeyError::Pkcs11(format!(
                             "login to token '{token_label}' failed: the PIN is incorrect"
-                        )));
+                        )))
+                    }
+                    None => {
+                        return Err(KeyError::Pkcs11(format!(
+                            "token '{token_label}' is already logged in by another part of this \
+                             process, so the PIN cannot be checked"
+                        )))
                     }
                 }
             }
@@ -357,6 +367,7 @@ impl Pkcs11KeyStore {
             }
             Err(e) => return Err(ck(format_args!("login to token '{token_label}'"), e)),
         }
+        drop(logins);
 
         Ok(Pkcs11KeyStore {
             token: Arc::new(Token {

@@ -330,6 +330,16 @@ fn small_primes() -> &'static [u32] {
     })
 }
 
+/// The smallest prime below 10,000 dividing `modulus` (big-endian), if any.
+pub fn small_factor(modulus: &[u8]) -> Option<u32> {
+    small_primes().iter().copied().find(|&p| {
+        modulus
+            .iter()
+            .fold(0u64, |acc, &b| (acc * 256 + u64::from(b)) % u64::from(p))
+            == 0
+    })
+}
+
 fn check_key_quality(spki: &SubjectPublicKeyInfo<'_>, key: SubjectKey) -> Result<(), PolicyError> {
     if let SubjectKey::Rsa { .. } = key {
         let Ok(x509_parser::public_key::PublicKey::RSA(rsa)) = spki.parsed() else {
@@ -345,16 +355,10 @@ fn check_key_quality(spki: &SubjectPublicKeyInfo<'_>, key: SubjectKey) -> Result
                 hex::encode(&e[first..])
             )));
         }
-        for &p in small_primes() {
-            let r = rsa
-                .modulus
-                .iter()
-                .fold(0u64, |acc, &b| (acc * 256 + b as u64) % p as u64);
-            if r == 0 {
-                return Err(PolicyError::BadKey(format!(
-                    "the RSA modulus is divisible by the small prime {p}: the key is broken"
-                )));
-            }
+        if let Some(p) = small_factor(rsa.modulus) {
+            return Err(PolicyError::BadKey(format!(
+                "the RSA modulus is divisible by the small prime {p}: the key is broken"
+            )));
         }
     }
     Ok(())
@@ -457,4 +461,42 @@ fn requested_extension(ext: &X509Extension<'_>) -> Result<RequestedExtension, Po
             name: "an extension",
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_factors_are_found() {
+        assert_eq!(small_primes().len(), 1229);
+        // 3 * 2^64 + 3 = 3 * (2^64 + 1)
+        let m = [0x03, 0, 0, 0, 0, 0, 0, 0, 0x03];
+        assert_eq!(small_factor(&m), Some(3));
+        // 9973 * 9967 (both prime) = 99400891
+        assert_eq!(small_factor(&99_400_891u64.to_be_bytes()), Some(9967));
+        // 2^61 - 1 is prime: no small factor.
+        assert_eq!(small_factor(&((1u64 << 61) - 1).to_be_bytes()), None);
+    }
+
+    #[test]
+    fn bit_lengths() {
+        assert_eq!(bit_len(&[0x00, 0x80, 0x00]), 16);
+        assert_eq!(bit_len(&[0x01]), 1);
+        assert_eq!(bit_len(&[0, 0]), 0);
+    }
+
+    #[test]
+    fn garbage_is_a_bad_csr() {
+        assert!(matches!(decode(b"hello"), Err(PolicyError::BadCsr(_))));
+        assert!(matches!(decode(b""), Err(PolicyError::BadCsr(_))));
+        assert!(matches!(
+            verify(&[0x30, 0x03, 0x02, 0x01]),
+            Err(PolicyError::BadCsr(_))
+        ));
+        let pem = b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        assert!(
+            matches!(decode(pem), Err(PolicyError::BadCsr(m)) if m.contains("not a CERTIFICATE REQUEST"))
+        );
+    }
 }

@@ -70,6 +70,14 @@ pub fn build_subject(
                     profile.name
                 )));
             }
+            let printable = serial
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || " '()+,-./:=?".contains(c));
+            if !printable {
+                return Err(PolicyError::BadRequest(format!(
+                    "device serial '{serial}' has characters a PrintableString cannot hold (use A-Z a-z 0-9 and ' ( ) + , - . / : = ? space)"
+                )));
+            }
             out.push(attr("serialNumber", &serial));
             Some(serial)
         }

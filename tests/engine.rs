@@ -1,0 +1,129 @@
+//! The library API directly: two-phase records, audit trail, batch issuance, concurrency.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use hallmark::engine::Hallmark;
+use hallmark::policy::IssueRequest;
+
+fn csr(ca: &TestCa, name: &str) -> Vec<u8> {
+    let p = make_csr(
+        ca.dir.path(),
+        name,
+        &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
+        "/O=Acme Corp",
+        &[],
+    );
+    std::fs::read(p).expect("csr")
+}
+
+fn request(csr: Vec<u8>) -> IssueRequest {
+    IssueRequest {
+        profile: "code-signing".into(),
+        publisher: "acme".into(),
+        csr,
+        requester: "test".into(),
+        device_serial: None,
+        name: None,
+    }
+}
+
+#[test]
+fn issuance_is_recorded_before_it_is_returned() {
+    let ca = TestCa::new(Keys::Soft);
+    ca.add_acme();
+    std::env::set_var("HALLMARK_TEST_PASS", "test passphrase");
+    let hm = Hallmark::open(&ca.config()).expect("open");
+    let issued = hm.issue(&request(csr(&ca, "a"))).expect("issue");
+    let rec = hm
+        .store
+        .get_certificate(&issued.serial)
+        .expect("get")
+        .expect("recorded");
+    assert_eq!(rec.status, "issued");
+    assert_eq!(rec.cert_der.as_deref(), Some(issued.cert_der.as_slice()));
+    assert!(rec.request_id.is_some());
+    let actions: Vec<String> = hm
+        .store
+        .audit_events(100)
+        .expect("audit")
+        .into_iter()
+        .rev()
+        .map(|e| e.action)
+        .collect();
+    let i = actions
+        .iter()
+        .position(|a| a == "certificate.intent")
+        .expect("intent audited");
+    let j = actions
+        .iter()
+        .position(|a| a == "certificate.issued")
+        .expect("issued audited");
+    assert!(i < j, "intent before issue: {actions:?}");
+    assert!(actions.contains(&"publisher.added".to_string()));
+    assert!(actions.contains(&"ca.created".to_string()));
+    assert_eq!(issued.chain.len(), 1);
+    assert!(hm.doctor().iter().all(|c| c.ok), "{:?}", hm.doctor());
+
+    // Batch issuance: one bad request does not stop the others, records match answers.
+    let mut reqs: Vec<IssueRequest> = (0..20)
+        .map(|i| request(csr(&ca, &format!("b{i}"))))
+        .collect();
+    reqs[7].csr = b"garbage".to_vec();
+    let results = hm.issue_batch(&reqs);
+    assert_eq!(results.len(), 20);
+    for (i, r) in results.iter().enumerate() {
+        match r {
+            Ok(c) => {
+                assert_ne!(i, 7);
+                let rec = hm
+                    .store
+                    .get_certificate(&c.serial)
+                    .expect("get")
+                    .expect("recorded");
+                assert_eq!(rec.cert_der.as_deref(), Some(c.cert_der.as_slice()));
+            }
+            Err(e) => {
+                assert_eq!(i, 7);
+                assert_eq!(e.kind(), "bad-csr");
+            }
+        }
+    }
+    assert_eq!(
+        hm.store.count_certificates(Some("issued")).expect("count"),
+        20
+    );
+}
+
+#[test]
+fn concurrent_issuance_gives_unique_recorded_serials() {
+    let ca = TestCa::new(Keys::Soft);
+    ca.add_acme();
+    std::env::set_var("HALLMARK_TEST_PASS", "test passphrase");
+    let hm = Arc::new(Hallmark::open(&ca.config()).expect("open"));
+    let csrs: Vec<Vec<u8>> = (0..4).map(|i| csr(&ca, &format!("c{i}"))).collect();
+    let threads: Vec<_> = csrs
+        .into_iter()
+        .map(|c| {
+            let hm = hm.clone();
+            std::thread::spawn(move || {
+                (0..25)
+                    .map(|_| hm.issue(&request(c.clone())).map(|i| i.serial))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut serials = std::collections::HashSet::new();
+    for t in threads {
+        for r in t.join().expect("thread") {
+            assert!(serials.insert(r.expect("issue")), "duplicate serial");
+        }
+    }
+    assert_eq!(serials.len(), 100);
+    assert_eq!(
+        hm.store.count_certificates(Some("issued")).expect("count"),
+        100
+    );
+}

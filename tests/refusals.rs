@@ -1,0 +1,421 @@
+//! Bad input is refused with a specific message and a non-zero exit, and nothing is written to
+//! the certificates (or requests) table.
+
+mod common;
+
+use common::*;
+
+const ACME_SUBJ: &str = "/C=US/ST=California/L=San Jose/O=Acme Corp/CN=Acme Corp";
+
+fn counts(ca: &TestCa) -> (i64, i64) {
+    let db = rusqlite::Connection::open(ca.dir.path().join("ca/hallmark.db")).expect("db");
+    let c = db
+        .query_row("SELECT count(*) FROM certificates", [], |r| r.get(0))
+        .expect("count");
+    let r = db
+        .query_row("SELECT count(*) FROM requests", [], |r| r.get(0))
+        .expect("count");
+    (c, r)
+}
+
+fn refused(ca: &TestCa, profile: &str, publisher: &str, csr: &std::path::Path, expect: &str) {
+    let out = run(&mut ca.cmd(&[
+        "issue",
+        "--profile",
+        profile,
+        "--publisher",
+        publisher,
+        "--csr",
+        &csr.display().to_string(),
+    ]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "expected a refusal ({expect}), got success"
+    );
+    assert!(err.contains(expect), "expected '{expect}' in: {err}");
+    assert!(out.stdout.is_empty(), "no certificate printed on refusal");
+    assert_eq!(counts(ca), (0, 0), "nothing written after: {expect}");
+}
+
+#[test]
+fn bad_requests_are_refused_and_nothing_is_stored() {
+    let ca = TestCa::new(Keys::Soft);
+    ca.add_acme();
+    let dir = ca.dir.path();
+    let p256 = ["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"];
+    let good = make_csr(dir, "good", &p256, ACME_SUBJ, &[]);
+    openssl(
+        dir,
+        &[
+            "req", "-in", "good.csr", "-outform", "DER", "-out", "good.der",
+        ],
+    );
+    let der = std::fs::read(dir.join("good.der")).expect("der");
+
+    // Truncated DER.
+    std::fs::write(dir.join("trunc.der"), &der[..der.len() / 2]).expect("write");
+    refused(
+        &ca,
+        "code-signing",
+        "acme",
+        &dir.join("trunc.der"),
+        "malformed CSR DER",
+    );
+    // Garbage PEM.
+    std::fs::write(dir.join("garbage.pem"), "-----BEGIN CERTIFICATE REQUEST-----\nthis is not base64 !!!\n-----END CERTIFICATE REQUEST-----\n").expect("write");
+    refused(
+        &ca,
+        "code-signing",
+        "acme",
+        &dir.join("garbage.pem"),
+        "cannot read the PEM",
+    );
+    // A tampered signature (last byte flipped).
+    let mut bad = der.clone();
+    let last = bad.len() - 1;
+    bad[last] ^= 0x01;
+    std::fs::write(dir.join("tampered.der"), &bad).expect("write");
+    refused(
+        &ca,
+        "code-signing",
+        "acme",
+        &dir.join("tampered.der"),
+        "signature does not verify",
+    );
+    // RSA-2048 for code signing.
+    let rsa2048 = make_csr(
+        dir,
+        "rsa2048",
+        &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
+        ACME_SUBJ,
+        &[],
+    );
+    refused(
+        &ca,
+        "code-signing",
+        "acme",
+        &rsa2048,
+        "RSA-2048 is below the minimum of 3072 bits",
+    );
+    // RSA with exponent 3.
+    let e3 = make_csr(
+        dir,
+        "e3",
+        &[
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:3072",
+            "-pkeyopt",
+            "rsa_keygen_pubexp:3",
+        ],
+        ACME_SUBJ,
+        &[],
+    );
+    refused(
+        &ca,
+        "code-signing",
+        "acme",
+        &e3,
+        "public exponent must be 65537",
+    );
+    // A P-192 key.
+    let p192 = make_csr(
+        dir,
+        "p192",
+        &[
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime192v1",
+        ],
+        ACME_SUBJ,
+        &[],
+    );
+    refused(&ca, "code-signing", "acme", &p192, "P-192 curve is refused");
+    // O=Evil Corp for publisher Acme.
+    let evil = make_csr(dir, "evil", &p256, "/C=US/O=Evil Corp/CN=Acme Corp", &[]);
+    refused(
+        &ca,
+        "code-signing",
+        "acme",
+        &evil,
+        "subject attribute O='Evil Corp' contradicts the verified publisher record",
+    );
+    // An attribute the record does not have.
+    let ou = make_csr(dir, "ou", &p256, "/O=Acme Corp/OU=Shipping", &[]);
+    refused(
+        &ca,
+        "code-signing",
+        "acme",
+        &ou,
+        "subject attribute OU='Shipping' is not part of the verified publisher record",
+    );
+    // basicConstraints CA:TRUE.
+    let ca_true = make_csr(
+        dir,
+        "catrue",
+        &p256,
+        ACME_SUBJ,
+        &["-addext", "basicConstraints=critical,CA:TRUE"],
+    );
+    refused(
+        &ca,
+        "code-signing",
+        "acme",
+        &ca_true,
+        "basicConstraints CA:TRUE",
+    );
+    // Unknown profile, unknown publisher.
+    refused(
+        &ca,
+        "no-such-profile",
+        "acme",
+        &good,
+        "unknown profile 'no-such-profile'",
+    );
+    refused(
+        &ca,
+        "code-signing",
+        "evil",
+        &good,
+        "unknown publisher 'evil'",
+    );
+    // A device CSR without a serial, and a serial outside the pattern.
+    let nodev = make_csr(dir, "nodev", &p256, "/O=Acme Corp", &[]);
+    refused(&ca, "iot-device", "acme", &nodev, "needs a device serial");
+    let baddev = make_csr(dir, "baddev", &p256, "/serialNumber=bad serial", &[]);
+    refused(
+        &ca,
+        "iot-device",
+        "acme",
+        &baddev,
+        "does not match the pattern",
+    );
+    // A P-384 key for the P-256-only device profile.
+    let dev384 = make_csr(
+        dir,
+        "dev384",
+        &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384"],
+        "/serialNumber=ACME-1",
+        &[],
+    );
+    refused(
+        &ca,
+        "iot-device",
+        "acme",
+        &dev384,
+        "ECDSA P-384 keys are not allowed by profile 'iot-device'",
+    );
+
+    // And the good CSR still issues: the refusals changed nothing.
+    ca.hm(&[
+        "issue",
+        "--profile",
+        "code-signing",
+        "--publisher",
+        "acme",
+        "--csr",
+        &good.display().to_string(),
+    ]);
+    assert_eq!(counts(&ca), (1, 1));
+}
+
+#[test]
+fn publisher_and_cli_input_is_validated() {
+    let ca = TestCa::new(Keys::Soft);
+    let bad = |args: &[&str], expect: &str| {
+        let out = run(&mut ca.cmd(args));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert!(err.contains(expect), "expected '{expect}' in: {err}");
+    };
+    bad(
+        &[
+            "publisher",
+            "add",
+            "acme",
+            "--org",
+            "Acme",
+            "--country",
+            "usa",
+            "--state",
+            "CA",
+            "--profiles",
+            "code-signing",
+        ],
+        "two-letter",
+    );
+    bad(
+        &[
+            "publisher",
+            "add",
+            "acme",
+            "--org",
+            "Acme",
+            "--country",
+            "US",
+            "--profiles",
+            "code-signing",
+        ],
+        "--state or --locality",
+    );
+    bad(
+        &[
+            "publisher",
+            "add",
+            "acme",
+            "--org",
+            "Acme",
+            "--country",
+            "US",
+            "--state",
+            "CA",
+            "--profiles",
+            "nope",
+        ],
+        "unknown profile 'nope'",
+    );
+    ca.add_acme();
+    bad(
+        &[
+            "publisher",
+            "add",
+            "acme",
+            "--org",
+            "Acme",
+            "--country",
+            "US",
+            "--state",
+            "CA",
+            "--profiles",
+            "code-signing",
+        ],
+        "already exists",
+    );
+    bad(
+        &[
+            "key",
+            "create",
+            "--publisher",
+            "acme",
+            "--label",
+            "../evil",
+            "--algorithm",
+            "p256",
+        ],
+        "invalid key label",
+    );
+    bad(
+        &[
+            "key",
+            "create",
+            "--publisher",
+            "acme",
+            "--label",
+            "x",
+            "--algorithm",
+            "dsa",
+        ],
+        "unknown key algorithm",
+    );
+    bad(&["cert", "show", "00ff"], "no certificate with serial");
+    bad(&["ca", "cert", "nope"], "no CA named 'nope'");
+    // The publisher record was not changed by the failed second add.
+    assert!(ca.hm(&["publisher", "show", "acme"]).contains("San Jose"));
+
+    // No config at all.
+    let out = run(std::process::Command::new(hallmark_bin())
+        .args(["ca", "list"])
+        .env_remove("HALLMARK_CONFIG"));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("HALLMARK_CONFIG"));
+    // init never overwrites a CA.
+    let out = run(std::process::Command::new(hallmark_bin()).args([
+        "init",
+        "--dir",
+        &ca.dir.path().join("ca").display().to_string(),
+        "--passphrase-env",
+        "X",
+    ]));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("never overwrites"));
+    // HALLMARK_CONFIG replaces --config.
+    let out = ok(std::process::Command::new(hallmark_bin())
+        .args(["ca", "list"])
+        .env("HALLMARK_CONFIG", ca.config())
+        .envs(ca.env().iter().map(|(k, v)| (k.as_str(), v.as_str()))));
+    assert!(out.contains("code-signing-ca"));
+}
+
+#[test]
+fn profile_check_names_file_field_and_problem() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let check = |name: &str, text: &str, expect: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).expect("write");
+        let out = run(std::process::Command::new(hallmark_bin()).args([
+            "profile",
+            "check",
+            &p.display().to_string(),
+        ]));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name} should be refused");
+        assert!(
+            err.contains(name) && err.contains(expect),
+            "expected file and '{expect}' in: {err}"
+        );
+    };
+    let base = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ca-profiles/code-signing.toml"),
+    )
+    .expect("profile");
+    check(
+        "code-signing.toml",
+        &base.replace("validity_days = 365", "validity_days = 500"),
+        "validity_days",
+    );
+    check(
+        "code-signing.toml",
+        &base.replace("[key]", "[key]\ncolour = \"red\""),
+        "unknown field `colour`",
+    );
+    check(
+        "code-signing.toml",
+        &base.replace("\"codeSigning\"", "\"codeSigning\", \"serverAuth\""),
+        "extended_key_usage",
+    );
+    check(
+        "code-signing.toml",
+        &base.replace("rsa_min_bits = 3072", "rsa_min_bits = 2048"),
+        "key.rsa_min_bits",
+    );
+    check("other-name.toml", &base, "does not match the file name");
+    let ts = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ca-profiles/timestamping.toml"),
+    )
+    .expect("profile");
+    check(
+        "timestamping.toml",
+        &ts.replace(
+            "extended_key_usage_critical = true",
+            "extended_key_usage_critical = false",
+        ),
+        "critical",
+    );
+    // Every shipped profile passes.
+    for entry in
+        std::fs::read_dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ca-profiles"))
+            .expect("dir")
+    {
+        let p = entry.expect("entry").path();
+        if p.extension().is_some_and(|e| e == "toml") {
+            ok(std::process::Command::new(hallmark_bin()).args([
+                "profile",
+                "check",
+                &p.display().to_string(),
+            ]));
+        }
+    }
+}
