@@ -25,8 +25,18 @@ pub fn push_len(out: &mut Vec<u8>, len: usize) {
     }
 }
 
-/// Reads one TLV at the start of `input`: returns (tag, whole TLV, contents, rest).
-pub fn read_tlv(input: &[u8]) -> Result<(u8, &[u8], &[u8], &[u8]), DerError> {
+/// One TLV read from the front of some input.
+pub struct Tlv<'a> {
+    pub tag: u8,
+    /// Tag, length and contents together.
+    pub whole: &'a [u8],
+    pub contents: &'a [u8],
+    /// What follows the TLV.
+    pub rest: &'a [u8],
+}
+
+/// Reads one TLV at the start of `input`.
+pub fn read_tlv(input: &[u8]) -> Result<Tlv<'_>, DerError> {
     let tag = *input.first().ok_or(DerError("empty input"))?;
     if tag & 0x1f == 0x1f {
         return Err(DerError("multi-byte tags are not supported"));
@@ -47,7 +57,12 @@ pub fn read_tlv(input: &[u8]) -> Result<(u8, &[u8], &[u8], &[u8]), DerError> {
     if input.len() < end {
         return Err(DerError("truncated value"));
     }
-    Ok((tag, &input[..end], &input[hdr..end], &input[end..]))
+    Ok(Tlv {
+        tag,
+        whole: &input[..end],
+        contents: &input[hdr..end],
+        rest: &input[end..],
+    })
 }
 
 /// Wraps `contents` in a TLV with `tag`.
@@ -67,17 +82,20 @@ pub struct Signed<'a> {
 
 /// Splits `SEQUENCE { tbs, algorithm, signature }`.
 pub fn split_signed(der: &[u8]) -> Result<Signed<'_>, DerError> {
-    let (tag, _, body, rest) = read_tlv(der)?;
-    if tag != 0x30 || !rest.is_empty() {
+    let outer = read_tlv(der)?;
+    if outer.tag != 0x30 || !outer.rest.is_empty() {
         return Err(DerError("not a single SEQUENCE"));
     }
-    let (t1, tbs, _, body) = read_tlv(body)?;
-    let (t2, algorithm, _, body) = read_tlv(body)?;
-    let (t3, _, _, body) = read_tlv(body)?;
-    if t1 != 0x30 || t2 != 0x30 || t3 != 0x03 || !body.is_empty() {
+    let tbs = read_tlv(outer.contents)?;
+    let alg = read_tlv(tbs.rest)?;
+    let sig = read_tlv(alg.rest)?;
+    if tbs.tag != 0x30 || alg.tag != 0x30 || sig.tag != 0x03 || !sig.rest.is_empty() {
         return Err(DerError("not a signed structure"));
     }
-    Ok(Signed { tbs, algorithm })
+    Ok(Signed {
+        tbs: tbs.whole,
+        algorithm: alg.whole,
+    })
 }
 
 /// Assembles a signed structure from its parts.
@@ -121,9 +139,9 @@ mod tests {
         for len in [0usize, 1, 127, 128, 255, 256, 65535, 65536, 1 << 20] {
             let v = vec![0u8; len];
             let enc = tlv(0x04, &v);
-            let (tag, whole, contents, rest) = read_tlv(&enc).unwrap();
+            let t = read_tlv(&enc).unwrap();
             assert_eq!(
-                (tag, whole.len(), contents.len(), rest.len()),
+                (t.tag, t.whole.len(), t.contents.len(), t.rest.len()),
                 (4, enc.len(), len, 0)
             );
         }

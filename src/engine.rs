@@ -74,6 +74,44 @@ impl CaPurpose {
     }
 }
 
+/// A batch request between policy and the record.
+struct Pending {
+    idx: usize,
+    intent: Intent,
+    prepared: issuer::Prepared,
+    ca: Arc<CaHandle>,
+}
+
+/// Work for the batch writer thread.
+enum WriterJob {
+    Record(Vec<Intent>),
+    Complete(Vec<(String, Vec<u8>)>, String),
+}
+
+#[derive(Debug, Clone, Copy)]
+enum AnswerKind {
+    Recorded,
+    Completed,
+}
+
+fn fail_all(results: &mut [Option<Result<Issued>>], idxs: impl Iterator<Item = usize>, why: &str) {
+    for i in idxs {
+        results[i] = Some(Err(Error::Store(StoreError::WriteFailed(why.to_string()))));
+    }
+}
+
+/// A CA about to be recorded.
+struct NewCa<'a> {
+    name: &'a str,
+    role: CaRole,
+    parent: Option<&'a str>,
+    purpose: Option<CaPurpose>,
+    store: &'a str,
+    signer: &'a dyn Signer,
+    cert: Option<&'a [u8]>,
+    csr: Option<&'a [u8]>,
+}
+
 /// One line of `doctor`.
 #[derive(Debug, Clone)]
 pub struct Check {
@@ -263,15 +301,188 @@ impl Hallmark {
         })
     }
 
-    /// Issues many certificates with grouped commits: intents in one transaction, completions
-    /// in another. Each request gets its own result; a refused one does not stop the others.
+    /// Issues many certificates with grouped commits (group commit, as the factory line needs).
+    ///
+    /// Requests go in chunks: one transaction records a chunk's intents, the CA signs them, a
+    /// second transaction completes them. A writer thread does the commits while this thread
+    /// prepares and signs the next chunk, so the disk's sync time overlaps the crypto. Each
+    /// request gets its own result, in order; a refused one does not stop the others, and an
+    /// answer exists only once its certificate is durably stored.
     pub fn issue_batch(&self, reqs: &[IssueRequest]) -> Vec<Result<Issued>> {
-        let urls = self.urls();
+        const CHUNK: usize = 256;
         let mut results: Vec<Option<Result<Issued>>> = (0..reqs.len()).map(|_| None).collect();
-        let mut pending = Vec::new();
-        for (i, req) in reqs.iter().enumerate() {
-            let r = (|| -> Result<_> {
-                let approved = policy::approve(&self.profiles, &self.store, req)?;
+        let mut publishers: HashMap<String, Publisher> = HashMap::new();
+        let mut chains: HashMap<String, Vec<Vec<u8>>> = HashMap::new();
+        let store = &self.store;
+        std::thread::scope(|scope| {
+            let (jobs_tx, jobs_rx) = std::sync::mpsc::sync_channel::<WriterJob>(2);
+            let (done_tx, done_rx) = std::sync::mpsc::channel::<Result<(), StoreError>>();
+            scope.spawn(move || {
+                for job in jobs_rx {
+                    let r = match job {
+                        WriterJob::Record(intents) => store.record_intents(&intents).map(|_| ()),
+                        WriterJob::Complete(done, actor) => {
+                            let refs: Vec<(&str, &[u8])> = done
+                                .iter()
+                                .map(|(s, d)| (s.as_str(), d.as_slice()))
+                                .collect();
+                            store.complete_issuances(&refs, &actor)
+                        }
+                    };
+                    if done_tx.send(r).is_err() {
+                        break;
+                    }
+                }
+            });
+            // Chunks whose intents were sent to the writer, and chunks signed and sent for completion.
+            let mut recording: std::collections::VecDeque<Vec<Pending>> = Default::default();
+            let mut completing: std::collections::VecDeque<Vec<(Pending, Vec<u8>)>> =
+                Default::default();
+            // The writer answers jobs in the order they were sent; this remembers that order.
+            let mut sent: std::collections::VecDeque<AnswerKind> = Default::default();
+            let mut chunks = reqs.chunks(CHUNK).enumerate().peekable();
+            while chunks.peek().is_some() || !recording.is_empty() || !completing.is_empty() {
+                // Keep up to two chunks in the writer's queue.
+                if recording.len() < 2 {
+                    if let Some((k, chunk)) = chunks.next() {
+                        let items =
+                            self.prepare_chunk(chunk, k * CHUNK, &mut publishers, &mut results);
+                        let intents = items.iter().map(|p| p.intent.clone()).collect();
+                        if jobs_tx.send(WriterJob::Record(intents)).is_err() {
+                            fail_all(
+                                &mut results,
+                                items.iter().map(|p| p.idx),
+                                "the database writer stopped",
+                            );
+                        } else {
+                            recording.push_back(items);
+                            sent.push_back(AnswerKind::Recorded);
+                        }
+                        continue;
+                    }
+                }
+                let answer = match done_rx.recv() {
+                    Ok(a) => a,
+                    Err(_) => {
+                        for items in recording.drain(..) {
+                            fail_all(
+                                &mut results,
+                                items.iter().map(|p| p.idx),
+                                "the database writer stopped",
+                            );
+                        }
+                        for items in completing.drain(..) {
+                            fail_all(
+                                &mut results,
+                                items.iter().map(|(p, _)| p.idx),
+                                "the database writer stopped",
+                            );
+                        }
+                        break;
+                    }
+                };
+                match sent.pop_front().unwrap_or(AnswerKind::Completed) {
+                    AnswerKind::Recorded => {
+                        let items = recording.pop_front().unwrap_or_default();
+                        match answer {
+                            Ok(()) => {
+                                let mut signed = Vec::with_capacity(items.len());
+                                for p in items {
+                                    match issuer::sign(&p.prepared, &p.ca) {
+                                        Ok(der) => signed.push((p, der)),
+                                        Err(e) => {
+                                            let _ = store.abandon_intent(
+                                                &p.prepared.serial,
+                                                &e.to_string(),
+                                                &p.intent.requester,
+                                            );
+                                            results[p.idx] = Some(Err(e.into()));
+                                        }
+                                    }
+                                }
+                                let done: Vec<(String, Vec<u8>)> = signed
+                                    .iter()
+                                    .map(|(p, d)| (p.prepared.serial.clone(), d.clone()))
+                                    .collect();
+                                let actor = signed
+                                    .first()
+                                    .map(|(p, _)| p.intent.requester.clone())
+                                    .unwrap_or_default();
+                                if jobs_tx.send(WriterJob::Complete(done, actor)).is_err() {
+                                    fail_all(
+                                        &mut results,
+                                        signed.iter().map(|(p, _)| p.idx),
+                                        "the database writer stopped",
+                                    );
+                                } else {
+                                    completing.push_back(signed);
+                                    sent.push_back(AnswerKind::Completed);
+                                }
+                            }
+                            Err(e) => {
+                                fail_all(&mut results, items.iter().map(|p| p.idx), &e.to_string())
+                            }
+                        }
+                    }
+                    AnswerKind::Completed => {
+                        let signed = completing.pop_front().unwrap_or_default();
+                        match answer {
+                            Ok(()) => {
+                                for (p, der) in signed {
+                                    let ca = p.ca.record.name.clone();
+                                    let chain = match chains.get(&ca) {
+                                        Some(c) => Ok(c.clone()),
+                                        None => self.chain(&ca).inspect(|c| {
+                                            chains.insert(ca.clone(), c.clone());
+                                        }),
+                                    };
+                                    results[p.idx] = Some(chain.map(|chain| Issued {
+                                        serial: p.prepared.serial.clone(),
+                                        cert_der: der,
+                                        chain,
+                                    }));
+                                }
+                            }
+                            Err(e) => fail_all(
+                                &mut results,
+                                signed.iter().map(|(p, _)| p.idx),
+                                &e.to_string(),
+                            ),
+                        }
+                    }
+                }
+            }
+            drop(jobs_tx);
+        });
+        results
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| Err(Error::Invalid("the request was not processed".into())))
+            })
+            .collect()
+    }
+
+    /// Policy and preparation for one chunk; refusals go straight into `results`.
+    fn prepare_chunk(
+        &self,
+        chunk: &[IssueRequest],
+        base: usize,
+        publishers: &mut HashMap<String, Publisher>,
+        results: &mut [Option<Result<Issued>>],
+    ) -> Vec<Pending> {
+        let urls = self.urls();
+        let mut out = Vec::with_capacity(chunk.len());
+        for (j, req) in chunk.iter().enumerate() {
+            let r = (|| -> Result<Pending> {
+                let publisher = match publishers.get(&req.publisher) {
+                    Some(p) => p.clone(),
+                    None => {
+                        let p = policy::lookup_publisher(&self.profiles, &self.store, req)?;
+                        publishers.insert(p.id.clone(), p.clone());
+                        p
+                    }
+                };
+                let approved = policy::approve_for(&self.profiles, publisher, req)?;
                 let ca = self.ca(&approved.profile.issuer)?;
                 let prepared = issuer::prepare_leaf(
                     &approved,
@@ -294,77 +505,19 @@ impl Hallmark {
                     not_after: prepared.not_after,
                     tbs_der: prepared.tbs()?,
                 };
-                Ok((intent, prepared, ca))
+                Ok(Pending {
+                    idx: base + j,
+                    intent,
+                    prepared,
+                    ca,
+                })
             })();
             match r {
-                Ok(p) => pending.push((i, p)),
-                Err(e) => results[i] = Some(Err(e)),
+                Ok(p) => out.push(p),
+                Err(e) => results[base + j] = Some(Err(e)),
             }
         }
-        let intents: Vec<Intent> = pending
-            .iter()
-            .map(|(_, (intent, _, _))| intent.clone())
-            .collect();
-        if let Err(e) = self.store.record_intents(&intents) {
-            let msg = e.to_string();
-            for (i, _) in &pending {
-                results[*i] = Some(Err(Error::Store(StoreError::Schema(msg.clone()))));
-            }
-            return results
-                .into_iter()
-                .map(|r| r.unwrap_or_else(|| Err(Error::Invalid("not processed".into()))))
-                .collect();
-        }
-        let mut signed: Vec<(usize, String, Vec<u8>, String)> = Vec::new();
-        for (i, (intent, prepared, ca)) in &pending {
-            match issuer::sign(prepared, ca) {
-                Ok(der) => signed.push((*i, prepared.serial.clone(), der, ca.record.name.clone())),
-                Err(e) => {
-                    let _ = self.store.abandon_intent(
-                        &prepared.serial,
-                        &e.to_string(),
-                        &intent.requester,
-                    );
-                    results[*i] = Some(Err(e.into()));
-                }
-            }
-        }
-        let done: Vec<(&str, &[u8])> = signed
-            .iter()
-            .map(|(_, s, d, _)| (s.as_str(), d.as_slice()))
-            .collect();
-        let requester = reqs
-            .first()
-            .map(|r| r.requester.as_str())
-            .unwrap_or("batch");
-        match self.store.complete_issuances(&done, requester) {
-            Ok(()) => {
-                let mut chains: HashMap<String, Vec<Vec<u8>>> = HashMap::new();
-                for (i, serial, der, ca) in signed {
-                    let chain = match chains.get(&ca) {
-                        Some(c) => Ok(c.clone()),
-                        None => self.chain(&ca).inspect(|c| {
-                            chains.insert(ca.clone(), c.clone());
-                        }),
-                    };
-                    results[i] = Some(chain.map(|chain| Issued {
-                        serial,
-                        cert_der: der,
-                        chain,
-                    }));
-                }
-            }
-            Err(e) => {
-                let msg = e.to_string();
-                for (i, ..) in signed {
-                    results[i] = Some(Err(Error::Store(StoreError::Schema(msg.clone()))));
-                }
-            }
-        }
-        results
-            .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(Error::Invalid("not processed".into()))))
-            .collect()
+        out
     }
 
     pub fn add_publisher(&self, p: &Publisher, actor: &str) -> Result<()> {
@@ -501,29 +654,18 @@ impl Hallmark {
         ]
     }
 
-    fn record_ca(
-        &self,
-        name: &str,
-        role: CaRole,
-        parent: Option<&str>,
-        purpose: Option<CaPurpose>,
-        store: &str,
-        signer: &dyn Signer,
-        cert: Option<&[u8]>,
-        csr: Option<&[u8]>,
-        actor: &str,
-    ) -> Result<()> {
-        let facts = cert.map(cert_facts).transpose()?;
+    fn record_ca(&self, n: NewCa<'_>, actor: &str) -> Result<()> {
+        let facts = n.cert.map(cert_facts).transpose()?;
         let rec = CaRecord {
-            name: name.to_string(),
-            role,
-            parent: parent.map(str::to_string),
-            purpose: purpose.map(|p| p.name().to_string()),
-            key_store: store.to_string(),
-            key_label: signer.label().to_string(),
-            key_algorithm: signer.algorithm().name().to_string(),
-            csr_der: csr.map(<[u8]>::to_vec),
-            cert_der: cert.map(<[u8]>::to_vec),
+            name: n.name.to_string(),
+            role: n.role,
+            parent: n.parent.map(str::to_string),
+            purpose: n.purpose.map(|p| p.name().to_string()),
+            key_store: n.store.to_string(),
+            key_label: n.signer.label().to_string(),
+            key_algorithm: n.signer.algorithm().name().to_string(),
+            csr_der: n.csr.map(<[u8]>::to_vec),
+            cert_der: n.cert.map(<[u8]>::to_vec),
             serial: facts.as_ref().map(|f| f.0.clone()),
             subject: facts.as_ref().map(|f| f.1.clone()),
             not_before: facts.as_ref().map(|f| f.2),
@@ -556,14 +698,16 @@ impl Hallmark {
         let cert =
             issuer::issue_ca_certificate(&spec, signer.spki_der(), None, signer.as_ref(), now())?;
         self.record_ca(
-            "root",
-            CaRole::Root,
-            None,
-            None,
-            &store,
-            signer.as_ref(),
-            Some(&cert),
-            None,
+            NewCa {
+                name: "root",
+                role: CaRole::Root,
+                parent: None,
+                purpose: None,
+                store: &store,
+                signer: signer.as_ref(),
+                cert: Some(&cert),
+                csr: None,
+            },
             actor,
         )
     }
@@ -607,14 +751,16 @@ impl Hallmark {
             let signer = self.key_store(&store)?.generate(&ca_key_label(name), alg)?;
             let csr = issuer::make_csr(&spec.subject, signer.as_ref())?;
             self.record_ca(
-                name,
-                CaRole::Issuing,
-                None,
-                Some(purpose),
-                &store,
-                signer.as_ref(),
-                None,
-                Some(&csr),
+                NewCa {
+                    name,
+                    role: CaRole::Issuing,
+                    parent: None,
+                    purpose: Some(purpose),
+                    store: &store,
+                    signer: signer.as_ref(),
+                    cert: None,
+                    csr: Some(&csr),
+                },
                 actor,
             )?;
             return Ok(Some(csr));
@@ -629,14 +775,16 @@ impl Hallmark {
             now(),
         )?;
         self.record_ca(
-            name,
-            CaRole::Issuing,
-            Some(parent),
-            Some(purpose),
-            &store,
-            signer.as_ref(),
-            Some(&cert),
-            None,
+            NewCa {
+                name,
+                role: CaRole::Issuing,
+                parent: Some(parent),
+                purpose: Some(purpose),
+                store: &store,
+                signer: signer.as_ref(),
+                cert: Some(&cert),
+                csr: None,
+            },
             actor,
         )?;
         self.create_responder(name, alg, actor)?;
@@ -672,14 +820,16 @@ impl Hallmark {
             now(),
         )?;
         self.record_ca(
-            &name,
-            CaRole::Ocsp,
-            Some(ca_name),
-            None,
-            &store,
-            signer.as_ref(),
-            Some(&cert),
-            None,
+            NewCa {
+                name: &name,
+                role: CaRole::Ocsp,
+                parent: Some(ca_name),
+                purpose: None,
+                store: &store,
+                signer: signer.as_ref(),
+                cert: Some(&cert),
+                csr: None,
+            },
             actor,
         )
     }

@@ -27,7 +27,7 @@ const EKU_ANY: &str = "2.5.29.37.0";
 pub fn lint(der: &[u8], ctx: &LintContext<'_>) -> Vec<String> {
     let mut f = Vec::new();
     let cert = match X509Certificate::from_der(der) {
-        Ok((rest, c)) if rest.is_empty() => c,
+        Ok(([], c)) => c,
         Ok(_) => return vec!["trailing bytes after the certificate".into()],
         Err(e) => return vec![format!("the certificate template does not parse: {e}")],
     };

@@ -82,6 +82,9 @@ struct Module {
     salt: [u8; 16],
     /// Token (serial + label) -> salted SHA-256 of the PIN that logged this process in.
     logins: Mutex<HashMap<String, [u8; 32]>>,
+    /// Serializes key generation, so that two stores (or threads) cannot both pass the
+    /// duplicate-label check for one label.
+    generating: Mutex<()>,
 }
 
 impl Module {
@@ -129,6 +132,7 @@ fn load_module(path: &Path) -> Result<Arc<Module>, KeyError> {
         path: key.clone(),
         salt,
         logins: Mutex::new(HashMap::new()),
+        generating: Mutex::new(()),
     });
     modules.insert(key, module.clone());
     Ok(module)
@@ -254,8 +258,6 @@ impl Drop for PooledSession<'_> {
 pub struct Pkcs11KeyStore {
     token: Arc<Token>,
     cache: Mutex<HashMap<String, Arc<Pkcs11Key>>>,
-    /// Serializes `generate` so two threads cannot both pass the duplicate-label check.
-    generating: Mutex<()>,
 }
 
 impl fmt::Debug for Pkcs11KeyStore {
@@ -378,7 +380,6 @@ impl Pkcs11KeyStore {
                 pool: Mutex::new(Vec::new()),
             }),
             cache: Mutex::new(HashMap::new()),
-            generating: Mutex::new(()),
         })
     }
 
@@ -520,7 +521,12 @@ impl KeyStore for Pkcs11KeyStore {
 
     fn generate(&self, label: &str, alg: KeyAlgorithm) -> Result<Arc<dyn Signer>, KeyError> {
         super::validate_label(label)?;
-        let _one_at_a_time = self.generating.lock().unwrap_or_else(|p| p.into_inner());
+        let _one_at_a_time = self
+            .token
+            .module
+            .generating
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         let (mechanism, pub_extra, needed) = generation_params(alg);
         self.require_mechanisms(alg, &needed)?;
 

@@ -349,7 +349,7 @@ fn check_key_quality(spki: &SubjectPublicKeyInfo<'_>, key: SubjectKey) -> Result
         };
         let e: &[u8] = rsa.exponent;
         let first = e.iter().position(|&b| b != 0).unwrap_or(e.len());
-        if &e[first..] != [0x01, 0x00, 0x01] {
+        if e[first..] != [0x01, 0x00, 0x01] {
             return Err(PolicyError::BadKey(format!(
                 "the RSA public exponent must be 65537, not 0x{}",
                 hex::encode(&e[first..])

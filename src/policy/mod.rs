@@ -78,14 +78,44 @@ pub fn approve(
     store: &Store,
     req: &IssueRequest,
 ) -> Result<Approved, PolicyError> {
-    let profile = match profiles.get(&req.profile) {
-        Ok(p) => p,
-        Err(ProfileError::Unknown(n)) => return Err(PolicyError::UnknownProfile(n)),
-        Err(e) => return Err(PolicyError::BadRequest(e.to_string())),
-    };
-    let publisher = store
+    let publisher = lookup_publisher(profiles, store, req)?;
+    approve_for(profiles, publisher, req)
+}
+
+/// The publisher a request names, after checking the profile exists (so an unknown profile is
+/// reported as such even for an unknown publisher).
+pub fn lookup_publisher(
+    profiles: &Profiles,
+    store: &Store,
+    req: &IssueRequest,
+) -> Result<Publisher, PolicyError> {
+    profile_of(profiles, req)?;
+    store
         .get_publisher(&req.publisher)?
-        .ok_or_else(|| PolicyError::UnknownPublisher(req.publisher.clone()))?;
+        .ok_or_else(|| PolicyError::UnknownPublisher(req.publisher.clone()))
+}
+
+fn profile_of<'a>(profiles: &'a Profiles, req: &IssueRequest) -> Result<&'a Profile, PolicyError> {
+    match profiles.get(&req.profile) {
+        Ok(p) => Ok(p),
+        Err(ProfileError::Unknown(n)) => Err(PolicyError::UnknownProfile(n)),
+        Err(e) => Err(PolicyError::BadRequest(e.to_string())),
+    }
+}
+
+/// Every check after the publisher lookup; `publisher` must be the record `req` names.
+pub fn approve_for(
+    profiles: &Profiles,
+    publisher: Publisher,
+    req: &IssueRequest,
+) -> Result<Approved, PolicyError> {
+    let profile = profile_of(profiles, req)?;
+    if publisher.id != req.publisher {
+        return Err(PolicyError::BadRequest(format!(
+            "publisher record '{}' does not match the request's '{}'",
+            publisher.id, req.publisher
+        )));
+    }
     if !publisher.profiles.iter().any(|p| p == &profile.name) {
         return Err(PolicyError::NotAuthorized(format!(
             "publisher '{}' may not use profile '{}' (its profiles: {})",

@@ -23,6 +23,8 @@ pub enum StoreError {
     NotFound(String),
     #[error("database schema: {0}")]
     Schema(String),
+    #[error("database write failed: {0}")]
+    WriteFailed(String),
     #[error("database lock poisoned")]
     Poisoned,
 }
@@ -175,10 +177,10 @@ fn audit(
     subject: &str,
     detail: Option<&str>,
 ) -> Result<(), StoreError> {
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO audit (at, actor, action, subject, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![now(), actor, action, subject, detail],
-    )?;
+    )?
+    .execute(params![now(), actor, action, subject, detail])?;
     Ok(())
 }
 
@@ -528,18 +530,12 @@ impl Store {
             let mut upd = tx.prepare_cached(
                 "UPDATE certificates SET status = 'issued', cert_der = ?2, issued_at = ?3 WHERE serial = ?1 AND status = 'intent'",
             )?;
-            let mut req = tx.prepare_cached(
-                "UPDATE requests SET status = 'issued', decided_at = ?2 WHERE id = (SELECT request_id FROM certificates WHERE serial = ?1)",
-            )?;
             for (serial, der) in done {
                 if upd.execute(params![serial, der, t])? != 1 {
                     return Err(StoreError::NotFound(format!("certificate intent {serial}")));
                 }
-                req.execute(params![serial, t])?;
+                audit(&tx, actor, "certificate.issued", serial, None)?;
             }
-        }
-        for (serial, _) in done {
-            audit(&tx, actor, "certificate.issued", serial, None)?;
         }
         tx.commit()?;
         Ok(())
@@ -717,7 +713,7 @@ impl Store {
 fn insert_intent(tx: &Transaction<'_>, i: &Intent) -> Result<i64, StoreError> {
     let t = now();
     tx.prepare_cached(
-        "INSERT INTO requests (profile, publisher, requester, csr_der, status, created_at) VALUES (?1,?2,?3,?4,'approved',?5)",
+        "INSERT INTO requests (profile, publisher, requester, csr_der, status, created_at, decided_at) VALUES (?1,?2,?3,?4,'approved',?5,?5)",
     )?
     .execute(params![i.profile, i.publisher, i.requester, i.csr_der, t])?;
     let request_id = tx.last_insert_rowid();
