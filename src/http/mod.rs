@@ -1,8 +1,10 @@
-//! The HTTP edge. For now: `/healthz` and the CA certificates at the URLs written into
-//! certificates (AIA caIssuers). Later issues add the JSON API, CRLs, OCSP and ACME here.
+//! The HTTP edge: hyper 1 on tokio, thin over the engine.
 //!
-//! hyper 1 on tokio; every request is answered from the engine, errors as
+//! The public listener (`public`) serves what relying parties fetch without credentials: health,
+//! CA certificates at the URLs written into certificates. Errors are RFC 9457
 //! `application/problem+json` with a stable `type`.
+
+pub mod public;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -11,15 +13,15 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Request, Response, StatusCode};
 
 use crate::engine::Hallmark;
 
 pub const PROBLEM_BASE: &str = "https://hallmark.dev/problems/";
 
-type Body = Full<Bytes>;
+pub type Body = Full<Bytes>;
 
-fn response(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
+pub fn response(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
     let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
     if let Ok(v) = content_type.parse() {
@@ -39,70 +41,10 @@ pub fn problem(status: StatusCode, kind: &str, detail: &str) -> Response<Body> {
     response(status, "application/problem+json", body.to_string())
 }
 
-/// Routes one request.
-pub fn route(hm: &Hallmark, method: &Method, path: &str) -> Response<Body> {
-    if method != Method::GET && method != Method::HEAD {
-        return problem(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method-not-allowed",
-            "only GET is served here",
-        );
-    }
-    if path == "/healthz" {
-        return response(StatusCode::OK, "text/plain", "ok\n");
-    }
-    if let Some(file) = path.strip_prefix("/ca/") {
-        let (name, pem) = if let Some(n) = file.strip_suffix(".crt") {
-            (n, false)
-        } else if let Some(n) = file.strip_suffix(".pem") {
-            (n, true)
-        } else {
-            return problem(
-                StatusCode::NOT_FOUND,
-                "not-found",
-                "CA certificates are at /ca/NAME.crt (DER) or /ca/NAME.pem",
-            );
-        };
-        return match hm.store.get_ca(name) {
-            Ok(Some(ca)) => match ca.cert_der {
-                Some(der) if pem => response(
-                    StatusCode::OK,
-                    "application/x-pem-file",
-                    pem::encode(&pem::Pem::new("CERTIFICATE", der)),
-                ),
-                Some(der) => response(StatusCode::OK, "application/pkix-cert", der),
-                None => problem(
-                    StatusCode::NOT_FOUND,
-                    "not-found",
-                    &format!("CA '{name}' has no certificate yet"),
-                ),
-            },
-            Ok(None) => problem(
-                StatusCode::NOT_FOUND,
-                "not-found",
-                &format!("no CA named '{name}'"),
-            ),
-            Err(e) => {
-                eprintln!("hallmark: GET {path}: {e}");
-                problem(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
-                    "the database is not available",
-                )
-            }
-        };
-    }
-    problem(
-        StatusCode::NOT_FOUND,
-        "not-found",
-        &format!("nothing at {path}"),
-    )
-}
-
 async fn handle(hm: Arc<Hallmark>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let resp = tokio::task::spawn_blocking(move || route(&hm, &method, &path))
+    let resp = tokio::task::spawn_blocking(move || public::route(&hm, &method, &path))
         .await
         .unwrap_or_else(|_| {
             problem(

@@ -1,0 +1,66 @@
+//! Routes of the public plain-HTTP listener: what clients fetch without credentials.
+
+use hyper::{Method, Response, StatusCode};
+
+use super::{problem, response, Body};
+use crate::engine::Hallmark;
+
+/// Routes one request of the public listener.
+pub fn route(hm: &Hallmark, method: &Method, path: &str) -> Response<Body> {
+    if method != Method::GET && method != Method::HEAD {
+        return problem(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            "only GET is served here",
+        );
+    }
+    if path == "/healthz" {
+        return response(StatusCode::OK, "text/plain", "ok\n");
+    }
+    if let Some(file) = path.strip_prefix("/ca/") {
+        let (name, pem) = if let Some(n) = file.strip_suffix(".crt") {
+            (n, false)
+        } else if let Some(n) = file.strip_suffix(".pem") {
+            (n, true)
+        } else {
+            return problem(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                "CA certificates are at /ca/NAME.crt (DER) or /ca/NAME.pem",
+            );
+        };
+        return match hm.store.get_ca(name) {
+            Ok(Some(ca)) => match ca.cert_der {
+                Some(der) if pem => response(
+                    StatusCode::OK,
+                    "application/x-pem-file",
+                    pem::encode(&pem::Pem::new("CERTIFICATE", der)),
+                ),
+                Some(der) => response(StatusCode::OK, "application/pkix-cert", der),
+                None => problem(
+                    StatusCode::NOT_FOUND,
+                    "not-found",
+                    &format!("CA '{name}' has no certificate yet"),
+                ),
+            },
+            Ok(None) => problem(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                &format!("no CA named '{name}'"),
+            ),
+            Err(e) => {
+                eprintln!("hallmark: GET {path}: {e}");
+                problem(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the database is not available",
+                )
+            }
+        };
+    }
+    problem(
+        StatusCode::NOT_FOUND,
+        "not-found",
+        &format!("nothing at {path}"),
+    )
+}
