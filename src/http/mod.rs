@@ -41,10 +41,31 @@ pub fn problem(status: StatusCode, kind: &str, detail: &str) -> Response<Body> {
     response(status, "application/problem+json", body.to_string())
 }
 
+/// The largest request body the public listener reads (OCSP requests are small).
+pub const PUBLIC_BODY_LIMIT: usize = 16 * 1024;
+
 async fn handle(hm: Arc<Hallmark>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
-    let method = req.method().clone();
-    let path = req.uri().path().to_string();
-    let resp = tokio::task::spawn_blocking(move || public::route(&hm, &method, &path))
+    use http_body_util::BodyExt;
+    let (parts, body) = req.into_parts();
+    let limited = http_body_util::Limited::new(body, PUBLIC_BODY_LIMIT);
+    let body = match limited.collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            return Ok(problem(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too-large",
+                &format!("request bodies here are limited to {PUBLIC_BODY_LIMIT} bytes"),
+            ))
+        }
+    };
+    let req = public::PublicRequest {
+        method: parts.method,
+        path: parts.uri.path().to_string(),
+        query: parts.uri.query().map(str::to_string),
+        headers: parts.headers,
+        body,
+    };
+    let resp = tokio::task::spawn_blocking(move || public::route(&hm, &req))
         .await
         .unwrap_or_else(|_| {
             problem(
@@ -64,6 +85,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     ready(listener.local_addr()?);
+    // Background tasks of the server (CRL and OCSP refresh) start here.
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
         let (stream, _) = tokio::select! {

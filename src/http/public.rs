@@ -5,8 +5,18 @@ use hyper::{Method, Response, StatusCode};
 use super::{problem, response, Body};
 use crate::engine::Hallmark;
 
+/// A request of the public listener, body already read (within [`super::PUBLIC_BODY_LIMIT`]).
+pub struct PublicRequest {
+    pub method: Method,
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: hyper::HeaderMap,
+    pub body: bytes::Bytes,
+}
+
 /// Routes one request of the public listener.
-pub fn route(hm: &Hallmark, method: &Method, path: &str) -> Response<Body> {
+pub fn route(hm: &Hallmark, req: &PublicRequest) -> Response<Body> {
+    let (method, path) = (&req.method, req.path.as_str());
     if method != Method::GET && method != Method::HEAD {
         return problem(
             StatusCode::METHOD_NOT_ALLOWED,
