@@ -1,0 +1,38 @@
+# hallmark: the two commands are `make run` (a demo CA, served) and `make test` (every test).
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+VENV_BIN := $(CURDIR)/.venv/bin
+
+.PHONY: help deps test lint run bench clean
+
+help:
+	@echo "make run    build, create a demo CA in ./demo (SoftHSM2 if installed) and serve it"
+	@echo "make test   install test tools (make deps), then fmt check, clippy and every test"
+	@echo "make deps   apt packages (softhsm2 opensc openssl curl python3-venv) and .venv with pkilint"
+	@echo "make lint   cargo fmt --check and clippy"
+	@echo "make bench  cargo bench --bench issuance"
+	@echo "make clean  cargo clean and remove .venv (./demo is kept)"
+
+deps:
+	@scripts/deps.sh
+
+test: deps
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+	PATH="$(VENV_BIN):$$PATH" HALLMARK_TOOLS_BIN="$(VENV_BIN)" cargo test
+
+lint:
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+
+run:
+	cargo build --release
+	@scripts/demo.sh
+
+bench:
+	cargo bench --bench issuance
+
+clean:
+	cargo clean
+	rm -rf .venv
