@@ -30,6 +30,8 @@ pub enum CaPurpose {
     CodeSigning,
     Timestamping,
     Devices,
+    /// TLS servers (hallmark's own API, ACME) and TLS clients (factory stations over mTLS).
+    Tls,
 }
 
 impl CaPurpose {
@@ -38,6 +40,7 @@ impl CaPurpose {
             CaPurpose::CodeSigning => "code-signing",
             CaPurpose::Timestamping => "timestamping",
             CaPurpose::Devices => "devices",
+            CaPurpose::Tls => "tls",
         }
     }
     pub fn parse(s: &str) -> Result<CaPurpose> {
@@ -45,8 +48,9 @@ impl CaPurpose {
             "code-signing" => Ok(CaPurpose::CodeSigning),
             "timestamping" => Ok(CaPurpose::Timestamping),
             "devices" => Ok(CaPurpose::Devices),
+            "tls" => Ok(CaPurpose::Tls),
             o => Err(Error::Invalid(format!(
-                "unknown CA purpose '{o}' (code-signing, timestamping or devices)"
+                "unknown CA purpose '{o}' (code-signing, timestamping, devices or tls)"
             ))),
         }
     }
@@ -56,6 +60,16 @@ impl CaPurpose {
             CaPurpose::CodeSigning => vec!["1.3.6.1.5.5.7.3.3"],
             CaPurpose::Timestamping => vec!["1.3.6.1.5.5.7.3.8"],
             CaPurpose::Devices => vec![],
+            CaPurpose::Tls => vec!["1.3.6.1.5.5.7.3.1", "1.3.6.1.5.5.7.3.2"],
+        }
+    }
+    /// The name `init` gives the issuing CA of this purpose.
+    pub fn default_name(self) -> &'static str {
+        match self {
+            CaPurpose::CodeSigning => "code-signing-ca",
+            CaPurpose::Timestamping => "timestamping-ca",
+            CaPurpose::Devices => "device-ca",
+            CaPurpose::Tls => "tls-ca",
         }
     }
     fn title(self) -> &'static str {
@@ -63,6 +77,7 @@ impl CaPurpose {
             CaPurpose::CodeSigning => "Code Signing CA",
             CaPurpose::Timestamping => "Timestamping CA",
             CaPurpose::Devices => "Device CA",
+            CaPurpose::Tls => "TLS CA",
         }
     }
     /// Device CAs live as long as the devices (IDevID notAfter 9999); the others ten years.
@@ -712,14 +727,20 @@ impl Hallmark {
         )
     }
 
-    fn issuing_spec(&self, purpose: CaPurpose, parent: &str) -> CaCertSpec {
+    fn issuing_spec(&self, name: &str, purpose: CaPurpose, parent: &str) -> CaCertSpec {
         let urls = self.urls();
-        CaCertSpec {
-            subject: self.ca_subject(format!(
-                "{} {}",
+        // Two CAs under one root never share a name: extra CAs carry theirs in the CN.
+        let cn = if name == purpose.default_name() {
+            format!("{} {}", self.config.ca.organization, purpose.title())
+        } else {
+            format!(
+                "{} {} ({name})",
                 self.config.ca.organization,
                 purpose.title()
-            )),
+            )
+        };
+        CaCertSpec {
+            subject: self.ca_subject(cn),
             validity: purpose.validity(),
             path_len: Some(0),
             responder: false,
@@ -746,7 +767,7 @@ impl Hallmark {
             return Err(StoreError::Conflict(format!("CA '{name}'")).into());
         }
         let store = self.config.keys.default_store.clone();
-        let spec = self.issuing_spec(purpose, parent);
+        let spec = self.issuing_spec(name, purpose, parent);
         if csr_only {
             let signer = self.key_store(&store)?.generate(&ca_key_label(name), alg)?;
             let csr = issuer::make_csr(&spec.subject, signer.as_ref())?;
@@ -889,7 +910,7 @@ impl Hallmark {
         let root = self.ca("root")?;
         let spec = CaCertSpec {
             subject: verified.subject.clone(),
-            ..self.issuing_spec(purpose, "root")
+            ..self.issuing_spec(purpose.default_name(), purpose, "root")
         };
         let cert = issuer::issue_ca_certificate(
             &spec,

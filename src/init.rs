@@ -32,6 +32,10 @@ pub const DEFAULT_PROFILES: &[(&str, &str)] = &[
         include_str!("../ca-profiles/iot-device.toml"),
     ),
     ("station.toml", include_str!("../ca-profiles/station.toml")),
+    (
+        "tls-server.toml",
+        include_str!("../ca-profiles/tls-server.toml"),
+    ),
 ];
 
 /// Where `init` puts keys.
@@ -201,12 +205,20 @@ pub fn init(opts: &InitOptions) -> Result<PathBuf> {
     let hm = Hallmark::with_config(config)?;
     let actor = "init";
     hm.create_root(opts.root_algorithm, actor)?;
-    for (name, purpose) in [
-        ("code-signing-ca", CaPurpose::CodeSigning),
-        ("timestamping-ca", CaPurpose::Timestamping),
-        ("device-ca", CaPurpose::Devices),
+    for purpose in [
+        CaPurpose::CodeSigning,
+        CaPurpose::Timestamping,
+        CaPurpose::Devices,
+        CaPurpose::Tls,
     ] {
-        hm.create_issuing(name, purpose, "root", opts.ca_algorithm, false, actor)?;
+        hm.create_issuing(
+            purpose.default_name(),
+            purpose,
+            "root",
+            opts.ca_algorithm,
+            false,
+            actor,
+        )?;
     }
     // The config is written last: a directory with a config is a finished CA.
     let header = "# hallmark configuration, written by `hallmark init`. Paths are relative to this file.\n# Secrets are never here: the key store names the environment variable or file holding them.\n\n";

@@ -163,6 +163,17 @@ fn every_profile_passes_pkilint(keys: Keys) {
             make_csr(dir, "p5", &p256, "/CN=line-3", &[]),
             vec!["--name", "line-3"],
         ),
+        (
+            "tls-server",
+            make_csr(
+                dir,
+                "p6",
+                &p256,
+                "/CN=api.acme.internal",
+                &["-addext", "subjectAltName=DNS:api.acme.internal,IP:127.0.0.1"],
+            ),
+            vec!["--name", "api.acme.internal"],
+        ),
     ];
     let shipped: Vec<String> =
         std::fs::read_dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ca-profiles"))

@@ -205,7 +205,7 @@ pub enum CaCmd {
     /// Create an issuing CA under the root, or (with --csr-out) a CSR for an external root.
     CreateIssuing {
         name: String,
-        #[arg(long, value_parser = ["code-signing", "timestamping", "devices"])]
+        #[arg(long, value_parser = ["code-signing", "timestamping", "devices", "tls"])]
         purpose: String,
         #[arg(long, default_value = "p256")]
         algorithm: KeyAlgorithm,
@@ -225,7 +225,7 @@ pub enum CaCmd {
     SignCsr {
         #[arg(long)]
         csr: PathBuf,
-        #[arg(long, value_parser = ["code-signing", "timestamping", "devices"])]
+        #[arg(long, value_parser = ["code-signing", "timestamping", "devices", "tls"])]
         purpose: String,
         #[arg(long)]
         out: PathBuf,

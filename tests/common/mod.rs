@@ -183,7 +183,7 @@ impl TestCa {
             "--locality",
             "San Jose",
             "--profiles",
-            "code-signing,firmware-signing,timestamping,iot-device,station",
+            "code-signing,firmware-signing,timestamping,iot-device,station,tls-server",
         ]);
     }
 }
