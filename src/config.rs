@@ -41,6 +41,67 @@ pub struct ProfilesSection {
     pub dir: PathBuf,
 }
 
+/// How the API listener speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    #[default]
+    Tls,
+    /// Plain HTTP: development only (`make run`), with a loud warning.
+    Plain,
+}
+
+/// The authenticated JSON API (`/api/v1/`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiSection {
+    /// Where the API listener listens.
+    pub listen: String,
+    pub transport: Transport,
+    /// Host names and IP addresses in the API's TLS certificate.
+    pub hostnames: Vec<String>,
+    /// Key-store label of the API's TLS key (hallmark issues its certificate at init).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key_label: Option<String>,
+    /// PEM key file instead of a key-store key (a certificate from elsewhere).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key_file: Option<PathBuf>,
+    /// PEM certificate chain of the API listener, leaf first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// Ask TLS clients for a certificate issued by `tls-ca` (factory stations); optional.
+    pub client_auth: bool,
+    /// Largest accepted request body, in bytes.
+    pub body_limit: usize,
+    /// Requests per minute per credential (429 with Retry-After beyond).
+    pub rate_limit_per_minute: u32,
+    /// How long a request waiting for approvals stays open.
+    pub request_ttl_hours: u32,
+    /// Time allowed to send the request headers.
+    pub header_timeout_secs: u64,
+    /// Longest life of one connection (a slow client cannot hold it forever).
+    pub connection_timeout_secs: u64,
+}
+
+impl Default for ApiSection {
+    fn default() -> Self {
+        ApiSection {
+            listen: "127.0.0.1:8443".into(),
+            transport: Transport::Tls,
+            hostnames: vec!["localhost".into(), "127.0.0.1".into()],
+            tls_key_label: None,
+            tls_key_file: None,
+            tls_cert_file: None,
+            client_auth: false,
+            body_limit: 64 * 1024,
+            rate_limit_per_minute: 600,
+            request_ttl_hours: 72,
+            header_timeout_secs: 10,
+            connection_timeout_secs: 120,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerSection {
@@ -80,6 +141,98 @@ pub struct KeysSection {
     pub root_store: String,
 }
 
+/// CRL publication (`GET /crl/...`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CrlSection {
+    /// nextUpdate minus thisUpdate, in days (1 to 7).
+    pub next_update_days: u32,
+    /// The server reissues each CRL this often without revocations, in hours (< nextUpdate).
+    pub refresh_hours: u32,
+    /// CRL partitions per issuing CA (1: none). Each certificate's CRL DP names its partition;
+    /// the full CRL stays published. Changing it affects certificates issued afterwards only.
+    pub shards: u32,
+    /// Cache-Control max-age of served CRLs, in seconds.
+    pub max_age_seconds: u32,
+}
+
+impl Default for CrlSection {
+    fn default() -> Self {
+        CrlSection {
+            next_update_days: 7,
+            refresh_hours: 24,
+            shards: 1,
+            max_age_seconds: 300,
+        }
+    }
+}
+
+impl CrlSection {
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=7).contains(&self.next_update_days) {
+            return Err("crl.next_update_days must be 1 to 7".into());
+        }
+        if self.refresh_hours == 0 || self.refresh_hours >= self.next_update_days * 24 {
+            return Err("crl.refresh_hours must be at least 1 and less than nextUpdate".into());
+        }
+        if !(1..=256).contains(&self.shards) {
+            return Err("crl.shards must be 1 to 256".into());
+        }
+        Ok(())
+    }
+}
+
+/// The OCSP responder (`/ocsp`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OcspSection {
+    /// nextUpdate minus thisUpdate of responses, in hours (at most 240: ten days).
+    pub validity_hours: u32,
+    /// Pre-signed responses are signed again when older than this, in hours (at most 96).
+    pub refresh_hours: u32,
+    /// The delegated responder certificate is renewed when fewer days than this remain.
+    pub responder_renew_days: u32,
+    /// Validity of a renewed responder certificate, in days.
+    pub responder_validity_days: u32,
+    /// Upper bound of Cache-Control max-age on GET answers, in seconds.
+    pub max_age_seconds: u32,
+}
+
+impl Default for OcspSection {
+    fn default() -> Self {
+        OcspSection {
+            validity_hours: 168,
+            refresh_hours: 72,
+            responder_renew_days: 30,
+            responder_validity_days: 90,
+            max_age_seconds: 3600,
+        }
+    }
+}
+
+impl OcspSection {
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=240).contains(&self.validity_hours) {
+            return Err("ocsp.validity_hours must be 1 to 240".into());
+        }
+        if self.refresh_hours == 0
+            || self.refresh_hours > 96
+            || self.refresh_hours >= self.validity_hours
+        {
+            return Err("ocsp.refresh_hours must be 1 to 96 and less than validity_hours".into());
+        }
+        if self.responder_validity_days < 2
+            || self.responder_renew_days >= self.responder_validity_days
+        {
+            return Err(
+                "ocsp.responder_renew_days must be less than responder_validity_days (at least 2)"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -87,8 +240,14 @@ pub struct Config {
     pub database: DatabaseSection,
     pub profiles: ProfilesSection,
     pub server: ServerSection,
+    #[serde(default)]
+    pub api: ApiSection,
     pub keys: KeysSection,
     pub key_stores: BTreeMap<String, KeyStoreConfig>,
+    #[serde(default)]
+    pub crl: CrlSection,
+    #[serde(default)]
+    pub ocsp: OcspSection,
     /// The directory of the config file (not in the file).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -122,6 +281,8 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<(), String> {
+        self.crl.validate()?;
+        self.ocsp.validate()?;
         for name in [&self.keys.default_store, &self.keys.root_store] {
             if !self.key_stores.contains_key(name) {
                 return Err(format!(
@@ -164,6 +325,24 @@ impl Config {
                 "ca.country '{}' must be a two-letter code",
                 self.ca.country
             ));
+        }
+        if self.api.transport == Transport::Tls
+            && (self.api.tls_cert_file.is_none()
+                || self.api.tls_key_label.is_some() == self.api.tls_key_file.is_some())
+        {
+            return Err(
+                "api: TLS needs tls_cert_file and exactly one of tls_key_label, tls_key_file"
+                    .into(),
+            );
+        }
+        if self.api.body_limit < 1024
+            || self.api.rate_limit_per_minute == 0
+            || self.api.request_ttl_hours == 0
+        {
+            return Err(
+                "api: body_limit >= 1024, rate_limit_per_minute >= 1 and request_ttl_hours >= 1"
+                    .into(),
+            );
         }
         if !self.server.public_url.starts_with("http://")
             && !self.server.public_url.starts_with("https://")

@@ -89,6 +89,29 @@ impl CaPurpose {
     }
 }
 
+/// The record of what the CA is about to sign.
+fn intent_for(
+    approved: &policy::Approved,
+    prepared: &issuer::Prepared,
+    ca: &CaHandle,
+    request_id: Option<i64>,
+) -> Result<Intent> {
+    Ok(Intent {
+        serial: prepared.serial.clone(),
+        ca: ca.record.name.clone(),
+        profile: approved.profile.name.clone(),
+        publisher: Some(approved.publisher.id.clone()),
+        requester: approved.requester.clone(),
+        csr_der: approved.csr.der.clone(),
+        subject: prepared.subject.clone(),
+        spki_sha256: prepared.spki_sha256.clone(),
+        not_before: prepared.not_before,
+        not_after: prepared.not_after,
+        tbs_der: prepared.tbs()?,
+        request_id,
+    })
+}
+
 /// A batch request between policy and the record.
 struct Pending {
     idx: usize,
@@ -139,6 +162,7 @@ pub struct Hallmark {
     pub config: Config,
     pub store: Store,
     pub profiles: Profiles,
+    pub metrics: crate::metrics::Metrics,
     stores: Mutex<HashMap<String, Arc<dyn KeyStore>>>,
     cas: Mutex<HashMap<String, Arc<CaHandle>>>,
 }
@@ -175,6 +199,7 @@ impl Hallmark {
             config,
             store,
             profiles,
+            metrics: Default::default(),
             stores: Mutex::new(HashMap::new()),
             cas: Mutex::new(HashMap::new()),
         })
@@ -183,6 +208,7 @@ impl Hallmark {
     pub fn urls(&self) -> Urls {
         Urls {
             public_base: self.config.server.public_url.clone(),
+            crl_shards: self.config.crl.shards,
         }
     }
 
@@ -264,39 +290,40 @@ impl Hallmark {
     /// Issues a certificate: policy, then prepare + lint, record, sign, complete.
     pub fn issue(&self, req: &IssueRequest) -> Result<Issued> {
         let approved = policy::approve(&self.profiles, &self.store, req)?;
+        self.issue_approved(&approved, None)
+    }
+
+    /// The CA half of issuance, for a request policy approved. `request_id` links the
+    /// certificate to a stored (approved) request instead of recording the request anew.
+    pub fn issue_approved(
+        &self,
+        approved: &policy::Approved,
+        request_id: Option<i64>,
+    ) -> Result<Issued> {
         let ca = self.ca(&approved.profile.issuer)?;
         let urls = self.urls();
         // A serial collision (2^-126) is retried with a fresh serial; nothing was written.
         let mut attempt = 0;
-        let (prepared, _request_id) = loop {
+        let prepared = loop {
             let prepared = issuer::prepare_leaf(
-                &approved,
+                approved,
                 &ca,
                 &urls,
                 &self.config.ca.policy_oid,
                 now(),
                 issuer::random_serial(),
             )?;
-            let intent = Intent {
-                serial: prepared.serial.clone(),
-                ca: ca.record.name.clone(),
-                profile: approved.profile.name.clone(),
-                publisher: Some(approved.publisher.id.clone()),
-                requester: approved.requester.clone(),
-                csr_der: approved.csr.der.clone(),
-                subject: prepared.subject.clone(),
-                spki_sha256: prepared.spki_sha256.clone(),
-                not_before: prepared.not_before,
-                not_after: prepared.not_after,
-                tbs_der: prepared.tbs()?,
-            };
+            let intent = intent_for(approved, &prepared, &ca, request_id)?;
             match self.store.record_intent(&intent) {
-                Ok(id) => break (prepared, id),
+                Ok(_) => break prepared,
                 Err(StoreError::Conflict(_)) if attempt < 3 => attempt += 1,
                 Err(e) => return Err(e.into()),
             }
         };
-        let cert = match issuer::sign(&prepared, &ca) {
+        let started = std::time::Instant::now();
+        let signed = issuer::sign(&prepared, &ca);
+        self.metrics.observe_sign(started.elapsed());
+        let cert = match signed {
             Ok(c) => c,
             Err(e) => {
                 let _ = self.store.abandon_intent(
@@ -309,6 +336,7 @@ impl Hallmark {
         };
         self.store
             .complete_issuance(&prepared.serial, &cert, &approved.requester)?;
+        self.metrics.count_issued(&approved.profile.name, 1);
         Ok(Issued {
             serial: prepared.serial,
             cert_der: cert,
@@ -443,6 +471,9 @@ impl Hallmark {
                         let signed = completing.pop_front().unwrap_or_default();
                         match answer {
                             Ok(()) => {
+                                for (p, _) in &signed {
+                                    self.metrics.count_issued(&p.intent.profile, 1);
+                                }
                                 for (p, der) in signed {
                                     let ca = p.ca.record.name.clone();
                                     let chain = match chains.get(&ca) {
@@ -507,19 +538,7 @@ impl Hallmark {
                     now(),
                     issuer::random_serial(),
                 )?;
-                let intent = Intent {
-                    serial: prepared.serial.clone(),
-                    ca: ca.record.name.clone(),
-                    profile: approved.profile.name.clone(),
-                    publisher: Some(approved.publisher.id.clone()),
-                    requester: approved.requester.clone(),
-                    csr_der: approved.csr.der,
-                    subject: prepared.subject.clone(),
-                    spki_sha256: prepared.spki_sha256.clone(),
-                    not_before: prepared.not_before,
-                    not_after: prepared.not_after,
-                    tbs_der: prepared.tbs()?,
-                };
+                let intent = intent_for(&approved, &prepared, &ca, None)?;
                 Ok(Pending {
                     idx: base + j,
                     intent,
@@ -923,6 +942,70 @@ impl Hallmark {
         self.store
             .audit("ca.signed_subordinate", &serial, Some(&subject), actor)?;
         Ok(cert)
+    }
+
+    /// Issues a `tls-server` certificate for one of hallmark's own services (the API listener)
+    /// to a new key in the default key store; returns the PEM chain, leaf first.
+    pub fn issue_service_certificate(
+        &self,
+        label: &str,
+        hostnames: &[String],
+        alg: KeyAlgorithm,
+        actor: &str,
+    ) -> Result<String> {
+        let first = hostnames
+            .first()
+            .ok_or_else(|| Error::Invalid("the API needs at least one host name".into()))?;
+        let sans = hostnames
+            .iter()
+            .map(|h| match h.parse::<std::net::IpAddr>() {
+                Ok(ip) => policy::SanEntry::Ip(ip),
+                Err(_) => policy::SanEntry::Dns(h.clone()),
+            })
+            .collect();
+        let profile = self.profiles.get("tls-server")?.clone();
+        let ks = self.key_store(&self.config.keys.default_store)?;
+        let signer = ks.generate(label, alg)?;
+        let org = self.config.ca.organization.clone();
+        let subject = vec![
+            NameAttr {
+                kind: "C".into(),
+                value: self.config.ca.country.clone(),
+            },
+            NameAttr {
+                kind: "O".into(),
+                value: org.clone(),
+            },
+            NameAttr {
+                kind: "CN".into(),
+                value: first.clone(),
+            },
+        ];
+        let csr = issuer::make_csr(&subject, signer.as_ref())?;
+        let verified = policy::csr::verify(&csr)?;
+        // hallmark's own certificate: the operator is the publisher, the subject is the CA's.
+        let approved = policy::Approved {
+            profile,
+            publisher: Publisher {
+                id: "hallmark".into(),
+                org,
+                country: self.config.ca.country.clone(),
+                state: None,
+                locality: None,
+                profiles: vec!["tls-server".into()],
+                created_at: now(),
+            },
+            csr: verified,
+            subject,
+            sans,
+            requester: actor.to_string(),
+        };
+        let issued = self.issue_approved(&approved, None)?;
+        let mut pem_text = crate::pemfmt::encode("CERTIFICATE", issued.cert_der);
+        for c in issued.chain {
+            pem_text.push_str(&crate::pemfmt::encode("CERTIFICATE", c));
+        }
+        Ok(pem_text)
     }
 
     /// Health checks: database integrity, key store reachable, CA keys and expiry.

@@ -25,6 +25,14 @@ pub enum Error {
     Issue(#[from] IssueError),
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error(transparent)]
+    Auth(#[from] crate::policy::auth::AuthError),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    MalformedJson(String),
+    #[error("{0}")]
+    UnsupportedMedia(String),
     #[error("{0} was not found")]
     NotFound(String),
     #[error("{0}")]
@@ -61,6 +69,11 @@ impl Error {
             Error::Issue(_) => "issuance",
             Error::Config(_) => "config",
             Error::Invalid(_) => "bad-request",
+            Error::Auth(crate::policy::auth::AuthError::Unauthorized(_)) => "unauthorized",
+            Error::Auth(crate::policy::auth::AuthError::Forbidden(_)) => "forbidden",
+            Error::Conflict(_) => "conflict",
+            Error::MalformedJson(_) => "malformed-json",
+            Error::UnsupportedMedia(_) => "unsupported-media-type",
             Error::Io(_) => "io",
         }
     }

@@ -6,12 +6,16 @@
 use std::path::{Path, PathBuf};
 
 use crate::config::{
-    CaSection, Config, DatabaseSection, KeyStoreConfig, KeysSection, ProfilesSection, ServerSection,
+    ApiSection, CaSection, Config, DatabaseSection, KeyStoreConfig, KeysSection, ProfilesSection,
+    ServerSection,
 };
 use crate::engine::{CaPurpose, Hallmark};
 use crate::error::{Error, Result};
 use crate::keys::KeyAlgorithm;
 use crate::store::Store;
+
+/// Key-store label of the API listener's TLS key.
+pub const API_TLS_KEY: &str = "tls-api";
 
 /// The profiles shipped with hallmark, written into a new directory by `init`.
 pub const DEFAULT_PROFILES: &[(&str, &str)] = &[
@@ -60,6 +64,9 @@ pub struct InitOptions {
     pub country: String,
     pub listen: String,
     pub public_url: Option<String>,
+    /// Where the API listener listens, and the names in its TLS certificate.
+    pub api_listen: String,
+    pub api_hostnames: Vec<String>,
     pub policy_oid: Option<String>,
     pub root_algorithm: KeyAlgorithm,
     pub ca_algorithm: KeyAlgorithm,
@@ -74,6 +81,8 @@ impl InitOptions {
             country: "US".into(),
             listen: "127.0.0.1:8080".into(),
             public_url: None,
+            api_listen: "127.0.0.1:8443".into(),
+            api_hostnames: vec!["localhost".into(), "127.0.0.1".into()],
             policy_oid: None,
             root_algorithm: KeyAlgorithm::P384,
             ca_algorithm: KeyAlgorithm::P256,
@@ -183,6 +192,13 @@ pub fn init(opts: &InitOptions) -> Result<PathBuf> {
         profiles: ProfilesSection {
             dir: "ca-profiles".into(),
         },
+        api: ApiSection {
+            listen: opts.api_listen.clone(),
+            hostnames: opts.api_hostnames.clone(),
+            tls_key_label: Some(API_TLS_KEY.into()),
+            tls_cert_file: Some("tls/api.pem".into()),
+            ..ApiSection::default()
+        },
         server: ServerSection {
             listen: opts.listen.clone(),
             public_url: opts
@@ -195,6 +211,8 @@ pub fn init(opts: &InitOptions) -> Result<PathBuf> {
             root_store: store_name.into(),
         },
         key_stores: [(store_name.to_string(), store_cfg)].into_iter().collect(),
+        crl: Default::default(),
+        ocsp: Default::default(),
         base_dir: opts.dir.clone(),
         path: config_path.clone(),
     };
@@ -220,6 +238,12 @@ pub fn init(opts: &InitOptions) -> Result<PathBuf> {
             actor,
         )?;
     }
+    // The API listener's TLS certificate, for a key in the key store.
+    let chain =
+        hm.issue_service_certificate(API_TLS_KEY, &opts.api_hostnames, opts.ca_algorithm, actor)?;
+    let tls_dir = opts.dir.join("tls");
+    std::fs::create_dir_all(&tls_dir).map_err(|e| io("tls", e))?;
+    std::fs::write(tls_dir.join("api.pem"), chain).map_err(|e| io("tls/api.pem", e))?;
     // The config is written last: a directory with a config is a finished CA.
     let header = "# hallmark configuration, written by `hallmark init`. Paths are relative to this file.\n# Secrets are never here: the key store names the environment variable or file holding them.\n\n";
     std::fs::write(&config_path, format!("{header}{text}")).map_err(|e| io("hallmark.toml", e))?;

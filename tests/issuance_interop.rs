@@ -170,7 +170,10 @@ fn every_profile_passes_pkilint(keys: Keys) {
                 "p6",
                 &p256,
                 "/CN=api.acme.internal",
-                &["-addext", "subjectAltName=DNS:api.acme.internal,IP:127.0.0.1"],
+                &[
+                    "-addext",
+                    "subjectAltName=DNS:api.acme.internal,IP:127.0.0.1",
+                ],
             ),
             vec!["--name", "api.acme.internal"],
         ),

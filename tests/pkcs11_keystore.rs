@@ -401,7 +401,9 @@ fn concurrent_signing_and_speed() {
         .generate("concurrent-p256", KeyAlgorithm::P256)
         .expect("generate");
 
-    // One thread: P-256 signatures per second through the backend.
+    // One thread: P-256 signatures per second through the backend. Other tests in this binary
+    // run at the same time (and key generation holds the token alone), so for a clean number run
+    // `cargo test --release --test pkcs11_keystore concurrent -- --nocapture`.
     let n = 5000;
     let start = Instant::now();
     for i in 0..n {

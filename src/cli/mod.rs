@@ -1,5 +1,8 @@
 //! The `hallmark` command line: parse, call the engine, print. No policy and no signing here.
 
+mod client;
+mod revoke;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -32,11 +35,17 @@ pub struct Cli {
 pub enum Command {
     /// Create a CA directory: config, profiles, database, root, issuing CAs and OCSP responders.
     Init(InitArgs),
-    /// Serve CA certificates and health checks over HTTP.
+    /// Run the server: the public plain-HTTP listener and the API listener (TLS).
     Serve {
-        /// Override the listen address from the config.
+        /// Public listener address (overrides server.listen).
+        #[arg(long, alias = "listen")]
+        public_listen: Option<String>,
+        /// API listener address (overrides api.listen).
         #[arg(long)]
-        listen: Option<String>,
+        api_listen: Option<String>,
+        /// Serve only the public listener.
+        #[arg(long)]
+        no_api: bool,
     },
     /// Manage publishers (organisations with a verified identity).
     #[command(subcommand)]
@@ -55,6 +64,19 @@ pub enum Command {
     /// Certificate profiles.
     #[command(subcommand)]
     Profile(ProfileCmd),
+    /// API tokens (only their hash is stored).
+    #[command(subcommand)]
+    Token(TokenCmd),
+    /// Submit a CSR to a hallmark server and wait for the certificate (CI jobs).
+    Request(RequestArgs),
+    /// Approve a pending request on a hallmark server, with your own token.
+    Approve(DecideArgs),
+    /// Deny a pending request on a hallmark server, with your own token.
+    Deny(DecideArgs),
+    /// Revoke a certificate (recorded at once; OCSP and CRLs follow).
+    Revoke(revoke::RevokeArgs),
+    /// Issue a CRL now and write it to a file (the server publishes its own at /crl/CA.crl).
+    Crl(revoke::CrlArgs),
     /// Check the database, the key stores and the CAs.
     Doctor,
     /// Show the latest audit events.
@@ -109,6 +131,83 @@ pub struct InitArgs {
     /// Issuing CA and responder key algorithm.
     #[arg(long, default_value = "p256")]
     pub ca_algorithm: KeyAlgorithm,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCmd {
+    /// Create a token and print it once.
+    Create {
+        /// The publisher the token acts for.
+        #[arg(long)]
+        publisher: Option<String>,
+        /// The identity approvals name (e.g. release-manager); default token-ID.
+        #[arg(long)]
+        name: Option<String>,
+        /// Comma-separated: issue, revoke, sign, approve.
+        #[arg(long, default_value = "issue")]
+        scopes: String,
+        /// Lifetime like 90d, 12h, 30m (default: no expiry).
+        #[arg(long)]
+        expires: Option<String>,
+        /// An officer token: may manage publishers and act for any publisher.
+        #[arg(long)]
+        officer: bool,
+    },
+    /// List tokens (never their secrets).
+    List,
+    /// Revoke a token by id.
+    Revoke { id: String },
+}
+
+/// Where the server is and how to reach it.
+#[derive(Args, Debug)]
+pub struct ServerArgs {
+    /// Base URL of the API listener, e.g. https://127.0.0.1:8443.
+    #[arg(long)]
+    pub server: String,
+    /// Environment variable holding the API token.
+    #[arg(long, default_value = "HALLMARK_TOKEN")]
+    pub token_env: String,
+    /// The root CA certificate to trust for https (hallmark's root).
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct RequestArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    #[arg(long)]
+    pub profile: String,
+    /// CSR file (PEM or DER).
+    #[arg(long)]
+    pub csr: PathBuf,
+    /// Publisher (officer tokens only; a publisher token uses its own).
+    #[arg(long)]
+    pub publisher: Option<String>,
+    #[arg(long)]
+    pub device_serial: Option<String>,
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Write the certificate and chain here (default: standard output).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// How long to wait for approvals, in seconds.
+    #[arg(long, default_value_t = 600)]
+    pub timeout: u64,
+    /// Seconds between polls while approvals are pending.
+    #[arg(long, default_value_t = 5)]
+    pub poll: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct DecideArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// The request id.
+    pub id: i64,
+    #[arg(long)]
+    pub comment: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -279,7 +378,7 @@ fn open(cli: &Cli) -> anyhow::Result<Hallmark> {
 }
 
 fn pem_cert(der: &[u8]) -> String {
-    pem::encode(&pem::Pem::new("CERTIFICATE", der.to_vec()))
+    crate::pemfmt::encode("CERTIFICATE", der.to_vec())
 }
 
 fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {
@@ -332,7 +431,16 @@ fn ts(unix: i64) -> String {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Init(a) => cmd_init(a),
-        Command::Serve { listen } => cmd_serve(&cli, listen.as_deref()),
+        Command::Serve {
+            public_listen,
+            api_listen,
+            no_api,
+        } => cmd_serve(
+            &cli,
+            public_listen.as_deref(),
+            api_listen.as_deref(),
+            *no_api,
+        ),
         Command::Publisher(c) => cmd_publisher(&cli, c),
         Command::Issue(a) => {
             let hm = open(&cli)?;
@@ -359,6 +467,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ca(c) => cmd_ca(&cli, c),
         Command::Cert(c) => cmd_cert(&cli, c),
         Command::Profile(c) => cmd_profile(&cli, c),
+        Command::Token(c) => cmd_token(&cli, c),
+        Command::Request(a) => cmd_request(a),
+        Command::Approve(a) => cmd_decide(a, true),
+        Command::Deny(a) => cmd_decide(a, false),
         Command::Doctor => {
             let hm = open(&cli)?;
             let checks = hm.doctor();
@@ -377,6 +489,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Revoke(a) => revoke::cmd_revoke(&cli, a),
+        Command::Crl(a) => revoke::cmd_crl(&cli, a),
         Command::Audit { limit } => {
             let hm = open(&cli)?;
             for e in hm.store.audit_events(*limit)?.into_iter().rev() {
@@ -450,18 +564,234 @@ fn cmd_init(a: &InitArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn cmd_serve(cli: &Cli, listen: Option<&str>) -> anyhow::Result<()> {
+fn cmd_serve(
+    cli: &Cli,
+    public: Option<&str>,
+    api: Option<&str>,
+    no_api: bool,
+) -> anyhow::Result<()> {
     let hm = Arc::new(open(cli)?);
-    let addr = listen.unwrap_or(&hm.config.server.listen).to_string();
-    let addr: std::net::SocketAddr = addr
-        .parse()
-        .with_context(|| format!("listen address '{addr}'"))?;
+    let parse = |a: &str| -> anyhow::Result<std::net::SocketAddr> {
+        a.parse().with_context(|| format!("listen address '{a}'"))
+    };
+    let listen = crate::http::Listen {
+        public: parse(public.unwrap_or(&hm.config.server.listen))?,
+        api: if no_api {
+            None
+        } else {
+            Some(parse(api.unwrap_or(&hm.config.api.listen))?)
+        },
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(crate::http::serve(hm, addr, |a| {
-        println!("hallmark serving on http://{a} (GET /healthz, /ca/NAME.crt, /ca/NAME.pem)");
+    rt.block_on(crate::http::serve(hm, listen, |b| {
+        println!("hallmark public listener on http://{} (GET /healthz, /ca/NAME.crt, /ca/NAME.pem)", b.public);
+        match b.api {
+            Some((a, true)) => println!("hallmark API listener on https://{a} (/api/v1/, /readyz, /metrics)"),
+            Some((a, false)) => {
+                println!("hallmark API listener on http://{a} (/api/v1/, /readyz, /metrics)");
+                eprintln!("WARNING: the API is served over plain HTTP (api.transport = \"plain\"): tokens cross the network in clear. Development only.");
+            }
+            None => {}
+        }
+        use std::io::Write as _;
+        let _ = std::io::stdout().flush();
     }))?;
+    Ok(())
+}
+
+fn cmd_token(cli: &Cli, c: &TokenCmd) -> anyhow::Result<()> {
+    use crate::policy::auth::{parse_duration, Scope};
+    let hm = open(cli)?;
+    match c {
+        TokenCmd::Create {
+            publisher,
+            name,
+            scopes,
+            expires,
+            officer,
+        } => {
+            let scopes = Scope::parse_list(scopes).map_err(|e| anyhow!(e))?;
+            let expires = expires
+                .as_deref()
+                .map(parse_duration)
+                .transpose()
+                .map_err(|e| anyhow!(e))?;
+            let (rec, secret) = hm.create_token(
+                publisher.as_deref(),
+                name.as_deref(),
+                &scopes,
+                *officer,
+                expires,
+                &actor(),
+            )?;
+            eprintln!(
+                "token {} ({}) for {}{} scopes={}{}; it is shown once:",
+                rec.id,
+                rec.name,
+                rec.publisher.as_deref().unwrap_or("any publisher"),
+                if rec.officer { ", officer" } else { "" },
+                rec.scopes,
+                rec.expires_at
+                    .map(|e| format!(", expires {}", ts(e)))
+                    .unwrap_or_default()
+            );
+            println!("{secret}");
+        }
+        TokenCmd::List => {
+            for t in hm.store.list_tokens()? {
+                let state = match (t.revoked_at, t.expires_at) {
+                    (Some(_), _) => "revoked".to_string(),
+                    (None, Some(e)) if e <= now() => "expired".to_string(),
+                    (None, Some(e)) => format!("expires {}", ts(e)),
+                    (None, None) => "active".to_string(),
+                };
+                println!(
+                    "{} {:<20} {:<12} {:<7} {:<24} {}",
+                    t.id,
+                    t.name,
+                    t.publisher.unwrap_or_else(|| "-".into()),
+                    if t.officer { "officer" } else { "" },
+                    t.scopes,
+                    state
+                );
+            }
+        }
+        TokenCmd::Revoke { id } => {
+            hm.store.revoke_token(id, now(), &actor())?;
+            println!("revoked token {id}");
+        }
+    }
+    Ok(())
+}
+
+fn cmd_request(a: &RequestArgs) -> anyhow::Result<()> {
+    let client = client::Client::new(
+        &a.server.server,
+        &a.server.token_env,
+        a.server.ca.as_deref(),
+    )?;
+    let csr = String::from_utf8(read_input(&a.csr)?).unwrap_or_default();
+    let csr = if csr.contains("BEGIN") {
+        csr
+    } else {
+        crate::pemfmt::encode("CERTIFICATE REQUEST", read_input(&a.csr)?)
+    };
+    let body = serde_json::json!({
+        "profile": a.profile, "csr": csr, "publisher": a.publisher,
+        "device_serial": a.device_serial, "name": a.name,
+    });
+    let mut body = body;
+    if let Some(o) = body.as_object_mut() {
+        o.retain(|_, v| !v.is_null());
+    }
+    let reply = client.send(
+        "POST",
+        "/api/v1/certificates",
+        Some("application/json"),
+        body.to_string().into_bytes(),
+    )?;
+    let cert = match reply.status {
+        201 => reply.json()?,
+        202 => {
+            let id = reply.json()?["request_id"]
+                .as_i64()
+                .ok_or_else(|| anyhow!("202 without a request id"))?;
+            eprintln!(
+                "request {id} waits for approvals; polling for up to {} s",
+                a.timeout
+            );
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(a.timeout);
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(a.poll.max(1)));
+                let r = client.send("GET", &format!("/api/v1/requests/{id}"), None, vec![])?;
+                if r.status != 200 {
+                    bail!("request {id}: {} {}", r.status, r.problem());
+                }
+                let v = r.json()?;
+                match v["status"].as_str() {
+                    Some("issued") => {
+                        let serial = v["certificate_serial"]
+                            .as_str()
+                            .ok_or_else(|| anyhow!("issued without a serial"))?;
+                        let c = client.send(
+                            "GET",
+                            &format!("/api/v1/certificates/{serial}"),
+                            None,
+                            vec![],
+                        )?;
+                        if c.status != 200 {
+                            bail!("certificate {serial}: {} {}", c.status, c.problem());
+                        }
+                        let mut v = c.json()?;
+                        let chain = client.send_pem_chain(serial)?;
+                        v["chain_pem"] = serde_json::Value::String(chain);
+                        break v;
+                    }
+                    Some("pending") if std::time::Instant::now() < deadline => continue,
+                    Some("pending") => bail!(
+                        "request {id} is still waiting for approvals after {} s",
+                        a.timeout
+                    ),
+                    Some(other) => bail!("request {id} was {other}; no certificate"),
+                    None => bail!("request {id}: unexpected answer"),
+                }
+            }
+        }
+        s => bail!("the server refused: {s} {}", reply.problem()),
+    };
+    let text = match cert.get("chain_pem").and_then(|c| c.as_str()) {
+        Some(chain) => chain.to_string(),
+        None => {
+            let mut t = cert["certificate"].as_str().unwrap_or_default().to_string();
+            for c in cert["chain"].as_array().into_iter().flatten() {
+                t.push_str(c.as_str().unwrap_or_default());
+            }
+            t
+        }
+    };
+    if !text.contains("BEGIN CERTIFICATE") {
+        bail!("the server's answer holds no certificate");
+    }
+    output(a.out.as_deref(), &text)?;
+    eprintln!("issued serial {}", cert["serial"].as_str().unwrap_or("?"));
+    Ok(())
+}
+
+fn cmd_decide(a: &DecideArgs, approve: bool) -> anyhow::Result<()> {
+    let client = client::Client::new(
+        &a.server.server,
+        &a.server.token_env,
+        a.server.ca.as_deref(),
+    )?;
+    let body = match &a.comment {
+        Some(c) => serde_json::json!({ "comment": c }).to_string().into_bytes(),
+        None => b"{}".to_vec(),
+    };
+    let path = format!(
+        "/api/v1/requests/{}/{}",
+        a.id,
+        if approve { "approve" } else { "deny" }
+    );
+    let r = client.send("POST", &path, Some("application/json"), body)?;
+    if r.status != 200 {
+        bail!("{} {}", r.status, r.problem());
+    }
+    let v = r.json()?;
+    println!(
+        "request {}: {} ({} approval(s) of {})",
+        a.id,
+        v["status"].as_str().unwrap_or("?"),
+        v["approvals"]
+            .as_array()
+            .map(|x| x.iter().filter(|d| d["decision"] == "approve").count())
+            .unwrap_or(0),
+        v["approvals_required"]
+    );
+    if let Some(serial) = v["certificate"]["serial"].as_str() {
+        println!("issued certificate {serial}");
+    }
     Ok(())
 }
 
@@ -546,7 +876,7 @@ fn cmd_key(cli: &Cli, c: &KeyCmd) -> anyhow::Result<()> {
             let rec = hm.key(label)?;
             output(
                 out.as_deref(),
-                &pem::encode(&pem::Pem::new("CERTIFICATE REQUEST", rec.csr_der)),
+                &crate::pemfmt::encode("CERTIFICATE REQUEST", rec.csr_der),
             )?;
         }
         KeyCmd::ImportCert { label, cert } => {
@@ -622,10 +952,7 @@ fn cmd_ca(cli: &Cli, c: &CaCmd) -> anyhow::Result<()> {
             )?;
             match (csr, csr_out) {
                 (Some(csr), Some(path)) => {
-                    std::fs::write(
-                        path,
-                        pem::encode(&pem::Pem::new("CERTIFICATE REQUEST", csr)),
-                    )?;
+                    std::fs::write(path, crate::pemfmt::encode("CERTIFICATE REQUEST", csr))?;
                     println!("CSR for CA {name} written to {}; have it signed, then `hallmark ca import {name} CERT`", path.display());
                 }
                 _ => println!("created issuing CA {name} and its OCSP responder {name}-ocsp"),

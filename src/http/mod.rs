@@ -4,7 +4,11 @@
 //! CA certificates at the URLs written into certificates. Errors are RFC 9457
 //! `application/problem+json` with a stable `type`.
 
+pub mod api;
 pub mod public;
+pub mod publication;
+pub mod ratelimit;
+pub mod tls;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -77,32 +81,198 @@ async fn handle(hm: Arc<Hallmark>, req: Request<Incoming>) -> Result<Response<Bo
     Ok(resp)
 }
 
-/// Serves until SIGINT/SIGTERM. `ready` is called with the bound address.
+/// Addresses to listen on; `api: None` serves only the public listener.
+#[derive(Debug, Clone)]
+pub struct Listen {
+    pub public: SocketAddr,
+    pub api: Option<SocketAddr>,
+}
+
+/// What the listeners bound to.
+#[derive(Debug, Clone)]
+pub struct Bound {
+    pub public: SocketAddr,
+    /// The API address, and whether it speaks TLS.
+    pub api: Option<(SocketAddr, bool)>,
+}
+
+/// Builds the API listener's TLS acceptor from the config.
+fn tls_acceptor(hm: &Hallmark) -> std::io::Result<tokio_rustls::TlsAcceptor> {
+    let io_err = |e: String| std::io::Error::other(e);
+    let api = &hm.config.api;
+    let cert_file = api
+        .tls_cert_file
+        .as_ref()
+        .ok_or_else(|| io_err("api.tls_cert_file is not set".into()))?;
+    let cert_path = hm.config.resolve(cert_file);
+    let chain_text = std::fs::read_to_string(&cert_path)
+        .map_err(|e| io_err(format!("{}: {e}", cert_path.display())))?;
+    let chain = tls::read_chain(&chain_text).map_err(|e| io_err(e.to_string()))?;
+    let key = match (&api.tls_key_label, &api.tls_key_file) {
+        (Some(label), _) => {
+            let ks = hm
+                .key_store(&hm.config.keys.default_store)
+                .map_err(|e| io_err(e.to_string()))?;
+            tls::TlsKey::Store(ks.open(label).map_err(|e| io_err(e.to_string()))?)
+        }
+        (None, Some(file)) => {
+            let path = hm.config.resolve(file);
+            tls::TlsKey::Pem(
+                std::fs::read_to_string(&path)
+                    .map_err(|e| io_err(format!("{}: {e}", path.display())))?,
+            )
+        }
+        (None, None) => return Err(io_err("api: no TLS key configured".into())),
+    };
+    let cfg = tls::server_config(chain, key).map_err(|e| io_err(e.to_string()))?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(cfg)))
+}
+
+/// Serves both listeners until SIGINT/SIGTERM, then stops accepting and lets requests in
+/// flight finish (up to 30 s). `ready` is called once the sockets are bound.
 pub async fn serve(
     hm: Arc<Hallmark>,
-    addr: SocketAddr,
-    ready: impl FnOnce(SocketAddr),
+    listen: Listen,
+    ready: impl FnOnce(&Bound),
 ) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    ready(listener.local_addr()?);
+    let public = tokio::net::TcpListener::bind(listen.public).await?;
+    let api = match listen.api {
+        Some(a) => Some(tokio::net::TcpListener::bind(a).await?),
+        None => None,
+    };
+    let use_tls = hm.config.api.transport == crate::config::Transport::Tls;
+    let acceptor = match (&api, use_tls) {
+        (Some(_), true) => Some(tls_acceptor(&hm)?),
+        _ => None,
+    };
+    let bound = Bound {
+        public: public.local_addr()?,
+        api: match &api {
+            Some(l) => Some((l.local_addr()?, use_tls)),
+            None => None,
+        },
+    };
+    ready(&bound);
     // Background tasks of the server (CRL and OCSP refresh) start here.
+    crate::revocation::spawn_refresher(hm.clone());
+    let api_state = Arc::new(api::ApiState::new(hm.clone()));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let header_timeout = std::time::Duration::from_secs(hm.config.api.header_timeout_secs);
+    let lifetime = std::time::Duration::from_secs(hm.config.api.connection_timeout_secs);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
-        let (stream, _) = tokio::select! {
-            r = listener.accept() => r?,
+        tokio::select! {
+            r = public.accept() => {
+                let Ok((stream, _)) = r else { continue };
+                let hm = hm.clone();
+                let watcher = graceful.watcher();
+                tokio::spawn(async move {
+                    let io = hyper_util::rt::TokioIo::new(stream);
+                    let svc = hyper::service::service_fn(move |req| handle(hm.clone(), req));
+                    let conn = hyper::server::conn::http1::Builder::new()
+                        .header_read_timeout(header_timeout)
+                        .timer(hyper_util::rt::TokioTimer::new())
+                        .serve_connection(io, svc);
+                    let _ = tokio::time::timeout(lifetime, watcher.watch(conn)).await;
+                });
+            }
+            r = async { match &api { Some(l) => l.accept().await, None => std::future::pending().await } } => {
+                let Ok((stream, remote)) = r else { continue };
+                let state = api_state.clone();
+                let acceptor = acceptor.clone();
+                let watcher = graceful.watcher();
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req| handle_api(state.clone(), remote, req));
+                    let builder = {
+                        let mut b = hyper::server::conn::http1::Builder::new();
+                        b.header_read_timeout(header_timeout).timer(hyper_util::rt::TokioTimer::new());
+                        b
+                    };
+                    match acceptor {
+                        Some(acc) => {
+                            let Ok(Ok(tls)) = tokio::time::timeout(header_timeout, acc.accept(stream)).await else {
+                                return;
+                            };
+                            let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(tls), svc);
+                            let _ = tokio::time::timeout(lifetime, watcher.watch(conn)).await;
+                        }
+                        None => {
+                            let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
+                            let _ = tokio::time::timeout(lifetime, watcher.watch(conn)).await;
+                        }
+                    }
+                });
+            }
             _ = tokio::signal::ctrl_c() => break,
             _ = term.recv() => break,
-        };
-        let hm = hm.clone();
-        tokio::spawn(async move {
-            let io = hyper_util::rt::TokioIo::new(stream);
-            let svc = hyper::service::service_fn(move |req| handle(hm.clone(), req));
-            let conn = hyper::server::conn::http1::Builder::new()
-                .header_read_timeout(std::time::Duration::from_secs(10))
-                .timer(hyper_util::rt::TokioTimer::new())
-                .serve_connection(io, svc);
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(60), conn).await;
-        });
+        }
     }
+    drop(public);
+    drop(api);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(30), graceful.shutdown()).await;
     Ok(())
+}
+
+async fn handle_api(
+    state: Arc<api::ApiState>,
+    remote: SocketAddr,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    use http_body_util::BodyExt;
+    let started = std::time::Instant::now();
+    let limit = state.hm.config.api.body_limit;
+    let (parts, body) = req.into_parts();
+    let body = match tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        http_body_util::Limited::new(body, limit).collect(),
+    )
+    .await
+    {
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(_)) => {
+            let r = problem(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too-large",
+                &format!("the request body is over the limit of {limit} bytes"),
+            );
+            state
+                .hm
+                .metrics
+                .observe_request("too-large", 413, started.elapsed());
+            return Ok(r);
+        }
+        Err(_) => {
+            return Ok(problem(
+                StatusCode::REQUEST_TIMEOUT,
+                "timeout",
+                "the request body was not sent in time",
+            ));
+        }
+    };
+    let req = api::ApiRequest {
+        method: parts.method,
+        path: parts.uri.path().to_string(),
+        query: parts.uri.query().map(str::to_string),
+        headers: parts.headers,
+        body,
+        remote: Some(remote),
+    };
+    let st = state.clone();
+    let (route, resp) = tokio::task::spawn_blocking(move || api::route(&st, &req))
+        .await
+        .unwrap_or_else(|_| {
+            (
+                "panic",
+                problem(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error",
+                ),
+            )
+        });
+    state
+        .hm
+        .metrics
+        .observe_request(route, resp.status().as_u16(), started.elapsed());
+    Ok(resp)
 }

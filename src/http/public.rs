@@ -16,6 +16,9 @@ pub struct PublicRequest {
 
 /// Routes one request of the public listener.
 pub fn route(hm: &Hallmark, req: &PublicRequest) -> Response<Body> {
+    if let Some(r) = super::publication::route(hm, req) {
+        return r;
+    }
     let (method, path) = (&req.method, req.path.as_str());
     if method != Method::GET && method != Method::HEAD {
         return problem(
@@ -44,7 +47,7 @@ pub fn route(hm: &Hallmark, req: &PublicRequest) -> Response<Body> {
                 Some(der) if pem => response(
                     StatusCode::OK,
                     "application/x-pem-file",
-                    pem::encode(&pem::Pem::new("CERTIFICATE", der)),
+                    crate::pemfmt::encode("CERTIFICATE", der),
                 ),
                 Some(der) => response(StatusCode::OK, "application/pkix-cert", der),
                 None => problem(

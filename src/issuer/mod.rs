@@ -5,8 +5,10 @@
 //! store to sign exactly those bytes. The issuer never decides policy: it re-checks the few
 //! facts it relies on (the profile belongs to this CA, the key is the CSR's) and nothing else.
 
+pub mod crl;
 pub mod extensions;
 pub mod lint;
+pub mod ocsp;
 
 use std::sync::Arc;
 
@@ -62,11 +64,28 @@ impl From<crate::der::ResignError> for IssueError {
 #[derive(Debug, Clone)]
 pub struct Urls {
     pub public_base: String,
+    /// CRL partitions per issuing CA (`crl.shards`; 1: none).
+    pub crl_shards: u32,
 }
 
 impl Urls {
+    /// The full CRL of a CA.
     pub fn crl(&self, ca: &str) -> String {
         format!("{}/crl/{ca}.crl", self.public_base.trim_end_matches('/'))
+    }
+    /// One partition of a CA's CRL.
+    pub fn crl_shard(&self, ca: &str, shard: u32) -> String {
+        format!(
+            "{}/crl/{ca}/shard-{shard}.crl",
+            self.public_base.trim_end_matches('/')
+        )
+    }
+    /// The CRL a certificate with `serial` names: its partition when CRLs are partitioned.
+    pub fn crl_for_serial(&self, ca: &str, serial: &[u8]) -> String {
+        match crl::shard_of(serial, self.crl_shards) {
+            Some(k) => self.crl_shard(ca, k),
+            None => self.crl(ca),
+        }
     }
     pub fn ca_cert(&self, ca: &str) -> String {
         format!("{}/ca/{ca}.crt", self.public_base.trim_end_matches('/'))
@@ -278,7 +297,9 @@ pub fn prepare_leaf(
         exts.push(ext::certificate_policies(&oids));
     }
     if p.crl_distribution_point {
-        exts.push(ext::crl_distribution_point(&urls.crl(&ca.record.name)));
+        exts.push(ext::crl_distribution_point(
+            &urls.crl_for_serial(&ca.record.name, &serial),
+        ));
     }
     if p.authority_info_access {
         exts.push(ext::authority_info_access(

@@ -21,6 +21,11 @@
 //!   only one operation at a time. Each operation takes a session from a `Mutex<Vec<Session>>`
 //!   (or opens a new one), and gives it back afterwards; at most `POOL_IDLE_MAX` (8) idle sessions
 //!   are kept. Sessions that the token says are gone are dropped instead of returned.
+//! * **Creating objects is exclusive.** SoftHSM 2.6's file object store misbehaves when an object
+//!   is created while other threads use the token (failed `C_GenerateKeyPair`, attributes read
+//!   wrongly). A per-module `RwLock` lets signing and reading run in parallel but makes key
+//!   generation and login run alone; on a real HSM this costs nothing that matters, since keys
+//!   are generated rarely.
 //! * **Hashing in software for ECDSA.** SoftHSM has no `CKM_ECDSA_SHA256`; the message is hashed
 //!   here and the digest signed with `CKM_ECDSA`, whose raw `r || s` is turned into DER. Only the
 //!   digest crosses into the token; the private key never leaves it (`CKA_SENSITIVE`, not
@@ -34,7 +39,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
@@ -82,9 +87,13 @@ struct Module {
     salt: [u8; 16],
     /// Token (serial + label) -> salted SHA-256 of the PIN that logged this process in.
     logins: Mutex<HashMap<String, [u8; 32]>>,
-    /// Serializes key generation, so that two stores (or threads) cannot both pass the
-    /// duplicate-label check for one label.
-    generating: Mutex<()>,
+    /// Operations that create objects or log in take this exclusively, all others shared.
+    /// SoftHSM 2.6's file object store is not safe when objects are created while other threads
+    /// use the token (C_GenerateKeyPair fails with CKR_GENERAL_ERROR, or a concurrent
+    /// C_GetAttributeValue reads CKA_SENSITIVE as false: seen in this crate's tests, and
+    /// opendnssec/SoftHSMv2#573). Key generation is rare, so real HSMs lose nothing. Being
+    /// exclusive also keeps two stores from both passing the duplicate-label check.
+    objects: RwLock<()>,
 }
 
 impl Module {
@@ -98,6 +107,14 @@ impl Module {
 
     fn logins(&self) -> MutexGuard<'_, HashMap<String, [u8; 32]>> {
         self.logins.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn shared(&self) -> RwLockReadGuard<'_, ()> {
+        self.objects.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn exclusive(&self) -> RwLockWriteGuard<'_, ()> {
+        self.objects.write().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -132,7 +149,7 @@ fn load_module(path: &Path) -> Result<Arc<Module>, KeyError> {
         path: key.clone(),
         salt,
         logins: Mutex::new(HashMap::new()),
-        generating: Mutex::new(()),
+        objects: RwLock::new(()),
     });
     modules.insert(key, module.clone());
     Ok(module)
@@ -188,8 +205,24 @@ impl Token {
         self.pool.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A logged-in session for one operation; it goes back to the pool when dropped.
+    /// A logged-in session for one operation that only reads or signs; it goes back to the pool
+    /// when dropped.
     fn session(&self) -> Result<PooledSession<'_>, KeyError> {
+        let guard = Guard::Shared {
+            _held: self.module.shared(),
+        };
+        self.session_with(guard)
+    }
+
+    /// A session for an operation that creates or destroys objects (see [`Module::objects`]).
+    fn session_exclusive(&self) -> Result<PooledSession<'_>, KeyError> {
+        let guard = Guard::Exclusive {
+            _held: self.module.exclusive(),
+        };
+        self.session_with(guard)
+    }
+
+    fn session_with<'a>(&'a self, guard: Guard<'a>) -> Result<PooledSession<'a>, KeyError> {
         let pooled = self.pool().pop();
         let session = match pooled {
             Some(s) => s,
@@ -204,6 +237,7 @@ impl Token {
             token: self,
             session: Some(session),
             broken: false,
+            _guard: guard,
         })
     }
 
@@ -212,10 +246,18 @@ impl Token {
     }
 }
 
+/// Which side of [`Module::objects`] an operation holds.
+enum Guard<'a> {
+    Shared { _held: RwLockReadGuard<'a, ()> },
+    Exclusive { _held: RwLockWriteGuard<'a, ()> },
+}
+
 struct PooledSession<'a> {
     token: &'a Token,
     session: Option<Session>,
     broken: bool,
+    /// Released after the session is back in the pool (fields drop after `Drop::drop`).
+    _guard: Guard<'a>,
 }
 
 impl PooledSession<'_> {
@@ -334,6 +376,7 @@ impl Pkcs11KeyStore {
         let auth = AuthPin::from(pin.as_str());
         // The registry lock is held across C_Login and the record, so a concurrent open cannot see
         // "already logged in" before the PIN that logged in is on record.
+        let exclusive = module.exclusive();
         let mut logins = module.logins();
         match anchor.login(UserType::User, Some(&auth)) {
             Ok(()) => {
@@ -369,7 +412,7 @@ impl Pkcs11KeyStore {
             }
             Err(e) => return Err(ck(format_args!("login to token '{token_label}'"), e)),
         }
-        drop(logins);
+        drop((logins, exclusive));
 
         Ok(Pkcs11KeyStore {
             token: Arc::new(Token {
@@ -485,15 +528,16 @@ fn generation_params(
             )
         }
         KeyAlgorithm::Rsa3072 | KeyAlgorithm::Rsa4096 => {
-            let bits: u64 = if alg == KeyAlgorithm::Rsa3072 {
-                3072
+            // A literal, so that it takes CK_ULONG's width on every platform.
+            let bits: cryptoki::types::Ulong = if alg == KeyAlgorithm::Rsa3072 {
+                3072.into()
             } else {
-                4096
+                4096.into()
             };
             (
                 Mechanism::RsaPkcsKeyPairGen,
                 vec![
-                    Attribute::ModulusBits(bits.into()),
+                    Attribute::ModulusBits(bits),
                     Attribute::PublicExponent(RSA_PUBLIC_EXPONENT.to_vec()),
                 ],
                 vec![
@@ -521,16 +565,10 @@ impl KeyStore for Pkcs11KeyStore {
 
     fn generate(&self, label: &str, alg: KeyAlgorithm) -> Result<Arc<dyn Signer>, KeyError> {
         super::validate_label(label)?;
-        let _one_at_a_time = self
-            .token
-            .module
-            .generating
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
         let (mechanism, pub_extra, needed) = generation_params(alg);
         self.require_mechanisms(alg, &needed)?;
 
-        let mut s = self.token.session()?;
+        let mut s = self.token.session_exclusive()?;
         if !self
             .find(&mut s, ObjectClass::PRIVATE_KEY, label)?
             .is_empty()

@@ -118,10 +118,7 @@ impl KeyStore for SoftKeyStore {
         let enc = info
             .encrypt_with_params(params, pass.as_bytes())
             .map_err(|e| KeyError::Crypto(format!("encrypting the key failed: {e}")))?;
-        let pem = pem::encode(&pem::Pem::new(
-            "ENCRYPTED PRIVATE KEY",
-            enc.as_bytes().to_vec(),
-        ));
+        let pem = crate::pemfmt::encode("ENCRYPTED PRIVATE KEY", enc.as_bytes().to_vec());
         write_new_private(&path, pem.as_bytes()).map_err(|e| Self::file_err(&path, e))?;
         self.cache_put(label, key.clone());
         Ok(key)

@@ -5,6 +5,7 @@
 //! the subject against the publisher's *verified* record, and requested extensions. Its output,
 //! [`Approved`], is the only thing the issuer accepts.
 
+pub mod auth;
 pub mod csr;
 pub mod identity;
 
@@ -109,6 +110,26 @@ pub fn approve_for(
     publisher: Publisher,
     req: &IssueRequest,
 ) -> Result<Approved, PolicyError> {
+    check(profiles, publisher, req, Approvals::Required)
+}
+
+/// Whether the approvals a profile asks for are already in hand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Approvals {
+    /// Direct issuance: a profile that needs approvals refuses.
+    Required,
+    /// The approvals workflow: everything else is checked; the caller holds (or will collect)
+    /// the approvals the profile names.
+    Workflow,
+}
+
+/// Every check after the publisher lookup, with the approvals rule as `approvals` says.
+pub fn check(
+    profiles: &Profiles,
+    publisher: Publisher,
+    req: &IssueRequest,
+    approvals: Approvals,
+) -> Result<Approved, PolicyError> {
     let profile = profile_of(profiles, req)?;
     if publisher.id != req.publisher {
         return Err(PolicyError::BadRequest(format!(
@@ -124,7 +145,7 @@ pub fn approve_for(
             publisher.profiles.join(", ")
         )));
     }
-    if let Some(a) = &profile.approvals {
+    if let (Some(a), Approvals::Required) = (&profile.approvals, approvals) {
         return Err(PolicyError::ApprovalRequired(format!(
             "profile '{}' needs {} approval(s) from {}; direct issuance is refused (use the approvals workflow)",
             profile.name,

@@ -135,4 +135,36 @@ CREATE TABLE audit (
     detail  TEXT
 );
 "#,
+    // The API (issue 3): token identities, and what a pending request needs to issue later.
+    r#"
+ALTER TABLE tokens ADD COLUMN name TEXT NOT NULL DEFAULT '';
+ALTER TABLE requests ADD COLUMN device_serial TEXT;
+ALTER TABLE requests ADD COLUMN cn_name TEXT;
+ALTER TABLE requests ADD COLUMN approvals_required INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE requests ADD COLUMN certificate_serial TEXT;
+CREATE INDEX requests_by_status ON requests (status, publisher);
+"#,
+    // Revocation publication (issue 4): which CRL holds a revocation, the revision the server
+    // watches to republish, and pre-signed OCSP responses with the queue of invalidated ones.
+    r#"
+ALTER TABLE revocations ADD COLUMN ca TEXT NOT NULL DEFAULT '';
+ALTER TABLE revocations ADD COLUMN crl_shard INTEGER;
+UPDATE revocations SET ca = COALESCE((SELECT c.ca FROM certificates c WHERE c.serial = revocations.serial), '');
+CREATE INDEX revocations_by_ca ON revocations (ca, crl_shard);
+CREATE TABLE publication (
+    ca       TEXT PRIMARY KEY,
+    revision INTEGER NOT NULL
+);
+CREATE TABLE ocsp_responses (
+    serial      TEXT PRIMARY KEY,
+    ca          TEXT NOT NULL,
+    this_update INTEGER NOT NULL,
+    next_update INTEGER NOT NULL,
+    body        BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE ocsp_dirty (
+    serial TEXT PRIMARY KEY,
+    ca     TEXT NOT NULL
+) WITHOUT ROWID;
+"#,
 ];

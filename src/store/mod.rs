@@ -5,6 +5,17 @@
 //! module writes SQL, so a second database means a second implementation of these calls.
 
 mod migrations;
+mod readers;
+mod requests;
+mod revocation;
+mod tokens;
+
+pub use requests::{ApprovalRecord, NewRequest, RequestRecord};
+pub use revocation::{
+    CertStanding, NewRevocation, PresignCandidate, Presigned, RevocationRecord, RevokeOutcome,
+    RevokedEntry, StoredResponse,
+};
+pub use tokens::TokenRecord;
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
@@ -107,6 +118,9 @@ pub struct Intent {
     pub not_before: i64,
     pub not_after: i64,
     pub tbs_der: Vec<u8>,
+    /// The stored request this certificate answers (an approved pending request); `None` records
+    /// the request together with the intent (direct issuance).
+    pub request_id: Option<i64>,
 }
 
 /// An issued (or intended) certificate.
@@ -164,6 +178,8 @@ pub struct CertFilter {
 /// The SQLite store.
 pub struct Store {
     conn: Mutex<Connection>,
+    /// Read-only connections for the publication paths (OCSP, CRLs).
+    readers: readers::Readers,
 }
 
 pub fn now() -> i64 {
@@ -307,6 +323,7 @@ impl Store {
             tx.commit()?;
         }
         Ok(Store {
+            readers: readers::Readers::for_writer(&conn),
             conn: Mutex::new(conn),
         })
     }
@@ -712,11 +729,16 @@ impl Store {
 
 fn insert_intent(tx: &Transaction<'_>, i: &Intent) -> Result<i64, StoreError> {
     let t = now();
-    tx.prepare_cached(
-        "INSERT INTO requests (profile, publisher, requester, csr_der, status, created_at, decided_at) VALUES (?1,?2,?3,?4,'approved',?5,?5)",
-    )?
-    .execute(params![i.profile, i.publisher, i.requester, i.csr_der, t])?;
-    let request_id = tx.last_insert_rowid();
+    let request_id = match i.request_id {
+        Some(id) => id,
+        None => {
+            tx.prepare_cached(
+                "INSERT INTO requests (profile, publisher, requester, csr_der, status, created_at, decided_at) VALUES (?1,?2,?3,?4,'approved',?5,?5)",
+            )?
+            .execute(params![i.profile, i.publisher, i.requester, i.csr_der, t])?;
+            tx.last_insert_rowid()
+        }
+    };
     let r = tx
         .prepare_cached(
             "INSERT INTO certificates (serial, ca, profile, publisher, request_id, subject, spki_sha256, not_before, not_after, status, tbs_der, created_at)
@@ -791,6 +813,7 @@ mod tests {
             not_before: 0,
             not_after: 1,
             tbs_der: vec![2],
+            request_id: None,
         };
         s.record_intent(&i).unwrap();
         assert!(matches!(s.record_intent(&i), Err(StoreError::Conflict(_))));

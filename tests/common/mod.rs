@@ -242,3 +242,82 @@ pub fn assert_pkilint_clean(dir: &Path, cert: &str) {
     let (code, text) = pkilint(dir, "lint_pkix_cert", &["lint", "-s", "WARNING", cert]);
     assert_eq!(code, 0, "pkilint findings for {cert}:\n{text}");
 }
+
+/// A running `hallmark serve` on random loopback ports; killed on drop.
+pub struct Server {
+    child: std::process::Child,
+    pub public: String,
+    pub api: Option<String>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// Starts the server with both listeners (or `--no-api`) and reads the bound addresses.
+    pub fn start(ca: &TestCa, with_api: bool) -> Server {
+        use std::io::BufRead;
+        let mut args = vec!["serve", "--public-listen", "127.0.0.1:0"];
+        if with_api {
+            args.extend(["--api-listen", "127.0.0.1:0"]);
+        } else {
+            args.push("--no-api");
+        }
+        let mut child = ca
+            .cmd(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("spawn serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut reader = std::io::BufReader::new(stdout);
+        let mut url_of = |what: &str| -> String {
+            let mut line = String::new();
+            reader.read_line(&mut line).expect("read banner");
+            assert!(line.contains(what), "unexpected banner line: {line}");
+            line.split_whitespace()
+                .find(|w| w.starts_with("http://") || w.starts_with("https://"))
+                .unwrap_or_else(|| panic!("no address in banner: {line}"))
+                .to_string()
+        };
+        let public = url_of("public listener");
+        let api = with_api.then(|| url_of("API listener"));
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut sink = String::new();
+            while reader.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
+                sink.clear();
+            }
+        });
+        Server { child, public, api }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+/// One curl call: returns (status, body, content type). `args` are extra curl arguments.
+pub fn curl(url: &str, args: &[&str]) -> (u16, Vec<u8>, String) {
+    let mut c = Command::new(tool("curl"));
+    c.args(["-s", "-o", "-", "-w", "\n%{http_code} %{content_type}"])
+        .args(args)
+        .arg(url);
+    let out = run(&mut c);
+    let body = out.stdout;
+    let split = body
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .expect("curl trailer");
+    let trailer = String::from_utf8_lossy(&body[split + 1..]).into_owned();
+    let (code, ctype) = trailer.split_once(' ').unwrap_or((&trailer, ""));
+    (
+        code.parse().unwrap_or(0),
+        body[..split].to_vec(),
+        ctype.to_string(),
+    )
+}

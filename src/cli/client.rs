@@ -1,0 +1,181 @@
+//! A small HTTPS client for CLI commands that talk to a hallmark server (`request`, `approve`).
+//!
+//! It trusts only the CA file it is given (hallmark's root), never the system store, and sends
+//! the token from an environment variable so it never appears in argv.
+
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail, Context};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+
+/// One server: base URL, token and trust anchor.
+pub struct Client {
+    base: String,
+    token: String,
+    tls: Option<tokio_rustls::TlsConnector>,
+    rt: tokio::runtime::Runtime,
+}
+
+/// A response: status and body.
+pub struct Reply {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json(&self) -> anyhow::Result<serde_json::Value> {
+        serde_json::from_slice(&self.body).context("the server's answer is not JSON")
+    }
+
+    /// The problem document's detail, or the body.
+    pub fn problem(&self) -> String {
+        match self.json() {
+            Ok(v) => format!(
+                "{} ({})",
+                v["detail"].as_str().unwrap_or("no detail"),
+                v["type"].as_str().unwrap_or("no type")
+            ),
+            Err(_) => String::from_utf8_lossy(&self.body).into_owned(),
+        }
+    }
+}
+
+impl Client {
+    pub fn new(
+        server: &str,
+        token_env: &str,
+        ca_file: Option<&std::path::Path>,
+    ) -> anyhow::Result<Client> {
+        let token = std::env::var(token_env).with_context(|| {
+            format!("environment variable {token_env} (the API token) is not set")
+        })?;
+        let base = server.trim_end_matches('/').to_string();
+        let tls = if base.starts_with("https://") {
+            let ca_file = ca_file.ok_or_else(|| anyhow!("an https server needs --ca ROOT.pem"))?;
+            let text = std::fs::read_to_string(ca_file)
+                .with_context(|| format!("reading {}", ca_file.display()))?;
+            let mut roots = rustls::RootCertStore::empty();
+            for b in pem::parse_many(&text).context("reading the CA file")? {
+                if b.tag() == "CERTIFICATE" {
+                    roots
+                        .add(rustls::pki_types::CertificateDer::from(b.into_contents()))
+                        .context("CA certificate")?;
+                }
+            }
+            if roots.is_empty() {
+                bail!("{} holds no certificate", ca_file.display());
+            }
+            let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+            let cfg = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .context("TLS versions")?
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            Some(tokio_rustls::TlsConnector::from(Arc::new(cfg)))
+        } else if base.starts_with("http://") {
+            None
+        } else {
+            bail!("--server must be an http:// or https:// URL");
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        Ok(Client {
+            base,
+            token,
+            tls,
+            rt,
+        })
+    }
+
+    /// The PEM chain of an issued certificate (leaf first).
+    pub fn send_pem_chain(&self, serial: &str) -> anyhow::Result<String> {
+        let r = self.send_accept(
+            "GET",
+            &format!("/api/v1/certificates/{serial}"),
+            "application/pem-certificate-chain",
+        )?;
+        if r.status != 200 {
+            bail!("certificate {serial}: {} {}", r.status, r.problem());
+        }
+        Ok(String::from_utf8_lossy(&r.body).into_owned())
+    }
+
+    fn send_accept(&self, method: &str, path: &str, accept: &str) -> anyhow::Result<Reply> {
+        self.send_with(method, path, None, Some(accept), vec![])
+    }
+
+    /// Sends one request and reads the whole answer.
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> anyhow::Result<Reply> {
+        self.send_with(method, path, content_type, None, body)
+    }
+
+    fn send_with(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        accept: Option<&str>,
+        body: Vec<u8>,
+    ) -> anyhow::Result<Reply> {
+        let url: hyper::Uri = format!("{}{}", self.base, path).parse().context("URL")?;
+        let host = url
+            .host()
+            .ok_or_else(|| anyhow!("the server URL has no host"))?
+            .to_string();
+        let port = url
+            .port_u16()
+            .unwrap_or(if self.tls.is_some() { 443 } else { 80 });
+        let mut req = Request::builder()
+            .method(method)
+            .uri(url.path_and_query().map(|p| p.as_str()).unwrap_or("/"))
+            .header("host", format!("{host}:{port}"))
+            .header("authorization", format!("Bearer {}", self.token));
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        if let Some(a) = accept {
+            req = req.header("accept", a);
+        }
+        let req = req.body(Full::new(Bytes::from(body))).context("request")?;
+        let tls = self.tls.clone();
+        self.rt.block_on(async move {
+            let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
+                .await
+                .with_context(|| format!("connecting to {host}:{port}"))?;
+            let resp = match tls {
+                Some(conn) => {
+                    let name = rustls::pki_types::ServerName::try_from(host.clone())
+                        .context("server name")?;
+                    let stream = conn
+                        .connect(name, tcp)
+                        .await
+                        .context("TLS handshake (is --ca the server's root?)")?;
+                    let (mut sender, c) =
+                        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                            .await?;
+                    tokio::spawn(c);
+                    sender.send_request(req).await?
+                }
+                None => {
+                    let (mut sender, c) =
+                        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+                            .await?;
+                    tokio::spawn(c);
+                    sender.send_request(req).await?
+                }
+            };
+            let status = resp.status().as_u16();
+            let body = resp.into_body().collect().await?.to_bytes().to_vec();
+            Ok(Reply { status, body })
+        })
+    }
+}

@@ -1,0 +1,604 @@
+//! The JSON API under `/api/v1/` (plus `/healthz`, `/readyz`, `/metrics`) on the API listener.
+//!
+//! Each route authenticates, checks the rate limit, parses, and makes one engine call; errors
+//! become RFC 9457 problem documents in [`error_response`], the one place that maps kinds to
+//! statuses. An unexpected error is logged and answered with a bare 500 that leaks nothing.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use hyper::header::{
+    HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, LOCATION, RETRY_AFTER,
+};
+use hyper::{Method, Response, StatusCode};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::ratelimit::RateLimiter;
+use super::{problem, response, Body};
+use crate::engine::{Hallmark, Issued};
+use crate::error::Error;
+use crate::policy::auth::Credential;
+use crate::policy::IssueRequest;
+use crate::requests::{RequestView, Submitted};
+use crate::store::{CertFilter, CertRecord, Publisher, RequestRecord};
+
+/// Every route the API listener serves: method and path template (the OpenAPI test reads this).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+    ("POST", "/api/v1/certificates"),
+    ("GET", "/api/v1/certificates"),
+    ("GET", "/api/v1/certificates/{serial}"),
+    ("GET", "/api/v1/requests"),
+    ("GET", "/api/v1/requests/{id}"),
+    ("POST", "/api/v1/requests/{id}/approve"),
+    ("POST", "/api/v1/requests/{id}/deny"),
+    ("GET", "/api/v1/publishers"),
+    ("POST", "/api/v1/publishers"),
+];
+
+/// Shared state of the API listener.
+pub struct ApiState {
+    pub hm: Arc<Hallmark>,
+    pub limiter: RateLimiter,
+}
+
+impl ApiState {
+    pub fn new(hm: Arc<Hallmark>) -> ApiState {
+        let per_minute = hm.config.api.rate_limit_per_minute;
+        ApiState {
+            hm,
+            limiter: RateLimiter::new(per_minute),
+        }
+    }
+}
+
+/// A request whose body was read (within the configured limit).
+pub struct ApiRequest {
+    pub method: Method,
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub remote: Option<SocketAddr>,
+}
+
+fn json_response(status: StatusCode, v: &Value) -> Response<Body> {
+    response(status, "application/json", v.to_string())
+}
+
+/// Maps an engine error to a problem document.
+pub fn error_response(e: &Error) -> Response<Body> {
+    let kind = e.kind();
+    let status = match kind {
+        "bad-csr" | "bad-request" | "unknown-profile" | "malformed-json" => StatusCode::BAD_REQUEST,
+        "unsupported-media-type" => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "bad-key" | "subject-mismatch" | "extension-refused" | "approval-required" | "lint" => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+        "unauthorized" => StatusCode::UNAUTHORIZED,
+        "forbidden" => StatusCode::FORBIDDEN,
+        "not-found" | "unknown-publisher" => StatusCode::NOT_FOUND,
+        "conflict" => StatusCode::CONFLICT,
+        "key-store" => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    if status == StatusCode::INTERNAL_SERVER_ERROR || status == StatusCode::SERVICE_UNAVAILABLE {
+        eprintln!("hallmark: internal error ({kind}): {e}");
+        return problem(
+            status,
+            if kind == "key-store" {
+                "unavailable"
+            } else {
+                "internal"
+            },
+            "the server could not complete the request; the error is in its log",
+        );
+    }
+    let mut r = problem(status, kind, &e.to_string());
+    if status == StatusCode::UNAUTHORIZED {
+        r.headers_mut().insert(
+            "www-authenticate",
+            HeaderValue::from_static("Bearer realm=\"hallmark\""),
+        );
+    }
+    r
+}
+
+fn pem_of(der: &[u8]) -> String {
+    crate::pemfmt::encode("CERTIFICATE", der.to_vec())
+}
+
+fn rfc3339(t: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|x| {
+            x.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// Decodes `a=b&c=d` (with %XX and +).
+pub fn query_pairs(q: Option<&str>) -> Vec<(String, String)> {
+    fn decode(s: &str) -> String {
+        let b = s.as_bytes();
+        let mut out = Vec::with_capacity(b.len());
+        let mut i = 0;
+        while i < b.len() {
+            match b[i] {
+                b'+' => out.push(b' '),
+                b'%' if i + 2 < b.len() => {
+                    match u8::from_str_radix(
+                        std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"),
+                        16,
+                    ) {
+                        Ok(v) => {
+                            out.push(v);
+                            i += 2;
+                        }
+                        Err(_) => out.push(b'%'),
+                    }
+                }
+                c => out.push(c),
+            }
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+    q.unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (decode(k), decode(v)),
+            None => (decode(p), String::new()),
+        })
+        .collect()
+}
+
+fn param(q: &[(String, String)], k: &str) -> Option<String> {
+    q.iter().find(|(a, _)| a == k).map(|(_, v)| v.clone())
+}
+
+fn issued_json(i: &Issued, profile: &str, publisher: &str) -> Value {
+    json!({
+        "serial": i.serial,
+        "profile": profile,
+        "publisher": publisher,
+        "certificate": pem_of(&i.cert_der),
+        "chain": i.chain.iter().map(|c| pem_of(c)).collect::<Vec<_>>(),
+    })
+}
+
+fn request_json(r: &RequestRecord, approvals: Option<&RequestView>) -> Value {
+    let mut v = json!({
+        "id": r.id,
+        "status": r.status,
+        "profile": r.profile,
+        "publisher": r.publisher,
+        "requester": r.requester,
+        "approvals_required": r.approvals_required,
+        "created_at": rfc3339(r.created_at),
+        "expires_at": r.expires_at.map(rfc3339),
+        "certificate_serial": r.certificate_serial,
+    });
+    if let Some(view) = approvals {
+        v["approvals"] = view
+            .approvals
+            .iter()
+            .map(|a| json!({"approver": a.approver, "decision": a.decision, "comment": a.comment, "at": rfc3339(a.created_at)}))
+            .collect();
+    }
+    v
+}
+
+fn cert_json(c: &CertRecord) -> Value {
+    json!({
+        "serial": c.serial,
+        "status": c.status,
+        "subject": c.subject,
+        "profile": c.profile,
+        "publisher": c.publisher,
+        "issuer": c.ca,
+        "not_before": rfc3339(c.not_before),
+        "not_after": rfc3339(c.not_after),
+        "certificate": c.cert_der.as_deref().map(pem_of),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CertificateBody {
+    profile: String,
+    csr: String,
+    publisher: Option<String>,
+    device_serial: Option<String>,
+    name: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct DecisionBody {
+    comment: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PublisherBody {
+    id: String,
+    org: String,
+    country: String,
+    state: Option<String>,
+    locality: Option<String>,
+    profiles: Vec<String>,
+}
+
+fn content_type(h: &HeaderMap) -> String {
+    h.get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default()
+}
+
+/// Parses a JSON body, refusing other content types.
+fn json_body<T: serde::de::DeserializeOwned>(req: &ApiRequest) -> Result<T, Error> {
+    if content_type(&req.headers) != "application/json" {
+        return Err(Error::UnsupportedMedia(
+            "send Content-Type: application/json".into(),
+        ));
+    }
+    serde_json::from_slice(&req.body)
+        .map_err(|e| Error::MalformedJson(format!("the JSON body does not parse: {e}")))
+}
+
+/// Routes one API request; returns the route template (for metrics) and the response.
+pub fn route(state: &ApiState, req: &ApiRequest) -> (&'static str, Response<Body>) {
+    let segs: Vec<&str> = req.path.trim_end_matches('/').split('/').skip(1).collect();
+    let m = &req.method;
+    let template: &'static str = match (m.as_str(), segs.as_slice()) {
+        ("GET", ["healthz"]) => "/healthz",
+        ("GET", ["readyz"]) => "/readyz",
+        ("GET", ["metrics"]) => "/metrics",
+        ("POST", ["api", "v1", "certificates"]) => "/api/v1/certificates",
+        ("GET", ["api", "v1", "certificates"]) => "/api/v1/certificates",
+        ("GET", ["api", "v1", "certificates", _]) => "/api/v1/certificates/{serial}",
+        ("GET", ["api", "v1", "requests"]) => "/api/v1/requests",
+        ("GET", ["api", "v1", "requests", _]) => "/api/v1/requests/{id}",
+        ("POST", ["api", "v1", "requests", _, "approve"]) => "/api/v1/requests/{id}/approve",
+        ("POST", ["api", "v1", "requests", _, "deny"]) => "/api/v1/requests/{id}/deny",
+        ("GET", ["api", "v1", "publishers"]) => "/api/v1/publishers",
+        ("POST", ["api", "v1", "publishers"]) => "/api/v1/publishers",
+        _ => {
+            let known = ROUTES.iter().any(|(_, p)| {
+                let t: Vec<&str> = p.split('/').skip(1).collect();
+                t.len() == segs.len()
+                    && t.iter()
+                        .zip(&segs)
+                        .all(|(a, b)| a.starts_with('{') || a == b)
+            });
+            let r = if known {
+                problem(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "method-not-allowed",
+                    &format!("{m} is not served at {}", req.path),
+                )
+            } else {
+                problem(
+                    StatusCode::NOT_FOUND,
+                    "not-found",
+                    &format!("nothing at {}", req.path),
+                )
+            };
+            return ("unmatched", r);
+        }
+    };
+    (template, handle(state, req, template, &segs))
+}
+
+fn handle(state: &ApiState, req: &ApiRequest, template: &str, segs: &[&str]) -> Response<Body> {
+    let hm = &state.hm;
+    match template {
+        "/healthz" => return response(StatusCode::OK, "text/plain", "ok\n"),
+        "/readyz" => {
+            let db = hm.store.schema_version().map(|v| format!("schema {v}"));
+            let ks = hm
+                .key_store(&hm.config.keys.default_store)
+                .and_then(|k| k.check().map_err(Error::from));
+            return match (db, ks) {
+                (Ok(d), Ok(k)) => {
+                    json_response(StatusCode::OK, &json!({"database": d, "key_store": k}))
+                }
+                (d, k) => {
+                    let why = [
+                        d.err().map(|e| format!("database: {e}")),
+                        k.err().map(|e| format!("key store: {e}")),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                    eprintln!("hallmark: not ready: {why}");
+                    problem(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "unavailable",
+                        "not ready: the database or the key store is unreachable",
+                    )
+                }
+            };
+        }
+        "/metrics" => {
+            return response(
+                StatusCode::OK,
+                "text/plain; version=0.0.4",
+                hm.metrics.render(),
+            )
+        }
+        _ => {}
+    }
+    // Everything under /api/v1 is authenticated and rate limited per credential.
+    let bearer = req
+        .headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim);
+    let cred = match hm.authenticate(bearer, req.remote.map(|a| a.ip().to_string())) {
+        Ok(c) => c,
+        Err(e) => return error_response(&e),
+    };
+    if let Err(wait) = state.limiter.check(&cred.token_id) {
+        let mut r = problem(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate-limited",
+            &format!(
+                "more than {} requests a minute with this token; retry in {wait} s",
+                hm.config.api.rate_limit_per_minute
+            ),
+        );
+        if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
+            r.headers_mut().insert(RETRY_AFTER, v);
+        }
+        return r;
+    }
+    let q = query_pairs(req.query.as_deref());
+    let result = match template {
+        "/api/v1/certificates" if req.method == Method::POST => {
+            post_certificate(hm, req, &q, &cred)
+        }
+        "/api/v1/certificates" => list_certificates(hm, &q, &cred),
+        "/api/v1/certificates/{serial}" => get_certificate(hm, req, segs[3], &cred),
+        "/api/v1/requests" => hm
+            .list_requests(param(&q, "status").as_deref(), &cred)
+            .map(|rs| {
+                json_response(
+                    StatusCode::OK,
+                    &json!({"items": rs.iter().map(|r| request_json(r, None)).collect::<Vec<_>>()}),
+                )
+            }),
+        "/api/v1/requests/{id}" => parse_id(segs[3])
+            .and_then(|id| hm.request_view(id, &cred))
+            .map(|v| json_response(StatusCode::OK, &request_json(&v.request, Some(&v)))),
+        "/api/v1/requests/{id}/approve" | "/api/v1/requests/{id}/deny" => {
+            let body: DecisionBody = if req.body.is_empty() {
+                DecisionBody::default()
+            } else {
+                match json_body(req) {
+                    Ok(b) => b,
+                    Err(e) => return error_response(&e),
+                }
+            };
+            let approve = template.ends_with("approve");
+            parse_id(segs[3])
+                .and_then(|id| hm.decide(id, &cred, approve, body.comment.as_deref()))
+                .map(|(view, issued)| {
+                    let mut v = request_json(&view.request, Some(&view));
+                    if let Some(i) = issued {
+                        v["certificate"] = issued_json(
+                            &i,
+                            &view.request.profile,
+                            view.request.publisher.as_deref().unwrap_or(""),
+                        );
+                    }
+                    json_response(StatusCode::OK, &v)
+                })
+        }
+        "/api/v1/publishers" if req.method == Method::POST => {
+            let body: PublisherBody = match json_body(req) {
+                Ok(b) => b,
+                Err(e) => return error_response(&e),
+            };
+            cred.require_officer().map_err(Error::from).and_then(|_| {
+                let p = Publisher {
+                    id: body.id,
+                    org: body.org,
+                    country: body.country,
+                    state: body.state,
+                    locality: body.locality,
+                    profiles: body.profiles,
+                    created_at: crate::store::now(),
+                };
+                hm.add_publisher(&p, &cred.actor())?;
+                let mut r = json_response(StatusCode::CREATED, &publisher_json(&p));
+                if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/publishers/{}", p.id)) {
+                    r.headers_mut().insert(LOCATION, v);
+                }
+                Ok(r)
+            })
+        }
+        "/api/v1/publishers" => cred.require_officer().map_err(Error::from).and_then(|_| {
+            let list = hm.store.list_publishers()?;
+            Ok(json_response(
+                StatusCode::OK,
+                &json!({"items": list.iter().map(publisher_json).collect::<Vec<_>>()}),
+            ))
+        }),
+        _ => Err(Error::NotFound(req.path.clone())),
+    };
+    result.unwrap_or_else(|e| error_response(&e))
+}
+
+fn publisher_json(p: &Publisher) -> Value {
+    json!({"id": p.id, "org": p.org, "country": p.country, "state": p.state, "locality": p.locality, "profiles": p.profiles})
+}
+
+fn parse_id(s: &str) -> Result<i64, Error> {
+    s.parse::<i64>()
+        .ok()
+        .filter(|v| *v > 0)
+        .ok_or_else(|| Error::Invalid(format!("'{s}' is not a request id")))
+}
+
+fn post_certificate(
+    hm: &Hallmark,
+    req: &ApiRequest,
+    q: &[(String, String)],
+    cred: &Credential,
+) -> Result<Response<Body>, Error> {
+    let default_publisher = || {
+        cred.publisher
+            .clone()
+            .ok_or_else(|| Error::Invalid("officer tokens must name the publisher".into()))
+    };
+    let issue = match content_type(&req.headers).as_str() {
+        "application/json" => {
+            let b: CertificateBody = serde_json::from_slice(&req.body)
+                .map_err(|e| Error::MalformedJson(format!("the JSON body does not parse: {e}")))?;
+            IssueRequest {
+                profile: b.profile,
+                publisher: match b.publisher {
+                    Some(p) => p,
+                    None => default_publisher()?,
+                },
+                csr: b.csr.into_bytes(),
+                requester: cred.name.clone(),
+                device_serial: b.device_serial,
+                name: b.name,
+            }
+        }
+        "application/pkcs10" => IssueRequest {
+            profile: param(q, "profile").ok_or_else(|| Error::Invalid("a raw CSR needs ?profile=NAME".into()))?,
+            publisher: match param(q, "publisher") {
+                Some(p) => p,
+                None => default_publisher()?,
+            },
+            csr: req.body.to_vec(),
+            requester: cred.name.clone(),
+            device_serial: param(q, "device_serial"),
+            name: param(q, "name"),
+        },
+        other => {
+            return Err(Error::UnsupportedMedia(format!(
+                "Content-Type '{other}' is not accepted: send application/json, or application/pkcs10 with ?profile="
+            )))
+        }
+    };
+    let publisher = issue.publisher.clone();
+    let profile = issue.profile.clone();
+    match hm.submit(issue, cred)? {
+        Submitted::Issued(i) => {
+            let mut r = json_response(StatusCode::CREATED, &issued_json(&i, &profile, &publisher));
+            if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/certificates/{}", i.serial)) {
+                r.headers_mut().insert(LOCATION, v);
+            }
+            Ok(r)
+        }
+        Submitted::Pending(rec) => {
+            let mut v = request_json(&rec, None);
+            v["request_id"] = json!(rec.id);
+            let mut r = json_response(StatusCode::ACCEPTED, &v);
+            if let Ok(h) = HeaderValue::from_str(&format!("/api/v1/requests/{}", rec.id)) {
+                r.headers_mut().insert(LOCATION, h);
+            }
+            Ok(r)
+        }
+    }
+}
+
+fn get_certificate(
+    hm: &Hallmark,
+    req: &ApiRequest,
+    serial: &str,
+    cred: &Credential,
+) -> Result<Response<Body>, Error> {
+    let serial = serial.to_ascii_lowercase();
+    let rec = hm
+        .store
+        .get_certificate(&serial)?
+        .filter(|c| c.status == "issued")
+        .filter(|c| {
+            cred.may_act_for(c.publisher.as_deref().unwrap_or(""))
+                .is_ok()
+        })
+        .ok_or_else(|| Error::NotFound(format!("certificate {serial}")))?;
+    let accept = req
+        .headers
+        .get(ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if accept.contains("application/pem-certificate-chain")
+        || accept.contains("application/x-pem-file")
+    {
+        let mut text = rec.cert_der.as_deref().map(pem_of).unwrap_or_default();
+        for c in hm.chain(&rec.ca)? {
+            text.push_str(&pem_of(&c));
+        }
+        return Ok(response(
+            StatusCode::OK,
+            "application/pem-certificate-chain",
+            text,
+        ));
+    }
+    Ok(json_response(StatusCode::OK, &cert_json(&rec)))
+}
+
+fn list_certificates(
+    hm: &Hallmark,
+    q: &[(String, String)],
+    cred: &Credential,
+) -> Result<Response<Body>, Error> {
+    let publisher = match (param(q, "publisher"), cred.officer) {
+        (Some(p), true) => Some(p),
+        (None, true) => None,
+        (Some(p), false) => {
+            cred.may_act_for(&p)?;
+            Some(p)
+        }
+        (None, false) => cred.publisher.clone(),
+    };
+    let limit = match param(q, "limit") {
+        Some(l) => l
+            .parse::<usize>()
+            .ok()
+            .filter(|v| (1..=1000).contains(v))
+            .ok_or_else(|| Error::Invalid(format!("limit '{l}' must be 1..1000")))?,
+        None => 100,
+    };
+    let rows = hm.store.list_certificates(&CertFilter {
+        publisher,
+        profile: param(q, "profile"),
+        ca: None,
+        after: param(q, "cursor").map(|c| c.to_ascii_lowercase()),
+        limit,
+    })?;
+    let next = if rows.len() == limit {
+        rows.last().map(|r| r.serial.clone())
+    } else {
+        None
+    };
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"items": rows.iter().map(cert_json).collect::<Vec<_>>(), "next_cursor": next}),
+    ))
+}

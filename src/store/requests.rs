@@ -1,0 +1,226 @@
+//! Certificate requests waiting for approvals, and the approvals themselves.
+
+use rusqlite::{params, OptionalExtension};
+
+use super::{audit, is_unique_violation, now, Store, StoreError};
+
+/// A request as stored.
+#[derive(Debug, Clone)]
+pub struct RequestRecord {
+    pub id: i64,
+    pub profile: String,
+    pub publisher: Option<String>,
+    pub requester: String,
+    pub csr_der: Vec<u8>,
+    pub status: String,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub decided_at: Option<i64>,
+    pub device_serial: Option<String>,
+    pub cn_name: Option<String>,
+    pub approvals_required: i64,
+    pub certificate_serial: Option<String>,
+}
+
+/// One approval or denial.
+#[derive(Debug, Clone)]
+pub struct ApprovalRecord {
+    pub approver: String,
+    pub decision: String,
+    pub comment: Option<String>,
+    pub created_at: i64,
+}
+
+/// A new pending request.
+#[derive(Debug, Clone)]
+pub struct NewRequest {
+    pub profile: String,
+    pub publisher: String,
+    pub requester: String,
+    pub csr_der: Vec<u8>,
+    pub device_serial: Option<String>,
+    pub cn_name: Option<String>,
+    pub approvals_required: i64,
+    pub expires_at: i64,
+}
+
+const COLS: &str = "id, profile, publisher, requester, csr_der, status, created_at, expires_at, decided_at, device_serial, cn_name, approvals_required, certificate_serial";
+
+fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RequestRecord> {
+    Ok(RequestRecord {
+        id: r.get(0)?,
+        profile: r.get(1)?,
+        publisher: r.get(2)?,
+        requester: r.get(3)?,
+        csr_der: r.get(4)?,
+        status: r.get(5)?,
+        created_at: r.get(6)?,
+        expires_at: r.get(7)?,
+        decided_at: r.get(8)?,
+        device_serial: r.get(9)?,
+        cn_name: r.get(10)?,
+        approvals_required: r.get(11)?,
+        certificate_serial: r.get(12)?,
+    })
+}
+
+impl Store {
+    pub fn insert_pending_request(&self, n: &NewRequest, actor: &str) -> Result<i64, StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        tx.execute(
+            "INSERT INTO requests (profile, publisher, requester, csr_der, status, created_at, expires_at, device_serial, cn_name, approvals_required)
+             VALUES (?1,?2,?3,?4,'pending',?5,?6,?7,?8,?9)",
+            params![n.profile, n.publisher, n.requester, n.csr_der, now(), n.expires_at, n.device_serial, n.cn_name, n.approvals_required],
+        )?;
+        let id = tx.last_insert_rowid();
+        audit(
+            &tx,
+            actor,
+            "request.pending",
+            &id.to_string(),
+            Some(&format!(
+                "profile={} publisher={} approvals={}",
+                n.profile, n.publisher, n.approvals_required
+            )),
+        )?;
+        tx.commit()?;
+        Ok(id)
+    }
+
+    pub fn get_request(&self, id: i64) -> Result<Option<RequestRecord>, StoreError> {
+        let conn = self.conn()?;
+        Ok(conn
+            .query_row(
+                &format!("SELECT {COLS} FROM requests WHERE id = ?1"),
+                params![id],
+                from_row,
+            )
+            .optional()?)
+    }
+
+    /// Requests by status, optionally of one publisher, oldest first.
+    pub fn list_requests(
+        &self,
+        status: Option<&str>,
+        publisher: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<RequestRecord>, StoreError> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {COLS} FROM requests WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR publisher = ?2) ORDER BY id LIMIT ?3"
+        ))?;
+        let rows = stmt.query_map(params![status, publisher, limit as i64], from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn approvals(&self, request_id: i64) -> Result<Vec<ApprovalRecord>, StoreError> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare(
+            "SELECT approver, decision, comment, created_at FROM approvals WHERE request_kind = 'certificate' AND request_id = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map(params![request_id], |r| {
+            Ok(ApprovalRecord {
+                approver: r.get(0)?,
+                decision: r.get(1)?,
+                comment: r.get(2)?,
+                created_at: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Records an approval or denial of a pending request, atomically with its status check.
+    /// A denial ends the request. Returns the number of approvals after this one.
+    pub fn record_decision(
+        &self,
+        request_id: i64,
+        approver: &str,
+        approve: bool,
+        comment: Option<&str>,
+        actor: &str,
+    ) -> Result<i64, StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        let status: Option<String> = tx
+            .query_row(
+                "SELECT status FROM requests WHERE id = ?1",
+                params![request_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match status.as_deref() {
+            None => return Err(StoreError::NotFound(format!("request {request_id}"))),
+            Some("pending") => {}
+            Some(other) => {
+                return Err(StoreError::Conflict(format!(
+                    "a decision on request {request_id}, which is {other},"
+                )))
+            }
+        }
+        let decision = if approve { "approve" } else { "deny" };
+        let r = tx.execute(
+            "INSERT INTO approvals (request_kind, request_id, approver, decision, comment, created_at) VALUES ('certificate', ?1, ?2, ?3, ?4, ?5)",
+            params![request_id, approver, decision, comment, now()],
+        );
+        match r {
+            Err(e) if is_unique_violation(&e) => {
+                return Err(StoreError::Conflict(format!(
+                    "a decision by '{approver}' on request {request_id}"
+                )))
+            }
+            r => r?,
+        };
+        if !approve {
+            tx.execute(
+                "UPDATE requests SET status = 'denied', decided_at = ?2 WHERE id = ?1",
+                params![request_id, now()],
+            )?;
+        }
+        let count: i64 = tx.query_row(
+            "SELECT count(*) FROM approvals WHERE request_kind = 'certificate' AND request_id = ?1 AND decision = 'approve'",
+            params![request_id],
+            |r| r.get(0),
+        )?;
+        audit(
+            &tx,
+            actor,
+            if approve {
+                "request.approved"
+            } else {
+                "request.denied"
+            },
+            &request_id.to_string(),
+            comment,
+        )?;
+        tx.commit()?;
+        Ok(count)
+    }
+
+    /// Moves a pending request to `expired` (or any final status); false if it was not pending.
+    pub fn finish_request(
+        &self,
+        request_id: i64,
+        status: &str,
+        serial: Option<&str>,
+        actor: &str,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        let n = tx.execute(
+            "UPDATE requests SET status = ?2, decided_at = ?3, certificate_serial = ?4 WHERE id = ?1 AND status = 'pending'",
+            params![request_id, status, now(), serial],
+        )?;
+        if n == 1 {
+            audit(
+                &tx,
+                actor,
+                &format!("request.{status}"),
+                &request_id.to_string(),
+                serial,
+            )?;
+        }
+        tx.commit()?;
+        Ok(n == 1)
+    }
+}
