@@ -118,6 +118,11 @@ impl Hallmark {
         let publisher = policy::lookup_publisher(&self.profiles, &self.store, &req)?;
         let approved = policy::check(&self.profiles, publisher, &req, Approvals::Workflow)?;
         let Some(rules) = approved.profile.approvals.clone() else {
+            // Direct issuance: the record names the token and the address it came from.
+            let approved = policy::Approved {
+                requester: cred.actor(),
+                ..approved
+            };
             return Ok(Submitted::Issued(self.issue_approved(&approved, None)?));
         };
         let der = approved.csr.der.clone();

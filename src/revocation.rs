@@ -765,7 +765,7 @@ impl Hallmark {
         let renew_before = t + i64::from(self.config.ocsp.responder_renew_days) * 86_400;
         let mut renewed = Vec::new();
         for rec in self.store.list_cas()? {
-            if rec.role != CaRole::Ocsp || rec.not_after.map_or(true, |na| na > renew_before) {
+            if rec.role != CaRole::Ocsp || rec.not_after.is_none_or(|na| na > renew_before) {
                 continue;
             }
             let Some(parent) = rec.parent.clone() else {
@@ -866,7 +866,7 @@ fn scheduled(hm: &Hallmark, first: bool) {
         let pubn = hm.publication();
         let due = |ca: &str| {
             let t = now();
-            pubn.cached_crl(&(ca.to_string(), None)).map_or(true, |c| {
+            pubn.cached_crl(&(ca.to_string(), None)).is_none_or(|c| {
                 t >= c.this_update + i64::from(hm.config.crl.refresh_hours) * 3600
                     || t >= c.next_update - 3600
             })

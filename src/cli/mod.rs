@@ -122,6 +122,12 @@ pub struct InitArgs {
     /// Base URL written into certificates (default http://LISTEN).
     #[arg(long)]
     pub public_url: Option<String>,
+    /// Address of the API listener (TLS).
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    pub api_listen: String,
+    /// Host names and IPs for the API's TLS certificate (repeat or comma-separate).
+    #[arg(long = "api-hostname", value_delimiter = ',', default_values_t = ["localhost".to_string(), "127.0.0.1".to_string()])]
+    pub api_hostnames: Vec<String>,
     /// The CA's certificate policy OID (default: a random one under 2.999, for tests and demos).
     #[arg(long)]
     pub policy_oid: Option<String>,
@@ -542,6 +548,8 @@ fn cmd_init(a: &InitArgs) -> anyhow::Result<()> {
         listen: a.listen.clone(),
         public_url: a.public_url.clone(),
         policy_oid: a.policy_oid.clone(),
+        api_listen: a.api_listen.clone(),
+        api_hostnames: a.api_hostnames.clone(),
         root_algorithm: a.root_algorithm,
         ca_algorithm: a.ca_algorithm,
         ..InitOptions::new(&a.dir, keys)

@@ -67,7 +67,10 @@ pub fn cmd_revoke(cli: &Cli, a: &RevokeArgs) -> anyhow::Result<()> {
             r.reason
         ),
     }
-    println!("OCSP answers 'revoked' now; a running server reissues the CRL of {} within seconds", r.ca);
+    println!(
+        "OCSP answers 'revoked' now; a running server reissues the CRL of {} within seconds",
+        r.ca
+    );
     Ok(())
 }
 

@@ -77,3 +77,14 @@ pub fn route(hm: &Hallmark, req: &PublicRequest) -> Response<Body> {
         &format!("nothing at {path}"),
     )
 }
+
+/// Every route the public listener serves: method and path template (the OpenAPI test reads it).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/healthz"),
+    ("GET", "/ca/{name}.crt"),
+    ("GET", "/ca/{name}.pem"),
+    ("GET", "/crl/{ca}.crl"),
+    ("GET", "/crl/{ca}/shard-{k}.crl"),
+    ("POST", "/ocsp"),
+    ("GET", "/ocsp/{request}"),
+];

@@ -1,0 +1,745 @@
+//! The JSON API on a real server (TLS on 127.0.0.1, random ports), driven by curl and by the
+//! `hallmark request` / `approve` / `deny` commands, which verify the server against the root.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+const ACME_SUBJ: &str = "/C=US/ST=California/L=San Jose/O=Acme Corp/CN=Acme Corp";
+
+struct Api {
+    ca: TestCa,
+    server: Server,
+    root: String,
+}
+
+impl Api {
+    fn start(setup: impl FnOnce(&TestCa)) -> Api {
+        let ca = TestCa::new(Keys::Soft);
+        ca.add_acme();
+        setup(&ca);
+        let root = ca.ca_pem("root").display().to_string();
+        let server = Server::start(&ca, true);
+        Api { ca, server, root }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.server.api.as_deref().expect("api"))
+    }
+
+    fn token(&self, args: &[&str]) -> String {
+        let mut a = vec!["token", "create"];
+        a.extend_from_slice(args);
+        self.ca.hm(&a).trim().to_string()
+    }
+
+    /// curl with TLS verified against hallmark's root.
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        ctype: Option<&str>,
+        body: Option<&[u8]>,
+    ) -> (u16, Value, Vec<u8>) {
+        let auth;
+        let ct;
+        let mut args: Vec<&str> = vec!["--cacert", &self.root, "-X", method];
+        if let Some(t) = token {
+            auth = format!("Authorization: Bearer {t}");
+            args.extend(["-H", &auth]);
+        }
+        if let Some(c) = ctype {
+            ct = format!("Content-Type: {c}");
+            args.extend(["-H", &ct]);
+        }
+        let body_file = self.ca.path(&format!("body-{}", rand_name()));
+        let data_arg;
+        if let Some(b) = body {
+            std::fs::write(&body_file, b).expect("body");
+            data_arg = format!("@{}", body_file.display());
+            args.extend(["--data-binary", &data_arg]);
+        }
+        let (code, raw, _) = curl(&self.url(path), &args);
+        let v = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+        (code, v, raw)
+    }
+
+    fn cert_count(&self) -> i64 {
+        let db = rusqlite::Connection::open(self.ca.dir.path().join("ca/hallmark.db")).expect("db");
+        db.query_row("SELECT count(*) FROM certificates", [], |r| r.get(0))
+            .expect("count")
+    }
+}
+
+fn rand_name() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed).to_string()
+}
+
+fn csr_pem(ca: &TestCa, name: &str) -> String {
+    let p = make_csr(
+        ca.dir.path(),
+        name,
+        &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
+        ACME_SUBJ,
+        &[],
+    );
+    std::fs::read_to_string(p).expect("csr")
+}
+
+fn cert_body(profile: &str, csr: &str) -> Vec<u8> {
+    serde_json::json!({"profile": profile, "csr": csr})
+        .to_string()
+        .into_bytes()
+}
+
+#[test]
+fn issues_over_tls_json_and_raw_der() {
+    let api = Api::start(|_| {});
+    let t = api.token(&["--publisher", "acme", "--name", "ci", "--scopes", "issue"]);
+    let csr = csr_pem(&api.ca, "a");
+    let (code, v, raw) = api.call(
+        "POST",
+        "/api/v1/certificates",
+        Some(&t),
+        Some("application/json"),
+        Some(&cert_body("code-signing", &csr)),
+    );
+    assert_eq!(code, 201, "{}", String::from_utf8_lossy(&raw));
+    let serial = v["serial"].as_str().expect("serial").to_string();
+    let leaf = api.ca.path("api-leaf.pem");
+    std::fs::write(&leaf, v["certificate"].as_str().expect("cert")).expect("write");
+    let chain = api.ca.path("api-chain.pem");
+    std::fs::write(&chain, v["chain"][0].as_str().expect("chain")).expect("write");
+    let out = openssl(
+        api.ca.dir.path(),
+        &[
+            "verify",
+            "-CAfile",
+            &api.root,
+            "-untrusted",
+            &chain.display().to_string(),
+            &leaf.display().to_string(),
+        ],
+    );
+    assert!(out.contains(": OK"));
+
+    // Raw DER with ?profile=.
+    openssl(
+        api.ca.dir.path(),
+        &["req", "-in", "a.csr", "-outform", "DER", "-out", "a.der"],
+    );
+    let der = std::fs::read(api.ca.path("a.der")).expect("der");
+    let (code, v, raw) = api.call(
+        "POST",
+        "/api/v1/certificates?profile=code-signing",
+        Some(&t),
+        Some("application/pkcs10"),
+        Some(&der),
+    );
+    assert_eq!(code, 201, "{}", String::from_utf8_lossy(&raw));
+    assert_ne!(v["serial"].as_str(), Some(serial.as_str()));
+
+    // Read back: JSON and PEM by Accept; listed with paging.
+    let (code, v, _) = api.call(
+        "GET",
+        &format!("/api/v1/certificates/{serial}"),
+        Some(&t),
+        None,
+        None,
+    );
+    assert_eq!((code, v["serial"].as_str()), (200, Some(serial.as_str())));
+    let auth = format!("Authorization: Bearer {t}");
+    let (code, pem_body, ctype) = curl(
+        &api.url(&format!("/api/v1/certificates/{serial}")),
+        &[
+            "--cacert",
+            &api.root,
+            "-H",
+            &auth,
+            "-H",
+            "Accept: application/pem-certificate-chain",
+        ],
+    );
+    assert_eq!(
+        (code, ctype.as_str()),
+        (200, "application/pem-certificate-chain")
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&pem_body)
+            .matches("BEGIN CERTIFICATE")
+            .count(),
+        2
+    );
+    let (code, v, _) = api.call("GET", "/api/v1/certificates?limit=1", Some(&t), None, None);
+    assert_eq!(code, 200);
+    assert_eq!(v["items"].as_array().map(Vec::len), Some(1));
+    let cursor = v["next_cursor"].as_str().expect("cursor").to_string();
+    let (_, v, _) = api.call(
+        "GET",
+        &format!("/api/v1/certificates?limit=1&cursor={cursor}"),
+        Some(&t),
+        None,
+        None,
+    );
+    assert_eq!(v["items"].as_array().map(Vec::len), Some(1));
+    assert_ne!(v["items"][0]["serial"].as_str(), Some(cursor.as_str()));
+
+    // The CLI client does the same in one command.
+    let out_file = api.ca.path("cli-cert.pem");
+    let mut c = api.ca.cmd(&[
+        "request",
+        "--server",
+        api.server.api.as_deref().expect("api"),
+        "--ca",
+        &api.root,
+        "--token-env",
+        "CI_TOKEN",
+        "--profile",
+        "code-signing",
+        "--csr",
+        &api.ca.path("a.csr").display().to_string(),
+        "--out",
+        &out_file.display().to_string(),
+    ]);
+    c.env("CI_TOKEN", &t);
+    ok(&mut c);
+    let out = openssl(
+        api.ca.dir.path(),
+        &[
+            "verify",
+            "-CAfile",
+            &api.root,
+            "-untrusted",
+            &out_file.display().to_string(),
+            &out_file.display().to_string(),
+        ],
+    );
+    assert!(out.contains(": OK"));
+
+    // Health, readiness and metrics.
+    let (code, _, _) = api.call("GET", "/readyz", None, None, None);
+    assert_eq!(code, 200);
+    let (code, _, metrics) = api.call("GET", "/metrics", None, None, None);
+    assert_eq!(code, 200);
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(
+        metrics.contains(
+            "hallmark_http_requests_total{route=\"/api/v1/certificates\",status=\"201\"}"
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("hallmark_certificates_issued_total{profile=\"code-signing\"} 3"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("hallmark_keystore_sign_duration_seconds_count"));
+    // The audit trail names the token and the address.
+    let audit = api.ca.hm(&["audit", "--limit", "200"]);
+    assert!(audit.contains("(ci)@127.0.0.1"), "{audit}");
+}
+
+#[test]
+fn bad_input_gets_its_status_and_type_and_changes_nothing() {
+    let api = Api::start(|ca| {
+        ca.hm(&[
+            "publisher",
+            "add",
+            "beta",
+            "--org",
+            "Beta Ltd",
+            "--country",
+            "GB",
+            "--locality",
+            "London",
+            "--profiles",
+            "code-signing",
+        ]);
+    });
+    let t = api.token(&["--publisher", "acme", "--name", "ci"]);
+    let beta = api.token(&["--publisher", "beta", "--name", "beta-ci"]);
+    let no_scope = api.token(&[
+        "--publisher",
+        "acme",
+        "--name",
+        "reader",
+        "--scopes",
+        "approve",
+    ]);
+    let revoked = api.token(&["--publisher", "acme", "--name", "old"]);
+    let revoked_id = revoked.split('_').nth(1).expect("id").to_string();
+    api.ca.hm(&["token", "revoke", &revoked_id]);
+    let csr = csr_pem(&api.ca, "b");
+    let good = cert_body("code-signing", &csr);
+    let before = api.cert_count();
+    let cases: Vec<(&str, Option<&str>, Option<&str>, Vec<u8>, u16, &str)> = vec![
+        (
+            "no token",
+            None,
+            Some("application/json"),
+            good.clone(),
+            401,
+            "unauthorized",
+        ),
+        (
+            "wrong token",
+            Some(
+                "hmk_000000000000_0000000000000000000000000000000000000000000000000000000000000000",
+            ),
+            Some("application/json"),
+            good.clone(),
+            401,
+            "unauthorized",
+        ),
+        (
+            "garbage token",
+            Some("hello"),
+            Some("application/json"),
+            good.clone(),
+            401,
+            "unauthorized",
+        ),
+        (
+            "revoked token",
+            Some(&revoked),
+            Some("application/json"),
+            good.clone(),
+            401,
+            "unauthorized",
+        ),
+        (
+            "missing scope",
+            Some(&no_scope),
+            Some("application/json"),
+            good.clone(),
+            403,
+            "forbidden",
+        ),
+        (
+            "invalid JSON",
+            Some(&t),
+            Some("application/json"),
+            b"{\"profile\": ".to_vec(),
+            400,
+            "malformed-json",
+        ),
+        (
+            "unknown field",
+            Some(&t),
+            Some("application/json"),
+            br#"{"profile":"code-signing","csr":"x","colour":"red"}"#.to_vec(),
+            400,
+            "malformed-json",
+        ),
+        (
+            "wrong content type",
+            Some(&t),
+            Some("text/plain"),
+            good.clone(),
+            415,
+            "unsupported-media-type",
+        ),
+        (
+            "too large",
+            Some(&t),
+            Some("application/json"),
+            vec![b' '; 70 * 1024],
+            413,
+            "too-large",
+        ),
+        (
+            "bad CSR",
+            Some(&t),
+            Some("application/json"),
+            cert_body(
+                "code-signing",
+                "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n",
+            ),
+            400,
+            "bad-csr",
+        ),
+        (
+            "unknown profile",
+            Some(&t),
+            Some("application/json"),
+            cert_body("nope", &csr),
+            400,
+            "unknown-profile",
+        ),
+    ];
+    for (what, token, ctype, body, status, kind) in cases {
+        let (code, v, raw) = api.call("POST", "/api/v1/certificates", token, ctype, Some(&body));
+        assert_eq!(code, status, "{what}: {}", String::from_utf8_lossy(&raw));
+        assert_eq!(
+            v["type"].as_str(),
+            Some(format!("https://hallmark.dev/problems/{kind}").as_str()),
+            "{what}"
+        );
+        assert!(
+            v["detail"].as_str().is_some_and(|d| !d.is_empty()),
+            "{what} has a detail"
+        );
+        assert_eq!(api.cert_count(), before, "{what} stored nothing");
+    }
+    // Another publisher's token: cannot issue for acme, read acme's certificates or list them.
+    let other =
+        serde_json::json!({"profile": "code-signing", "csr": csr, "publisher": "acme"}).to_string();
+    let (code, v, _) = api.call(
+        "POST",
+        "/api/v1/certificates",
+        Some(&beta),
+        Some("application/json"),
+        Some(other.as_bytes()),
+    );
+    assert_eq!(
+        (code, v["type"].as_str()),
+        (403, Some("https://hallmark.dev/problems/forbidden"))
+    );
+    let (code, v, _) = api.call(
+        "POST",
+        "/api/v1/certificates",
+        Some(&t),
+        Some("application/json"),
+        Some(&good),
+    );
+    assert_eq!(code, 201);
+    let serial = v["serial"].as_str().expect("serial");
+    let (code, _, _) = api.call(
+        "GET",
+        &format!("/api/v1/certificates/{serial}"),
+        Some(&beta),
+        None,
+        None,
+    );
+    assert_eq!(code, 404, "another publisher's certificate is invisible");
+    let (code, _, _) = api.call(
+        "GET",
+        "/api/v1/certificates?publisher=acme",
+        Some(&beta),
+        None,
+        None,
+    );
+    assert_eq!(code, 403);
+    // Publisher management is for officers.
+    let body = br#"{"id":"gamma","org":"Gamma","country":"US","state":"Ohio","profiles":["code-signing"]}"#;
+    let (code, _, _) = api.call(
+        "POST",
+        "/api/v1/publishers",
+        Some(&t),
+        Some("application/json"),
+        Some(body),
+    );
+    assert_eq!(code, 403);
+    let officer = api.token(&["--officer", "--name", "officer"]);
+    let (code, v, _) = api.call(
+        "POST",
+        "/api/v1/publishers",
+        Some(&officer),
+        Some("application/json"),
+        Some(body),
+    );
+    assert_eq!((code, v["id"].as_str()), (201, Some("gamma")));
+    let (code, v, _) = api.call(
+        "POST",
+        "/api/v1/publishers",
+        Some(&officer),
+        Some("application/json"),
+        Some(body),
+    );
+    assert_eq!(
+        (code, v["type"].as_str()),
+        (409, Some("https://hallmark.dev/problems/conflict"))
+    );
+    let (code, v, _) = api.call("GET", "/api/v1/publishers", Some(&officer), None, None);
+    assert_eq!((code, v["items"].as_array().map(Vec::len)), (200, Some(3)));
+    // Unknown routes and methods.
+    let (code, _, _) = api.call("GET", "/api/v1/nothing", Some(&t), None, None);
+    assert_eq!(code, 404);
+    let (code, _, _) = api.call("DELETE", "/api/v1/certificates", Some(&t), None, None);
+    assert_eq!(code, 405);
+}
+
+#[test]
+fn rate_limit_answers_429_with_retry_after() {
+    let api = Api::start(|ca| {
+        let cfg = ca.config();
+        let text = std::fs::read_to_string(&cfg).expect("config");
+        std::fs::write(
+            &cfg,
+            text.replace("rate_limit_per_minute = 600", "rate_limit_per_minute = 3"),
+        )
+        .expect("config");
+    });
+    let t = api.token(&["--publisher", "acme"]);
+    let mut codes = Vec::new();
+    let auth = format!("Authorization: Bearer {t}");
+    let mut retry = String::new();
+    for _ in 0..5 {
+        let out = run(std::process::Command::new(tool("curl")).args([
+            "-s",
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+            "--cacert",
+            &api.root,
+            "-H",
+            &auth,
+            &api.url("/api/v1/certificates"),
+        ]));
+        let head = String::from_utf8_lossy(&out.stdout).to_string();
+        codes.push(head.split_whitespace().nth(1).unwrap_or("").to_string());
+        if let Some(l) = head
+            .lines()
+            .find(|l| l.to_ascii_lowercase().starts_with("retry-after:"))
+        {
+            retry = l.to_string();
+        }
+    }
+    assert_eq!(codes, ["200", "200", "200", "429", "429"]);
+    assert!(!retry.is_empty(), "429 carries Retry-After");
+}
+
+const RELEASE_PROFILE: &str = r#"
+name = "release-signing"
+description = "Release code signing, two approvals"
+issuer = "code-signing-ca"
+validity_days = 365
+approvals = { required = 2, approvers = ["release-manager", "security-lead", "qa-lead"] }
+
+[key]
+algorithms = ["p256", "p384"]
+
+[extensions]
+key_usage = ["digitalSignature"]
+extended_key_usage = ["codeSigning"]
+certificate_policies = ["ca-policy"]
+crl_distribution_point = true
+authority_info_access = true
+
+[subject]
+common_name = "organization"
+attributes = ["O", "C", "ST", "L"]
+"#;
+
+#[test]
+fn two_of_three_approvals_issue_and_every_refusal_holds() {
+    let api = Api::start(|ca| {
+        std::fs::write(
+            ca.dir.path().join("ca/ca-profiles/release-signing.toml"),
+            RELEASE_PROFILE,
+        )
+        .expect("profile");
+        ca.hm(&[
+            "publisher",
+            "add",
+            "rel",
+            "--org",
+            "Acme Corp",
+            "--country",
+            "US",
+            "--state",
+            "California",
+            "--locality",
+            "San Jose",
+            "--profiles",
+            "release-signing",
+        ]);
+        ca.hm(&[
+            "publisher",
+            "add",
+            "other",
+            "--org",
+            "Other",
+            "--country",
+            "US",
+            "--state",
+            "Ohio",
+            "--profiles",
+            "release-signing",
+        ]);
+    });
+    let ci = api.token(&["--publisher", "rel", "--name", "ci", "--scopes", "issue"]);
+    let rm = api.token(&[
+        "--publisher",
+        "rel",
+        "--name",
+        "release-manager",
+        "--scopes",
+        "issue,approve",
+    ]);
+    let sl = api.token(&[
+        "--publisher",
+        "rel",
+        "--name",
+        "security-lead",
+        "--scopes",
+        "approve",
+    ]);
+    let qa = api.token(&[
+        "--publisher",
+        "rel",
+        "--name",
+        "qa-lead",
+        "--scopes",
+        "approve",
+    ]);
+    let stranger = api.token(&[
+        "--publisher",
+        "rel",
+        "--name",
+        "intern",
+        "--scopes",
+        "approve",
+    ]);
+    let other_rm = api.token(&[
+        "--publisher",
+        "other",
+        "--name",
+        "release-manager",
+        "--scopes",
+        "approve",
+    ]);
+    let csr = csr_pem(&api.ca, "r");
+    let body = cert_body("release-signing", &csr);
+    let base_count = api.cert_count();
+    let submit = |token: &str| -> i64 {
+        let (code, v, raw) = api.call(
+            "POST",
+            "/api/v1/certificates",
+            Some(token),
+            Some("application/json"),
+            Some(&body),
+        );
+        assert_eq!(code, 202, "{}", String::from_utf8_lossy(&raw));
+        assert_eq!(v["status"].as_str(), Some("pending"));
+        v["request_id"].as_i64().expect("request id")
+    };
+    let decide = |token: &str, id: i64, verb: &str| -> (u16, Value) {
+        let (code, v, _) = api.call(
+            "POST",
+            &format!("/api/v1/requests/{id}/{verb}"),
+            Some(token),
+            Some("application/json"),
+            Some(br#"{"comment":"ok"}"#),
+        );
+        (code, v)
+    };
+
+    // 2-of-3: one approval leaves it pending, a repeated one is refused, the second issues.
+    let id = submit(&ci);
+    let (code, v) = decide(&rm, id, "approve");
+    assert_eq!((code, v["status"].as_str()), (200, Some("pending")));
+    assert_eq!(decide(&rm, id, "approve").0, 409, "an approver counts once");
+    assert_eq!(decide(&stranger, id, "approve").0, 403, "not an approver");
+    assert_eq!(
+        decide(&other_rm, id, "approve").0,
+        404,
+        "another publisher's request is invisible"
+    );
+    assert_eq!(decide(&ci, id, "approve").0, 403, "no approve scope");
+    assert_eq!(
+        api.cert_count(),
+        base_count,
+        "nothing issued before the second approval"
+    );
+    let (code, v) = decide(&sl, id, "approve");
+    assert_eq!((code, v["status"].as_str()), (200, Some("issued")));
+    let serial = v["certificate"]["serial"]
+        .as_str()
+        .expect("issued serial")
+        .to_string();
+    assert_eq!(api.cert_count(), base_count + 1);
+    assert_eq!(
+        decide(&qa, id, "approve").0,
+        409,
+        "an issued request takes no more decisions"
+    );
+    let (code, v, _) = api.call(
+        "GET",
+        &format!("/api/v1/requests/{id}"),
+        Some(&ci),
+        None,
+        None,
+    );
+    assert_eq!(
+        (code, v["certificate_serial"].as_str()),
+        (200, Some(serial.as_str()))
+    );
+    assert_eq!(v["approvals"].as_array().map(Vec::len), Some(2));
+    let (code, v, _) = api.call(
+        "GET",
+        "/api/v1/requests?status=pending",
+        Some(&qa),
+        None,
+        None,
+    );
+    assert_eq!((code, v["items"].as_array().map(Vec::len)), (200, Some(0)));
+
+    // Self-approval: the requester never approves its own request.
+    let id = submit(&rm);
+    let (code, v) = decide(&rm, id, "approve");
+    assert_eq!(
+        (code, v["type"].as_str()),
+        (403, Some("https://hallmark.dev/problems/forbidden"))
+    );
+
+    // A denied request can never issue.
+    let id = submit(&ci);
+    assert_eq!(decide(&qa, id, "deny").0, 200);
+    assert_eq!(decide(&rm, id, "approve").0, 409);
+    assert_eq!(decide(&sl, id, "approve").0, 409);
+
+    // An expired request can never issue (its deadline moved into the past).
+    let id = submit(&ci);
+    assert_eq!(decide(&rm, id, "approve").0, 200);
+    let db = rusqlite::Connection::open(api.ca.dir.path().join("ca/hallmark.db")).expect("db");
+    db.execute("UPDATE requests SET expires_at = 1 WHERE id = ?1", [id])
+        .expect("expire");
+    let (code, v) = decide(&sl, id, "approve");
+    assert_eq!(code, 409, "{v}");
+    let (_, v, _) = api.call(
+        "GET",
+        &format!("/api/v1/requests/{id}"),
+        Some(&ci),
+        None,
+        None,
+    );
+    assert_eq!(v["status"].as_str(), Some("expired"));
+
+    assert_eq!(
+        api.cert_count(),
+        base_count + 1,
+        "only the approved request issued"
+    );
+
+    // The CLI approver path: `hallmark approve` and `hallmark deny` with the approver's token.
+    let id = submit(&ci);
+    let base = api.server.api.clone().expect("api");
+    let cli = |token: &str, verb: &str| {
+        let mut c = api.ca.cmd(&[
+            verb,
+            "--server",
+            &base,
+            "--ca",
+            &api.root,
+            "--token-env",
+            "APPROVER",
+            &id.to_string(),
+            "--comment",
+            "looks good",
+        ]);
+        c.env("APPROVER", token);
+        run(&mut c)
+    };
+    assert!(cli(&rm, "approve").status.success());
+    let out = cli(&sl, "approve");
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("issued certificate"));
+    let out = cli(&qa, "deny");
+    assert!(!out.status.success(), "deciding an issued request fails");
+    assert_eq!(api.cert_count(), base_count + 2);
+}
