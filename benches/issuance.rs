@@ -33,6 +33,137 @@ struct Row {
     raw_sign: f64,
     issue_single: f64,
     issue_batch: f64,
+    https: f64,
+}
+
+/// Certificates per second over HTTPS with `clients` concurrent keep-alive connections for
+/// `secs` seconds, against a server started in this process on 127.0.0.1.
+fn bench_https(
+    config: &Path,
+    csr_pem: &str,
+    clients: usize,
+    secs: f64,
+) -> Result<f64, Box<dyn std::error::Error>> {
+    use http_body_util::{BodyExt, Full};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    // No rate limit in a benchmark.
+    let text = std::fs::read_to_string(config)?;
+    std::fs::write(
+        config,
+        text.replace(
+            "rate_limit_per_minute = 600",
+            "rate_limit_per_minute = 100000000",
+        ),
+    )?;
+    let hm = Arc::new(Hallmark::open(config)?);
+    let (_, token) = hm.create_token(
+        Some("acme"),
+        Some("bench"),
+        &[hallmark::policy::auth::Scope::Issue],
+        false,
+        None,
+        "bench",
+    )?;
+    let root = hm
+        .store
+        .get_ca("root")?
+        .and_then(|c| c.cert_der)
+        .ok_or("no root")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let server_hm = hm.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let listen = hallmark::http::Listen {
+            public: "127.0.0.1:0".parse().expect("addr"),
+            api: Some("127.0.0.1:0".parse().expect("addr")),
+        };
+        let r = rt.block_on(hallmark::http::serve(server_hm, listen, |b| {
+            let _ = tx.send(b.api.map(|(a, _)| a));
+        }));
+        if let Err(e) = r {
+            eprintln!("bench server: {e}");
+        }
+    });
+    let addr = rx.recv()?.ok_or("no API listener")?;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(rustls::pki_types::CertificateDer::from(root))?;
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+    let body = serde_json::json!({"profile": "code-signing", "csr": csr_pem}).to_string();
+    let done = Arc::new(AtomicUsize::new(0));
+    let failed = Arc::new(AtomicUsize::new(0));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let start = std::time::Instant::now();
+    let deadline = start + Duration::from_secs_f64(secs);
+    rt.block_on(async {
+        let mut tasks = Vec::new();
+        for _ in 0..clients {
+            let (connector, body, token, done, failed) = (
+                connector.clone(),
+                body.clone(),
+                token.clone(),
+                done.clone(),
+                failed.clone(),
+            );
+            tasks.push(tokio::spawn(async move {
+                let Ok(tcp) = tokio::net::TcpStream::connect(addr).await else {
+                    return;
+                };
+                let Ok(name) = rustls::pki_types::ServerName::try_from("127.0.0.1") else {
+                    return;
+                };
+                let Ok(tls) = connector.connect(name, tcp).await else {
+                    return;
+                };
+                let Ok((mut sender, conn)) =
+                    hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls)).await
+                else {
+                    return;
+                };
+                tokio::spawn(conn);
+                while std::time::Instant::now() < deadline {
+                    let req = hyper::Request::post("/api/v1/certificates")
+                        .header("host", "127.0.0.1")
+                        .header("authorization", format!("Bearer {token}"))
+                        .header("content-type", "application/json")
+                        .body(Full::new(bytes::Bytes::from(body.clone())));
+                    let Ok(req) = req else { return };
+                    match sender.send_request(req).await {
+                        Ok(resp) => {
+                            let ok = resp.status() == 201;
+                            let _ = resp.into_body().collect().await;
+                            if ok {
+                                done.fetch_add(1, Ordering::Relaxed);
+                            } else {
+                                failed.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        Err(_) => return,
+                    }
+                }
+            }));
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+    });
+    let elapsed = start.elapsed().as_secs_f64();
+    let f = failed.load(Ordering::Relaxed);
+    if f > 0 {
+        return Err(format!("{f} HTTPS requests failed").into());
+    }
+    Ok(done.load(Ordering::Relaxed) as f64 / elapsed)
 }
 
 fn bench_store(
@@ -97,6 +228,8 @@ fn bench_store(
     let issue_batch = rate(3.0, || {
         hm.issue_batch(&batch).iter().filter(|r| r.is_ok()).count()
     });
+    let csr_pem = hallmark::pemfmt::encode("CERTIFICATE REQUEST", csr.clone());
+    let https = bench_https(&config, &csr_pem, 16, 5.0)?;
     let errors = hm.issue(&req).err();
     if let Some(e) = errors {
         return Err(format!("issuance failed during the bench: {e}").into());
@@ -107,6 +240,7 @@ fn bench_store(
         raw_sign,
         issue_single,
         issue_batch,
+        https,
     })
 }
 
@@ -170,7 +304,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "| CA key store | CSR verify/s (peer) | CA raw sign/s (peer) | slower peer/s | issue/s (single) | ratio | issue/s (batch 1024) | ratio |"
     );
     println!("|---|---|---|---|---|---|---|---|");
-    for r in [soft, hsm] {
+    let rows = [soft, hsm];
+    for r in &rows {
         let slower = r.csr_verify.min(r.raw_sign);
         println!(
             "| {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2} | {:.0} | {:.2} |",
@@ -185,5 +320,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     println!("goal: ratio >= 0.50 of the slower of (CSR verification, raw signing)");
+    println!();
+    println!("issuance over HTTPS (TLS 1.3, 16 concurrent keep-alive clients, 5 s) against the library path (one call per certificate)");
+    println!("| CA key store | library issue/s (peer) | HTTPS issue/s | ratio |");
+    println!("|---|---|---|---|");
+    for r in &rows {
+        println!(
+            "| {} | {:.0} | {:.0} | {:.2} |",
+            r.store,
+            r.issue_single,
+            r.https,
+            r.https / r.issue_single
+        );
+    }
+    println!("goal: HTTPS >= 0.80 of the library rate");
     Ok(())
 }
