@@ -20,7 +20,7 @@ pub use tokens::TokenRecord;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OptionalExtension};
 
 /// Errors from the store.
 #[derive(Debug, thiserror::Error)]
@@ -178,6 +178,8 @@ pub struct CertFilter {
 /// The SQLite store.
 pub struct Store {
     conn: Mutex<Connection>,
+    /// Writes waiting for the next group commit (see [`Store::group_write`]).
+    queue: Mutex<Vec<GroupJob>>,
     /// Read-only connections for the publication paths (OCSP, CRLs).
     readers: readers::Readers,
 }
@@ -187,7 +189,7 @@ pub fn now() -> i64 {
 }
 
 fn audit(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     actor: &str,
     action: &str,
     subject: &str,
@@ -324,6 +326,7 @@ impl Store {
         }
         Ok(Store {
             readers: readers::Readers::for_writer(&conn),
+            queue: Mutex::new(Vec::new()),
             conn: Mutex::new(conn),
         })
     }
@@ -504,12 +507,57 @@ impl Store {
 
     /// Phase one: records the request and the to-be-signed certificate (`status = 'intent'`).
     /// A serial that is already taken yields `Conflict`, and nothing is written.
+    /// Concurrent callers share one commit (group commit).
     pub fn record_intent(&self, i: &Intent) -> Result<i64, StoreError> {
+        let i = i.clone();
+        self.group_write(Box::new(move |c| insert_intent(c, &i)))
+    }
+
+    /// Runs `work` inside the next group commit and waits until that commit is durable.
+    ///
+    /// Writers queue their work; whoever holds the connection next runs every queued job in
+    /// one transaction, each inside its own savepoint (a failing job rolls back alone), commits
+    /// once, and hands each caller its result. Under concurrency one fsync serves many callers;
+    /// alone, a caller commits its own job at once.
+    fn group_write(&self, work: GroupWork) -> Result<i64, StoreError> {
+        let (reply, result) = std::sync::mpsc::channel();
+        self.queue
+            .lock()
+            .map_err(|_| StoreError::Poisoned)?
+            .push(GroupJob { work, reply });
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
-        let id = insert_intent(&tx, i)?;
-        tx.commit()?;
-        Ok(id)
+        // A leader that held the connection may already have run (and answered) our job.
+        if let Ok(r) = result.try_recv() {
+            return r;
+        }
+        let jobs = std::mem::take(&mut *self.queue.lock().map_err(|_| StoreError::Poisoned)?);
+        let mut tx = conn.transaction()?;
+        let mut outcomes = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let r = (|| {
+                let sp = tx.savepoint()?;
+                let r = (job.work)(&sp)?;
+                sp.commit()?;
+                Ok(r)
+            })();
+            outcomes.push((job.reply, r));
+        }
+        match tx.commit() {
+            Ok(()) => {
+                for (reply, r) in outcomes {
+                    let _ = reply.send(r);
+                }
+            }
+            Err(e) => {
+                for (reply, _) in outcomes {
+                    let _ = reply.send(Err(StoreError::WriteFailed(e.to_string())));
+                }
+            }
+        }
+        drop(conn);
+        result
+            .recv()
+            .map_err(|_| StoreError::WriteFailed("the group commit dropped this write".into()))?
     }
 
     /// Phase one for many certificates in one transaction (group commit). All or nothing.
@@ -531,7 +579,12 @@ impl Store {
         cert_der: &[u8],
         actor: &str,
     ) -> Result<(), StoreError> {
-        self.complete_issuances(&[(serial, cert_der)], actor)
+        let (serial, der, actor) = (serial.to_string(), cert_der.to_vec(), actor.to_string());
+        self.group_write(Box::new(move |c| {
+            complete_one(c, &serial, &der, &actor, now())?;
+            Ok(0)
+        }))
+        .map(|_| ())
     }
 
     /// Phase two for many certificates in one transaction.
@@ -544,14 +597,8 @@ impl Store {
         let tx = conn.transaction()?;
         let t = now();
         {
-            let mut upd = tx.prepare_cached(
-                "UPDATE certificates SET status = 'issued', cert_der = ?2, issued_at = ?3 WHERE serial = ?1 AND status = 'intent'",
-            )?;
             for (serial, der) in done {
-                if upd.execute(params![serial, der, t])? != 1 {
-                    return Err(StoreError::NotFound(format!("certificate intent {serial}")));
-                }
-                audit(&tx, actor, "certificate.issued", serial, None)?;
+                complete_one(&tx, serial, der, actor, t)?;
             }
         }
         tx.commit()?;
@@ -727,7 +774,33 @@ impl Store {
     }
 }
 
-fn insert_intent(tx: &Transaction<'_>, i: &Intent) -> Result<i64, StoreError> {
+/// A write for [`Store::group_write`].
+type GroupWork = Box<dyn FnOnce(&Connection) -> Result<i64, StoreError> + Send>;
+
+struct GroupJob {
+    work: GroupWork,
+    reply: std::sync::mpsc::Sender<Result<i64, StoreError>>,
+}
+
+fn complete_one(
+    c: &Connection,
+    serial: &str,
+    der: &[u8],
+    actor: &str,
+    t: i64,
+) -> Result<(), StoreError> {
+    let n = c
+        .prepare_cached(
+            "UPDATE certificates SET status = 'issued', cert_der = ?2, issued_at = ?3 WHERE serial = ?1 AND status = 'intent'",
+        )?
+        .execute(params![serial, der, t])?;
+    if n != 1 {
+        return Err(StoreError::NotFound(format!("certificate intent {serial}")));
+    }
+    audit(c, actor, "certificate.issued", serial, None)
+}
+
+fn insert_intent(tx: &Connection, i: &Intent) -> Result<i64, StoreError> {
     let t = now();
     let request_id = match i.request_id {
         Some(id) => id,
@@ -795,6 +868,54 @@ mod tests {
         drop(s);
         let s = Store::open_existing(&path).unwrap();
         assert!(s.integrity_check().unwrap().is_empty());
+    }
+
+    #[test]
+    fn group_commit_isolates_a_failing_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = std::sync::Arc::new(Store::open(&dir.path().join("db.sqlite")).unwrap());
+        let intent = |serial: &str| Intent {
+            serial: serial.into(),
+            ca: "x".into(),
+            profile: "p".into(),
+            publisher: None,
+            requester: "t".into(),
+            csr_der: vec![1],
+            subject: "CN=x".into(),
+            spki_sha256: "00".into(),
+            not_before: 0,
+            not_after: 1,
+            tbs_der: vec![2],
+            request_id: None,
+        };
+        s.record_intent(&intent("dup")).unwrap();
+        let threads: Vec<_> = (0..16)
+            .map(|i| {
+                let s = s.clone();
+                let serial = if i == 7 {
+                    "dup".to_string()
+                } else {
+                    format!("s{i}")
+                };
+                std::thread::spawn(move || (i, s.record_intent(&intent(&serial))))
+            })
+            .collect();
+        for t in threads {
+            let (i, r) = t.join().unwrap();
+            if i == 7 {
+                assert!(matches!(r, Err(StoreError::Conflict(_))));
+            } else {
+                r.unwrap();
+            }
+        }
+        assert_eq!(s.count_certificates(Some("intent")).unwrap(), 16);
+        // Nothing of the failed write remains: 16 requests, not 17.
+        let n: i64 = s
+            .conn()
+            .unwrap()
+            .query_row("SELECT count(*) FROM requests", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 16);
     }
 
     #[test]
