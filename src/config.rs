@@ -92,7 +92,7 @@ impl Default for ApiSection {
             tls_key_label: None,
             tls_key_file: None,
             tls_cert_file: None,
-            client_auth: false,
+            client_auth: true,
             body_limit: 64 * 1024,
             rate_limit_per_minute: 600,
             request_ttl_hours: 72,

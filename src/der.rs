@@ -98,6 +98,27 @@ pub fn split_signed(der: &[u8]) -> Result<Signed<'_>, DerError> {
     })
 }
 
+/// The `signature` AlgorithmIdentifier inside a TBSCertificate (after the optional version and
+/// the serial): the outer algorithm of the certificate must repeat it.
+pub fn tbs_signature_algorithm(tbs: &[u8]) -> Result<&[u8], DerError> {
+    let outer = read_tlv(tbs)?;
+    if outer.tag != 0x30 {
+        return Err(DerError("not a TBSCertificate"));
+    }
+    let mut next = read_tlv(outer.contents)?;
+    if next.tag == 0xa0 {
+        next = read_tlv(next.rest)?;
+    }
+    if next.tag != 0x02 {
+        return Err(DerError("TBSCertificate without a serial"));
+    }
+    let alg = read_tlv(next.rest)?;
+    if alg.tag != 0x30 {
+        return Err(DerError("TBSCertificate without a signature algorithm"));
+    }
+    Ok(alg.whole)
+}
+
 /// Assembles a signed structure from its parts.
 pub fn assemble(tbs: &[u8], algorithm: &[u8], signature: &[u8]) -> Vec<u8> {
     let mut bits = Vec::with_capacity(signature.len() + 1);

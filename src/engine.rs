@@ -95,6 +95,7 @@ fn intent_for(
     prepared: &issuer::Prepared,
     ca: &CaHandle,
     request_id: Option<i64>,
+    station: Option<&str>,
 ) -> Result<Intent> {
     Ok(Intent {
         serial: prepared.serial.clone(),
@@ -109,6 +110,8 @@ fn intent_for(
         not_after: prepared.not_after,
         tbs_der: prepared.tbs()?,
         request_id,
+        device_serial: approved.device_serial.clone(),
+        station: station.map(str::to_string),
     })
 }
 
@@ -313,7 +316,7 @@ impl Hallmark {
                 now(),
                 issuer::random_serial(),
             )?;
-            let intent = intent_for(approved, &prepared, &ca, request_id)?;
+            let intent = intent_for(approved, &prepared, &ca, request_id, None)?;
             match self.store.record_intent(&intent) {
                 Ok(_) => break prepared,
                 Err(StoreError::Conflict(_)) if attempt < 3 => attempt += 1,
@@ -352,6 +355,15 @@ impl Hallmark {
     /// request gets its own result, in order; a refused one does not stop the others, and an
     /// answer exists only once its certificate is durably stored.
     pub fn issue_batch(&self, reqs: &[IssueRequest]) -> Vec<Result<Issued>> {
+        self.issue_batch_for(reqs, None)
+    }
+
+    /// [`Hallmark::issue_batch`] for a factory station: its certificates record the station.
+    pub fn issue_batch_for(
+        &self,
+        reqs: &[IssueRequest],
+        station: Option<&str>,
+    ) -> Vec<Result<Issued>> {
         const CHUNK: usize = 256;
         let mut results: Vec<Option<Result<Issued>>> = (0..reqs.len()).map(|_| None).collect();
         let mut publishers: HashMap<String, Publisher> = HashMap::new();
@@ -359,17 +371,20 @@ impl Hallmark {
         let store = &self.store;
         std::thread::scope(|scope| {
             let (jobs_tx, jobs_rx) = std::sync::mpsc::sync_channel::<WriterJob>(2);
-            let (done_tx, done_rx) = std::sync::mpsc::channel::<Result<(), StoreError>>();
+            // Per job: the per-intent outcomes of a record (empty for a completion), or the
+            // error that failed the whole transaction.
+            let (done_tx, done_rx) =
+                std::sync::mpsc::channel::<Result<Vec<Result<i64, StoreError>>, StoreError>>();
             scope.spawn(move || {
                 for job in jobs_rx {
                     let r = match job {
-                        WriterJob::Record(intents) => store.record_intents(&intents).map(|_| ()),
+                        WriterJob::Record(intents) => store.record_intents(&intents),
                         WriterJob::Complete(done, actor) => {
                             let refs: Vec<(&str, &[u8])> = done
                                 .iter()
                                 .map(|(s, d)| (s.as_str(), d.as_slice()))
                                 .collect();
-                            store.complete_issuances(&refs, &actor)
+                            store.complete_issuances(&refs, &actor).map(|()| Vec::new())
                         }
                     };
                     if done_tx.send(r).is_err() {
@@ -388,8 +403,13 @@ impl Hallmark {
                 // Keep up to two chunks in the writer's queue.
                 if recording.len() < 2 {
                     if let Some((k, chunk)) = chunks.next() {
-                        let items =
-                            self.prepare_chunk(chunk, k * CHUNK, &mut publishers, &mut results);
+                        let items = self.prepare_chunk(
+                            chunk,
+                            k * CHUNK,
+                            station,
+                            &mut publishers,
+                            &mut results,
+                        );
                         let intents = items.iter().map(|p| p.intent.clone()).collect();
                         if jobs_tx.send(WriterJob::Record(intents)).is_err() {
                             fail_all(
@@ -428,10 +448,29 @@ impl Hallmark {
                     AnswerKind::Recorded => {
                         let items = recording.pop_front().unwrap_or_default();
                         match answer {
-                            Ok(()) => {
+                            Ok(outcomes) => {
                                 let mut signed = Vec::with_capacity(items.len());
+                                let mut outcomes = outcomes.into_iter();
                                 for p in items {
-                                    match issuer::sign(&p.prepared, &p.ca) {
+                                    match outcomes.next() {
+                                        Some(Ok(_)) => {}
+                                        Some(Err(e)) => {
+                                            results[p.idx] = Some(Err(e.into()));
+                                            continue;
+                                        }
+                                        None => {
+                                            fail_all(
+                                                &mut results,
+                                                [p.idx].into_iter(),
+                                                "no record outcome",
+                                            );
+                                            continue;
+                                        }
+                                    }
+                                    let started = std::time::Instant::now();
+                                    let signature = issuer::sign(&p.prepared, &p.ca);
+                                    self.metrics.observe_sign(started.elapsed());
+                                    match signature {
                                         Ok(der) => signed.push((p, der)),
                                         Err(e) => {
                                             let _ = store.abandon_intent(
@@ -470,7 +509,7 @@ impl Hallmark {
                     AnswerKind::Completed => {
                         let signed = completing.pop_front().unwrap_or_default();
                         match answer {
-                            Ok(()) => {
+                            Ok(_) => {
                                 for (p, _) in &signed {
                                     self.metrics.count_issued(&p.intent.profile, 1);
                                 }
@@ -513,6 +552,7 @@ impl Hallmark {
         &self,
         chunk: &[IssueRequest],
         base: usize,
+        station: Option<&str>,
         publishers: &mut HashMap<String, Publisher>,
         results: &mut [Option<Result<Issued>>],
     ) -> Vec<Pending> {
@@ -538,7 +578,7 @@ impl Hallmark {
                     now(),
                     issuer::random_serial(),
                 )?;
-                let intent = intent_for(&approved, &prepared, &ca, None)?;
+                let intent = intent_for(&approved, &prepared, &ca, None, station)?;
                 Ok(Pending {
                     idx: base + j,
                     intent,
@@ -999,6 +1039,7 @@ impl Hallmark {
             subject,
             sans,
             requester: actor.to_string(),
+            device_serial: None,
         };
         let issued = self.issue_approved(&approved, None)?;
         let mut pem_text = crate::pemfmt::encode("CERTIFICATE", issued.cert_der);

@@ -62,6 +62,7 @@ impl Error {
             Error::Profile(ProfileError::Unknown(_)) => "unknown-profile",
             Error::Profile(_) => "bad-profile",
             Error::Store(StoreError::Conflict(_)) => "conflict",
+            Error::Store(StoreError::DeviceTaken(_)) => "device-exists",
             Error::Store(StoreError::NotFound(_)) | Error::NotFound(_) => "not-found",
             Error::Store(_) => "internal",
             Error::Key(_) => "key-store",

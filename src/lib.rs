@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod pemfmt;
 pub mod policy;
 pub mod profile;
+pub mod provision;
 pub mod requests;
 pub mod revocation;
 pub mod store;

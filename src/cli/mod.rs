@@ -2,6 +2,7 @@
 
 mod client;
 mod revoke;
+mod station;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -64,6 +65,9 @@ pub enum Command {
     /// Certificate profiles.
     #[command(subcommand)]
     Profile(ProfileCmd),
+    /// Factory provisioning stations.
+    #[command(subcommand)]
+    Station(station::StationCmd),
     /// API tokens (only their hash is stored).
     #[command(subcommand)]
     Token(TokenCmd),
@@ -474,6 +478,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cert(c) => cmd_cert(&cli, c),
         Command::Profile(c) => cmd_profile(&cli, c),
         Command::Token(c) => cmd_token(&cli, c),
+        Command::Station(c) => {
+            let hm = match c {
+                station::StationCmd::Run(_) => None,
+                _ => Some(open(&cli)?),
+            };
+            station::run(hm.as_ref(), &actor(), c)
+        }
         Command::Request(a) => cmd_request(a),
         Command::Approve(a) => cmd_decide(a, true),
         Command::Deny(a) => cmd_decide(a, false),

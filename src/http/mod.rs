@@ -5,6 +5,7 @@
 //! `application/problem+json` with a stable `type`.
 
 pub mod api;
+pub mod provision;
 pub mod public;
 pub mod publication;
 pub mod ratelimit;
@@ -124,7 +125,19 @@ fn tls_acceptor(hm: &Hallmark) -> std::io::Result<tokio_rustls::TlsAcceptor> {
         }
         (None, None) => return Err(io_err("api: no TLS key configured".into())),
     };
-    let cfg = tls::server_config(chain, key).map_err(|e| io_err(e.to_string()))?;
+    // Stations authenticate with certificates from the TLS CA.
+    let client_roots = if api.client_auth {
+        let tls_ca = hm
+            .store
+            .get_ca(crate::engine::CaPurpose::Tls.default_name())
+            .map_err(|e| io_err(e.to_string()))?
+            .and_then(|c| c.cert_der)
+            .ok_or_else(|| io_err("api.client_auth needs the tls-ca certificate".into()))?;
+        Some(vec![rustls::pki_types::CertificateDer::from(tls_ca)])
+    } else {
+        None
+    };
+    let cfg = tls::server_config(chain, key, client_roots).map_err(|e| io_err(e.to_string()))?;
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(cfg)))
 }
 
@@ -182,7 +195,6 @@ pub async fn serve(
                 let acceptor = acceptor.clone();
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req| handle_api(state.clone(), remote, req));
                     let builder = {
                         let mut b = hyper::server::conn::http1::Builder::new();
                         b.header_read_timeout(header_timeout).timer(hyper_util::rt::TokioTimer::new());
@@ -193,10 +205,20 @@ pub async fn serve(
                             let Ok(Ok(tls)) = tokio::time::timeout(header_timeout, acc.accept(stream)).await else {
                                 return;
                             };
+                            // A verified client certificate (factory stations), if one was sent.
+                            let peer: Option<Arc<Vec<u8>>> = tls
+                                .get_ref()
+                                .1
+                                .peer_certificates()
+                                .and_then(|c| c.first())
+                                .map(|c| Arc::new(c.to_vec()));
+                            let svc = hyper::service::service_fn(move |req| handle_api(state.clone(), remote, peer.clone(), req));
                             let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(tls), svc);
-                            let _ = tokio::time::timeout(lifetime, watcher.watch(conn)).await;
+                            // A provisioning stream may run long: no lifetime cap beyond idle time.
+                            let _ = watcher.watch(conn).await;
                         }
                         None => {
+                            let svc = hyper::service::service_fn(move |req| handle_api(state.clone(), remote, None, req));
                             let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
                             let _ = tokio::time::timeout(lifetime, watcher.watch(conn)).await;
                         }
@@ -213,13 +235,40 @@ pub async fn serve(
     Ok(())
 }
 
+/// The API listener's response body: whole (most routes) or streamed (provisioning).
+pub type ApiBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+fn boxed(r: Response<Body>) -> Response<ApiBody> {
+    use http_body_util::BodyExt;
+    r.map(|b| b.boxed())
+}
+
 async fn handle_api(
     state: Arc<api::ApiState>,
     remote: SocketAddr,
+    peer: Option<Arc<Vec<u8>>>,
     req: Request<Incoming>,
-) -> Result<Response<Body>, Infallible> {
-    use http_body_util::BodyExt;
+) -> Result<Response<ApiBody>, Infallible> {
     let started = std::time::Instant::now();
+    if req.method() == hyper::Method::POST && req.uri().path() == "/api/v1/provision/batch" {
+        let resp = provision::stream(state.hm.clone(), peer, req.into_body()).await;
+        state.hm.metrics.observe_request(
+            "/api/v1/provision/batch",
+            resp.status().as_u16(),
+            started.elapsed(),
+        );
+        return Ok(resp);
+    }
+    Ok(boxed(handle_api_whole(state, remote, req, started).await))
+}
+
+async fn handle_api_whole(
+    state: Arc<api::ApiState>,
+    remote: SocketAddr,
+    req: Request<Incoming>,
+    started: std::time::Instant,
+) -> Response<Body> {
+    use http_body_util::BodyExt;
     let limit = state.hm.config.api.body_limit;
     let (parts, body) = req.into_parts();
     let body = match tokio::time::timeout(
@@ -239,14 +288,14 @@ async fn handle_api(
                 .hm
                 .metrics
                 .observe_request("too-large", 413, started.elapsed());
-            return Ok(r);
+            return r;
         }
         Err(_) => {
-            return Ok(problem(
+            return problem(
                 StatusCode::REQUEST_TIMEOUT,
                 "timeout",
                 "the request body was not sent in time",
-            ));
+            );
         }
     };
     let req = api::ApiRequest {
@@ -274,5 +323,5 @@ async fn handle_api(
         .hm
         .metrics
         .observe_request(route, resp.status().as_u16(), started.elapsed());
-    Ok(resp)
+    resp
 }

@@ -97,6 +97,7 @@ pub fn read_chain(pem_text: &str) -> Result<Vec<CertificateDer<'static>>, TlsErr
 pub fn server_config(
     chain: Vec<CertificateDer<'static>>,
     key: TlsKey,
+    client_roots: Option<Vec<CertificateDer<'static>>>,
 ) -> Result<rustls::ServerConfig, TlsError> {
     let signing: Arc<dyn rustls::sign::SigningKey> = match key {
         TlsKey::Store(signer) => Arc::new(KeyStoreKey(signer)),
@@ -113,11 +114,31 @@ pub fn server_config(
     };
     let certified = Arc::new(CertifiedKey::new(chain, signing));
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])
-        .map_err(|e| TlsError(e.to_string()))?
-        .with_no_client_auth()
-        .with_cert_resolver(Arc::new(Fixed(certified)));
+        .map_err(|e| TlsError(e.to_string()))?;
+    let builder = match client_roots {
+        // Client certificates are asked for and verified, never required: token clients send
+        // none; the provisioning route then refuses with 401.
+        Some(roots) => {
+            let mut store = rustls::RootCertStore::empty();
+            for r in roots {
+                store
+                    .add(r)
+                    .map_err(|e| TlsError(format!("client CA: {e}")))?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(store),
+                provider,
+            )
+            .allow_unauthenticated()
+            .build()
+            .map_err(|e| TlsError(format!("client verifier: {e}")))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut cfg = builder.with_cert_resolver(Arc::new(Fixed(certified)));
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(cfg)
 }

@@ -948,7 +948,7 @@ fn bit_string(bits: &[u8]) -> Vec<u8> {
 fn unsigned_integer(be: &[u8]) -> Vec<u8> {
     let v = strip_zeros(be);
     let mut body = Vec::with_capacity(v.len() + 1);
-    if v.first().map_or(true, |b| b & 0x80 != 0) {
+    if !matches!(v.first(), Some(b) if b & 0x80 == 0) {
         body.push(0);
     }
     body.extend_from_slice(v);

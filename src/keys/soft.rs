@@ -248,6 +248,13 @@ impl std::fmt::Debug for SoftKey {
 }
 
 impl SoftKey {
+    /// A key held only in memory (e.g. a station key handed out once), from PKCS#8 DER.
+    pub fn ephemeral(label: &str, pkcs8_der: &[u8]) -> Result<SoftKey, KeyError> {
+        let p8 = Zeroizing::new(pkcs8_der.to_vec());
+        let alg = algorithm_of_pkcs8(&p8).map_err(KeyError::Crypto)?;
+        SoftKey::from_pkcs8(label, alg, p8)
+    }
+
     fn from_pkcs8(
         label: &str,
         alg: KeyAlgorithm,

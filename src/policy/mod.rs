@@ -71,6 +71,8 @@ pub struct Approved {
     pub subject: Vec<NameAttr>,
     pub sans: Vec<SanEntry>,
     pub requester: String,
+    /// The device serial in the subject, for device profiles.
+    pub device_serial: Option<String>,
 }
 
 /// Runs every policy check on `req`.
@@ -159,6 +161,10 @@ pub fn check(
     let subject = identity::build_subject(profile, &publisher, &verified, req)?;
     identity::check_csr_subject(&verified.subject, &subject)?;
     let sans = check_extensions(profile, &verified)?;
+    let device_serial = subject
+        .iter()
+        .find(|a| a.kind == "serialNumber")
+        .map(|a| a.value.clone());
     Ok(Approved {
         profile: profile.clone(),
         publisher,
@@ -166,6 +172,7 @@ pub fn check(
         subject,
         sans,
         requester: req.requester.clone(),
+        device_serial,
     })
 }
 

@@ -167,4 +167,16 @@ CREATE TABLE ocsp_dirty (
     ca     TEXT NOT NULL
 ) WITHOUT ROWID;
 "#,
+    // The factory line (issue 6): stations belong to a publisher and may have the right to
+    // reprovision; every certificate records the device it is for and the station that asked,
+    // and a device never holds two live certificates (a partial unique index).
+    r#"
+ALTER TABLE stations ADD COLUMN publisher TEXT NOT NULL DEFAULT '';
+ALTER TABLE stations ADD COLUMN reprovision INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE certificates ADD COLUMN device_serial TEXT;
+ALTER TABLE certificates ADD COLUMN station TEXT;
+CREATE UNIQUE INDEX certificates_one_per_device ON certificates (profile, device_serial)
+    WHERE device_serial IS NOT NULL AND status IN ('intent', 'issued');
+CREATE INDEX certificates_by_station ON certificates (station) WHERE station IS NOT NULL;
+"#,
 ];

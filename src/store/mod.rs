@@ -8,6 +8,7 @@ mod migrations;
 mod readers;
 mod requests;
 mod revocation;
+mod stations;
 mod tokens;
 
 pub use requests::{ApprovalRecord, NewRequest, RequestRecord};
@@ -15,6 +16,7 @@ pub use revocation::{
     CertStanding, NewRevocation, PresignCandidate, Presigned, RevocationRecord, RevokeOutcome,
     RevokedEntry, StoredResponse,
 };
+pub use stations::{DeviceCertificate, StationRecord};
 pub use tokens::TokenRecord;
 
 use std::path::Path;
@@ -34,6 +36,8 @@ pub enum StoreError {
     NotFound(String),
     #[error("database schema: {0}")]
     Schema(String),
+    #[error("device {0} already holds a certificate of this profile")]
+    DeviceTaken(String),
     #[error("database write failed: {0}")]
     WriteFailed(String),
     #[error("database lock poisoned")]
@@ -121,6 +125,10 @@ pub struct Intent {
     /// The stored request this certificate answers (an approved pending request); `None` records
     /// the request together with the intent (direct issuance).
     pub request_id: Option<i64>,
+    /// The device this certificate identifies (device profiles): at most one live per device.
+    pub device_serial: Option<String>,
+    /// The factory station that asked.
+    pub station: Option<String>,
 }
 
 /// An issued (or intended) certificate.
@@ -560,16 +568,26 @@ impl Store {
             .map_err(|_| StoreError::WriteFailed("the group commit dropped this write".into()))?
     }
 
-    /// Phase one for many certificates in one transaction (group commit). All or nothing.
-    pub fn record_intents(&self, intents: &[Intent]) -> Result<Vec<i64>, StoreError> {
+    /// Phase one for many certificates in one transaction (group commit). Each intent is
+    /// recorded in its own savepoint: a refused one (a duplicate device) leaves the others.
+    pub fn record_intents(
+        &self,
+        intents: &[Intent],
+    ) -> Result<Vec<Result<i64, StoreError>>, StoreError> {
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
-        let mut ids = Vec::with_capacity(intents.len());
+        let mut tx = conn.transaction()?;
+        let mut out = Vec::with_capacity(intents.len());
         for i in intents {
-            ids.push(insert_intent(&tx, i)?);
+            let r = (|| {
+                let sp = tx.savepoint()?;
+                let id = insert_intent(&sp, i)?;
+                sp.commit()?;
+                Ok(id)
+            })();
+            out.push(r);
         }
         tx.commit()?;
-        Ok(ids)
+        Ok(out)
     }
 
     /// Phase two: stores the signed certificate, completing its intent.
@@ -814,8 +832,8 @@ fn insert_intent(tx: &Connection, i: &Intent) -> Result<i64, StoreError> {
     };
     let r = tx
         .prepare_cached(
-            "INSERT INTO certificates (serial, ca, profile, publisher, request_id, subject, spki_sha256, not_before, not_after, status, tbs_der, created_at)
-             VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,'intent',?10,?11)",
+            "INSERT INTO certificates (serial, ca, profile, publisher, request_id, subject, spki_sha256, not_before, not_after, status, tbs_der, created_at, device_serial, station)
+             VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,'intent',?10,?11,?12,?13)",
         )?
         .execute(params![
             i.serial,
@@ -828,9 +846,16 @@ fn insert_intent(tx: &Connection, i: &Intent) -> Result<i64, StoreError> {
             i.not_before,
             i.not_after,
             i.tbs_der,
-            t
+            t,
+            i.device_serial,
+            i.station
         ]);
     match r {
+        Err(e) if is_unique_violation(&e) && e.to_string().contains("device_serial") => {
+            return Err(StoreError::DeviceTaken(
+                i.device_serial.clone().unwrap_or_default(),
+            ))
+        }
         Err(e) if is_unique_violation(&e) => {
             return Err(StoreError::Conflict(format!(
                 "certificate serial {}",
@@ -887,6 +912,8 @@ mod tests {
             not_after: 1,
             tbs_der: vec![2],
             request_id: None,
+            device_serial: None,
+            station: None,
         };
         s.record_intent(&intent("dup")).unwrap();
         let threads: Vec<_> = (0..16)
@@ -935,6 +962,8 @@ mod tests {
             not_after: 1,
             tbs_der: vec![2],
             request_id: None,
+            device_serial: None,
+            station: None,
         };
         s.record_intent(&i).unwrap();
         assert!(matches!(s.record_intent(&i), Err(StoreError::Conflict(_))));

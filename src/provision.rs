@@ -1,0 +1,497 @@
+//! The factory line: stations, and batch provisioning of device certificates.
+//!
+//! A station is a TLS client certificate (from the `station` profile, under `tls-ca`) plus the
+//! rules it works under: one device profile, a device-serial pattern, a quota and optionally the
+//! right to reprovision. A batch is answered line by line, in order; one bad line never fails
+//! the others. Provisioning is idempotent: a device that already holds a certificate for the
+//! same public key gets that certificate again, so a station can resend a whole file after a
+//! crash and nothing is issued twice (the database also holds at most one live certificate per
+//! device: a partial unique index).
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+use sha2::Digest;
+use x509_parser::prelude::FromDer;
+
+use crate::engine::{Hallmark, Issued};
+use crate::error::{Error, Result};
+use crate::policy::auth::AuthError;
+use crate::policy::{self, IssueRequest, NameAttr};
+use crate::store::{now, Publisher, StationRecord, StoreError};
+
+/// What `station add` hands the station.
+#[derive(Debug, Clone)]
+pub struct StationCredentials {
+    /// The station's certificate and its chain (PEM).
+    pub chain_pem: String,
+    /// The station's private key (PKCS#8 PEM), when hallmark generated it.
+    pub key_pem: Option<String>,
+}
+
+/// One answer line.
+#[derive(Debug, Clone)]
+pub enum ProvisionAnswer {
+    Issued {
+        device_serial: String,
+        serial: String,
+        cert_der: Vec<u8>,
+    },
+    Refused {
+        device_serial: Option<String>,
+        kind: String,
+        detail: String,
+    },
+}
+
+impl ProvisionAnswer {
+    fn refused(device: Option<&str>, kind: &str, detail: impl Into<String>) -> Self {
+        ProvisionAnswer::Refused {
+            device_serial: device.map(str::to_string),
+            kind: kind.to_string(),
+            detail: detail.into(),
+        }
+    }
+
+    /// The NDJSON line (without newline).
+    pub fn to_json(&self) -> String {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        match self {
+            ProvisionAnswer::Issued {
+                device_serial,
+                serial,
+                cert_der,
+            } => serde_json::json!({
+                "device_serial": device_serial,
+                "status": "issued",
+                "serial": serial,
+                "certificate": b64.encode(cert_der),
+            }),
+            ProvisionAnswer::Refused {
+                device_serial,
+                kind,
+                detail,
+            } => serde_json::json!({
+                "device_serial": device_serial,
+                "status": "refused",
+                "error": {"type": format!("{}{kind}", crate::http::PROBLEM_BASE), "detail": detail},
+            }),
+        }
+        .to_string()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Line {
+    device_serial: String,
+    csr: String,
+}
+
+/// SHA-256 of the SubjectPublicKeyInfo inside a CSR, without verifying it (cheap).
+fn csr_spki_sha256(der: &[u8]) -> Option<String> {
+    let (_, csr) =
+        x509_parser::certification_request::X509CertificationRequest::from_der(der).ok()?;
+    Some(hex::encode(sha2::Sha256::digest(
+        csr.certification_request_info.subject_pki.raw,
+    )))
+}
+
+impl Hallmark {
+    /// Creates a station: its rules and its mTLS certificate, for a key hallmark generates (the
+    /// key is returned once, for the station) or for the station's own CSR.
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_station(
+        &self,
+        name: &str,
+        publisher: Option<&str>,
+        profile: &str,
+        serial_pattern: &str,
+        quota: i64,
+        reprovision: bool,
+        csr: Option<&[u8]>,
+        actor: &str,
+    ) -> Result<(StationRecord, StationCredentials)> {
+        crate::keys::validate_label(name)?;
+        let device_profile = self.profiles.get(profile)?;
+        if device_profile.subject.device_serial != crate::profile::Requirement::Required {
+            return Err(Error::Invalid(format!(
+                "profile '{profile}' is not a device profile (it takes no device serial)"
+            )));
+        }
+        regex_lite::Regex::new(serial_pattern)
+            .map_err(|e| Error::Invalid(format!("--serial-pattern '{serial_pattern}': {e}")))?;
+        if quota < 1 {
+            return Err(Error::Invalid("--quota must be at least 1".into()));
+        }
+        if self.store.get_station(name)?.is_some() {
+            return Err(StoreError::Conflict(format!("station '{name}'")).into());
+        }
+        let publisher = match publisher {
+            Some(p) => self
+                .store
+                .get_publisher(p)?
+                .ok_or_else(|| policy::PolicyError::UnknownPublisher(p.to_string()))?,
+            None => {
+                let mut fits: Vec<Publisher> = self
+                    .store
+                    .list_publishers()?
+                    .into_iter()
+                    .filter(|p| p.profiles.iter().any(|x| x == profile))
+                    .collect();
+                if fits.len() != 1 {
+                    return Err(Error::Invalid(format!(
+                        "give --publisher: {} publishers may use profile '{profile}'",
+                        fits.len()
+                    )));
+                }
+                fits.remove(0)
+            }
+        };
+        if !publisher.profiles.iter().any(|p| p == profile) {
+            return Err(policy::PolicyError::NotAuthorized(format!(
+                "publisher '{}' may not use profile '{profile}'",
+                publisher.id
+            ))
+            .into());
+        }
+        // The station's key: its own (from a CSR made in its HSM/TPM) or one made here.
+        let (csr_der, key_pem) = match csr {
+            Some(c) => (policy::csr::decode(c)?, None),
+            None => {
+                let rng = aws_lc_rs::rand::SystemRandom::new();
+                let p8 = aws_lc_rs::signature::EcdsaKeyPair::generate_pkcs8(
+                    &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+                    &rng,
+                )
+                .map_err(|_| Error::Invalid("generating the station key failed".into()))?;
+                let signer = crate::keys::soft::SoftKey::ephemeral(name, p8.as_ref())?;
+                let subject = vec![NameAttr {
+                    kind: "CN".into(),
+                    value: name.into(),
+                }];
+                let csr = crate::issuer::make_csr(&subject, &signer)?;
+                (
+                    csr,
+                    Some(crate::pemfmt::encode("PRIVATE KEY", p8.as_ref().to_vec())),
+                )
+            }
+        };
+        let verified = policy::csr::verify(&csr_der)?;
+        let station_profile = self.profiles.get("station")?.clone();
+        let subject = vec![
+            NameAttr {
+                kind: "C".into(),
+                value: publisher.country.clone(),
+            },
+            NameAttr {
+                kind: "O".into(),
+                value: publisher.org.clone(),
+            },
+            NameAttr {
+                kind: "CN".into(),
+                value: name.to_string(),
+            },
+        ];
+        let approved = policy::Approved {
+            profile: station_profile,
+            publisher: publisher.clone(),
+            csr: verified,
+            subject,
+            sans: vec![],
+            requester: actor.to_string(),
+            device_serial: None,
+        };
+        let issued = self.issue_approved(&approved, None)?;
+        let rec = StationRecord {
+            name: name.to_string(),
+            publisher: publisher.id.clone(),
+            profile: profile.to_string(),
+            serial_pattern: serial_pattern.to_string(),
+            quota,
+            cert_serial: Some(issued.serial.clone()),
+            disabled: false,
+            reprovision,
+            created_at: now(),
+        };
+        self.store.insert_station(&rec, actor)?;
+        let mut chain_pem = crate::pemfmt::encode("CERTIFICATE", issued.cert_der.clone());
+        for c in &issued.chain {
+            chain_pem.push_str(&crate::pemfmt::encode("CERTIFICATE", c.clone()));
+        }
+        Ok((rec, StationCredentials { chain_pem, key_pem }))
+    }
+
+    /// Disables a station and revokes its certificate: its next request is refused.
+    pub fn disable_station(&self, name: &str, actor: &str) -> Result<()> {
+        let rec = self
+            .store
+            .get_station(name)?
+            .ok_or_else(|| Error::NotFound(format!("station '{name}'")))?;
+        self.store.disable_station(name, actor)?;
+        if let Some(serial) = rec.cert_serial {
+            match self.revoke(
+                &serial,
+                crate::revocation::RevocationReason::CessationOfOperation,
+                None,
+                actor,
+            ) {
+                Ok(_) => {}
+                Err(e) if e.kind() == "conflict" => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// The station behind a verified TLS client certificate; 401 if none, 403 if disabled.
+    pub fn station_for_certificate(&self, cert_der: Option<&[u8]>) -> Result<StationRecord> {
+        let der = cert_der.ok_or_else(|| {
+            AuthError::Unauthorized("provisioning needs a station client certificate (mTLS)".into())
+        })?;
+        let (_, cert) = x509_parser::certificate::X509Certificate::from_der(der)
+            .map_err(|_| AuthError::Unauthorized("the client certificate does not parse".into()))?;
+        let serial = hex::encode(cert.raw_serial());
+        let station = self.store.station_by_certificate(&serial)?.ok_or_else(|| {
+            AuthError::Unauthorized("this client certificate belongs to no station".into())
+        })?;
+        if station.disabled {
+            return Err(
+                AuthError::Forbidden(format!("station '{}' is disabled", station.name)).into(),
+            );
+        }
+        Ok(station)
+    }
+
+    /// Answers one chunk of batch lines, in order. Each answer is durable before it is returned.
+    pub fn provision(&self, station: &StationRecord, lines: &[String]) -> Vec<ProvisionAnswer> {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let pattern = match regex_lite::Regex::new(&station.serial_pattern) {
+            Ok(r) => r,
+            Err(e) => {
+                return lines
+                    .iter()
+                    .map(|_| {
+                        ProvisionAnswer::refused(
+                            None,
+                            "internal",
+                            format!("the station's pattern is invalid: {e}"),
+                        )
+                    })
+                    .collect()
+            }
+        };
+        let mut answers: Vec<Option<ProvisionAnswer>> = vec![None; lines.len()];
+        let mut to_issue: Vec<(usize, IssueRequest)> = Vec::new();
+        // The first line of a device in this chunk; later ones repeat its answer.
+        let mut first_of: HashMap<String, (usize, String)> = HashMap::new();
+        let mut repeats: Vec<(usize, usize, String)> = Vec::new();
+        let mut quota_used = match self.store.station_issued_count(&station.name) {
+            Ok(n) => n,
+            Err(e) => {
+                return lines
+                    .iter()
+                    .map(|_| ProvisionAnswer::refused(None, "internal", e.to_string()))
+                    .collect();
+            }
+        };
+        for (i, raw) in lines.iter().enumerate() {
+            let line: Line = match serde_json::from_str(raw) {
+                Ok(l) => l,
+                Err(e) => {
+                    answers[i] = Some(ProvisionAnswer::refused(
+                        None,
+                        "bad-request",
+                        format!(
+                            "line {}: not a {{\"device_serial\",\"csr\"}} object: {e}",
+                            i + 1
+                        ),
+                    ));
+                    continue;
+                }
+            };
+            let dev = line.device_serial.as_str();
+            if !pattern.is_match(dev) {
+                answers[i] = Some(ProvisionAnswer::refused(
+                    Some(dev),
+                    "serial-not-allowed",
+                    format!(
+                        "device serial '{dev}' is outside this station's pattern {}",
+                        station.serial_pattern
+                    ),
+                ));
+                continue;
+            }
+            let der = match b64.decode(line.csr.trim()) {
+                Ok(d) => d,
+                Err(e) => {
+                    answers[i] = Some(ProvisionAnswer::refused(
+                        Some(dev),
+                        "bad-csr",
+                        format!("the csr is not base64 DER: {e}"),
+                    ));
+                    continue;
+                }
+            };
+            let Some(spki) = csr_spki_sha256(&der) else {
+                answers[i] = Some(ProvisionAnswer::refused(
+                    Some(dev),
+                    "bad-csr",
+                    "bad CSR: malformed CSR DER",
+                ));
+                continue;
+            };
+            if let Some((first, first_spki)) = first_of.get(dev) {
+                if *first_spki == spki {
+                    repeats.push((i, *first, dev.to_string()));
+                } else {
+                    answers[i] = Some(ProvisionAnswer::refused(
+                        Some(dev),
+                        "device-exists",
+                        format!("device {dev} appears twice in this batch with different keys"),
+                    ));
+                }
+                continue;
+            }
+            first_of.insert(dev.to_string(), (i, spki.clone()));
+            match self.store.device_certificate(&station.profile, dev) {
+                Ok(Some(existing)) if existing.spki_sha256 == spki => {
+                    answers[i] = Some(match self.finish_existing(&existing) {
+                        Ok(cert_der) => ProvisionAnswer::Issued {
+                            device_serial: dev.to_string(),
+                            serial: existing.serial.clone(),
+                            cert_der,
+                        },
+                        Err(e) => ProvisionAnswer::refused(Some(dev), e.kind(), e.to_string()),
+                    });
+                    continue;
+                }
+                Ok(Some(existing)) if station.reprovision => {
+                    // A new key for a known device: the old certificate is superseded.
+                    let actor = format!("station:{}", station.name);
+                    let r = self
+                        .revoke(
+                            &existing.serial,
+                            crate::revocation::RevocationReason::Superseded,
+                            None,
+                            &actor,
+                        )
+                        .map(|_| ())
+                        .or_else(|e| {
+                            if e.kind() == "conflict" || e.kind() == "not-found" {
+                                Ok(())
+                            } else {
+                                Err(e)
+                            }
+                        })
+                        .and_then(|_| {
+                            self.store
+                                .release_device(&existing.serial, &actor)
+                                .map_err(Error::from)
+                        });
+                    if let Err(e) = r {
+                        answers[i] =
+                            Some(ProvisionAnswer::refused(Some(dev), e.kind(), e.to_string()));
+                        continue;
+                    }
+                }
+                Ok(Some(_)) => {
+                    answers[i] = Some(ProvisionAnswer::refused(
+                        Some(dev),
+                        "device-exists",
+                        format!("device {dev} already holds a certificate for another key; this station may not reprovision"),
+                    ));
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    answers[i] = Some(ProvisionAnswer::refused(
+                        Some(dev),
+                        "internal",
+                        e.to_string(),
+                    ));
+                    continue;
+                }
+            }
+            if quota_used >= station.quota {
+                answers[i] = Some(ProvisionAnswer::refused(
+                    Some(dev),
+                    "quota-exceeded",
+                    format!(
+                        "station '{}' has used its quota of {}",
+                        station.name, station.quota
+                    ),
+                ));
+                continue;
+            }
+            quota_used += 1;
+            to_issue.push((
+                i,
+                IssueRequest {
+                    profile: station.profile.clone(),
+                    publisher: station.publisher.clone(),
+                    csr: der,
+                    requester: format!("station:{}", station.name),
+                    device_serial: Some(dev.to_string()),
+                    name: None,
+                },
+            ));
+        }
+        let reqs: Vec<IssueRequest> = to_issue.iter().map(|(_, r)| r.clone()).collect();
+        let results = self.issue_batch_for(&reqs, Some(&station.name));
+        for ((i, req), r) in to_issue.into_iter().zip(results) {
+            let dev = req.device_serial.unwrap_or_default();
+            answers[i] = Some(match r {
+                Ok(Issued {
+                    serial, cert_der, ..
+                }) => ProvisionAnswer::Issued {
+                    device_serial: dev,
+                    serial,
+                    cert_der,
+                },
+                Err(e) => ProvisionAnswer::refused(Some(&dev), e.kind(), e.to_string()),
+            });
+        }
+        for (i, first, dev) in repeats {
+            answers[i] = Some(match &answers[first] {
+                Some(a) => a.clone(),
+                None => ProvisionAnswer::refused(
+                    Some(&dev),
+                    "internal",
+                    "no answer for the first line of this device",
+                ),
+            });
+        }
+        answers
+            .into_iter()
+            .map(|a| {
+                a.unwrap_or_else(|| {
+                    ProvisionAnswer::refused(None, "internal", "the line was not answered")
+                })
+            })
+            .collect()
+    }
+
+    /// The certificate of a device that already has one; an intent left by a crash between
+    /// record and sign is signed and completed now, from the bytes that were recorded.
+    fn finish_existing(&self, existing: &crate::store::DeviceCertificate) -> Result<Vec<u8>> {
+        if let Some(der) = &existing.cert_der {
+            return Ok(der.clone());
+        }
+        let tbs = self
+            .store
+            .intent_tbs(&existing.serial)?
+            .ok_or_else(|| Error::NotFound(format!("intent {}", existing.serial)))?;
+        let ca = self.ca(&existing.ca)?;
+        let sig = ca.signer.sign(ca.scheme, &tbs)?;
+        let alg = crate::der::tbs_signature_algorithm(&tbs)
+            .map_err(|e| Error::Invalid(e.to_string()))?
+            .to_vec();
+        let der = crate::der::assemble(&tbs, &alg, &sig);
+        self.store
+            .complete_issuance(&existing.serial, &der, "recovery")?;
+        Ok(der)
+    }
+}
