@@ -275,7 +275,16 @@ fn bad_input_gets_its_status_and_type_and_changes_nothing() {
     let csr = csr_pem(&api.ca, "b");
     let good = cert_body("code-signing", &csr);
     let before = api.cert_count();
-    let cases: Vec<(&str, Option<&str>, Option<&str>, Vec<u8>, u16, &str)> = vec![
+    // (what, token, content type, body, status, problem type)
+    type Case<'a> = (
+        &'a str,
+        Option<&'a str>,
+        Option<&'a str>,
+        Vec<u8>,
+        u16,
+        &'a str,
+    );
+    let cases: Vec<Case> = vec![
         (
             "no token",
             None,

@@ -73,10 +73,7 @@ fn every_listed_route_is_routed() {
     let root = ca.ca_pem("root").display().to_string();
     let check = |base: &str, list: &[(&str, &str)]| {
         for (method, template) in list {
-            let path: String = template
-                .replace("{k}", "0")
-                .replace('{', "")
-                .replace('}', "");
+            let path: String = template.replace("{k}", "0").replace(['{', '}'], "");
             let (code, body, _) = curl(
                 &format!("{base}{path}"),
                 &["--cacert", &root, "-X", method, "--data-binary", ""],

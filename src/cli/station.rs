@@ -221,11 +221,11 @@ fn tls_config(a: &RunArgs) -> anyhow::Result<rustls::ClientConfig> {
     let key = rustls::pki_types::PrivateKeyDer::try_from(key_block.into_contents())
         .map_err(|e| anyhow!("--key: {e}"))?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
+    rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
         .with_client_auth_cert(chain, key)
-        .context("station certificate and key")?)
+        .context("station certificate and key")
 }
 
 /// A request body fed from a channel (the input file, read as the server takes it).
@@ -300,13 +300,12 @@ fn run_batch(a: &RunArgs) -> anyhow::Result<()> {
             for line in std::io::BufReader::new(f).lines().skip(done) {
                 chunk.extend_from_slice(line?.as_bytes());
                 chunk.push(b'\n');
-                if chunk.len() >= 32 * 1024 {
-                    if tx
+                if chunk.len() >= 32 * 1024
+                    && tx
                         .blocking_send(Bytes::from(std::mem::take(&mut chunk)))
                         .is_err()
-                    {
-                        return Ok(());
-                    }
+                {
+                    return Ok(());
                 }
             }
             if !chunk.is_empty() {

@@ -1,0 +1,390 @@
+//! The factory line over mutual TLS: a 10,000-device batch, idempotent resubmission, refusals
+//! in their own answer lines, disabled and certificate-less clients, and a client killed halfway.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use common::*;
+use x509_parser::prelude::*;
+
+fn b64() -> base64::engine::GeneralPurpose {
+    base64::engine::general_purpose::STANDARD
+}
+
+/// A device key and CSR made in-process (a device's secure element does this on the line).
+fn device_csr(serial: &str) -> Vec<u8> {
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let p8 = aws_lc_rs::signature::EcdsaKeyPair::generate_pkcs8(
+        &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+        &rng,
+    )
+    .expect("keygen");
+    let key = hallmark::keys::soft::SoftKey::ephemeral("device", p8.as_ref()).expect("key");
+    let subject = [hallmark::policy::NameAttr {
+        kind: "serialNumber".into(),
+        value: serial.into(),
+    }];
+    hallmark::issuer::make_csr(&subject, &key).expect("csr")
+}
+
+fn write_batch(path: &Path, lines: &[(String, Vec<u8>)]) {
+    let mut f = std::fs::File::create(path).expect("batch");
+    for (serial, csr) in lines {
+        writeln!(
+            f,
+            "{}",
+            serde_json::json!({"device_serial": serial, "csr": b64().encode(csr)})
+        )
+        .expect("write");
+    }
+}
+
+struct Line {
+    ca: TestCa,
+    server: Server,
+    root: String,
+}
+
+impl Line {
+    fn new() -> Line {
+        let ca = TestCa::new(Keys::Soft);
+        ca.add_acme();
+        let root = ca.ca_pem("root").display().to_string();
+        let server = Server::start(&ca, true);
+        Line { ca, server, root }
+    }
+
+    fn station(&self, name: &str, pattern: &str, quota: u32, extra: &[&str]) {
+        let dir = self.ca.path("stations").display().to_string();
+        let q = quota.to_string();
+        let mut args = vec![
+            "station",
+            "add",
+            name,
+            "--profile",
+            "iot-device",
+            "--serial-pattern",
+            pattern,
+            "--quota",
+            &q,
+            "--out-dir",
+            &dir,
+        ];
+        args.extend_from_slice(extra);
+        self.ca.hm(&args);
+    }
+
+    fn run(&self, station: &str, input: &Path, output: &Path) -> std::process::Command {
+        let dir = self.ca.path("stations");
+        let mut c = std::process::Command::new(hallmark_bin());
+        c.args([
+            "station",
+            "run",
+            "--quiet",
+            "--server",
+            self.server.api.as_deref().expect("api"),
+            "--ca",
+            &self.root,
+        ])
+        .arg("--cert")
+        .arg(dir.join(format!("{station}.pem")))
+        .arg("--key")
+        .arg(dir.join(format!("{station}.key")))
+        .arg("--in")
+        .arg(input)
+        .arg("--out")
+        .arg(output);
+        c
+    }
+
+    fn db(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.ca.dir.path().join("ca/hallmark.db")).expect("db")
+    }
+
+    fn station_certs(&self, station: &str) -> HashMap<String, Vec<u8>> {
+        let db = self.db();
+        let mut stmt = db.prepare("SELECT serial, cert_der FROM certificates WHERE station = ?1 AND status = 'issued'").expect("prepare");
+        let rows = stmt
+            .query_map([station], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+            })
+            .expect("query");
+        rows.map(|r| r.expect("row")).collect()
+    }
+}
+
+fn answers(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .expect("answers")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("answer json"))
+        .collect()
+}
+
+#[test]
+fn ten_thousand_devices_then_idempotent_resubmission() {
+    let line = Line::new();
+    line.station("line-3", "^ACME-L3-[0-9]{8}$", 1_000_000, &[]);
+    let devices: Vec<(String, Vec<u8>)> = (1..=10_000)
+        .map(|i| {
+            let s = format!("ACME-L3-{i:08}");
+            let csr = device_csr(&s);
+            (s, csr)
+        })
+        .collect();
+    let input = line.ca.path("batch.ndjson");
+    write_batch(&input, &devices);
+    let out = line.ca.path("certs.ndjson");
+    ok(&mut line.run("line-3", &input, &out));
+
+    let ans = answers(&out);
+    assert_eq!(ans.len(), 10_000, "one answer per line");
+    let stored = line.station_certs("line-3");
+    assert_eq!(
+        stored.len(),
+        10_000,
+        "the records match the answers one to one"
+    );
+    let certs_dir = line.ca.path("device-certs");
+    std::fs::create_dir_all(&certs_dir).expect("dir");
+    let mut files: Vec<PathBuf> = Vec::new();
+    for (a, (serial, _)) in ans.iter().zip(&devices) {
+        assert_eq!(a["status"], "issued", "{a}");
+        assert_eq!(
+            a["device_serial"].as_str(),
+            Some(serial.as_str()),
+            "answers are in input order"
+        );
+        let der = b64()
+            .decode(a["certificate"].as_str().expect("cert"))
+            .expect("b64");
+        assert_eq!(
+            stored.get(a["serial"].as_str().expect("serial")),
+            Some(&der)
+        );
+        let (_, cert) = X509Certificate::from_der(&der).expect("parse");
+        assert!(cert
+            .subject()
+            .to_string()
+            .contains(&format!("serialNumber={serial}")));
+        assert_eq!(cert.validity().not_after.to_datetime().year(), 9999);
+        let f = certs_dir.join(format!("{serial}.pem"));
+        std::fs::write(&f, hallmark::pemfmt::encode("CERTIFICATE", der)).expect("write");
+        files.push(f);
+    }
+    // Every certificate verifies under the device CA (openssl, many files per call).
+    let device_ca = line.ca.ca_pem("device-ca").display().to_string();
+    for chunk in files.chunks(1000) {
+        let mut c = std::process::Command::new(tool("openssl"));
+        c.args(["verify", "-CAfile", &line.root, "-untrusted", &device_ca])
+            .args(chunk);
+        let out = ok(&mut c);
+        assert_eq!(out.matches(": OK").count(), chunk.len());
+    }
+    for f in files.iter().step_by(2500) {
+        assert_pkilint_clean(line.ca.dir.path(), &f.display().to_string());
+    }
+
+    // The same file again, to a new output: the same certificates, nothing new issued.
+    let again = line.ca.path("again.ndjson");
+    ok(&mut line.run("line-3", &input, &again));
+    let ans2 = answers(&again);
+    assert_eq!(ans2.len(), 10_000);
+    for (a, b) in ans.iter().zip(&ans2) {
+        assert_eq!(a["serial"], b["serial"]);
+        assert_eq!(a["certificate"], b["certificate"]);
+    }
+    assert_eq!(line.station_certs("line-3").len(), 10_000);
+    // A rerun with the finished output sends nothing.
+    let out_run = run(&mut line.run("line-3", &input, &out));
+    assert!(out_run.status.success());
+    assert!(String::from_utf8_lossy(&out_run.stderr).contains("already answered"));
+}
+
+#[test]
+fn bad_lines_are_refused_in_their_own_answers() {
+    let line = Line::new();
+    line.station("line-4", "^ACME-L4-[0-9]{4}$", 3, &[]);
+    let ok1 = device_csr("ACME-L4-0001");
+    let mut lines: Vec<String> = Vec::new();
+    let enc = |s: &str, csr: &[u8]| {
+        serde_json::json!({"device_serial": s, "csr": b64().encode(csr)}).to_string()
+    };
+    lines.push(enc("ACME-L4-0001", &ok1));
+    lines.push(enc("EVIL-0001", &device_csr("EVIL-0001")));
+    lines.push(
+        serde_json::json!({"device_serial": "ACME-L4-0002", "csr": "bm90IGEgQ1NS"}).to_string(),
+    );
+    lines.push("this is not json".to_string());
+    lines.push(enc("ACME-L4-0003", &device_csr("ACME-L4-0003")));
+    lines.push(enc("ACME-L4-0004", &device_csr("ACME-L4-0004")));
+    lines.push(enc("ACME-L4-0005", &device_csr("ACME-L4-0005")));
+    let input = line.ca.path("bad.ndjson");
+    std::fs::write(&input, lines.join("\n") + "\n").expect("write");
+    let out = line.ca.path("bad-out.ndjson");
+    ok(&mut line.run("line-4", &input, &out));
+    let a = answers(&out);
+    let kinds: Vec<String> = a
+        .iter()
+        .map(|x| match x["status"].as_str() {
+            Some("issued") => "issued".to_string(),
+            _ => x["error"]["type"]
+                .as_str()
+                .unwrap_or("")
+                .rsplit('/')
+                .next()
+                .unwrap_or("")
+                .to_string(),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "issued",
+            "serial-not-allowed",
+            "bad-csr",
+            "bad-request",
+            "issued",
+            "issued",
+            "quota-exceeded"
+        ],
+        "{a:?}"
+    );
+    assert!(a
+        .iter()
+        .all(|x| x["status"] == "issued"
+            || x["error"]["detail"].as_str().is_some_and(|d| !d.is_empty())));
+
+    // A device that already has a certificate, with another key: refused (no reprovision right).
+    let other = line.ca.path("other.ndjson");
+    write_batch(
+        &other,
+        &[("ACME-L4-0001".to_string(), device_csr("ACME-L4-0001"))],
+    );
+    let out2 = line.ca.path("other-out.ndjson");
+    ok(&mut line.run("line-4", &other, &out2));
+    assert_eq!(
+        answers(&out2)[0]["error"]["type"],
+        "https://hallmark.dev/problems/device-exists"
+    );
+    assert_eq!(line.station_certs("line-4").len(), 3);
+
+    // A station with the reprovision right gets a new certificate; the old one is revoked.
+    line.station("line-9", "^ACME-L4-[0-9]{4}$", 10, &["--reprovision"]);
+    let out3 = line.ca.path("re-out.ndjson");
+    ok(&mut line.run("line-9", &other, &out3));
+    let a3 = answers(&out3);
+    assert_eq!(a3[0]["status"], "issued", "{a3:?}");
+    let old_serial = a[0]["serial"].as_str().expect("serial");
+    let revoked: i64 = line
+        .db()
+        .query_row(
+            "SELECT count(*) FROM revocations WHERE serial = ?1",
+            [old_serial],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(revoked, 1, "the superseded certificate is revoked");
+
+    // A disabled station is refused; a client without a station certificate gets 401.
+    line.ca.hm(&["station", "disable", "line-4"]);
+    let out4 = line.ca.path("disabled-out.ndjson");
+    let r = run(&mut line.run("line-4", &input, &out4));
+    assert!(!r.status.success());
+    assert!(
+        String::from_utf8_lossy(&r.stderr).contains("disabled"),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let (code, body, _) = curl(
+        &format!(
+            "{}/api/v1/provision/batch",
+            line.server.api.as_deref().expect("api")
+        ),
+        &["--cacert", &line.root, "-X", "POST", "--data-binary", "{}"],
+    );
+    assert_eq!(code, 401, "{}", String::from_utf8_lossy(&body));
+    // The station list shows what happened.
+    let list = line.ca.hm(&["station", "list"]);
+    assert!(
+        list.contains("line-4") && list.contains("DISABLED"),
+        "{list}"
+    );
+}
+
+#[test]
+fn a_client_killed_halfway_resumes_without_duplicates() {
+    let line = Line::new();
+    line.station("line-5", "^ACME-L5-[0-9]{6}$", 100_000, &[]);
+    let devices: Vec<(String, Vec<u8>)> = (1..=4_000)
+        .map(|i| {
+            let s = format!("ACME-L5-{i:06}");
+            let csr = device_csr(&s);
+            (s, csr)
+        })
+        .collect();
+    let input = line.ca.path("l5.ndjson");
+    write_batch(&input, &devices);
+    let out = line.ca.path("l5-out.ndjson");
+    let mut child = line.run("line-5", &input, &out).spawn().expect("spawn");
+    let start = std::time::Instant::now();
+    loop {
+        let n = std::fs::read(&out)
+            .map(|d| d.iter().filter(|&&b| b == b'\n').count())
+            .unwrap_or(0);
+        if n >= 300 || start.elapsed().as_secs() > 60 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().expect("kill");
+    let _ = child.wait();
+    let partial = std::fs::read(&out)
+        .map(|d| d.iter().filter(|&&b| b == b'\n').count())
+        .unwrap_or(0);
+    assert!(
+        partial > 0 && partial < 4_000,
+        "killed halfway ({partial} answers)"
+    );
+    // Every certificate the killed client had received is in the database.
+    let stored = line.station_certs("line-5");
+    let text = std::fs::read_to_string(&out).expect("out");
+    for l in text.lines().filter(|l| !l.is_empty()) {
+        let a: serde_json::Value = serde_json::from_str(l).expect("json");
+        let der = b64()
+            .decode(a["certificate"].as_str().expect("cert"))
+            .expect("b64");
+        assert_eq!(
+            stored.get(a["serial"].as_str().expect("serial")),
+            Some(&der)
+        );
+    }
+    // Run again: it completes the rest.
+    ok(&mut line.run("line-5", &input, &out));
+    let all = answers(&out);
+    assert_eq!(all.len(), 4_000);
+    let mut serials = HashSet::new();
+    for (a, (dev, _)) in all.iter().zip(&devices) {
+        assert_eq!(a["status"], "issued");
+        assert_eq!(a["device_serial"].as_str(), Some(dev.as_str()));
+        assert!(
+            serials.insert(a["serial"].as_str().expect("serial").to_string()),
+            "no duplicate serial"
+        );
+    }
+    // No device has two certificates.
+    let db = line.db();
+    let dup: i64 = db
+        .query_row(
+            "SELECT count(*) FROM (SELECT device_serial FROM certificates WHERE station = 'line-5' GROUP BY device_serial HAVING count(*) > 1)",
+            [],
+            |r| r.get(0),
+        )
+        .expect("dup");
+    assert_eq!(dup, 0);
+    assert_eq!(line.station_certs("line-5").len(), 4_000);
+}
