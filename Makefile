@@ -11,7 +11,7 @@ help:
 	@echo "make test   install test tools (make deps), then fmt check, clippy and every test"
 	@echo "make deps   apt packages (softhsm2 opensc openssl curl python3-venv) and .venv with pkilint"
 	@echo "make lint   cargo fmt --check and clippy"
-	@echo "make bench  cargo bench --bench issuance"
+	@echo "make bench  issuance, revocation and factory benchmarks against their peers (prints ratios)"
 	@echo "make clean  cargo clean and remove .venv (./demo is kept)"
 
 deps:
@@ -30,8 +30,8 @@ run:
 	cargo build --release
 	@scripts/demo.sh
 
-bench:
-	cargo bench --bench issuance
+bench: deps
+	PATH="$(VENV_BIN):$$PATH" cargo bench --bench issuance --bench revocation --bench factory
 
 clean:
 	cargo clean

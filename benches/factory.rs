@@ -1,0 +1,281 @@
+//! `make bench`: the factory line end to end — `hallmark station run` → mutual TLS →
+//! `hallmark serve` (policy, sign, durable record, answer) — beside the crypto limit measured
+//! in the same run (one CSR verification plus one signature per certificate, one thread), with a
+//! software and a SoftHSM2 P-256 device-CA key. Also the server's peak RSS over the batch.
+//!
+//! `HALLMARK_BENCH_DEVICES` sets the batch size (default 200,000; the figure is
+//! 1,000,000). Device CSRs come from a pool of 64 keys with empty subjects, so the input costs
+//! little to make; every line still carries its own device serial and gets its own certificate.
+
+use std::io::{BufRead, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+
+const SOFTHSM_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+
+fn hallmark() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_hallmark"))
+}
+
+fn ok(c: &mut Command) -> Result<String, Box<dyn std::error::Error>> {
+    let out = c.output()?;
+    if !out.status.success() {
+        return Err(format!("{c:?}: {}", String::from_utf8_lossy(&out.stderr)).into());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+}
+
+struct Row {
+    store: &'static str,
+    devices: usize,
+    limit: f64,
+    rate: f64,
+    rss_mib: f64,
+}
+
+fn bench(
+    store: &'static str,
+    dir: &Path,
+    envs: &[(&str, String)],
+    init_keys: &[&str],
+    devices: usize,
+) -> Result<Row, Box<dyn std::error::Error>> {
+    let ca_dir = dir.join("ca");
+    let cfg = ca_dir.join("hallmark.toml");
+    let with_env = |mut c: Command| {
+        for (k, v) in envs {
+            c.env(k, v);
+        }
+        c
+    };
+    let mut init = with_env(hallmark());
+    init.args(["init", "--dir"]).arg(&ca_dir).args(init_keys);
+    ok(&mut init)?;
+    let text = std::fs::read_to_string(&cfg)?;
+    std::fs::write(
+        &cfg,
+        text.replace(
+            "rate_limit_per_minute = 600",
+            "rate_limit_per_minute = 100000000",
+        ),
+    )?;
+    let hm_cmd = |args: &[&str]| {
+        let mut c = with_env(hallmark());
+        c.arg("--config").arg(&cfg).args(args);
+        c
+    };
+    ok(&mut hm_cmd(&[
+        "publisher",
+        "add",
+        "acme",
+        "--org",
+        "Acme Corp",
+        "--country",
+        "US",
+        "--state",
+        "California",
+        "--profiles",
+        "iot-device",
+    ]))?;
+    let st_dir = dir.join("stations");
+    let st_dir_s = st_dir.display().to_string();
+    ok(&mut hm_cmd(&[
+        "station",
+        "add",
+        "line-1",
+        "--profile",
+        "iot-device",
+        "--serial-pattern",
+        "^DEV-[0-9]{9}$",
+        "--quota",
+        "100000000",
+        "--out-dir",
+        &st_dir_s,
+    ]))?;
+    let root = dir.join("root.pem");
+    std::fs::write(&root, ok(&mut hm_cmd(&["ca", "cert", "root"]))?)?;
+
+    // The crypto limit, in this process, on the same device-CA key.
+    for (k, v) in envs {
+        std::env::set_var(k, v);
+    }
+    let hm = hallmark::engine::Hallmark::open(&cfg)?;
+    let ca = hm.ca("device-ca")?;
+    let pool: Vec<Vec<u8>> = (0..64)
+        .map(|_| {
+            let rng = aws_lc_rs::rand::SystemRandom::new();
+            let p8 = aws_lc_rs::signature::EcdsaKeyPair::generate_pkcs8(
+                &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+                &rng,
+            )
+            .map_err(|_| "keygen")?;
+            let key = hallmark::keys::soft::SoftKey::ephemeral("device", p8.as_ref())?;
+            Ok::<_, Box<dyn std::error::Error>>(hallmark::issuer::make_csr(&[], &key)?)
+        })
+        .collect::<Result<_, _>>()?;
+    let tbs = vec![0x5a_u8; 450];
+    let n = 3000;
+    let t = Instant::now();
+    for i in 0..n {
+        hallmark::policy::csr::verify(&pool[i % pool.len()])?;
+        ca.signer.sign(ca.scheme, &tbs)?;
+    }
+    let limit = n as f64 / t.elapsed().as_secs_f64();
+    drop(ca);
+    drop(hm);
+
+    // The input file.
+    let input = dir.join("batch.ndjson");
+    {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let encoded: Vec<String> = pool.iter().map(|c| b64.encode(c)).collect();
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&input)?);
+        for i in 0..devices {
+            writeln!(
+                f,
+                "{{\"device_serial\":\"DEV-{i:09}\",\"csr\":\"{}\"}}",
+                encoded[i % encoded.len()]
+            )?;
+        }
+    }
+    // The server, as its own process.
+    let mut server = hm_cmd(&[
+        "serve",
+        "--public-listen",
+        "127.0.0.1:0",
+        "--api-listen",
+        "127.0.0.1:0",
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null())
+    .spawn()?;
+    let mut lines = std::io::BufReader::new(server.stdout.take().ok_or("no stdout")?).lines();
+    let _public = lines.next().ok_or("no banner")??;
+    let api_line = lines.next().ok_or("no API banner")??;
+    let api = api_line
+        .split_whitespace()
+        .find(|w| w.starts_with("https://"))
+        .ok_or("no API address")?
+        .to_string();
+    std::thread::spawn(move || for _ in lines {});
+    let out = dir.join("certs.ndjson");
+    let t = Instant::now();
+    let r = ok(hallmark()
+        .args(["station", "run", "--quiet", "--server", &api, "--ca"])
+        .arg(&root)
+        .arg("--cert")
+        .arg(st_dir.join("line-1.pem"))
+        .arg("--key")
+        .arg(st_dir.join("line-1.key"))
+        .arg("--in")
+        .arg(&input)
+        .arg("--out")
+        .arg(&out));
+    let secs = t.elapsed().as_secs_f64();
+    let rss = peak_rss_kib(server.id()).unwrap_or(0);
+    let _ = server.kill();
+    let _ = server.wait();
+    r?;
+    let answered = std::io::BufReader::new(std::fs::File::open(&out)?)
+        .lines()
+        .count();
+    if answered != devices {
+        return Err(format!("{answered} answers for {devices} lines").into());
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    Ok(Row {
+        store,
+        devices,
+        limit,
+        rate: devices as f64 / secs,
+        rss_mib: rss as f64 / 1024.0,
+    })
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let devices: usize = std::env::var("HALLMARK_BENCH_DEVICES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
+    let soft_dir = tempfile::tempdir()?;
+    let soft = bench(
+        "soft",
+        soft_dir.path(),
+        &[("HALLMARK_BENCH_PASS", "bench".to_string())],
+        &["--keys", "soft", "--passphrase-env", "HALLMARK_BENCH_PASS"],
+        devices,
+    )?;
+    let hsm_dir = tempfile::tempdir()?;
+    if !Path::new(SOFTHSM_MODULE).exists() {
+        return Err(format!("{SOFTHSM_MODULE} is missing: run `make deps`").into());
+    }
+    let tokens = hsm_dir.path().join("tokens");
+    std::fs::create_dir_all(&tokens)?;
+    let conf = hsm_dir.path().join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+            tokens.display()
+        ),
+    )?;
+    ok(Command::new("softhsm2-util")
+        .env("SOFTHSM2_CONF", &conf)
+        .args([
+            "--init-token",
+            "--free",
+            "--label",
+            "bench",
+            "--pin",
+            "123456",
+            "--so-pin",
+            "12345678",
+        ]))?;
+    let hsm = bench(
+        "softhsm2",
+        hsm_dir.path(),
+        &[
+            ("SOFTHSM2_CONF", conf.display().to_string()),
+            ("HALLMARK_BENCH_PIN", "123456".to_string()),
+        ],
+        &[
+            "--keys",
+            "pkcs11",
+            "--pkcs11-module",
+            SOFTHSM_MODULE,
+            "--token-label",
+            "bench",
+            "--pin-env",
+            "HALLMARK_BENCH_PIN",
+        ],
+        devices,
+    )?;
+    println!("factory line end to end (station run -> mTLS -> serve -> durable record -> answer), P-256 device CA");
+    println!("| device-CA key | devices | crypto limit/s (verify+sign, 1 thread) | end to end/s | ratio | server peak RSS |");
+    println!("|---|---|---|---|---|---|");
+    for r in [soft, hsm] {
+        println!(
+            "| {} | {} | {:.0} | {:.0} | {:.2} | {:.0} MiB |",
+            r.store,
+            r.devices,
+            r.limit,
+            r.rate,
+            r.rate / r.limit,
+            r.rss_mib
+        );
+    }
+    println!("goals: ratio >= 0.50; peak RSS < 150 MiB over a 1,000,000-line batch");
+    Ok(())
+}
