@@ -821,12 +821,39 @@ impl Hallmark {
         csr_only: bool,
         actor: &str,
     ) -> Result<Option<Vec<u8>>> {
+        self.create_issuing_with(name, purpose, parent, alg, csr_only, None, actor)
+    }
+
+    /// [`Hallmark::create_issuing`], optionally for a Matter product attestation intermediate
+    /// (PAI): `matter_vid` goes into its subject.
+    #[allow(clippy::too_many_arguments)]
+    pub fn create_issuing_with(
+        &self,
+        name: &str,
+        purpose: CaPurpose,
+        parent: &str,
+        alg: KeyAlgorithm,
+        csr_only: bool,
+        matter_vid: Option<&str>,
+        actor: &str,
+    ) -> Result<Option<Vec<u8>>> {
         crate::keys::validate_label(name)?;
         if self.store.get_ca(name)?.is_some() {
             return Err(StoreError::Conflict(format!("CA '{name}'")).into());
         }
         let store = self.config.keys.default_store.clone();
-        let spec = self.issuing_spec(name, purpose, parent);
+        let mut spec = self.issuing_spec(name, purpose, parent);
+        if let Some(vid) = matter_vid {
+            if purpose != CaPurpose::Devices || !crate::profile::is_matter_id(vid) {
+                return Err(Error::Invalid(format!(
+                    "--matter-vid '{vid}': four upper-case hex digits, for a devices CA"
+                )));
+            }
+            spec.subject.push(NameAttr {
+                kind: "matterVID".into(),
+                value: vid.to_string(),
+            });
+        }
         if csr_only {
             let signer = self.key_store(&store)?.generate(&ca_key_label(name), alg)?;
             let csr = issuer::make_csr(&spec.subject, signer.as_ref())?;

@@ -40,6 +40,10 @@ pub const DEFAULT_PROFILES: &[(&str, &str)] = &[
         "tls-server.toml",
         include_str!("../ca-profiles/tls-server.toml"),
     ),
+    (
+        "matter-dac.toml",
+        include_str!("../ca-profiles/matter-dac.toml"),
+    ),
 ];
 
 /// Where `init` puts keys.

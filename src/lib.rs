@@ -19,4 +19,5 @@ pub mod profile;
 pub mod provision;
 pub mod requests;
 pub mod revocation;
+pub mod signing;
 pub mod store;

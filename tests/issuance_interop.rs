@@ -177,7 +177,22 @@ fn every_profile_passes_pkilint(keys: Keys) {
             ),
             vec!["--name", "api.acme.internal"],
         ),
+        (
+            "matter-dac",
+            make_csr(dir, "p7", &p256, "/serialNumber=ACME-DAC-0001", &[]),
+            vec![],
+        ),
     ];
+    // The Matter-style DAC profile is issued by a product attestation intermediate (pathlen 0).
+    ca.hm(&[
+        "ca",
+        "create-issuing",
+        "matter-pai",
+        "--purpose",
+        "devices",
+        "--matter-vid",
+        "FFF1",
+    ]);
     let shipped: Vec<String> =
         std::fs::read_dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ca-profiles"))
             .expect("ca-profiles")
@@ -221,6 +236,29 @@ fn every_profile_passes_pkilint(keys: Keys) {
             .iter()
             .all(|e| e.oid.to_id_string() != "2.5.29.31"),
         "no CRL DP on device certs"
+    );
+    // Matter DAC: vendor and product ids in the subject; the PAI carries the vendor id.
+    let der = der_of(&ca.path("matter-dac.leaf.pem"));
+    let (_, cert) = X509Certificate::from_der(&der).expect("parse");
+    let subject = cert.subject().to_string();
+    assert!(
+        subject.contains("OID(1.3.6.1.4.1.37244.2.1)=FFF1")
+            && subject.contains("OID(1.3.6.1.4.1.37244.2.2)=8000"),
+        "{subject}"
+    );
+    let pai = der_of(&ca.path("matter-dac.ica.pem"));
+    let (_, pai) = X509Certificate::from_der(&pai).expect("parse");
+    assert!(pai
+        .subject()
+        .to_string()
+        .contains("OID(1.3.6.1.4.1.37244.2.1)=FFF1"));
+    assert_eq!(
+        pai.basic_constraints()
+            .expect("bc")
+            .expect("present")
+            .value
+            .path_len_constraint,
+        Some(0)
     );
     // Timestamping: EKU timeStamping, critical.
     let der = der_of(&ca.path("timestamping.leaf.pem"));

@@ -2,6 +2,7 @@
 
 mod client;
 mod revoke;
+mod sign;
 mod station;
 
 use std::io::Write;
@@ -81,6 +82,12 @@ pub enum Command {
     Revoke(revoke::RevokeArgs),
     /// Issue a CRL now and write it to a file (the server publishes its own at /crl/CA.crl).
     Crl(revoke::CrlArgs),
+    /// Sign a file with a key on a hallmark server: the file is hashed here, only the digest is sent.
+    #[command(subcommand)]
+    Sign(sign::SignCmd),
+    /// Recorded signatures.
+    #[command(subcommand)]
+    Signature(sign::SignatureCmd),
     /// Check the database, the key stores and the CAs.
     Doctor,
     /// Show the latest audit events.
@@ -321,6 +328,9 @@ pub enum CaCmd {
         /// Write a CSR for an external (or offline) root here instead of signing with `root`.
         #[arg(long)]
         csr_out: Option<PathBuf>,
+        /// A Matter PAI: its vendor id (four hex digits) goes into the subject (devices CAs).
+        #[arg(long)]
+        matter_vid: Option<String>,
     },
     /// Import the certificate an external root issued for a CA made with --csr-out.
     Import {
@@ -508,6 +518,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Revoke(a) => revoke::cmd_revoke(&cli, a),
         Command::Crl(a) => revoke::cmd_crl(&cli, a),
+        Command::Sign(c) => sign::cmd_sign(c),
+        Command::Signature(c) => sign::cmd_signature(&cli, c),
         Command::Audit { limit } => {
             let hm = open(&cli)?;
             for e in hm.store.audit_events(*limit)?.into_iter().rev() {
@@ -959,14 +971,16 @@ fn cmd_ca(cli: &Cli, c: &CaCmd) -> anyhow::Result<()> {
             purpose,
             algorithm,
             csr_out,
+            matter_vid,
         } => {
             let purpose = CaPurpose::parse(purpose)?;
-            let csr = hm.create_issuing(
+            let csr = hm.create_issuing_with(
                 name,
                 purpose,
                 "root",
                 *algorithm,
                 csr_out.is_some(),
+                matter_vid.as_deref(),
                 &actor(),
             )?;
             match (csr, csr_out) {

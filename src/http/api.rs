@@ -38,6 +38,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/requests/{id}/deny"),
     ("GET", "/api/v1/publishers"),
     ("POST", "/api/v1/publishers"),
+    ("POST", "/api/v1/signatures"),
+    ("GET", "/api/v1/signatures"),
 ];
 
 /// Shared state of the API listener.
@@ -277,6 +279,8 @@ pub fn route(state: &ApiState, req: &ApiRequest) -> (&'static str, Response<Body
         ("POST", ["api", "v1", "requests", _, "deny"]) => "/api/v1/requests/{id}/deny",
         ("GET", ["api", "v1", "publishers"]) => "/api/v1/publishers",
         ("POST", ["api", "v1", "publishers"]) => "/api/v1/publishers",
+        ("POST", ["api", "v1", "signatures"]) => "/api/v1/signatures",
+        ("GET", ["api", "v1", "signatures"]) => "/api/v1/signatures",
         _ => {
             let known = ROUTES.iter().any(|(_, p)| {
                 let t: Vec<&str> = p.split('/').skip(1).collect();
@@ -444,6 +448,8 @@ fn handle(state: &ApiState, req: &ApiRequest, template: &str, segs: &[&str]) -> 
                 &json!({"items": list.iter().map(publisher_json).collect::<Vec<_>>()}),
             ))
         }),
+        "/api/v1/signatures" if req.method == Method::POST => post_signature(hm, req, &cred),
+        "/api/v1/signatures" => list_signatures(hm, &q, &cred),
         _ => Err(Error::NotFound(req.path.clone())),
     };
     result.unwrap_or_else(|e| error_response(&e))
@@ -601,4 +607,76 @@ fn list_certificates(
         StatusCode::OK,
         &json!({"items": rows.iter().map(cert_json).collect::<Vec<_>>(), "next_cursor": next}),
     ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignatureBody {
+    key: String,
+    digest: String,
+    digest_algorithm: String,
+    format: String,
+    metadata: Option<Value>,
+}
+
+fn post_signature(
+    hm: &Hallmark,
+    req: &ApiRequest,
+    cred: &Credential,
+) -> Result<Response<Body>, Error> {
+    use base64::Engine as _;
+    let b: SignatureBody = json_body(req)?;
+    let signed = hm.sign_digest(
+        &crate::signing::SignRequest {
+            key: b.key,
+            digest: b.digest,
+            digest_algorithm: b.digest_algorithm,
+            format: b.format,
+            metadata: b.metadata,
+        },
+        cred,
+    )?;
+    Ok(json_response(
+        StatusCode::CREATED,
+        &json!({
+            "id": signed.id,
+            "format": signed.format.name(),
+            "signature": base64::engine::general_purpose::STANDARD.encode(&signed.signature),
+            "certificate": pem_of(&signed.certificate),
+            "chain": signed.chain.iter().map(|c| pem_of(c)).collect::<Vec<_>>(),
+        }),
+    ))
+}
+
+fn list_signatures(
+    hm: &Hallmark,
+    q: &[(String, String)],
+    cred: &Credential,
+) -> Result<Response<Body>, Error> {
+    let limit = match param(q, "limit") {
+        Some(l) => l
+            .parse::<usize>()
+            .ok()
+            .filter(|v| (1..=1000).contains(v))
+            .ok_or_else(|| Error::Invalid(format!("limit '{l}' must be 1..1000")))?,
+        None => 100,
+    };
+    let rows = hm.list_signatures(param(q, "key").as_deref(), cred, limit)?;
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|s| {
+            json!({
+                "id": s.id,
+                "key": s.key_label,
+                "digest_algorithm": s.digest_algorithm,
+                "digest": s.digest,
+                "format": s.format,
+                "requester": s.requester,
+                "approvers": s.approvers,
+                "metadata": s.metadata.as_deref().and_then(|m| serde_json::from_str::<Value>(m).ok()),
+                "created_at": rfc3339(s.created_at),
+            })
+        })
+        .collect();
+    Ok(json_response(StatusCode::OK, &json!({ "items": items })))
 }

@@ -198,6 +198,15 @@ pub fn distinguished_name(attrs: &[NameAttr]) -> Result<DistinguishedName, Issue
             "OU" => (DnType::OrganizationalUnitName, false),
             "CN" => (DnType::CommonName, false),
             "serialNumber" => (DnType::CustomDnType(vec![2, 5, 4, 5]), true),
+            // Matter (CSA) vendor and product ids: UTF8String of four upper-case hex digits.
+            "matterVID" => (
+                DnType::CustomDnType(vec![1, 3, 6, 1, 4, 1, 37244, 2, 1]),
+                false,
+            ),
+            "matterPID" => (
+                DnType::CustomDnType(vec![1, 3, 6, 1, 4, 1, 37244, 2, 2]),
+                false,
+            ),
             other => {
                 return Err(IssueError::Encoding(format!(
                     "subject attribute {other} is not supported"

@@ -55,6 +55,15 @@ pub trait Signer: Send + Sync + fmt::Debug {
     /// Signs `msg` (the whole message: the signer hashes) and returns the signature in the
     /// encoding X.509, CMS and OCSP carry: DER `Ecdsa-Sig-Value` for ECDSA, raw for RSA and Ed25519.
     fn sign(&self, scheme: SignatureScheme, msg: &[u8]) -> Result<Vec<u8>, KeyError>;
+    /// Signs a digest the caller computed (`scheme`'s hash of the message), in the same
+    /// encodings as [`Signer::sign`]. Ed25519 cannot sign digests and refuses.
+    fn sign_digest(&self, scheme: SignatureScheme, digest: &[u8]) -> Result<Vec<u8>, KeyError> {
+        let _ = digest;
+        Err(KeyError::Unsupported(format!(
+            "key '{}' cannot sign a digest with {scheme:?}",
+            self.label()
+        )))
+    }
     /// A stable URI naming the key (RFC 7512 `pkcs11:` for HSM keys).
     fn uri(&self) -> String;
 }
@@ -97,6 +106,33 @@ impl SecretSource {
                 .map_err(|e| KeyError::Secret(format!("cannot read {}: {e}", path.display()))),
         }
     }
+}
+
+/// Checks that `scheme` fits `alg` and `digest` has its hash's length: the common preamble of
+/// [`Signer::sign_digest`] implementations. Returns the hash.
+pub fn check_digest(
+    alg: KeyAlgorithm,
+    scheme: SignatureScheme,
+    digest: &[u8],
+) -> Result<HashAlg, KeyError> {
+    if !alg.supports(scheme) {
+        return Err(KeyError::Unsupported(format!(
+            "a {alg} key cannot sign with {scheme:?}"
+        )));
+    }
+    let hash = scheme.hash().ok_or_else(|| {
+        KeyError::Unsupported(format!(
+            "{scheme:?} signs whole messages and cannot sign a digest"
+        ))
+    })?;
+    if digest.len() != hash.output_len() {
+        return Err(KeyError::Unsupported(format!(
+            "a {hash:?} digest is {} bytes, not {}",
+            hash.output_len(),
+            digest.len()
+        )));
+    }
+    Ok(hash)
 }
 
 /// Checks a key label: labels become file names and PKCS#11 attributes, so keep them plain.

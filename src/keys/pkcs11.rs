@@ -1061,8 +1061,63 @@ impl Signer for Pkcs11Key {
             S::Ed25519 => Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Pure)),
         };
 
+        self.sign_with(scheme, &mechanism, input)
+    }
+
+    fn sign_digest(&self, scheme: SignatureScheme, digest: &[u8]) -> Result<Vec<u8>, KeyError> {
+        use SignatureScheme as S;
+        let hash = super::check_digest(self.alg, scheme, digest)?;
+        let mut input = digest.to_vec();
+        let mechanism = match scheme {
+            // The token truncates or uses the digest as ECDSA's integer itself.
+            S::EcdsaSha256 | S::EcdsaSha384 | S::EcdsaSha512 => Mechanism::Ecdsa,
+            S::RsaPkcs1Sha256 | S::RsaPkcs1Sha384 | S::RsaPkcs1Sha512 => {
+                // Raw PKCS#1 v1.5 wants the DigestInfo; the token adds only the padding.
+                input = [digest_info_prefix(hash), digest].concat();
+                Mechanism::RsaPkcs
+            }
+            S::RsaPssSha256 | S::RsaPssSha384 | S::RsaPssSha512 => {
+                Mechanism::RsaPkcsPss(pss(hash)?)
+            }
+            S::Ed25519 => {
+                return Err(KeyError::Unsupported(format!(
+                    "Ed25519 key '{}' signs whole messages and cannot sign a digest",
+                    self.label
+                )))
+            }
+        };
+        self.sign_with(scheme, &mechanism, &input)
+    }
+}
+
+/// The DER `DigestInfo` header before a digest of `hash` (RFC 8017 §9.2, note 1).
+fn digest_info_prefix(hash: HashAlg) -> &'static [u8] {
+    match hash {
+        HashAlg::Sha256 => &[
+            0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+            0x01, 0x05, 0x00, 0x04, 0x20,
+        ],
+        HashAlg::Sha384 => &[
+            0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+            0x02, 0x05, 0x00, 0x04, 0x30,
+        ],
+        HashAlg::Sha512 => &[
+            0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+            0x03, 0x05, 0x00, 0x04, 0x40,
+        ],
+    }
+}
+
+impl Pkcs11Key {
+    /// One C_Sign with `mechanism`; ECDSA's raw r‖s comes back as DER.
+    fn sign_with(
+        &self,
+        scheme: SignatureScheme,
+        mechanism: &Mechanism<'_>,
+        input: &[u8],
+    ) -> Result<Vec<u8>, KeyError> {
         let mut s = self.token.session()?;
-        let r = s.get().sign(&mechanism, self.handle, input);
+        let r = s.get().sign(mechanism, self.handle, input);
         let sig = s.check(r).map_err(|e| {
             self.token.err(
                 format_args!("signing with key '{}' ({scheme:?})", self.label),

@@ -361,4 +361,146 @@ impl Signer for SoftKey {
             }
         }
     }
+
+    fn sign_digest(&self, scheme: SignatureScheme, digest: &[u8]) -> Result<Vec<u8>, KeyError> {
+        use aws_lc_rs::digest::{Digest, SHA256, SHA384, SHA512};
+        use SignatureScheme as S;
+        let hash = super::check_digest(self.alg, scheme, digest)?;
+        let failed = |_| KeyError::Crypto(format!("signing with '{}' failed", self.label));
+        match &self.inner {
+            Inner::Ecdsa(kp) => {
+                // aws-lc-rs signs only the digest of the key pair's own algorithm (SHA-256 for
+                // P-256, SHA-384 for P-384). ECDSA uses the leftmost bits of the hash as an
+                // integer (SEC 1 §4.1.3), so an other-length digest is cut to the curve size
+                // or left-padded with zeros: the same integer, the same signature.
+                let (size, alg): (usize, _) = if self.alg == KeyAlgorithm::P256 {
+                    (32, &SHA256)
+                } else {
+                    (48, &SHA384)
+                };
+                let mut e = vec![0u8; size.saturating_sub(digest.len())];
+                e.extend_from_slice(&digest[..digest.len().min(size)]);
+                let d = Digest::import_less_safe(&e, alg).map_err(failed)?;
+                Ok(kp.sign_digest(&d).map_err(failed)?.as_ref().to_vec())
+            }
+            Inner::Rsa(kp) => {
+                let (enc, alg): (&'static dyn aws_lc_rs::signature::RsaEncoding, _) = match scheme {
+                    S::RsaPkcs1Sha256 => (&sig::RSA_PKCS1_SHA256, &SHA256),
+                    S::RsaPkcs1Sha384 => (&sig::RSA_PKCS1_SHA384, &SHA384),
+                    S::RsaPkcs1Sha512 => (&sig::RSA_PKCS1_SHA512, &SHA512),
+                    S::RsaPssSha256 => (&sig::RSA_PSS_SHA256, &SHA256),
+                    S::RsaPssSha384 => (&sig::RSA_PSS_SHA384, &SHA384),
+                    S::RsaPssSha512 => (&sig::RSA_PSS_SHA512, &SHA512),
+                    _ => {
+                        return Err(KeyError::Unsupported(format!(
+                            "an RSA key cannot sign with {scheme:?}"
+                        )))
+                    }
+                };
+                debug_assert_eq!(alg.output_len(), hash.output_len());
+                let d = Digest::import_less_safe(digest, alg).map_err(failed)?;
+                let mut out = vec![0u8; kp.public_modulus_len()];
+                kp.sign_digest(enc, &d, &mut out).map_err(failed)?;
+                Ok(out)
+            }
+            Inner::Ed25519(_) => Err(KeyError::Unsupported(format!(
+                "Ed25519 key '{}' signs whole messages and cannot sign a digest",
+                self.label
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod digest_tests {
+    use super::*;
+    use crate::keys::HashAlg;
+    use aws_lc_rs::signature::UnparsedPublicKey;
+
+    fn key(alg: KeyAlgorithm) -> SoftKey {
+        SoftKey::from_pkcs8("t", alg, generate_pkcs8(alg).unwrap()).unwrap()
+    }
+
+    /// The public key bits inside a SubjectPublicKeyInfo (what aws-lc-rs verifies with).
+    fn bits(spki: &[u8]) -> Vec<u8> {
+        crate::keys::subject_public_key_bits(spki).unwrap()
+    }
+
+    #[test]
+    fn ecdsa_signs_every_digest_length() {
+        let msg = b"artifact bytes";
+        for (alg, cases) in [
+            (
+                KeyAlgorithm::P256,
+                [
+                    (
+                        SignatureScheme::EcdsaSha256,
+                        HashAlg::Sha256,
+                        &sig::ECDSA_P256_SHA256_ASN1,
+                    ),
+                    (
+                        SignatureScheme::EcdsaSha384,
+                        HashAlg::Sha384,
+                        &sig::ECDSA_P256_SHA384_ASN1,
+                    ),
+                ],
+            ),
+            (
+                KeyAlgorithm::P384,
+                [
+                    (
+                        SignatureScheme::EcdsaSha384,
+                        HashAlg::Sha384,
+                        &sig::ECDSA_P384_SHA384_ASN1,
+                    ),
+                    (
+                        SignatureScheme::EcdsaSha256,
+                        HashAlg::Sha256,
+                        &sig::ECDSA_P384_SHA256_ASN1,
+                    ),
+                ],
+            ),
+        ] {
+            let k = key(alg);
+            for (scheme, hash, verify) in cases {
+                let s = k.sign_digest(scheme, &hash.digest(msg)).unwrap();
+                UnparsedPublicKey::new(verify, bits(k.spki_der()))
+                    .verify(msg, &s)
+                    .unwrap_or_else(|_| panic!("{alg} {scheme:?} does not verify"));
+                assert!(UnparsedPublicKey::new(verify, bits(k.spki_der()))
+                    .verify(b"other", &s)
+                    .is_err());
+            }
+        }
+    }
+
+    #[test]
+    fn rsa_signs_digests_and_ed25519_refuses() {
+        let k = key(KeyAlgorithm::Rsa3072);
+        let msg = b"artifact bytes";
+        for (scheme, hash, verify) in [
+            (
+                SignatureScheme::RsaPkcs1Sha256,
+                HashAlg::Sha256,
+                &sig::RSA_PKCS1_2048_8192_SHA256,
+            ),
+            (
+                SignatureScheme::RsaPssSha512,
+                HashAlg::Sha512,
+                &sig::RSA_PSS_2048_8192_SHA512,
+            ),
+        ] {
+            let s = k.sign_digest(scheme, &hash.digest(msg)).unwrap();
+            UnparsedPublicKey::new(verify, bits(k.spki_der()))
+                .verify(msg, &s)
+                .unwrap();
+        }
+        assert!(k
+            .sign_digest(SignatureScheme::RsaPkcs1Sha256, &[0u8; 48])
+            .is_err());
+        let ed = key(KeyAlgorithm::Ed25519);
+        assert!(ed
+            .sign_digest(SignatureScheme::Ed25519, &[0u8; 64])
+            .is_err());
+    }
 }

@@ -374,6 +374,8 @@ pub fn attr_name(oid: &str) -> String {
         "2.5.4.8" => "ST",
         "2.5.4.7" => "L",
         "2.5.4.5" => "serialNumber",
+        "1.3.6.1.4.1.37244.2.1" => "matterVID",
+        "1.3.6.1.4.1.37244.2.2" => "matterPID",
         "2.5.4.9" => "street",
         "2.5.4.17" => "postalCode",
         "2.5.4.97" => "organizationIdentifier",

@@ -114,6 +114,12 @@ pub fn build_subject(
         }
         CommonName::None => {}
     }
+    if let Some(vid) = &profile.subject.matter_vid {
+        out.push(attr("matterVID", vid));
+    }
+    if let Some(pid) = &profile.subject.matter_pid {
+        out.push(attr("matterPID", pid));
+    }
     Ok(out)
 }
 

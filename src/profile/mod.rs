@@ -212,6 +212,10 @@ pub struct SubjectRules {
     #[serde(default)]
     pub device_serial: Requirement,
     pub device_serial_pattern: Option<String>,
+    /// Matter-style device attestation: the vendor id written into every subject (4 hex digits).
+    pub matter_vid: Option<String>,
+    /// Matter-style device attestation: the product id (4 hex digits).
+    pub matter_pid: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -467,6 +471,25 @@ impl Profile {
             }
             (Requirement::Forbidden, None) => None,
         };
+        for (f, v) in [
+            ("subject.matter_vid", &raw.subject.matter_vid),
+            ("subject.matter_pid", &raw.subject.matter_pid),
+        ] {
+            if let Some(v) = v {
+                if !is_matter_id(v) {
+                    return Err(field(
+                        f,
+                        format!("'{v}' must be four upper-case hex digits, like FFF1"),
+                    ));
+                }
+            }
+        }
+        if raw.subject.matter_pid.is_some() && raw.subject.matter_vid.is_none() {
+            return Err(field(
+                "subject.matter_pid",
+                "a product id needs subject.matter_vid".into(),
+            ));
+        }
         if raw.subject.common_name == CommonName::DeviceSerial
             && raw.subject.device_serial != Requirement::Required
         {
@@ -517,6 +540,13 @@ impl Profile {
         })?;
         Profile::from_toml(path, &text)
     }
+}
+
+/// A Matter vendor or product id: four upper-case hex digits.
+pub fn is_matter_id(s: &str) -> bool {
+    s.len() == 4
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b))
 }
 
 fn valid_name(s: &str) -> bool {

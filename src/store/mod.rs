@@ -8,6 +8,7 @@ mod migrations;
 mod readers;
 mod requests;
 mod revocation;
+mod signatures;
 mod stations;
 mod tokens;
 
@@ -16,6 +17,7 @@ pub use revocation::{
     CertStanding, NewRevocation, PresignCandidate, Presigned, RevocationRecord, RevokeOutcome,
     RevokedEntry, StoredResponse,
 };
+pub use signatures::SignatureRecord;
 pub use stations::{DeviceCertificate, StationRecord};
 pub use tokens::TokenRecord;
 

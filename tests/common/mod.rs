@@ -183,7 +183,7 @@ impl TestCa {
             "--locality",
             "San Jose",
             "--profiles",
-            "code-signing,firmware-signing,timestamping,iot-device,station,tls-server",
+            "code-signing,firmware-signing,timestamping,iot-device,station,tls-server,matter-dac",
         ]);
     }
 }

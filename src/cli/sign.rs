@@ -1,0 +1,184 @@
+//! `hallmark sign` (a client: hashes the file here, sends only the digest to the server) and
+//! `hallmark signature list` (the local record of what was signed).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context};
+use base64::Engine as _;
+use clap::{Args, Subcommand};
+
+use super::{client, open, output, ServerArgs};
+use crate::keys::HashAlg;
+use crate::signing::{digest_algorithm_name, parse_digest_algorithm};
+
+#[derive(Subcommand, Debug)]
+pub enum SignCmd {
+    /// A plain signature over the file's digest (DER ECDSA or RSA PKCS#1 v1.5). Written raw to
+    /// --out, or base64 to standard output.
+    Raw(SignArgs),
+    /// A detached CMS SignedData (DER) for the file, written to --out (default FILE.p7s).
+    Cms(SignArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SignArgs {
+    /// The artifact. Only its digest leaves this machine.
+    pub file: PathBuf,
+    /// Label of the signing key on the server.
+    #[arg(long)]
+    pub key: String,
+    /// sha256, sha384 or sha512.
+    #[arg(long, default_value = "sha256")]
+    pub digest: String,
+    /// Where to write the signature.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Extra metadata recorded with the signature (repeat): --meta commit=abc123.
+    #[arg(long = "meta", value_name = "KEY=VALUE")]
+    pub meta: Vec<String>,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SignatureCmd {
+    /// List recorded signatures, newest first.
+    List {
+        /// Only this key's.
+        #[arg(long)]
+        key: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+}
+
+/// Hashes a file as it streams by (never held in memory whole).
+pub fn hash_file(path: &Path, hash: HashAlg) -> anyhow::Result<Vec<u8>> {
+    use aws_lc_rs::digest;
+    let alg = match hash {
+        HashAlg::Sha256 => &digest::SHA256,
+        HashAlg::Sha384 => &digest::SHA384,
+        HashAlg::Sha512 => &digest::SHA512,
+    };
+    let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut ctx = digest::Context::new(alg);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f
+            .read(&mut buf)
+            .with_context(|| format!("reading {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        ctx.update(&buf[..n]);
+    }
+    Ok(ctx.finish().as_ref().to_vec())
+}
+
+pub fn cmd_sign(c: &SignCmd) -> anyhow::Result<()> {
+    let (a, format) = match c {
+        SignCmd::Raw(a) => (a, "raw"),
+        SignCmd::Cms(a) => (a, "cms"),
+    };
+    let hash = parse_digest_algorithm(&a.digest).map_err(|e| anyhow!("--digest: {e}"))?;
+    let client = client::Client::new(
+        &a.server.server,
+        &a.server.token_env,
+        a.server.ca.as_deref(),
+    )?;
+    let digest = hash_file(&a.file, hash)?;
+    let mut metadata = serde_json::Map::new();
+    if let Some(name) = a.file.file_name() {
+        metadata.insert(
+            "artifact".into(),
+            name.to_string_lossy().into_owned().into(),
+        );
+    }
+    for m in &a.meta {
+        let (k, v) = m
+            .split_once('=')
+            .ok_or_else(|| anyhow!("--meta '{m}' is not KEY=VALUE"))?;
+        metadata.insert(k.to_string(), v.to_string().into());
+    }
+    let body = serde_json::json!({
+        "key": a.key,
+        "digest": hex::encode(&digest),
+        "digest_algorithm": digest_algorithm_name(hash),
+        "format": format,
+        "metadata": metadata,
+    });
+    let reply = client.send(
+        "POST",
+        "/api/v1/signatures",
+        Some("application/json"),
+        body.to_string().into_bytes(),
+    )?;
+    if reply.status != 201 {
+        bail!(
+            "the server refused to sign: {} {}",
+            reply.status,
+            reply.problem()
+        );
+    }
+    let v = reply.json()?;
+    let sig = base64::engine::general_purpose::STANDARD
+        .decode(v["signature"].as_str().unwrap_or(""))
+        .context("the server's signature is not base64")?;
+    if sig.is_empty() {
+        bail!("the server returned an empty signature");
+    }
+    let out = match (format, &a.out) {
+        (_, Some(p)) => Some(p.clone()),
+        ("cms", None) => {
+            let mut p = a.file.clone().into_os_string();
+            p.push(".p7s");
+            Some(PathBuf::from(p))
+        }
+        _ => None,
+    };
+    match out {
+        Some(p) => {
+            std::fs::write(&p, &sig).with_context(|| format!("writing {}", p.display()))?;
+            eprintln!(
+                "signed {} ({}:{}) with key '{}': {} (record {})",
+                a.file.display(),
+                digest_algorithm_name(hash),
+                hex::encode(&digest),
+                a.key,
+                p.display(),
+                v["id"]
+            );
+        }
+        None => output(
+            None,
+            &format!(
+                "{}\n",
+                base64::engine::general_purpose::STANDARD.encode(&sig)
+            ),
+        )?,
+    }
+    Ok(())
+}
+
+pub fn cmd_signature(cli: &super::Cli, c: &SignatureCmd) -> anyhow::Result<()> {
+    let hm = open(cli)?;
+    match c {
+        SignatureCmd::List { key, limit } => {
+            for s in hm.store.list_signatures(key.as_deref(), None, *limit)? {
+                println!(
+                    "{:>6} {} {:<16} {:<4} {}:{} by {} {}",
+                    s.id,
+                    super::ts(s.created_at),
+                    s.key_label,
+                    s.format,
+                    s.digest_algorithm,
+                    s.digest,
+                    s.requester,
+                    s.metadata.unwrap_or_default()
+                );
+            }
+        }
+    }
+    Ok(())
+}

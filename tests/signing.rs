@@ -1,0 +1,692 @@
+//! The signing service on a real server (TLS on 127.0.0.1): `hallmark sign cms|raw` hash the file
+//! locally and send only the digest; openssl verifies what comes back and rejects a tampered
+//! file; every refusal records nothing. Run once per key store (soft keys and SoftHSM2).
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+
+struct Signing {
+    /// Declared first: dropped (killed) before the CA directory it uses is deleted.
+    server: Server,
+    ca: TestCa,
+    root: String,
+    /// acme, scope sign.
+    acme: String,
+    /// acme, scope issue only.
+    acme_issue: String,
+    /// globex, scope sign.
+    globex: String,
+    officer: String,
+    /// Serial of the certificate of acme's key `doomed`.
+    doomed_serial: String,
+}
+
+fn create_key(ca: &TestCa, publisher: &str, label: &str, alg: &str) -> String {
+    let out = ca.hm(&[
+        "key",
+        "create",
+        "--publisher",
+        publisher,
+        "--label",
+        label,
+        "--algorithm",
+        alg,
+    ]);
+    out.lines()
+        .find_map(|l| l.strip_prefix("certificate "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no serial in: {out}"))
+        .to_string()
+}
+
+impl Signing {
+    fn start(keys: Keys) -> Signing {
+        let ca = TestCa::new(keys);
+        ca.add_acme();
+        ca.hm(&[
+            "publisher",
+            "add",
+            "globex",
+            "--org",
+            "Globex Inc",
+            "--country",
+            "US",
+            "--state",
+            "Oregon",
+            "--profiles",
+            "code-signing",
+        ]);
+        // Keys exist before the server starts (an HSM session sees them at once).
+        create_key(&ca, "acme", "release", "p256");
+        create_key(&ca, "acme", "release-rsa", "rsa3072");
+        create_key(&ca, "globex", "globex-release", "p256");
+        let doomed_serial = create_key(&ca, "acme", "doomed", "p384");
+        // A key without a certificate yet (one from an outside CA is attached later).
+        ca.hm(&[
+            "key",
+            "create",
+            "--publisher",
+            "acme",
+            "--label",
+            "stale",
+            "--no-issue",
+        ]);
+        let token = |args: &[&str]| {
+            let mut a = vec!["token", "create"];
+            a.extend_from_slice(args);
+            ca.hm(&a).trim().to_string()
+        };
+        let acme = token(&["--publisher", "acme", "--scopes", "sign", "--name", "ci"]);
+        let acme_issue = token(&["--publisher", "acme", "--scopes", "issue"]);
+        let globex = token(&["--publisher", "globex", "--scopes", "sign"]);
+        let officer = token(&["--officer", "--scopes", "sign,issue"]);
+        let root = ca.ca_pem("root").display().to_string();
+        let server = Server::start(&ca, true);
+        Signing {
+            server,
+            ca,
+            root,
+            acme,
+            acme_issue,
+            globex,
+            officer,
+            doomed_serial,
+        }
+    }
+
+    fn api(&self) -> &str {
+        self.server.api.as_deref().expect("api listener")
+    }
+
+    /// `hallmark sign FORMAT FILE --key KEY ...` with the token in the environment.
+    fn sign(&self, format: &str, file: &str, key: &str, extra: &[&str]) -> std::process::Output {
+        let mut args = vec![
+            "sign",
+            format,
+            file,
+            "--key",
+            key,
+            "--server",
+            self.api(),
+            "--token-env",
+            "SIGN_TOKEN",
+            "--ca",
+            &self.root,
+        ];
+        args.extend_from_slice(extra);
+        let mut c = self.ca.cmd(&args);
+        c.env("SIGN_TOKEN", &self.acme);
+        run(&mut c)
+    }
+
+    fn post(&self, token: Option<&str>, body: &Value) -> (u16, Value) {
+        let auth;
+        let mut args: Vec<&str> = vec!["--cacert", &self.root, "-X", "POST"];
+        if let Some(t) = token {
+            auth = format!("Authorization: Bearer {t}");
+            args.extend(["-H", &auth]);
+        }
+        let data = body.to_string();
+        args.extend([
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            &data,
+        ]);
+        let (code, raw, _) = curl(&format!("{}/api/v1/signatures", self.api()), &args);
+        (code, serde_json::from_slice(&raw).unwrap_or(Value::Null))
+    }
+
+    fn list(&self, token: &str, query: &str) -> (u16, Value) {
+        let auth = format!("Authorization: Bearer {token}");
+        let (code, raw, _) = curl(
+            &format!("{}/api/v1/signatures{query}", self.api()),
+            &["--cacert", &self.root, "-H", &auth],
+        );
+        (code, serde_json::from_slice(&raw).unwrap_or(Value::Null))
+    }
+
+    fn recorded(&self) -> i64 {
+        let db = rusqlite::Connection::open(self.ca.dir.path().join("ca/hallmark.db")).expect("db");
+        db.query_row("SELECT count(*) FROM signatures", [], |r| r.get(0))
+            .expect("count")
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.ca.path(name).display().to_string()
+    }
+
+    /// The key's public key as PEM, from its certificate (`hallmark key show`).
+    fn public_key(&self, label: &str) -> String {
+        let cert = self.path(&format!("{label}.crt.pem"));
+        std::fs::write(&cert, self.ca.hm(&["key", "show", label])).expect("cert");
+        let pubkey = self.path(&format!("{label}.pub.pem"));
+        openssl(
+            self.ca.dir.path(),
+            &["x509", "-in", &cert, "-pubkey", "-noout", "-out", &pubkey],
+        );
+        pubkey
+    }
+}
+
+fn write_artifact(s: &Signing, name: &str) -> String {
+    let p = s.path(name);
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 + i / 13) as u8).collect();
+    std::fs::write(&p, data).expect("artifact");
+    p
+}
+
+/// Flips one byte of a copy of `file`.
+fn tampered(file: &str) -> String {
+    let mut data = std::fs::read(file).expect("read");
+    data[1234] ^= 0x01;
+    let p = format!("{file}.tampered");
+    std::fs::write(&p, data).expect("write");
+    p
+}
+
+fn openssl_ok(dir: &std::path::Path, args: &[&str]) -> (bool, String) {
+    let mut c = std::process::Command::new(tool("openssl"));
+    c.current_dir(dir).args(args);
+    let out = run(&mut c);
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+fn cms_verify(s: &Signing, p7s: &str, content: &str) -> (bool, String) {
+    openssl_ok(
+        s.ca.dir.path(),
+        &[
+            "cms",
+            "-verify",
+            "-binary",
+            "-inform",
+            "DER",
+            "-in",
+            p7s,
+            "-content",
+            content,
+            "-CAfile",
+            &s.root,
+            "-purpose",
+            "any",
+            "-out",
+            "/dev/null",
+        ],
+    )
+}
+
+fn cli_signatures_verify_with_openssl(keys: Keys) {
+    let s = Signing::start(keys);
+    let file = write_artifact(&s, "app.bin");
+    let bad = tampered(&file);
+
+    // CMS, P-256 with SHA-256 and RSA-3072 with SHA-384.
+    for (key, digest) in [("release", "sha256"), ("release-rsa", "sha384")] {
+        let p7s = s.path(&format!("app-{key}.p7s"));
+        let out = s.sign(
+            "cms",
+            &file,
+            key,
+            &["--digest", digest, "--out", &p7s, "--meta", "commit=abc123"],
+        );
+        assert!(
+            out.status.success(),
+            "sign cms: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let (ok, text) = cms_verify(&s, &p7s, &file);
+        assert!(ok, "openssl cms -verify ({key}, {digest}): {text}");
+        let (ok, text) = cms_verify(&s, &p7s, &bad);
+        assert!(!ok, "a tampered file verified ({key}): {text}");
+        // The signed attributes are the three the format promises.
+        let (_, dump) = openssl_ok(
+            s.ca.dir.path(),
+            &["cms", "-cmsout", "-print", "-inform", "DER", "-in", &p7s],
+        );
+        for attr in ["contentType", "messageDigest", "signingTime"] {
+            assert!(dump.contains(attr), "{attr} missing:\n{dump}");
+        }
+    }
+
+    // Raw, verified with `openssl dgst -verify` and the key certificate's public key.
+    for (key, digest) in [
+        ("release", "sha256"),
+        ("release", "sha384"),
+        ("release-rsa", "sha512"),
+    ] {
+        let sig = s.path(&format!("app-{key}-{digest}.sig"));
+        let out = s.sign("raw", &file, key, &["--digest", digest, "--out", &sig]);
+        assert!(
+            out.status.success(),
+            "sign raw: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let pubkey = s.public_key(key);
+        let dgst = format!("-{digest}");
+        let args = |f: &str| {
+            ["dgst", &dgst, "-verify", &pubkey, "-signature", &sig, f].map(str::to_string)
+        };
+        let a = args(&file);
+        let (ok, text) = openssl_ok(s.ca.dir.path(), &a.each_ref().map(String::as_str));
+        assert!(ok && text.contains("Verified OK"), "{key} {digest}: {text}");
+        let a = args(&bad);
+        let (ok, text) = openssl_ok(s.ca.dir.path(), &a.each_ref().map(String::as_str));
+        assert!(!ok, "a tampered file verified ({key} {digest}): {text}");
+    }
+
+    // Raw to standard output is base64.
+    let out = s.sign("raw", &file, "release", &[]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.trim().len() > 60 && !text.contains(' '), "{text}");
+
+    // Every signature is recorded, with its metadata; each caller sees its own.
+    assert_eq!(s.recorded(), 6);
+    let (code, v) = s.list(&s.acme, "?key=release-rsa");
+    assert_eq!(code, 200, "{v}");
+    let items = v["items"].as_array().expect("items");
+    assert_eq!(items.len(), 2, "{v}");
+    assert_eq!(items[1]["format"], "cms");
+    assert_eq!(items[1]["digest_algorithm"], "sha384");
+    assert_eq!(items[1]["requester"], "ci");
+    assert_eq!(items[1]["metadata"]["commit"], "abc123");
+    assert_eq!(items[1]["metadata"]["artifact"], "app.bin");
+    let (code, v) = s.list(&s.globex, "");
+    assert_eq!((code, v["items"].as_array().map(Vec::len)), (200, Some(0)));
+    let (code, _) = s.list(&s.globex, "?key=release");
+    assert_eq!(code, 403);
+    let (code, v) = s.list(&s.officer, "");
+    assert_eq!((code, v["items"].as_array().map(Vec::len)), (200, Some(6)));
+    let listed = s.ca.hm(&["signature", "list", "--key", "release"]);
+    assert_eq!(listed.lines().count(), 4, "{listed}");
+    assert!(listed.contains("commit"), "{listed}");
+}
+
+/// A certificate for the CSR's key from a throwaway CA, valid only during 2020.
+fn expired_certificate(csr_pem: &str) -> String {
+    use x509_parser::prelude::FromDer;
+    let der = pem::parse(csr_pem).expect("CSR PEM").into_contents();
+    let (_, csr) =
+        x509_parser::certification_request::X509CertificationRequest::from_der(&der).expect("CSR");
+    let spki =
+        rcgen::SubjectPublicKeyInfo::from_der(csr.certification_request_info.subject_pki.raw)
+            .expect("SPKI");
+    let ca_key = rcgen::KeyPair::generate().expect("CA key");
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Outside CA");
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Acme Corp");
+    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    params.serial_number = Some(rcgen::SerialNumber::from_slice(&[0x42; 16]));
+    params.signed_by(&spki, &issuer).expect("sign").pem()
+}
+
+fn refusals_record_nothing(keys: Keys) {
+    let s = Signing::start(keys);
+    let d256 = "ab".repeat(32);
+    let body = |key: &str, digest: &str, alg: &str, format: &str| {
+        json!({"key": key, "digest": digest, "digest_algorithm": alg, "format": format,
+               "metadata": {"artifact": "app.exe"}})
+    };
+    let refused = |token: Option<&str>, b: Value, status: u16, kind: &str, says: &str| {
+        let (code, v) = s.post(token, &b);
+        assert_eq!(code, status, "{b} -> {v}");
+        assert_eq!(
+            v["type"].as_str().unwrap_or(""),
+            format!("https://hallmark.dev/problems/{kind}"),
+            "{v}"
+        );
+        assert!(
+            v["detail"].as_str().unwrap_or("").contains(says),
+            "{b} -> {v}"
+        );
+    };
+
+    refused(
+        Some(&s.acme),
+        body("release", &"ab".repeat(20), "sha1", "raw"),
+        400,
+        "bad-request",
+        "SHA-1",
+    );
+    refused(
+        Some(&s.acme),
+        body("release", &"ab".repeat(48), "sha256", "cms"),
+        400,
+        "bad-request",
+        "32 bytes",
+    );
+    refused(
+        Some(&s.acme),
+        body("release", "not hex", "sha256", "raw"),
+        400,
+        "bad-request",
+        "hex",
+    );
+    refused(
+        Some(&s.acme),
+        body("release", &d256, "sha256", "pgp"),
+        400,
+        "bad-request",
+        "format",
+    );
+    refused(
+        Some(&s.acme_issue),
+        body("release", &d256, "sha256", "raw"),
+        403,
+        "forbidden",
+        "'sign' scope",
+    );
+    refused(
+        Some(&s.globex),
+        body("release", &d256, "sha256", "raw"),
+        403,
+        "forbidden",
+        "may not act for 'acme'",
+    );
+    refused(
+        Some(&s.acme),
+        body("no-such-key", &d256, "sha256", "raw"),
+        404,
+        "not-found",
+        "no-such-key",
+    );
+    refused(
+        None,
+        body("release", &d256, "sha256", "raw"),
+        401,
+        "unauthorized",
+        "token",
+    );
+
+    // A key whose certificate is revoked signs nothing, in either format.
+    let (code, v) = s.post(Some(&s.acme), &body("doomed", &d256, "sha256", "raw"));
+    assert_eq!(code, 201, "{v}");
+    assert_eq!(s.recorded(), 1);
+    // `Store::revoke` opens a deferred transaction that reads before it writes, so beside a
+    // running server it can meet SQLITE_BUSY at once (the busy timeout does not cover a lock
+    // upgrade); retry that case only.
+    let mut tries = 0;
+    loop {
+        let out = run(&mut s
+            .ca
+            .cmd(&["revoke", &s.doomed_serial, "--reason", "keyCompromise"]));
+        if out.status.success() {
+            break;
+        }
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        tries += 1;
+        assert!(
+            err.contains("database is locked") && tries < 10,
+            "revoke: {err}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    for format in ["raw", "cms"] {
+        refused(
+            Some(&s.acme),
+            body("doomed", &d256, "sha256", format),
+            422,
+            "bad-key",
+            "revoked (keyCompromise)",
+        );
+    }
+    // The officer may sign for acme, but not with a revoked key either.
+    refused(
+        Some(&s.officer),
+        body("doomed", &d256, "sha256", "raw"),
+        422,
+        "bad-key",
+        "revoked",
+    );
+    assert_eq!(s.recorded(), 1, "a refusal was recorded as a signature");
+
+    // A key without a certificate, then with an expired one (from an outside CA), signs nothing.
+    refused(
+        Some(&s.acme),
+        body("stale", &d256, "sha256", "raw"),
+        422,
+        "bad-key",
+        "has no certificate",
+    );
+    let expired = s.path("stale-expired.pem");
+    std::fs::write(
+        &expired,
+        expired_certificate(&s.ca.hm(&["key", "csr", "stale"])),
+    )
+    .expect("cert");
+    s.ca.hm(&["key", "import-cert", "stale", &expired]);
+    refused(
+        Some(&s.acme),
+        body("stale", &d256, "sha256", "cms"),
+        422,
+        "bad-key",
+        "expired",
+    );
+    assert_eq!(s.recorded(), 1);
+
+    // The CLI says why, and writes nothing.
+    let file = write_artifact(&s, "fw.bin");
+    let out = s.sign("cms", &file, "doomed", &[]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("revoked"));
+    assert!(!std::path::Path::new(&format!("{file}.p7s")).exists());
+    let out = s.sign("raw", &file, "release", &["--digest", "sha1"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("SHA-1"));
+    assert_eq!(s.recorded(), 1);
+}
+
+macro_rules! per_key_store {
+    ($($name:ident),* $(,)?) => {
+        mod soft {
+            $( #[test] fn $name() { super::$name(super::Keys::Soft) } )*
+        }
+        mod softhsm {
+            $( #[test] fn $name() { super::$name(super::Keys::SoftHsm) } )*
+        }
+    };
+}
+
+per_key_store!(cli_signatures_verify_with_openssl, refusals_record_nothing);
+
+/// `Signer::sign_digest` on a SoftHSM2 token, in this process: every scheme verifies over the
+/// message the digest came from (ECDSA with other-length digests, RSA PKCS#1 v1.5 and PSS), a
+/// wrong-length digest and Ed25519 are refused.
+#[test]
+fn softhsm_signs_digests_for_every_scheme() {
+    use aws_lc_rs::signature::{self as sig, UnparsedPublicKey, VerificationAlgorithm};
+    use hallmark::keys::pkcs11::Pkcs11KeyStore;
+    use hallmark::keys::{
+        subject_public_key_bits, HashAlg, KeyAlgorithm, KeyStore, SecretSource,
+        SignatureScheme as S,
+    };
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let tokens = dir.path().join("tokens");
+    std::fs::create_dir(&tokens).expect("token dir");
+    let conf = dir.path().join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+            tokens.display()
+        ),
+    )
+    .expect("conf");
+    // Only this test loads the module in this process; the others run `hallmark` children.
+    std::env::set_var("SOFTHSM2_CONF", &conf);
+    std::env::set_var("SIGNING_TEST_PIN", "1234");
+    let mut init = std::process::Command::new(tool("softhsm2-util"));
+    init.args([
+        "--init-token",
+        "--free",
+        "--label",
+        "digest-test",
+        "--pin",
+        "1234",
+        "--so-pin",
+        "5678",
+    ])
+    .env("SOFTHSM2_CONF", &conf);
+    ok(&mut init);
+    let store = Pkcs11KeyStore::open(
+        std::path::Path::new(SOFTHSM_MODULE),
+        "digest-test",
+        &SecretSource::Env("SIGNING_TEST_PIN".into()),
+    )
+    .expect("open token");
+
+    let msg = b"firmware image bytes";
+    let cases: [(KeyAlgorithm, S, HashAlg, &'static dyn VerificationAlgorithm); 7] = [
+        (
+            KeyAlgorithm::P256,
+            S::EcdsaSha256,
+            HashAlg::Sha256,
+            &sig::ECDSA_P256_SHA256_ASN1,
+        ),
+        (
+            KeyAlgorithm::P256,
+            S::EcdsaSha384,
+            HashAlg::Sha384,
+            &sig::ECDSA_P256_SHA384_ASN1,
+        ),
+        (
+            KeyAlgorithm::P384,
+            S::EcdsaSha384,
+            HashAlg::Sha384,
+            &sig::ECDSA_P384_SHA384_ASN1,
+        ),
+        (
+            KeyAlgorithm::P384,
+            S::EcdsaSha256,
+            HashAlg::Sha256,
+            &sig::ECDSA_P384_SHA256_ASN1,
+        ),
+        (
+            KeyAlgorithm::Rsa3072,
+            S::RsaPkcs1Sha256,
+            HashAlg::Sha256,
+            &sig::RSA_PKCS1_2048_8192_SHA256,
+        ),
+        (
+            KeyAlgorithm::Rsa3072,
+            S::RsaPkcs1Sha512,
+            HashAlg::Sha512,
+            &sig::RSA_PKCS1_2048_8192_SHA512,
+        ),
+        (
+            KeyAlgorithm::Rsa3072,
+            S::RsaPssSha384,
+            HashAlg::Sha384,
+            &sig::RSA_PSS_2048_8192_SHA384,
+        ),
+    ];
+    for (i, (alg, scheme, hash, verify)) in cases.into_iter().enumerate() {
+        let key = store
+            .generate(&format!("digest-{i}"), alg)
+            .expect("generate");
+        let signature = key
+            .sign_digest(scheme, &hash.digest(msg))
+            .unwrap_or_else(|e| panic!("{alg} {scheme:?}: {e}"));
+        let public = subject_public_key_bits(key.spki_der()).expect("spki");
+        assert!(
+            UnparsedPublicKey::new(verify, &public)
+                .verify(msg, &signature)
+                .is_ok(),
+            "{alg} {scheme:?} does not verify"
+        );
+        assert!(UnparsedPublicKey::new(verify, &public)
+            .verify(b"other bytes", &signature)
+            .is_err());
+        let short = &hash.digest(msg)[1..];
+        assert!(key.sign_digest(scheme, short).is_err(), "{alg} {scheme:?}");
+    }
+    let ed = store
+        .generate("digest-ed", KeyAlgorithm::Ed25519)
+        .expect("generate");
+    let e = ed.sign_digest(S::Ed25519, &[0u8; 64]).unwrap_err();
+    assert!(e.to_string().contains("cannot sign a digest"), "{e}");
+}
+
+/// What `hallmark sign` sends for a 100 MB artifact: one small JSON request with the digest
+/// (captured by a stand-in server on 127.0.0.1 that reads the request and answers 503).
+#[test]
+fn the_request_for_a_100_mb_artifact_is_under_4_kib() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let big = dir.path().join("big.bin");
+    let f = std::fs::File::create(&big).expect("create");
+    f.set_len(100 * 1024 * 1024).expect("set_len");
+    drop(f);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let capture = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().expect("accept");
+        conn.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+            .expect("timeout");
+        let mut got = Vec::new();
+        let mut buf = [0u8; 8192];
+        // Headers, then Content-Length bytes of body.
+        loop {
+            let n = conn.read(&mut buf).expect("read");
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&got).into_owned();
+            if let Some(end) = text.find("\r\n\r\n") {
+                let len: usize = text[..end]
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse().unwrap_or(0))
+                    })
+                    .unwrap_or(0);
+                if got.len() >= end + 4 + len {
+                    break;
+                }
+            }
+        }
+        let _ = conn.write_all(
+            b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/problem+json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}",
+        );
+        got
+    });
+    let out = run(std::process::Command::new(hallmark_bin())
+        .args(["sign", "cms"])
+        .arg(&big)
+        .args(["--key", "release", "--server"])
+        .arg(format!("http://127.0.0.1:{port}"))
+        .args(["--token-env", "SIGN_TOKEN"])
+        .env(
+            "SIGN_TOKEN",
+            "hmk_000000000000_".to_string() + &"0".repeat(64),
+        ));
+    assert!(!out.status.success(), "a 503 must fail the command");
+    let request = capture.join().expect("capture");
+    let text = String::from_utf8_lossy(&request);
+    assert!(text.starts_with("POST /api/v1/signatures "), "{text}");
+    // SHA-256 of 100 MiB of zeros.
+    assert!(
+        text.contains("20492a4d0d84f8beb1767f6616229f85d44c2827b64bdbfb260ee12fa1109e0e"),
+        "{text}"
+    );
+    assert!(request.len() < 4096, "{} bytes: {text}", request.len());
+}
