@@ -20,7 +20,7 @@ deps:
 test: deps
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
-	PATH="$(VENV_BIN):$$PATH" HALLMARK_TOOLS_BIN="$(VENV_BIN)" cargo test
+	PATH="$(VENV_BIN):$$PATH" HALLMARK_TOOLS_BIN="$(VENV_BIN)" cargo test --no-fail-fast
 
 lint:
 	cargo fmt --check
