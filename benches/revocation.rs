@@ -679,7 +679,12 @@ fn main() -> Res<()> {
             ours_fresh.rps() / p.rps
         );
     }
-    println!("(hallmark pre-signed the {revoked_n} responses in {presign:.1} s after start)");
+    println!(
+        "(answered: OpenSSL {}, hallmark {} + {}; hallmark pre-signed the {revoked_n} responses in {presign:.1} s after start)",
+        peer.as_ref().map(|p| p.ok).unwrap_or(0),
+        ours.ok,
+        ours_fresh.ok
+    );
 
     // ---- CRL ----
     let crl_serials = serials(crl_n);

@@ -164,6 +164,47 @@ fn scheme_for(alg: KeyAlgorithm, hash: HashAlg) -> Result<SignatureScheme> {
     })
 }
 
+/// Verifies a fresh signature over `digest` with the key's public key before it is recorded or
+/// returned: a faulty token or a key mix-up never hands out a signature that does not verify.
+fn check_signature(
+    scheme: SignatureScheme,
+    spki: &[u8],
+    digest: &[u8],
+    signature: &[u8],
+) -> Result<()> {
+    use aws_lc_rs::digest::{Digest, SHA256, SHA384, SHA512};
+    use aws_lc_rs::signature::{self as sig, UnparsedPublicKey, VerificationAlgorithm};
+    use SignatureScheme as S;
+    let bits = crate::keys::subject_public_key_bits(spki)?;
+    // The curve is in the SPKI: P-256 keys have a 65-byte point, P-384 97 bytes.
+    let p256 = bits.len() == 65;
+    let (alg, hash): (&'static dyn VerificationAlgorithm, _) = match scheme {
+        S::EcdsaSha256 if p256 => (&sig::ECDSA_P256_SHA256_ASN1, &SHA256),
+        S::EcdsaSha384 if p256 => (&sig::ECDSA_P256_SHA384_ASN1, &SHA384),
+        S::EcdsaSha512 if p256 => (&sig::ECDSA_P256_SHA512_ASN1, &SHA512),
+        S::EcdsaSha256 => (&sig::ECDSA_P384_SHA256_ASN1, &SHA256),
+        S::EcdsaSha384 => (&sig::ECDSA_P384_SHA384_ASN1, &SHA384),
+        S::EcdsaSha512 => (&sig::ECDSA_P384_SHA512_ASN1, &SHA512),
+        S::RsaPkcs1Sha256 => (&sig::RSA_PKCS1_2048_8192_SHA256, &SHA256),
+        S::RsaPkcs1Sha384 => (&sig::RSA_PKCS1_2048_8192_SHA384, &SHA384),
+        S::RsaPkcs1Sha512 => (&sig::RSA_PKCS1_2048_8192_SHA512, &SHA512),
+        other => {
+            return Err(Error::Invalid(format!(
+                "{other:?} is not offered by the signing service"
+            )))
+        }
+    };
+    let failed = || {
+        Error::from(crate::keys::KeyError::Crypto(format!(
+            "the key store returned a {scheme:?} signature that does not verify with the key's certificate"
+        )))
+    };
+    let d = Digest::import_less_safe(digest, hash).map_err(|_| failed())?;
+    UnparsedPublicKey::new(alg, bits)
+        .verify_digest(&d, signature)
+        .map_err(|_| failed())
+}
+
 impl Hallmark {
     /// Checks that a key may sign now: it has a certificate, valid at this moment, not revoked.
     /// Returns the certificate (DER) and the name of the CA that issued it, if hallmark did.
@@ -241,12 +282,18 @@ impl Hallmark {
             Some(ca) => self.chain(ca)?,
             None => Vec::new(),
         };
+        let at = now();
         let signature = match checked.format {
-            SignatureFormat::Raw => signer.sign_digest(scheme, &checked.digest)?,
+            SignatureFormat::Raw => {
+                let sig = signer.sign_digest(scheme, &checked.digest)?;
+                check_signature(scheme, signer.spki_der(), &checked.digest, &sig)?;
+                sig
+            }
             SignatureFormat::Cms => {
-                let attrs = cms::signed_attributes(&checked.digest, now());
+                let attrs = cms::signed_attributes(&checked.digest, at);
                 let attrs_digest = checked.hash.digest(&attrs);
                 let sig = signer.sign_digest(scheme, &attrs_digest)?;
+                check_signature(scheme, signer.spki_der(), &attrs_digest, &sig)?;
                 cms::signed_data(&cms::Parts {
                     hash: checked.hash,
                     scheme,
@@ -266,7 +313,7 @@ impl Hallmark {
             requester: cred.name.clone(),
             approvers: None,
             metadata: checked.metadata,
-            created_at: now(),
+            created_at: at,
         };
         let id = self.store.insert_signature(&record, &cred.actor())?;
         Ok(SignedDigest {
@@ -501,6 +548,26 @@ mod tests {
         assert!(check_request(&req(&d32, "sha256", "cms", Some(serde_json::json!([1])))).is_err());
         let big = serde_json::json!({"x": "y".repeat(MAX_METADATA_BYTES)});
         assert!(check_request(&req(&d32, "sha256", "cms", Some(big))).is_err());
+    }
+
+    #[test]
+    fn fresh_signatures_are_checked() {
+        use crate::keys::Signer;
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let p8 = aws_lc_rs::signature::EcdsaKeyPair::generate_pkcs8(
+            &aws_lc_rs::signature::ECDSA_P384_SHA384_ASN1_SIGNING,
+            &rng,
+        )
+        .unwrap();
+        let key = crate::keys::soft::SoftKey::ephemeral("t", p8.as_ref()).unwrap();
+        let digest = HashAlg::Sha256.digest(b"artifact");
+        let sig = key
+            .sign_digest(SignatureScheme::EcdsaSha256, &digest)
+            .unwrap();
+        check_signature(SignatureScheme::EcdsaSha256, key.spki_der(), &digest, &sig).unwrap();
+        let other = HashAlg::Sha256.digest(b"other");
+        let e = check_signature(SignatureScheme::EcdsaSha256, key.spki_der(), &other, &sig);
+        assert!(e.unwrap_err().to_string().contains("does not verify"));
     }
 
     #[test]

@@ -8,9 +8,10 @@ use serde_json::Value;
 
 const ACME_SUBJ: &str = "/C=US/ST=California/L=San Jose/O=Acme Corp/CN=Acme Corp";
 
+/// Fields drop in order: the server stops before its directory is deleted.
 struct Api {
-    ca: TestCa,
     server: Server,
+    ca: TestCa,
     root: String,
 }
 

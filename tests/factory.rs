@@ -43,9 +43,10 @@ fn write_batch(path: &Path, lines: &[(String, Vec<u8>)]) {
     }
 }
 
+/// Fields drop in order: the server stops before its directory is deleted.
 struct Line {
-    ca: TestCa,
     server: Server,
+    ca: TestCa,
     root: String,
 }
 

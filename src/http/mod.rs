@@ -70,6 +70,9 @@ async fn handle(hm: Arc<Hallmark>, req: Request<Incoming>) -> Result<Response<Bo
         headers: parts.headers,
         body,
     };
+    if publication::answers_inline(&req) {
+        return Ok(public::route(&hm, &req));
+    }
     let resp = tokio::task::spawn_blocking(move || public::route(&hm, &req))
         .await
         .unwrap_or_else(|_| {

@@ -14,6 +14,13 @@ use crate::issuer::ocsp::ResponseStatus;
 use crate::revocation::{OcspAnswer, PublishedCrl};
 use crate::store::now;
 
+/// Whether a request is answered on the async worker itself: OCSP answers are a read of one row
+/// (or one signature), shorter than handing the request to a blocking thread and back.
+pub fn answers_inline(req: &PublicRequest) -> bool {
+    std::env::var_os("HM_NOINLINE").is_none()
+        && (req.path == "/ocsp" || req.path.starts_with("/ocsp/"))
+}
+
 /// Routes the revocation paths; `None` for any other path.
 pub fn route(hm: &Hallmark, req: &PublicRequest) -> Option<Response<Body>> {
     let path = req.path.as_str();

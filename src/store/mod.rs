@@ -329,7 +329,7 @@ impl Store {
             .enumerate()
             .skip(version as usize)
         {
-            let tx = conn.transaction()?;
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             tx.execute_batch(sql)?;
             tx.pragma_update(None, "user_version", (i + 1) as i64)?;
             tx.commit()?;
@@ -383,7 +383,7 @@ impl Store {
 
     pub fn insert_ca(&self, ca: &CaRecord, actor: &str) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let r = tx.execute(
             &format!("INSERT INTO cas ({CA_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14)"),
             params![
@@ -422,7 +422,7 @@ impl Store {
     /// Attaches a certificate to a CA that was waiting for one (external root).
     pub fn set_ca_certificate(&self, ca: &CaRecord, actor: &str) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let n = tx.execute(
             "UPDATE cas SET cert_der = ?2, serial = ?3, subject = ?4, not_before = ?5, not_after = ?6, parent = ?7 WHERE name = ?1",
             params![ca.name, ca.cert_der, ca.serial, ca.subject, ca.not_before, ca.not_after, ca.parent],
@@ -468,7 +468,7 @@ impl Store {
         let profiles =
             serde_json::to_string(&p.profiles).map_err(|e| StoreError::Schema(e.to_string()))?;
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let r = tx.execute(
             "INSERT INTO publishers (id, org, country, state, locality, profiles, created_at) VALUES (?1,?2,?3,?4,?5,?6,?7)",
             params![p.id, p.org, p.country, p.state, p.locality, profiles, p.created_at],
@@ -541,7 +541,7 @@ impl Store {
             return r;
         }
         let jobs = std::mem::take(&mut *self.queue.lock().map_err(|_| StoreError::Poisoned)?);
-        let mut tx = conn.transaction()?;
+        let mut tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut outcomes = Vec::with_capacity(jobs.len());
         for job in jobs {
             let r = (|| {
@@ -577,7 +577,7 @@ impl Store {
         intents: &[Intent],
     ) -> Result<Vec<Result<i64, StoreError>>, StoreError> {
         let mut conn = self.conn()?;
-        let mut tx = conn.transaction()?;
+        let mut tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut out = Vec::with_capacity(intents.len());
         for i in intents {
             let r = (|| {
@@ -614,7 +614,7 @@ impl Store {
         actor: &str,
     ) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let t = now();
         {
             for (serial, der) in done {
@@ -633,7 +633,7 @@ impl Store {
         actor: &str,
     ) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute(
             "UPDATE certificates SET status = 'abandoned' WHERE serial = ?1 AND status = 'intent'",
             params![serial],
@@ -685,7 +685,7 @@ impl Store {
 
     pub fn insert_key(&self, k: &KeyRecord, actor: &str) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let r = tx.execute(
             &format!("INSERT INTO keys ({KEY_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)"),
             params![
@@ -725,7 +725,7 @@ impl Store {
         actor: &str,
     ) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let n = tx.execute(
             "UPDATE keys SET cert_serial = ?2, cert_der = ?3 WHERE label = ?1",
             params![label, serial, der],
@@ -769,7 +769,7 @@ impl Store {
         actor: &str,
     ) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         audit(&tx, actor, action, subject, detail)?;
         tx.commit()?;
         Ok(())

@@ -67,7 +67,7 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RequestRecord> {
 impl Store {
     pub fn insert_pending_request(&self, n: &NewRequest, actor: &str) -> Result<i64, StoreError> {
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute(
             "INSERT INTO requests (profile, publisher, requester, csr_der, status, created_at, expires_at, device_serial, cn_name, approvals_required)
              VALUES (?1,?2,?3,?4,'pending',?5,?6,?7,?8,?9)",
@@ -141,7 +141,7 @@ impl Store {
         actor: &str,
     ) -> Result<i64, StoreError> {
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let status: Option<String> = tx
             .query_row(
                 "SELECT status FROM requests WHERE id = ?1",
@@ -206,7 +206,7 @@ impl Store {
         actor: &str,
     ) -> Result<bool, StoreError> {
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let n = tx.execute(
             "UPDATE requests SET status = ?2, decided_at = ?3, certificate_serial = ?4 WHERE id = ?1 AND status = 'pending'",
             params![request_id, status, now(), serial],

@@ -120,7 +120,7 @@ impl Store {
     /// so no reader sees the revocation without its effect on OCSP.
     pub fn revoke(&self, r: &NewRevocation, actor: &str) -> Result<RevokeOutcome, StoreError> {
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let cert: Option<(String, String)> = tx
             .query_row(
                 "SELECT ca, status FROM certificates WHERE serial = ?1",
@@ -309,7 +309,7 @@ impl Store {
         actor: &str,
     ) -> Result<u64, StoreError> {
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute(
             "INSERT INTO crl_state (ca, number, this_update) VALUES (?1, 1, ?2)
              ON CONFLICT (ca) DO UPDATE SET number = number + 1, this_update = ?2",
@@ -444,7 +444,7 @@ impl Store {
     /// since it was signed is skipped (and stays queued); returns how many were stored.
     pub fn store_presigned(&self, items: &[Presigned]) -> Result<usize, StoreError> {
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut stored = 0;
         {
             let mut put = tx.prepare_cached(
@@ -474,7 +474,7 @@ impl Store {
     /// Drops queued invalidations for certificates no longer answerable (expired or unknown).
     pub fn forget_dirty(&self, serials: &[String]) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         {
             let mut del = tx.prepare_cached("DELETE FROM ocsp_dirty WHERE serial = ?1")?;
             for s in serials {
@@ -512,7 +512,7 @@ impl Store {
         actor: &str,
     ) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let n = tx.execute(
             "UPDATE cas SET cert_der = ?2, serial = ?3, subject = ?4, not_before = ?5, not_after = ?6 WHERE name = ?1",
             params![name, cert_der, serial, subject, not_before, not_after],

@@ -44,7 +44,7 @@ impl Store {
     /// event in the same transaction; returns the new id.
     pub fn insert_signature(&self, s: &SignatureRecord, actor: &str) -> Result<i64, StoreError> {
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute(
             "INSERT INTO signatures (key_label, digest_algorithm, digest, format, requester, approvers, metadata, created_at)
              VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",

@@ -47,7 +47,7 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StationRecord> {
 impl Store {
     pub fn insert_station(&self, s: &StationRecord, actor: &str) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let r = tx.execute(
             &format!("INSERT INTO stations ({COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)"),
             params![
@@ -117,7 +117,7 @@ impl Store {
     /// Disables a station; returns false if it was already disabled.
     pub fn disable_station(&self, name: &str, actor: &str) -> Result<bool, StoreError> {
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let disabled: Option<i64> = tx
             .query_row(
                 "SELECT disabled FROM stations WHERE name = ?1",
@@ -190,7 +190,7 @@ impl Store {
     /// record but no longer counts as the device's live one.
     pub fn release_device(&self, serial: &str, actor: &str) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let device: Option<Option<String>> = tx
             .query_row(
                 "SELECT device_serial FROM certificates WHERE serial = ?1",

@@ -37,7 +37,7 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRecord> {
 impl Store {
     pub fn insert_token(&self, t: &TokenRecord, actor: &str) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let r = tx.execute(
             &format!("INSERT INTO tokens ({COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)"),
             params![
@@ -93,7 +93,7 @@ impl Store {
     /// Revokes a token; revoking twice is a conflict.
     pub fn revoke_token(&self, id: &str, at: i64, actor: &str) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let current: Option<Option<i64>> = tx
             .query_row(
                 "SELECT revoked_at FROM tokens WHERE id = ?1",
