@@ -69,7 +69,9 @@ if ! "$HM" --config "$CONFIG" publisher show acme >/dev/null 2>&1; then
         --profiles code-signing,firmware-signing,timestamping,iot-device,station
 fi
 
-LISTEN="$(sed -n 's/^listen = "\(.*\)"$/\1/p' "$CONFIG")"
+# The public listener ([server] listen) and the API listener ([api] listen), for the hints below.
+LISTEN="$(sed -n '/^\[server\]/,/^\[/s/^listen = "\(.*\)"$/\1/p' "$CONFIG")"
+API_LISTEN="$(sed -n '/^\[api\]/,/^\[/s/^listen = "\(.*\)"$/\1/p' "$CONFIG")"
 echo
 echo "Demo CA in $DEMO. In another shell, try:"
 echo "  export PATH=\"$(dirname "$HM"):\$PATH\" HALLMARK_CONFIG=$CONFIG"
@@ -78,6 +80,9 @@ if [ "$HSM" = yes ]; then
 fi
 echo "  hallmark key create --publisher acme --label release --algorithm p256"
 echo "  hallmark ca list; hallmark cert list; hallmark doctor"
+echo "  hallmark ca cert root --out root.pem"
+echo "  export HALLMARK_TOKEN=\$(hallmark token create --publisher acme --scopes issue,sign)"
+echo "  curl --cacert root.pem https://${API_LISTEN:-127.0.0.1:8443}/readyz"
 echo "  curl http://${LISTEN:-127.0.0.1:8080}/ca/root.pem"
 echo "Ctrl-C stops the server; rm -rf demo starts over."
 echo
