@@ -79,7 +79,8 @@ pub struct ApiSection {
     pub request_ttl_hours: u32,
     /// Time allowed to send the request headers.
     pub header_timeout_secs: u64,
-    /// Longest life of one connection (a slow client cannot hold it forever).
+    /// A connection on which no byte moves for this long is closed (a slow or vanished client
+    /// cannot hold it forever; a long provisioning stream that keeps moving is not cut).
     pub connection_timeout_secs: u64,
 }
 

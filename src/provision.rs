@@ -474,11 +474,52 @@ impl Hallmark {
             .collect()
     }
 
-    /// The certificate of a device that already has one; an intent left by a crash between
-    /// record and sign is signed and completed now, from the bytes that were recorded.
+    fn answer_for_existing(
+        &self,
+        station: &StationRecord,
+        dev: &str,
+        csr: &[u8],
+        original: Error,
+    ) -> ProvisionAnswer {
+        let spki = csr_spki_sha256(csr);
+        match self.store.device_certificate(&station.profile, dev) {
+            Ok(Some(existing)) if Some(&existing.spki_sha256) == spki.as_ref() => {
+                match self.finish_existing(&existing) {
+                    Ok(cert_der) => ProvisionAnswer::Issued {
+                        device_serial: dev.to_string(),
+                        serial: existing.serial,
+                        cert_der,
+                    },
+                    Err(e) => ProvisionAnswer::refused(Some(dev), e.kind(), e.to_string()),
+                }
+            }
+            _ => ProvisionAnswer::refused(Some(dev), original.kind(), original.to_string()),
+        }
+    }
+
+    /// The certificate of a device that already has one. A recorded intent is usually being
+    /// signed by another connection right now: wait for it (up to 10 s). One still unsigned
+    /// after that was left by a crash between record and sign: it is signed and completed now,
+    /// from the bytes that were recorded.
     fn finish_existing(&self, existing: &crate::store::DeviceCertificate) -> Result<Vec<u8>> {
         if let Some(der) = &existing.cert_der {
             return Ok(der.clone());
+        }
+        let profile = self
+            .store
+            .get_certificate(&existing.serial)?
+            .map(|c| c.profile)
+            .unwrap_or_default();
+        let waited = std::time::Instant::now();
+        while waited.elapsed() < std::time::Duration::from_secs(10) {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            let now_rec = self.store.get_certificate(&existing.serial)?;
+            if let Some(der) = now_rec.as_ref().and_then(|c| c.cert_der.clone()) {
+                return Ok(der);
+            }
+            if now_rec.is_none_or(|c| c.status != "intent") || profile.is_empty() {
+                break;
+            }
         }
         let tbs = self
             .store

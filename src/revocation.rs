@@ -264,7 +264,8 @@ impl Responder {
 #[derive(Default)]
 struct Responders {
     list: Vec<Responder>,
-    by_issuer: HashMap<(CertIdHash, Vec<u8>, Vec<u8>), usize>,
+    /// (hash, issuerNameHash, issuerKeyHash) → responder index; a handful of entries.
+    by_issuer: Vec<(CertIdHash, Vec<u8>, Vec<u8>, usize)>,
 }
 
 fn internal(e: impl std::fmt::Display) -> Error {
@@ -308,11 +309,28 @@ fn shard_in_crl_dp(cert_der: &[u8], ca: &str) -> Option<u32> {
 impl Hallmark {
     /// The publication state of this database (shared by every `Hallmark` on it in the process).
     pub fn publication(&self) -> Arc<Publication> {
-        let key = self.config.database_path();
-        match registry().lock() {
-            Ok(mut m) => m.entry(key).or_default().clone(),
-            Err(_) => Arc::new(Publication::default()),
+        // The request path asks for this on every OCSP answer: a per-thread memo of the last
+        // database avoids the registry's lock and a path allocation.
+        thread_local! {
+            static LAST: std::cell::RefCell<Option<(PathBuf, PathBuf, Arc<Publication>)>> =
+                const { std::cell::RefCell::new(None) };
         }
+        let (base, db) = (&self.config.base_dir, &self.config.database.path);
+        let hit = LAST.with(|l| {
+            l.borrow()
+                .as_ref()
+                .filter(|(b, d, _)| b == base && d == db)
+                .map(|(_, _, p)| p.clone())
+        });
+        if let Some(p) = hit {
+            return p;
+        }
+        let p = match registry().lock() {
+            Ok(mut m) => m.entry(self.config.database_path()).or_default().clone(),
+            Err(_) => Arc::new(Publication::default()),
+        };
+        LAST.with(|l| *l.borrow_mut() = Some((base.clone(), db.clone(), p.clone())));
+        p
     }
 
     /// Revokes a certificate this CA issued. `invalidity_date` (Unix seconds) is when the key is
@@ -566,7 +584,7 @@ impl Hallmark {
             let idx = out.list.len();
             for h in CertIdHash::ALL {
                 out.by_issuer
-                    .insert((h, h.digest(&name_raw), h.digest(&key_bits)), idx);
+                    .push((h, h.digest(&name_raw), h.digest(&key_bits), idx));
             }
             out.list.push(Responder {
                 ca: parent,
@@ -626,8 +644,9 @@ impl Hallmark {
         for item in &req.items {
             let idx = responders
                 .by_issuer
-                .get(&(item.hash, item.name_hash.clone(), item.key_hash.clone()))
-                .copied()
+                .iter()
+                .find(|(h, n, k, _)| *h == item.hash && *n == item.name_hash && *k == item.key_hash)
+                .map(|e| e.3)
                 .ok_or(ResponseStatus::Unauthorized)?;
             // One response is signed by one responder: all CertIDs must name the same issuer.
             if which.is_some_and(|w| w != idx) {

@@ -753,3 +753,133 @@ fn two_of_three_approvals_issue_and_every_refusal_holds() {
     assert!(!out.status.success(), "deciding an issued request fails");
     assert_eq!(api.cert_count(), base_count + 2);
 }
+
+#[test]
+fn revoke_over_the_api() {
+    let api = Api::start(|ca| {
+        ca.hm(&[
+            "publisher",
+            "add",
+            "beta",
+            "--org",
+            "Beta Ltd",
+            "--country",
+            "GB",
+            "--locality",
+            "London",
+            "--profiles",
+            "code-signing",
+        ]);
+    });
+    let issuer = api.token(&["--publisher", "acme", "--name", "ci", "--scopes", "issue"]);
+    let revoker = api.token(&["--publisher", "acme", "--name", "sec", "--scopes", "revoke"]);
+    let beta = api.token(&[
+        "--publisher",
+        "beta",
+        "--name",
+        "beta-sec",
+        "--scopes",
+        "revoke",
+    ]);
+    let csr = csr_pem(&api.ca, "rv");
+    let (code, v, _) = api.call(
+        "POST",
+        "/api/v1/certificates",
+        Some(&issuer),
+        Some("application/json"),
+        Some(&cert_body("code-signing", &csr)),
+    );
+    assert_eq!(code, 201);
+    let serial = v["serial"].as_str().expect("serial").to_string();
+    let path = format!("/api/v1/certificates/{serial}/revoke");
+    let body = br#"{"reason":"keyCompromise","invalidity_date":"2026-11-01T00:00:00Z"}"#;
+    let count = || -> i64 {
+        rusqlite::Connection::open(api.ca.dir.path().join("ca/hallmark.db"))
+            .expect("db")
+            .query_row("SELECT count(*) FROM revocations", [], |r| r.get(0))
+            .expect("count")
+    };
+    assert_eq!(
+        api.call(
+            "POST",
+            &path,
+            Some(&issuer),
+            Some("application/json"),
+            Some(body)
+        )
+        .0,
+        403,
+        "no revoke scope"
+    );
+    assert_eq!(
+        api.call(
+            "POST",
+            &path,
+            Some(&beta),
+            Some("application/json"),
+            Some(body)
+        )
+        .0,
+        404,
+        "another publisher's certificate"
+    );
+    assert_eq!(
+        api.call(
+            "POST",
+            &path,
+            Some(&revoker),
+            Some("application/json"),
+            Some(br#"{"reason":"certificateHold"}"#)
+        )
+        .0,
+        400
+    );
+    assert_eq!(
+        api.call(
+            "POST",
+            &path,
+            Some(&revoker),
+            Some("application/json"),
+            Some(br#"{"reason":"tired"}"#)
+        )
+        .0,
+        400
+    );
+    assert_eq!(
+        api.call(
+            "POST",
+            "/api/v1/certificates/00aa/revoke",
+            Some(&revoker),
+            Some("application/json"),
+            Some(body)
+        )
+        .0,
+        404
+    );
+    assert_eq!(count(), 0, "refusals revoke nothing");
+    let (code, v, raw) = api.call(
+        "POST",
+        &path,
+        Some(&revoker),
+        Some("application/json"),
+        Some(body),
+    );
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&raw));
+    assert_eq!(v["reason"], "keyCompromise");
+    assert_eq!(count(), 1);
+    let (code, v, _) = api.call(
+        "POST",
+        &path,
+        Some(&revoker),
+        Some("application/json"),
+        Some(br#"{"reason":"superseded"}"#),
+    );
+    assert_eq!(
+        (code, v["type"].as_str()),
+        (409, Some("https://hallmark.dev/problems/conflict"))
+    );
+    assert!(api
+        .ca
+        .hm(&["audit", "--limit", "50"])
+        .contains("(sec)@127.0.0.1"));
+}

@@ -139,7 +139,8 @@ pub struct InitArgs {
     /// Host names and IPs for the API's TLS certificate (repeat or comma-separate).
     #[arg(long = "api-hostname", value_delimiter = ',', default_values_t = ["localhost".to_string(), "127.0.0.1".to_string()])]
     pub api_hostnames: Vec<String>,
-    /// The CA's certificate policy OID (default: a random one under 2.999, for tests and demos).
+    /// The CA's certificate policy OID (default: a random one under the documentation
+    /// enterprise number 1.3.6.1.4.1.32473, for tests and demos; set your own).
     #[arg(long)]
     pub policy_oid: Option<String>,
     /// Root key algorithm.
@@ -617,7 +618,7 @@ fn cmd_serve(
         .enable_all()
         .build()?;
     rt.block_on(crate::http::serve(hm, listen, |b| {
-        println!("hallmark public listener on http://{} (GET /healthz, /ca/NAME.crt, /ca/NAME.pem)", b.public);
+        println!("hallmark public listener on http://{} (/healthz, /ca/NAME.crt, /crl/NAME.crl, /ocsp)", b.public);
         match b.api {
             Some((a, true)) => println!("hallmark API listener on https://{a} (/api/v1/, /readyz, /metrics)"),
             Some((a, false)) => {
@@ -1026,8 +1027,21 @@ fn cmd_cert(cli: &Cli, c: &CertCmd) -> anyhow::Result<()> {
                 print!("{}", pem_cert(&der));
                 return Ok(());
             }
+            let revoked = hm.store.get_revocation(&r.serial)?;
+            let status = match &revoked {
+                Some(rv) => format!(
+                    "revoked ({}) at {}{}",
+                    crate::revocation::RevocationReason::from_code(rv.reason)
+                        .map_or("unknown", |x| x.name()),
+                    ts(rv.revoked_at),
+                    rv.invalidity_date
+                        .map(|d| format!(", invalid since {}", ts(d)))
+                        .unwrap_or_default()
+                ),
+                None => r.status.clone(),
+            };
             println!("serial:    {}\nstatus:    {}\nsubject:   {}\nprofile:   {}\nissuer:    {}\npublisher: {}\nnotBefore: {}\nnotAfter:  {}\nrecorded:  {}",
-                r.serial, r.status, r.subject, r.profile, r.ca, r.publisher.unwrap_or_default(), ts(r.not_before), ts(r.not_after), ts(r.created_at));
+                r.serial, status, r.subject, r.profile, r.ca, r.publisher.unwrap_or_default(), ts(r.not_before), ts(r.not_after), ts(r.created_at));
             if let Some(der) = r.cert_der {
                 print!("{}", pem_cert(&der));
             }

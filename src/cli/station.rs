@@ -248,7 +248,12 @@ fn run_batch(a: &RunArgs) -> anyhow::Result<()> {
     let done = answered_lines(&a.out)?;
     let input =
         std::fs::File::open(&a.input).with_context(|| format!("opening {}", a.input.display()))?;
-    let total = std::io::BufReader::new(input).lines().count();
+    // Blank lines carry nothing and get no answer: they are neither sent nor counted.
+    let total = std::io::BufReader::new(input)
+        .lines()
+        .map_while(Result::ok)
+        .filter(|l| !l.trim().is_empty())
+        .count();
     if done >= total {
         eprintln!(
             "{}: all {total} lines already answered in {}",
@@ -297,8 +302,12 @@ fn run_batch(a: &RunArgs) -> anyhow::Result<()> {
         let feeder = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
             let f = std::fs::File::open(&input_path)?;
             let mut chunk = Vec::with_capacity(64 * 1024);
-            for line in std::io::BufReader::new(f).lines().skip(done) {
-                chunk.extend_from_slice(line?.as_bytes());
+            let lines = std::io::BufReader::new(f)
+                .lines()
+                .filter(|l| l.as_ref().map_or(true, |l| !l.trim().is_empty()))
+                .skip(done);
+            for line in lines {
+                chunk.extend_from_slice(line?.trim().as_bytes());
                 chunk.push(b'\n');
                 if chunk.len() >= 32 * 1024
                     && tx

@@ -32,6 +32,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/certificates"),
     ("GET", "/api/v1/certificates"),
     ("GET", "/api/v1/certificates/{serial}"),
+    ("POST", "/api/v1/certificates/{serial}/revoke"),
+    ("POST", "/api/v1/provision/batch"),
     ("GET", "/api/v1/requests"),
     ("GET", "/api/v1/requests/{id}"),
     ("POST", "/api/v1/requests/{id}/approve"),
@@ -221,6 +223,55 @@ struct CertificateBody {
     name: Option<String>,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeBody {
+    reason: String,
+    /// RFC 3339.
+    invalidity_date: Option<String>,
+}
+
+/// A publisher revokes its own certificates (scope `revoke`); an officer any.
+fn revoke_certificate(
+    hm: &Hallmark,
+    serial: &str,
+    body: RevokeBody,
+    cred: &Credential,
+) -> Result<Response<Body>, Error> {
+    cred.require(crate::policy::auth::Scope::Revoke)?;
+    let serial = serial.to_ascii_lowercase();
+    let rec = hm
+        .store
+        .get_certificate(&serial)?
+        .filter(|c| c.status == "issued")
+        .filter(|c| {
+            cred.may_act_for(c.publisher.as_deref().unwrap_or(""))
+                .is_ok()
+        })
+        .ok_or_else(|| Error::NotFound(format!("certificate {serial}")))?;
+    let reason: crate::revocation::RevocationReason =
+        body.reason.parse().map_err(Error::Invalid)?;
+    let invalidity = match body.invalidity_date.as_deref() {
+        Some(d) => Some(
+            time::OffsetDateTime::parse(d, &time::format_description::well_known::Rfc3339)
+                .map_err(|e| Error::Invalid(format!("invalidity_date '{d}' is not RFC 3339: {e}")))?
+                .unix_timestamp(),
+        ),
+        None => None,
+    };
+    let r = hm.revoke(&rec.serial, reason, invalidity, &cred.actor())?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({
+            "serial": r.serial,
+            "reason": r.reason.name(),
+            "revoked_at": rfc3339(r.revoked_at),
+            "invalidity_date": r.invalidity_date.map(rfc3339),
+            "previous_reason": r.previous_reason.map(|p| p.name()),
+        }),
+    ))
+}
+
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct DecisionBody {
@@ -273,6 +324,9 @@ pub fn route(state: &ApiState, req: &ApiRequest) -> (&'static str, Response<Body
         ("POST", ["api", "v1", "certificates"]) => "/api/v1/certificates",
         ("GET", ["api", "v1", "certificates"]) => "/api/v1/certificates",
         ("GET", ["api", "v1", "certificates", _]) => "/api/v1/certificates/{serial}",
+        ("POST", ["api", "v1", "certificates", _, "revoke"]) => {
+            "/api/v1/certificates/{serial}/revoke"
+        }
         ("GET", ["api", "v1", "requests"]) => "/api/v1/requests",
         ("GET", ["api", "v1", "requests", _]) => "/api/v1/requests/{id}",
         ("POST", ["api", "v1", "requests", _, "approve"]) => "/api/v1/requests/{id}/approve",
@@ -383,6 +437,13 @@ fn handle(state: &ApiState, req: &ApiRequest, template: &str, segs: &[&str]) -> 
         }
         "/api/v1/certificates" => list_certificates(hm, &q, &cred),
         "/api/v1/certificates/{serial}" => get_certificate(hm, req, segs[3], &cred),
+        "/api/v1/certificates/{serial}/revoke" => {
+            let body: RevokeBody = match json_body(req) {
+                Ok(b) => b,
+                Err(e) => return error_response(&e),
+            };
+            revoke_certificate(hm, segs[3], body, &cred)
+        }
         "/api/v1/requests" => hm
             .list_requests(param(&q, "status").as_deref(), &cred)
             .map(|rs| {
@@ -548,6 +609,7 @@ fn get_certificate(
                 .is_ok()
         })
         .ok_or_else(|| Error::NotFound(format!("certificate {serial}")))?;
+    let revocation = hm.store.get_revocation(&rec.serial)?;
     let accept = req
         .headers
         .get(ACCEPT)
@@ -566,7 +628,16 @@ fn get_certificate(
             text,
         ));
     }
-    Ok(json_response(StatusCode::OK, &cert_json(&rec)))
+    let mut v = cert_json(&rec);
+    if let Some(rv) = revocation {
+        v["status"] = json!("revoked");
+        v["revocation"] = json!({
+            "reason": crate::revocation::RevocationReason::from_code(rv.reason).map(|r| r.name()),
+            "revoked_at": rfc3339(rv.revoked_at),
+            "invalidity_date": rv.invalidity_date.map(rfc3339),
+        });
+    }
+    Ok(json_response(StatusCode::OK, &v))
 }
 
 fn list_certificates(

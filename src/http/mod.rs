@@ -5,6 +5,7 @@
 //! `application/problem+json` with a stable `type`.
 
 pub mod api;
+mod idle;
 pub mod provision;
 pub mod public;
 pub mod publication;
@@ -183,13 +184,13 @@ pub async fn serve(
                 let hm = hm.clone();
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {
-                    let io = hyper_util::rt::TokioIo::new(stream);
+                    let io = hyper_util::rt::TokioIo::new(idle::IdleIo::new(stream, lifetime));
                     let svc = hyper::service::service_fn(move |req| handle(hm.clone(), req));
                     let conn = hyper::server::conn::http1::Builder::new()
                         .header_read_timeout(header_timeout)
                         .timer(hyper_util::rt::TokioTimer::new())
                         .serve_connection(io, svc);
-                    let _ = tokio::time::timeout(lifetime, watcher.watch(conn)).await;
+                    let _ = watcher.watch(conn).await;
                 });
             }
             r = async { match &api { Some(l) => l.accept().await, None => std::future::pending().await } } => {
@@ -197,6 +198,7 @@ pub async fn serve(
                 let state = api_state.clone();
                 let acceptor = acceptor.clone();
                 let watcher = graceful.watcher();
+                let stream = idle::IdleIo::new(stream, lifetime);
                 tokio::spawn(async move {
                     let builder = {
                         let mut b = hyper::server::conn::http1::Builder::new();
@@ -217,13 +219,12 @@ pub async fn serve(
                                 .map(|c| Arc::new(c.to_vec()));
                             let svc = hyper::service::service_fn(move |req| handle_api(state.clone(), remote, peer.clone(), req));
                             let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(tls), svc);
-                            // A provisioning stream may run long: no lifetime cap beyond idle time.
                             let _ = watcher.watch(conn).await;
                         }
                         None => {
                             let svc = hyper::service::service_fn(move |req| handle_api(state.clone(), remote, None, req));
                             let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
-                            let _ = tokio::time::timeout(lifetime, watcher.watch(conn)).await;
+                            let _ = watcher.watch(conn).await;
                         }
                     }
                 });

@@ -131,7 +131,11 @@ fn crl_response(crl: &PublishedCrl, req: &PublicRequest, max_age: u32) -> Respon
 }
 
 fn ocsp_answer(a: OcspAnswer, get: bool, max_age_cap: u32) -> Response<Body> {
-    let mut r = response(StatusCode::OK, "application/ocsp-response", a.der.clone());
+    let etag = (get && a.cacheable.is_some()).then(|| {
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &a.der);
+        format!("\"{}\"", hex::encode(&digest.as_ref()[..16]))
+    });
+    let mut r = response(StatusCode::OK, "application/ocsp-response", a.der);
     match (get, a.status, a.cacheable) {
         (true, ResponseStatus::Successful, Some((this_update, next_update))) => {
             // RFC 5019 §6.2: max-age below nextUpdate, plus validators.
@@ -143,12 +147,9 @@ fn ocsp_answer(a: OcspAnswer, get: bool, max_age_cap: u32) -> Response<Body> {
             );
             set(&mut r, header::LAST_MODIFIED, &http_date(this_update));
             set(&mut r, header::EXPIRES, &http_date(next_update));
-            let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &a.der);
-            set(
-                &mut r,
-                header::ETAG,
-                &format!("\"{}\"", hex::encode(&digest.as_ref()[..16])),
-            );
+            if let Some(e) = &etag {
+                set(&mut r, header::ETAG, e);
+            }
         }
         _ => set(&mut r, header::CACHE_CONTROL, "no-cache, no-store"),
     }

@@ -263,19 +263,45 @@ pub fn sign_basic(
     Ok(out)
 }
 
-/// A whole `OCSPResponse` (status successful) from a basic body and the responder certificate.
+/// A whole `OCSPResponse` (status successful) from a basic body and the responder certificate,
+/// written into one buffer (this is on every answer's path).
 pub fn wrap_response(basic_body: &[u8], responder_cert: &[u8]) -> Vec<u8> {
-    let certs = tlv(0xa0, &tlv(0x30, responder_cert));
-    let mut basic = Vec::with_capacity(basic_body.len() + certs.len() + 8);
-    basic.extend_from_slice(basic_body);
-    basic.extend_from_slice(&certs);
-    let basic = tlv(0x30, &basic);
-    // ResponseBytes { id-pkix-ocsp-basic, OCTET STRING { BasicOCSPResponse } }
-    let mut rb = oid("1.3.6.1.5.5.7.48.1.1");
-    rb.extend_from_slice(&tlv(0x04, &basic));
-    let mut body = vec![0x0a, 0x01, 0x00];
-    body.extend_from_slice(&tlv(0xa0, &tlv(0x30, &rb)));
-    tlv(0x30, &body)
+    const BASIC_OID: [u8; 11] = [
+        0x06, 0x09, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01, 0x01,
+    ];
+    let len_of = |n: usize| {
+        let mut v = Vec::with_capacity(5);
+        crate::der::push_len(&mut v, n);
+        v
+    };
+    // certs [0] EXPLICIT SEQUENCE OF Certificate
+    let certs_seq = responder_cert.len();
+    let certs_seq_tlv = 1 + len_of(certs_seq).len() + certs_seq;
+    let certs_tlv = 1 + len_of(certs_seq_tlv).len() + certs_seq_tlv;
+    let basic = basic_body.len() + certs_tlv;
+    let basic_tlv = 1 + len_of(basic).len() + basic;
+    let octets_tlv = 1 + len_of(basic_tlv).len() + basic_tlv;
+    let rb = BASIC_OID.len() + octets_tlv;
+    let rb_tlv = 1 + len_of(rb).len() + rb;
+    let explicit_tlv = 1 + len_of(rb_tlv).len() + rb_tlv;
+    let outer = 3 + explicit_tlv;
+    let mut out = Vec::with_capacity(outer + 6);
+    let hdr = |out: &mut Vec<u8>, tag: u8, len: usize| {
+        out.push(tag);
+        crate::der::push_len(out, len);
+    };
+    hdr(&mut out, 0x30, outer);
+    out.extend_from_slice(&[0x0a, 0x01, 0x00]);
+    hdr(&mut out, 0xa0, rb_tlv);
+    hdr(&mut out, 0x30, rb);
+    out.extend_from_slice(&BASIC_OID);
+    hdr(&mut out, 0x04, basic_tlv);
+    hdr(&mut out, 0x30, basic);
+    out.extend_from_slice(basic_body);
+    hdr(&mut out, 0xa0, certs_seq_tlv);
+    hdr(&mut out, 0x30, certs_seq);
+    out.extend_from_slice(responder_cert);
+    out
 }
 
 /// An `OCSPResponse` carrying only an error status.
@@ -334,6 +360,22 @@ mod tests {
         assert!(parse_request(&empty_list).is_err());
         let many: Vec<Vec<u8>> = (0..=MAX_CERT_IDS as u8).map(|i| id(&[i + 1])).collect();
         assert!(parse_request(&build_request(&many, None)).is_err());
+    }
+
+    #[test]
+    fn wrapped_responses_are_nested_tlvs() {
+        for (body, cert) in [
+            (vec![1u8; 10], vec![2u8; 20]),
+            (vec![3u8; 300], vec![4u8; 70_000]),
+        ] {
+            let certs = tlv(0xa0, &tlv(0x30, &cert));
+            let basic = tlv(0x30, &[body.clone(), certs].concat());
+            let mut rb = oid("1.3.6.1.5.5.7.48.1.1");
+            rb.extend_from_slice(&tlv(0x04, &basic));
+            let mut whole = vec![0x0a, 0x01, 0x00];
+            whole.extend_from_slice(&tlv(0xa0, &tlv(0x30, &rb)));
+            assert_eq!(wrap_response(&body, &cert), tlv(0x30, &whole));
+        }
     }
 
     #[test]
