@@ -73,6 +73,10 @@ fn serials(n: usize) -> Vec<String> {
 fn insert_revoked(db: &Path, ca: &str, serials: &[String], revoked_at: i64) -> Res<()> {
     let mut c = rusqlite::Connection::open(db)?;
     c.pragma_update(None, "synchronous", "OFF")?;
+    c.pragma_update(None, "cache_size", -262_144i64)?;
+    // In serial order, the B-tree inserts append instead of scattering.
+    let mut serials: Vec<&String> = serials.iter().collect();
+    serials.sort_unstable();
     let tx = c.transaction()?;
     {
         let mut cert = tx.prepare(
@@ -82,7 +86,7 @@ fn insert_revoked(db: &Path, ca: &str, serials: &[String], revoked_at: i64) -> R
         let mut rev = tx.prepare(
             "INSERT INTO revocations (serial, reason, revoked_at, actor, ca) VALUES (?1, 1, ?2, 'bench', ?3)",
         )?;
-        for s in serials {
+        for s in &serials {
             cert.execute(rusqlite::params![
                 s,
                 ca,
@@ -133,7 +137,9 @@ fn issuer_hashes(cert_der: &[u8]) -> Res<(Vec<u8>, Vec<u8>)> {
     ))
 }
 
-fn requests_for(cert_der: &[u8], serials: &[String], n: usize) -> Res<Vec<Vec<u8>>> {
+/// `n` single-certificate requests over `serials`; with `nonce`, each carries its own.
+fn requests_for(cert_der: &[u8], serials: &[String], n: usize, nonce: bool) -> Res<Vec<Vec<u8>>> {
+    use rand::RngCore;
     let (name, key) = issuer_hashes(cert_der)?;
     let step = (serials.len() / n.max(1)).max(1);
     Ok(serials
@@ -148,7 +154,14 @@ fn requests_for(cert_der: &[u8], serials: &[String], n: usize) -> Res<Vec<Vec<u8
                     &key,
                     &hex::decode(s).expect("hex"),
                 )],
-                None,
+                nonce
+                    .then(|| {
+                        let mut n = [0u8; 16];
+                        rand::rngs::OsRng.fill_bytes(&mut n);
+                        n
+                    })
+                    .as_ref()
+                    .map(|n| &n[..]),
             )
         })
         .collect())
@@ -527,7 +540,16 @@ fn main() -> Res<()> {
     let crl_n = env_num("HALLMARK_BENCH_CRL_ENTRIES", 1_000_000) as usize;
     let conns = env_num("HALLMARK_BENCH_CONNS", 16) as usize;
     let tmp = tempfile::tempdir()?;
-    let dir = tmp.path();
+    // HALLMARK_BENCH_KEEP=1 keeps the directory (CA, database, OpenSSL files) for a look after.
+    let (_cleanup, dir_buf) = if std::env::var_os("HALLMARK_BENCH_KEEP").is_some() {
+        let p = tmp.keep();
+        println!("(keeping {})", p.display());
+        (None, p)
+    } else {
+        let p = tmp.path().to_path_buf();
+        (Some(tmp), p)
+    };
+    let dir = dir_buf.as_path();
     std::env::set_var(PASS_ENV, "bench passphrase");
     let ca_dir = dir.join("ca");
     sh(Command::new(hallmark_bin())
@@ -550,7 +572,7 @@ fn main() -> Res<()> {
     let ossl_ca = ::pem::parse(std::fs::read_to_string(peer_dir.join("ca.pem"))?)?.into_contents();
     write_requests(
         &peer_dir.join("openssl.requests"),
-        &requests_for(&ossl_ca, &ocsp_serials, 8192)?,
+        &requests_for(&ossl_ca, &ocsp_serials, 8192, false)?,
     )?;
 
     let store = hallmark::store::Store::open_existing(&db)?;
@@ -559,7 +581,8 @@ fn main() -> Res<()> {
         .and_then(|c| c.cert_der)
         .ok_or("no code-signing-ca")?;
     drop(store);
-    let our_reqs = requests_for(&our_ca, &ocsp_serials, 8192)?;
+    let our_reqs = requests_for(&our_ca, &ocsp_serials, 8192, false)?;
+    let our_nonce_reqs = requests_for(&our_ca, &ocsp_serials, 8192, true)?;
 
     let presign_start = Instant::now();
     let mut server = Command::new(hallmark_bin())
@@ -585,7 +608,7 @@ fn main() -> Res<()> {
         .ok_or("no address in the banner")?
         .trim_end_matches('/')
         .parse()?;
-    let ours = (|| -> Res<(Load, Load, f64)> {
+    let ours = (|| -> Res<(Load, Load, Load, f64)> {
         let c = rusqlite::Connection::open(&db)?;
         loop {
             let n: i64 = c.query_row(
@@ -611,11 +634,18 @@ fn main() -> Res<()> {
             Duration::from_secs(secs.div_ceil(3)),
             false,
         );
-        Ok((kept, fresh, presign))
+        let nonce = load(
+            addr,
+            &our_nonce_reqs,
+            conns,
+            Duration::from_secs(secs.div_ceil(3)),
+            true,
+        );
+        Ok((kept, fresh, nonce, presign))
     })();
     let _ = server.kill();
     let _ = server.wait();
-    let (mut ours, mut ours_fresh, presign) = ours?;
+    let (mut ours, mut ours_fresh, mut ours_nonce, presign) = ours?;
 
     let exe = std::env::current_exe()?;
     let peer = Command::new("unshare")
@@ -670,6 +700,16 @@ fn main() -> Res<()> {
         f99,
         ours_fresh.errors,
         ours_fresh.connects
+    );
+    let (n50, n99) = (ours_nonce.p(0.50), ours_nonce.p(0.99));
+    println!(
+        "{:<34} {:>12.0} {:>10.2} {:>10.2} {:>10} {:>9}",
+        "hallmark serve (nonce: signed live)",
+        ours_nonce.rps(),
+        n50,
+        n99,
+        ours_nonce.errors,
+        ours_nonce.connects
     );
     if let Ok(p) = &peer {
         println!(
@@ -741,10 +781,12 @@ fn main() -> Res<()> {
             crl_entries(&ossl_out)?
         }
     };
-    println!("CRL of {crl_n} revoked certificates, signed (P-256)");
+    println!(
+        "CRL of {crl_n} revoked certificates, signed (P-256); OpenSSL 3.0 writes PEM, hallmark DER"
+    );
     println!(
         "{:<34} {:>10} {:>14} {:>10} {:>10}",
-        "", "wall s", "peak RSS MB", "entries", "DER MB"
+        "", "wall s", "peak RSS MB", "entries", "file MB"
     );
     let size = |p: &Path| {
         std::fs::metadata(p)

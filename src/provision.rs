@@ -451,6 +451,11 @@ impl Hallmark {
                     serial,
                     cert_der,
                 },
+                // Another connection recorded this device meanwhile (a station resending after
+                // a drop while its first batch is still being answered): same key, same answer.
+                Err(e) if e.kind() == "device-exists" => {
+                    self.answer_for_existing(station, &dev, &req.csr, e)
+                }
                 Err(e) => ProvisionAnswer::refused(Some(&dev), e.kind(), e.to_string()),
             });
         }

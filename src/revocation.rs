@@ -263,13 +263,17 @@ impl Responder {
 
 #[derive(Default)]
 struct Responders {
+    /// Which responder certificates were loaded (name, serial), to notice changes.
+    loaded: Vec<(String, Option<String>)>,
     list: Vec<Responder>,
     /// (hash, issuerNameHash, issuerKeyHash) → responder index; a handful of entries.
     by_issuer: Vec<(CertIdHash, Vec<u8>, Vec<u8>, usize)>,
 }
 
-fn internal(e: impl std::fmt::Display) -> Error {
-    Error::Invalid(e.to_string())
+/// A poisoned lock: an internal error, like the store's.
+fn internal(what: &str) -> Error {
+    eprintln!("hallmark: {what}");
+    Error::Store(StoreError::Poisoned)
 }
 
 fn cert_summary(der: &[u8]) -> Result<(String, String, i64, i64)> {
@@ -526,6 +530,14 @@ impl Hallmark {
         let number = self.store.next_crl_number(ca, t, actor)?;
         let mut scopes = vec![None];
         scopes.extend(self.crl_shards(ca)?.into_iter().map(Some));
+        // Partitions published on demand beyond `crl.shards` (older certificates) stay current.
+        if let Ok(m) = pubn.crls.lock() {
+            for (c, shard) in m.keys() {
+                if c == ca && shard.is_some() && !scopes.contains(shard) {
+                    scopes.push(*shard);
+                }
+            }
+        }
         for shard in scopes {
             let crl = Arc::new(self.build_crl(ca, shard, number, t)?);
             if let Ok(mut m) = pubn.crls.lock() {
@@ -563,12 +575,24 @@ impl Hallmark {
 
     // ---- OCSP ----
 
+    /// The responder certificates in the database (name, serial).
+    fn responder_records(&self) -> Result<Vec<(String, Option<String>)>> {
+        Ok(self
+            .store
+            .list_cas()?
+            .into_iter()
+            .filter(|c| c.role == CaRole::Ocsp)
+            .map(|c| (c.name, c.serial))
+            .collect())
+    }
+
     fn load_responders(&self) -> Result<Responders> {
         let mut out = Responders::default();
         for rec in self.store.list_cas()? {
             if rec.role != CaRole::Ocsp {
                 continue;
             }
+            out.loaded.push((rec.name.clone(), rec.serial.clone()));
             let (Some(parent), Some(cert_der)) = (rec.parent.clone(), rec.cert_der.clone()) else {
                 continue;
             };
@@ -616,6 +640,22 @@ impl Hallmark {
         if let Ok(mut g) = self.publication().responders.write() {
             *g = None;
         }
+    }
+
+    /// Reloads the responders if the database holds other ones than those loaded (a CA created
+    /// or a responder renewed by another process).
+    fn reload_responders_if_changed(&self) -> Result<()> {
+        let loaded = self
+            .publication()
+            .responders
+            .read()
+            .ok()
+            .and_then(|g| g.as_ref().map(|r| r.loaded.clone()));
+        let current = self.responder_records()?;
+        if loaded.is_some_and(|l| l != current) {
+            self.reload_responders();
+        }
+        Ok(())
     }
 
     /// Answers one OCSP request (DER). Never fails: errors become OCSP error statuses.
@@ -853,6 +893,10 @@ const POLL: Duration = Duration::from_millis(250);
 const COALESCE_MAX: Duration = Duration::from_secs(2);
 /// The scheduled work (stale responses, due CRLs, responder renewal) runs this often.
 const SCHEDULE: Duration = Duration::from_secs(60);
+/// The full pass over all certificates for missing or stale OCSP responses runs this often
+/// (revocations are handled at once through the queue; new certificates are answered live until
+/// the pass signs theirs).
+const PRESIGN_SCAN: Duration = Duration::from_secs(600);
 
 /// Starts the server's background publisher on its own thread.
 pub fn spawn_refresher(hm: Arc<Hallmark>) {
@@ -876,10 +920,17 @@ fn log_err<T>(what: &str, r: Result<T>) -> Option<T> {
 
 const ACTOR: &str = "publisher";
 
-fn scheduled(hm: &Hallmark, first: bool) {
+/// The scheduled work: responder renewal, CRLs that are due (all of them at `first`), OCSP
+/// responses (every certificate's with `full_scan`, else only those revocations invalidated).
+fn scheduled(hm: &Hallmark, first: bool, full_scan: bool) {
     log_err("renewing OCSP responders", hm.renew_responders(ACTOR));
     if first {
         hm.reload_responders();
+    } else {
+        log_err(
+            "checking OCSP responders",
+            hm.reload_responders_if_changed(),
+        );
     }
     if let Some(cas) = log_err("listing CAs", hm.crl_issuers()) {
         let pubn = hm.publication();
@@ -896,7 +947,14 @@ fn scheduled(hm: &Hallmark, first: bool) {
             }
         }
     }
-    log_err("pre-signing OCSP responses", hm.presign_ocsp());
+    if full_scan {
+        log_err("pre-signing OCSP responses", hm.presign_ocsp());
+    } else {
+        log_err(
+            "re-signing revoked OCSP responses",
+            hm.presign_ocsp_dirty_only(),
+        );
+    }
     log_err(
         "purging expired OCSP responses",
         hm.store.purge_expired_responses(now()).map_err(Error::from),
@@ -912,8 +970,9 @@ fn refresher(hm: &Hallmark) {
             .unwrap_or_default()
     };
     let mut seen = revisions();
-    scheduled(hm, true);
+    scheduled(hm, true, true);
     let mut last_schedule = Instant::now();
+    let mut last_scan = Instant::now();
     let mut pokes = 0u64;
     loop {
         pubn.wait(&mut pokes, POLL);
@@ -942,8 +1001,12 @@ fn refresher(hm: &Hallmark) {
             seen = current;
         }
         if last_schedule.elapsed() >= SCHEDULE {
-            scheduled(hm, false);
+            let full_scan = last_scan.elapsed() >= PRESIGN_SCAN;
+            scheduled(hm, false, full_scan);
             last_schedule = Instant::now();
+            if full_scan {
+                last_scan = Instant::now();
+            }
         }
     }
 }

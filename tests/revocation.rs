@@ -169,6 +169,7 @@ fn ocsp_and_crl_with_real_clients(keys: Keys) {
     assert!(out.contains("keyCompromise"), "{out}");
     for extra in [&["-no_nonce"][..], &[][..]] {
         let t = ocsp_query(&ca, &server, &["-cert", &bad.pem], extra);
+        assert!(!t.contains("nonce"), "the nonce is echoed: {t}");
         assert!(t.contains(&format!("{}: revoked", bad.pem)), "{t}");
         assert!(t.contains("Reason: keyCompromise"), "{t}");
     }

@@ -99,6 +99,20 @@ fn revocation_of(conn: &Connection, serial: &str) -> Result<Option<(u8, i64)>, S
 }
 
 impl Store {
+    /// Runs `f` on a mapped read connection: point lookups on the OCSP path.
+    fn lookup<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        match self.readers.get_mapped()? {
+            Some(c) => f(&c),
+            None => {
+                let c = self.conn()?;
+                f(&c)
+            }
+        }
+    }
+
     /// Runs `f` on a read connection (the writer only for an in-memory database).
     fn read<T>(
         &self,
@@ -349,7 +363,7 @@ impl Store {
 
     /// Where a certificate stands (`None`: never recorded).
     pub fn certificate_standing(&self, serial: &str) -> Result<Option<CertStanding>, StoreError> {
-        self.read(|c| {
+        self.lookup(|c| {
             Ok(c.prepare_cached(
                 "SELECT c.ca, c.status, r.reason, r.revoked_at FROM certificates c
                  LEFT JOIN revocations r ON r.serial = c.serial WHERE c.serial = ?1",
@@ -373,7 +387,7 @@ impl Store {
         serial: &str,
         ca: &str,
     ) -> Result<Option<StoredResponse>, StoreError> {
-        self.read(|c| {
+        self.lookup(|c| {
             Ok(c.prepare_cached(
                 "SELECT this_update, next_update, body FROM ocsp_responses WHERE serial = ?1 AND ca = ?2",
             )?
