@@ -389,3 +389,33 @@ fn a_client_killed_halfway_resumes_without_duplicates() {
     assert_eq!(dup, 0);
     assert_eq!(line.station_certs("line-5").len(), 4_000);
 }
+
+#[test]
+fn sigterm_lets_a_batch_in_flight_finish() {
+    let mut line = Line::new();
+    line.station("line-6", "^ACME-L6-[0-9]{6}$", 100_000, &[]);
+    let devices: Vec<(String, Vec<u8>)> = (1..=3_000)
+        .map(|i| {
+            let s = format!("ACME-L6-{i:06}");
+            let csr = device_csr(&s);
+            (s, csr)
+        })
+        .collect();
+    let input = line.ca.path("l6.ndjson");
+    write_batch(&input, &devices);
+    let out = line.ca.path("l6-out.ndjson");
+    let mut client = line.run("line-6", &input, &out).spawn().expect("spawn");
+    let start = std::time::Instant::now();
+    while std::fs::read(&out).map(|d| d.is_empty()).unwrap_or(true)
+        && start.elapsed().as_secs() < 60
+    {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // Stop the server while the batch streams: it stops accepting, finishes this request, exits.
+    ok(std::process::Command::new("kill").args(["-TERM", &line.server.pid().to_string()]));
+    let status = client.wait().expect("client");
+    assert!(status.success(), "the batch in flight completed");
+    assert_eq!(answers(&out).len(), 3_000);
+    let code = line.server.wait_exit(std::time::Duration::from_secs(30));
+    assert_eq!(code, Some(0), "the server exited cleanly after SIGTERM");
+}
