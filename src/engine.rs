@@ -747,6 +747,39 @@ impl Hallmark {
             created_at: now(),
         };
         self.store.insert_ca(&rec, actor)?;
+        // A CA certificate signed here is also a certificate its parent issued: recorded like
+        // any other, it can be revoked and then appears on the parent's CRL.
+        if let (Some(cert), Some(parent)) = (n.cert, n.parent) {
+            self.record_ca_certificate(cert, parent, actor)?;
+        }
+        Ok(())
+    }
+
+    /// Records a CA or responder certificate that `parent` signed in the certificates table.
+    fn record_ca_certificate(&self, cert: &[u8], parent: &str, actor: &str) -> Result<()> {
+        use sha2::Digest;
+        let (serial, subject, nb, na) = cert_facts(cert)?;
+        let (_, parsed) =
+            X509Certificate::from_der(cert).map_err(|e| Error::Invalid(e.to_string()))?;
+        let parts = crate::der::split_signed(cert).map_err(|e| Error::Invalid(e.to_string()))?;
+        let intent = Intent {
+            serial: serial.clone(),
+            ca: parent.to_string(),
+            profile: "ca-certificate".into(),
+            publisher: None,
+            requester: actor.to_string(),
+            csr_der: Vec::new(),
+            subject,
+            spki_sha256: hex::encode(sha2::Sha256::digest(parsed.public_key().raw)),
+            not_before: nb,
+            not_after: na,
+            tbs_der: parts.tbs.to_vec(),
+            request_id: None,
+            device_serial: None,
+            station: None,
+        };
+        self.store.record_intent(&intent)?;
+        self.store.complete_issuance(&serial, cert, actor)?;
         Ok(())
     }
 
@@ -1008,6 +1041,7 @@ impl Hallmark {
         let (serial, subject, ..) = cert_facts(&cert)?;
         self.store
             .audit("ca.signed_subordinate", &serial, Some(&subject), actor)?;
+        self.record_ca_certificate(&cert, "root", actor)?;
         Ok(cert)
     }
 
