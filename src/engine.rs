@@ -168,6 +168,10 @@ pub struct Hallmark {
     pub metrics: crate::metrics::Metrics,
     stores: Mutex<HashMap<String, Arc<dyn KeyStore>>>,
     cas: Mutex<HashMap<String, Arc<CaHandle>>>,
+    /// Per-key signing rate buckets (tokens left, last refill), see `signing`.
+    pub(crate) sign_buckets: Mutex<HashMap<String, (f64, std::time::Instant)>>,
+    /// The time-stamp authority, loaded on first use (see `tsa`).
+    tsa: Mutex<Option<Arc<crate::tsa::Tsa>>>,
 }
 
 /// Key labels in a store: CA keys and publisher keys never collide.
@@ -205,6 +209,8 @@ impl Hallmark {
             metrics: Default::default(),
             stores: Mutex::new(HashMap::new()),
             cas: Mutex::new(HashMap::new()),
+            sign_buckets: Mutex::new(HashMap::new()),
+            tsa: Mutex::new(None),
         })
     }
 
@@ -265,6 +271,18 @@ impl Hallmark {
             m.insert(name.to_string(), handle.clone());
         }
         Ok(handle)
+    }
+
+    /// Loads (once) the time-stamp authority's key and certificate.
+    pub fn tsa(&self) -> Result<Arc<crate::tsa::Tsa>> {
+        if let Some(t) = self.tsa.lock().ok().and_then(|m| m.clone()) {
+            return Ok(t);
+        }
+        let t = Arc::new(crate::tsa::load(self)?);
+        if let Ok(mut m) = self.tsa.lock() {
+            *m = Some(t.clone());
+        }
+        Ok(t)
     }
 
     /// The chain above a CA's certificates: that CA, then its parents, root excluded.

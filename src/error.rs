@@ -39,6 +39,9 @@ pub enum Error {
     Invalid(String),
     #[error("{0}")]
     Io(String),
+    /// Too many requests (e.g. a key's signing rate); retry after the given seconds.
+    #[error("{detail}")]
+    RateLimited { detail: String, retry_after: u64 },
 }
 
 impl Error {
@@ -76,6 +79,7 @@ impl Error {
             Error::MalformedJson(_) => "malformed-json",
             Error::UnsupportedMedia(_) => "unsupported-media-type",
             Error::Io(_) => "io",
+            Error::RateLimited { .. } => "rate-limited",
         }
     }
 }

@@ -248,6 +248,8 @@ pub fn init(opts: &InitOptions) -> Result<PathBuf> {
     let tls_dir = opts.dir.join("tls");
     std::fs::create_dir_all(&tls_dir).map_err(|e| io("tls", e))?;
     std::fs::write(tls_dir.join("api.pem"), chain).map_err(|e| io("tls/api.pem", e))?;
+    // The time-stamp authority's key and certificate (tsa.pem), for POST /tsa.
+    crate::tsa::init(&hm, opts.ca_algorithm, actor)?;
     // The config is written last: a directory with a config is a finished CA.
     let header = "# hallmark configuration, written by `hallmark init`. Paths are relative to this file.\n# Secrets are never here: the key store names the environment variable or file holding them.\n\n";
     std::fs::write(&config_path, format!("{header}{text}")).map_err(|e| io("hallmark.toml", e))?;

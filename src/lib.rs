@@ -21,3 +21,4 @@ pub mod requests;
 pub mod revocation;
 pub mod signing;
 pub mod store;
+pub mod tsa;

@@ -6,6 +6,18 @@
 //! not yet valid, expired or revoked signs nothing. A signature is recorded (with its audit
 //! event) before it is returned; one that cannot be recorded is dropped, never handed out.
 //!
+//! A key's policy ([`KeyPolicy`], `hallmark key policy`) narrows this: formats, digest
+//! algorithms, the token names that may sign (403 otherwise), and a per-key rate (429, kept in
+//! this process; a request waiting for approvals counts too). When it asks for M approvals the
+//! digest is stored as a signature request (`signature_requests`, decisions in `approvals` with
+//! `request_kind = 'signature'`) under the certificate workflow's rules: the requester never
+//! approves, an approver counts once, `api.request_ttl_hours` expires it, one denial ends it. The
+//! approval that reaches the quorum claims the request (`pending` -> `signing`, in the same
+//! transaction, so exactly one caller signs), checks policy and key certificate again, signs and
+//! records. Signature requests have their own routes and ids (`/api/v1/signatures/requests/{id}`)
+//! rather than sharing `/api/v1/requests`, so a certificate request and a signature request can
+//! never be confused.
+//!
 //! Formats: `raw` is the key's signature over the digest (DER ECDSA, RSA PKCS#1 v1.5); `cms` is
 //! a detached CMS SignedData (RFC 5652) whose signed attributes carry the client's digest as
 //! message-digest, built here by hand in DER.
@@ -16,9 +28,12 @@ use crate::der::{read_tlv, tlv};
 use crate::engine::{publisher_key_label, Hallmark};
 use crate::error::{Error, Result};
 use crate::keys::{HashAlg, KeyAlgorithm, SignatureScheme};
-use crate::policy::auth::{Credential, Scope};
+use crate::policy::auth::{AuthError, Credential, Scope};
+use crate::policy::signing::KeyPolicy;
 use crate::policy::PolicyError;
-use crate::store::{now, KeyRecord, SignatureRecord};
+use crate::store::{
+    now, ApprovalRecord, KeyRecord, SignatureRecord, SignatureRequestRecord, StoreError,
+};
 
 /// Largest accepted metadata object, serialized.
 pub const MAX_METADATA_BYTES: usize = 4096;
@@ -99,6 +114,21 @@ pub struct SignedDigest {
     pub certificate: Vec<u8>,
     /// The CA certificates above it, root excluded (DER).
     pub chain: Vec<Vec<u8>>,
+}
+
+/// What a signature submission came to.
+#[derive(Debug, Clone)]
+pub enum SignSubmitted {
+    Signed(SignedDigest),
+    /// Waiting for approvals (the key's policy asks for them).
+    Pending(SignatureRequestRecord),
+}
+
+/// A signature request with its decisions, as callers see it.
+#[derive(Debug, Clone)]
+pub struct SignatureRequestView {
+    pub request: SignatureRequestRecord,
+    pub approvals: Vec<ApprovalRecord>,
 }
 
 /// The checked parts of a request.
@@ -252,13 +282,145 @@ impl Hallmark {
         Ok((der, ca))
     }
 
-    /// Signs a client's digest with a publisher key, records it, and returns it.
-    pub fn sign_digest(&self, req: &SignRequest, cred: &Credential) -> Result<SignedDigest> {
+    /// The key's policy, or the default (today's rules) when none is set.
+    pub fn key_policy(&self, label: &str) -> Result<KeyPolicy> {
+        Ok(self
+            .store
+            .get_key_policy(label)?
+            .map(|r| KeyPolicy::from_record(&r))
+            .unwrap_or_default())
+    }
+
+    /// Sets a key's policy (replacing any earlier one).
+    pub fn set_key_policy(&self, label: &str, policy: &KeyPolicy, actor: &str) -> Result<()> {
+        self.key(label)?;
+        policy.validate()?;
+        self.store.set_key_policy(&policy.to_record(label), actor)?;
+        Ok(())
+    }
+
+    /// Takes one signature from key `label`'s rate bucket (`per_minute`, bursts of as many).
+    fn take_sign_rate(&self, label: &str, per_minute: u32) -> Result<()> {
+        let Ok(mut b) = self.sign_buckets.lock() else {
+            return Ok(());
+        };
+        let rate = f64::from(per_minute.max(1));
+        let t = std::time::Instant::now();
+        let (tokens, last) = b.entry(label.to_string()).or_insert((rate, t));
+        *tokens = (*tokens + t.duration_since(*last).as_secs_f64() * rate / 60.0).min(rate);
+        *last = t;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            return Ok(());
+        }
+        let wait = ((1.0 - *tokens) * 60.0 / rate).ceil().max(1.0) as u64;
+        Err(Error::RateLimited {
+            detail: format!(
+                "key '{label}' signs at most {per_minute} times a minute; retry in {wait} s"
+            ),
+            retry_after: wait,
+        })
+    }
+
+    /// The checks every submission passes, in order: scope, request, key, publisher, policy,
+    /// key certificate, rate.
+    fn admit(
+        &self,
+        req: &SignRequest,
+        cred: &Credential,
+    ) -> Result<(KeyRecord, Checked, KeyPolicy)> {
         cred.require(Scope::Sign)?;
         let checked = check_request(req)?;
         let key = self.key(&req.key)?;
         cred.may_act_for(&key.publisher)?;
-        let (cert_der, ca) = self.usable_key_certificate(&key)?;
+        let policy = self.key_policy(&key.label)?;
+        policy.check(
+            &key.label,
+            checked.format.name(),
+            digest_algorithm_name(checked.hash),
+            &cred.name,
+        )?;
+        self.usable_key_certificate(&key)?;
+        if let Some(rate) = policy.rate_per_minute {
+            self.take_sign_rate(&key.label, rate)?;
+        }
+        Ok((key, checked, policy))
+    }
+
+    /// Signs a client's digest with a publisher key, records it, and returns it. A key whose
+    /// policy needs approvals is refused here: use [`Hallmark::submit_signature`].
+    pub fn sign_digest(&self, req: &SignRequest, cred: &Credential) -> Result<SignedDigest> {
+        match self.submit_signature(req, cred, false)? {
+            SignSubmitted::Signed(s) => Ok(s),
+            SignSubmitted::Pending(_) => Err(PolicyError::ApprovalRequired(format!(
+                "key '{}' signs only with approvals",
+                req.key
+            ))
+            .into()),
+        }
+    }
+
+    /// Signs at once, or (when the key's policy needs approvals and `allow_pending`) stores the
+    /// request with its digest to wait for them.
+    pub fn submit_signature(
+        &self,
+        req: &SignRequest,
+        cred: &Credential,
+        allow_pending: bool,
+    ) -> Result<SignSubmitted> {
+        let (key, checked, policy) = self.admit(req, cred)?;
+        if policy.approvals == 0 {
+            return Ok(SignSubmitted::Signed(self.sign_checked(
+                &key,
+                &checked,
+                &cred.name,
+                &cred.actor(),
+                None,
+            )?));
+        }
+        if !allow_pending {
+            return Err(PolicyError::ApprovalRequired(format!(
+                "key '{}' signs only with {} approvals",
+                key.label, policy.approvals
+            ))
+            .into());
+        }
+        let rec = SignatureRequestRecord {
+            id: 0,
+            key_label: key.label.clone(),
+            publisher: key.publisher.clone(),
+            requester: cred.name.clone(),
+            digest_algorithm: digest_algorithm_name(checked.hash).to_string(),
+            digest: hex::encode(&checked.digest),
+            format: checked.format.name().to_string(),
+            metadata: checked.metadata.clone(),
+            status: "pending".into(),
+            approvals_required: i64::from(policy.approvals),
+            created_at: 0,
+            expires_at: now() + i64::from(self.config.api.request_ttl_hours) * 3600,
+            decided_at: None,
+            signature_id: None,
+            signature: None,
+        };
+        let id = self.store.insert_signature_request(&rec, &cred.actor())?;
+        let stored = self
+            .store
+            .get_signature_request(id)?
+            .ok_or_else(|| Error::NotFound(format!("signature request {id}")))?;
+        Ok(SignSubmitted::Pending(stored))
+    }
+
+    /// Signs checked parts with a key (its certificate checked again), records the signature,
+    /// and returns it.
+    fn sign_checked(
+        &self,
+        key: &KeyRecord,
+        checked: &Checked,
+        requester: &str,
+        actor: &str,
+        approvers: Option<String>,
+    ) -> Result<SignedDigest> {
+        let (cert_der, ca) = self.usable_key_certificate(key)?;
         let alg: KeyAlgorithm = key
             .algorithm
             .parse()
@@ -310,12 +472,12 @@ impl Hallmark {
             digest_algorithm: digest_algorithm_name(checked.hash).to_string(),
             digest: hex::encode(&checked.digest),
             format: checked.format.name().to_string(),
-            requester: cred.name.clone(),
-            approvers: None,
-            metadata: checked.metadata,
+            requester: requester.to_string(),
+            approvers,
+            metadata: checked.metadata.clone(),
             created_at: at,
         };
-        let id = self.store.insert_signature(&record, &cred.actor())?;
+        let id = self.store.insert_signature(&record, actor)?;
         Ok(SignedDigest {
             id,
             format: checked.format,
@@ -323,6 +485,193 @@ impl Hallmark {
             certificate: cert_der,
             chain,
         })
+    }
+
+    /// A key's certificate and the CA certificates above it (root excluded), without the
+    /// validity checks: for showing what an earlier signature was made with.
+    pub fn key_certificate_chain(&self, key: &KeyRecord) -> Result<(Vec<u8>, Vec<Vec<u8>>)> {
+        let der = key
+            .cert_der
+            .clone()
+            .ok_or_else(|| Error::NotFound(format!("the certificate of key '{}'", key.label)))?;
+        let (_, cert) = X509Certificate::from_der(&der)
+            .map_err(|e| Error::Invalid(format!("stored key certificate does not parse: {e}")))?;
+        let chain = match self
+            .store
+            .certificate_standing(&hex::encode(cert.raw_serial()))?
+        {
+            Some(s) => self.chain(&s.ca)?,
+            None => Vec::new(),
+        };
+        Ok((der, chain))
+    }
+
+    fn expire_signature_request_if_due(
+        &self,
+        mut r: SignatureRequestRecord,
+    ) -> Result<SignatureRequestRecord> {
+        if r.status == "pending" && r.expires_at <= now() {
+            self.store
+                .finish_signature_request(r.id, "pending", "expired", None, "hallmark")?;
+            if let Some(fresh) = self.store.get_signature_request(r.id)? {
+                r = fresh;
+            }
+        }
+        Ok(r)
+    }
+
+    /// A signature request, if the caller may see it (another publisher's is "not found").
+    pub fn signature_request_view(
+        &self,
+        id: i64,
+        cred: &Credential,
+    ) -> Result<SignatureRequestView> {
+        let request = self
+            .store
+            .get_signature_request(id)?
+            .ok_or_else(|| Error::NotFound(format!("signature request {id}")))?;
+        cred.may_act_for(&request.publisher)
+            .map_err(|_| Error::NotFound(format!("signature request {id}")))?;
+        let request = self.expire_signature_request_if_due(request)?;
+        Ok(SignatureRequestView {
+            approvals: self.store.signature_approvals(id)?,
+            request,
+        })
+    }
+
+    /// A recorded signature, if the caller may see it.
+    pub fn signature_record(&self, id: i64, cred: &Credential) -> Result<SignatureRecord> {
+        let rec = self
+            .store
+            .get_signature(id)?
+            .ok_or_else(|| Error::NotFound(format!("signature {id}")))?;
+        let key = self.key(&rec.key_label)?;
+        cred.may_act_for(&key.publisher)
+            .map_err(|_| Error::NotFound(format!("signature {id}")))?;
+        Ok(rec)
+    }
+
+    /// Approves or denies a pending signature request. The approval that completes the quorum
+    /// signs the stored digest (policy and key certificate checked again) in this call.
+    pub fn decide_signature(
+        &self,
+        id: i64,
+        cred: &Credential,
+        approve: bool,
+        comment: Option<&str>,
+    ) -> Result<(SignatureRequestView, Option<SignedDigest>)> {
+        cred.require(Scope::Approve)?;
+        let view = self.signature_request_view(id, cred)?;
+        let request = view.request;
+        if request.status != "pending" {
+            return Err(Error::Conflict(format!(
+                "signature request {id} is {}; it can no longer be decided",
+                request.status
+            )));
+        }
+        if cred.name == request.requester {
+            return Err(AuthError::Forbidden(
+                "the requester never approves its own signature request".into(),
+            )
+            .into());
+        }
+        let policy = self.key_policy(&request.key_label)?;
+        if !policy.approvers.iter().any(|a| a == &cred.name) {
+            return Err(AuthError::Forbidden(format!(
+                "'{}' is not an approver of key '{}' (approvers: {})",
+                cred.name,
+                request.key_label,
+                if policy.approvers.is_empty() {
+                    "none".to_string()
+                } else {
+                    policy.approvers.join(", ")
+                }
+            ))
+            .into());
+        }
+        let decision = match self.store.record_signature_decision(
+            id,
+            &cred.name,
+            approve,
+            comment,
+            &cred.actor(),
+        ) {
+            Ok(d) => d,
+            Err(StoreError::Conflict(_)) => {
+                return Err(Error::Conflict(format!(
+                    "'{}' has already decided on signature request {id}, or it is decided",
+                    cred.name
+                )))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let mut signed = None;
+        if decision.claimed {
+            match self.sign_approved(&request, &policy) {
+                Ok(s) => {
+                    self.store.finish_signature_request(
+                        id,
+                        "signing",
+                        "signed",
+                        Some((s.id, &s.signature)),
+                        &cred.actor(),
+                    )?;
+                    signed = Some(s);
+                }
+                Err(e) => {
+                    let status = if matches!(e, Error::Key(_) | Error::Store(_)) {
+                        "failed"
+                    } else {
+                        "denied"
+                    };
+                    self.store
+                        .finish_signature_request(id, "signing", status, None, "policy")?;
+                    return Err(e);
+                }
+            }
+        }
+        Ok((self.signature_request_view(id, cred)?, signed))
+    }
+
+    /// Signs an approved request's stored digest after checking it again against the key's
+    /// current policy (it may have changed while the request waited).
+    fn sign_approved(
+        &self,
+        request: &SignatureRequestRecord,
+        policy: &KeyPolicy,
+    ) -> Result<SignedDigest> {
+        let checked = check_request(&SignRequest {
+            key: request.key_label.clone(),
+            digest: request.digest.clone(),
+            digest_algorithm: request.digest_algorithm.clone(),
+            format: request.format.clone(),
+            metadata: request
+                .metadata
+                .as_deref()
+                .and_then(|m| serde_json::from_str(m).ok()),
+        })?;
+        let key = self.key(&request.key_label)?;
+        policy.check(
+            &key.label,
+            checked.format.name(),
+            digest_algorithm_name(checked.hash),
+            &request.requester,
+        )?;
+        let approvers = self
+            .store
+            .signature_approvals(request.id)?
+            .into_iter()
+            .filter(|a| a.decision == "approve")
+            .map(|a| a.approver)
+            .collect::<Vec<_>>()
+            .join(",");
+        self.sign_checked(
+            &key,
+            &checked,
+            &request.requester,
+            &format!("signature-request:{}", request.id),
+            Some(approvers),
+        )
     }
 
     /// Lists signatures: a publisher's credential sees its own keys' only, officers all.

@@ -88,12 +88,26 @@ pub enum Command {
     /// Recorded signatures.
     #[command(subcommand)]
     Signature(sign::SignatureCmd),
+    /// The RFC 3161 time-stamp authority served at POST /tsa.
+    #[command(subcommand)]
+    Tsa(TsaCmd),
     /// Check the database, the key stores and the CAs.
     Doctor,
     /// Show the latest audit events.
     Audit {
         #[arg(long, default_value_t = 50)]
         limit: usize,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TsaCmd {
+    /// Make the TSA key (`tsa` in the default key store) and its certificate (profile
+    /// `timestamping`, issued by `timestamping-ca`), written to tsa.pem beside the config.
+    Init {
+        /// p256, p384, rsa3072 or rsa4096.
+        #[arg(long, default_value = "p256")]
+        algorithm: KeyAlgorithm,
     },
 }
 
@@ -224,6 +238,9 @@ pub struct DecideArgs {
     pub server: ServerArgs,
     /// The request id.
     pub id: i64,
+    /// The id is a signature request's (`hallmark sign` printed it), not a certificate request's.
+    #[arg(long)]
+    pub signature: bool,
     #[arg(long)]
     pub comment: Option<String>,
 }
@@ -305,8 +322,38 @@ pub enum KeyCmd {
         #[arg(long)]
         publisher: Option<String>,
     },
-    /// Print a key's certificate (PEM).
-    Show { label: String },
+    /// Print a key's certificate (PEM), or with --policy its signing policy.
+    Show {
+        label: String,
+        /// Print the key's signing policy instead of its certificate.
+        #[arg(long)]
+        policy: bool,
+    },
+    /// Set a key's signing policy (replacing the previous one), or print it when no flag is given.
+    Policy(KeyPolicyArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct KeyPolicyArgs {
+    pub label: String,
+    /// Formats the key signs (raw, cms); all when left out.
+    #[arg(long, value_delimiter = ',')]
+    pub formats: Vec<String>,
+    /// Digest algorithms the key signs (sha256, sha384, sha512); all when left out.
+    #[arg(long, value_delimiter = ',')]
+    pub digests: Vec<String>,
+    /// Token names that may sign with the key; any token of the publisher when left out.
+    #[arg(long, value_delimiter = ',')]
+    pub signers: Vec<String>,
+    /// Distinct approvals a signature needs (never the requester's own).
+    #[arg(long)]
+    pub approvals: Option<u32>,
+    /// Token names that may approve (tokens with the `approve` scope).
+    #[arg(long, value_delimiter = ',')]
+    pub approvers: Vec<String>,
+    /// Signatures per minute with this key (bursts of as many); unlimited when left out.
+    #[arg(long)]
+    pub rate_per_minute: Option<u32>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -486,6 +533,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Key(c) => cmd_key(&cli, c),
         Command::Ca(c) => cmd_ca(&cli, c),
+        Command::Tsa(TsaCmd::Init { algorithm }) => {
+            let hm = open(&cli)?;
+            let path = crate::tsa::init(&hm, *algorithm, &actor())?;
+            println!("{}", path.display());
+            Ok(())
+        }
         Command::Cert(c) => cmd_cert(&cli, c),
         Command::Profile(c) => cmd_profile(&cli, c),
         Command::Token(c) => cmd_token(&cli, c),
@@ -802,7 +855,8 @@ fn cmd_decide(a: &DecideArgs, approve: bool) -> anyhow::Result<()> {
         None => b"{}".to_vec(),
     };
     let path = format!(
-        "/api/v1/requests/{}/{}",
+        "/api/v1/{}requests/{}/{}",
+        if a.signature { "signatures/" } else { "" },
         a.id,
         if approve { "approve" } else { "deny" }
     );
@@ -823,6 +877,9 @@ fn cmd_decide(a: &DecideArgs, approve: bool) -> anyhow::Result<()> {
     );
     if let Some(serial) = v["certificate"]["serial"].as_str() {
         println!("issued certificate {serial}");
+    }
+    if a.signature && v["status"] == "signed" {
+        println!("signed: signature record {}", v["id"]);
     }
     Ok(())
 }
@@ -928,7 +985,55 @@ fn cmd_key(cli: &Cli, c: &KeyCmd) -> anyhow::Result<()> {
                 );
             }
         }
-        KeyCmd::Show { label } => {
+        KeyCmd::Show {
+            label,
+            policy: true,
+        } => {
+            print!("{}", hm.key_policy(&hm.key(label)?.label)?.describe());
+        }
+        KeyCmd::Policy(a) => {
+            let given = !(a.formats.is_empty()
+                && a.digests.is_empty()
+                && a.signers.is_empty()
+                && a.approvers.is_empty()
+                && a.approvals.is_none()
+                && a.rate_per_minute.is_none());
+            if given {
+                let lower = |v: &[String]| -> Vec<String> {
+                    v.iter()
+                        .map(|x| x.trim().to_ascii_lowercase())
+                        .filter(|x| !x.is_empty())
+                        .collect()
+                };
+                let names = |v: &[String]| -> Vec<String> {
+                    v.iter()
+                        .map(|x| x.trim().to_string())
+                        .filter(|x| !x.is_empty())
+                        .collect()
+                };
+                let policy = crate::policy::signing::KeyPolicy {
+                    formats: lower(&a.formats),
+                    digests: lower(&a.digests)
+                        .iter()
+                        .map(|d| {
+                            crate::signing::parse_digest_algorithm(d)
+                                .map(|h| crate::signing::digest_algorithm_name(h).to_string())
+                        })
+                        .collect::<Result<_, _>>()?,
+                    signers: names(&a.signers),
+                    approvals: a.approvals.unwrap_or(0),
+                    approvers: names(&a.approvers),
+                    rate_per_minute: a.rate_per_minute,
+                };
+                hm.set_key_policy(&a.label, &policy, &actor())?;
+                println!("policy of key {} set:", a.label);
+            }
+            print!("{}", hm.key_policy(&hm.key(&a.label)?.label)?.describe());
+        }
+        KeyCmd::Show {
+            label,
+            policy: false,
+        } => {
             let rec = hm.key(label)?;
             let der = rec
                 .cert_der

@@ -37,6 +37,12 @@ pub struct SignArgs {
     /// Extra metadata recorded with the signature (repeat): --meta commit=abc123.
     #[arg(long = "meta", value_name = "KEY=VALUE")]
     pub meta: Vec<String>,
+    /// When the key needs approvals: how long to wait for them, in seconds.
+    #[arg(long, default_value_t = 600)]
+    pub timeout: u64,
+    /// Seconds between polls while approvals are pending.
+    #[arg(long, default_value_t = 5)]
+    pub poll: u64,
     #[command(flatten)]
     pub server: ServerArgs,
 }
@@ -114,14 +120,11 @@ pub fn cmd_sign(c: &SignCmd) -> anyhow::Result<()> {
         Some("application/json"),
         body.to_string().into_bytes(),
     )?;
-    if reply.status != 201 {
-        bail!(
-            "the server refused to sign: {} {}",
-            reply.status,
-            reply.problem()
-        );
-    }
-    let v = reply.json()?;
+    let v = match reply.status {
+        201 => reply.json()?,
+        202 => wait_for_approvals(&client, &reply.json()?, a)?,
+        s => bail!("the server refused to sign: {s} {}", reply.problem()),
+    };
     let sig = base64::engine::general_purpose::STANDARD
         .decode(v["signature"].as_str().unwrap_or(""))
         .context("the server's signature is not base64")?;
@@ -159,6 +162,47 @@ pub fn cmd_sign(c: &SignCmd) -> anyhow::Result<()> {
         )?,
     }
     Ok(())
+}
+
+/// Polls a pending signature request until it is signed (its answer then holds the signature,
+/// like a 201), refused, or `--timeout` passes.
+fn wait_for_approvals(
+    client: &client::Client,
+    accepted: &serde_json::Value,
+    a: &SignArgs,
+) -> anyhow::Result<serde_json::Value> {
+    let id = accepted["request_id"]
+        .as_i64()
+        .ok_or_else(|| anyhow!("202 without a request id"))?;
+    eprintln!(
+        "signature request {id} waits for {} approval(s); polling for up to {} s \
+         (approvers: hallmark approve --signature {id} ...)",
+        accepted["approvals_required"], a.timeout
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(a.timeout);
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(a.poll.max(1)));
+        let r = client.send(
+            "GET",
+            &format!("/api/v1/signatures/requests/{id}"),
+            None,
+            vec![],
+        )?;
+        if r.status != 200 {
+            bail!("signature request {id}: {} {}", r.status, r.problem());
+        }
+        let v = r.json()?;
+        match v["status"].as_str() {
+            Some("signed") => return Ok(v),
+            Some("pending" | "signing") if std::time::Instant::now() < deadline => continue,
+            Some("pending" | "signing") => bail!(
+                "signature request {id} is still waiting for approvals after {} s",
+                a.timeout
+            ),
+            Some(other) => bail!("signature request {id} was {other}; nothing was signed"),
+            None => bail!("signature request {id}: unexpected answer"),
+        }
+    }
 }
 
 pub fn cmd_signature(cli: &super::Cli, c: &SignatureCmd) -> anyhow::Result<()> {

@@ -22,6 +22,7 @@ use crate::error::Error;
 use crate::policy::auth::Credential;
 use crate::policy::IssueRequest;
 use crate::requests::{RequestView, Submitted};
+use crate::signing::{SignSubmitted, SignatureRequestView};
 use crate::store::{CertFilter, CertRecord, Publisher, RequestRecord};
 
 /// Every route the API listener serves: method and path template (the OpenAPI test reads this).
@@ -42,6 +43,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/publishers"),
     ("POST", "/api/v1/signatures"),
     ("GET", "/api/v1/signatures"),
+    ("GET", "/api/v1/signatures/{id}"),
+    ("GET", "/api/v1/signatures/requests/{id}"),
+    ("POST", "/api/v1/signatures/requests/{id}/approve"),
+    ("POST", "/api/v1/signatures/requests/{id}/deny"),
 ];
 
 /// Shared state of the API listener.
@@ -87,6 +92,7 @@ pub fn error_response(e: &Error) -> Response<Body> {
         "forbidden" => StatusCode::FORBIDDEN,
         "not-found" | "unknown-publisher" => StatusCode::NOT_FOUND,
         "conflict" => StatusCode::CONFLICT,
+        "rate-limited" => StatusCode::TOO_MANY_REQUESTS,
         "key-store" => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
@@ -103,6 +109,11 @@ pub fn error_response(e: &Error) -> Response<Body> {
         );
     }
     let mut r = problem(status, kind, &e.to_string());
+    if let Error::RateLimited { retry_after, .. } = e {
+        if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
+            r.headers_mut().insert(RETRY_AFTER, v);
+        }
+    }
     if status == StatusCode::UNAUTHORIZED {
         r.headers_mut().insert(
             "www-authenticate",
@@ -335,6 +346,14 @@ pub fn route(state: &ApiState, req: &ApiRequest) -> (&'static str, Response<Body
         ("POST", ["api", "v1", "publishers"]) => "/api/v1/publishers",
         ("POST", ["api", "v1", "signatures"]) => "/api/v1/signatures",
         ("GET", ["api", "v1", "signatures"]) => "/api/v1/signatures",
+        ("GET", ["api", "v1", "signatures", "requests", _]) => "/api/v1/signatures/requests/{id}",
+        ("POST", ["api", "v1", "signatures", "requests", _, "approve"]) => {
+            "/api/v1/signatures/requests/{id}/approve"
+        }
+        ("POST", ["api", "v1", "signatures", "requests", _, "deny"]) => {
+            "/api/v1/signatures/requests/{id}/deny"
+        }
+        ("GET", ["api", "v1", "signatures", _]) => "/api/v1/signatures/{id}",
         _ => {
             let known = ROUTES.iter().any(|(_, p)| {
                 let t: Vec<&str> = p.split('/').skip(1).collect();
@@ -511,6 +530,36 @@ fn handle(state: &ApiState, req: &ApiRequest, template: &str, segs: &[&str]) -> 
         }),
         "/api/v1/signatures" if req.method == Method::POST => post_signature(hm, req, &cred),
         "/api/v1/signatures" => list_signatures(hm, &q, &cred),
+        "/api/v1/signatures/{id}" => parse_id(segs[3])
+            .and_then(|id| hm.signature_record(id, &cred))
+            .map(|s| json_response(StatusCode::OK, &signature_record_json(&s))),
+        "/api/v1/signatures/requests/{id}" => parse_id(segs[4])
+            .and_then(|id| hm.signature_request_view(id, &cred))
+            .and_then(|v| {
+                Ok(json_response(
+                    StatusCode::OK,
+                    &signature_request_json(hm, &v)?,
+                ))
+            }),
+        "/api/v1/signatures/requests/{id}/approve" | "/api/v1/signatures/requests/{id}/deny" => {
+            let body: DecisionBody = if req.body.is_empty() {
+                DecisionBody::default()
+            } else {
+                match json_body(req) {
+                    Ok(b) => b,
+                    Err(e) => return error_response(&e),
+                }
+            };
+            let approve = template.ends_with("approve");
+            parse_id(segs[4])
+                .and_then(|id| hm.decide_signature(id, &cred, approve, body.comment.as_deref()))
+                .and_then(|(view, _)| {
+                    Ok(json_response(
+                        StatusCode::OK,
+                        &signature_request_json(hm, &view)?,
+                    ))
+                })
+        }
         _ => Err(Error::NotFound(req.path.clone())),
     };
     result.unwrap_or_else(|e| error_response(&e))
@@ -697,7 +746,7 @@ fn post_signature(
 ) -> Result<Response<Body>, Error> {
     use base64::Engine as _;
     let b: SignatureBody = json_body(req)?;
-    let signed = hm.sign_digest(
+    let submitted = hm.submit_signature(
         &crate::signing::SignRequest {
             key: b.key,
             digest: b.digest,
@@ -706,7 +755,25 @@ fn post_signature(
             metadata: b.metadata,
         },
         cred,
+        true,
     )?;
+    let signed = match submitted {
+        SignSubmitted::Signed(s) => s,
+        SignSubmitted::Pending(r) => {
+            let view = SignatureRequestView {
+                request: r,
+                approvals: Vec::new(),
+            };
+            let v = signature_request_json(hm, &view)?;
+            let mut resp = json_response(StatusCode::ACCEPTED, &v);
+            if let Ok(l) =
+                HeaderValue::from_str(&format!("/api/v1/signatures/requests/{}", view.request.id))
+            {
+                resp.headers_mut().insert(LOCATION, l);
+            }
+            return Ok(resp);
+        }
+    };
     Ok(json_response(
         StatusCode::CREATED,
         &json!({
@@ -717,6 +784,55 @@ fn post_signature(
             "chain": signed.chain.iter().map(|c| pem_of(c)).collect::<Vec<_>>(),
         }),
     ))
+}
+
+/// A signature request as the API shows it; once signed it carries the signature, the key's
+/// certificate and its chain, like the 201 answer of `POST /api/v1/signatures`.
+fn signature_request_json(hm: &Hallmark, view: &SignatureRequestView) -> Result<Value, Error> {
+    use base64::Engine as _;
+    let r = &view.request;
+    let mut v = json!({
+        "request_id": r.id,
+        "status": r.status,
+        "key": r.key_label,
+        "publisher": r.publisher,
+        "requester": r.requester,
+        "digest_algorithm": r.digest_algorithm,
+        "digest": r.digest,
+        "format": r.format,
+        "metadata": r.metadata.as_deref().and_then(|m| serde_json::from_str::<Value>(m).ok()),
+        "approvals_required": r.approvals_required,
+        "approvals": view
+            .approvals
+            .iter()
+            .map(|a| json!({"approver": a.approver, "decision": a.decision, "comment": a.comment, "at": rfc3339(a.created_at)}))
+            .collect::<Vec<_>>(),
+        "created_at": rfc3339(r.created_at),
+        "expires_at": rfc3339(r.expires_at),
+    });
+    if let (Some(id), Some(sig)) = (r.signature_id, &r.signature) {
+        let key = hm.key(&r.key_label)?;
+        let (cert, chain) = hm.key_certificate_chain(&key)?;
+        v["id"] = json!(id);
+        v["signature"] = json!(base64::engine::general_purpose::STANDARD.encode(sig));
+        v["certificate"] = json!(pem_of(&cert));
+        v["chain"] = json!(chain.iter().map(|c| pem_of(c)).collect::<Vec<_>>());
+    }
+    Ok(v)
+}
+
+fn signature_record_json(s: &crate::store::SignatureRecord) -> Value {
+    json!({
+        "id": s.id,
+        "key": s.key_label,
+        "digest_algorithm": s.digest_algorithm,
+        "digest": s.digest,
+        "format": s.format,
+        "requester": s.requester,
+        "approvers": s.approvers,
+        "metadata": s.metadata.as_deref().and_then(|m| serde_json::from_str::<Value>(m).ok()),
+        "created_at": rfc3339(s.created_at),
+    })
 }
 
 fn list_signatures(
@@ -733,21 +849,6 @@ fn list_signatures(
         None => 100,
     };
     let rows = hm.list_signatures(param(q, "key").as_deref(), cred, limit)?;
-    let items: Vec<Value> = rows
-        .iter()
-        .map(|s| {
-            json!({
-                "id": s.id,
-                "key": s.key_label,
-                "digest_algorithm": s.digest_algorithm,
-                "digest": s.digest,
-                "format": s.format,
-                "requester": s.requester,
-                "approvers": s.approvers,
-                "metadata": s.metadata.as_deref().and_then(|m| serde_json::from_str::<Value>(m).ok()),
-                "created_at": rfc3339(s.created_at),
-            })
-        })
-        .collect();
+    let items: Vec<Value> = rows.iter().map(signature_record_json).collect();
     Ok(json_response(StatusCode::OK, &json!({ "items": items })))
 }

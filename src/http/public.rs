@@ -20,6 +20,9 @@ pub fn route(hm: &Hallmark, req: &PublicRequest) -> Response<Body> {
         return r;
     }
     let (method, path) = (&req.method, req.path.as_str());
+    if path == "/tsa" {
+        return tsa(hm, req);
+    }
     if method != Method::GET && method != Method::HEAD {
         return problem(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -87,4 +90,40 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/crl/{ca}/shard-{k}.crl"),
     ("POST", "/ocsp"),
     ("GET", "/ocsp/{request}"),
+    ("POST", "/tsa"),
 ];
+
+/// `POST /tsa`: the RFC 3161 time-stamp authority. Refused queries are `TimeStampResp`s with
+/// status rejection (HTTP 200), as clients expect.
+fn tsa(hm: &Hallmark, req: &PublicRequest) -> Response<Body> {
+    if req.method != Method::POST {
+        return problem(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            "time-stamp queries are sent with POST /tsa",
+        );
+    }
+    let ctype = req
+        .headers
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
+    if ctype.as_deref() != Some("application/timestamp-query") {
+        return problem(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "time-stamp queries are application/timestamp-query",
+        );
+    }
+    response(
+        StatusCode::OK,
+        "application/timestamp-reply",
+        crate::tsa::respond(hm, &req.body),
+    )
+}

@@ -9,6 +9,7 @@ pub mod crl;
 pub mod extensions;
 pub mod lint;
 pub mod ocsp;
+pub mod tsp;
 
 use std::sync::Arc;
 

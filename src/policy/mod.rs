@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod csr;
 pub mod identity;
+pub mod signing;
 
 use crate::profile::{ExtensionAction, Profile, ProfileError, Profiles, SanKind};
 use crate::store::{Publisher, Store, StoreError};

@@ -179,4 +179,36 @@ CREATE UNIQUE INDEX certificates_one_per_device ON certificates (profile, device
     WHERE device_serial IS NOT NULL AND status IN ('intent', 'issued');
 CREATE INDEX certificates_by_station ON certificates (station) WHERE station IS NOT NULL;
 "#,
+    // Signing policy (issue 5): a key's policy (formats, digests, signers, M-of-N approvals, a
+    // rate), and signature requests that wait for approvals with the digest they will sign.
+    r#"
+CREATE TABLE key_policies (
+    key_label          TEXT PRIMARY KEY,
+    formats            TEXT,
+    digests            TEXT,
+    signers            TEXT,
+    approvals_required INTEGER NOT NULL DEFAULT 0,
+    approvers          TEXT,
+    rate_per_minute    INTEGER,
+    updated_at         INTEGER NOT NULL
+);
+CREATE TABLE signature_requests (
+    id                 INTEGER PRIMARY KEY AUTOINCREMENT,
+    key_label          TEXT NOT NULL,
+    publisher          TEXT NOT NULL,
+    requester          TEXT NOT NULL,
+    digest_algorithm   TEXT NOT NULL,
+    digest             TEXT NOT NULL,
+    format             TEXT NOT NULL,
+    metadata           TEXT,
+    status             TEXT NOT NULL CHECK (status IN ('pending', 'signing', 'signed', 'denied', 'expired', 'failed')),
+    approvals_required INTEGER NOT NULL,
+    created_at         INTEGER NOT NULL,
+    expires_at         INTEGER NOT NULL,
+    decided_at         INTEGER,
+    signature_id       INTEGER,
+    signature          BLOB
+);
+CREATE INDEX signature_requests_by_status ON signature_requests (status, publisher);
+"#,
 ];

@@ -9,6 +9,7 @@ mod readers;
 mod requests;
 mod revocation;
 mod signatures;
+mod signing_policy;
 mod stations;
 mod tokens;
 
@@ -18,6 +19,7 @@ pub use revocation::{
     RevokedEntry, StoredResponse,
 };
 pub use signatures::SignatureRecord;
+pub use signing_policy::{Decision, KeyPolicyRecord, SignatureRequestRecord};
 pub use stations::{DeviceCertificate, StationRecord};
 pub use tokens::TokenRecord;
 

@@ -1,7 +1,7 @@
 //! Signature records: every digest hallmark signs, written with its audit event before the
 //! signature is handed out.
 
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 
 use super::{audit, Store, StoreError};
 
@@ -95,6 +95,17 @@ impl Store {
         ))?;
         let rows = stmt.query_map(params![key, publisher, limit as i64], from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn get_signature(&self, id: i64) -> Result<Option<SignatureRecord>, StoreError> {
+        let conn = self.conn()?;
+        Ok(conn
+            .query_row(
+                &format!("SELECT {COLS} FROM signatures WHERE id = ?1"),
+                params![id],
+                from_row,
+            )
+            .optional()?)
     }
 
     /// How many signatures are recorded (all keys).

@@ -1,0 +1,190 @@
+//! The RFC 3161 time-stamp authority: `tsa init` makes its key and certificate, `POST /tsa`
+//! answers queries.
+//!
+//! The TSA key is `tsa` in the default key store. Its certificate comes from the `timestamping`
+//! profile (EKU timeStamping, critical) issued by `timestamping-ca`, subject
+//! `C, O = <the CA's>, CN = "<org> Time-Stamping Authority"`, and is recorded like any issued
+//! certificate; the PEM chain (TSA certificate, then `timestamping-ca`) is kept in the file
+//! [`TSA_CERT_FILE`] beside the config, which is what the server loads.
+//!
+//! Every token has a fresh random 16-byte serial, recorded in the database as an audit event
+//! `tsa.timestamp` (subject: the serial in hex; detail: hash, imprint, time). Tokens carry the
+//! CA's policy OID (`ca.policy_oid`) and an accuracy of one second.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::engine::Hallmark;
+use crate::error::{Error, Result};
+use crate::issuer::{self, tsp};
+use crate::keys::{KeyAlgorithm, Signer};
+use crate::policy::{self, NameAttr};
+use crate::store::{now, Publisher};
+
+/// The TSA key's label in the default key store.
+pub const TSA_KEY: &str = "tsa";
+/// The TSA certificate chain (PEM, TSA certificate first), relative to the config's directory.
+pub const TSA_CERT_FILE: &str = "tsa.pem";
+/// The profile of the TSA certificate.
+pub const TSA_PROFILE: &str = "timestamping";
+
+/// A loaded TSA: key and certificate.
+#[derive(Debug)]
+pub struct Tsa {
+    pub signer: Arc<dyn Signer>,
+    pub cert_der: Vec<u8>,
+    /// The certificates above it in tsa.pem (`timestamping-ca`), sent with the token when the
+    /// query asks for certificates (Java and Authenticode verifiers need the whole path).
+    pub chain: Vec<Vec<u8>>,
+}
+
+/// Where the TSA certificate chain of a config lives.
+pub fn cert_path(hm: &Hallmark) -> PathBuf {
+    hm.config.base_dir.join(TSA_CERT_FILE)
+}
+
+/// Makes the TSA key and certificate (`hallmark tsa init`, and the end of `hallmark init`).
+/// Returns the path of the PEM chain written.
+pub fn init(hm: &Hallmark, alg: KeyAlgorithm, actor: &str) -> Result<PathBuf> {
+    let path = cert_path(hm);
+    if path.exists() {
+        return Err(Error::Conflict(format!(
+            "a TSA certificate already exists at {}",
+            path.display()
+        )));
+    }
+    let profile = hm.profiles.get(TSA_PROFILE)?.clone();
+    let ks = hm.key_store(&hm.config.keys.default_store)?;
+    let signer = ks.generate(TSA_KEY, alg)?;
+    let org = hm.config.ca.organization.clone();
+    let attr = |k: &str, v: String| NameAttr {
+        kind: k.into(),
+        value: v,
+    };
+    let subject = vec![
+        attr("C", hm.config.ca.country.clone()),
+        attr("O", org.clone()),
+        attr("CN", format!("{org} Time-Stamping Authority")),
+    ];
+    let csr = issuer::make_csr(&subject, signer.as_ref())?;
+    let verified = policy::csr::verify(&csr)?;
+    // hallmark's own certificate: the operator is the publisher, the subject is the CA's.
+    let approved = policy::Approved {
+        profile,
+        publisher: Publisher {
+            id: "hallmark".into(),
+            org,
+            country: hm.config.ca.country.clone(),
+            state: None,
+            locality: None,
+            profiles: vec![TSA_PROFILE.into()],
+            created_at: now(),
+        },
+        csr: verified,
+        subject,
+        sans: vec![],
+        requester: actor.to_string(),
+        device_serial: None,
+    };
+    let issued = hm.issue_approved(&approved, None)?;
+    let mut text = crate::pemfmt::encode("CERTIFICATE", issued.cert_der);
+    for c in issued.chain {
+        text.push_str(&crate::pemfmt::encode("CERTIFICATE", c));
+    }
+    std::fs::write(&path, text)
+        .map_err(|e| Error::Io(format!("cannot write {}: {e}", path.display())))?;
+    hm.store
+        .audit("tsa.init", &issued.serial, Some(TSA_PROFILE), actor)?;
+    Ok(path)
+}
+
+/// Loads the TSA key and certificate.
+pub fn load(hm: &Hallmark) -> Result<Tsa> {
+    let path = cert_path(hm);
+    let text = std::fs::read(&path).map_err(|e| {
+        Error::NotFound(format!(
+            "the TSA certificate {} ({e}; run `hallmark tsa init`)",
+            path.display()
+        ))
+    })?;
+    let blocks =
+        pem::parse_many(&text).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
+    let mut certs = blocks
+        .into_iter()
+        .filter(|b| b.tag() == "CERTIFICATE")
+        .map(|b| b.into_contents());
+    let cert_der = certs
+        .next()
+        .ok_or_else(|| Error::Invalid(format!("{} holds no certificate", path.display())))?;
+    let chain = certs.collect();
+    let signer = hm.key_store(&hm.config.keys.default_store)?.open(TSA_KEY)?;
+    let (_, c) = x509_parser::parse_x509_certificate(&cert_der)
+        .map_err(|e| Error::Invalid(format!("TSA certificate: {e}")))?;
+    if c.public_key().raw != signer.spki_der() {
+        return Err(Error::Invalid(
+            "the TSA certificate is not for the key 'tsa' (public keys differ)".into(),
+        ));
+    }
+    Ok(Tsa {
+        signer,
+        cert_der,
+        chain,
+    })
+}
+
+/// Answers one DER `TimeStampReq` with a DER `TimeStampResp` (a rejection for a bad query or
+/// when the TSA cannot sign: never an error).
+pub fn respond(hm: &Hallmark, query: &[u8]) -> Vec<u8> {
+    let req = match tsp::parse_request(query) {
+        Ok(r) => r,
+        Err(refusal) => return tsp::rejection(&refusal),
+    };
+    let policy = hm.config.ca.policy_oid.as_str();
+    if let Some(p) = &req.policy_der {
+        if *p != issuer::extensions::oid(policy) {
+            return tsp::rejection(&tsp::Refusal {
+                fail: tsp::FailInfo::UnacceptedPolicy,
+                reason: format!("this TSA only issues under policy {policy}"),
+            });
+        }
+    }
+    match stamp(hm, &req, policy) {
+        Ok(token) => tsp::granted(&token),
+        Err(e) => {
+            eprintln!("hallmark: TSA: {e}");
+            tsp::rejection(&tsp::Refusal {
+                fail: tsp::FailInfo::SystemFailure,
+                reason: "the time-stamp authority is not available".into(),
+            })
+        }
+    }
+}
+
+fn stamp(hm: &Hallmark, req: &tsp::TimeStampReq, policy: &str) -> Result<Vec<u8>> {
+    let tsa = hm.tsa()?;
+    let serial = issuer::random_serial();
+    let gen_time = now();
+    let scheme = tsa.signer.algorithm().default_scheme();
+    let token = tsp::build_token(
+        req,
+        &tsp::TokenInput {
+            policy,
+            serial: &serial,
+            gen_time,
+            accuracy_seconds: 1,
+            tsa_cert: &tsa.cert_der,
+            chain: &tsa.chain,
+            signer: tsa.signer.as_ref(),
+            scheme,
+        },
+    )?;
+    // The token is given out only once its serial is durably recorded.
+    let detail = format!(
+        "{:?} {} at {gen_time}",
+        req.hash,
+        hex::encode(&req.hashed_message)
+    );
+    hm.store
+        .audit("tsa.timestamp", &hex::encode(serial), Some(&detail), "tsa")?;
+    Ok(token)
+}

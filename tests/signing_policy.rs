@@ -1,0 +1,474 @@
+//! Per-key signing policy and M-of-N signing approvals on a real server (TLS on 127.0.0.1):
+//! policy refusals record nothing, the rate is kept, a firmware release needs two distinct
+//! approvers (never the requester, each once), denied and expired requests never sign, and
+//! `hallmark sign` waits for the approvals and writes a CMS that `openssl cms -verify` accepts.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+
+struct Env {
+    /// Declared first: dropped (killed) before the CA directory it uses is deleted.
+    server: Server,
+    ca: TestCa,
+    root: String,
+}
+
+impl Env {
+    fn start(setup: impl FnOnce(&TestCa)) -> Env {
+        let ca = TestCa::new(Keys::Soft);
+        ca.add_acme();
+        setup(&ca);
+        let root = ca.ca_pem("root").display().to_string();
+        let server = Server::start(&ca, true);
+        Env { server, ca, root }
+    }
+
+    fn api(&self) -> &str {
+        self.server.api.as_deref().expect("api listener")
+    }
+
+    fn token(&self, name: &str, scopes: &str) -> String {
+        self.ca
+            .hm(&[
+                "token",
+                "create",
+                "--publisher",
+                "acme",
+                "--name",
+                name,
+                "--scopes",
+                scopes,
+            ])
+            .trim()
+            .to_string()
+    }
+
+    fn call(&self, method: &str, path: &str, token: &str, body: Option<&Value>) -> (u16, Value) {
+        let auth = format!("Authorization: Bearer {token}");
+        let data = body.map(Value::to_string).unwrap_or_default();
+        let mut args = vec!["--cacert", &self.root, "-X", method, "-H", &auth];
+        if body.is_some() {
+            args.extend([
+                "-H",
+                "Content-Type: application/json",
+                "--data-binary",
+                &data,
+            ]);
+        }
+        let (code, raw, _) = curl(&format!("{}{path}", self.api()), &args);
+        (code, serde_json::from_slice(&raw).unwrap_or(Value::Null))
+    }
+
+    fn sign(&self, token: &str, key: &str, format: &str, alg: &str, digest: &str) -> (u16, Value) {
+        let body = json!({"key": key, "digest": digest, "digest_algorithm": alg, "format": format,
+            "metadata": {"artifact": "fw.bin"}});
+        self.call("POST", "/api/v1/signatures", token, Some(&body))
+    }
+
+    fn decide(&self, token: &str, id: i64, what: &str) -> (u16, Value) {
+        self.call(
+            "POST",
+            &format!("/api/v1/signatures/requests/{id}/{what}"),
+            token,
+            Some(&json!({"comment": "reviewed"})),
+        )
+    }
+
+    fn db(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.ca.dir.path().join("ca/hallmark.db")).expect("db")
+    }
+
+    fn recorded(&self) -> i64 {
+        self.db()
+            .query_row("SELECT count(*) FROM signatures", [], |r| r.get(0))
+            .expect("count")
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.ca.path(name).display().to_string()
+    }
+
+    fn cms_verify(&self, p7s: &str, content: &str) -> (bool, String) {
+        let mut c = std::process::Command::new(tool("openssl"));
+        c.current_dir(self.ca.dir.path()).args([
+            "cms",
+            "-verify",
+            "-binary",
+            "-inform",
+            "DER",
+            "-in",
+            p7s,
+            "-content",
+            content,
+            "-CAfile",
+            &self.root,
+            "-purpose",
+            "any",
+            "-out",
+            "/dev/null",
+        ]);
+        let out = run(&mut c);
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data))
+}
+
+fn fw_key(ca: &TestCa) {
+    ca.hm(&[
+        "key",
+        "create",
+        "--publisher",
+        "acme",
+        "--label",
+        "fw-release",
+        "--algorithm",
+        "p256",
+        "--profile",
+        "firmware-signing",
+    ]);
+}
+
+#[test]
+fn policy_refusals_record_nothing_and_the_rate_is_kept() {
+    let env = Env::start(|ca| {
+        ca.hm(&[
+            "key",
+            "create",
+            "--publisher",
+            "acme",
+            "--label",
+            "release",
+            "--algorithm",
+            "p256",
+        ]);
+        ca.hm(&[
+            "key",
+            "policy",
+            "release",
+            "--formats",
+            "cms",
+            "--digests",
+            "sha384",
+            "--signers",
+            "ci",
+            "--rate-per-minute",
+            "2",
+        ]);
+    });
+    let shown = env.ca.hm(&["key", "policy", "release"]);
+    assert!(
+        shown.contains("formats: cms") && shown.contains("digests: sha384"),
+        "{shown}"
+    );
+    assert!(shown.contains("signers: ci") && shown.contains("rate per minute: 2"));
+    assert_eq!(env.ca.hm(&["key", "show", "release", "--policy"]), shown);
+    // A policy that cannot be met, or names SHA-1, is refused.
+    let bad = run(&mut env.ca.cmd(&[
+        "key",
+        "policy",
+        "release",
+        "--approvals",
+        "2",
+        "--approvers",
+        "a",
+    ]));
+    assert!(!bad.status.success());
+    let bad = run(&mut env
+        .ca
+        .cmd(&["key", "policy", "release", "--digests", "sha1"]));
+    assert!(!bad.status.success());
+
+    let ci = env.token("ci", "sign");
+    let other = env.token("other", "sign");
+    let d384 = "ab".repeat(48);
+    let d256 = "ab".repeat(32);
+    for (token, format, alg, digest, why) in [
+        (&ci, "raw", "sha384", &d384, "format 'raw'"),
+        (&ci, "cms", "sha256", &d256, "sha256 digests"),
+        (&other, "cms", "sha384", &d384, "'other' may not sign"),
+    ] {
+        let (code, v) = env.sign(token, "release", format, alg, digest);
+        assert_eq!(code, 403, "{v}");
+        assert_eq!(
+            v["type"].as_str().map(|t| t.ends_with("forbidden")),
+            Some(true),
+            "{v}"
+        );
+        assert!(v["detail"].as_str().unwrap_or("").contains(why), "{v}");
+    }
+    assert_eq!(env.recorded(), 0);
+
+    // The rate: two a minute, the third is 429 with a clear detail, and nothing is recorded.
+    for _ in 0..2 {
+        let (code, v) = env.sign(&ci, "release", "cms", "sha384", &d384);
+        assert_eq!(code, 201, "{v}");
+    }
+    let (code, v) = env.sign(&ci, "release", "cms", "sha384", &d384);
+    assert_eq!(code, 429, "{v}");
+    assert!(
+        v["type"].as_str().unwrap_or("").ends_with("rate-limited"),
+        "{v}"
+    );
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("at most 2 times a minute"),
+        "{v}"
+    );
+    assert_eq!(env.recorded(), 2);
+}
+
+#[test]
+fn two_of_three_approvals_sign_a_firmware_release() {
+    let env = Env::start(|ca| {
+        fw_key(ca);
+        ca.hm(&[
+            "key",
+            "policy",
+            "fw-release",
+            "--approvals",
+            "2",
+            "--approvers",
+            "release-manager,security-lead,qa-lead",
+        ]);
+    });
+    // The requester is itself an approver: it still never approves its own request.
+    let rm = env.token("release-manager", "sign,approve");
+    let sl = env.token("security-lead", "approve");
+    let qa = env.token("qa-lead", "approve");
+    let ci = env.token("ci", "sign");
+    let stranger = env.token("stranger", "approve");
+
+    let fw = env.path("fw.bin");
+    std::fs::write(&fw, b"firmware image 1.2.3\n".repeat(1000)).expect("fw");
+    let digest = sha256_hex(&std::fs::read(&fw).expect("fw"));
+
+    let (code, v) = env.sign(&rm, "fw-release", "cms", "sha256", &digest);
+    assert_eq!(code, 202, "{v}");
+    assert_eq!(v["status"], "pending");
+    assert_eq!(v["approvals_required"], 2);
+    let id = v["request_id"].as_i64().expect("request id");
+    assert_eq!(env.recorded(), 0);
+
+    // Not an approver, or no approve scope: 403.
+    let (code, v) = env.decide(&stranger, id, "approve");
+    assert_eq!(code, 403, "{v}");
+    let (code, v) = env.decide(&ci, id, "approve");
+    assert_eq!(code, 403, "{v}");
+
+    let (code, v) = env.decide(&sl, id, "approve");
+    assert_eq!((code, v["status"].as_str()), (200, Some("pending")), "{v}");
+    assert_eq!(v["approvals"].as_array().map(Vec::len), Some(1));
+    let (code, v) = env.decide(&sl, id, "approve");
+    assert_eq!(code, 409, "an approver counts once: {v}");
+    let (code, v) = env.decide(&rm, id, "approve");
+    assert_eq!(code, 403, "self-approval: {v}");
+    assert!(
+        v["detail"].as_str().unwrap_or("").contains("requester"),
+        "{v}"
+    );
+    assert_eq!(env.recorded(), 0);
+
+    let (code, v) = env.decide(&qa, id, "approve");
+    assert_eq!((code, v["status"].as_str()), (200, Some("signed")), "{v}");
+    use base64::Engine as _;
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(v["signature"].as_str().expect("signature"))
+        .expect("base64");
+    let p7s = env.path("fw.bin.p7s");
+    std::fs::write(&p7s, &der).expect("p7s");
+    let (ok, text) = env.cms_verify(&p7s, &fw);
+    assert!(ok, "openssl cms -verify: {text}");
+    let bad = env.path("fw-bad.bin");
+    std::fs::write(&bad, b"firmware image 1.2.4\n".repeat(1000)).expect("bad");
+    assert!(!env.cms_verify(&p7s, &bad).0, "a tampered image verified");
+    assert_eq!(env.recorded(), 1);
+
+    // The record names the requester and both approvers; the request shows it signed.
+    let sig_id = v["id"].as_i64().expect("signature id");
+    let (code, rec) = env.call("GET", &format!("/api/v1/signatures/{sig_id}"), &rm, None);
+    assert_eq!(code, 200, "{rec}");
+    assert_eq!(rec["requester"], "release-manager");
+    assert_eq!(rec["approvers"], "security-lead,qa-lead");
+    let (code, r) = env.call(
+        "GET",
+        &format!("/api/v1/signatures/requests/{id}"),
+        &rm,
+        None,
+    );
+    assert_eq!((code, r["status"].as_str()), (200, Some("signed")), "{r}");
+    // A decided request takes no more decisions.
+    let (code, v) = env.decide(&sl, id, "deny");
+    assert_eq!(code, 409, "{v}");
+
+    // Denied: one denial ends it, and it never signs.
+    let (code, v) = env.sign(&rm, "fw-release", "cms", "sha256", &digest);
+    assert_eq!(code, 202, "{v}");
+    let denied = v["request_id"].as_i64().expect("id");
+    let (code, v) = env.decide(&sl, denied, "approve");
+    assert_eq!(code, 200, "{v}");
+    let (code, v) = env.decide(&qa, denied, "deny");
+    assert_eq!((code, v["status"].as_str()), (200, Some("denied")), "{v}");
+    let (code, v) = env.decide(&rm, denied, "approve");
+    assert!(code == 403 || code == 409, "{code} {v}");
+    let (code, v) = env.call(
+        "GET",
+        &format!("/api/v1/signatures/requests/{denied}"),
+        &rm,
+        None,
+    );
+    assert_eq!((code, v["status"].as_str()), (200, Some("denied")), "{v}");
+    assert!(v.get("signature").is_none(), "{v}");
+
+    // Expired: past api.request_ttl_hours it never signs.
+    let (code, v) = env.sign(&rm, "fw-release", "raw", "sha256", &digest);
+    assert_eq!(code, 202, "{v}");
+    let expired = v["request_id"].as_i64().expect("id");
+    let (code, _) = env.decide(&sl, expired, "approve");
+    assert_eq!(code, 200);
+    env.db()
+        .execute(
+            "UPDATE signature_requests SET expires_at = 1 WHERE id = ?1",
+            [expired],
+        )
+        .expect("age the request");
+    let (code, v) = env.decide(&qa, expired, "approve");
+    assert_eq!(code, 409, "{v}");
+    assert!(
+        v["detail"].as_str().unwrap_or("").contains("expired"),
+        "{v}"
+    );
+    let (code, v) = env.call(
+        "GET",
+        &format!("/api/v1/signatures/requests/{expired}"),
+        &rm,
+        None,
+    );
+    assert_eq!((code, v["status"].as_str()), (200, Some("expired")), "{v}");
+
+    assert_eq!(env.recorded(), 1);
+    let statuses: Vec<String> = {
+        let db = env.db();
+        let mut st = db
+            .prepare("SELECT status FROM signature_requests ORDER BY id")
+            .expect("prepare");
+        let rows = st.query_map([], |r| r.get(0)).expect("query");
+        rows.map(|r| r.expect("row")).collect()
+    };
+    assert_eq!(statuses, ["signed", "denied", "expired"]);
+}
+
+#[test]
+fn the_cli_waits_for_approvals_and_writes_the_signature() {
+    let env = Env::start(|ca| {
+        fw_key(ca);
+        ca.hm(&[
+            "key",
+            "policy",
+            "fw-release",
+            "--formats",
+            "cms",
+            "--approvals",
+            "2",
+            "--approvers",
+            "security-lead,qa-lead,cto",
+        ]);
+    });
+    let ci = env.token("ci", "sign");
+    let sl = env.token("security-lead", "approve");
+    let qa = env.token("qa-lead", "approve");
+    let fw = env.path("fw.bin");
+    std::fs::write(&fw, b"firmware 2.0\n".repeat(5000)).expect("fw");
+    let p7s = env.path("fw.p7s");
+
+    let child = env
+        .ca
+        .cmd(&[
+            "sign",
+            "cms",
+            &fw,
+            "--key",
+            "fw-release",
+            "--out",
+            &p7s,
+            "--poll",
+            "1",
+            "--timeout",
+            "120",
+            "--server",
+            env.api(),
+            "--token-env",
+            "SIGN_TOKEN",
+            "--ca",
+            &env.root,
+        ])
+        .env("SIGN_TOKEN", &ci)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn sign");
+
+    // Wait for the pending request the CLI made.
+    let start = std::time::Instant::now();
+    let id: i64 = loop {
+        let found: Option<i64> = env
+            .db()
+            .query_row(
+                "SELECT id FROM signature_requests WHERE status = 'pending'",
+                [],
+                |r| r.get(0),
+            )
+            .ok();
+        if let Some(id) = found {
+            break id;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "no pending signature request"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(!std::path::Path::new(&p7s).exists());
+    let id_s = id.to_string();
+    for token in [&sl, &qa] {
+        let out = run(env
+            .ca
+            .cmd(&[
+                "approve",
+                "--signature",
+                &id_s,
+                "--server",
+                env.api(),
+                "--token-env",
+                "APPROVE_TOKEN",
+                "--ca",
+                &env.root,
+            ])
+            .env("APPROVE_TOKEN", token));
+        assert!(
+            out.status.success(),
+            "approve: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = child.wait_with_output().expect("sign output");
+    assert!(
+        out.status.success(),
+        "sign: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (ok, text) = env.cms_verify(&p7s, &fw);
+    assert!(ok, "openssl cms -verify: {text}");
+    assert_eq!(env.recorded(), 1);
+    let listed = env.ca.hm(&["signature", "list", "--key", "fw-release"]);
+    assert!(listed.contains("by ci"), "{listed}");
+}
