@@ -949,6 +949,24 @@ impl Hallmark {
         Ok(None)
     }
 
+    /// The certificate of the delegated OCSP responder of `ca_name` (made at init, renewed by
+    /// the server before it expires).
+    pub fn responder_spec(&self, ca_name: &str) -> CaCertSpec {
+        CaCertSpec {
+            subject: self.ca_subject(format!(
+                "{} OCSP Responder for {ca_name}",
+                self.config.ca.organization
+            )),
+            validity: Validity::Days(self.config.ocsp.responder_validity_days),
+            path_len: None,
+            responder: true,
+            eku: vec![],
+            policies: vec![],
+            crl_url: None,
+            ca_issuers_url: None,
+        }
+    }
+
     /// Creates (or replaces nothing: fails if present) the delegated OCSP responder of a CA.
     pub fn create_responder(&self, ca_name: &str, alg: KeyAlgorithm, actor: &str) -> Result<()> {
         let ca = self.ca(ca_name)?;
@@ -957,19 +975,7 @@ impl Hallmark {
         let signer = self
             .key_store(&store)?
             .generate(&ca_key_label(&name), alg)?;
-        let spec = CaCertSpec {
-            subject: self.ca_subject(format!(
-                "{} OCSP Responder for {ca_name}",
-                self.config.ca.organization
-            )),
-            validity: Validity::Days(90),
-            path_len: None,
-            responder: true,
-            eku: vec![],
-            policies: vec![],
-            crl_url: None,
-            ca_issuers_url: None,
-        };
+        let spec = self.responder_spec(ca_name);
         let cert = issuer::issue_ca_certificate(
             &spec,
             signer.spki_der(),

@@ -22,14 +22,12 @@ use x509_parser::prelude::*;
 
 use crate::engine::Hallmark;
 use crate::error::{Error, Result};
+use crate::issuer;
 use crate::issuer::crl::{CrlBuilder, CrlEntry, CrlSpec};
 use crate::issuer::ocsp::{
     self, CertIdHash, CertStatus, RequestError, ResponderKey, ResponseStatus,
 };
-use crate::issuer::{self, CaCertSpec};
 use crate::keys::{subject_public_key_bits, SignatureScheme, Signer};
-use crate::policy::NameAttr;
-use crate::profile::Validity;
 use crate::store::{
     now, CaRole, NewRevocation, PresignCandidate, Presigned, RevokeOutcome, StoreError,
 };
@@ -832,32 +830,7 @@ impl Hallmark {
             };
             let ca = self.ca(&parent)?;
             let signer = self.key_store(&rec.key_store)?.open(&rec.key_label)?;
-            let spec = CaCertSpec {
-                subject: vec![
-                    NameAttr {
-                        kind: "C".into(),
-                        value: self.config.ca.country.clone(),
-                    },
-                    NameAttr {
-                        kind: "O".into(),
-                        value: self.config.ca.organization.clone(),
-                    },
-                    NameAttr {
-                        kind: "CN".into(),
-                        value: format!(
-                            "{} OCSP Responder for {parent}",
-                            self.config.ca.organization
-                        ),
-                    },
-                ],
-                validity: Validity::Days(self.config.ocsp.responder_validity_days),
-                path_len: None,
-                responder: true,
-                eku: vec![],
-                policies: vec![],
-                crl_url: None,
-                ca_issuers_url: None,
-            };
+            let spec = self.responder_spec(&parent);
             let cert = issuer::issue_ca_certificate(
                 &spec,
                 signer.spki_der(),
