@@ -16,6 +16,8 @@ pub struct LintContext<'a> {
     pub issuer_not_after: Option<i64>,
     /// The profile of an end-entity certificate; `None` for CA and responder certificates.
     pub profile: Option<&'a Profile>,
+    /// The SubjectPublicKeyInfo the certificate must carry (the CSR's), when known.
+    pub subject_spki: Option<&'a [u8]>,
 }
 
 const EKU_CODE_SIGNING: &str = "1.3.6.1.5.5.7.3.3";
@@ -58,6 +60,9 @@ pub fn lint(der: &[u8], ctx: &LintContext<'_>) -> Vec<String> {
         f.push(format!(
             "signature algorithm {sig_alg} is not SHA-256 or stronger"
         ));
+    }
+    if ctx.subject_spki.is_some_and(|k| k != tbs.subject_pki.raw) {
+        f.push("the public key is not the one the request proved possession of".into());
     }
     if tbs.issuer.as_raw() != ctx.issuer_subject {
         f.push("issuer name differs from the issuing CA's subject".into());

@@ -246,6 +246,33 @@ fn subject_key(spki_der: &[u8]) -> Result<rcgen::SubjectPublicKeyInfo, IssueErro
         .map_err(|e| IssueError::Encoding(format!("subject public key: {e}")))
 }
 
+/// A CSR's public key as rcgen writes it: the algorithm comes from the key type policy already
+/// classified, so no second parse of the SubjectPublicKeyInfo is needed.
+struct LeafKey<'a> {
+    bits: &'a [u8],
+    alg: &'static rcgen::SignatureAlgorithm,
+}
+
+impl rcgen::PublicKeyData for LeafKey<'_> {
+    fn der_bytes(&self) -> &[u8] {
+        self.bits
+    }
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        self.alg
+    }
+}
+
+fn leaf_key_algorithm(key: crate::policy::SubjectKey) -> &'static rcgen::SignatureAlgorithm {
+    use crate::policy::SubjectKey;
+    match key {
+        SubjectKey::Rsa { .. } => &rcgen::PKCS_RSA_SHA256,
+        SubjectKey::P256 => &rcgen::PKCS_ECDSA_P256_SHA256,
+        SubjectKey::P384 => &rcgen::PKCS_ECDSA_P384_SHA384,
+        SubjectKey::P521 => &rcgen::PKCS_ECDSA_P521_SHA512,
+        SubjectKey::Ed25519 => &rcgen::PKCS_ED25519,
+    }
+}
+
 /// Lays out and lints an end-entity certificate for an approved request.
 pub fn prepare_leaf(
     approved: &Approved,
@@ -322,7 +349,11 @@ pub fn prepare_leaf(
     }
     params.custom_extensions = exts.into_iter().map(ext::Ext::into_rcgen).collect();
 
-    let template = params.signed_by(&subject_key(spki)?, &ca.rcgen_issuer)?;
+    let leaf_key = LeafKey {
+        bits: &bits,
+        alg: leaf_key_algorithm(approved.csr.key),
+    };
+    let template = params.signed_by(&leaf_key, &ca.rcgen_issuer)?;
     let template = template.der().to_vec();
     let findings = lint::lint(
         &template,
@@ -330,6 +361,7 @@ pub fn prepare_leaf(
             issuer_subject: &ca.subject_raw,
             issuer_not_after: Some(ca.not_after),
             profile: Some(p),
+            subject_spki: Some(spki),
         },
     );
     if !findings.is_empty() {
@@ -454,6 +486,7 @@ pub fn issue_ca_certificate(
             issuer_subject: &issuer_subject,
             issuer_not_after: limit,
             profile: None,
+            subject_spki: Some(subject_spki),
         },
     );
     if !findings.is_empty() {
