@@ -621,6 +621,18 @@ impl Hallmark {
         Ok(())
     }
 
+    /// Changes the profiles a publisher may use; every profile must exist.
+    pub fn set_publisher_profiles(&self, id: &str, profiles: &[String], actor: &str) -> Result<()> {
+        if profiles.is_empty() {
+            return Err(Error::Invalid("give at least one profile".into()));
+        }
+        for p in profiles {
+            self.profiles.get(p)?;
+        }
+        self.store.set_publisher_profiles(id, profiles, actor)?;
+        Ok(())
+    }
+
     /// The subject a publisher key's CSR carries (the record's identity).
     fn publisher_subject(p: &Publisher) -> Vec<NameAttr> {
         let a = |k: &str, v: &str| NameAttr {

@@ -359,6 +359,20 @@ fn publisher_and_cli_input_is_validated() {
     bad(&["ca", "cert", "nope"], "no CA named 'nope'");
     // The publisher record was not changed by the failed second add.
     assert!(ca.hm(&["publisher", "show", "acme"]).contains("San Jose"));
+    // Profiles can change later; unknown profiles and unknown publishers are refused.
+    bad(
+        &["publisher", "update", "acme", "--profiles", "nope"],
+        "unknown profile 'nope'",
+    );
+    bad(
+        &["publisher", "update", "ghost", "--profiles", "code-signing"],
+        "publisher 'ghost' was not found",
+    );
+    ca.hm(&["publisher", "update", "acme", "--profiles", "code-signing"]);
+    let shown = ca.hm(&["publisher", "show", "acme"]);
+    assert!(shown.contains("profiles: code-signing\n"), "{shown}");
+    assert!(shown.contains("San Jose"), "the identity is unchanged");
+    assert!(ca.hm(&["audit"]).contains("publisher.profiles_changed"));
 
     // No config at all.
     let out = run(std::process::Command::new(hallmark_bin())

@@ -269,6 +269,13 @@ pub enum PublisherCmd {
     List,
     /// Show one publisher.
     Show { id: String },
+    /// Change the profiles a publisher may use (its verified identity stays as registered).
+    Update {
+        id: String,
+        /// The new list of profiles, comma separated (replaces the old one).
+        #[arg(long, value_delimiter = ',', required = true)]
+        profiles: Vec<String>,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -917,6 +924,10 @@ fn cmd_publisher(cli: &Cli, c: &PublisherCmd) -> anyhow::Result<()> {
                     p.profiles.join(",")
                 );
             }
+        }
+        PublisherCmd::Update { id, profiles } => {
+            hm.set_publisher_profiles(id, profiles, &actor())?;
+            println!("publisher {id} may now use: {}", profiles.join(", "));
         }
         PublisherCmd::Show { id } => {
             let p = hm

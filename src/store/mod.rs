@@ -494,6 +494,29 @@ impl Store {
         Ok(())
     }
 
+    /// Replaces the profiles a publisher may use (its verified identity does not change here).
+    pub fn set_publisher_profiles(
+        &self,
+        id: &str,
+        profiles: &[String],
+        actor: &str,
+    ) -> Result<(), StoreError> {
+        let json =
+            serde_json::to_string(profiles).map_err(|e| StoreError::Schema(e.to_string()))?;
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let n = tx.execute(
+            "UPDATE publishers SET profiles = ?2 WHERE id = ?1 AND disabled = 0",
+            params![id, json],
+        )?;
+        if n != 1 {
+            return Err(StoreError::NotFound(format!("publisher '{id}'")));
+        }
+        audit(&tx, actor, "publisher.profiles_changed", id, Some(&json))?;
+        tx.commit()?;
+        Ok(())
+    }
+
     pub fn get_publisher(&self, id: &str) -> Result<Option<Publisher>, StoreError> {
         let conn = self.conn()?;
         let row = conn
