@@ -283,6 +283,15 @@ fn revoke_certificate(
     ))
 }
 
+/// An approve/deny body: optional, `{"comment": ...}`.
+fn decision_body(req: &ApiRequest) -> Result<DecisionBody, Error> {
+    if req.body.is_empty() {
+        Ok(DecisionBody::default())
+    } else {
+        json_body(req)
+    }
+}
+
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct DecisionBody {
@@ -475,13 +484,9 @@ fn handle(state: &ApiState, req: &ApiRequest, template: &str, segs: &[&str]) -> 
             .and_then(|id| hm.request_view(id, &cred))
             .map(|v| json_response(StatusCode::OK, &request_json(&v.request, Some(&v)))),
         "/api/v1/requests/{id}/approve" | "/api/v1/requests/{id}/deny" => {
-            let body: DecisionBody = if req.body.is_empty() {
-                DecisionBody::default()
-            } else {
-                match json_body(req) {
-                    Ok(b) => b,
-                    Err(e) => return error_response(&e),
-                }
+            let body = match decision_body(req) {
+                Ok(b) => b,
+                Err(e) => return error_response(&e),
             };
             let approve = template.ends_with("approve");
             parse_id(segs[3])
@@ -542,13 +547,9 @@ fn handle(state: &ApiState, req: &ApiRequest, template: &str, segs: &[&str]) -> 
                 ))
             }),
         "/api/v1/signatures/requests/{id}/approve" | "/api/v1/signatures/requests/{id}/deny" => {
-            let body: DecisionBody = if req.body.is_empty() {
-                DecisionBody::default()
-            } else {
-                match json_body(req) {
-                    Ok(b) => b,
-                    Err(e) => return error_response(&e),
-                }
+            let body = match decision_body(req) {
+                Ok(b) => b,
+                Err(e) => return error_response(&e),
             };
             let approve = template.ends_with("approve");
             parse_id(segs[4])

@@ -115,11 +115,20 @@ impl Store {
     }
 
     pub fn approvals(&self, request_id: i64) -> Result<Vec<ApprovalRecord>, StoreError> {
+        self.decisions("certificate", request_id)
+    }
+
+    /// The decisions on a request of `kind` (`certificate` or `signature`), oldest first.
+    pub(super) fn decisions(
+        &self,
+        kind: &str,
+        request_id: i64,
+    ) -> Result<Vec<ApprovalRecord>, StoreError> {
         let conn = self.conn()?;
         let mut stmt = conn.prepare(
-            "SELECT approver, decision, comment, created_at FROM approvals WHERE request_kind = 'certificate' AND request_id = ?1 ORDER BY id",
+            "SELECT approver, decision, comment, created_at FROM approvals WHERE request_kind = ?1 AND request_id = ?2 ORDER BY id",
         )?;
-        let rows = stmt.query_map(params![request_id], |r| {
+        let rows = stmt.query_map(params![kind, request_id], |r| {
             Ok(ApprovalRecord {
                 approver: r.get(0)?,
                 decision: r.get(1)?,

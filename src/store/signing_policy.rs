@@ -191,19 +191,7 @@ impl Store {
 
     /// The decisions on a signature request, oldest first.
     pub fn signature_approvals(&self, id: i64) -> Result<Vec<ApprovalRecord>, StoreError> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare(
-            "SELECT approver, decision, comment, created_at FROM approvals WHERE request_kind = 'signature' AND request_id = ?1 ORDER BY id",
-        )?;
-        let rows = stmt.query_map(params![id], |r| {
-            Ok(ApprovalRecord {
-                approver: r.get(0)?,
-                decision: r.get(1)?,
-                comment: r.get(2)?,
-                created_at: r.get(3)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.decisions("signature", id)
     }
 
     /// Records an approval or denial of a pending signature request, atomically with its status
