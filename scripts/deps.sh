@@ -25,11 +25,20 @@ else
     echo "deps: system packages present ($PACKAGES)"
 fi
 
-if [ -x .venv/bin/lint_pkix_cert ]; then
-    echo "deps: .venv has pkilint ($(.venv/bin/pip show pkilint 2>/dev/null | sed -n 's/^Version: //p'))"
+# Python tools, pinned: pkilint (certificate/CRL/OCSP lints), imgtool (MCUboot verify), pycose with
+# cbor2<6 (COSE_Sign1 verify; pycose 1.1.0 breaks on cbor2 6), certbot (ACME client).
+PY_PACKAGES="pkilint==$PKILINT_VERSION imgtool==2.5.0 pycose==1.1.0 cbor2<6 certbot==5.8.0"
+stamp=".venv/.hallmark-deps"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$PY_PACKAGES" ]; then
+    echo "deps: .venv has $PY_PACKAGES"
 else
-    echo "deps: creating .venv with pkilint==$PKILINT_VERSION"
-    python3 -m venv .venv
-    .venv/bin/pip install --quiet --disable-pip-version-check "pkilint==$PKILINT_VERSION"
-    test -x .venv/bin/lint_pkix_cert
+    echo "deps: installing into .venv: $PY_PACKAGES"
+    [ -x .venv/bin/pip ] || python3 -m venv .venv
+    # shellcheck disable=SC2086
+    .venv/bin/pip install --quiet --disable-pip-version-check $PY_PACKAGES
+    for tool in lint_pkix_cert imgtool certbot; do
+        test -x ".venv/bin/$tool" || { echo "deps: .venv/bin/$tool missing after install" >&2; exit 1; }
+    done
+    .venv/bin/python -c 'import pycose, cbor2' || { echo "deps: pycose/cbor2 do not import" >&2; exit 1; }
+    echo "$PY_PACKAGES" > "$stamp"
 fi
