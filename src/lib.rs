@@ -8,6 +8,7 @@ pub mod config;
 pub mod der;
 pub mod engine;
 pub mod error;
+pub mod formats;
 pub mod http;
 pub mod init;
 pub mod issuer;

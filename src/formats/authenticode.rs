@@ -1,0 +1,1 @@
+//! authenticode (being written).

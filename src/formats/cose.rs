@@ -1,0 +1,1 @@
+//! cose (being written).

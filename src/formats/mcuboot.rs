@@ -1,0 +1,1 @@
+//! mcuboot (being written).
