@@ -11,7 +11,7 @@ help:
 	@echo "make test   install test tools (make deps), then fmt check, clippy and every test"
 	@echo "make deps   apt packages (softhsm2 opensc openssl curl osslsigncode JDK) and .venv (pkilint imgtool pycose certbot)"
 	@echo "make lint   cargo fmt --check and clippy"
-	@echo "make bench  issuance, revocation and factory benchmarks against their peers (prints ratios)"
+	@echo "make bench  issuance, revocation, factory and signing benchmarks against their peers (prints ratios)"
 	@echo "make clean  cargo clean and remove .venv (./demo is kept)"
 
 deps:
@@ -31,7 +31,7 @@ run:
 	@scripts/demo.sh
 
 bench: deps
-	PATH="$(VENV_BIN):$$PATH" cargo bench --bench issuance --bench revocation --bench factory
+	PATH="$(VENV_BIN):$$PATH" cargo bench --bench issuance --bench revocation --bench factory --bench signing
 
 clean:
 	cargo clean

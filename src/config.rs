@@ -183,6 +183,106 @@ impl CrlSection {
     }
 }
 
+/// One ACME directory, served at `/acme/{profile}/directory`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AcmeDirectoryConfig {
+    /// New accounts must present an external account binding (`hallmark acme eab create`).
+    pub eab_required: bool,
+    /// The publisher of accounts made without EAB (only when `eab_required = false`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub publisher: Option<String>,
+}
+
+impl Default for AcmeDirectoryConfig {
+    fn default() -> Self {
+        AcmeDirectoryConfig {
+            eab_required: true,
+            publisher: None,
+        }
+    }
+}
+
+/// The ACME server (RFC 8555) under `/acme/` on the API listener.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AcmeSection {
+    /// Profiles that have an ACME directory, and how each takes new accounts.
+    pub directories: BTreeMap<String, AcmeDirectoryConfig>,
+    /// The port http-01 validation connects to (80; `HALLMARK_ACME_HTTP01_PORT` wins).
+    pub http01_port: u16,
+    /// The port tls-alpn-01 validation connects to (443).
+    pub tls_alpn01_port: u16,
+    /// The DNS server dns-01 asks (`IP:PORT`); unset: the first nameserver of /etc/resolv.conf.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns_resolver: Option<String>,
+    /// Connect every http-01 and tls-alpn-01 validation to this address instead of the one the
+    /// name resolves to (tests and closed networks, like Pebble's resolver override).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub validation_address: Option<std::net::IpAddr>,
+    /// Seconds a nonce stays usable.
+    pub nonce_lifetime_secs: u64,
+    /// Seconds an order (and its authorizations) stay open.
+    pub order_lifetime_secs: u64,
+    /// Seconds a valid authorization may be reused by the account.
+    pub authz_lifetime_secs: u64,
+    /// Seconds one validation attempt may take.
+    pub validation_timeout_secs: u64,
+}
+
+impl Default for AcmeSection {
+    fn default() -> Self {
+        let mut directories = BTreeMap::new();
+        directories.insert("tls-server".to_string(), AcmeDirectoryConfig::default());
+        AcmeSection {
+            directories,
+            http01_port: 80,
+            tls_alpn01_port: 443,
+            dns_resolver: None,
+            validation_address: None,
+            nonce_lifetime_secs: 3600,
+            order_lifetime_secs: 7 * 24 * 3600,
+            authz_lifetime_secs: 30 * 24 * 3600,
+            validation_timeout_secs: 10,
+        }
+    }
+}
+
+impl AcmeSection {
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, d) in &self.directories {
+            if !d.eab_required && d.publisher.is_none() {
+                return Err(format!(
+                    "acme.directories.{name}: without eab_required, set the publisher of its accounts"
+                ));
+            }
+        }
+        if self.nonce_lifetime_secs == 0
+            || self.order_lifetime_secs == 0
+            || self.authz_lifetime_secs == 0
+            || self.validation_timeout_secs == 0
+        {
+            return Err("acme: lifetimes and the validation timeout must be at least 1 s".into());
+        }
+        if let Some(r) = &self.dns_resolver {
+            let ok =
+                r.parse::<std::net::SocketAddr>().is_ok() || r.parse::<std::net::IpAddr>().is_ok();
+            if !ok {
+                return Err(format!("acme.dns_resolver '{r}' is not IP or IP:PORT"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The http-01 port: `HALLMARK_ACME_HTTP01_PORT` if set, else the config.
+    pub fn http01_port(&self) -> u16 {
+        std::env::var("HALLMARK_ACME_HTTP01_PORT")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(self.http01_port)
+    }
+}
+
 /// The OCSP responder (`/ocsp`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -249,6 +349,8 @@ pub struct Config {
     pub crl: CrlSection,
     #[serde(default)]
     pub ocsp: OcspSection,
+    #[serde(default)]
+    pub acme: AcmeSection,
     /// The directory of the config file (not in the file).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -284,6 +386,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), String> {
         self.crl.validate()?;
         self.ocsp.validate()?;
+        self.acme.validate()?;
         for name in [&self.keys.default_store, &self.keys.root_store] {
             if !self.key_stores.contains_key(name) {
                 return Err(format!(

@@ -217,6 +217,7 @@ pub fn init(opts: &InitOptions) -> Result<PathBuf> {
         key_stores: [(store_name.to_string(), store_cfg)].into_iter().collect(),
         crl: Default::default(),
         ocsp: Default::default(),
+        acme: Default::default(),
         base_dir: opts.dir.clone(),
         path: config_path.clone(),
     };

@@ -3,6 +3,7 @@
 //! `issuer` (the CA) → `store` (records); keys live behind `keys`.
 #![forbid(unsafe_code)]
 
+pub mod acme;
 pub mod cli;
 pub mod config;
 pub mod der;

@@ -20,7 +20,9 @@
 //!
 //! Formats: `raw` is the key's signature over the digest (DER ECDSA, RSA PKCS#1 v1.5); `cms` is
 //! a detached CMS SignedData (RFC 5652) whose signed attributes carry the client's digest as
-//! message-digest, built here by hand in DER.
+//! message-digest, built here by hand in DER; `cose_sign1` is the signature in COSE's form over
+//! the hash of a Sig_structure the client built (ECDSA `r || s`, RSA-PSS; see
+//! [`crate::formats::cose`]).
 
 use x509_parser::prelude::{FromDer, X509Certificate};
 
@@ -38,6 +40,16 @@ use crate::store::{
 /// Largest accepted metadata object, serialized.
 pub const MAX_METADATA_BYTES: usize = 4096;
 
+/// Largest accepted signed content (`content`, decoded), in bytes.
+pub const MAX_CONTENT_BYTES: usize = 16 * 1024;
+
+/// The metadata key hallmark keeps its own facts under (timestamp, content type); a client may
+/// not send it.
+pub const RESERVED_METADATA_KEY: &str = "_hallmark";
+
+/// SpcIndirectDataContent (Authenticode), the one content type offered for embedded content.
+pub const SPC_INDIRECT_DATA: &str = "1.3.6.1.4.1.311.2.1.4";
+
 /// What the signature comes as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SignatureFormat {
@@ -45,6 +57,10 @@ pub enum SignatureFormat {
     Raw,
     /// A detached CMS SignedData (DER).
     Cms,
+    /// The signature as a COSE_Sign1 carries it (RFC 9053/8230): ECDSA as fixed-size `r || s`
+    /// (ES256 with P-256 and SHA-256, ES384 with P-384 and SHA-384), RSA as RSASSA-PSS
+    /// (PS256/384/512). The client builds the message (`crate::formats::cose`).
+    CoseSign1,
 }
 
 impl SignatureFormat {
@@ -52,6 +68,7 @@ impl SignatureFormat {
         match self {
             SignatureFormat::Raw => "raw",
             SignatureFormat::Cms => "cms",
+            SignatureFormat::CoseSign1 => "cose_sign1",
         }
     }
 
@@ -59,8 +76,9 @@ impl SignatureFormat {
         match s {
             "raw" => Ok(SignatureFormat::Raw),
             "cms" => Ok(SignatureFormat::Cms),
+            "cose_sign1" => Ok(SignatureFormat::CoseSign1),
             other => Err(Error::Invalid(format!(
-                "format '{other}' is not offered (raw, cms)"
+                "format '{other}' is not offered (raw, cms, cose_sign1)"
             ))),
         }
     }
@@ -91,7 +109,7 @@ pub fn digest_algorithm_name(h: HashAlg) -> &'static str {
 }
 
 /// A request to sign a digest.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct SignRequest {
     pub key: String,
     /// Hex, as the client sent it.
@@ -100,6 +118,14 @@ pub struct SignRequest {
     pub format: String,
     /// A JSON object describing the artifact (name, commit, pipeline, ...).
     pub metadata: Option<serde_json::Value>,
+    /// Add an RFC 3161 time-stamp token from this server's TSA (over the signature value).
+    pub timestamp: bool,
+    /// The dotted OID of `content` (format `cms` only): today only
+    /// [`SPC_INDIRECT_DATA`].
+    pub content_type: Option<String>,
+    /// Base64 DER of a small content to embed as the SignedData's eContent; `digest` must be its
+    /// hash (for SpcIndirectDataContent: of its DER without the outer tag and length).
+    pub content: Option<String>,
 }
 
 /// A signature handed out.
@@ -114,6 +140,9 @@ pub struct SignedDigest {
     pub certificate: Vec<u8>,
     /// The CA certificates above it, root excluded (DER).
     pub chain: Vec<Vec<u8>>,
+    /// The RFC 3161 TimeStampToken (DER ContentInfo) when one was asked for; for CMS it is also
+    /// inside the signature as an unsigned attribute.
+    pub timestamp_token: Option<Vec<u8>>,
 }
 
 /// What a signature submission came to.
@@ -131,12 +160,131 @@ pub struct SignatureRequestView {
     pub approvals: Vec<ApprovalRecord>,
 }
 
+/// Embedded content of a CMS signature.
+#[derive(Debug, Clone)]
+struct Content {
+    /// Dotted OID.
+    content_type: String,
+    /// The content's DER (one TLV).
+    der: Vec<u8>,
+}
+
 /// The checked parts of a request.
+#[derive(Debug)]
 struct Checked {
     hash: HashAlg,
     digest: Vec<u8>,
     format: SignatureFormat,
     metadata: Option<String>,
+    timestamp: bool,
+    content: Option<Content>,
+}
+
+/// Checks the shape of an SpcIndirectDataContent (its SEQUENCE's contents):
+/// `{ SEQUENCE { type OID, value ANY OPTIONAL }, DigestInfo { AlgorithmIdentifier, OCTET STRING } }`
+/// and nothing else; the DigestInfo (the hash of the signed file) must be SHA-256, SHA-384 or
+/// SHA-512 with a digest of that length. The service never signs a SHA-1 or MD5 file hash.
+fn check_spc_indirect_data(contents: &[u8]) -> Result<()> {
+    let bad =
+        |why: &str| Error::Invalid(format!("content is not an SpcIndirectDataContent: {why}"));
+    let data = read_tlv(contents).map_err(|_| bad("unreadable"))?;
+    let digest_info = read_tlv(data.rest).map_err(|_| bad("no DigestInfo"))?;
+    if data.tag != 0x30 || digest_info.tag != 0x30 || !digest_info.rest.is_empty() {
+        return Err(bad(
+            "expected SEQUENCE { SpcAttributeTypeAndOptionalValue, DigestInfo }",
+        ));
+    }
+    let data_type = read_tlv(data.contents).map_err(|_| bad("unreadable data"))?;
+    if data_type.tag != 0x06 {
+        return Err(bad("the data has no type OID"));
+    }
+    let alg = read_tlv(digest_info.contents).map_err(|_| bad("unreadable DigestInfo"))?;
+    let digest = read_tlv(alg.rest).map_err(|_| bad("DigestInfo without a digest"))?;
+    if alg.tag != 0x30 || digest.tag != 0x04 || !digest.rest.is_empty() {
+        return Err(bad(
+            "DigestInfo is not { AlgorithmIdentifier, OCTET STRING }",
+        ));
+    }
+    let alg_oid = read_tlv(alg.contents).map_err(|_| bad("unreadable digest algorithm"))?;
+    let oid = crate::issuer::extensions::oid;
+    let file_hash = [HashAlg::Sha256, HashAlg::Sha384, HashAlg::Sha512]
+        .into_iter()
+        .find(|h| {
+            let dotted = match h {
+                HashAlg::Sha256 => "2.16.840.1.101.3.4.2.1",
+                HashAlg::Sha384 => "2.16.840.1.101.3.4.2.2",
+                HashAlg::Sha512 => "2.16.840.1.101.3.4.2.3",
+            };
+            alg_oid.whole == oid(dotted).as_slice()
+        })
+        .ok_or_else(|| {
+            Error::Invalid(
+                "the SpcIndirectDataContent's file digest must be SHA-256, SHA-384 or SHA-512 \
+                 (SHA-1 and MD5 are refused)"
+                    .into(),
+            )
+        })?;
+    if digest.contents.len() != file_hash.output_len() {
+        return Err(bad("the DigestInfo's digest has the wrong length"));
+    }
+    Ok(())
+}
+
+/// Checks `content` against its type and the request's digest.
+fn check_content(req: &SignRequest, hash: HashAlg, digest: &[u8]) -> Result<Option<Content>> {
+    use base64::Engine as _;
+    let (ct, b64) = match (&req.content_type, &req.content) {
+        (None, None) => return Ok(None),
+        (Some(ct), Some(c)) => (ct.trim(), c),
+        _ => {
+            return Err(Error::Invalid(
+                "content_type and content come together (or not at all)".into(),
+            ))
+        }
+    };
+    if ct != SPC_INDIRECT_DATA {
+        return Err(Error::Invalid(format!(
+            "content_type '{ct}' is not offered (only {SPC_INDIRECT_DATA}, SpcIndirectDataContent)"
+        )));
+    }
+    // A base64 text at most this long decodes to at most MAX_CONTENT_BYTES.
+    if b64.len() > MAX_CONTENT_BYTES.div_ceil(3) * 4 + 4 {
+        return Err(Error::Invalid(format!(
+            "content is larger than {MAX_CONTENT_BYTES} bytes"
+        )));
+    }
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .map_err(|_| Error::Invalid("content must be base64 (standard alphabet)".into()))?;
+    if der.len() > MAX_CONTENT_BYTES {
+        return Err(Error::Invalid(format!(
+            "content is larger than {MAX_CONTENT_BYTES} bytes ({} bytes)",
+            der.len()
+        )));
+    }
+    let t =
+        read_tlv(&der).map_err(|e| Error::Invalid(format!("content is not one DER value: {e}")))?;
+    if t.tag != 0x30 || !t.rest.is_empty() {
+        return Err(Error::Invalid(
+            "SpcIndirectDataContent content must be exactly one DER SEQUENCE".into(),
+        ));
+    }
+    check_spc_indirect_data(t.contents)?;
+    // Authenticode's rule: the message digest covers the SEQUENCE's contents only.
+    let computed = hash.digest(t.contents);
+    if computed != digest {
+        return Err(Error::Invalid(format!(
+            "content digest mismatch: the {} of the content (without its outer tag and length) \
+             is {}, the request's digest is {}",
+            digest_algorithm_name(hash),
+            hex::encode(&computed),
+            hex::encode(digest)
+        )));
+    }
+    Ok(Some(Content {
+        content_type: ct.to_string(),
+        der,
+    }))
 }
 
 fn check_request(req: &SignRequest) -> Result<Checked> {
@@ -153,9 +301,27 @@ fn check_request(req: &SignRequest) -> Result<Checked> {
         )));
     }
     let format = SignatureFormat::parse(&req.format)?;
+    let content = check_content(req, hash, &digest)?;
+    if content.is_some() && format != SignatureFormat::Cms {
+        return Err(Error::Invalid(format!(
+            "content is signed as CMS only (format cms, not {})",
+            format.name()
+        )));
+    }
+    if req.timestamp && !matches!(format, SignatureFormat::Raw | SignatureFormat::Cms) {
+        return Err(Error::Invalid(format!(
+            "format {} cannot carry a time-stamp",
+            format.name()
+        )));
+    }
     let metadata = match &req.metadata {
         None | Some(serde_json::Value::Null) => None,
-        Some(v @ serde_json::Value::Object(_)) => {
+        Some(v @ serde_json::Value::Object(o)) => {
+            if o.contains_key(RESERVED_METADATA_KEY) {
+                return Err(Error::Invalid(format!(
+                    "metadata key '{RESERVED_METADATA_KEY}' is reserved for hallmark"
+                )));
+            }
             let s = v.to_string();
             if s.len() > MAX_METADATA_BYTES {
                 return Err(Error::Invalid(format!(
@@ -172,7 +338,72 @@ fn check_request(req: &SignRequest) -> Result<Checked> {
         digest,
         format,
         metadata,
+        timestamp: req.timestamp,
+        content,
     })
+}
+
+/// The metadata to record: the client's object plus, under [`RESERVED_METADATA_KEY`], what
+/// hallmark adds (`extra`), when there is any.
+fn merged_metadata(
+    client: Option<&str>,
+    extra: serde_json::Map<String, serde_json::Value>,
+) -> Option<String> {
+    if extra.is_empty() {
+        return client.map(str::to_string);
+    }
+    let mut obj = client
+        .and_then(|m| serde_json::from_str::<serde_json::Value>(m).ok())
+        .and_then(|v| match v {
+            serde_json::Value::Object(o) => Some(o),
+            _ => None,
+        })
+        .unwrap_or_default();
+    obj.insert(
+        RESERVED_METADATA_KEY.into(),
+        serde_json::Value::Object(extra),
+    );
+    Some(serde_json::Value::Object(obj).to_string())
+}
+
+/// What a signature request waiting for approvals keeps besides the digest: the time-stamp
+/// wish and the content, under the reserved metadata key.
+fn pending_extras(c: &Checked) -> serde_json::Map<String, serde_json::Value> {
+    use base64::Engine as _;
+    let mut m = serde_json::Map::new();
+    if c.timestamp {
+        m.insert("timestamp".into(), true.into());
+    }
+    if let Some(content) = &c.content {
+        m.insert("content_type".into(), content.content_type.clone().into());
+        m.insert(
+            "content".into(),
+            base64::engine::general_purpose::STANDARD
+                .encode(&content.der)
+                .into(),
+        );
+    }
+    m
+}
+
+/// Splits stored metadata into the client's part and hallmark's reserved object.
+fn split_metadata(
+    stored: Option<&str>,
+) -> (
+    Option<serde_json::Value>,
+    serde_json::Map<String, serde_json::Value>,
+) {
+    let Some(serde_json::Value::Object(mut o)) =
+        stored.and_then(|m| serde_json::from_str::<serde_json::Value>(m).ok())
+    else {
+        return (None, serde_json::Map::new());
+    };
+    let extra = match o.remove(RESERVED_METADATA_KEY) {
+        Some(serde_json::Value::Object(e)) => e,
+        _ => serde_json::Map::new(),
+    };
+    let client = (!o.is_empty()).then_some(serde_json::Value::Object(o));
+    (client, extra)
 }
 
 /// The scheme a key signs digests of `hash` with.
@@ -192,6 +423,17 @@ fn scheme_for(alg: KeyAlgorithm, hash: HashAlg) -> Result<SignatureScheme> {
             .into())
         }
     })
+}
+
+/// The scheme (and, for ECDSA, the size of r and of s) a key signs `cose_sign1` with: ECDSA
+/// only with its curve's hash, RSA with PSS; PKCS#1 v1.5 (RS256) is never used for COSE.
+fn cose_scheme(alg: KeyAlgorithm, hash: HashAlg) -> Result<(SignatureScheme, Option<usize>)> {
+    use crate::formats::cose::{CoseAlg, CoseError};
+    match CoseAlg::for_key(alg, hash) {
+        Ok((_, scheme, fixed)) => Ok((scheme, fixed)),
+        Err(e @ CoseError::UnsupportedKey(_)) => Err(PolicyError::BadKey(e.to_string()).into()),
+        Err(e) => Err(Error::Invalid(e.to_string())),
+    }
 }
 
 /// Verifies a fresh signature over `digest` with the key's public key before it is recorded or
@@ -218,6 +460,9 @@ fn check_signature(
         S::RsaPkcs1Sha256 => (&sig::RSA_PKCS1_2048_8192_SHA256, &SHA256),
         S::RsaPkcs1Sha384 => (&sig::RSA_PKCS1_2048_8192_SHA384, &SHA384),
         S::RsaPkcs1Sha512 => (&sig::RSA_PKCS1_2048_8192_SHA512, &SHA512),
+        S::RsaPssSha256 => (&sig::RSA_PSS_2048_8192_SHA256, &SHA256),
+        S::RsaPssSha384 => (&sig::RSA_PSS_2048_8192_SHA384, &SHA384),
+        S::RsaPssSha512 => (&sig::RSA_PSS_2048_8192_SHA512, &SHA512),
         other => {
             return Err(Error::Invalid(format!(
                 "{other:?} is not offered by the signing service"
@@ -341,6 +586,18 @@ impl Hallmark {
             &cred.name,
         )?;
         self.usable_key_certificate(&key)?;
+        if checked.timestamp {
+            // Before anything waits for approvals or is signed.
+            self.require_tsa()?;
+        }
+        if checked.format == SignatureFormat::CoseSign1 {
+            // Refuse a key/digest pair COSE cannot express before anything waits or is signed.
+            let alg: KeyAlgorithm = key
+                .algorithm
+                .parse()
+                .map_err(|e: String| Error::Invalid(format!("stored key algorithm: {e}")))?;
+            cose_scheme(alg, checked.hash)?;
+        }
         if let Some(rate) = policy.rate_per_minute {
             self.take_sign_rate(&key.label, rate)?;
         }
@@ -393,7 +650,7 @@ impl Hallmark {
             digest_algorithm: digest_algorithm_name(checked.hash).to_string(),
             digest: hex::encode(&checked.digest),
             format: checked.format.name().to_string(),
-            metadata: checked.metadata.clone(),
+            metadata: merged_metadata(checked.metadata.as_deref(), pending_extras(&checked)),
             status: "pending".into(),
             approvals_required: i64::from(policy.approvals),
             created_at: 0,
@@ -410,6 +667,25 @@ impl Hallmark {
         Ok(SignSubmitted::Pending(stored))
     }
 
+    /// Time-stamps a signature value with this server's TSA (SHA-256 imprint), in process.
+    fn timestamp_signature(&self, signature: &[u8]) -> Result<Vec<u8>> {
+        let imprint = HashAlg::Sha256.digest(signature);
+        crate::tsa::stamp_digest(self, HashAlg::Sha256, &imprint)
+    }
+
+    /// Refuses a time-stamp request early when no TSA is set up (nothing is signed then).
+    fn require_tsa(&self) -> Result<()> {
+        if !crate::tsa::configured(self) {
+            return Err(Error::Conflict(
+                "a time-stamp was asked for but this server has no time-stamp authority \
+                 (run `hallmark tsa init`); nothing was signed"
+                    .into(),
+            ));
+        }
+        self.tsa()?;
+        Ok(())
+    }
+
     /// Signs checked parts with a key (its certificate checked again), records the signature,
     /// and returns it.
     fn sign_checked(
@@ -421,6 +697,9 @@ impl Hallmark {
         approvers: Option<String>,
     ) -> Result<SignedDigest> {
         let (cert_der, ca) = self.usable_key_certificate(key)?;
+        if checked.timestamp {
+            self.require_tsa()?;
+        }
         let alg: KeyAlgorithm = key
             .algorithm
             .parse()
@@ -445,17 +724,42 @@ impl Hallmark {
             None => Vec::new(),
         };
         let at = now();
+        let mut timestamp_token = None;
         let signature = match checked.format {
             SignatureFormat::Raw => {
                 let sig = signer.sign_digest(scheme, &checked.digest)?;
                 check_signature(scheme, signer.spki_der(), &checked.digest, &sig)?;
+                if checked.timestamp {
+                    timestamp_token = Some(self.timestamp_signature(&sig)?);
+                }
                 sig
             }
+            SignatureFormat::CoseSign1 => {
+                let (scheme, fixed) = cose_scheme(alg, checked.hash)?;
+                let sig = signer.sign_digest(scheme, &checked.digest)?;
+                check_signature(scheme, signer.spki_der(), &checked.digest, &sig)?;
+                match fixed {
+                    Some(n) => crate::formats::cose::ecdsa_der_to_fixed(&sig, n)
+                        .map_err(|e| Error::Invalid(e.to_string()))?,
+                    None => sig,
+                }
+            }
             SignatureFormat::Cms => {
-                let attrs = cms::signed_attributes(&checked.digest, at);
+                let attrs = match &checked.content {
+                    Some(_) => cms::authenticode_signed_attributes(&checked.digest, at),
+                    None => cms::signed_attributes(&checked.digest, at),
+                };
                 let attrs_digest = checked.hash.digest(&attrs);
                 let sig = signer.sign_digest(scheme, &attrs_digest)?;
                 check_signature(scheme, signer.spki_der(), &attrs_digest, &sig)?;
+                let unsigned_attrs = if checked.timestamp {
+                    let token = self.timestamp_signature(&sig)?;
+                    let attr = cms::timestamp_attribute(&token, checked.content.is_some());
+                    timestamp_token = Some(token);
+                    Some(attr)
+                } else {
+                    None
+                };
                 cms::signed_data(&cms::Parts {
                     hash: checked.hash,
                     scheme,
@@ -463,9 +767,21 @@ impl Hallmark {
                     signature: &sig,
                     signer_cert: &cert_der,
                     chain: &chain,
+                    content: checked
+                        .content
+                        .as_ref()
+                        .map(|c| (c.content_type.as_str(), c.der.as_slice())),
+                    unsigned_attrs: unsigned_attrs.as_deref(),
                 })?
             }
         };
+        let mut extra = serde_json::Map::new();
+        if timestamp_token.is_some() {
+            extra.insert("timestamped".into(), true.into());
+        }
+        if let Some(c) = &checked.content {
+            extra.insert("content_type".into(), c.content_type.clone().into());
+        }
         let record = SignatureRecord {
             id: 0,
             key_label: key.label.clone(),
@@ -474,7 +790,7 @@ impl Hallmark {
             format: checked.format.name().to_string(),
             requester: requester.to_string(),
             approvers,
-            metadata: checked.metadata.clone(),
+            metadata: merged_metadata(checked.metadata.as_deref(), extra),
             created_at: at,
         };
         let id = self.store.insert_signature(&record, actor)?;
@@ -484,6 +800,7 @@ impl Hallmark {
             signature,
             certificate: cert_der,
             chain,
+            timestamp_token,
         })
     }
 
@@ -619,7 +936,12 @@ impl Hallmark {
                     signed = Some(s);
                 }
                 Err(e) => {
-                    let status = if matches!(e, Error::Key(_) | Error::Store(_)) {
+                    // A key store, database or time-stamp authority problem is the server's
+                    // failure, not a refusal of the request.
+                    let status = if matches!(
+                        e,
+                        Error::Key(_) | Error::Store(_) | Error::Issue(_) | Error::Conflict(_)
+                    ) {
                         "failed"
                     } else {
                         "denied"
@@ -640,15 +962,20 @@ impl Hallmark {
         request: &SignatureRequestRecord,
         policy: &KeyPolicy,
     ) -> Result<SignedDigest> {
+        let (metadata, extra) = split_metadata(request.metadata.as_deref());
+        let text = |k: &str| extra.get(k).and_then(|v| v.as_str()).map(str::to_string);
         let checked = check_request(&SignRequest {
             key: request.key_label.clone(),
             digest: request.digest.clone(),
             digest_algorithm: request.digest_algorithm.clone(),
             format: request.format.clone(),
-            metadata: request
-                .metadata
-                .as_deref()
-                .and_then(|m| serde_json::from_str(m).ok()),
+            metadata,
+            timestamp: extra
+                .get("timestamp")
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false),
+            content_type: text("content_type"),
+            content: text("content"),
         })?;
         let key = self.key(&request.key_label)?;
         policy.check(
@@ -716,6 +1043,11 @@ pub mod cms {
     const OID_SIGNING_TIME: &[u8] = &[
         0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x05,
     ];
+    const OID_TIMESTAMP_TOKEN: &str = "1.2.840.113549.1.9.16.2.14";
+    const OID_SPC_RFC3161: &str = "1.3.6.1.4.1.311.3.3.1";
+    const OID_SPC_SP_OPUS_INFO: &str = "1.3.6.1.4.1.311.2.1.12";
+    const OID_SPC_STATEMENT_TYPE: &str = "1.3.6.1.4.1.311.2.1.11";
+    const OID_SPC_INDIVIDUAL_SP_KEY_PURPOSE: &str = "1.3.6.1.4.1.311.2.1.21";
 
     fn seq(parts: &[&[u8]]) -> Vec<u8> {
         tlv(0x30, &parts.concat())
@@ -803,6 +1135,39 @@ pub mod cms {
         )
     }
 
+    /// The signed attributes of an Authenticode signature (a SET, tag 0x31): content-type
+    /// SpcIndirectDataContent, message-digest `digest` (of the content's DER without its outer
+    /// tag and length), SpcSpOpusInfo (empty), SpcStatementType (individual code signing) and
+    /// signing-time `at`.
+    pub fn authenticode_signed_attributes(digest: &[u8], at: i64) -> Vec<u8> {
+        let oid = crate::issuer::extensions::oid;
+        set_of(
+            0x31,
+            vec![
+                attribute(OID_CONTENT_TYPE, &oid(super::SPC_INDIRECT_DATA)),
+                attribute(OID_SIGNING_TIME, &signing_time(at)),
+                attribute(OID_MESSAGE_DIGEST, &tlv(0x04, digest)),
+                attribute(&oid(OID_SPC_SP_OPUS_INFO), &seq(&[])),
+                attribute(
+                    &oid(OID_SPC_STATEMENT_TYPE),
+                    &seq(&[&oid(OID_SPC_INDIVIDUAL_SP_KEY_PURPOSE)]),
+                ),
+            ],
+        )
+    }
+
+    /// The unsigned attribute carrying an RFC 3161 token: id-aa-timeStampToken (RFC 3161
+    /// Appendix A) for plain CMS and JAR, SPC_RFC3161_OBJID for Authenticode (what signtool,
+    /// osslsigncode and Windows read).
+    pub fn timestamp_attribute(token: &[u8], authenticode: bool) -> Vec<u8> {
+        let oid = crate::issuer::extensions::oid(if authenticode {
+            OID_SPC_RFC3161
+        } else {
+            OID_TIMESTAMP_TOKEN
+        });
+        attribute(&oid, token)
+    }
+
     /// The pieces of a SignedData.
     pub struct Parts<'a> {
         pub hash: HashAlg,
@@ -813,6 +1178,11 @@ pub mod cms {
         pub signature: &'a [u8],
         pub signer_cert: &'a [u8],
         pub chain: &'a [Vec<u8>],
+        /// Embedded content: (dotted content type, DER value placed under eContent [0]
+        /// EXPLICIT as is). `None`: detached id-data.
+        pub content: Option<(&'a str, &'a [u8])>,
+        /// Unsigned attributes (each a whole Attribute TLV, e.g. [`timestamp_attribute`]).
+        pub unsigned_attrs: Option<&'a [u8]>,
     }
 
     /// Issuer and serial number (both TLVs, byte for byte) of a DER certificate.
@@ -835,7 +1205,8 @@ pub mod cms {
         Ok(seq(&[issuer.whole, serial.whole]))
     }
 
-    /// A DER ContentInfo holding a detached SignedData with one signer.
+    /// A DER ContentInfo holding a SignedData with one signer: detached id-data, or the given
+    /// content embedded.
     pub fn signed_data(p: &Parts<'_>) -> Result<Vec<u8>> {
         let version = [0x02, 0x01, 0x01];
         let digest_alg = digest_algorithm(p.hash);
@@ -845,6 +1216,21 @@ pub mod cms {
             return Err(Error::Invalid("signed attributes must be a SET".into()));
         }
         attrs[0] = 0xa0;
+        // Unsigned attributes go in as [1] IMPLICIT SET OF.
+        let unsigned = match p.unsigned_attrs {
+            Some(a) => {
+                let mut items = Vec::new();
+                let mut rest = a;
+                while !rest.is_empty() {
+                    let t = read_tlv(rest)
+                        .map_err(|e| Error::Invalid(format!("unsigned attribute: {e}")))?;
+                    items.push(t.whole.to_vec());
+                    rest = t.rest;
+                }
+                set_of(0xa1, items)
+            }
+            None => Vec::new(),
+        };
         let signer_info = seq(&[
             &version,
             &issuer_and_serial(p.signer_cert)?,
@@ -852,13 +1238,20 @@ pub mod cms {
             &attrs,
             &signature_algorithm(p.scheme)?,
             &tlv(0x04, p.signature),
+            &unsigned,
         ]);
+        let encap = match p.content {
+            // Authenticode: SpcIndirectDataContent sits under [0] EXPLICIT as the SEQUENCE
+            // itself, not wrapped in an OCTET STRING.
+            Some((ct, der)) => seq(&[&crate::issuer::extensions::oid(ct), &tlv(0xa0, der)]),
+            None => seq(&[OID_DATA]),
+        };
         let mut certs = vec![p.signer_cert.to_vec()];
         certs.extend(p.chain.iter().cloned());
         let signed_data = seq(&[
             &version,
             &tlv(0x31, &digest_alg),
-            &seq(&[OID_DATA]),
+            &encap,
             &set_of(0xa0, certs),
             &tlv(0x31, &signer_info),
         ]);
@@ -888,6 +1281,7 @@ mod tests {
             digest_algorithm: a.into(),
             format: f.into(),
             metadata: m,
+            ..Default::default()
         };
         let d32 = "ab".repeat(32);
         assert!(check_request(&req(&d32, "sha256", "raw", None)).is_ok());
@@ -917,6 +1311,92 @@ mod tests {
         let other = HashAlg::Sha256.digest(b"other");
         let e = check_signature(SignatureScheme::EcdsaSha256, key.spki_der(), &other, &sig);
         assert!(e.unwrap_err().to_string().contains("does not verify"));
+    }
+
+    #[test]
+    fn content_is_checked_against_the_digest() {
+        use base64::Engine as _;
+        let content = crate::formats::authenticode::spc_indirect_data(HashAlg::Sha256, &[7u8; 32]);
+        let inner = read_tlv(&content).unwrap().contents.to_vec();
+        let b64 = |d: &[u8]| base64::engine::general_purpose::STANDARD.encode(d);
+        let req = |digest: Vec<u8>, ct: &str, c: String, f: &str| SignRequest {
+            key: "k".into(),
+            digest: hex::encode(digest),
+            digest_algorithm: "sha256".into(),
+            format: f.into(),
+            content_type: Some(ct.into()),
+            content: Some(c),
+            ..Default::default()
+        };
+        let good = HashAlg::Sha256.digest(&inner);
+        let c = check_request(&req(good.clone(), SPC_INDIRECT_DATA, b64(&content), "cms")).unwrap();
+        assert_eq!(c.content.unwrap().der, content);
+        let whole = HashAlg::Sha256.digest(&content);
+        let e = check_request(&req(whole, SPC_INDIRECT_DATA, b64(&content), "cms"));
+        assert!(e
+            .unwrap_err()
+            .to_string()
+            .contains("content digest mismatch"));
+        let e = check_request(&req(good.clone(), "1.2.3", b64(&content), "cms"));
+        assert!(e.unwrap_err().to_string().contains("not offered"));
+        let e = check_request(&req(good.clone(), SPC_INDIRECT_DATA, b64(&content), "raw"));
+        assert!(e.unwrap_err().to_string().contains("CMS only"));
+        let big = vec![0u8; MAX_CONTENT_BYTES + 1];
+        let e = check_request(&req(good, SPC_INDIRECT_DATA, b64(&big), "cms"));
+        assert!(e.unwrap_err().to_string().contains("larger than"));
+        // Shapes that are not an SpcIndirectDataContent, and a SHA-1 file hash.
+        let not_spc = [0x30, 0x05, 0x06, 0x03, 0x2b, 0x06, 0x01];
+        let e = check_request(&req(
+            HashAlg::Sha256.digest(&not_spc[2..]),
+            SPC_INDIRECT_DATA,
+            b64(&not_spc),
+            "cms",
+        ));
+        assert!(e
+            .unwrap_err()
+            .to_string()
+            .contains("not an SpcIndirectDataContent"));
+        let spc_data = read_tlv(read_tlv(&content).unwrap().contents)
+            .unwrap()
+            .whole
+            .to_vec();
+        let di = crate::der::tlv(
+            0x30,
+            &[
+                crate::der::tlv(
+                    0x30,
+                    &[
+                        crate::issuer::extensions::oid("1.3.14.3.2.26"),
+                        vec![0x05, 0x00],
+                    ]
+                    .concat(),
+                ),
+                crate::der::tlv(0x04, &[1u8; 20]),
+            ]
+            .concat(),
+        );
+        let weak_inner = [spc_data, di].concat();
+        let weak = crate::der::tlv(0x30, &weak_inner);
+        let e = check_request(&req(
+            HashAlg::Sha256.digest(&weak_inner),
+            SPC_INDIRECT_DATA,
+            b64(&weak),
+            "cms",
+        ));
+        assert!(e.unwrap_err().to_string().contains("SHA-1"));
+    }
+
+    #[test]
+    fn hallmark_metadata_round_trips() {
+        let mut extra = serde_json::Map::new();
+        extra.insert("timestamp".into(), true.into());
+        let m = merged_metadata(Some(r#"{"commit":"abc"}"#), extra.clone()).unwrap();
+        let (client, back) = split_metadata(Some(&m));
+        assert_eq!(client, Some(serde_json::json!({"commit": "abc"})));
+        assert_eq!(back, extra);
+        let m = merged_metadata(None, extra.clone()).unwrap();
+        assert_eq!(split_metadata(Some(&m)), (None, extra));
+        assert_eq!(merged_metadata(None, serde_json::Map::new()), None);
     }
 
     #[test]

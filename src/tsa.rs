@@ -160,6 +160,40 @@ pub fn respond(hm: &Hallmark, query: &[u8]) -> Vec<u8> {
     }
 }
 
+/// Whether a TSA is set up for this config (its certificate chain file exists).
+pub fn configured(hm: &Hallmark) -> bool {
+    cert_path(hm).exists()
+}
+
+/// Time-stamps a digest in this process (no HTTP): the signing service's `timestamp: true`.
+/// Returns the DER TimeStampToken (a ContentInfo) with the TSA certificate and its chain, under
+/// the CA's policy, recorded like any token `POST /tsa` hands out.
+pub fn stamp_digest(hm: &Hallmark, hash: crate::keys::HashAlg, digest: &[u8]) -> Result<Vec<u8>> {
+    let hash_oid = match hash {
+        crate::keys::HashAlg::Sha256 => "2.16.840.1.101.3.4.2.1",
+        crate::keys::HashAlg::Sha384 => "2.16.840.1.101.3.4.2.2",
+        crate::keys::HashAlg::Sha512 => "2.16.840.1.101.3.4.2.3",
+    };
+    if digest.len() != hash.output_len() {
+        return Err(Error::Invalid(format!(
+            "a {hash:?} imprint is {} bytes, not {}",
+            hash.output_len(),
+            digest.len()
+        )));
+    }
+    let alg = crate::der::tlv(0x30, &issuer::extensions::oid(hash_oid));
+    let imprint = crate::der::tlv(0x30, &[alg, crate::der::tlv(0x04, digest)].concat());
+    let req = tsp::TimeStampReq {
+        hash,
+        imprint_der: imprint,
+        hashed_message: digest.to_vec(),
+        policy_der: None,
+        nonce_der: None,
+        cert_req: true,
+    };
+    stamp(hm, &req, hm.config.ca.policy_oid.as_str())
+}
+
 fn stamp(hm: &Hallmark, req: &tsp::TimeStampReq, policy: &str) -> Result<Vec<u8>> {
     let tsa = hm.tsa()?;
     let serial = issuer::random_serial();

@@ -1,8 +1,13 @@
 //! The `hallmark` command line: parse, call the engine, print. No policy and no signing here.
 
+mod acme;
 mod client;
 mod revoke;
 mod sign;
+mod sign_authenticode;
+mod sign_cose;
+mod sign_jar;
+mod sign_mcuboot;
 mod station;
 
 use std::io::Write;
@@ -91,6 +96,9 @@ pub enum Command {
     /// The RFC 3161 time-stamp authority served at POST /tsa.
     #[command(subcommand)]
     Tsa(TsaCmd),
+    /// The ACME server: external account binding keys.
+    #[command(subcommand)]
+    Acme(acme::AcmeCmd),
     /// Check the database, the key stores and the CAs.
     Doctor,
     /// Show the latest audit events.
@@ -343,7 +351,7 @@ pub enum KeyCmd {
 #[derive(Args, Debug)]
 pub struct KeyPolicyArgs {
     pub label: String,
-    /// Formats the key signs (raw, cms); all when left out.
+    /// Formats the key signs (raw, cms, cose_sign1); all when left out.
     #[arg(long, value_delimiter = ',')]
     pub formats: Vec<String>,
     /// Digest algorithms the key signs (sha256, sha384, sha512); all when left out.
@@ -549,6 +557,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cert(c) => cmd_cert(&cli, c),
         Command::Profile(c) => cmd_profile(&cli, c),
         Command::Token(c) => cmd_token(&cli, c),
+        Command::Acme(c) => acme::run(&open(&cli)?, &actor(), c),
         Command::Station(c) => {
             let hm = match c {
                 station::StationCmd::Run(_) => None,

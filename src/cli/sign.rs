@@ -19,6 +19,17 @@ pub enum SignCmd {
     Raw(SignArgs),
     /// A detached CMS SignedData (DER) for the file, written to --out (default FILE.p7s).
     Cms(SignArgs),
+    /// Authenticode for a PE file (.exe, .dll, .sys; PE32 and PE32+): the PE hash is computed
+    /// here, the server signs the SpcIndirectDataContent, time-stamped unless --no-timestamp.
+    Authenticode(super::sign_authenticode::AuthenticodeArgs),
+    /// A signed jar (as jarsigner makes them: MANIFEST.MF, NAME.SF, NAME.EC or .RSA),
+    /// time-stamped unless --no-timestamp.
+    Jar(super::sign_jar::JarArgs),
+    /// An MCUboot image (imgtool 2.5 layout) signed with an ECDSA key: the header and TLVs
+    /// are built here, the server signs the image hash.
+    Mcuboot(super::sign_mcuboot::McubootArgs),
+    /// A COSE_Sign1 (RFC 9052) with a detached payload over the file (the SUIT building block).
+    Cose(super::sign_cose::CoseArgs),
 }
 
 #[derive(Args, Debug)]
@@ -34,6 +45,10 @@ pub struct SignArgs {
     /// Where to write the signature.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Ask for an RFC 3161 time-stamp from the server's TSA: inside the CMS as an unsigned
+    /// attribute (id-aa-timeStampToken); for raw, the DER token is written to OUT.tst.
+    #[arg(long)]
+    pub timestamp: bool,
     /// Extra metadata recorded with the signature (repeat): --meta commit=abc123.
     #[arg(long = "meta", value_name = "KEY=VALUE")]
     pub meta: Vec<String>,
@@ -86,6 +101,10 @@ pub fn cmd_sign(c: &SignCmd) -> anyhow::Result<()> {
     let (a, format) = match c {
         SignCmd::Raw(a) => (a, "raw"),
         SignCmd::Cms(a) => (a, "cms"),
+        SignCmd::Authenticode(x) => return super::sign_authenticode::cmd_sign_authenticode(x),
+        SignCmd::Jar(x) => return super::sign_jar::cmd_sign_jar(x),
+        SignCmd::Mcuboot(m) => return super::sign_mcuboot::cmd_sign_mcuboot(m),
+        SignCmd::Cose(m) => return super::sign_cose::cmd_sign_cose(m),
     };
     let hash = parse_digest_algorithm(&a.digest).map_err(|e| anyhow!("--digest: {e}"))?;
     let client = client::Client::new(
@@ -113,6 +132,7 @@ pub fn cmd_sign(c: &SignCmd) -> anyhow::Result<()> {
         "digest_algorithm": digest_algorithm_name(hash),
         "format": format,
         "metadata": metadata,
+        "timestamp": a.timestamp,
     });
     let reply = client.send(
         "POST",
@@ -140,9 +160,22 @@ pub fn cmd_sign(c: &SignCmd) -> anyhow::Result<()> {
         }
         _ => None,
     };
+    let token = match v["timestamp_token"].as_str() {
+        Some(t) => Some(
+            base64::engine::general_purpose::STANDARD
+                .decode(t)
+                .context("the server's time-stamp token is not base64")?,
+        ),
+        None => None,
+    };
     match out {
         Some(p) => {
             std::fs::write(&p, &sig).with_context(|| format!("writing {}", p.display()))?;
+            if let (Some(t), "raw") = (&token, format) {
+                let mut tsr = p.clone().into_os_string();
+                tsr.push(".tst");
+                std::fs::write(&tsr, t).with_context(|| format!("writing {tsr:?}"))?;
+            }
             eprintln!(
                 "signed {} ({}:{}) with key '{}': {} (record {})",
                 a.file.display(),
@@ -153,13 +186,18 @@ pub fn cmd_sign(c: &SignCmd) -> anyhow::Result<()> {
                 v["id"]
             );
         }
-        None => output(
-            None,
-            &format!(
-                "{}\n",
-                base64::engine::general_purpose::STANDARD.encode(&sig)
-            ),
-        )?,
+        None => {
+            if token.is_some() {
+                eprintln!("the time-stamp token is written only with --out (to OUT.tst)");
+            }
+            output(
+                None,
+                &format!(
+                    "{}\n",
+                    base64::engine::general_purpose::STANDARD.encode(&sig)
+                ),
+            )?;
+        }
     }
     Ok(())
 }

@@ -47,6 +47,21 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/signatures/requests/{id}"),
     ("POST", "/api/v1/signatures/requests/{id}/approve"),
     ("POST", "/api/v1/signatures/requests/{id}/deny"),
+    ("GET", "/api/v1/keys/{label}"),
+    // ACME (RFC 8555), served by `http::acme` (which keeps the same list as `acme::ROUTES`).
+    ("GET", "/acme/{profile}/directory"),
+    ("GET", "/acme/{profile}/new-nonce"),
+    ("POST", "/acme/{profile}/new-account"),
+    ("POST", "/acme/{profile}/new-order"),
+    ("POST", "/acme/{profile}/revoke-cert"),
+    ("POST", "/acme/{profile}/key-change"),
+    ("POST", "/acme/{profile}/account/{id}"),
+    ("POST", "/acme/{profile}/account/{id}/orders"),
+    ("POST", "/acme/{profile}/order/{id}"),
+    ("POST", "/acme/{profile}/order/{id}/finalize"),
+    ("POST", "/acme/{profile}/authz/{id}"),
+    ("POST", "/acme/{profile}/chall/{id}"),
+    ("POST", "/acme/{profile}/cert/{serial}"),
 ];
 
 /// Shared state of the API listener.
@@ -91,7 +106,7 @@ pub fn error_response(e: &Error) -> Response<Body> {
         "unauthorized" => StatusCode::UNAUTHORIZED,
         "forbidden" => StatusCode::FORBIDDEN,
         "not-found" | "unknown-publisher" => StatusCode::NOT_FOUND,
-        "conflict" => StatusCode::CONFLICT,
+        "conflict" | "device-exists" | "quota-exceeded" => StatusCode::CONFLICT,
         "rate-limited" => StatusCode::TOO_MANY_REQUESTS,
         "key-store" => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
@@ -335,6 +350,9 @@ fn json_body<T: serde::de::DeserializeOwned>(req: &ApiRequest) -> Result<T, Erro
 
 /// Routes one API request; returns the route template (for metrics) and the response.
 pub fn route(state: &ApiState, req: &ApiRequest) -> (&'static str, Response<Body>) {
+    if req.path.starts_with("/acme/") {
+        return super::acme::route(state, req);
+    }
     let segs: Vec<&str> = req.path.trim_end_matches('/').split('/').skip(1).collect();
     let m = &req.method;
     let template: &'static str = match (m.as_str(), segs.as_slice()) {
@@ -363,6 +381,7 @@ pub fn route(state: &ApiState, req: &ApiRequest) -> (&'static str, Response<Body
             "/api/v1/signatures/requests/{id}/deny"
         }
         ("GET", ["api", "v1", "signatures", _]) => "/api/v1/signatures/{id}",
+        ("GET", ["api", "v1", "keys", _]) => "/api/v1/keys/{label}",
         _ => {
             let known = ROUTES.iter().any(|(_, p)| {
                 let t: Vec<&str> = p.split('/').skip(1).collect();
@@ -561,6 +580,7 @@ fn handle(state: &ApiState, req: &ApiRequest, template: &str, segs: &[&str]) -> 
                     ))
                 })
         }
+        "/api/v1/keys/{label}" => get_key(hm, segs[3], &cred),
         _ => Err(Error::NotFound(req.path.clone())),
     };
     result.unwrap_or_else(|e| error_response(&e))
@@ -738,6 +758,10 @@ struct SignatureBody {
     digest_algorithm: String,
     format: String,
     metadata: Option<Value>,
+    #[serde(default)]
+    timestamp: bool,
+    content_type: Option<String>,
+    content: Option<String>,
 }
 
 fn post_signature(
@@ -754,6 +778,9 @@ fn post_signature(
             digest_algorithm: b.digest_algorithm,
             format: b.format,
             metadata: b.metadata,
+            timestamp: b.timestamp,
+            content_type: b.content_type,
+            content: b.content,
         },
         cred,
         true,
@@ -775,16 +802,17 @@ fn post_signature(
             return Ok(resp);
         }
     };
-    Ok(json_response(
-        StatusCode::CREATED,
-        &json!({
-            "id": signed.id,
-            "format": signed.format.name(),
-            "signature": base64::engine::general_purpose::STANDARD.encode(&signed.signature),
-            "certificate": pem_of(&signed.certificate),
-            "chain": signed.chain.iter().map(|c| pem_of(c)).collect::<Vec<_>>(),
-        }),
-    ))
+    let mut v = json!({
+        "id": signed.id,
+        "format": signed.format.name(),
+        "signature": base64::engine::general_purpose::STANDARD.encode(&signed.signature),
+        "certificate": pem_of(&signed.certificate),
+        "chain": signed.chain.iter().map(|c| pem_of(c)).collect::<Vec<_>>(),
+    });
+    if let Some(t) = &signed.timestamp_token {
+        v["timestamp_token"] = json!(base64::engine::general_purpose::STANDARD.encode(t));
+    }
+    Ok(json_response(StatusCode::CREATED, &v))
 }
 
 /// A signature request as the API shows it; once signed it carries the signature, the key's
@@ -820,6 +848,53 @@ fn signature_request_json(hm: &Hallmark, view: &SignatureRequestView) -> Result<
         v["chain"] = json!(chain.iter().map(|c| pem_of(c)).collect::<Vec<_>>());
     }
     Ok(v)
+}
+
+/// A publisher key with its certificate, chain and signing policy (scope `sign`; another
+/// publisher's key is "not found", like an unknown one). A key without a certificate yet has
+/// `certificate: null`.
+fn get_key(hm: &Hallmark, label: &str, cred: &Credential) -> Result<Response<Body>, Error> {
+    cred.require(crate::policy::auth::Scope::Sign)?;
+    let not_found = || Error::NotFound(format!("key '{label}'"));
+    let key = match hm.store.get_key(label)? {
+        Some(k) if cred.may_act_for(&k.publisher).is_ok() => k,
+        _ => return Err(not_found()),
+    };
+    let (certificate, chain, not_after) = match &key.cert_der {
+        Some(_) => {
+            let (cert, chain) = hm.key_certificate_chain(&key)?;
+            let not_after = x509_parser::parse_x509_certificate(&cert)
+                .ok()
+                .map(|(_, c)| rfc3339(c.validity().not_after.timestamp()));
+            (
+                Some(pem_of(&cert)),
+                chain.iter().map(|c| pem_of(c)).collect::<Vec<_>>(),
+                not_after,
+            )
+        }
+        None => (None, Vec::new(), None),
+    };
+    let p = hm.key_policy(&key.label)?;
+    let policy = json!({
+        "formats": p.formats,
+        "digests": p.digests,
+        "signers": p.signers,
+        "approvals": p.approvals,
+        "approvers": p.approvers,
+        "rate_per_minute": p.rate_per_minute,
+    });
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({
+            "label": key.label,
+            "publisher": key.publisher,
+            "algorithm": key.algorithm,
+            "certificate": certificate,
+            "chain": chain,
+            "not_after": not_after,
+            "policy": policy,
+        }),
+    ))
 }
 
 fn signature_record_json(s: &crate::store::SignatureRecord) -> Value {

@@ -4,6 +4,7 @@
 //! CA certificates at the URLs written into certificates. Errors are RFC 9457
 //! `application/problem+json` with a stable `type`.
 
+pub mod acme;
 pub mod api;
 mod idle;
 pub mod provision;

@@ -70,7 +70,9 @@ impl KeyPolicy {
         let bad = |m: String| Err(PolicyError::BadRequest(m));
         for f in &self.formats {
             if crate::signing::SignatureFormat::parse(f).is_err() {
-                return bad(format!("format '{f}' is not offered (raw, cms)"));
+                return bad(format!(
+                    "format '{f}' is not offered (raw, cms, cose_sign1)"
+                ));
             }
         }
         for d in &self.digests {

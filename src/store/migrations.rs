@@ -211,4 +211,100 @@ CREATE TABLE signature_requests (
 );
 CREATE INDEX signature_requests_by_status ON signature_requests (status, publisher);
 "#,
+    // ACME (issue 7): EAB keys (made for a publisher; the HMAC key is kept to verify bindings),
+    // accounts (a JWK, its RFC 7638 thumbprint, the publisher its EAB key gave it), single-use
+    // nonces, orders, their authorizations and challenges. Everything expires.
+    r#"
+CREATE TABLE acme_eab_keys (
+    kid        TEXT PRIMARY KEY,
+    publisher  TEXT NOT NULL,
+    hmac_key   BLOB NOT NULL,
+    created_at INTEGER NOT NULL,
+    revoked_at INTEGER,
+    account_id TEXT
+) WITHOUT ROWID;
+CREATE TABLE acme_accounts (
+    id         TEXT PRIMARY KEY,
+    directory  TEXT NOT NULL,
+    publisher  TEXT NOT NULL,
+    jwk        TEXT NOT NULL,
+    thumbprint TEXT NOT NULL UNIQUE,
+    status     TEXT NOT NULL CHECK (status IN ('valid', 'deactivated', 'revoked')),
+    contact    TEXT NOT NULL DEFAULT '[]',
+    eab_kid    TEXT,
+    created_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE acme_nonces (
+    nonce      TEXT PRIMARY KEY,
+    expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX acme_nonces_by_expiry ON acme_nonces (expires_at);
+CREATE TABLE acme_orders (
+    id          TEXT PRIMARY KEY,
+    account_id  TEXT NOT NULL REFERENCES acme_accounts (id),
+    directory   TEXT NOT NULL,
+    status      TEXT NOT NULL CHECK (status IN ('pending', 'ready', 'processing', 'valid', 'invalid')),
+    identifiers TEXT NOT NULL,
+    not_before  INTEGER,
+    not_after   INTEGER,
+    expires_at  INTEGER NOT NULL,
+    error       TEXT,
+    cert_serial TEXT,
+    created_at  INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX acme_orders_by_account ON acme_orders (account_id);
+CREATE TABLE acme_authzs (
+    id         TEXT PRIMARY KEY,
+    order_id   TEXT NOT NULL REFERENCES acme_orders (id),
+    account_id TEXT NOT NULL,
+    id_type    TEXT NOT NULL,
+    id_value   TEXT NOT NULL,
+    status     TEXT NOT NULL CHECK (status IN ('pending', 'valid', 'invalid', 'deactivated', 'expired', 'revoked')),
+    expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX acme_authzs_by_order ON acme_authzs (order_id);
+CREATE TABLE acme_challenges (
+    id           TEXT PRIMARY KEY,
+    authz_id     TEXT NOT NULL REFERENCES acme_authzs (id),
+    kind         TEXT NOT NULL,
+    token        TEXT NOT NULL,
+    status       TEXT NOT NULL CHECK (status IN ('pending', 'processing', 'valid', 'invalid')),
+    validated_at INTEGER,
+    error        TEXT
+) WITHOUT ROWID;
+CREATE INDEX acme_challenges_by_authz ON acme_challenges (authz_id);
+"#,
+    // Station quotas in O(1): `stations.issued` (unused until now) counts the station's live
+    // certificates (status intent or issued), kept exact by triggers on every path that inserts
+    // a certificate or changes its status, so a provisioning chunk no longer counts rows; and
+    // an intent past the quota is refused by the database itself.
+    r#"
+UPDATE stations SET issued = (SELECT count(*) FROM certificates c
+    WHERE c.station = stations.name AND c.status IN ('intent', 'issued'));
+CREATE TRIGGER certificates_station_live_insert AFTER INSERT ON certificates
+    WHEN NEW.station IS NOT NULL AND NEW.status IN ('intent', 'issued')
+BEGIN
+    UPDATE stations SET issued = issued + 1 WHERE name = NEW.station;
+END;
+CREATE TRIGGER certificates_station_live_update AFTER UPDATE OF status, station ON certificates
+    WHEN OLD.station IS NOT NULL OR NEW.station IS NOT NULL
+BEGIN
+    UPDATE stations SET issued = issued - 1
+        WHERE name = OLD.station AND OLD.status IN ('intent', 'issued');
+    UPDATE stations SET issued = issued + 1
+        WHERE name = NEW.station AND NEW.status IN ('intent', 'issued');
+END;
+-- The quota holds in the database, whatever path or connection records the intent.
+CREATE TRIGGER certificates_station_quota BEFORE INSERT ON certificates
+    WHEN NEW.station IS NOT NULL AND NEW.status IN ('intent', 'issued')
+        AND (SELECT issued >= quota FROM stations WHERE name = NEW.station)
+BEGIN
+    SELECT RAISE(ABORT, 'hallmark: station quota exceeded');
+END;
+CREATE TRIGGER certificates_station_live_delete AFTER DELETE ON certificates
+    WHEN OLD.station IS NOT NULL AND OLD.status IN ('intent', 'issued')
+BEGIN
+    UPDATE stations SET issued = issued - 1 WHERE name = OLD.station;
+END;
+"#,
 ];

@@ -1,0 +1,94 @@
+//! External account binding (RFC 8555 §7.3.4): an officer makes a key for a publisher
+//! (`hallmark acme eab create`); a new account proves it holds that key with an HMAC over its
+//! own account JWK, and so belongs to the publisher.
+
+use serde_json::Value;
+
+use super::jws::{Jwk, Jws};
+use super::{b64, random_token, AcmeError, ProblemType};
+use crate::store::EabKey;
+
+/// A new EAB key: its kid and the HMAC key (shown once, base64url).
+pub struct NewEabKey {
+    pub record: EabKey,
+    pub hmac_b64: String,
+}
+
+/// Makes a key for a publisher (256-bit HMAC key, random kid).
+pub fn new_key(publisher: &str) -> NewEabKey {
+    use rand::RngCore;
+    let mut key = vec![0u8; 32];
+    rand::thread_rng().fill_bytes(&mut key);
+    let hmac_b64 = b64(&key);
+    NewEabKey {
+        record: EabKey {
+            kid: format!("eab_{}", random_token(12)),
+            publisher: publisher.to_string(),
+            hmac_key: key,
+            created_at: crate::store::now(),
+            revoked_at: None,
+            account_id: None,
+        },
+        hmac_b64,
+    }
+}
+
+/// Checks a newAccount's `externalAccountBinding` against the account key and the newAccount
+/// URL; returns the EAB key it used (still to be bound, which the store does atomically).
+pub fn verify_binding(
+    binding: &Value,
+    account_key: &Jwk,
+    new_account_url: &str,
+    lookup: impl FnOnce(&str) -> Result<Option<EabKey>, AcmeError>,
+) -> Result<EabKey, AcmeError> {
+    let jws = Jws::from_value(binding)?;
+    let p = &jws.protected;
+    if p.nonce.is_some() {
+        return Err(AcmeError::malformed(
+            "the external account binding must not carry a nonce",
+        ));
+    }
+    if p.jwk.is_some() {
+        return Err(AcmeError::malformed(
+            "the external account binding must name its key with 'kid'",
+        ));
+    }
+    if p.url.as_deref() != Some(new_account_url) {
+        return Err(AcmeError::unauthorized(
+            "the external account binding's url is not the newAccount URL",
+        ));
+    }
+    let kid = p
+        .kid
+        .as_deref()
+        .ok_or_else(|| AcmeError::malformed("the external account binding has no 'kid'"))?;
+    let inner: Value = serde_json::from_slice(&jws.payload)
+        .map_err(|_| AcmeError::malformed("the external account binding's payload is not a JWK"))?;
+    if Jwk::from_json(&inner)?.canonical() != account_key.canonical() {
+        return Err(AcmeError::unauthorized(
+            "the external account binding is for another account key",
+        ));
+    }
+    let key = lookup(kid)?
+        .ok_or_else(|| AcmeError::unauthorized(format!("EAB key '{kid}' is unknown")))?;
+    if key.revoked_at.is_some() {
+        return Err(AcmeError::unauthorized(format!(
+            "EAB key '{kid}' was revoked"
+        )));
+    }
+    if key.account_id.is_some() {
+        return Err(AcmeError::unauthorized(format!(
+            "EAB key '{kid}' is already bound to an account"
+        )));
+    }
+    jws.verify_hmac(&key.hmac_key)?;
+    Ok(key)
+}
+
+/// The error for a newAccount without a binding where one is required.
+pub fn required() -> AcmeError {
+    AcmeError::new(
+        ProblemType::ExternalAccountRequired,
+        "this directory needs an external account binding: ask an officer for `hallmark acme eab create --publisher ...`",
+    )
+}

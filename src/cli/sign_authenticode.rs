@@ -1,0 +1,79 @@
+//! `hallmark sign authenticode`: Authenticode-signs a PE file with the key on the server. The PE
+//! hash and the SpcIndirectDataContent are made here; the server receives that small content
+//! (and its digest), signs it as CMS with an RFC 3161 time-stamp, and the signature is appended
+//! to the file here.
+
+use std::path::PathBuf;
+
+use anyhow::{anyhow, Context};
+use base64::Engine as _;
+use clap::Args;
+
+use super::sign_jar::{metadata, sign_remote};
+use super::ServerArgs;
+use crate::formats::authenticode::{content_digest, spc_indirect_data, PeFile};
+use crate::signing::{digest_algorithm_name, parse_digest_algorithm, SPC_INDIRECT_DATA};
+
+#[derive(Args, Debug)]
+pub struct AuthenticodeArgs {
+    /// The PE file (.exe, .dll, .sys; PE32 or PE32+), unsigned.
+    pub file: PathBuf,
+    /// Label of the signing key on the server.
+    #[arg(long)]
+    pub key: String,
+    /// Where to write the signed file.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// sha256, sha384 or sha512 (the PE hash and the CMS digest).
+    #[arg(long, default_value = "sha256")]
+    pub digest: String,
+    /// Leave the time-stamp out (the signature then stops verifying when the certificate expires).
+    #[arg(long)]
+    pub no_timestamp: bool,
+    /// Extra metadata recorded with the signature (repeat): --meta commit=abc123.
+    #[arg(long = "meta", value_name = "KEY=VALUE")]
+    pub meta: Vec<String>,
+    /// When the key needs approvals: how long to wait for them, in seconds.
+    #[arg(long, default_value_t = 600)]
+    pub timeout: u64,
+    /// Seconds between polls while approvals are pending.
+    #[arg(long, default_value_t = 5)]
+    pub poll: u64,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+pub fn cmd_sign_authenticode(a: &AuthenticodeArgs) -> anyhow::Result<()> {
+    let hash = parse_digest_algorithm(&a.digest).map_err(|e| anyhow!("--digest: {e}"))?;
+    let data = std::fs::read(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
+    let pe = PeFile::parse(data).with_context(|| format!("{}", a.file.display()))?;
+    let pe_digest = pe.digest(hash);
+    let spc = spc_indirect_data(hash, &pe_digest);
+    let digest = content_digest(hash, &spc)?;
+    let body = serde_json::json!({
+        "key": a.key,
+        "digest": hex::encode(&digest),
+        "digest_algorithm": digest_algorithm_name(hash),
+        "format": "cms",
+        "timestamp": !a.no_timestamp,
+        "content_type": SPC_INDIRECT_DATA,
+        "content": base64::engine::general_purpose::STANDARD.encode(&spc),
+        "metadata": metadata(&a.file, &a.meta)?,
+    });
+    let remote = sign_remote(&a.server, &body, a.timeout, a.poll)?;
+    let signed = pe
+        .embed(&remote.signature)
+        .with_context(|| format!("{}", a.file.display()))?;
+    std::fs::write(&a.out, signed).with_context(|| format!("writing {}", a.out.display()))?;
+    eprintln!(
+        "signed {} (Authenticode {}:{}{}) with key '{}': {} (record {})",
+        a.file.display(),
+        digest_algorithm_name(hash),
+        hex::encode(&pe_digest),
+        if a.no_timestamp { "" } else { ", time-stamped" },
+        a.key,
+        a.out.display(),
+        remote.id
+    );
+    Ok(())
+}

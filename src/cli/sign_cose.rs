@@ -1,0 +1,205 @@
+//! `hallmark sign cose`: a COSE_Sign1 with a detached payload over a file. The Sig_structure is
+//! hashed here while the file streams by (CBOR prefix, then the file's bytes); the server signs
+//! that hash in its `cose_sign1` format and this command assembles the message.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use anyhow::{anyhow, bail, Context};
+use clap::Args;
+
+use super::sign_mcuboot::{
+    certificate_spki, check_expected_key, remote_sign, verify_digest, RemoteArgs,
+};
+use crate::formats::cose::{self, CoseAlg};
+use crate::keys::HashAlg;
+use crate::signing::digest_algorithm_name;
+
+#[derive(Args, Debug)]
+pub struct CoseArgs {
+    /// The payload (e.g. a firmware image). Only the Sig_structure's hash leaves this machine;
+    /// the payload is detached (nil) in the message.
+    pub file: PathBuf,
+    /// Where to write the tagged COSE_Sign1 (default FILE.cose).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// ES256 (P-256 keys), ES384 (P-384 keys), or PS256, PS384, PS512 (RSA keys, RSASSA-PSS).
+    /// Default: from --cert when given (PS256 for RSA), else ES256.
+    #[arg(long)]
+    pub alg: Option<String>,
+    /// Leave the key's label out of the unprotected header (kid, label 4).
+    #[arg(long)]
+    pub no_kid: bool,
+    /// Leave the certificate chain out of the unprotected header (x5chain, label 33).
+    #[arg(long)]
+    pub no_x5chain: bool,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
+/// Hashes `prefix` and then the file, streaming; checks the file still has `len` bytes.
+fn hash_prefixed(
+    path: &std::path::Path,
+    prefix: &[u8],
+    len: u64,
+    hash: HashAlg,
+) -> anyhow::Result<Vec<u8>> {
+    use aws_lc_rs::digest;
+    let alg = match hash {
+        HashAlg::Sha256 => &digest::SHA256,
+        HashAlg::Sha384 => &digest::SHA384,
+        HashAlg::Sha512 => &digest::SHA512,
+    };
+    let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut ctx = digest::Context::new(alg);
+    ctx.update(prefix);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut seen = 0u64;
+    loop {
+        let n = f
+            .read(&mut buf)
+            .with_context(|| format!("reading {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        seen += n as u64;
+        ctx.update(&buf[..n]);
+    }
+    if seen != len {
+        bail!(
+            "{} changed while it was read ({len} bytes expected, {seen} read)",
+            path.display()
+        );
+    }
+    Ok(ctx.finish().as_ref().to_vec())
+}
+
+/// The algorithm a key signs COSE with here: ES256 (P-256), ES384 (P-384), PS256 (RSA).
+fn alg_for_key(spki: &[u8]) -> anyhow::Result<CoseAlg> {
+    use x509_parser::prelude::FromDer;
+    let (_, info) = x509_parser::x509::SubjectPublicKeyInfo::from_der(spki)
+        .map_err(|e| anyhow!("the key does not parse: {e}"))?;
+    let curve = info
+        .algorithm
+        .parameters
+        .as_ref()
+        .and_then(|p| p.as_oid().ok())
+        .map(|o| o.to_id_string());
+    match (
+        info.algorithm.algorithm.to_id_string().as_str(),
+        curve.as_deref(),
+    ) {
+        ("1.2.840.10045.2.1", Some("1.2.840.10045.3.1.7")) => Ok(CoseAlg::Es256),
+        ("1.2.840.10045.2.1", Some("1.3.132.0.34")) => Ok(CoseAlg::Es384),
+        ("1.2.840.113549.1.1.1", _) => Ok(CoseAlg::Ps256),
+        (alg, curve) => bail!(
+            "a key of algorithm {alg} (curve {}) cannot sign COSE_Sign1 here \
+             (ECDSA P-256/P-384 and RSA only)",
+            curve.unwrap_or("none")
+        ),
+    }
+}
+
+pub fn cmd_sign_cose(a: &CoseArgs) -> anyhow::Result<()> {
+    let expected = a.remote.expected_spki()?;
+    let from_cert = match &expected {
+        Some(spki) => Some(alg_for_key(spki).context("--cert")?),
+        None => None,
+    };
+    let alg = match (&a.alg, from_cert) {
+        (Some(s), cert) => {
+            let alg = CoseAlg::parse(s).map_err(|e| anyhow!("--alg: {e}"))?;
+            if let Some(c) = cert {
+                // ECDSA: the curve fixes the algorithm; RSA: any PS algorithm.
+                if c.is_ecdsa() != alg.is_ecdsa() || (c.is_ecdsa() && c != alg) {
+                    bail!(
+                        "--alg {} does not fit the key in --cert (use {})",
+                        alg.name(),
+                        c.name()
+                    );
+                }
+            }
+            alg
+        }
+        (None, Some(c)) => c,
+        (None, None) => CoseAlg::Es256,
+    };
+    let hash = alg.hash();
+    let len = std::fs::metadata(&a.file)
+        .with_context(|| format!("reading {}", a.file.display()))?
+        .len();
+    let protected = cose::protected_header(alg);
+    let prefix = cose::sig_structure_prefix(&protected, len);
+    let digest = hash_prefixed(&a.file, &prefix, len, hash)?;
+    let mut meta = serde_json::Map::new();
+    meta.insert("cose_alg".into(), alg.name().into());
+    let remote = remote_sign(&a.remote, &a.file, &digest, hash, "cose_sign1", meta)?;
+    let spki = certificate_spki(&remote.certificate)?;
+    check_expected_key(expected.as_deref(), &spki, &a.remote.key, &remote.id)?;
+    // The server chose the scheme from the key; the header must name the same algorithm.
+    let verifier: &'static dyn aws_lc_rs::signature::VerificationAlgorithm =
+        {
+            use aws_lc_rs::signature as s;
+            use x509_parser::prelude::FromDer;
+            let (_, info) = x509_parser::x509::SubjectPublicKeyInfo::from_der(&spki)
+                .map_err(|e| anyhow!("the signing certificate's key does not parse: {e}"))?;
+            let is_rsa = info.algorithm.algorithm.to_id_string() == "1.2.840.113549.1.1.1";
+            match (alg, is_rsa) {
+                (CoseAlg::Es256, false) => &s::ECDSA_P256_SHA256_FIXED,
+                (CoseAlg::Es384, false) => &s::ECDSA_P384_SHA384_FIXED,
+                (CoseAlg::Ps256, true) => &s::RSA_PSS_2048_8192_SHA256,
+                (CoseAlg::Ps384, true) => &s::RSA_PSS_2048_8192_SHA384,
+                (CoseAlg::Ps512, true) => &s::RSA_PSS_2048_8192_SHA512,
+                (_, rsa) => {
+                    bail!(
+                "key '{}' is an {} key and cannot sign {}: use --alg {}; nothing was written \
+                 (the server recorded signature {})",
+                a.remote.key,
+                if rsa { "RSA" } else { "EC" },
+                alg.name(),
+                if rsa { "PS256" } else { "ES256 (P-256) or ES384 (P-384)" },
+                remote.id
+            )
+                }
+            }
+        };
+    verify_digest(&spki, verifier, hash, &digest, &remote.signature).with_context(|| {
+        format!(
+            "checking the {} signature (is key '{}' on the curve {} needs?)",
+            alg.name(),
+            a.remote.key,
+            alg.name()
+        )
+    })?;
+    let kid = if a.no_kid {
+        Vec::new()
+    } else {
+        a.remote.key.as_bytes().to_vec()
+    };
+    let mut chain = Vec::new();
+    if !a.no_x5chain {
+        chain.push(remote.certificate.clone());
+        chain.extend(remote.chain.iter().cloned());
+    }
+    let message = cose::sign1_detached(&protected, &kid, &chain, &remote.signature);
+    let out = match &a.out {
+        Some(p) => p.clone(),
+        None => {
+            let mut p = a.file.clone().into_os_string();
+            p.push(".cose");
+            PathBuf::from(p)
+        }
+    };
+    std::fs::write(&out, &message).with_context(|| format!("writing {}", out.display()))?;
+    eprintln!(
+        "signed {} as COSE_Sign1 {} (Sig_structure {}:{}) with key '{}': {} (record {})",
+        a.file.display(),
+        alg.name(),
+        digest_algorithm_name(hash),
+        hex::encode(&digest),
+        a.remote.key,
+        out.display(),
+        remote.id
+    );
+    Ok(())
+}

@@ -1,0 +1,191 @@
+//! `hallmark sign jar`: signs a jar the way jarsigner does, with the key on the server. The
+//! manifest and signature file are written here; only the SHA-256 of the signature file goes to
+//! the server, which answers with a detached, time-stamped CMS SignedData (the signature block).
+
+use std::path::PathBuf;
+
+use anyhow::{anyhow, bail, Context};
+use base64::Engine as _;
+use clap::Args;
+
+use super::{client, ServerArgs};
+use crate::formats::jar;
+use crate::keys::HashAlg;
+
+#[derive(Args, Debug)]
+pub struct JarArgs {
+    /// The jar to sign (unsigned). Only the SHA-256 of the signature file leaves this machine.
+    pub file: PathBuf,
+    /// Label of the signing key on the server.
+    #[arg(long)]
+    pub key: String,
+    /// Where to write the signed jar.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The signer name: META-INF/NAME.SF and NAME.EC / NAME.RSA (1-8 of A-Z 0-9 _ -).
+    #[arg(long, default_value = "SIGNER")]
+    pub signer_name: String,
+    /// Leave the time-stamp out (the signature then stops verifying when the certificate expires).
+    #[arg(long)]
+    pub no_timestamp: bool,
+    /// Extra metadata recorded with the signature (repeat): --meta commit=abc123.
+    #[arg(long = "meta", value_name = "KEY=VALUE")]
+    pub meta: Vec<String>,
+    /// When the key needs approvals: how long to wait for them, in seconds.
+    #[arg(long, default_value_t = 600)]
+    pub timeout: u64,
+    /// Seconds between polls while approvals are pending.
+    #[arg(long, default_value_t = 5)]
+    pub poll: u64,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+/// What a remote signature came back as.
+pub(super) struct Remote {
+    pub id: serde_json::Value,
+    pub signature: Vec<u8>,
+    /// The signer's certificate (DER).
+    pub certificate: Vec<u8>,
+}
+
+/// The metadata object: the artifact's file name and `--meta KEY=VALUE` pairs.
+pub(super) fn metadata(
+    file: &std::path::Path,
+    meta: &[String],
+) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
+    let mut m = serde_json::Map::new();
+    if let Some(name) = file.file_name() {
+        m.insert(
+            "artifact".into(),
+            name.to_string_lossy().into_owned().into(),
+        );
+    }
+    for kv in meta {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| anyhow!("--meta '{kv}' is not KEY=VALUE"))?;
+        m.insert(k.to_string(), v.to_string().into());
+    }
+    Ok(m)
+}
+
+/// POSTs a signature request and waits (polling) while it needs approvals.
+pub(super) fn sign_remote(
+    server: &ServerArgs,
+    body: &serde_json::Value,
+    timeout: u64,
+    poll: u64,
+) -> anyhow::Result<Remote> {
+    let client = client::Client::new(&server.server, &server.token_env, server.ca.as_deref())?;
+    let reply = client.send(
+        "POST",
+        "/api/v1/signatures",
+        Some("application/json"),
+        body.to_string().into_bytes(),
+    )?;
+    let v = match reply.status {
+        201 => reply.json()?,
+        202 => {
+            let accepted = reply.json()?;
+            let id = accepted["request_id"]
+                .as_i64()
+                .ok_or_else(|| anyhow!("202 without a request id"))?;
+            eprintln!(
+                "signature request {id} waits for {} approval(s); polling for up to {timeout} s \
+                 (approvers: hallmark approve --signature {id} ...)",
+                accepted["approvals_required"]
+            );
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout);
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(poll.max(1)));
+                let r = client.send(
+                    "GET",
+                    &format!("/api/v1/signatures/requests/{id}"),
+                    None,
+                    vec![],
+                )?;
+                if r.status != 200 {
+                    bail!("signature request {id}: {} {}", r.status, r.problem());
+                }
+                let v = r.json()?;
+                match v["status"].as_str() {
+                    Some("signed") => break v,
+                    Some("pending" | "signing") if std::time::Instant::now() < deadline => {}
+                    Some("pending" | "signing") => bail!(
+                        "signature request {id} is still waiting for approvals after {timeout} s"
+                    ),
+                    Some(other) => bail!("signature request {id} was {other}; nothing was signed"),
+                    None => bail!("signature request {id}: unexpected answer"),
+                }
+            }
+        }
+        s => bail!("the server refused to sign: {s} {}", reply.problem()),
+    };
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let signature = b64
+        .decode(v["signature"].as_str().unwrap_or(""))
+        .context("the server's signature is not base64")?;
+    if signature.is_empty() {
+        bail!("the server returned an empty signature");
+    }
+    let certificate = pem::parse(v["certificate"].as_str().unwrap_or(""))
+        .context("the server's answer has no signer certificate")?
+        .into_contents();
+    Ok(Remote {
+        id: v["id"].clone(),
+        signature,
+        certificate,
+    })
+}
+
+/// EC or RSA, from the signer certificate's public key.
+fn block_kind(cert: &[u8]) -> anyhow::Result<jar::BlockKind> {
+    let (_, c) = x509_parser::parse_x509_certificate(cert)
+        .map_err(|e| anyhow!("the signer certificate does not parse: {e}"))?;
+    match c.public_key().algorithm.algorithm.to_id_string().as_str() {
+        "1.2.840.10045.2.1" => Ok(jar::BlockKind::Ec),
+        "1.2.840.113549.1.1.1" => Ok(jar::BlockKind::Rsa),
+        other => bail!("a jar cannot be signed with a key of type {other}"),
+    }
+}
+
+pub fn cmd_sign_jar(a: &JarArgs) -> anyhow::Result<()> {
+    let open =
+        || std::fs::File::open(&a.file).with_context(|| format!("opening {}", a.file.display()));
+    let prepared = jar::prepare(std::io::BufReader::new(open()?), &a.signer_name)
+        .with_context(|| format!("reading {}", a.file.display()))?;
+    let digest = HashAlg::Sha256.digest(&prepared.signature_file);
+    let body = serde_json::json!({
+        "key": a.key,
+        "digest": hex::encode(&digest),
+        "digest_algorithm": "sha256",
+        "format": "cms",
+        "timestamp": !a.no_timestamp,
+        "metadata": metadata(&a.file, &a.meta)?,
+    });
+    let remote = sign_remote(&a.server, &body, a.timeout, a.poll)?;
+    let kind = block_kind(&remote.certificate)?;
+    let tmp = a.out.with_extension("jar.partial");
+    let out = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    jar::assemble(
+        std::io::BufReader::new(open()?),
+        &prepared,
+        kind,
+        &remote.signature,
+        out,
+    )
+    .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &a.out).with_context(|| format!("writing {}", a.out.display()))?;
+    eprintln!(
+        "signed {} ({} entries, signer {}{}) with key '{}': {} (record {})",
+        a.file.display(),
+        prepared.entries,
+        prepared.signer,
+        if a.no_timestamp { "" } else { ", time-stamped" },
+        a.key,
+        a.out.display(),
+        remote.id
+    );
+    Ok(())
+}

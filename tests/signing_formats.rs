@@ -1,0 +1,992 @@
+//! Signed formats against their real verifiers, on a real server (TLS on 127.0.0.1):
+//! time-stamped CMS (`openssl cms -verify`, `openssl ts -verify`), Authenticode
+//! (`osslsigncode verify`), signed jars (`jarsigner -verify -strict`). Each verifier also
+//! rejects a tampered artifact. The API's refusals for embedded content and time-stamps record
+//! nothing.
+
+mod common;
+
+use base64::Engine as _;
+use common::*;
+use serde_json::{json, Value};
+
+struct Fixture {
+    /// Declared first: dropped (killed) before the CA directory it uses is deleted.
+    server: Server,
+    ca: TestCa,
+    root: String,
+    /// acme, scope sign.
+    acme: String,
+}
+
+impl Fixture {
+    fn start(keys: Keys) -> Fixture {
+        let ca = TestCa::new(keys);
+        ca.add_acme();
+        for (label, alg) in [
+            ("release", "p256"),
+            ("release-rsa", "rsa3072"),
+            ("gated", "p256"),
+        ] {
+            ca.hm(&[
+                "key",
+                "create",
+                "--publisher",
+                "acme",
+                "--label",
+                label,
+                "--algorithm",
+                alg,
+            ]);
+        }
+        let acme = ca
+            .hm(&[
+                "token",
+                "create",
+                "--publisher",
+                "acme",
+                "--scopes",
+                "sign",
+                "--name",
+                "ci",
+            ])
+            .trim()
+            .to_string();
+        // `gated` signs only with one approval, from security-lead.
+        ca.hm(&[
+            "key",
+            "policy",
+            "gated",
+            "--approvals",
+            "1",
+            "--approvers",
+            "security-lead",
+        ]);
+        let root = ca.ca_pem("root").display().to_string();
+        let server = Server::start(&ca, true);
+        Fixture {
+            server,
+            ca,
+            root,
+            acme,
+        }
+    }
+
+    fn api(&self) -> &str {
+        self.server.api.as_deref().expect("api listener")
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.ca.path(name).display().to_string()
+    }
+
+    fn dir(&self) -> &std::path::Path {
+        self.ca.dir.path()
+    }
+
+    /// `hallmark sign FORMAT FILE --key KEY ... EXTRA` with the token in the environment.
+    fn sign(&self, format: &str, file: &str, key: &str, extra: &[&str]) -> std::process::Output {
+        let mut args = vec![
+            "sign",
+            format,
+            file,
+            "--key",
+            key,
+            "--server",
+            self.api(),
+            "--token-env",
+            "SIGN_TOKEN",
+            "--ca",
+            &self.root,
+        ];
+        args.extend_from_slice(extra);
+        let mut c = self.ca.cmd(&args);
+        c.env("SIGN_TOKEN", &self.acme);
+        let out = run(&mut c);
+        assert!(
+            out.status.success(),
+            "hallmark sign {format} {file}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    fn post(&self, body: &Value) -> (u16, Value) {
+        let auth = format!("Authorization: Bearer {}", self.acme);
+        let data = body.to_string();
+        let (code, raw, _) = curl(
+            &format!("{}/api/v1/signatures", self.api()),
+            &[
+                "--cacert",
+                &self.root,
+                "-X",
+                "POST",
+                "-H",
+                &auth,
+                "-H",
+                "Content-Type: application/json",
+                "--data-binary",
+                &data,
+            ],
+        );
+        (code, serde_json::from_slice(&raw).unwrap_or(Value::Null))
+    }
+
+    fn recorded(&self) -> i64 {
+        let db = rusqlite::Connection::open(self.dir().join("ca/hallmark.db")).expect("db");
+        db.query_row("SELECT count(*) FROM signatures", [], |r| r.get(0))
+            .expect("count")
+    }
+
+    /// The metadata of the newest signature record.
+    fn last_metadata(&self) -> Value {
+        let db = rusqlite::Connection::open(self.dir().join("ca/hallmark.db")).expect("db");
+        let m: Option<String> = db
+            .query_row(
+                "SELECT metadata FROM signatures ORDER BY id DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .expect("metadata");
+        m.and_then(|m| serde_json::from_str(&m).ok())
+            .unwrap_or(Value::Null)
+    }
+}
+
+/// Runs a tool; (success, stdout + stderr).
+fn tool_run(dir: &std::path::Path, name: &str, args: &[&str]) -> (bool, String) {
+    let mut c = std::process::Command::new(tool(name));
+    c.current_dir(dir).args(args);
+    let out = run(&mut c);
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// A copy of `file` with the byte at `at` flipped.
+fn tampered(file: &str, at: usize) -> String {
+    let mut data = std::fs::read(file).expect("read");
+    data[at] ^= 0x01;
+    let p = format!("{file}.tampered");
+    std::fs::write(&p, data).expect("write");
+    p
+}
+
+/// The children of a DER constructed value.
+fn children(contents: &[u8]) -> Vec<hallmark::der::Tlv<'_>> {
+    let mut out = Vec::new();
+    let mut rest = contents;
+    while !rest.is_empty() {
+        let t = hallmark::der::read_tlv(rest).expect("DER");
+        rest = t.rest;
+        out.push(t);
+    }
+    out
+}
+
+/// The signature value and the time-stamp token (unsigned attribute `attr_oid`) of the first
+/// SignerInfo of a DER ContentInfo holding SignedData.
+fn signature_and_token(p7: &[u8], attr_oid: &str) -> (Vec<u8>, Option<Vec<u8>>) {
+    let ci = hallmark::der::read_tlv(p7).expect("ContentInfo");
+    let explicit = &children(ci.contents)[1];
+    let sd = hallmark::der::read_tlv(explicit.contents).expect("SignedData");
+    let infos = children(sd.contents)
+        .into_iter()
+        .rfind(|t| t.tag == 0x31)
+        .expect("signerInfos");
+    let si = hallmark::der::read_tlv(infos.contents).expect("SignerInfo");
+    let fields = children(si.contents);
+    let sig = fields
+        .iter()
+        .find(|t| t.tag == 0x04)
+        .expect("signature")
+        .contents
+        .to_vec();
+    let want = hallmark::issuer::extensions::oid(attr_oid);
+    let token = fields.iter().find(|t| t.tag == 0xa1).and_then(|unsigned| {
+        children(unsigned.contents).into_iter().find_map(|attr| {
+            let parts = children(attr.contents);
+            (parts[0].whole == want.as_slice()).then(|| parts[1].contents.to_vec())
+        })
+    });
+    (sig, token)
+}
+
+fn cms_timestamp_verifies_with_openssl(keys: Keys) {
+    let f = Fixture::start(keys);
+    let file = f.path("app.bin");
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i * 31 + i / 7) as u8).collect();
+    std::fs::write(&file, data).expect("artifact");
+    let bad = tampered(&file, 777);
+
+    for key in ["release", "release-rsa"] {
+        let p7s = f.path(&format!("app-{key}.p7s"));
+        f.sign("cms", &file, key, &["--timestamp", "--out", &p7s]);
+        let verify = |content: &str| {
+            tool_run(
+                f.dir(),
+                "openssl",
+                &[
+                    "cms",
+                    "-verify",
+                    "-binary",
+                    "-inform",
+                    "DER",
+                    "-in",
+                    &p7s,
+                    "-content",
+                    content,
+                    "-CAfile",
+                    &f.root,
+                    "-purpose",
+                    "any",
+                    "-out",
+                    "/dev/null",
+                ],
+            )
+        };
+        let (ok, text) = verify(&file);
+        assert!(ok, "openssl cms -verify ({key}): {text}");
+        let (ok, text) = verify(&bad);
+        assert!(!ok, "a tampered file verified ({key}): {text}");
+        // The token is there, as an unsigned attribute.
+        let (ok, dump) = tool_run(
+            f.dir(),
+            "openssl",
+            &["cms", "-cmsout", "-print", "-inform", "DER", "-in", &p7s],
+        );
+        assert!(ok, "{dump}");
+        assert!(
+            dump.contains("id-smime-aa-timeStampToken"),
+            "no timestamp token ({key}):\n{dump}"
+        );
+        assert!(dump.contains("unsignedAttrs"), "{dump}");
+        // The embedded token is over the SHA-256 of this SignerInfo's signature value:
+        // `openssl ts -verify` checks it (and its TSA chain) against hallmark's root.
+        let (sig, token) = signature_and_token(
+            &std::fs::read(&p7s).expect("p7s"),
+            "1.2.840.113549.1.9.16.2.14",
+        );
+        let sig_file = f.path(&format!("{key}.sigvalue"));
+        let token_file = f.path(&format!("{key}.tst"));
+        std::fs::write(&sig_file, &sig).expect("sig");
+        std::fs::write(&token_file, token.expect("a time-stamp token")).expect("token");
+        let (ok, text) = tool_run(
+            f.dir(),
+            "openssl",
+            &[
+                "ts",
+                "-verify",
+                "-token_in",
+                "-in",
+                &token_file,
+                "-data",
+                &sig_file,
+                "-CAfile",
+                &f.root,
+            ],
+        );
+        assert!(
+            ok && text.contains("Verification: OK"),
+            "embedded token ({key}): {text}"
+        );
+        let meta = f.last_metadata();
+        assert_eq!(meta["_hallmark"]["timestamped"], true, "{meta}");
+        assert_eq!(meta["artifact"], "app.bin", "{meta}");
+    }
+
+    // Raw with --timestamp: the token (over the SHA-256 of the signature value) is written
+    // beside the signature, and `openssl ts -verify` checks it against hallmark's root.
+    let sig = f.path("app.sig");
+    f.sign("raw", &file, "release", &["--timestamp", "--out", &sig]);
+    let tst = format!("{sig}.tst");
+    let (ok, text) = tool_run(
+        f.dir(),
+        "openssl",
+        &[
+            "ts",
+            "-verify",
+            "-token_in",
+            "-in",
+            &tst,
+            "-data",
+            &sig,
+            "-CAfile",
+            &f.root,
+        ],
+    );
+    assert!(ok && text.contains("Verification: OK"), "{text}");
+    let bad_sig = tampered(&sig, 10);
+    let (ok, text) = tool_run(
+        f.dir(),
+        "openssl",
+        &[
+            "ts",
+            "-verify",
+            "-token_in",
+            "-in",
+            &tst,
+            "-data",
+            &bad_sig,
+            "-CAfile",
+            &f.root,
+        ],
+    );
+    assert!(!ok, "a token verified for another signature: {text}");
+    assert_eq!(f.recorded(), 3);
+}
+
+/// A minimal valid PE image: DOS header, PE header, optional header (PE32+ for x86-64, or
+/// PE32 for i386) with 16 data directories, one .text section holding `ret`.
+fn tiny_pe(pe32_plus: bool) -> Vec<u8> {
+    let mut d = vec![0u8; 0x400];
+    let put16 =
+        |d: &mut Vec<u8>, at: usize, v: u16| d[at..at + 2].copy_from_slice(&v.to_le_bytes());
+    let put32 =
+        |d: &mut Vec<u8>, at: usize, v: u32| d[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    let put64 =
+        |d: &mut Vec<u8>, at: usize, v: u64| d[at..at + 8].copy_from_slice(&v.to_le_bytes());
+    d[0..2].copy_from_slice(b"MZ");
+    put32(&mut d, 0x3c, 0x40);
+    d[0x40..0x44].copy_from_slice(b"PE\0\0");
+    let coff = 0x44;
+    let opt_size: u16 = if pe32_plus { 240 } else { 224 };
+    put16(&mut d, coff, if pe32_plus { 0x8664 } else { 0x014c }); // Machine
+    put16(&mut d, coff + 2, 1); // NumberOfSections
+    put16(&mut d, coff + 16, opt_size); // SizeOfOptionalHeader
+    put16(&mut d, coff + 18, if pe32_plus { 0x0022 } else { 0x0102 }); // Characteristics
+    let opt = coff + 20;
+    put16(&mut d, opt, if pe32_plus { 0x20b } else { 0x10b }); // Magic
+    d[opt + 2] = 14; // linker version
+    put32(&mut d, opt + 4, 0x200); // SizeOfCode
+    put32(&mut d, opt + 16, 0x1000); // AddressOfEntryPoint
+    put32(&mut d, opt + 20, 0x1000); // BaseOfCode
+    if pe32_plus {
+        put64(&mut d, opt + 24, 0x1_4000_0000); // ImageBase
+    } else {
+        put32(&mut d, opt + 24, 0x2000); // BaseOfData
+        put32(&mut d, opt + 28, 0x40_0000); // ImageBase
+    }
+    put32(&mut d, opt + 32, 0x1000); // SectionAlignment
+    put32(&mut d, opt + 36, 0x200); // FileAlignment
+    put16(&mut d, opt + 40, 6); // MajorOperatingSystemVersion
+    put16(&mut d, opt + 48, 6); // MajorSubsystemVersion
+    put32(&mut d, opt + 56, 0x2000); // SizeOfImage
+    put32(&mut d, opt + 60, 0x200); // SizeOfHeaders
+    put16(&mut d, opt + 68, 3); // Subsystem: console
+    put16(&mut d, opt + 70, 0x8140); // DllCharacteristics
+    if pe32_plus {
+        put64(&mut d, opt + 72, 0x10_0000); // stack reserve
+        put64(&mut d, opt + 80, 0x1000); // stack commit
+        put64(&mut d, opt + 88, 0x10_0000); // heap reserve
+        put64(&mut d, opt + 96, 0x1000); // heap commit
+        put32(&mut d, opt + 108, 16); // NumberOfRvaAndSizes
+    } else {
+        put32(&mut d, opt + 72, 0x10_0000);
+        put32(&mut d, opt + 76, 0x1000);
+        put32(&mut d, opt + 80, 0x10_0000);
+        put32(&mut d, opt + 84, 0x1000);
+        put32(&mut d, opt + 92, 16); // NumberOfRvaAndSizes
+    }
+    let sec = opt + usize::from(opt_size);
+    d[sec..sec + 8].copy_from_slice(b".text\0\0\0");
+    put32(&mut d, sec + 8, 0x10); // VirtualSize
+    put32(&mut d, sec + 12, 0x1000); // VirtualAddress
+    put32(&mut d, sec + 16, 0x200); // SizeOfRawData
+    put32(&mut d, sec + 20, 0x200); // PointerToRawData
+    put32(&mut d, sec + 36, 0x6000_0020); // code, execute, read
+    d[0x200] = 0xc3; // ret
+    d
+}
+
+/// Current CRLs (PEM) of the root, `code-signing-ca` and `timestamping-ca`, in one file: the
+/// certificates' CRL distribution points name the configured public URL, not the test
+/// server's port, so osslsigncode gets them as files (and checks revocation with them).
+fn crls(f: &Fixture) -> String {
+    let all = f.path("crls.pem");
+    let mut text = String::new();
+    for ca in ["root", "code-signing-ca", "timestamping-ca"] {
+        let one = f.path(&format!("{ca}.crl.pem"));
+        f.ca.hm(&["crl", "--ca", ca, "--out", &one, "--pem"]);
+        text.push_str(&std::fs::read_to_string(&one).expect("crl"));
+    }
+    std::fs::write(&all, text).expect("crls");
+    all
+}
+
+fn osslsigncode_verify(f: &Fixture, file: &str) -> (bool, String) {
+    let crls = crls(f);
+    tool_run(
+        f.dir(),
+        "osslsigncode",
+        &[
+            "verify",
+            "-in",
+            file,
+            "-CAfile",
+            &f.root,
+            "-TSA-CAfile",
+            &f.root,
+            "-CRLfile",
+            &crls,
+            "-TSA-CRLfile",
+            &crls,
+            "-ignore-cdp",
+        ],
+    )
+}
+
+#[test]
+fn authenticode_verifies_with_osslsigncode() {
+    let f = Fixture::start(Keys::Soft);
+    let exe = f.path("app.exe");
+    std::fs::write(&exe, tiny_pe(true)).expect("pe");
+    // osslsigncode reads the test image as a PE (and finds no signature in it).
+    let (ok, text) = osslsigncode_verify(&f, &exe);
+    assert!(!ok && text.contains("No signature found"), "{text}");
+
+    // PE32 (i386) as well as PE32+.
+    let exe32 = f.path("app32.exe");
+    std::fs::write(&exe32, tiny_pe(false)).expect("pe32");
+    let signed32 = f.path("app32-signed.exe");
+    f.sign("authenticode", &exe32, "release", &["--out", &signed32]);
+    let (ok, text) = osslsigncode_verify(&f, &signed32);
+    assert!(
+        ok && !text.contains("MISMATCH"),
+        "osslsigncode verify (PE32): {text}"
+    );
+    let (ok, text) = osslsigncode_verify(&f, &tampered(&signed32, 0x200));
+    assert!(
+        !ok && text.contains("MISMATCH"),
+        "a tampered PE32 verified: {text}"
+    );
+
+    for key in ["release", "release-rsa"] {
+        let signed = f.path(&format!("app-signed-{key}.exe"));
+        f.sign("authenticode", &exe, key, &["--out", &signed]);
+        let (ok, text) = osslsigncode_verify(&f, &signed);
+        assert!(ok, "osslsigncode verify ({key}): {text}");
+        assert!(text.contains("Signature verification: ok"), "{text}");
+        // Digest and PE checksum both match.
+        assert!(!text.contains("MISMATCH"), "{text}");
+        assert!(
+            text.contains("Timestamp Server Signature verification: ok")
+                || text.contains("Timestamp verified by"),
+            "no verified time-stamp ({key}):\n{text}"
+        );
+        // A changed byte in the code section breaks the signature.
+        let bad = tampered(&signed, 0x200);
+        let (ok, text) = osslsigncode_verify(&f, &bad);
+        assert!(
+            !ok && text.contains("MISMATCH"),
+            "a tampered PE verified ({key}): {text}"
+        );
+        let meta = f.last_metadata();
+        assert_eq!(meta["_hallmark"]["timestamped"], true, "{meta}");
+        assert_eq!(
+            meta["_hallmark"]["content_type"], "1.3.6.1.4.1.311.2.1.4",
+            "{meta}"
+        );
+    }
+
+    // A key that needs an approval: the request waits with its content and time-stamp wish,
+    // the approval signs it, and the CLI (polling) writes a file osslsigncode verifies.
+    let approver =
+        f.ca.hm(&[
+            "token",
+            "create",
+            "--publisher",
+            "acme",
+            "--scopes",
+            "approve",
+            "--name",
+            "security-lead",
+        ])
+        .trim()
+        .to_string();
+    let gated = f.path("app-gated.exe");
+    let mut c = f.ca.cmd(&[
+        "sign",
+        "authenticode",
+        &exe,
+        "--key",
+        "gated",
+        "--out",
+        &gated,
+        "--poll",
+        "1",
+        "--timeout",
+        "60",
+        "--server",
+        f.api(),
+        "--token-env",
+        "SIGN_TOKEN",
+        "--ca",
+        &f.root,
+    ]);
+    c.env("SIGN_TOKEN", &f.acme)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = c.spawn().expect("spawn sign");
+    let db = rusqlite::Connection::open(f.dir().join("ca/hallmark.db")).expect("db");
+    let mut id = None;
+    for _ in 0..100 {
+        id = db
+            .query_row(
+                "SELECT id FROM signature_requests WHERE status = 'pending' AND key_label = 'gated'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .ok();
+        if id.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let id = id.expect("a pending signature request");
+    assert_eq!(f.recorded(), 3, "nothing is signed before the approval");
+    let auth = format!("Authorization: Bearer {approver}");
+    let (code, raw, _) = curl(
+        &format!("{}/api/v1/signatures/requests/{id}/approve", f.api()),
+        &[
+            "--cacert",
+            &f.root,
+            "-X",
+            "POST",
+            "-H",
+            &auth,
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            "{}",
+        ],
+    );
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&raw));
+    let out = child.wait_with_output().expect("sign");
+    assert!(
+        out.status.success(),
+        "sign authenticode with approval: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (ok, text) = osslsigncode_verify(&f, &gated);
+    assert!(
+        ok && text.contains("Timestamp Server Signature verification: ok"),
+        "{text}"
+    );
+    let meta = f.last_metadata();
+    assert_eq!(meta["_hallmark"]["timestamped"], true, "{meta}");
+    assert_eq!(meta["artifact"], "app.exe", "{meta}");
+
+    // Without a time-stamp it verifies too; an already signed file is refused.
+    let plain = f.path("app-plain.exe");
+    f.sign(
+        "authenticode",
+        &exe,
+        "release",
+        &["--out", &plain, "--no-timestamp"],
+    );
+    let (ok, text) = osslsigncode_verify(&f, &plain);
+    assert!(ok, "{text}");
+    let mut c = f.ca.cmd(&[
+        "sign",
+        "authenticode",
+        &plain,
+        "--key",
+        "release",
+        "--out",
+        &f.path("twice.exe"),
+        "--server",
+        f.api(),
+        "--token-env",
+        "SIGN_TOKEN",
+        "--ca",
+        &f.root,
+    ]);
+    c.env("SIGN_TOKEN", &f.acme);
+    let out = run(&mut c);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("already signed"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(f.recorded(), 5);
+}
+
+#[test]
+fn jar_verifies_with_jarsigner() {
+    let f = Fixture::start(Keys::Soft);
+    let src = f.ca.path("jar-src");
+    std::fs::create_dir_all(src.join("com/acme/app")).expect("mkdir");
+    std::fs::write(
+        src.join("com/acme/app/Main.class"),
+        vec![0xca, 0xfe, 0xba, 0xbe, 0, 0, 0, 61],
+    )
+    .expect("class");
+    std::fs::write(
+        src.join("com/acme/app/config.properties"),
+        "name=app\n".repeat(50),
+    )
+    .expect("props");
+    // A long entry name: its manifest line wraps at 72 bytes.
+    let long = format!("com/acme/app/{}.txt", "very-long-resource-name".repeat(4));
+    std::fs::write(src.join(&long), "hello").expect("long");
+    let jar = f.path("app.jar");
+    let (ok, text) = tool_run(
+        f.dir(),
+        "jar",
+        &[
+            "--create",
+            "--file",
+            &jar,
+            "-C",
+            &src.display().to_string(),
+            ".",
+        ],
+    );
+    assert!(ok, "jar: {text}");
+
+    let trust = f.path("trust.p12");
+    // A truststore with the root only, for the check without -strict.
+    let root_only = f.path("root-only.p12");
+    let (ok, text) = tool_run(
+        f.dir(),
+        "keytool",
+        &[
+            "-importcert",
+            "-noprompt",
+            "-alias",
+            "hallmark-root",
+            "-file",
+            &f.root,
+            "-keystore",
+            &root_only,
+            "-storetype",
+            "PKCS12",
+            "-storepass",
+            "changeit",
+        ],
+    );
+    assert!(ok, "keytool: {text}");
+    let (ok, text) = tool_run(
+        f.dir(),
+        "keytool",
+        &[
+            "-importcert",
+            "-noprompt",
+            "-alias",
+            "hallmark-root",
+            "-file",
+            &f.root,
+            "-keystore",
+            &trust,
+            "-storetype",
+            "PKCS12",
+            "-storepass",
+            "changeit",
+        ],
+    );
+    assert!(ok, "keytool: {text}");
+    // With -keystore, `jarsigner -strict` also wants a certificate of the signer's own path
+    // in that keystore (else "not signed by alias in this keystore", aliasNotInStore): the
+    // code-signing CA that issues publisher keys is that certificate. The root stays the
+    // only trust anchor the path is validated against.
+    let issuing = f.ca.ca_pem("code-signing-ca").display().to_string();
+    let (ok, text) = tool_run(
+        f.dir(),
+        "keytool",
+        &[
+            "-importcert",
+            "-noprompt",
+            "-alias",
+            "hallmark-code-signing-ca",
+            "-file",
+            &issuing,
+            "-keystore",
+            &trust,
+            "-storetype",
+            "PKCS12",
+            "-storepass",
+            "changeit",
+        ],
+    );
+    assert!(ok, "keytool: {text}");
+    let verify = |file: &str| {
+        tool_run(
+            f.dir(),
+            "jarsigner",
+            &[
+                "-verify",
+                "-strict",
+                "-verbose",
+                "-certs",
+                "-keystore",
+                &trust,
+                "-storetype",
+                "PKCS12",
+                "-storepass",
+                "changeit",
+                file,
+            ],
+        )
+    };
+
+    for (key, block) in [("release", "SIGNER.EC"), ("release-rsa", "SIGNER.RSA")] {
+        let signed = f.path(&format!("app-signed-{key}.jar"));
+        f.sign("jar", &jar, key, &["--out", &signed]);
+        let (ok, text) = verify(&signed);
+        assert!(
+            ok && text.contains("jar verified."),
+            "jarsigner ({key}): {text}"
+        );
+        assert!(
+            text.contains("Timestamped by") || text.contains("timestamped by"),
+            "no time-stamp reported ({key}):\n{text}"
+        );
+        assert!(!text.contains("unsigned entries"), "{text}");
+        // Against the root alone (no -strict), the chain and time-stamp verify too.
+        let (ok, text) = tool_run(
+            f.dir(),
+            "jarsigner",
+            &[
+                "-verify",
+                "-verbose",
+                "-certs",
+                "-keystore",
+                &root_only,
+                "-storetype",
+                "PKCS12",
+                "-storepass",
+                "changeit",
+                &signed,
+            ],
+        );
+        assert!(
+            ok && text.contains("jar verified.") && !text.contains("certificate chain is invalid"),
+            "jarsigner, root only ({key}): {text}"
+        );
+        // The entries come in the order JarInputStream needs.
+        let (ok, list) = tool_run(f.dir(), "jar", &["--list", "--file", &signed]);
+        assert!(ok, "{list}");
+        let names: Vec<&str> = list.lines().collect();
+        let at = |n: &str| names.iter().position(|x| *x == n);
+        assert!(
+            at("META-INF/MANIFEST.MF") < at("META-INF/SIGNER.SF")
+                && at("META-INF/SIGNER.SF") < at(&format!("META-INF/{block}"))
+                && at(&format!("META-INF/{block}")) < at("com/acme/app/Main.class"),
+            "{list}"
+        );
+
+        // A changed entry is caught: rebuild the jar with one entry's content changed.
+        let bad_dir = f.ca.path(&format!("bad-{key}"));
+        std::fs::create_dir_all(&bad_dir).expect("mkdir");
+        let (ok, text) = tool_run(&bad_dir, "jar", &["--extract", "--file", &signed]);
+        assert!(ok, "{text}");
+        std::fs::write(
+            bad_dir.join("com/acme/app/config.properties"),
+            "name=evil\n",
+        )
+        .expect("tamper");
+        let bad = f.path(&format!("app-bad-{key}.jar"));
+        let (ok, text) = tool_run(
+            f.dir(),
+            "jar",
+            &[
+                "--create",
+                "--file",
+                &bad,
+                "--manifest",
+                &bad_dir.join("META-INF/MANIFEST.MF").display().to_string(),
+                "-C",
+                &bad_dir.display().to_string(),
+                ".",
+            ],
+        );
+        assert!(ok, "{text}");
+        let (ok, text) = verify(&bad);
+        assert!(
+            !ok && text.contains("digest error for com/acme/app/config.properties"),
+            "a tampered jar verified ({key}): {text}"
+        );
+    }
+    assert_eq!(f.recorded(), 2);
+}
+
+#[test]
+fn content_and_timestamp_refusals_record_nothing() {
+    let f = Fixture::start(Keys::Soft);
+    let b64 = |d: &[u8]| base64::engine::general_purpose::STANDARD.encode(d);
+    // An SpcIndirectDataContent (for some PE digest) and its Authenticode digest.
+    let content = hallmark::formats::authenticode::spc_indirect_data(
+        hallmark::keys::HashAlg::Sha256,
+        &[0x5a; 32],
+    );
+    let inner = content[2..].to_vec();
+    assert_eq!(usize::from(content[1]), inner.len());
+    let digest = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&inner))
+    };
+    let body = |digest: &str, ct: &str, content: &str, format: &str| {
+        json!({"key": "release", "digest": digest, "digest_algorithm": "sha256",
+               "format": format, "content_type": ct, "content": content})
+    };
+    let spc = "1.3.6.1.4.1.311.2.1.4";
+    let refused = |b: Value, status: u16, kind: &str, says: &str| {
+        let (code, v) = f.post(&b);
+        assert_eq!(code, status, "{v}");
+        assert_eq!(
+            v["type"].as_str().unwrap_or(""),
+            format!("https://hallmark.dev/problems/{kind}"),
+            "{v}"
+        );
+        assert!(v["detail"].as_str().unwrap_or("").contains(says), "{v}");
+    };
+
+    // Time-stamp asked for while no TSA is set up (its certificate file is moved away
+    // before the server first needs it).
+    let tsa = f.dir().join("ca/tsa.pem");
+    let away = f.dir().join("ca/tsa.pem.away");
+    std::fs::rename(&tsa, &away).expect("move tsa.pem");
+    refused(
+        json!({"key": "release", "digest": "ab".repeat(32), "digest_algorithm": "sha256",
+               "format": "cms", "timestamp": true}),
+        409,
+        "conflict",
+        "time-stamp authority",
+    );
+    std::fs::rename(&away, &tsa).expect("restore tsa.pem");
+
+    // The content's digest is not the request's.
+    refused(
+        body(&"ab".repeat(32), spc, &b64(&content), "cms"),
+        400,
+        "bad-request",
+        "content digest mismatch",
+    );
+    // The digest of the whole DER (with the outer tag) is not Authenticode's rule either.
+    let whole = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&content))
+    };
+    refused(
+        body(&whole, spc, &b64(&content), "cms"),
+        400,
+        "bad-request",
+        "content digest mismatch",
+    );
+    // Too large.
+    let big_inner = vec![0x04, 0x82, 0x50, 0x00]
+        .into_iter()
+        .chain(std::iter::repeat_n(0u8, 0x5000))
+        .collect::<Vec<u8>>();
+    let mut big = vec![0x30, 0x82, 0x50, 0x04];
+    big.extend_from_slice(&big_inner);
+    let big_digest = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&big_inner))
+    };
+    refused(
+        body(&big_digest, spc, &b64(&big), "cms"),
+        400,
+        "bad-request",
+        "larger than 16384 bytes",
+    );
+    // Unknown content type; content with raw; half a content; not base64; not one SEQUENCE.
+    refused(
+        body(&digest, "1.2.840.113549.1.7.1", &b64(&content), "cms"),
+        400,
+        "bad-request",
+        "is not offered",
+    );
+    refused(
+        body(&digest, spc, &b64(&content), "raw"),
+        400,
+        "bad-request",
+        "CMS only",
+    );
+    refused(
+        json!({"key": "release", "digest": digest, "digest_algorithm": "sha256",
+               "format": "cms", "content_type": spc}),
+        400,
+        "bad-request",
+        "come together",
+    );
+    refused(
+        body(&digest, spc, "%%%", "cms"),
+        400,
+        "bad-request",
+        "base64",
+    );
+    refused(
+        body(
+            &digest,
+            spc,
+            &b64(&[content.clone(), vec![0x05, 0x00]].concat()),
+            "cms",
+        ),
+        400,
+        "bad-request",
+        "exactly one DER SEQUENCE",
+    );
+    // A SEQUENCE that is not an SpcIndirectDataContent.
+    let not_spc = [0x30, 0x05, 0x06, 0x03, 0x2b, 0x06, 0x01];
+    let not_spc_digest = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&not_spc[2..]))
+    };
+    refused(
+        body(&not_spc_digest, spc, &b64(&not_spc), "cms"),
+        400,
+        "bad-request",
+        "not an SpcIndirectDataContent",
+    );
+    // hallmark's own metadata key cannot be forged.
+    refused(
+        json!({"key": "release", "digest": "ab".repeat(32), "digest_algorithm": "sha256",
+               "format": "cms", "metadata": {"_hallmark": {"timestamped": true}}}),
+        400,
+        "bad-request",
+        "reserved",
+    );
+    assert_eq!(f.recorded(), 0);
+
+    // The same content with its right digest is signed, embedded, and time-stamped; the raw
+    // format answers with the token beside the signature.
+    let (code, v) = f.post(&body(&digest, spc, &b64(&content), "cms"));
+    assert_eq!(code, 201, "{v}");
+    let p7 = base64::engine::general_purpose::STANDARD
+        .decode(v["signature"].as_str().unwrap_or(""))
+        .expect("base64");
+    assert!(
+        p7.windows(content.len()).any(|w| w == content.as_slice()),
+        "the content is embedded"
+    );
+    assert!(v.get("timestamp_token").is_none(), "{v}");
+    let (code, v) = f.post(&json!({"key": "release", "digest": "ab".repeat(32),
+        "digest_algorithm": "sha256", "format": "raw", "timestamp": true}));
+    assert_eq!(code, 201, "{v}");
+    assert!(
+        v["timestamp_token"].as_str().is_some_and(|t| t.len() > 100),
+        "{v}"
+    );
+    assert_eq!(f.recorded(), 2);
+}
+
+macro_rules! per_key_store {
+    ($($name:ident),* $(,)?) => {
+        mod soft {
+            $( #[test] fn $name() { super::$name(super::Keys::Soft) } )*
+        }
+        mod softhsm {
+            $( #[test] fn $name() { super::$name(super::Keys::SoftHsm) } )*
+        }
+    };
+}
+
+per_key_store!(cms_timestamp_verifies_with_openssl);
