@@ -66,6 +66,7 @@ impl Error {
             Error::Profile(_) => "bad-profile",
             Error::Store(StoreError::Conflict(_)) => "conflict",
             Error::Store(StoreError::DeviceTaken(_)) => "device-exists",
+            Error::Store(StoreError::QuotaExceeded(_)) => "quota-exceeded",
             Error::Store(StoreError::NotFound(_)) | Error::NotFound(_) => "not-found",
             Error::Store(_) => "internal",
             Error::Key(_) => "key-store",

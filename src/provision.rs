@@ -14,7 +14,7 @@ use serde::Deserialize;
 use sha2::Digest;
 use x509_parser::prelude::FromDer;
 
-use crate::engine::{Hallmark, Issued};
+use crate::engine::{ChunkInput, Hallmark, Issued};
 use crate::error::{Error, Result};
 use crate::policy::auth::AuthError;
 use crate::policy::{self, IssueRequest, NameAttr};
@@ -87,6 +87,28 @@ impl ProvisionAnswer {
 struct Line {
     device_serial: String,
     csr: String,
+}
+
+/// A chunk of batch lines for [`Hallmark::provision_stream`].
+pub enum Lines {
+    Chunk(Vec<String>),
+    /// Nothing arrived yet (only when asked not to wait).
+    NotYet,
+    End,
+}
+
+/// A chunk between its checks and its answers.
+struct ChunkPlan {
+    /// Lines answered without issuance (refusals, devices already provisioned).
+    answers: Vec<Option<ProvisionAnswer>>,
+    /// Lines handed to issuance, in request order: (line, device serial, CSR DER).
+    to_issue: Vec<(usize, String, Vec<u8>)>,
+    /// The first line of each device in this chunk and its key hash.
+    first_of: HashMap<String, (usize, String)>,
+    /// (line, first line of the same device, device): answered as the first line was.
+    repeats: Vec<(usize, usize, String)>,
+    /// Devices recorded but not yet signed when the chunk was checked: answered at the end.
+    deferred: Vec<(usize, String, Vec<u8>)>,
 }
 
 /// SHA-256 of the SubjectPublicKeyInfo inside a CSR, without verifying it (cheap).
@@ -266,42 +288,105 @@ impl Hallmark {
 
     /// Answers one chunk of batch lines, in order. Each answer is durable before it is returned.
     pub fn provision(&self, station: &StationRecord, lines: &[String]) -> Vec<ProvisionAnswer> {
-        use base64::Engine;
-        let b64 = base64::engine::general_purpose::STANDARD;
+        let mut once = Some(lines.to_vec());
+        let mut out = Vec::with_capacity(lines.len());
+        self.provision_stream(
+            station,
+            |_| match once.take() {
+                Some(l) => Lines::Chunk(l),
+                None => Lines::End,
+            },
+            |answers| {
+                out.extend(answers);
+                true
+            },
+        );
+        out
+    }
+
+    /// Answers a stream of chunks of batch lines through the issuance pipeline: while one
+    /// chunk's records are committed and its certificates signed, the next ones are already
+    /// checked and prepared. `next(wait)` gives the next chunk (blocking only when `wait`);
+    /// `emit` gets each chunk's answers in order, each durable; it returns false when nobody
+    /// listens any more (what is in flight is still finished and recorded).
+    pub fn provision_stream(
+        &self,
+        station: &StationRecord,
+        mut next: impl FnMut(bool) -> Lines,
+        mut emit: impl FnMut(Vec<ProvisionAnswer>) -> bool,
+    ) {
         let pattern = match regex_lite::Regex::new(&station.serial_pattern) {
             Ok(r) => r,
             Err(e) => {
-                return lines
-                    .iter()
-                    .map(|_| {
-                        ProvisionAnswer::refused(
-                            None,
-                            "internal",
-                            format!("the station's pattern is invalid: {e}"),
-                        )
-                    })
-                    .collect()
+                while let Lines::Chunk(lines) = next(true) {
+                    let refused = lines
+                        .iter()
+                        .map(|_| {
+                            ProvisionAnswer::refused(
+                                None,
+                                "internal",
+                                format!("the station's pattern is invalid: {e}"),
+                            )
+                        })
+                        .collect();
+                    if !emit(refused) {
+                        break;
+                    }
+                }
+                return;
             }
         };
-        let mut answers: Vec<Option<ProvisionAnswer>> = vec![None; lines.len()];
-        let mut to_issue: Vec<(usize, IssueRequest)> = Vec::new();
-        // The first line of a device in this chunk; later ones repeat its answer.
-        let mut first_of: HashMap<String, (usize, String)> = HashMap::new();
-        let mut repeats: Vec<(usize, usize, String)> = Vec::new();
+        self.issue_stream(
+            Some(&station.name),
+            |wait| match next(wait) {
+                Lines::Chunk(lines) => {
+                    let (plan, reqs) = self.plan_chunk(station, &pattern, &lines);
+                    ChunkInput::Chunk(plan, reqs)
+                }
+                Lines::NotYet => ChunkInput::NotYet,
+                Lines::End => ChunkInput::End,
+            },
+            |plan, results| emit(self.finish_chunk(station, plan, results)),
+        );
+    }
+
+    /// The checks of a chunk that need no certificate: line syntax, the serial pattern, repeats
+    /// within the chunk, devices already provisioned, the quota. What is left to issue comes
+    /// back as requests. The quota read here can lag behind chunks still in flight; the
+    /// database refuses an intent past the quota in any case (a trigger), so it holds exactly.
+    fn plan_chunk(
+        &self,
+        station: &StationRecord,
+        pattern: &regex_lite::Regex,
+        lines: &[String],
+    ) -> (ChunkPlan, Vec<IssueRequest>) {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let mut plan = ChunkPlan {
+            answers: vec![None; lines.len()],
+            to_issue: Vec::new(),
+            first_of: HashMap::new(),
+            repeats: Vec::new(),
+            deferred: Vec::new(),
+        };
+        let mut reqs = Vec::new();
         let mut quota_used = match self.store.station_issued_count(&station.name) {
             Ok(n) => n,
             Err(e) => {
-                return lines
-                    .iter()
-                    .map(|_| ProvisionAnswer::refused(None, "internal", e.to_string()))
-                    .collect();
+                for a in plan.answers.iter_mut() {
+                    *a = Some(ProvisionAnswer::refused(None, "internal", e.to_string()));
+                }
+                return (plan, reqs);
             }
         };
+        // Lines that passed the syntax checks, first of their device in the chunk:
+        // (line, device serial, CSR DER, key hash).
+        let mut firsts: Vec<(usize, String, Vec<u8>, String)> = Vec::new();
         for (i, raw) in lines.iter().enumerate() {
             let line: Line = match serde_json::from_str(raw) {
                 Ok(l) => l,
                 Err(e) => {
-                    answers[i] = Some(ProvisionAnswer::refused(
+                    plan.answers[i] = Some(ProvisionAnswer::refused(
                         None,
                         "bad-request",
                         format!(
@@ -314,7 +399,7 @@ impl Hallmark {
             };
             let dev = line.device_serial.as_str();
             if !pattern.is_match(dev) {
-                answers[i] = Some(ProvisionAnswer::refused(
+                plan.answers[i] = Some(ProvisionAnswer::refused(
                     Some(dev),
                     "serial-not-allowed",
                     format!(
@@ -327,7 +412,7 @@ impl Hallmark {
             let der = match b64.decode(line.csr.trim()) {
                 Ok(d) => d,
                 Err(e) => {
-                    answers[i] = Some(ProvisionAnswer::refused(
+                    plan.answers[i] = Some(ProvisionAnswer::refused(
                         Some(dev),
                         "bad-csr",
                         format!("the csr is not base64 DER: {e}"),
@@ -336,18 +421,18 @@ impl Hallmark {
                 }
             };
             let Some(spki) = csr_spki_sha256(&der) else {
-                answers[i] = Some(ProvisionAnswer::refused(
+                plan.answers[i] = Some(ProvisionAnswer::refused(
                     Some(dev),
                     "bad-csr",
                     "bad CSR: malformed CSR DER",
                 ));
                 continue;
             };
-            if let Some((first, first_spki)) = first_of.get(dev) {
+            if let Some((first, first_spki)) = plan.first_of.get(dev) {
                 if *first_spki == spki {
-                    repeats.push((i, *first, dev.to_string()));
+                    plan.repeats.push((i, *first, dev.to_string()));
                 } else {
-                    answers[i] = Some(ProvisionAnswer::refused(
+                    plan.answers[i] = Some(ProvisionAnswer::refused(
                         Some(dev),
                         "device-exists",
                         format!("device {dev} appears twice in this batch with different keys"),
@@ -355,10 +440,35 @@ impl Hallmark {
                 }
                 continue;
             }
-            first_of.insert(dev.to_string(), (i, spki.clone()));
-            match self.store.device_certificate(&station.profile, dev) {
-                Ok(Some(existing)) if existing.spki_sha256 == spki => {
-                    answers[i] = Some(match self.finish_existing(&existing) {
+            plan.first_of.insert(dev.to_string(), (i, spki.clone()));
+            firsts.push((i, dev.to_string(), der, spki));
+        }
+        // The devices' existing certificates, in one read transaction for the chunk.
+        let devices: Vec<&str> = firsts.iter().map(|(_, d, _, _)| d.as_str()).collect();
+        let existing = match self.store.device_certificates(&station.profile, &devices) {
+            Ok(e) => e,
+            Err(e) => {
+                for (i, dev, _, _) in &firsts {
+                    plan.answers[*i] = Some(ProvisionAnswer::refused(
+                        Some(dev),
+                        "internal",
+                        e.to_string(),
+                    ));
+                }
+                return (plan, reqs);
+            }
+        };
+        for ((i, dev, der, spki), found) in firsts.into_iter().zip(existing) {
+            let dev = dev.as_str();
+            match found {
+                Some(existing) if existing.spki_sha256 == spki && existing.cert_der.is_none() => {
+                    // Recorded but not signed yet: most likely by an earlier chunk of this very
+                    // stream, which completes before this chunk is answered. Answer then.
+                    plan.deferred.push((i, dev.to_string(), der));
+                    continue;
+                }
+                Some(existing) if existing.spki_sha256 == spki => {
+                    plan.answers[i] = Some(match self.finish_existing(&existing) {
                         Ok(cert_der) => ProvisionAnswer::Issued {
                             device_serial: dev.to_string(),
                             serial: existing.serial.clone(),
@@ -368,7 +478,7 @@ impl Hallmark {
                     });
                     continue;
                 }
-                Ok(Some(existing)) if station.reprovision => {
+                Some(existing) if station.reprovision => {
                     // A new key for a known device: the old certificate is superseded.
                     let actor = format!("station:{}", station.name);
                     let r = self
@@ -392,31 +502,23 @@ impl Hallmark {
                                 .map_err(Error::from)
                         });
                     if let Err(e) = r {
-                        answers[i] =
+                        plan.answers[i] =
                             Some(ProvisionAnswer::refused(Some(dev), e.kind(), e.to_string()));
                         continue;
                     }
                 }
-                Ok(Some(_)) => {
-                    answers[i] = Some(ProvisionAnswer::refused(
+                Some(_) => {
+                    plan.answers[i] = Some(ProvisionAnswer::refused(
                         Some(dev),
                         "device-exists",
                         format!("device {dev} already holds a certificate for another key; this station may not reprovision"),
                     ));
                     continue;
                 }
-                Ok(None) => {}
-                Err(e) => {
-                    answers[i] = Some(ProvisionAnswer::refused(
-                        Some(dev),
-                        "internal",
-                        e.to_string(),
-                    ));
-                    continue;
-                }
+                None => {}
             }
             if quota_used >= station.quota {
-                answers[i] = Some(ProvisionAnswer::refused(
+                plan.answers[i] = Some(ProvisionAnswer::refused(
                     Some(dev),
                     "quota-exceeded",
                     format!(
@@ -427,22 +529,34 @@ impl Hallmark {
                 continue;
             }
             quota_used += 1;
-            to_issue.push((
-                i,
-                IssueRequest {
-                    profile: station.profile.clone(),
-                    publisher: station.publisher.clone(),
-                    csr: der,
-                    requester: format!("station:{}", station.name),
-                    device_serial: Some(dev.to_string()),
-                    name: None,
-                },
-            ));
+            plan.to_issue.push((i, dev.to_string(), der.clone()));
+            reqs.push(IssueRequest {
+                profile: station.profile.clone(),
+                publisher: station.publisher.clone(),
+                csr: der,
+                requester: format!("station:{}", station.name),
+                device_serial: Some(dev.to_string()),
+                name: None,
+            });
         }
-        let reqs: Vec<IssueRequest> = to_issue.iter().map(|(_, r)| r.clone()).collect();
-        let results = self.issue_batch_for(&reqs, Some(&station.name));
-        for ((i, req), r) in to_issue.into_iter().zip(results) {
-            let dev = req.device_serial.unwrap_or_default();
+        (plan, reqs)
+    }
+
+    /// A chunk's answers once its certificates are durable.
+    fn finish_chunk(
+        &self,
+        station: &StationRecord,
+        plan: ChunkPlan,
+        results: Vec<Result<Issued>>,
+    ) -> Vec<ProvisionAnswer> {
+        let ChunkPlan {
+            mut answers,
+            to_issue,
+            repeats,
+            deferred,
+            ..
+        } = plan;
+        for ((i, dev, csr), r) in to_issue.into_iter().zip(results) {
             answers[i] = Some(match r {
                 Ok(Issued {
                     serial, cert_der, ..
@@ -451,13 +565,17 @@ impl Hallmark {
                     serial,
                     cert_der,
                 },
-                // Another connection recorded this device meanwhile (a station resending after
-                // a drop while its first batch is still being answered): same key, same answer.
+                // Another connection (or an earlier chunk of this stream) recorded this device
+                // meanwhile — a station resending after a drop: same key, same answer.
                 Err(e) if e.kind() == "device-exists" => {
-                    self.answer_for_existing(station, &dev, &req.csr, e)
+                    self.answer_for_existing(station, &dev, &csr, e)
                 }
                 Err(e) => ProvisionAnswer::refused(Some(&dev), e.kind(), e.to_string()),
             });
+        }
+        for (i, dev, csr) in deferred {
+            let why = Error::Store(StoreError::DeviceTaken(dev.clone()));
+            answers[i] = Some(self.answer_for_existing(station, &dev, &csr, why));
         }
         for (i, first, dev) in repeats {
             answers[i] = Some(match &answers[first] {

@@ -130,3 +130,104 @@ fn concurrent_issuance_gives_unique_recorded_serials() {
         base + 100
     );
 }
+
+fn device_line(serial: &str) -> String {
+    use base64::Engine;
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let p8 = aws_lc_rs::signature::EcdsaKeyPair::generate_pkcs8(
+        &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+        &rng,
+    )
+    .expect("keygen");
+    let key = hallmark::keys::soft::SoftKey::ephemeral("device", p8.as_ref()).expect("key");
+    let subject = [hallmark::policy::NameAttr {
+        kind: "serialNumber".into(),
+        value: serial.into(),
+    }];
+    let csr = hallmark::issuer::make_csr(&subject, &key).expect("csr");
+    serde_json::json!({
+        "device_serial": serial,
+        "csr": base64::engine::general_purpose::STANDARD.encode(csr),
+    })
+    .to_string()
+}
+
+/// The quota is the database's: two streams of one station racing for the last places get
+/// exactly the quota between them, and the counter the quota reads stays equal to the rows.
+#[test]
+fn a_station_quota_holds_across_concurrent_streams() {
+    let ca = TestCa::new(Keys::Soft);
+    ca.add_acme();
+    let out = ca.path("stations").display().to_string();
+    ca.hm(&[
+        "station",
+        "add",
+        "q-line",
+        "--profile",
+        "iot-device",
+        "--serial-pattern",
+        "^Q-[0-9]{4}$",
+        "--quota",
+        "700",
+        "--out-dir",
+        &out,
+    ]);
+    std::env::set_var("HALLMARK_TEST_PASS", "test passphrase");
+    let hm = Arc::new(Hallmark::open(&ca.config()).expect("open"));
+    let station = hm
+        .store
+        .get_station("q-line")
+        .expect("read")
+        .expect("station");
+    // Two streams of 600 devices each, in chunks of 100 (several chunks in flight each).
+    let streams: Vec<Vec<Vec<String>>> = (0..2)
+        .map(|s| {
+            (0..6)
+                .map(|c| {
+                    (0..100)
+                        .map(|i| device_line(&format!("Q-{}{}{:02}", s, c, i)))
+                        .collect()
+                })
+                .collect()
+        })
+        .collect();
+    let handles: Vec<_> = streams
+        .into_iter()
+        .map(|chunks| {
+            let (hm, station) = (hm.clone(), station.clone());
+            std::thread::spawn(move || {
+                let mut chunks = chunks.into_iter();
+                let mut answers = Vec::new();
+                hm.provision_stream(
+                    &station,
+                    |_| match chunks.next() {
+                        Some(c) => hallmark::provision::Lines::Chunk(c),
+                        None => hallmark::provision::Lines::End,
+                    },
+                    |a| {
+                        answers.extend(a);
+                        true
+                    },
+                );
+                answers
+            })
+        })
+        .collect();
+    let mut issued = 0;
+    let mut over = 0;
+    for h in handles {
+        let answers = h.join().expect("stream");
+        assert_eq!(answers.len(), 600);
+        for a in answers {
+            match a {
+                hallmark::provision::ProvisionAnswer::Issued { .. } => issued += 1,
+                hallmark::provision::ProvisionAnswer::Refused { kind, .. } => {
+                    assert_eq!(kind, "quota-exceeded");
+                    over += 1;
+                }
+            }
+        }
+    }
+    assert_eq!((issued, over), (700, 500));
+    assert_eq!(hm.store.station_issued_count("q-line").expect("count"), 700);
+}

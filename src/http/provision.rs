@@ -2,8 +2,11 @@
 //!
 //! Lines are read as they arrive and answered in chunks (256 lines, or whatever arrived when the
 //! sender pauses); each chunk's answers are written only after its certificates are durably
-//! stored. Reading waits while a chunk is being answered, so a station that streams a million
-//! lines is held to the server's pace by TCP and memory stays constant. Clients must read the
+//! stored. A reader task cuts the body into chunks and hands them to the issuance pipeline
+//! (`Hallmark::provision_stream`, on a blocking thread), which checks and prepares the next
+//! chunks while the current one is recorded and signed. The reader stays at most a few chunks
+//! ahead, so a station that streams a million lines is held to the server's pace by TCP and
+//! memory stays constant. Clients must read the
 //! answers while they send (full duplex), as `hallmark station run` does.
 
 use std::convert::Infallible;
@@ -18,7 +21,8 @@ use hyper::{Response, StatusCode};
 
 use super::{boxed, problem, ApiBody};
 use crate::engine::Hallmark;
-use crate::provision::ProvisionAnswer;
+use crate::provision::{Lines, ProvisionAnswer};
+use crate::store::StationRecord;
 
 /// Lines answered together (one group commit for their records).
 const CHUNK_LINES: usize = 256;
@@ -64,11 +68,15 @@ pub async fn stream(
         }
     };
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
+    // Chunks of lines, from the reader below to the issuance pipeline; the small bound keeps
+    // the reader at most a couple of chunks ahead (TCP holds the rest back).
+    let (chunks_tx, chunks_rx) = tokio::sync::mpsc::channel::<Feed>(2);
+    let answers_tx = tx.clone();
+    tokio::task::spawn_blocking(move || run_pipeline(&hm, &station, chunks_rx, answers_tx));
     tokio::spawn(async move {
         let mut body = body;
         let mut buf: Vec<u8> = Vec::new();
         let mut lines: Vec<String> = Vec::new();
-        let station = Arc::new(station);
         let mut ended = false;
         while !ended || !lines.is_empty() {
             if !ended && lines.len() < CHUNK_LINES {
@@ -81,22 +89,28 @@ pub async fn stream(
                     Ok(Some(Ok(frame))) => {
                         if let Ok(data) = frame.into_data() {
                             buf.extend_from_slice(&data);
-                            while let Some(pos) = buf.iter().position(|&b| b == b'\n') {
-                                let line: Vec<u8> = buf.drain(..=pos).collect();
-                                let text = String::from_utf8_lossy(&line[..line.len() - 1])
-                                    .trim()
-                                    .to_string();
+                            let mut start = 0;
+                            while let Some(pos) = buf[start..].iter().position(|&b| b == b'\n') {
+                                let line = &buf[start..start + pos];
+                                let text = String::from_utf8_lossy(line).trim().to_string();
                                 if !text.is_empty() {
                                     lines.push(text);
                                 }
+                                start += pos + 1;
                             }
+                            buf.drain(..start);
                             if buf.len() > MAX_LINE {
+                                if !lines.is_empty() {
+                                    let _ = chunks_tx
+                                        .send(Feed::Lines(std::mem::take(&mut lines)))
+                                        .await;
+                                }
                                 let a = ProvisionAnswer::Refused {
                                     device_serial: None,
                                     kind: "too-large".into(),
                                     detail: format!("a line is longer than {MAX_LINE} bytes; the batch stops here"),
                                 };
-                                let _ = tx.send(Bytes::from(a.to_json() + "\n")).await;
+                                let _ = chunks_tx.send(Feed::Stop(a)).await;
                                 return;
                             }
                         }
@@ -116,17 +130,12 @@ pub async fn stream(
             if lines.is_empty() {
                 continue;
             }
-            let chunk = std::mem::take(&mut lines);
-            let (hm, st) = (hm.clone(), station.clone());
-            let answers = match tokio::task::spawn_blocking(move || hm.provision(&st, &chunk)).await
+            if chunks_tx
+                .send(Feed::Lines(std::mem::take(&mut lines)))
+                .await
+                .is_err()
             {
-                Ok(a) => a,
-                Err(_) => return,
-            };
-            for a in answers {
-                if tx.send(Bytes::from(a.to_json() + "\n")).await.is_err() {
-                    return; // the client went away; what was issued is recorded
-                }
+                return; // the pipeline stopped: the client went away
             }
         }
     });
@@ -136,4 +145,57 @@ pub async fn stream(
         hyper::header::HeaderValue::from_static("application/x-ndjson"),
     );
     r
+}
+
+/// What the reader hands the pipeline.
+enum Feed {
+    Lines(Vec<String>),
+    /// The batch stops here with this answer (after the answers of the chunks before it).
+    Stop(ProvisionAnswer),
+}
+
+/// The issuance pipeline of one provisioning stream, on a blocking thread: chunks in from the
+/// reader, answers out to the response body, in order.
+fn run_pipeline(
+    hm: &Hallmark,
+    station: &StationRecord,
+    mut chunks: tokio::sync::mpsc::Receiver<Feed>,
+    answers: tokio::sync::mpsc::Sender<Bytes>,
+) {
+    let mut stop: Option<ProvisionAnswer> = None;
+    let mut feed = |f: Option<Feed>| match f {
+        Some(Feed::Lines(l)) => Lines::Chunk(l),
+        Some(Feed::Stop(a)) => {
+            stop = Some(a);
+            Lines::End
+        }
+        None => Lines::End,
+    };
+    hm.provision_stream(
+        station,
+        |wait| {
+            if wait {
+                feed(chunks.blocking_recv())
+            } else {
+                match chunks.try_recv() {
+                    Ok(f) => feed(Some(f)),
+                    Err(tokio::sync::mpsc::error::TryRecvError::Empty) => Lines::NotYet,
+                    Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => Lines::End,
+                }
+            }
+        },
+        |batch| {
+            // One frame per chunk: one TLS record run and one write, not one per line.
+            let mut out = String::with_capacity(batch.len() * 1024);
+            for a in batch {
+                out.push_str(&a.to_json());
+                out.push('\n');
+            }
+            // Err: the client went away; what was issued is recorded.
+            answers.blocking_send(Bytes::from(out)).is_ok()
+        },
+    );
+    if let Some(a) = stop {
+        let _ = answers.blocking_send(Bytes::from(a.to_json() + "\n"));
+    }
 }

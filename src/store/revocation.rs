@@ -100,7 +100,7 @@ fn revocation_of(conn: &Connection, serial: &str) -> Result<Option<(u8, i64)>, S
 
 impl Store {
     /// Runs `f` on a mapped read connection: point lookups on the OCSP path.
-    fn lookup<T>(
+    pub(super) fn lookup<T>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {

@@ -139,14 +139,19 @@ impl Store {
         Ok(true)
     }
 
-    /// Certificates a station obtained (recorded intents included: they count against the quota).
+    /// Live certificates a station obtained (recorded intents included: they count against the
+    /// quota). A counter kept exact by triggers (see the migrations), so this is one row read
+    /// however many devices the station has provisioned.
     pub fn station_issued_count(&self, name: &str) -> Result<i64, StoreError> {
         let conn = self.conn()?;
-        Ok(conn.query_row(
-            "SELECT count(*) FROM certificates WHERE station = ?1 AND status IN ('intent', 'issued')",
-            params![name],
-            |r| r.get(0),
-        )?)
+        Ok(conn
+            .query_row(
+                "SELECT issued FROM stations WHERE name = ?1",
+                params![name],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or(0))
     }
 
     /// The live certificate of a device under a profile, if any.
@@ -155,7 +160,37 @@ impl Store {
         profile: &str,
         device_serial: &str,
     ) -> Result<Option<DeviceCertificate>, StoreError> {
-        let conn = self.conn()?;
+        // A point lookup per provisioned device: on a read connection, so it never waits for
+        // the writer (which is busy recording the previous chunk). It sees committed rows; a
+        // device recorded meanwhile is caught by the one-live-certificate-per-device index.
+        self.lookup(|conn| Self::device_certificate_on(conn, profile, device_serial))
+    }
+
+    /// [`Store::device_certificate`] for many devices at once, in one read transaction on one
+    /// read connection (a provisioning chunk's lookups). Answers come in the order asked.
+    pub fn device_certificates(
+        &self,
+        profile: &str,
+        device_serials: &[&str],
+    ) -> Result<Vec<Option<DeviceCertificate>>, StoreError> {
+        self.lookup(|conn| {
+            conn.execute_batch("BEGIN")?;
+            let r: Result<Vec<_>, StoreError> = device_serials
+                .iter()
+                .map(|d| Self::device_certificate_on(conn, profile, d))
+                .collect();
+            let end = conn.execute_batch(if r.is_ok() { "COMMIT" } else { "ROLLBACK" });
+            let found = r?;
+            end?;
+            Ok(found)
+        })
+    }
+
+    fn device_certificate_on(
+        conn: &rusqlite::Connection,
+        profile: &str,
+        device_serial: &str,
+    ) -> Result<Option<DeviceCertificate>, StoreError> {
         let mut stmt = conn.prepare_cached(
             "SELECT serial, spki_sha256, status, cert_der, ca FROM certificates
              WHERE profile = ?1 AND device_serial = ?2 AND status IN ('intent', 'issued')",

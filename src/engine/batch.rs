@@ -1,0 +1,448 @@
+//! Issuance in volume: the pipeline behind [`Hallmark::issue_batch`] and the factory line.
+//!
+//! Requests arrive in chunks. Each chunk goes through three steps: *prepare* (policy — which
+//! verifies the CSR's signature, the most expensive step — the certificate layout and the lint),
+//! *record* (one transaction writes the chunk's intents), *sign and complete* (the CA signs, a
+//! second transaction stores the certificates). Answers for a chunk are handed out only once its
+//! certificates are durably stored, and chunks are answered in the order they came.
+//!
+//! Why a pipeline: the commits run on a writer thread while this thread prepares and signs the
+//! next chunk, so the disk's sync time overlaps the crypto; and a chunk's preparation is spread
+//! over the machine's cores, since CSR verification costs more than the CA's own signature. Up
+//! to [`IN_FLIGHT`] chunks are between "arrived" and "answered" at a time, which bounds memory
+//! however long the stream is.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use super::{intent_for, Hallmark, Issued};
+use crate::error::{Error, Result};
+use crate::issuer::{self, CaHandle};
+use crate::policy::{self, IssueRequest};
+use crate::store::{now, Intent, Publisher, StoreError};
+
+/// Requests per chunk when a whole batch is given at once.
+const CHUNK: usize = 256;
+/// Chunks between arrival and answer at any time.
+const IN_FLIGHT: usize = 3;
+/// Below this many requests a chunk is prepared on one thread (a thread costs more).
+const PARALLEL_MIN: usize = 16;
+
+/// What a chunk source hands the pipeline.
+pub enum ChunkInput<T> {
+    /// A chunk of requests and the caller's tag for it (handed back with its results).
+    Chunk(T, Vec<IssueRequest>),
+    /// Nothing ready yet (only answered when the pipeline asked not to wait).
+    NotYet,
+    /// No more chunks.
+    End,
+}
+
+/// A request between policy and the record.
+struct Pending {
+    /// Its position in its chunk.
+    idx: usize,
+    intent: Intent,
+    prepared: issuer::Prepared,
+    ca: Arc<CaHandle>,
+}
+
+/// Work for the writer thread.
+enum WriterJob {
+    Record(Vec<Intent>),
+    Complete(Vec<(String, Vec<u8>)>, String),
+}
+
+/// Where a chunk is.
+enum Stage {
+    /// Intents sent to the writer.
+    Recording(Vec<Pending>),
+    /// Signed; certificates sent to the writer.
+    Completing(Vec<(Pending, Vec<u8>)>),
+    /// Every request has its result.
+    Done,
+}
+
+struct InFlight<T> {
+    seq: u64,
+    tag: Option<T>,
+    results: Vec<Option<Result<Issued>>>,
+    stage: Stage,
+}
+
+/// The writer's answer to one job: per-intent outcomes of a record (empty for a completion), or
+/// the error that failed the whole transaction.
+type WriterAnswer = std::result::Result<Vec<std::result::Result<i64, StoreError>>, StoreError>;
+
+fn fail(results: &mut [Option<Result<Issued>>], idxs: impl Iterator<Item = usize>, why: &str) {
+    for i in idxs {
+        results[i] = Some(Err(Error::Store(StoreError::WriteFailed(why.to_string()))));
+    }
+}
+
+impl Hallmark {
+    /// Issues many certificates with grouped commits (group commit, as the factory line needs).
+    ///
+    /// Each request gets its own result, in order; a refused one does not stop the others, and
+    /// a result exists only once its certificate is durably stored.
+    pub fn issue_batch(&self, reqs: &[IssueRequest]) -> Vec<Result<Issued>> {
+        self.issue_batch_for(reqs, None)
+    }
+
+    /// [`Hallmark::issue_batch`] for a factory station: its certificates record the station.
+    pub fn issue_batch_for(
+        &self,
+        reqs: &[IssueRequest],
+        station: Option<&str>,
+    ) -> Vec<Result<Issued>> {
+        let mut chunks = reqs.chunks(CHUNK);
+        let mut out: Vec<Result<Issued>> = Vec::with_capacity(reqs.len());
+        self.issue_stream(
+            station,
+            |_| match chunks.next() {
+                Some(c) => ChunkInput::Chunk((), c.to_vec()),
+                None => ChunkInput::End,
+            },
+            |(), results| {
+                out.extend(results);
+                true
+            },
+        );
+        out
+    }
+
+    /// The pipeline over a stream of chunks. `next(wait)` gives the next chunk (blocking only
+    /// when `wait` is true, which the pipeline asks only when it has nothing else to do);
+    /// `done(tag, results)` receives each chunk's results, in chunk order, once they are durable.
+    /// When `done` returns false (the receiver went away) no new chunk is taken, but the chunks
+    /// already recorded are still signed and completed, so no intent is left behind.
+    pub fn issue_stream<T>(
+        &self,
+        station: Option<&str>,
+        mut next: impl FnMut(bool) -> ChunkInput<T>,
+        mut done: impl FnMut(T, Vec<Result<Issued>>) -> bool,
+    ) {
+        let store = &self.store;
+        let mut publishers: HashMap<String, Publisher> = HashMap::new();
+        let mut chains: HashMap<String, Vec<Vec<u8>>> = HashMap::new();
+        std::thread::scope(|scope| {
+            let (jobs_tx, jobs_rx) = std::sync::mpsc::sync_channel::<(u64, WriterJob)>(IN_FLIGHT);
+            let (answers_tx, answers_rx) = std::sync::mpsc::channel::<(u64, WriterAnswer)>();
+            scope.spawn(move || {
+                for (seq, job) in jobs_rx {
+                    let r = match job {
+                        WriterJob::Record(intents) => store.record_intents(&intents),
+                        WriterJob::Complete(done, actor) => {
+                            let refs: Vec<(&str, &[u8])> = done
+                                .iter()
+                                .map(|(s, d)| (s.as_str(), d.as_slice()))
+                                .collect();
+                            store.complete_issuances(&refs, &actor).map(|()| Vec::new())
+                        }
+                    };
+                    if answers_tx.send((seq, r)).is_err() {
+                        break;
+                    }
+                }
+            });
+            let mut flight: VecDeque<InFlight<T>> = VecDeque::new();
+            let mut seq: u64 = 0;
+            let mut ended = false;
+            let mut receiving = true;
+            let mut writer_alive = true;
+            loop {
+                // Answer finished chunks, in order.
+                while flight
+                    .front()
+                    .is_some_and(|f| matches!(f.stage, Stage::Done))
+                {
+                    if let Some(mut f) = flight.pop_front() {
+                        let results = f
+                            .results
+                            .drain(..)
+                            .map(|r| {
+                                r.unwrap_or_else(|| {
+                                    Err(Error::Invalid("the request was not processed".into()))
+                                })
+                            })
+                            .collect();
+                        if let Some(tag) = f.tag.take() {
+                            if receiving && !done(tag, results) {
+                                receiving = false;
+                            }
+                        }
+                    }
+                }
+                if !receiving {
+                    ended = true;
+                }
+                // Take a new chunk while there is room.
+                if !ended && flight.len() < IN_FLIGHT {
+                    match next(flight.is_empty()) {
+                        ChunkInput::Chunk(tag, reqs) => {
+                            seq += 1;
+                            let mut results: Vec<Option<Result<Issued>>> =
+                                (0..reqs.len()).map(|_| None).collect();
+                            let items =
+                                self.prepare_chunk(&reqs, station, &mut publishers, &mut results);
+                            let stage = if items.is_empty() {
+                                Stage::Done
+                            } else {
+                                let intents = items.iter().map(|p| p.intent.clone()).collect();
+                                if writer_alive
+                                    && jobs_tx.send((seq, WriterJob::Record(intents))).is_ok()
+                                {
+                                    Stage::Recording(items)
+                                } else {
+                                    writer_alive = false;
+                                    fail(
+                                        &mut results,
+                                        items.iter().map(|p| p.idx),
+                                        "the database writer stopped",
+                                    );
+                                    Stage::Done
+                                }
+                            };
+                            flight.push_back(InFlight {
+                                seq,
+                                tag: Some(tag),
+                                results,
+                                stage,
+                            });
+                            continue;
+                        }
+                        ChunkInput::NotYet => {}
+                        ChunkInput::End => {
+                            ended = true;
+                            continue;
+                        }
+                    }
+                }
+                if flight.is_empty() {
+                    if ended {
+                        break;
+                    }
+                    continue;
+                }
+                // The front chunk waits on the writer: take its next answer.
+                let (answer_seq, answer) = match answers_rx.recv() {
+                    Ok(a) => a,
+                    Err(_) => {
+                        writer_alive = false;
+                        for f in flight.iter_mut() {
+                            let idxs: Vec<usize> = match &f.stage {
+                                Stage::Recording(items) => items.iter().map(|p| p.idx).collect(),
+                                Stage::Completing(signed) => {
+                                    signed.iter().map(|(p, _)| p.idx).collect()
+                                }
+                                Stage::Done => Vec::new(),
+                            };
+                            fail(
+                                &mut f.results,
+                                idxs.into_iter(),
+                                "the database writer stopped",
+                            );
+                            f.stage = Stage::Done;
+                        }
+                        continue;
+                    }
+                };
+                let Some(f) = flight.iter_mut().find(|f| f.seq == answer_seq) else {
+                    continue;
+                };
+                match std::mem::replace(&mut f.stage, Stage::Done) {
+                    Stage::Recording(items) => {
+                        let outcomes = match answer {
+                            Ok(o) => o,
+                            Err(e) => {
+                                fail(&mut f.results, items.iter().map(|p| p.idx), &e.to_string());
+                                continue;
+                            }
+                        };
+                        let signed = self.sign_recorded(items, outcomes, &mut f.results);
+                        if signed.is_empty() {
+                            continue;
+                        }
+                        let certs: Vec<(String, Vec<u8>)> = signed
+                            .iter()
+                            .map(|(p, d)| (p.prepared.serial.clone(), d.clone()))
+                            .collect();
+                        let actor = signed
+                            .first()
+                            .map(|(p, _)| p.intent.requester.clone())
+                            .unwrap_or_default();
+                        if writer_alive
+                            && jobs_tx
+                                .send((f.seq, WriterJob::Complete(certs, actor)))
+                                .is_ok()
+                        {
+                            f.stage = Stage::Completing(signed);
+                        } else {
+                            writer_alive = false;
+                            fail(
+                                &mut f.results,
+                                signed.iter().map(|(p, _)| p.idx),
+                                "the database writer stopped",
+                            );
+                        }
+                    }
+                    Stage::Completing(signed) => match answer {
+                        Ok(_) => {
+                            for (p, der) in signed {
+                                self.metrics.count_issued(&p.intent.profile, 1);
+                                let ca = p.ca.record.name.clone();
+                                let chain = match chains.get(&ca) {
+                                    Some(c) => Ok(c.clone()),
+                                    None => self.chain(&ca).inspect(|c| {
+                                        chains.insert(ca.clone(), c.clone());
+                                    }),
+                                };
+                                f.results[p.idx] = Some(chain.map(|chain| Issued {
+                                    serial: p.prepared.serial.clone(),
+                                    cert_der: der,
+                                    chain,
+                                }));
+                            }
+                        }
+                        Err(e) => fail(
+                            &mut f.results,
+                            signed.iter().map(|(p, _)| p.idx),
+                            &e.to_string(),
+                        ),
+                    },
+                    Stage::Done => {}
+                }
+            }
+            drop(jobs_tx);
+        });
+    }
+
+    /// Signs the recorded intents of a chunk; a refused record or a failed signature gets its
+    /// error (and a failed signature's intent is abandoned).
+    fn sign_recorded(
+        &self,
+        items: Vec<Pending>,
+        outcomes: Vec<std::result::Result<i64, StoreError>>,
+        results: &mut [Option<Result<Issued>>],
+    ) -> Vec<(Pending, Vec<u8>)> {
+        let mut signed = Vec::with_capacity(items.len());
+        let mut outcomes = outcomes.into_iter();
+        for p in items {
+            match outcomes.next() {
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    results[p.idx] = Some(Err(e.into()));
+                    continue;
+                }
+                None => {
+                    fail(results, [p.idx].into_iter(), "no record outcome");
+                    continue;
+                }
+            }
+            let started = std::time::Instant::now();
+            let signature = issuer::sign(&p.prepared, &p.ca);
+            self.metrics.observe_sign(started.elapsed());
+            match signature {
+                Ok(der) => signed.push((p, der)),
+                Err(e) => {
+                    let _ = self.store.abandon_intent(
+                        &p.prepared.serial,
+                        &e.to_string(),
+                        &p.intent.requester,
+                    );
+                    results[p.idx] = Some(Err(e.into()));
+                }
+            }
+        }
+        signed
+    }
+
+    /// Policy and preparation for one chunk, spread over the cores; refusals go straight into
+    /// `results`.
+    fn prepare_chunk(
+        &self,
+        chunk: &[IssueRequest],
+        station: Option<&str>,
+        publishers: &mut HashMap<String, Publisher>,
+        results: &mut [Option<Result<Issued>>],
+    ) -> Vec<Pending> {
+        // Publisher records first (a store read per publisher not seen yet), on this thread.
+        let mut records: Vec<Option<Publisher>> = Vec::with_capacity(chunk.len());
+        for (j, req) in chunk.iter().enumerate() {
+            let record = match publishers.get(&req.publisher) {
+                Some(p) => Ok(p.clone()),
+                None => policy::lookup_publisher(&self.profiles, &self.store, req).inspect(|p| {
+                    publishers.insert(p.id.clone(), p.clone());
+                }),
+            };
+            match record {
+                Ok(p) => records.push(Some(p)),
+                Err(e) => {
+                    results[j] = Some(Err(e.into()));
+                    records.push(None);
+                }
+            }
+        }
+        let urls = self.urls();
+        let at = now();
+        let prepare_one = |j: usize, publisher: Publisher| -> Result<Pending> {
+            let req = &chunk[j];
+            let approved = policy::approve_for(&self.profiles, publisher, req)?;
+            let ca = self.ca(&approved.profile.issuer)?;
+            let prepared = issuer::prepare_leaf(
+                &approved,
+                &ca,
+                &urls,
+                &self.config.ca.policy_oid,
+                at,
+                issuer::random_serial(),
+            )?;
+            let intent = intent_for(&approved, &prepared, &ca, None, station)?;
+            Ok(Pending {
+                idx: j,
+                intent,
+                prepared,
+                ca,
+            })
+        };
+        // None: the publisher lookup already answered this request.
+        let one = |j: usize| -> Option<Result<Pending>> {
+            let publisher = records[j].clone()?;
+            Some(prepare_one(j, publisher))
+        };
+        let n = chunk.len();
+        let threads = std::thread::available_parallelism()
+            .map(|t| t.get())
+            .unwrap_or(1)
+            .clamp(1, 8);
+        let parts: Vec<Vec<(usize, Option<Result<Pending>>)>> = if threads == 1 || n < PARALLEL_MIN
+        {
+            vec![(0..n).map(|j| (j, one(j))).collect()]
+        } else {
+            let per = n.div_ceil(threads);
+            std::thread::scope(|s| {
+                let one = &one;
+                let handles: Vec<_> = (1..threads)
+                    .map(|t| {
+                        let range = (t * per).min(n)..((t + 1) * per).min(n);
+                        s.spawn(move || range.map(|j| (j, one(j))).collect::<Vec<_>>())
+                    })
+                    .collect();
+                let mut parts = vec![(0..per.min(n)).map(|j| (j, one(j))).collect()];
+                // A part whose thread panicked leaves its requests without a result; they are
+                // answered "not processed", never issued.
+                parts.extend(handles.into_iter().filter_map(|h| h.join().ok()));
+                parts
+            })
+        };
+        let mut out = Vec::with_capacity(n);
+        for (j, r) in parts.into_iter().flatten() {
+            match r {
+                Some(Ok(p)) => out.push(p),
+                Some(Err(e)) => results[j] = Some(Err(e)),
+                None => {}
+            }
+        }
+        out
+    }
+}
