@@ -114,7 +114,7 @@ impl Store {
     }
 
     /// Runs `f` on a read connection (the writer only for an in-memory database).
-    fn read<T>(
+    pub(super) fn read<T>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {

@@ -163,7 +163,7 @@ impl Store {
         // A point lookup per provisioned device: on a read connection, so it never waits for
         // the writer (which is busy recording the previous chunk). It sees committed rows; a
         // device recorded meanwhile is caught by the one-live-certificate-per-device index.
-        self.lookup(|conn| Self::device_certificate_on(conn, profile, device_serial))
+        self.read(|conn| Self::device_certificate_on(conn, profile, device_serial))
     }
 
     /// [`Store::device_certificate`] for many devices at once, in one read transaction on one
@@ -173,7 +173,9 @@ impl Store {
         profile: &str,
         device_serials: &[&str],
     ) -> Result<Vec<Option<DeviceCertificate>>, StoreError> {
-        self.lookup(|conn| {
+        // A plain (not memory-mapped) reader: over a million-device batch the mapped pages
+        // of the device index would all count as the server's resident memory.
+        self.read(|conn| {
             conn.execute_batch("BEGIN")?;
             let r: Result<Vec<_>, StoreError> = device_serials
                 .iter()
