@@ -325,26 +325,27 @@ impl Hallmark {
         outcomes: Vec<std::result::Result<i64, StoreError>>,
         results: &mut [Option<Result<Issued>>],
     ) -> Vec<(Pending, Vec<u8>)> {
-        let mut signed = Vec::with_capacity(items.len());
         let mut outcomes = outcomes.into_iter();
+        let mut to_sign = Vec::with_capacity(items.len());
         for p in items {
             match outcomes.next() {
-                Some(Ok(_)) => {}
-                Some(Err(e)) => {
-                    results[p.idx] = Some(Err(e.into()));
-                    continue;
-                }
-                None => {
-                    fail(results, [p.idx].into_iter(), "no record outcome");
-                    continue;
-                }
+                Some(Ok(_)) => to_sign.push(p),
+                Some(Err(e)) => results[p.idx] = Some(Err(e.into())),
+                None => fail(results, [p.idx].into_iter(), "no record outcome"),
             }
+        }
+        let idxs: Vec<usize> = to_sign.iter().map(|p| p.idx).collect();
+        let signatures = par_map(to_sign, |p| {
             let started = std::time::Instant::now();
             let signature = issuer::sign(&p.prepared, &p.ca);
             self.metrics.observe_sign(started.elapsed());
-            match signature {
-                Ok(der) => signed.push((p, der)),
-                Err(e) => {
+            (p, signature)
+        });
+        let mut signed = Vec::with_capacity(signatures.len());
+        for (idx, r) in idxs.into_iter().zip(signatures) {
+            match r {
+                Some((p, Ok(der))) => signed.push((p, der)),
+                Some((p, Err(e))) => {
                     let _ = self.store.abandon_intent(
                         &p.prepared.serial,
                         &e.to_string(),
@@ -352,6 +353,9 @@ impl Hallmark {
                     );
                     results[p.idx] = Some(Err(e.into()));
                 }
+                // The signing thread panicked: the intent stays recorded (a resubmission or
+                // the recovery path finishes it); this request is answered as not processed.
+                None => results[idx] = None,
             }
         }
         signed
@@ -411,31 +415,10 @@ impl Hallmark {
             Some(prepare_one(j, publisher))
         };
         let n = chunk.len();
-        let threads = std::thread::available_parallelism()
-            .map(|t| t.get())
-            .unwrap_or(1)
-            .clamp(1, 8);
-        let parts: Vec<Vec<(usize, Option<Result<Pending>>)>> = if threads == 1 || n < PARALLEL_MIN
-        {
-            vec![(0..n).map(|j| (j, one(j))).collect()]
-        } else {
-            let per = n.div_ceil(threads);
-            std::thread::scope(|s| {
-                let one = &one;
-                let handles: Vec<_> = (1..threads)
-                    .map(|t| {
-                        let range = (t * per).min(n)..((t + 1) * per).min(n);
-                        s.spawn(move || range.map(|j| (j, one(j))).collect::<Vec<_>>())
-                    })
-                    .collect();
-                let mut parts = vec![(0..per.min(n)).map(|j| (j, one(j))).collect()];
-                // A part whose thread panicked leaves its requests without a result; they are
-                // answered "not processed", never issued.
-                parts.extend(handles.into_iter().filter_map(|h| h.join().ok()));
-                parts
-            })
-        };
+        let parts = par_map((0..n).collect(), |j| (j, one(j)));
         let mut out = Vec::with_capacity(n);
+        // None: the lookup already answered, or a preparing thread panicked (then the request
+        // is answered "not processed", never issued).
         for (j, r) in parts.into_iter().flatten() {
             match r {
                 Some(Ok(p)) => out.push(p),
@@ -445,4 +428,48 @@ impl Hallmark {
         }
         out
     }
+}
+
+/// Applies `f` to every item, spread over the machine's cores (scoped threads, one part each),
+/// results in the items' order. A part whose thread panicked gives `None` for its items.
+fn par_map<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<Option<R>> {
+    let n = items.len();
+    let threads = std::thread::available_parallelism()
+        .map(|t| t.get())
+        .unwrap_or(1)
+        .clamp(1, 8);
+    if threads == 1 || n < PARALLEL_MIN {
+        return items.into_iter().map(|x| Some(f(x))).collect();
+    }
+    let per = n.div_ceil(threads);
+    let mut parts: Vec<Vec<T>> = Vec::with_capacity(threads);
+    let mut rest = items.into_iter();
+    loop {
+        let part: Vec<T> = rest.by_ref().take(per).collect();
+        if part.is_empty() {
+            break;
+        }
+        parts.push(part);
+    }
+    let mut parts = parts.into_iter();
+    let first = parts.next().unwrap_or_default();
+    std::thread::scope(|s| {
+        let f = &f;
+        let handles: Vec<_> = parts
+            .map(|p| {
+                (
+                    p.len(),
+                    s.spawn(move || p.into_iter().map(f).collect::<Vec<R>>()),
+                )
+            })
+            .collect();
+        let mut out: Vec<Option<R>> = first.into_iter().map(|x| Some(f(x))).collect();
+        for (len, h) in handles {
+            match h.join() {
+                Ok(v) => out.extend(v.into_iter().map(Some)),
+                Err(_) => out.extend((0..len).map(|_| None)),
+            }
+        }
+        out
+    })
 }
