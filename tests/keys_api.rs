@@ -73,6 +73,14 @@ fn a_publisher_reads_its_own_key_and_no_one_elses() {
         "--digests",
         "sha256",
     ]);
+    // An unknown format is refused with the formats on offer.
+    let out = run(&mut ca.cmd(&["key", "policy", "fw-release", "--formats", "pdf"]));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("format 'pdf' is not offered (raw, cms, cose_sign1)"),
+        "{err}"
+    );
     ca.hm(&[
         "key",
         "create",
