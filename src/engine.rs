@@ -149,6 +149,10 @@ pub struct Hallmark {
     pub(crate) sign_buckets: Mutex<HashMap<String, (f64, std::time::Instant)>>,
     /// The time-stamp authority, loaded on first use (see `tsa`).
     tsa: Mutex<Option<Arc<crate::tsa::Tsa>>>,
+    /// Publisher signing keys opened in their key stores, by store and label: opening a key
+    /// (finding its objects in a PKCS#11 token, decrypting a soft key) costs more than a
+    /// signature. Every use still checks the key against its certificate.
+    publisher_signers: Mutex<HashMap<(String, String), Arc<dyn Signer>>>,
 }
 
 /// Key labels in a store: CA keys and publisher keys never collide.
@@ -188,6 +192,7 @@ impl Hallmark {
             cas: Mutex::new(HashMap::new()),
             sign_buckets: Mutex::new(HashMap::new()),
             tsa: Mutex::new(None),
+            publisher_signers: Mutex::new(HashMap::new()),
         })
     }
 
@@ -444,6 +449,26 @@ impl Hallmark {
             None => None,
         };
         Ok((rec, issued))
+    }
+
+    /// The signer of a publisher key, opened once and kept.
+    pub fn publisher_signer(&self, key: &KeyRecord) -> Result<Arc<dyn Signer>> {
+        let id = (key.key_store.clone(), key.label.clone());
+        if let Some(s) = self
+            .publisher_signers
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&id).cloned())
+        {
+            return Ok(s);
+        }
+        let signer = self
+            .key_store(&key.key_store)?
+            .open(&publisher_key_label(&key.label))?;
+        if let Ok(mut m) = self.publisher_signers.lock() {
+            m.insert(id, signer.clone());
+        }
+        Ok(signer)
     }
 
     pub fn key(&self, label: &str) -> Result<KeyRecord> {

@@ -27,7 +27,7 @@
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::der::{read_tlv, tlv};
-use crate::engine::{publisher_key_label, Hallmark};
+use crate::engine::Hallmark;
 use crate::error::{Error, Result};
 use crate::keys::{HashAlg, KeyAlgorithm, SignatureScheme};
 use crate::policy::auth::{AuthError, Credential, Scope};
@@ -705,9 +705,7 @@ impl Hallmark {
             .parse()
             .map_err(|e: String| Error::Invalid(format!("stored key algorithm: {e}")))?;
         let scheme = scheme_for(alg, checked.hash)?;
-        let signer = self
-            .key_store(&key.key_store)?
-            .open(&publisher_key_label(&key.label))?;
+        let signer = self.publisher_signer(key)?;
         {
             let (_, cert) = X509Certificate::from_der(&cert_der)
                 .map_err(|e| Error::Invalid(format!("key certificate: {e}")))?;

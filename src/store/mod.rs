@@ -457,14 +457,12 @@ impl Store {
     }
 
     pub fn get_ca(&self, name: &str) -> Result<Option<CaRecord>, StoreError> {
-        let conn = self.conn()?;
-        let row = conn
-            .query_row(
-                &format!("SELECT {CA_COLS} FROM cas WHERE name = ?1"),
-                params![name],
-                ca_from_row,
-            )
-            .optional()?;
+        let row = self.read(|conn| {
+            Ok(conn
+                .prepare_cached(&format!("SELECT {CA_COLS} FROM cas WHERE name = ?1"))?
+                .query_row(params![name], ca_from_row)
+                .optional()?)
+        })?;
         row.map(finish_ca).transpose()
     }
 
@@ -788,14 +786,12 @@ impl Store {
     }
 
     pub fn get_key(&self, label: &str) -> Result<Option<KeyRecord>, StoreError> {
-        let conn = self.conn()?;
-        Ok(conn
-            .query_row(
-                &format!("SELECT {KEY_COLS} FROM keys WHERE label = ?1"),
-                params![label],
-                key_from_row,
-            )
-            .optional()?)
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached(&format!("SELECT {KEY_COLS} FROM keys WHERE label = ?1"))?
+                .query_row(params![label], key_from_row)
+                .optional()?)
+        })
     }
 
     pub fn list_keys(&self, publisher: Option<&str>) -> Result<Vec<KeyRecord>, StoreError> {

@@ -43,12 +43,15 @@ impl Store {
     /// Records a signature (its `id` is ignored and assigned) with a `signature.created` audit
     /// event in the same transaction; returns the new id.
     pub fn insert_signature(&self, s: &SignatureRecord, actor: &str) -> Result<i64, StoreError> {
-        let mut conn = self.conn()?;
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        tx.execute(
-            "INSERT INTO signatures (key_label, digest_algorithm, digest, format, requester, approvers, metadata, created_at)
-             VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
-            params![
+        // Concurrent signatures share one commit (group commit): each is durable before this
+        // returns, without a sync of its own.
+        let (s, actor) = (s.clone(), actor.to_string());
+        self.group_write(Box::new(move |tx| {
+            tx.prepare_cached(
+                "INSERT INTO signatures (key_label, digest_algorithm, digest, format, requester, approvers, metadata, created_at)
+                 VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
+            )?
+            .execute(params![
                 s.key_label,
                 s.digest_algorithm,
                 s.digest,
@@ -57,22 +60,15 @@ impl Store {
                 s.approvers,
                 s.metadata,
                 s.created_at
-            ],
-        )?;
-        let id = tx.last_insert_rowid();
-        let detail = format!(
-            "key={} {}:{} format={}",
-            s.key_label, s.digest_algorithm, s.digest, s.format
-        );
-        audit(
-            &tx,
-            actor,
-            "signature.created",
-            &id.to_string(),
-            Some(&detail),
-        )?;
-        tx.commit()?;
-        Ok(id)
+            ])?;
+            let id = tx.last_insert_rowid();
+            let detail = format!(
+                "key={} {}:{} format={}",
+                s.key_label, s.digest_algorithm, s.digest, s.format
+            );
+            audit(tx, &actor, "signature.created", &id.to_string(), Some(&detail))?;
+            Ok(id)
+        }))
     }
 
     /// Signatures, newest first, optionally of one key and/or of one publisher's keys.

@@ -81,12 +81,13 @@ pub struct Decision {
 
 impl Store {
     pub fn get_key_policy(&self, label: &str) -> Result<Option<KeyPolicyRecord>, StoreError> {
-        let conn = self.conn()?;
-        Ok(conn
-            .query_row(
-                &format!("SELECT {POLICY_COLS} FROM key_policies WHERE key_label = ?1"),
-                params![label],
-                |r| {
+        // On the signing hot path: a read connection, never waiting for the writer.
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached(&format!(
+                    "SELECT {POLICY_COLS} FROM key_policies WHERE key_label = ?1"
+                ))?
+                .query_row(params![label], |r| {
                     Ok(KeyPolicyRecord {
                         key_label: r.get(0)?,
                         formats: r.get(1)?,
@@ -97,9 +98,9 @@ impl Store {
                         rate_per_minute: r.get(6)?,
                         updated_at: r.get(7)?,
                     })
-                },
-            )
-            .optional()?)
+                })
+                .optional()?)
+        })
     }
 
     /// Sets (replaces) a key's policy, with a `key.policy` audit event.

@@ -71,14 +71,13 @@ impl Store {
     }
 
     pub fn get_token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError> {
-        let conn = self.conn()?;
-        Ok(conn
-            .query_row(
-                &format!("SELECT {COLS} FROM tokens WHERE id = ?1"),
-                params![id],
-                from_row,
-            )
-            .optional()?)
+        // Every API request authenticates: a read connection, never waiting for the writer.
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached(&format!("SELECT {COLS} FROM tokens WHERE id = ?1"))?
+                .query_row(params![id], from_row)
+                .optional()?)
+        })
     }
 
     pub fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
