@@ -224,7 +224,11 @@ fn bench_store(
         name: None,
     };
     let issue_single = rate(3.0, || usize::from(hm.issue(&req).is_ok()));
-    let batch: Vec<IssueRequest> = (0..1024).map(|_| req.clone()).collect();
+    let batch_size: usize = std::env::var("HALLMARK_BENCH_BATCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024);
+    let batch: Vec<IssueRequest> = (0..batch_size).map(|_| req.clone()).collect();
     let issue_batch = rate(3.0, || {
         hm.issue_batch(&batch).iter().filter(|r| r.is_ok()).count()
     });

@@ -24,7 +24,7 @@ use crate::store::{now, Intent, Publisher, StoreError};
 /// Requests per chunk when a whole batch is given at once.
 const CHUNK: usize = 256;
 /// Chunks between arrival and answer at any time.
-const IN_FLIGHT: usize = 3;
+const IN_FLIGHT: usize = 6;
 /// Below this many requests a chunk is prepared on one thread (a thread costs more).
 const PARALLEL_MIN: usize = 16;
 
@@ -430,9 +430,13 @@ impl Hallmark {
     }
 }
 
-/// Applies `f` to every item, spread over the machine's cores (scoped threads, one part each),
-/// results in the items' order. A part whose thread panicked gives `None` for its items.
+/// Applies `f` to every item, spread over the machine's cores, results in the items' order.
+/// The threads take items one at a time from a shared counter, so a thread that the scheduler
+/// sets aside (the writer thread shares the cores) never leaves a fixed share undone while the
+/// others wait. An item whose thread panicked gives `None`.
 fn par_map<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<Option<R>> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
     let n = items.len();
     let threads = std::thread::available_parallelism()
         .map(|t| t.get())
@@ -441,35 +445,33 @@ fn par_map<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<Op
     if threads == 1 || n < PARALLEL_MIN {
         return items.into_iter().map(|x| Some(f(x))).collect();
     }
-    let per = n.div_ceil(threads);
-    let mut parts: Vec<Vec<T>> = Vec::with_capacity(threads);
-    let mut rest = items.into_iter();
-    loop {
-        let part: Vec<T> = rest.by_ref().take(per).collect();
-        if part.is_empty() {
+    let inputs: Vec<Mutex<Option<T>>> = items.into_iter().map(|x| Mutex::new(Some(x))).collect();
+    let outputs: Vec<Mutex<Option<R>>> = (0..n).map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    let work = || loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        if i >= n {
             break;
         }
-        parts.push(part);
-    }
-    let mut parts = parts.into_iter();
-    let first = parts.next().unwrap_or_default();
-    std::thread::scope(|s| {
-        let f = &f;
-        let handles: Vec<_> = parts
-            .map(|p| {
-                (
-                    p.len(),
-                    s.spawn(move || p.into_iter().map(f).collect::<Vec<R>>()),
-                )
-            })
-            .collect();
-        let mut out: Vec<Option<R>> = first.into_iter().map(|x| Some(f(x))).collect();
-        for (len, h) in handles {
-            match h.join() {
-                Ok(v) => out.extend(v.into_iter().map(Some)),
-                Err(_) => out.extend((0..len).map(|_| None)),
+        let item = inputs[i].lock().ok().and_then(|mut x| x.take());
+        if let Some(item) = item {
+            let r = f(item);
+            if let Ok(mut slot) = outputs[i].lock() {
+                *slot = Some(r);
             }
         }
-        out
-    })
+    };
+    std::thread::scope(|s| {
+        let work = &work;
+        let helpers: Vec<_> = (1..threads).map(|_| s.spawn(work)).collect();
+        work();
+        for h in helpers {
+            // A panicked helper leaves its current item's slot empty: that item is `None`.
+            let _ = h.join();
+        }
+    });
+    outputs
+        .into_iter()
+        .map(|m| m.into_inner().ok().flatten())
+        .collect()
 }
