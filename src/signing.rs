@@ -508,7 +508,7 @@ impl Hallmark {
             )));
         }
         let serial = hex::encode(cert.raw_serial());
-        let ca = match self.store.certificate_standing(&serial)? {
+        let ca = match self.store.certificate_standing_cached(&serial)? {
             Some(s) => {
                 if let Some((reason, _)) = s.revoked {
                     let name = crate::revocation::RevocationReason::from_code(reason)

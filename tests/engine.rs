@@ -231,3 +231,43 @@ fn a_station_quota_holds_across_concurrent_streams() {
     assert_eq!((issued, over), (700, 500));
     assert_eq!(hm.store.station_issued_count("q-line").expect("count"), 700);
 }
+
+/// The record cache (store/cache.rs) never lets a revoked token in: a revocation through this
+/// process's store is seen at once, one made by another process (a second `Hallmark` on the
+/// same database, as `hallmark token revoke` is) within the cache's recheck time.
+#[test]
+fn cached_tokens_follow_revocations_from_this_and_other_processes() {
+    use hallmark::policy::auth::Scope;
+    let ca = TestCa::new(Keys::Soft);
+    ca.add_acme();
+    std::env::set_var("HALLMARK_TEST_PASS", "test passphrase");
+    let server = Hallmark::open(&ca.config()).expect("open");
+    let cli = Hallmark::open(&ca.config()).expect("open a second time");
+    let bearer = |t: &str| Some(t.to_string());
+    let make = |name: &str| {
+        let (rec, secret) = server
+            .create_token(Some("acme"), Some(name), &[Scope::Sign], false, None, "test")
+            .expect("token");
+        (rec.id, secret)
+    };
+
+    // Revoked by another process: refused once the recheck time has passed.
+    let (id, secret) = make("other-process");
+    assert!(server.authenticate(bearer(&secret).as_deref(), None).is_ok());
+    assert!(server.authenticate(bearer(&secret).as_deref(), None).is_ok()); // cached
+    cli.store.revoke_token(&id, 1, "test").expect("revoke");
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let e = server
+        .authenticate(bearer(&secret).as_deref(), None)
+        .expect_err("revoked elsewhere");
+    assert_eq!(e.kind(), "unauthorized");
+
+    // Revoked through this process's own store: refused at once.
+    let (id, secret) = make("this-process");
+    assert!(server.authenticate(bearer(&secret).as_deref(), None).is_ok());
+    server.store.revoke_token(&id, 1, "test").expect("revoke");
+    let e = server
+        .authenticate(bearer(&secret).as_deref(), None)
+        .expect_err("revoked here");
+    assert_eq!(e.kind(), "unauthorized");
+}

@@ -307,4 +307,31 @@ BEGIN
     UPDATE stations SET issued = issued - 1 WHERE name = OLD.station;
 END;
 "#,
+    // The records API requests read are cached in the server (store/cache.rs); this counter,
+    // bumped by any change to them from any process, tells the cache to start over.
+    r#"
+CREATE TABLE generation (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    n  INTEGER NOT NULL
+);
+INSERT INTO generation (id, n) VALUES (1, 0);
+CREATE TRIGGER generation_tokens_insert AFTER INSERT ON tokens BEGIN UPDATE generation SET n = n + 1 WHERE id = 1; END;
+CREATE TRIGGER generation_tokens_update AFTER UPDATE ON tokens BEGIN UPDATE generation SET n = n + 1 WHERE id = 1; END;
+CREATE TRIGGER generation_tokens_delete AFTER DELETE ON tokens BEGIN UPDATE generation SET n = n + 1 WHERE id = 1; END;
+CREATE TRIGGER generation_keys_insert AFTER INSERT ON keys BEGIN UPDATE generation SET n = n + 1 WHERE id = 1; END;
+CREATE TRIGGER generation_keys_update AFTER UPDATE ON keys BEGIN UPDATE generation SET n = n + 1 WHERE id = 1; END;
+CREATE TRIGGER generation_keys_delete AFTER DELETE ON keys BEGIN UPDATE generation SET n = n + 1 WHERE id = 1; END;
+CREATE TRIGGER generation_key_policies_insert AFTER INSERT ON key_policies BEGIN UPDATE generation SET n = n + 1 WHERE id = 1; END;
+CREATE TRIGGER generation_key_policies_update AFTER UPDATE ON key_policies BEGIN UPDATE generation SET n = n + 1 WHERE id = 1; END;
+CREATE TRIGGER generation_key_policies_delete AFTER DELETE ON key_policies BEGIN UPDATE generation SET n = n + 1 WHERE id = 1; END;
+CREATE TRIGGER generation_cas_insert AFTER INSERT ON cas BEGIN UPDATE generation SET n = n + 1 WHERE id = 1; END;
+CREATE TRIGGER generation_cas_update AFTER UPDATE ON cas BEGIN UPDATE generation SET n = n + 1 WHERE id = 1; END;
+CREATE TRIGGER generation_cas_delete AFTER DELETE ON cas BEGIN UPDATE generation SET n = n + 1 WHERE id = 1; END;
+CREATE TRIGGER generation_publishers_insert AFTER INSERT ON publishers BEGIN UPDATE generation SET n = n + 1 WHERE id = 1; END;
+CREATE TRIGGER generation_publishers_update AFTER UPDATE ON publishers BEGIN UPDATE generation SET n = n + 1 WHERE id = 1; END;
+CREATE TRIGGER generation_publishers_delete AFTER DELETE ON publishers BEGIN UPDATE generation SET n = n + 1 WHERE id = 1; END;
+CREATE TRIGGER generation_revocations_insert AFTER INSERT ON revocations BEGIN UPDATE generation SET n = n + 1 WHERE id = 1; END;
+CREATE TRIGGER generation_revocations_update AFTER UPDATE ON revocations BEGIN UPDATE generation SET n = n + 1 WHERE id = 1; END;
+CREATE TRIGGER generation_revocations_delete AFTER DELETE ON revocations BEGIN UPDATE generation SET n = n + 1 WHERE id = 1; END;
+"#,
 ];

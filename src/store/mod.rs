@@ -5,6 +5,7 @@
 //! module writes SQL, so a second database means a second implementation of these calls.
 
 mod acme;
+mod cache;
 mod migrations;
 mod readers;
 mod requests;
@@ -25,6 +26,7 @@ pub use signing_policy::{Decision, KeyPolicyRecord, SignatureRequestRecord};
 pub use stations::{DeviceCertificate, StationRecord};
 pub use tokens::TokenRecord;
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
@@ -198,6 +200,8 @@ pub struct Store {
     queue: Mutex<Vec<GroupJob>>,
     /// Read-only connections for the publication paths (OCSP, CRLs).
     readers: readers::Readers,
+    /// Records every API request reads (see `cache.rs`).
+    cache: cache::Cache,
 }
 
 pub fn now() -> i64 {
@@ -349,10 +353,13 @@ impl Store {
             tx.pragma_update(None, "user_version", (i + 1) as i64)?;
             tx.commit()?;
         }
+        let cache = cache::Cache::default();
+        cache.watch(&conn);
         Ok(Store {
             readers: readers::Readers::for_writer(&conn),
             queue: Mutex::new(Vec::new()),
             conn: Mutex::new(conn),
+            cache,
         })
     }
 
@@ -457,13 +464,38 @@ impl Store {
     }
 
     pub fn get_ca(&self, name: &str) -> Result<Option<CaRecord>, StoreError> {
-        let row = self.read(|conn| {
-            Ok(conn
-                .prepare_cached(&format!("SELECT {CA_COLS} FROM cas WHERE name = ?1"))?
-                .query_row(params![name], ca_from_row)
-                .optional()?)
-        })?;
-        row.map(finish_ca).transpose()
+        self.cached(
+            |c| &mut c.cas,
+            name,
+            || {
+                let row = self.read(|conn| {
+                    Ok(conn
+                        .prepare_cached(&format!("SELECT {CA_COLS} FROM cas WHERE name = ?1"))?
+                        .query_row(params![name], ca_from_row)
+                        .optional()?)
+                })?;
+                row.map(finish_ca).transpose()
+            },
+        )
+    }
+
+    /// A record through the cache (see `cache.rs`): `load` runs on a miss.
+    pub(crate) fn cached<T: Clone>(
+        &self,
+        pick: impl Fn(&mut cache::State) -> &mut HashMap<String, Option<T>>,
+        key: &str,
+        load: impl FnOnce() -> Result<Option<T>, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        self.cache.get(
+            pick,
+            key,
+            || {
+                self.read(|c| {
+                    Ok(c.query_row("SELECT n FROM generation WHERE id = 1", [], |r| r.get(0))?)
+                })
+            },
+            load,
+        )
     }
 
     pub fn list_cas(&self) -> Result<Vec<CaRecord>, StoreError> {
@@ -786,12 +818,18 @@ impl Store {
     }
 
     pub fn get_key(&self, label: &str) -> Result<Option<KeyRecord>, StoreError> {
-        self.read(|conn| {
-            Ok(conn
-                .prepare_cached(&format!("SELECT {KEY_COLS} FROM keys WHERE label = ?1"))?
-                .query_row(params![label], key_from_row)
-                .optional()?)
-        })
+        self.cached(
+            |c| &mut c.keys,
+            label,
+            || {
+                self.read(|conn| {
+                    Ok(conn
+                        .prepare_cached(&format!("SELECT {KEY_COLS} FROM keys WHERE label = ?1"))?
+                        .query_row(params![label], key_from_row)
+                        .optional()?)
+                })
+            },
+        )
     }
 
     pub fn list_keys(&self, publisher: Option<&str>) -> Result<Vec<KeyRecord>, StoreError> {

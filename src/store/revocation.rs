@@ -381,6 +381,29 @@ impl Store {
         })
     }
 
+    /// [`Store::certificate_standing`] through the record cache, for the signing path (a key's
+    /// certificate, checked on every signature). Only an issued certificate's standing is kept:
+    /// from there only a revocation changes it, and a revocation empties the cache.
+    pub fn certificate_standing_cached(
+        &self,
+        serial: &str,
+    ) -> Result<Option<CertStanding>, StoreError> {
+        let standing = self.cached(
+            |c| &mut c.standings,
+            serial,
+            || {
+                Ok(self
+                    .certificate_standing(serial)?
+                    .filter(|s| s.status == "issued" || s.revoked.is_some()))
+            },
+        )?;
+        match standing {
+            Some(s) => Ok(Some(s)),
+            // Not cached as issued (unknown, an intent, abandoned): ask the database.
+            None => self.certificate_standing(serial),
+        }
+    }
+
     /// The pre-signed response for `serial` under `ca`, if one is stored.
     pub fn presigned_response(
         &self,

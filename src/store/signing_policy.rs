@@ -81,26 +81,32 @@ pub struct Decision {
 
 impl Store {
     pub fn get_key_policy(&self, label: &str) -> Result<Option<KeyPolicyRecord>, StoreError> {
-        // On the signing hot path: a read connection, never waiting for the writer.
-        self.read(|conn| {
-            Ok(conn
-                .prepare_cached(&format!(
-                    "SELECT {POLICY_COLS} FROM key_policies WHERE key_label = ?1"
-                ))?
-                .query_row(params![label], |r| {
-                    Ok(KeyPolicyRecord {
-                        key_label: r.get(0)?,
-                        formats: r.get(1)?,
-                        digests: r.get(2)?,
-                        signers: r.get(3)?,
-                        approvals_required: r.get(4)?,
-                        approvers: r.get(5)?,
-                        rate_per_minute: r.get(6)?,
-                        updated_at: r.get(7)?,
-                    })
+        // On the signing hot path: from the record cache, else a read connection.
+        self.cached(
+            |c| &mut c.policies,
+            label,
+            || {
+                self.read(|conn| {
+                    Ok(conn
+                        .prepare_cached(&format!(
+                            "SELECT {POLICY_COLS} FROM key_policies WHERE key_label = ?1"
+                        ))?
+                        .query_row(params![label], |r| {
+                            Ok(KeyPolicyRecord {
+                                key_label: r.get(0)?,
+                                formats: r.get(1)?,
+                                digests: r.get(2)?,
+                                signers: r.get(3)?,
+                                approvals_required: r.get(4)?,
+                                approvers: r.get(5)?,
+                                rate_per_minute: r.get(6)?,
+                                updated_at: r.get(7)?,
+                            })
+                        })
+                        .optional()?)
                 })
-                .optional()?)
-        })
+            },
+        )
     }
 
     /// Sets (replaces) a key's policy, with a `key.policy` audit event.

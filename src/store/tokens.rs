@@ -71,13 +71,19 @@ impl Store {
     }
 
     pub fn get_token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError> {
-        // Every API request authenticates: a read connection, never waiting for the writer.
-        self.read(|conn| {
-            Ok(conn
-                .prepare_cached(&format!("SELECT {COLS} FROM tokens WHERE id = ?1"))?
-                .query_row(params![id], from_row)
-                .optional()?)
-        })
+        // Every API request authenticates: from the record cache, else a read connection.
+        self.cached(
+            |c| &mut c.tokens,
+            id,
+            || {
+                self.read(|conn| {
+                    Ok(conn
+                        .prepare_cached(&format!("SELECT {COLS} FROM tokens WHERE id = ?1"))?
+                        .query_row(params![id], from_row)
+                        .optional()?)
+                })
+            },
+        )
     }
 
     pub fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
