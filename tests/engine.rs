@@ -246,15 +246,26 @@ fn cached_tokens_follow_revocations_from_this_and_other_processes() {
     let bearer = |t: &str| Some(t.to_string());
     let make = |name: &str| {
         let (rec, secret) = server
-            .create_token(Some("acme"), Some(name), &[Scope::Sign], false, None, "test")
+            .create_token(
+                Some("acme"),
+                Some(name),
+                &[Scope::Sign],
+                false,
+                None,
+                "test",
+            )
             .expect("token");
         (rec.id, secret)
     };
 
     // Revoked by another process: refused once the recheck time has passed.
     let (id, secret) = make("other-process");
-    assert!(server.authenticate(bearer(&secret).as_deref(), None).is_ok());
-    assert!(server.authenticate(bearer(&secret).as_deref(), None).is_ok()); // cached
+    assert!(server
+        .authenticate(bearer(&secret).as_deref(), None)
+        .is_ok());
+    assert!(server
+        .authenticate(bearer(&secret).as_deref(), None)
+        .is_ok()); // cached
     cli.store.revoke_token(&id, 1, "test").expect("revoke");
     std::thread::sleep(std::time::Duration::from_millis(50));
     let e = server
@@ -264,7 +275,9 @@ fn cached_tokens_follow_revocations_from_this_and_other_processes() {
 
     // Revoked through this process's own store: refused at once.
     let (id, secret) = make("this-process");
-    assert!(server.authenticate(bearer(&secret).as_deref(), None).is_ok());
+    assert!(server
+        .authenticate(bearer(&secret).as_deref(), None)
+        .is_ok());
     server.store.revoke_token(&id, 1, "test").expect("revoke");
     let e = server
         .authenticate(bearer(&secret).as_deref(), None)
