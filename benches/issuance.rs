@@ -303,7 +303,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let keys = softhsm_token(hsm_dir.path())?;
     let hsm = bench_store("softhsm2", hsm_dir.path(), keys)?;
 
-    println!("issuance through the library, one thread, P-256 CA key, P-256 subscriber CSR");
+    println!("issuance through the library, P-256 CA key, P-256 subscriber CSR (peers: one thread; single: one call at a time; batch: the pipeline, on every core)");
     println!(
         "| CA key store | CSR verify/s (peer) | CA raw sign/s (peer) | slower peer/s | issue/s (single) | ratio | issue/s (batch 1024) | ratio |"
     );
