@@ -85,6 +85,9 @@ impl Hallmark {
             AuthError::Unauthorized("no token: send Authorization: Bearer hmk_...".into())
         })?;
         let (id, secret) = auth::parse_token(token)?;
+        // One read of the record cache's generation per request: whatever another process
+        // (the command line) changed before this request began is seen by all its lookups.
+        self.store.sync_cache()?;
         let rec = self
             .store
             .get_token(id)?

@@ -5,11 +5,12 @@
 //!
 //! Why it stays correct: a `generation` counter in the database is bumped by triggers on every
 //! change to those tables, by any process (`hallmark token revoke` from the command line, say);
-//! the cache is emptied when the counter moves. The counter is read again at most every
-//! [`RECHECK`], so a change made by another process is seen within that time. A change made
-//! through this process's own writer is seen at once: the writer connection's update and commit
-//! hooks advance [`Cache::epoch`], which empties the cache before the next lookup, and a value
-//! loaded while the epoch moved is not kept.
+//! the cache is emptied when the counter moves. Every API request reads the counter once, when
+//! its token is checked ([`Cache::sync`]), so a change committed by another process before the
+//! request began is always seen; lookups outside a request read it again at most every
+//! [`RECHECK`]. A change made through this process's own writer is seen at once: the writer
+//! connection's update and commit hooks advance the epoch, which empties the cache before the
+//! next lookup, and a value loaded while the epoch moved is not kept.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -23,8 +24,8 @@ use super::signing_policy::KeyPolicyRecord;
 use super::tokens::TokenRecord;
 use super::{CaRecord, KeyRecord, StoreError};
 
-/// How long a reading of the generation counter is trusted.
-pub(crate) const RECHECK: Duration = Duration::from_millis(20);
+/// How long a reading of the generation counter is trusted by lookups outside an API request.
+pub(crate) const RECHECK: Duration = Duration::from_millis(250);
 
 /// Tables whose rows are cached (or decide a cached answer).
 const CACHED_TABLES: &[&str] = &[
@@ -85,6 +86,23 @@ impl Cache {
             false // never turn a commit into a rollback
         }));
         writer.rollback_hook(Some(move || touched.store(false, Ordering::SeqCst)));
+    }
+
+    /// Reads the generation counter now and empties the cache if it moved.
+    pub(crate) fn sync(
+        &self,
+        generation: impl FnOnce() -> Result<i64, StoreError>,
+    ) -> Result<(), StoreError> {
+        let g = generation()?;
+        let epoch = self.epoch.load(Ordering::SeqCst);
+        let mut st = self.state.lock().map_err(|_| StoreError::Poisoned)?;
+        if st.generation != Some(g) || st.epoch != epoch {
+            st.clear();
+            st.generation = Some(g);
+            st.epoch = epoch;
+        }
+        st.checked = Some(Instant::now());
+        Ok(())
     }
 
     /// Looks `key` up in the map `pick` chooses, loading it with `load` on a miss. `generation`

@@ -479,6 +479,16 @@ impl Store {
         )
     }
 
+    /// Brings the record cache up to date with the database (one read of its generation
+    /// counter): called once per API request, before its token is checked.
+    pub fn sync_cache(&self) -> Result<(), StoreError> {
+        self.cache.sync(|| self.generation())
+    }
+
+    fn generation(&self) -> Result<i64, StoreError> {
+        self.read(|c| Ok(c.query_row("SELECT n FROM generation WHERE id = 1", [], |r| r.get(0))?))
+    }
+
     /// A record through the cache (see `cache.rs`): `load` runs on a miss.
     pub(crate) fn cached<T: Clone>(
         &self,
@@ -486,16 +496,7 @@ impl Store {
         key: &str,
         load: impl FnOnce() -> Result<Option<T>, StoreError>,
     ) -> Result<Option<T>, StoreError> {
-        self.cache.get(
-            pick,
-            key,
-            || {
-                self.read(|c| {
-                    Ok(c.query_row("SELECT n FROM generation WHERE id = 1", [], |r| r.get(0))?)
-                })
-            },
-            load,
-        )
+        self.cache.get(pick, key, || self.generation(), load)
     }
 
     pub fn list_cas(&self) -> Result<Vec<CaRecord>, StoreError> {
