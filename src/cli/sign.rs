@@ -142,7 +142,7 @@ pub fn cmd_sign(c: &SignCmd) -> anyhow::Result<()> {
     )?;
     let v = match reply.status {
         201 => reply.json()?,
-        202 => wait_for_approvals(&client, &reply.json()?, a)?,
+        202 => wait_for_approvals(&client, &reply.json()?, a.timeout, a.poll)?,
         s => bail!("the server refused to sign: {s} {}", reply.problem()),
     };
     let sig = base64::engine::general_purpose::STANDARD
@@ -202,24 +202,26 @@ pub fn cmd_sign(c: &SignCmd) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Polls a pending signature request until it is signed (its answer then holds the signature,
-/// like a 201), refused, or `--timeout` passes.
-fn wait_for_approvals(
+/// Polls a pending signature request (the 202 answer `accepted`) until it is signed (its answer
+/// then holds the signature, like a 201), refused, or `timeout` seconds pass. Every `hallmark
+/// sign` command waits through this.
+pub(super) fn wait_for_approvals(
     client: &client::Client,
     accepted: &serde_json::Value,
-    a: &SignArgs,
+    timeout: u64,
+    poll: u64,
 ) -> anyhow::Result<serde_json::Value> {
     let id = accepted["request_id"]
         .as_i64()
         .ok_or_else(|| anyhow!("202 without a request id"))?;
     eprintln!(
-        "signature request {id} waits for {} approval(s); polling for up to {} s \
+        "signature request {id} waits for {} approval(s); polling for up to {timeout} s \
          (approvers: hallmark approve --signature {id} ...)",
-        accepted["approvals_required"], a.timeout
+        accepted["approvals_required"]
     );
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(a.timeout);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout);
     loop {
-        std::thread::sleep(std::time::Duration::from_secs(a.poll.max(1)));
+        std::thread::sleep(std::time::Duration::from_secs(poll.max(1)));
         let r = client.send(
             "GET",
             &format!("/api/v1/signatures/requests/{id}"),
@@ -233,10 +235,9 @@ fn wait_for_approvals(
         match v["status"].as_str() {
             Some("signed") => return Ok(v),
             Some("pending" | "signing") if std::time::Instant::now() < deadline => continue,
-            Some("pending" | "signing") => bail!(
-                "signature request {id} is still waiting for approvals after {} s",
-                a.timeout
-            ),
+            Some("pending" | "signing") => {
+                bail!("signature request {id} is still waiting for approvals after {timeout} s")
+            }
             Some(other) => bail!("signature request {id} was {other}; nothing was signed"),
             None => bail!("signature request {id}: unexpected answer"),
         }

@@ -86,40 +86,7 @@ pub(super) fn sign_remote(
     )?;
     let v = match reply.status {
         201 => reply.json()?,
-        202 => {
-            let accepted = reply.json()?;
-            let id = accepted["request_id"]
-                .as_i64()
-                .ok_or_else(|| anyhow!("202 without a request id"))?;
-            eprintln!(
-                "signature request {id} waits for {} approval(s); polling for up to {timeout} s \
-                 (approvers: hallmark approve --signature {id} ...)",
-                accepted["approvals_required"]
-            );
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout);
-            loop {
-                std::thread::sleep(std::time::Duration::from_secs(poll.max(1)));
-                let r = client.send(
-                    "GET",
-                    &format!("/api/v1/signatures/requests/{id}"),
-                    None,
-                    vec![],
-                )?;
-                if r.status != 200 {
-                    bail!("signature request {id}: {} {}", r.status, r.problem());
-                }
-                let v = r.json()?;
-                match v["status"].as_str() {
-                    Some("signed") => break v,
-                    Some("pending" | "signing") if std::time::Instant::now() < deadline => {}
-                    Some("pending" | "signing") => bail!(
-                        "signature request {id} is still waiting for approvals after {timeout} s"
-                    ),
-                    Some(other) => bail!("signature request {id} was {other}; nothing was signed"),
-                    None => bail!("signature request {id}: unexpected answer"),
-                }
-            }
-        }
+        202 => super::sign::wait_for_approvals(&client, &reply.json()?, timeout, poll)?,
         s => bail!("the server refused to sign: {s} {}", reply.problem()),
     };
     let b64 = base64::engine::general_purpose::STANDARD;

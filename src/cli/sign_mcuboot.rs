@@ -185,7 +185,7 @@ pub fn remote_sign(
     )?;
     let v = match reply.status {
         201 => reply.json()?,
-        202 => wait_for_approvals(&client, &reply.json()?, r)?,
+        202 => super::sign::wait_for_approvals(&client, &reply.json()?, r.timeout, r.poll)?,
         s => bail!("the server refused to sign: {s} {}", reply.problem()),
     };
     let signature = base64::engine::general_purpose::STANDARD
@@ -212,50 +212,6 @@ pub fn remote_sign(
         chain,
         id: v["id"].clone(),
     })
-}
-
-/// Polls a pending signature request until it is signed, refused, or `--timeout` passes.
-fn wait_for_approvals(
-    client: &client::Client,
-    accepted: &serde_json::Value,
-    r: &RemoteArgs,
-) -> anyhow::Result<serde_json::Value> {
-    let id = accepted["request_id"]
-        .as_i64()
-        .ok_or_else(|| anyhow!("202 without a request id"))?;
-    eprintln!(
-        "signature request {id} waits for {} approval(s); polling for up to {} s \
-         (approvers: hallmark approve --signature {id} ...)",
-        accepted["approvals_required"], r.timeout
-    );
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(r.timeout);
-    loop {
-        std::thread::sleep(std::time::Duration::from_secs(r.poll.max(1)));
-        let reply = client.send(
-            "GET",
-            &format!("/api/v1/signatures/requests/{id}"),
-            None,
-            vec![],
-        )?;
-        if reply.status != 200 {
-            bail!(
-                "signature request {id}: {} {}",
-                reply.status,
-                reply.problem()
-            );
-        }
-        let v = reply.json()?;
-        match v["status"].as_str() {
-            Some("signed") => return Ok(v),
-            Some("pending" | "signing") if std::time::Instant::now() < deadline => continue,
-            Some("pending" | "signing") => bail!(
-                "signature request {id} is still waiting for approvals after {} s",
-                r.timeout
-            ),
-            Some(other) => bail!("signature request {id} was {other}; nothing was signed"),
-            None => bail!("signature request {id}: unexpected answer"),
-        }
-    }
 }
 
 /// The SubjectPublicKeyInfo (DER) of a certificate.
