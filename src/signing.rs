@@ -953,6 +953,49 @@ impl Hallmark {
         Ok((self.signature_request_view(id, cred)?, signed))
     }
 
+    /// Finishes the signature requests a crash left claimed (`signing`: the quorum was reached,
+    /// the server stopped before the request was finished). Nobody else could complete them —
+    /// their approvers have all decided — so at server start each is signed now, or ends
+    /// `failed`/`denied` as the approval path would end it. If the crash came after the
+    /// signature was recorded, the digest is signed (and recorded) a second time: the approved
+    /// digest, never another. Returns how many were finished.
+    pub fn recover_signature_requests(&self) -> Result<usize> {
+        let ids = self.store.signature_request_ids("signing")?;
+        for &id in &ids {
+            let Some(request) = self.store.get_signature_request(id)? else {
+                continue;
+            };
+            let result = self
+                .key_policy(&request.key_label)
+                .and_then(|policy| self.sign_approved(&request, &policy));
+            match result {
+                Ok(s) => {
+                    self.store.finish_signature_request(
+                        id,
+                        "signing",
+                        "signed",
+                        Some((s.id, &s.signature)),
+                        "recovery",
+                    )?;
+                }
+                Err(e) => {
+                    let status = if matches!(
+                        e,
+                        Error::Key(_) | Error::Store(_) | Error::Issue(_) | Error::Conflict(_)
+                    ) {
+                        "failed"
+                    } else {
+                        "denied"
+                    };
+                    eprintln!("hallmark: signature request {id} left claimed by a stop: {e}");
+                    self.store
+                        .finish_signature_request(id, "signing", status, None, "recovery")?;
+                }
+            }
+        }
+        Ok(ids.len())
+    }
+
     /// Signs an approved request's stored digest after checking it again against the key's
     /// current policy (it may have changed while the request waited).
     fn sign_approved(

@@ -283,3 +283,91 @@ fn cached_tokens_follow_revocations_from_this_and_other_processes() {
         .expect_err("revoked here");
     assert_eq!(e.kind(), "unauthorized");
 }
+
+/// A signature request that a stop left claimed (`signing`: quorum reached, never finished) is
+/// signed when the server starts again, and only once.
+#[test]
+fn a_claimed_signature_request_is_finished_at_start() {
+    use hallmark::policy::auth::Scope;
+    use hallmark::signing::{SignRequest, SignSubmitted};
+    let ca = TestCa::new(Keys::Soft);
+    ca.add_acme();
+    ca.hm(&[
+        "key",
+        "create",
+        "--publisher",
+        "acme",
+        "--label",
+        "fw",
+        "--algorithm",
+        "p256",
+    ]);
+    ca.hm(&[
+        "key",
+        "policy",
+        "fw",
+        "--approvals",
+        "1",
+        "--approvers",
+        "alice,bob",
+    ]);
+    std::env::set_var("HALLMARK_TEST_PASS", "test passphrase");
+    let hm = Hallmark::open(&ca.config()).expect("open");
+    let (_, secret) = hm
+        .create_token(
+            Some("acme"),
+            Some("ci"),
+            &[Scope::Sign],
+            false,
+            None,
+            "test",
+        )
+        .expect("token");
+    let cred = hm.authenticate(Some(&secret), None).expect("credential");
+    let req = SignRequest {
+        key: "fw".into(),
+        digest: "ab".repeat(32),
+        digest_algorithm: "sha256".into(),
+        format: "raw".into(),
+        metadata: None,
+        timestamp: false,
+        content_type: None,
+        content: None,
+    };
+    let id = match hm.submit_signature(&req, &cred, true).expect("submit") {
+        SignSubmitted::Pending(r) => r.id,
+        SignSubmitted::Signed(_) => panic!("the policy asks for an approval"),
+    };
+    let signatures = hm
+        .store
+        .list_signatures(Some("fw"), None, 10)
+        .expect("list")
+        .len();
+    // The claim an approval makes, then a stop before the signature is made.
+    let db = rusqlite::Connection::open(hm.config.database_path()).expect("db");
+    db.execute(
+        "UPDATE signature_requests SET status = 'signing' WHERE id = ?1",
+        [id],
+    )
+    .expect("claim");
+    drop(hm);
+
+    let hm = Hallmark::open(&ca.config()).expect("reopen");
+    assert_eq!(hm.recover_signature_requests().expect("recover"), 1);
+    let r = hm
+        .store
+        .get_signature_request(id)
+        .expect("read")
+        .expect("request");
+    assert_eq!(r.status, "signed");
+    assert!(r.signature.is_some_and(|s| !s.is_empty()));
+    assert_eq!(
+        hm.store
+            .list_signatures(Some("fw"), None, 10)
+            .expect("list")
+            .len(),
+        signatures + 1
+    );
+    // Nothing is left to finish: a second start signs nothing again.
+    assert_eq!(hm.recover_signature_requests().expect("recover"), 0);
+}

@@ -173,6 +173,12 @@ pub async fn serve(
     ready(&bound);
     // Background tasks of the server (CRL and OCSP refresh) start here.
     crate::revocation::spawn_refresher(hm.clone());
+    // Signature requests a crash left half-done are finished before requests are served.
+    match hm.recover_signature_requests() {
+        Ok(0) => {}
+        Ok(n) => eprintln!("hallmark: finished {n} signature request(s) left claimed by a stop"),
+        Err(e) => eprintln!("hallmark: cannot finish claimed signature requests: {e}"),
+    }
     let api_state = Arc::new(api::ApiState::new(hm.clone()));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let header_timeout = std::time::Duration::from_secs(hm.config.api.header_timeout_secs);

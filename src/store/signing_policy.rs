@@ -277,6 +277,15 @@ impl Store {
     }
 
     /// Moves a signature request from `from` to a final status; false if it was not in `from`.
+    /// Ids of the signature requests in `status`, oldest first.
+    pub fn signature_request_ids(&self, status: &str) -> Result<Vec<i64>, StoreError> {
+        let conn = self.conn()?;
+        let mut stmt =
+            conn.prepare("SELECT id FROM signature_requests WHERE status = ?1 ORDER BY id")?;
+        let ids = stmt.query_map(params![status], |r| r.get(0))?;
+        Ok(ids.collect::<Result<_, _>>()?)
+    }
+
     pub fn finish_signature_request(
         &self,
         id: i64,
