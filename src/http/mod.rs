@@ -57,6 +57,21 @@ async fn handle(hm: Arc<Hallmark>, req: Request<Incoming>) -> Result<Response<Bo
     let limited = http_body_util::Limited::new(body, PUBLIC_BODY_LIMIT);
     let body = match limited.collect().await {
         Ok(b) => b.to_bytes(),
+        // An OCSP client gets an OCSP answer, even for a body too large to be a request.
+        Err(_) if parts.method == hyper::Method::POST && parts.uri.path() == "/ocsp" => {
+            let mut r = response(
+                StatusCode::OK,
+                "application/ocsp-response",
+                crate::issuer::ocsp::error_response(
+                    crate::issuer::ocsp::ResponseStatus::MalformedRequest,
+                ),
+            );
+            r.headers_mut().insert(
+                hyper::header::CACHE_CONTROL,
+                hyper::header::HeaderValue::from_static("no-cache, no-store"),
+            );
+            return Ok(r);
+        }
         Err(_) => {
             return Ok(problem(
                 StatusCode::PAYLOAD_TOO_LARGE,

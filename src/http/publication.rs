@@ -2,7 +2,7 @@
 //! and the OCSP responder (`POST /ocsp`, RFC 5019 `GET /ocsp/{base64}`).
 //!
 //! OCSP errors are OCSP answers (`malformedRequest`, `unauthorized`, ...) with HTTP 200, as
-//! clients expect; only bodies beyond the listener's own limit get an HTTP 413.
+//! clients expect — also for a POST body beyond the listener's own limit (see `http::handle`).
 
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Response, StatusCode};
