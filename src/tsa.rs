@@ -17,7 +17,7 @@ use std::sync::Arc;
 use crate::engine::Hallmark;
 use crate::error::{Error, Result};
 use crate::issuer::{self, tsp};
-use crate::keys::{KeyAlgorithm, Signer};
+use crate::keys::{KeyAlgorithm, KeyError, Signer};
 use crate::policy::{self, NameAttr};
 use crate::store::{now, Publisher};
 
@@ -55,7 +55,25 @@ pub fn init(hm: &Hallmark, alg: KeyAlgorithm, actor: &str) -> Result<PathBuf> {
     }
     let profile = hm.profiles.get(TSA_PROFILE)?.clone();
     let ks = hm.key_store(&hm.config.keys.default_store)?;
-    let signer = ks.generate(TSA_KEY, alg)?;
+    // Without tsa.pem, a `tsa` key in the store was left by an attempt that stopped before its
+    // certificate was written: it never signed a token, so it is certified now instead of being
+    // orphaned (and blocking every later attempt).
+    let signer = match ks.generate(TSA_KEY, alg) {
+        Err(KeyError::AlreadyExists(_)) => {
+            let s = ks.open(TSA_KEY)?;
+            if s.algorithm() != alg {
+                return Err(Error::Conflict(format!(
+                    "the key store already holds a '{TSA_KEY}' key of another algorithm ({}), \
+                     left by an earlier attempt; use --algorithm {} or remove it",
+                    s.algorithm(),
+                    s.algorithm()
+                )));
+            }
+            eprintln!("hallmark: certifying the TSA key left by an earlier attempt");
+            s
+        }
+        r => r?,
+    };
     let org = hm.config.ca.organization.clone();
     let attr = |k: &str, v: String| NameAttr {
         kind: k.into(),

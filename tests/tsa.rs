@@ -247,6 +247,28 @@ fn tsa_certificate_is_lint_clean_and_has_a_critical_timestamping_eku() {
     // A second `tsa init` is refused (the certificate file exists).
     let out = run(&mut ca.cmd(&["tsa", "init"]));
     assert!(!out.status.success());
+
+    // An attempt that stopped after making the key but before writing tsa.pem leaves the key in
+    // the store: the next `tsa init` certifies that key instead of failing on it.
+    let chain = ca.path("ca/tsa.pem");
+    let key_spki = || {
+        let path = chain.display().to_string();
+        openssl(&dir, &["x509", "-in", &path, "-noout", "-pubkey"])
+    };
+    let before = key_spki();
+    std::fs::remove_file(&chain).expect("remove tsa.pem");
+    let out = run(&mut ca.cmd(&["tsa", "init"]));
+    assert!(out.status.success(), "{}", text_of(&out));
+    assert_eq!(key_spki(), before, "the same key, certified again");
+    // Asking for another algorithm than the left key's is refused with a clear message.
+    std::fs::remove_file(&chain).expect("remove tsa.pem");
+    let out = run(&mut ca.cmd(&["tsa", "init", "--algorithm", "p384"]));
+    assert!(!out.status.success());
+    assert!(
+        text_of(&out).contains("another algorithm"),
+        "{}",
+        text_of(&out)
+    );
 }
 
 fn tool_in(dir: &Path, name: &str, args: &[&str]) -> std::process::Output {
