@@ -483,7 +483,12 @@ fn check_signature(
 impl Hallmark {
     /// Checks that a key may sign now: it has a certificate, valid at this moment, not revoked.
     /// Returns the certificate (DER) and the name of the CA that issued it, if hallmark did.
-    fn usable_key_certificate(&self, key: &KeyRecord) -> Result<(Vec<u8>, Option<String>)> {
+    /// Also returns the certificate's SubjectPublicKeyInfo, so callers compare it with the key
+    /// in the store without parsing the certificate again.
+    fn usable_key_certificate(
+        &self,
+        key: &KeyRecord,
+    ) -> Result<(Vec<u8>, Option<String>, Vec<u8>)> {
         let refuse = |why: String| -> Error { PolicyError::BadKey(why).into() };
         let der = key.cert_der.clone().ok_or_else(|| {
             refuse(format!(
@@ -508,6 +513,7 @@ impl Hallmark {
             )));
         }
         let serial = hex::encode(cert.raw_serial());
+        let spki = cert.public_key().raw.to_vec();
         let ca = match self.store.certificate_standing_cached(&serial)? {
             Some(s) => {
                 if let Some((reason, _)) = s.revoked {
@@ -524,7 +530,7 @@ impl Hallmark {
             // A certificate from an external CA: its revocation is that CA's to publish.
             None => None,
         };
-        Ok((der, ca))
+        Ok((der, ca, spki))
     }
 
     /// The key's policy, or the default (today's rules) when none is set.
@@ -696,7 +702,7 @@ impl Hallmark {
         actor: &str,
         approvers: Option<String>,
     ) -> Result<SignedDigest> {
-        let (cert_der, ca) = self.usable_key_certificate(key)?;
+        let (cert_der, ca, cert_spki) = self.usable_key_certificate(key)?;
         if checked.timestamp {
             self.require_tsa()?;
         }
@@ -706,16 +712,12 @@ impl Hallmark {
             .map_err(|e: String| Error::Invalid(format!("stored key algorithm: {e}")))?;
         let scheme = scheme_for(alg, checked.hash)?;
         let signer = self.publisher_signer(key)?;
-        {
-            let (_, cert) = X509Certificate::from_der(&cert_der)
-                .map_err(|e| Error::Invalid(format!("key certificate: {e}")))?;
-            if cert.public_key().raw != signer.spki_der() {
-                return Err(PolicyError::BadKey(format!(
-                    "the certificate of key '{}' is not for the key in the store",
-                    key.label
-                ))
-                .into());
-            }
+        if cert_spki != signer.spki_der() {
+            return Err(PolicyError::BadKey(format!(
+                "the certificate of key '{}' is not for the key in the store",
+                key.label
+            ))
+            .into());
         }
         let chain = match &ca {
             Some(ca) => self.chain(ca)?,
