@@ -153,6 +153,9 @@ pub struct Hallmark {
     /// (finding its objects in a PKCS#11 token, decrypting a soft key) costs more than a
     /// signature. Every use still checks the key against its certificate.
     publisher_signers: Mutex<HashMap<(String, String), Arc<dyn Signer>>>,
+    /// What every signature checks of a publisher key's certificate (validity, serial, key),
+    /// parsed once per certificate rather than once per signature; see `signing`.
+    pub(crate) key_cert_facts: Mutex<HashMap<String, Arc<crate::signing::KeyCertFacts>>>,
 }
 
 /// Key labels in a store: CA keys and publisher keys never collide.
@@ -193,6 +196,7 @@ impl Hallmark {
             sign_buckets: Mutex::new(HashMap::new()),
             tsa: Mutex::new(None),
             publisher_signers: Mutex::new(HashMap::new()),
+            key_cert_facts: Mutex::new(HashMap::new()),
         })
     }
 

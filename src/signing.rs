@@ -24,6 +24,8 @@
 //! the hash of a Sig_structure the client built (ECDSA `r || s`, RSA-PSS; see
 //! [`crate::formats::cose`]).
 
+use std::sync::Arc;
+
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::der::{read_tlv, tlv};
@@ -480,49 +482,113 @@ fn check_signature(
         .map_err(|_| failed())
 }
 
+/// The parts of a publisher key's certificate every signature checks, parsed once per
+/// certificate: the certificate is re-read from the store's cache on each request, parsing it
+/// again each time cost more than the signature.
+pub(crate) struct KeyCertFacts {
+    der: Vec<u8>,
+    not_before: i64,
+    not_after: i64,
+    serial: String,
+    spki: Vec<u8>,
+}
+
+impl KeyCertFacts {
+    fn parse(der: &[u8]) -> Result<KeyCertFacts> {
+        let (_, cert) = X509Certificate::from_der(der)
+            .map_err(|e| Error::Invalid(format!("stored key certificate does not parse: {e}")))?;
+        let v = cert.validity();
+        Ok(KeyCertFacts {
+            der: der.to_vec(),
+            not_before: v.not_before.timestamp(),
+            not_after: v.not_after.timestamp(),
+            serial: hex::encode(cert.raw_serial()),
+            spki: cert.public_key().raw.to_vec(),
+        })
+    }
+}
+
+/// A publisher key's certificate, checked usable now: its DER, the hallmark CA that issued it
+/// (None for an external CA), and its SubjectPublicKeyInfo.
+pub(crate) struct UsableCert {
+    pub(crate) facts: Arc<KeyCertFacts>,
+    pub(crate) ca: Option<String>,
+}
+
+impl UsableCert {
+    pub(crate) fn der(&self) -> &[u8] {
+        &self.facts.der
+    }
+    fn spki(&self) -> &[u8] {
+        &self.facts.spki
+    }
+}
+
+fn fmt_time(t: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|d| {
+            d.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| t.to_string())
+}
+
 impl Hallmark {
+    /// The parsed facts of a key's certificate, from the cache when the stored certificate is
+    /// the one parsed before (a new certificate for the label is parsed again).
+    fn key_cert_facts(&self, label: &str, der: &[u8]) -> Result<Arc<KeyCertFacts>> {
+        if let Some(f) = self
+            .key_cert_facts
+            .lock()
+            .ok()
+            .and_then(|m| m.get(label).cloned())
+        {
+            if f.der == der {
+                return Ok(f);
+            }
+        }
+        let f = Arc::new(KeyCertFacts::parse(der)?);
+        if let Ok(mut m) = self.key_cert_facts.lock() {
+            m.insert(label.to_string(), f.clone());
+        }
+        Ok(f)
+    }
+
     /// Checks that a key may sign now: it has a certificate, valid at this moment, not revoked.
-    /// Returns the certificate (DER) and the name of the CA that issued it, if hallmark did.
-    /// Also returns the certificate's SubjectPublicKeyInfo, so callers compare it with the key
-    /// in the store without parsing the certificate again.
-    fn usable_key_certificate(
-        &self,
-        key: &KeyRecord,
-    ) -> Result<(Vec<u8>, Option<String>, Vec<u8>)> {
+    fn usable_key_certificate(&self, key: &KeyRecord) -> Result<UsableCert> {
         let refuse = |why: String| -> Error { PolicyError::BadKey(why).into() };
-        let der = key.cert_der.clone().ok_or_else(|| {
+        let der = key.cert_der.as_deref().ok_or_else(|| {
             refuse(format!(
                 "key '{}' has no certificate and signs nothing",
                 key.label
             ))
         })?;
-        let (_, cert) = X509Certificate::from_der(&der)
-            .map_err(|e| Error::Invalid(format!("stored key certificate does not parse: {e}")))?;
+        let facts = self.key_cert_facts(&key.label, der)?;
         let t = now();
-        let v = cert.validity();
-        if t < v.not_before.timestamp() {
+        if t < facts.not_before {
             return Err(refuse(format!(
                 "the certificate of key '{}' is not valid before {}",
-                key.label, v.not_before
+                key.label,
+                fmt_time(facts.not_before)
             )));
         }
-        if t > v.not_after.timestamp() {
+        if t > facts.not_after {
             return Err(refuse(format!(
                 "the certificate of key '{}' expired at {}",
-                key.label, v.not_after
+                key.label,
+                fmt_time(facts.not_after)
             )));
         }
-        let serial = hex::encode(cert.raw_serial());
-        let spki = cert.public_key().raw.to_vec();
-        let ca = match self.store.certificate_standing_cached(&serial)? {
+        let ca = match self.store.certificate_standing_cached(&facts.serial)? {
             Some(s) => {
                 if let Some((reason, _)) = s.revoked {
                     let name = crate::revocation::RevocationReason::from_code(reason)
                         .map(|r| r.name().to_string())
                         .unwrap_or_else(|| format!("reason {reason}"));
                     return Err(refuse(format!(
-                        "the certificate of key '{}' (serial {serial}) is revoked ({name})",
-                        key.label
+                        "the certificate of key '{}' (serial {}) is revoked ({name})",
+                        key.label, facts.serial
                     )));
                 }
                 Some(s.ca)
@@ -530,7 +596,7 @@ impl Hallmark {
             // A certificate from an external CA: its revocation is that CA's to publish.
             None => None,
         };
-        Ok((der, ca, spki))
+        Ok(UsableCert { facts, ca })
     }
 
     /// The key's policy, or the default (today's rules) when none is set.
@@ -579,7 +645,7 @@ impl Hallmark {
         &self,
         req: &SignRequest,
         cred: &Credential,
-    ) -> Result<(KeyRecord, Checked, KeyPolicy)> {
+    ) -> Result<(KeyRecord, Checked, KeyPolicy, UsableCert)> {
         cred.require(Scope::Sign)?;
         let checked = check_request(req)?;
         let key = self.key(&req.key)?;
@@ -591,7 +657,7 @@ impl Hallmark {
             digest_algorithm_name(checked.hash),
             &cred.name,
         )?;
-        self.usable_key_certificate(&key)?;
+        let cert = self.usable_key_certificate(&key)?;
         if checked.timestamp {
             // Before anything waits for approvals or is signed.
             self.require_tsa()?;
@@ -607,7 +673,7 @@ impl Hallmark {
         if let Some(rate) = policy.rate_per_minute {
             self.take_sign_rate(&key.label, rate)?;
         }
-        Ok((key, checked, policy))
+        Ok((key, checked, policy, cert))
     }
 
     /// Signs a client's digest with a publisher key, records it, and returns it. A key whose
@@ -631,7 +697,7 @@ impl Hallmark {
         cred: &Credential,
         allow_pending: bool,
     ) -> Result<SignSubmitted> {
-        let (key, checked, policy) = self.admit(req, cred)?;
+        let (key, checked, policy, cert) = self.admit(req, cred)?;
         if policy.approvals == 0 {
             return Ok(SignSubmitted::Signed(self.sign_checked(
                 &key,
@@ -639,6 +705,7 @@ impl Hallmark {
                 &cred.name,
                 &cred.actor(),
                 None,
+                Some(cert),
             )?));
         }
         if !allow_pending {
@@ -692,8 +759,9 @@ impl Hallmark {
         Ok(())
     }
 
-    /// Signs checked parts with a key (its certificate checked again), records the signature,
-    /// and returns it.
+    /// Signs checked parts with a key, records the signature, and returns it. `cert` is the
+    /// key's certificate as checked a moment before (on the direct path); `None` checks it
+    /// now (after approvals, which may have taken days).
     fn sign_checked(
         &self,
         key: &KeyRecord,
@@ -701,8 +769,12 @@ impl Hallmark {
         requester: &str,
         actor: &str,
         approvers: Option<String>,
+        cert: Option<UsableCert>,
     ) -> Result<SignedDigest> {
-        let (cert_der, ca, cert_spki) = self.usable_key_certificate(key)?;
+        let cert = match cert {
+            Some(c) => c,
+            None => self.usable_key_certificate(key)?,
+        };
         if checked.timestamp {
             self.require_tsa()?;
         }
@@ -712,14 +784,14 @@ impl Hallmark {
             .map_err(|e: String| Error::Invalid(format!("stored key algorithm: {e}")))?;
         let scheme = scheme_for(alg, checked.hash)?;
         let signer = self.publisher_signer(key)?;
-        if cert_spki != signer.spki_der() {
+        if cert.spki() != signer.spki_der() {
             return Err(PolicyError::BadKey(format!(
                 "the certificate of key '{}' is not for the key in the store",
                 key.label
             ))
             .into());
         }
-        let chain = match &ca {
+        let chain = match &cert.ca {
             Some(ca) => self.chain(ca)?,
             None => Vec::new(),
         };
@@ -765,7 +837,7 @@ impl Hallmark {
                     scheme,
                     signed_attrs: &attrs,
                     signature: &sig,
-                    signer_cert: &cert_der,
+                    signer_cert: cert.der(),
                     chain: &chain,
                     content: checked
                         .content
@@ -798,7 +870,7 @@ impl Hallmark {
             id,
             format: checked.format,
             signature,
-            certificate: cert_der,
+            certificate: cert.der().to_vec(),
             chain,
             timestamp_token,
         })
@@ -1041,6 +1113,7 @@ impl Hallmark {
             &request.requester,
             &format!("signature-request:{}", request.id),
             Some(approvers),
+            None,
         )
     }
 

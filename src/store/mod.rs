@@ -197,7 +197,7 @@ pub struct CertFilter {
 pub struct Store {
     conn: Mutex<Connection>,
     /// Writes waiting for the next group commit (see [`Store::group_write`]).
-    queue: Mutex<Vec<GroupJob>>,
+    queue: Mutex<GroupQueue>,
     /// Read-only connections for the publication paths (OCSP, CRLs).
     readers: readers::Readers,
     /// Records every API request reads (see `cache.rs`).
@@ -357,7 +357,7 @@ impl Store {
         cache.watch(&conn);
         Ok(Store {
             readers: readers::Readers::for_writer(&conn),
-            queue: Mutex::new(Vec::new()),
+            queue: Mutex::new(GroupQueue::default()),
             conn: Mutex::new(conn),
             cache,
         })
@@ -486,7 +486,10 @@ impl Store {
     }
 
     fn generation(&self) -> Result<i64, StoreError> {
-        self.read(|c| Ok(c.query_row("SELECT n FROM generation WHERE id = 1", [], |r| r.get(0))?))
+        self.read(|c| {
+            Ok(c.prepare_cached("SELECT n FROM generation WHERE id = 1")?
+                .query_row([], |r| r.get(0))?)
+        })
     }
 
     /// A record through the cache (see `cache.rs`): `load` runs on a miss.
@@ -594,23 +597,83 @@ impl Store {
 
     /// Runs `work` inside the next group commit and waits until that commit is durable.
     ///
-    /// Writers queue their work; whoever holds the connection next runs every queued job in
-    /// one transaction, each inside its own savepoint (a failing job rolls back alone), commits
-    /// once, and hands each caller its result. Under concurrency one fsync serves many callers;
-    /// alone, a caller commits its own job at once.
+    /// Writers queue their work. One of them at a time leads: it takes every queued job, runs
+    /// them in one transaction, each inside its own savepoint (a failing job rolls back alone),
+    /// commits once, and hands each caller its result; if more jobs queued meanwhile, it hands
+    /// the lead to the first of their callers. Under concurrency one fsync serves many callers
+    /// and a caller wakes once, with its answer or with the lead; alone, a caller commits its
+    /// own job at once.
     fn group_write(&self, work: GroupWork) -> Result<i64, StoreError> {
         let (reply, result) = std::sync::mpsc::channel();
-        self.queue
-            .lock()
-            .map_err(|_| StoreError::Poisoned)?
-            .push(GroupJob { work, reply });
-        let mut conn = self.conn()?;
-        // A leader that held the connection may already have run (and answered) our job.
-        if let Ok(r) = result.try_recv() {
-            return r;
+        let lead = {
+            let mut q = self.queue.lock().map_err(|_| StoreError::Poisoned)?;
+            q.jobs.push(GroupJob { work, reply });
+            !std::mem::replace(&mut q.leading, true)
+        };
+        if lead {
+            self.lead_group_commit();
         }
-        let jobs = std::mem::take(&mut *self.queue.lock().map_err(|_| StoreError::Poisoned)?);
-        let mut tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        loop {
+            match result.recv() {
+                Ok(GroupReply::Done(r)) => return r,
+                Ok(GroupReply::Lead) => self.lead_group_commit(),
+                Err(_) => {
+                    return Err(StoreError::WriteFailed(
+                        "the group commit dropped this write".into(),
+                    ))
+                }
+            }
+        }
+    }
+
+    /// One round of the group commit's leader: commits the queued jobs, answers them, then
+    /// passes the lead on (or gives it up when nothing is queued).
+    fn lead_group_commit(&self) {
+        /// Passes the lead on when the round ends, also if a job panicked: a lead never lost
+        /// is what keeps later writers from waiting for ever.
+        struct PassLead<'a>(&'a Mutex<GroupQueue>);
+        impl Drop for PassLead<'_> {
+            fn drop(&mut self) {
+                let Ok(mut q) = self.0.lock() else { return };
+                // The first waiting caller leads next; a send fails only if that caller is
+                // gone, then its job is dropped and the next one is tried.
+                while let Some(next) = q.jobs.first() {
+                    if next.reply.send(GroupReply::Lead).is_ok() {
+                        return;
+                    }
+                    q.jobs.remove(0);
+                }
+                q.leading = false;
+            }
+        }
+        let _pass = PassLead(&self.queue);
+        let jobs = match self.queue.lock() {
+            Ok(mut q) => std::mem::take(&mut q.jobs),
+            // A poisoned queue: every caller's channel is dropped with it and they see an error.
+            Err(_) => return,
+        };
+        self.commit_group(jobs);
+    }
+
+    /// Runs `jobs` in one transaction and answers each caller once it is committed.
+    fn commit_group(&self, jobs: Vec<GroupJob>) {
+        let fail_all = |jobs: Vec<GroupJob>, e: StoreError| {
+            let why = e.to_string();
+            for job in jobs {
+                let _ = job
+                    .reply
+                    .send(GroupReply::Done(Err(StoreError::WriteFailed(why.clone()))));
+            }
+        };
+        let mut conn = match self.conn() {
+            Ok(c) => c,
+            Err(e) => return fail_all(jobs, e),
+        };
+        let mut tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        {
+            Ok(t) => t,
+            Err(e) => return fail_all(jobs, e.into()),
+        };
         let mut outcomes = Vec::with_capacity(jobs.len());
         for job in jobs {
             let r = (|| {
@@ -624,19 +687,17 @@ impl Store {
         match tx.commit() {
             Ok(()) => {
                 for (reply, r) in outcomes {
-                    let _ = reply.send(r);
+                    let _ = reply.send(GroupReply::Done(r));
                 }
             }
             Err(e) => {
                 for (reply, _) in outcomes {
-                    let _ = reply.send(Err(StoreError::WriteFailed(e.to_string())));
+                    let _ = reply.send(GroupReply::Done(Err(StoreError::WriteFailed(
+                        e.to_string(),
+                    ))));
                 }
             }
         }
-        drop(conn);
-        result
-            .recv()
-            .map_err(|_| StoreError::WriteFailed("the group commit dropped this write".into()))?
     }
 
     /// Phase one for many certificates in one transaction (group commit). Each intent is
@@ -883,7 +944,20 @@ type GroupWork = Box<dyn FnOnce(&Connection) -> Result<i64, StoreError> + Send>;
 
 struct GroupJob {
     work: GroupWork,
-    reply: std::sync::mpsc::Sender<Result<i64, StoreError>>,
+    reply: std::sync::mpsc::Sender<GroupReply>,
+}
+
+/// What a group-commit caller is woken with: its result, or the lead of the next commit.
+enum GroupReply {
+    Done(Result<i64, StoreError>),
+    Lead,
+}
+
+/// Jobs waiting for the next group commit, and whether some caller is leading.
+#[derive(Default)]
+struct GroupQueue {
+    jobs: Vec<GroupJob>,
+    leading: bool,
 }
 
 fn complete_one(
@@ -1025,6 +1099,45 @@ mod tests {
         drop(s);
         let s = Store::open_existing(&path).unwrap();
         assert!(s.integrity_check().unwrap().is_empty());
+    }
+
+    #[test]
+    fn group_commit_answers_every_writer_once_under_load() {
+        // 24 threads x 40 writes: the lead passes between callers many times; every write
+        // gets its own row id, and every row is there afterwards.
+        let dir = tempfile::tempdir().unwrap();
+        let s = std::sync::Arc::new(Store::open(&dir.path().join("db.sqlite")).unwrap());
+        let threads: Vec<_> = (0..24)
+            .map(|t| {
+                let s = s.clone();
+                std::thread::spawn(move || {
+                    (0..40)
+                        .map(|i| {
+                            let rec = signatures::SignatureRecord {
+                                id: 0,
+                                key_label: "k".into(),
+                                digest_algorithm: "sha256".into(),
+                                digest: format!("{t:04x}{i:04x}"),
+                                format: "raw".into(),
+                                requester: "t".into(),
+                                approvers: None,
+                                metadata: None,
+                                created_at: 0,
+                            };
+                            s.insert_signature(&rec, "test").unwrap()
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut ids: Vec<i64> = threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), 24 * 40);
+        assert_eq!(s.count_signatures().unwrap(), 24 * 40);
     }
 
     #[test]
