@@ -209,63 +209,71 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(200_000);
+    // HALLMARK_BENCH_STORES=soft (or softhsm2) runs one key store only, for quick iterations.
+    let only = std::env::var("HALLMARK_BENCH_STORES").unwrap_or_default();
+    let wanted = |s: &str| only.is_empty() || only.split(',').any(|o| o == s);
+    let mut rows = Vec::new();
     let soft_dir = tempfile::tempdir()?;
-    let soft = bench(
-        "soft",
-        soft_dir.path(),
-        &[("HALLMARK_BENCH_PASS", "bench".to_string())],
-        &["--keys", "soft", "--passphrase-env", "HALLMARK_BENCH_PASS"],
-        devices,
-    )?;
+    if wanted("soft") {
+        rows.push(bench(
+            "soft",
+            soft_dir.path(),
+            &[("HALLMARK_BENCH_PASS", "bench".to_string())],
+            &["--keys", "soft", "--passphrase-env", "HALLMARK_BENCH_PASS"],
+            devices,
+        )?);
+    }
     let hsm_dir = tempfile::tempdir()?;
     if !Path::new(SOFTHSM_MODULE).exists() {
         return Err(format!("{SOFTHSM_MODULE} is missing: run `make deps`").into());
     }
-    let tokens = hsm_dir.path().join("tokens");
-    std::fs::create_dir_all(&tokens)?;
-    let conf = hsm_dir.path().join("softhsm2.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-            tokens.display()
-        ),
-    )?;
-    ok(Command::new("softhsm2-util")
-        .env("SOFTHSM2_CONF", &conf)
-        .args([
-            "--init-token",
-            "--free",
-            "--label",
-            "bench",
-            "--pin",
-            "123456",
-            "--so-pin",
-            "12345678",
-        ]))?;
-    let hsm = bench(
-        "softhsm2",
-        hsm_dir.path(),
-        &[
-            ("SOFTHSM2_CONF", conf.display().to_string()),
-            ("HALLMARK_BENCH_PIN", "123456".to_string()),
-        ],
-        &[
-            "--keys",
-            "pkcs11",
-            "--pkcs11-module",
-            SOFTHSM_MODULE,
-            "--token-label",
-            "bench",
-            "--pin-env",
-            "HALLMARK_BENCH_PIN",
-        ],
-        devices,
-    )?;
+    if wanted("softhsm2") {
+        let tokens = hsm_dir.path().join("tokens");
+        std::fs::create_dir_all(&tokens)?;
+        let conf = hsm_dir.path().join("softhsm2.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+                tokens.display()
+            ),
+        )?;
+        ok(Command::new("softhsm2-util")
+            .env("SOFTHSM2_CONF", &conf)
+            .args([
+                "--init-token",
+                "--free",
+                "--label",
+                "bench",
+                "--pin",
+                "123456",
+                "--so-pin",
+                "12345678",
+            ]))?;
+        rows.push(bench(
+            "softhsm2",
+            hsm_dir.path(),
+            &[
+                ("SOFTHSM2_CONF", conf.display().to_string()),
+                ("HALLMARK_BENCH_PIN", "123456".to_string()),
+            ],
+            &[
+                "--keys",
+                "pkcs11",
+                "--pkcs11-module",
+                SOFTHSM_MODULE,
+                "--token-label",
+                "bench",
+                "--pin-env",
+                "HALLMARK_BENCH_PIN",
+            ],
+            devices,
+        )?);
+    }
     println!("factory line end to end (station run -> mTLS -> serve -> durable record -> answer), P-256 device CA");
     println!("| device-CA key | devices | crypto limit/s (verify+sign, 1 thread) | end to end/s | ratio | server peak RSS |");
     println!("|---|---|---|---|---|---|");
-    for r in [soft, hsm] {
+    for r in rows {
         println!(
             "| {} | {} | {:.0} | {:.0} | {:.2} | {:.0} MiB |",
             r.store,
