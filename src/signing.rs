@@ -733,6 +733,7 @@ impl Hallmark {
             decided_at: None,
             signature_id: None,
             signature: None,
+            timestamp_token: None,
         };
         let id = self.store.insert_signature_request(&rec, &cred.actor())?;
         let stored = self
@@ -1004,7 +1005,7 @@ impl Hallmark {
                         id,
                         "signing",
                         "signed",
-                        Some((s.id, &s.signature)),
+                        Some((s.id, &s.signature, s.timestamp_token.as_deref())),
                         &cred.actor(),
                     )?;
                     signed = Some(s);
@@ -1050,7 +1051,7 @@ impl Hallmark {
                         id,
                         "signing",
                         "signed",
-                        Some((s.id, &s.signature)),
+                        Some((s.id, &s.signature, s.timestamp_token.as_deref())),
                         "recovery",
                     )?;
                 }

@@ -846,6 +846,9 @@ fn signature_request_json(hm: &Hallmark, view: &SignatureRequestView) -> Result<
         v["signature"] = json!(base64::engine::general_purpose::STANDARD.encode(sig));
         v["certificate"] = json!(pem_of(&cert));
         v["chain"] = json!(chain.iter().map(|c| pem_of(c)).collect::<Vec<_>>());
+        if let Some(t) = &r.timestamp_token {
+            v["timestamp_token"] = json!(base64::engine::general_purpose::STANDARD.encode(t));
+        }
     }
     Ok(v)
 }

@@ -334,4 +334,10 @@ CREATE TRIGGER generation_revocations_insert AFTER INSERT ON revocations BEGIN U
 CREATE TRIGGER generation_revocations_update AFTER UPDATE ON revocations BEGIN UPDATE generation SET n = n + 1 WHERE id = 1; END;
 CREATE TRIGGER generation_revocations_delete AFTER DELETE ON revocations BEGIN UPDATE generation SET n = n + 1 WHERE id = 1; END;
 "#,
+    // A time-stamped signature that waited for approvals keeps its RFC 3161 token with the
+    // request, so the requester fetches it with the signature (raw signatures carry it beside,
+    // not inside, the signature).
+    r#"
+ALTER TABLE signature_requests ADD COLUMN timestamp_token BLOB;
+"#,
 ];

@@ -43,12 +43,14 @@ pub struct SignatureRequestRecord {
     pub signature_id: Option<i64>,
     /// The signature (raw bytes or CMS DER) once signed.
     pub signature: Option<Vec<u8>>,
+    /// The RFC 3161 time-stamp token over the signature, when one was asked for.
+    pub timestamp_token: Option<Vec<u8>>,
 }
 
 const POLICY_COLS: &str =
     "key_label, formats, digests, signers, approvals_required, approvers, rate_per_minute, updated_at";
 
-const REQ_COLS: &str = "id, key_label, publisher, requester, digest_algorithm, digest, format, metadata, status, approvals_required, created_at, expires_at, decided_at, signature_id, signature";
+const REQ_COLS: &str = "id, key_label, publisher, requester, digest_algorithm, digest, format, metadata, status, approvals_required, created_at, expires_at, decided_at, signature_id, signature, timestamp_token";
 
 fn req_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SignatureRequestRecord> {
     Ok(SignatureRequestRecord {
@@ -67,6 +69,7 @@ fn req_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SignatureRequestRecor
         decided_at: r.get(12)?,
         signature_id: r.get(13)?,
         signature: r.get(14)?,
+        timestamp_token: r.get(15)?,
     })
 }
 
@@ -291,20 +294,21 @@ impl Store {
         id: i64,
         from: &str,
         status: &str,
-        signed: Option<(i64, &[u8])>,
+        signed: Option<(i64, &[u8], Option<&[u8]>)>,
         actor: &str,
     ) -> Result<bool, StoreError> {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let n = tx.execute(
-            "UPDATE signature_requests SET status = ?3, decided_at = ?4, signature_id = ?5, signature = ?6 WHERE id = ?1 AND status = ?2",
+            "UPDATE signature_requests SET status = ?3, decided_at = ?4, signature_id = ?5, signature = ?6, timestamp_token = ?7 WHERE id = ?1 AND status = ?2",
             params![
                 id,
                 from,
                 status,
                 now(),
                 signed.map(|s| s.0),
-                signed.map(|s| s.1)
+                signed.map(|s| s.1),
+                signed.and_then(|s| s.2)
             ],
         )?;
         if n == 1 {
