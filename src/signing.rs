@@ -36,7 +36,8 @@ use crate::policy::auth::{AuthError, Credential, Scope};
 use crate::policy::signing::KeyPolicy;
 use crate::policy::PolicyError;
 use crate::store::{
-    now, ApprovalRecord, KeyRecord, SignatureRecord, SignatureRequestRecord, StoreError,
+    now, ApprovalRecord, KeyRecord, SignatureRecord, SignatureRequestRecord, SignedRequest,
+    StoreError,
 };
 
 /// Largest accepted metadata object, serialized.
@@ -1005,7 +1006,11 @@ impl Hallmark {
                         id,
                         "signing",
                         "signed",
-                        Some((s.id, &s.signature, s.timestamp_token.as_deref())),
+                        Some(SignedRequest {
+                            signature_id: s.id,
+                            signature: &s.signature,
+                            timestamp_token: s.timestamp_token.as_deref(),
+                        }),
                         &cred.actor(),
                     )?;
                     signed = Some(s);
@@ -1051,7 +1056,11 @@ impl Hallmark {
                         id,
                         "signing",
                         "signed",
-                        Some((s.id, &s.signature, s.timestamp_token.as_deref())),
+                        Some(SignedRequest {
+                            signature_id: s.id,
+                            signature: &s.signature,
+                            timestamp_token: s.timestamp_token.as_deref(),
+                        }),
                         "recovery",
                     )?;
                 }

@@ -22,7 +22,7 @@ pub use revocation::{
     RevokedEntry, StoredResponse,
 };
 pub use signatures::SignatureRecord;
-pub use signing_policy::{Decision, KeyPolicyRecord, SignatureRequestRecord};
+pub use signing_policy::{Decision, KeyPolicyRecord, SignatureRequestRecord, SignedRequest};
 pub use stations::{DeviceCertificate, StationRecord};
 pub use tokens::TokenRecord;
 

@@ -73,6 +73,15 @@ fn req_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SignatureRequestRecor
     })
 }
 
+/// What a signed request is finished with: the signature record, the signature and, when one
+/// was asked for, its time-stamp token.
+#[derive(Debug, Clone, Copy)]
+pub struct SignedRequest<'a> {
+    pub signature_id: i64,
+    pub signature: &'a [u8],
+    pub timestamp_token: Option<&'a [u8]>,
+}
+
 /// What a decision on a signature request came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decision {
@@ -294,7 +303,7 @@ impl Store {
         id: i64,
         from: &str,
         status: &str,
-        signed: Option<(i64, &[u8], Option<&[u8]>)>,
+        signed: Option<SignedRequest<'_>>,
         actor: &str,
     ) -> Result<bool, StoreError> {
         let mut conn = self.conn()?;
@@ -306,9 +315,9 @@ impl Store {
                 from,
                 status,
                 now(),
-                signed.map(|s| s.0),
-                signed.map(|s| s.1),
-                signed.and_then(|s| s.2)
+                signed.map(|s| s.signature_id),
+                signed.map(|s| s.signature),
+                signed.and_then(|s| s.timestamp_token)
             ],
         )?;
         if n == 1 {
@@ -317,7 +326,9 @@ impl Store {
                 actor,
                 &format!("signature.{status}"),
                 &id.to_string(),
-                signed.map(|s| format!("signature {}", s.0)).as_deref(),
+                signed
+                    .map(|s| format!("signature {}", s.signature_id))
+                    .as_deref(),
             )?;
         }
         tx.commit()?;
