@@ -9,24 +9,13 @@
 
 use std::io::{BufRead, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 
-const SOFTHSM_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
-
-fn hallmark() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_hallmark"))
-}
-
-fn ok(c: &mut Command) -> Result<String, Box<dyn std::error::Error>> {
-    let out = c.output()?;
-    if !out.status.success() {
-        return Err(format!("{c:?}: {}", String::from_utf8_lossy(&out.stderr)).into());
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
+mod common;
+use common::*;
 
 fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -45,53 +34,13 @@ struct Row {
     rss_mib: f64,
 }
 
-fn bench(
-    store: &'static str,
-    dir: &Path,
-    envs: &[(&str, String)],
-    init_keys: &[&str],
-    devices: usize,
-) -> Result<Row, Box<dyn std::error::Error>> {
-    let ca_dir = dir.join("ca");
-    let cfg = ca_dir.join("hallmark.toml");
-    let with_env = |mut c: Command| {
-        for (k, v) in envs {
-            c.env(k, v);
-        }
-        c
-    };
-    let mut init = with_env(hallmark());
-    init.args(["init", "--dir"]).arg(&ca_dir).args(init_keys);
-    ok(&mut init)?;
-    let text = std::fs::read_to_string(&cfg)?;
-    std::fs::write(
-        &cfg,
-        text.replace(
-            "rate_limit_per_minute = 600",
-            "rate_limit_per_minute = 100000000",
-        ),
-    )?;
-    let hm_cmd = |args: &[&str]| {
-        let mut c = with_env(hallmark());
-        c.arg("--config").arg(&cfg).args(args);
-        c
-    };
-    ok(&mut hm_cmd(&[
-        "publisher",
-        "add",
-        "acme",
-        "--org",
-        "Acme Corp",
-        "--country",
-        "US",
-        "--state",
-        "California",
-        "--profiles",
-        "iot-device",
-    ]))?;
+fn bench(store: &'static str, dir: &Path, devices: usize) -> Res<Row> {
+    let bca = BenchCa::init(store, dir)?;
+    let cfg = bca.config();
+    bca.add_acme("iot-device")?;
     let st_dir = dir.join("stations");
     let st_dir_s = st_dir.display().to_string();
-    ok(&mut hm_cmd(&[
+    ok(&mut bca.cmd(&[
         "station",
         "add",
         "line-1",
@@ -105,12 +54,10 @@ fn bench(
         &st_dir_s,
     ]))?;
     let root = dir.join("root.pem");
-    std::fs::write(&root, ok(&mut hm_cmd(&["ca", "cert", "root"]))?)?;
+    std::fs::write(&root, ok(&mut bca.cmd(&["ca", "cert", "root"]))?)?;
 
     // The crypto limit, in this process, on the same device-CA key.
-    for (k, v) in envs {
-        std::env::set_var(k, v);
-    }
+    bca.set_env();
     let hm = hallmark::engine::Hallmark::open(&cfg)?;
     let ca = hm.ca("device-ca")?;
     let pool: Vec<Vec<u8>> = (0..64)
@@ -151,25 +98,7 @@ fn bench(
         }
     }
     // The server, as its own process.
-    let mut server = hm_cmd(&[
-        "serve",
-        "--public-listen",
-        "127.0.0.1:0",
-        "--api-listen",
-        "127.0.0.1:0",
-    ])
-    .stdout(Stdio::piped())
-    .stderr(Stdio::null())
-    .spawn()?;
-    let mut lines = std::io::BufReader::new(server.stdout.take().ok_or("no stdout")?).lines();
-    let _public = lines.next().ok_or("no banner")??;
-    let api_line = lines.next().ok_or("no API banner")??;
-    let api = api_line
-        .split_whitespace()
-        .find(|w| w.starts_with("https://"))
-        .ok_or("no API address")?
-        .to_string();
-    std::thread::spawn(move || for _ in lines {});
+    let (server, api) = bca.serve(Stdio::null())?;
     let out = dir.join("certs.ndjson");
     let t = Instant::now();
     let r = ok(hallmark()
@@ -184,9 +113,8 @@ fn bench(
         .arg("--out")
         .arg(&out));
     let secs = t.elapsed().as_secs_f64();
-    let rss = peak_rss_kib(server.id()).unwrap_or(0);
-    let _ = server.kill();
-    let _ = server.wait();
+    let rss = peak_rss_kib(server.0.id()).unwrap_or(0);
+    drop(server);
     r?;
     let answered = std::io::BufReader::new(std::fs::File::open(&out)?)
         .lines()
@@ -215,60 +143,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut rows = Vec::new();
     let soft_dir = tempfile::tempdir()?;
     if wanted("soft") {
-        rows.push(bench(
-            "soft",
-            soft_dir.path(),
-            &[("HALLMARK_BENCH_PASS", "bench".to_string())],
-            &["--keys", "soft", "--passphrase-env", "HALLMARK_BENCH_PASS"],
-            devices,
-        )?);
+        rows.push(bench("soft", soft_dir.path(), devices)?);
     }
     let hsm_dir = tempfile::tempdir()?;
     if !Path::new(SOFTHSM_MODULE).exists() {
         return Err(format!("{SOFTHSM_MODULE} is missing: run `make deps`").into());
     }
     if wanted("softhsm2") {
-        let tokens = hsm_dir.path().join("tokens");
-        std::fs::create_dir_all(&tokens)?;
-        let conf = hsm_dir.path().join("softhsm2.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-                tokens.display()
-            ),
-        )?;
-        ok(Command::new("softhsm2-util")
-            .env("SOFTHSM2_CONF", &conf)
-            .args([
-                "--init-token",
-                "--free",
-                "--label",
-                "bench",
-                "--pin",
-                "123456",
-                "--so-pin",
-                "12345678",
-            ]))?;
-        rows.push(bench(
-            "softhsm2",
-            hsm_dir.path(),
-            &[
-                ("SOFTHSM2_CONF", conf.display().to_string()),
-                ("HALLMARK_BENCH_PIN", "123456".to_string()),
-            ],
-            &[
-                "--keys",
-                "pkcs11",
-                "--pkcs11-module",
-                SOFTHSM_MODULE,
-                "--token-label",
-                "bench",
-                "--pin-env",
-                "HALLMARK_BENCH_PIN",
-            ],
-            devices,
-        )?);
+        rows.push(bench("softhsm2", hsm_dir.path(), devices)?);
     }
     println!("factory line end to end (station run -> mTLS -> serve -> durable record -> answer), P-256 device CA");
     println!("| device-CA key | devices | crypto limit/s (verify+sign, 1 thread) | end to end/s | ratio | server peak RSS |");

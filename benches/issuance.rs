@@ -15,7 +15,8 @@ use hallmark::keys::{KeyAlgorithm, KeyStore, SecretSource};
 use hallmark::policy::{IssueRequest, NameAttr};
 use hallmark::store::Publisher;
 
-const SOFTHSM_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+mod common;
+use common::*;
 
 /// Runs `f` repeatedly for about `secs` seconds; returns operations per second.
 fn rate(secs: f64, mut f: impl FnMut() -> usize) -> f64 {
@@ -47,15 +48,7 @@ fn bench_https(
     use http_body_util::{BodyExt, Full};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
-    // No rate limit in a benchmark.
-    let text = std::fs::read_to_string(config)?;
-    std::fs::write(
-        config,
-        text.replace(
-            "rate_limit_per_minute = 600",
-            "rate_limit_per_minute = 100000000",
-        ),
-    )?;
+    no_rate_limit(config)?;
     let hm = Arc::new(Hallmark::open(config)?);
     let (_, token) = hm.create_token(
         Some("acme"),
@@ -248,38 +241,10 @@ fn bench_store(
     })
 }
 
-fn softhsm_token(dir: &Path) -> Result<KeysChoice, Box<dyn std::error::Error>> {
-    if !Path::new(SOFTHSM_MODULE).exists() {
-        return Err(format!("{SOFTHSM_MODULE} is missing: run `make deps`").into());
-    }
-    let tokens = dir.join("tokens");
-    std::fs::create_dir_all(&tokens)?;
-    let conf = dir.join("softhsm2.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-            tokens.display()
-        ),
-    )?;
+fn softhsm_keys(dir: &Path) -> Result<KeysChoice, Box<dyn std::error::Error>> {
+    let conf = softhsm_token(dir, "hallmark-bench")?;
     std::env::set_var("SOFTHSM2_CONF", &conf);
     std::env::set_var("HALLMARK_BENCH_PIN", "123456");
-    let st = std::process::Command::new("softhsm2-util")
-        .args([
-            "--init-token",
-            "--free",
-            "--label",
-            "hallmark-bench",
-            "--pin",
-            "123456",
-            "--so-pin",
-            "12345678",
-        ])
-        .stdout(std::process::Stdio::null())
-        .status()?;
-    if !st.success() {
-        return Err("softhsm2-util --init-token failed".into());
-    }
     Ok(KeysChoice::Pkcs11 {
         module: SOFTHSM_MODULE.into(),
         token_label: "hallmark-bench".into(),
@@ -300,7 +265,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         },
     )?;
     let hsm_dir = tempfile::tempdir()?;
-    let keys = softhsm_token(hsm_dir.path())?;
+    let keys = softhsm_keys(hsm_dir.path())?;
     let hsm = bench_store("softhsm2", hsm_dir.path(), keys)?;
 
     println!("issuance through the library, P-256 CA key, P-256 subscriber CSR (peers: one thread; single: one call at a time; batch: the pipeline, on every core)");

@@ -12,143 +12,42 @@
 //! Prints markdown tables; no assertions. `HALLMARK_BENCH_FILE_MIB` shrinks the file (default
 //! 1024) for a quick run.
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hallmark::keys::SignatureScheme;
 
-type Res<T> = Result<T, Box<dyn std::error::Error>>;
+mod common;
+use common::*;
 
-const SOFTHSM_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 const KEY: &str = "bench-p256";
 const CLIENTS: usize = 16;
 const HTTPS_SECS: f64 = 5.0;
-
-fn hallmark() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_hallmark"))
-}
-
-fn ok(c: &mut Command) -> Res<String> {
-    let out = c.output()?;
-    if !out.status.success() {
-        return Err(format!("{c:?}: {}", String::from_utf8_lossy(&out.stderr)).into());
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
 
 /// A CA made with `hallmark init`, publisher `acme`, a P-256 publisher key and a `sign` token,
 /// with the environment its commands need.
 struct Ca {
     store: &'static str,
-    dir: PathBuf,
-    env: Vec<(String, String)>,
+    ca: BenchCa,
     root: PathBuf,
     token: String,
 }
 
+impl std::ops::Deref for Ca {
+    type Target = BenchCa;
+    fn deref(&self) -> &BenchCa {
+        &self.ca
+    }
+}
+
 impl Ca {
-    fn config(&self) -> PathBuf {
-        self.dir.join("ca/hallmark.toml")
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = hallmark();
-        c.arg("--config").arg(self.config()).args(args);
-        for (k, v) in &self.env {
-            c.env(k, v);
-        }
-        c
-    }
-
     fn new(store: &'static str, dir: &Path) -> Res<Ca> {
-        let mut env = vec![("HALLMARK_BENCH_PASS".to_string(), "bench".to_string())];
-        let mut init = vec!["init".to_string(), "--dir".into()];
-        init.push(dir.join("ca").display().to_string());
-        if store == "soft" {
-            init.extend(
-                ["--keys", "soft", "--passphrase-env", "HALLMARK_BENCH_PASS"].map(String::from),
-            );
-        } else {
-            if !Path::new(SOFTHSM_MODULE).exists() {
-                return Err(format!("{SOFTHSM_MODULE} is missing: run `make deps`").into());
-            }
-            let tokens = dir.join("tokens");
-            std::fs::create_dir_all(&tokens)?;
-            let conf = dir.join("softhsm2.conf");
-            std::fs::write(
-                &conf,
-                format!(
-                    "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-                    tokens.display()
-                ),
-            )?;
-            ok(Command::new("softhsm2-util")
-                .env("SOFTHSM2_CONF", &conf)
-                .args([
-                    "--init-token",
-                    "--free",
-                    "--label",
-                    "bench",
-                    "--pin",
-                    "123456",
-                    "--so-pin",
-                    "12345678",
-                ]))?;
-            env.push(("SOFTHSM2_CONF".into(), conf.display().to_string()));
-            env.push(("HALLMARK_BENCH_PIN".into(), "123456".into()));
-            init.extend(
-                [
-                    "--keys",
-                    "pkcs11",
-                    "--pkcs11-module",
-                    SOFTHSM_MODULE,
-                    "--token-label",
-                    "bench",
-                    "--pin-env",
-                    "HALLMARK_BENCH_PIN",
-                ]
-                .map(String::from),
-            );
-        }
-        let mut c = hallmark();
-        c.args(&init);
-        for (k, v) in &env {
-            c.env(k, v);
-        }
-        ok(&mut c)?;
-        let mut ca = Ca {
-            store,
-            dir: dir.to_path_buf(),
-            env,
-            root: dir.join("root.pem"),
-            token: String::new(),
-        };
-        // No per-token API rate limit in a benchmark.
-        let text = std::fs::read_to_string(ca.config())?;
-        std::fs::write(
-            ca.config(),
-            text.replace(
-                "rate_limit_per_minute = 600",
-                "rate_limit_per_minute = 100000000",
-            ),
-        )?;
-        ok(&mut ca.cmd(&[
-            "publisher",
-            "add",
-            "acme",
-            "--org",
-            "Acme Corp",
-            "--country",
-            "US",
-            "--state",
-            "California",
-            "--profiles",
-            "code-signing",
-        ]))?;
+        let ca = BenchCa::init(store, dir)?;
+        ca.add_acme("code-signing")?;
         ok(&mut ca.cmd(&[
             "key",
             "create",
@@ -159,7 +58,7 @@ impl Ca {
             "--algorithm",
             "p256",
         ]))?;
-        ca.token = ok(&mut ca.cmd(&[
+        let token = ok(&mut ca.cmd(&[
             "token",
             "create",
             "--publisher",
@@ -171,16 +70,20 @@ impl Ca {
         ]))?
         .trim()
         .to_string();
-        std::fs::write(&ca.root, ok(&mut ca.cmd(&["ca", "cert", "root"]))?)?;
-        Ok(ca)
+        let root = dir.join("root.pem");
+        std::fs::write(&root, ok(&mut ca.cmd(&["ca", "cert", "root"]))?)?;
+        Ok(Ca {
+            store,
+            ca,
+            root,
+            token,
+        })
     }
 
     /// The key store's `sign_digest` on the publisher key, through the library, one thread;
     /// and, for reference, sign plus the verification hallmark runs on every signature.
     fn raw_sign_rate(&self, secs: f64) -> Res<(f64, f64)> {
-        for (k, v) in &self.env {
-            std::env::set_var(k, v);
-        }
+        self.set_env();
         let hm = hallmark::engine::Hallmark::open(&self.config())?;
         let rec = hm.key(KEY)?;
         let signer = hm
@@ -211,43 +114,6 @@ impl Ca {
             n += 16;
         }
         Ok((raw, n as f64 / start.elapsed().as_secs_f64()))
-    }
-
-    /// `hallmark serve` as its own process on loopback ports; returns it and the API URL.
-    fn serve(&self) -> Res<(Server, String)> {
-        let mut child = self
-            .cmd(&[
-                "serve",
-                "--public-listen",
-                "127.0.0.1:0",
-                "--api-listen",
-                "127.0.0.1:0",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()?;
-        let stdout = child.stdout.take().ok_or("no stdout")?;
-        let server = Server(child);
-        let mut lines = std::io::BufReader::new(stdout).lines();
-        let _public = lines.next().ok_or("no banner")??;
-        let api_line = lines.next().ok_or("no API banner")??;
-        let api = api_line
-            .split_whitespace()
-            .find(|w| w.starts_with("https://"))
-            .ok_or("no API address")?
-            .to_string();
-        std::thread::spawn(move || for _ in lines {});
-        Ok((server, api))
-    }
-}
-
-/// A server process, killed on drop.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 
@@ -495,7 +361,7 @@ fn main() -> Res<()> {
         let ca = Ca::new(store, dir.path())?;
         loads.push(format!("before {store} raw: {}", load()));
         let (raw, checked) = ca.raw_sign_rate(3.0)?;
-        let (server, api) = ca.serve()?;
+        let (server, api) = ca.serve(Stdio::inherit())?;
         if store == "soft" {
             loads.push(format!("before cms: {}", load()));
             cms = Some(bench_cms(&ca, &api, mib)?);

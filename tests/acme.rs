@@ -38,83 +38,12 @@ fn free_port() -> u16 {
 /// against 127.0.0.1:`http01_port`.
 struct Acme {
     ca: TestCa,
-    server: Serving,
+    server: Server,
     root: String,
     http01_port: u16,
     tls_alpn01_port: u16,
     dns_port: u16,
     directory: String,
-}
-
-/// `hallmark serve`, started by `common::Server` or with an environment of its own.
-enum Serving {
-    Common(Server),
-    Own {
-        child: std::process::Child,
-        public: String,
-        api: String,
-    },
-}
-
-impl Drop for Serving {
-    fn drop(&mut self) {
-        if let Serving::Own { child, .. } = self {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Serving {
-    fn api(&self) -> &str {
-        match self {
-            Serving::Common(s) => s.api.as_deref().expect("api"),
-            Serving::Own { api, .. } => api,
-        }
-    }
-
-    fn public(&self) -> &str {
-        match self {
-            Serving::Common(s) => &s.public,
-            Serving::Own { public, .. } => public,
-        }
-    }
-
-    /// Like `Server::start`, with `HALLMARK_ACME_HTTP01_PORT` set for the server only.
-    fn with_http01_env(ca: &TestCa, port: u16) -> Serving {
-        let mut child = ca
-            .cmd(&[
-                "serve",
-                "--public-listen",
-                "127.0.0.1:0",
-                "--api-listen",
-                "127.0.0.1:0",
-            ])
-            .env("HALLMARK_ACME_HTTP01_PORT", port.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn serve");
-        let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
-        let mut url_of = |what: &str| {
-            let mut line = String::new();
-            reader.read_line(&mut line).expect("banner");
-            assert!(line.contains(what), "unexpected banner line: {line}");
-            line.split_whitespace()
-                .find(|w| w.starts_with("http://") || w.starts_with("https://"))
-                .unwrap_or_else(|| panic!("no address in {line}"))
-                .to_string()
-        };
-        let public = url_of("public listener");
-        let api = url_of("API listener");
-        std::thread::spawn(move || {
-            let mut sink = String::new();
-            while reader.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
-                sink.clear();
-            }
-        });
-        Serving::Own { child, public, api }
-    }
 }
 
 impl Acme {
@@ -166,12 +95,16 @@ impl Acme {
         assert!(text.contains("dns_suffix"));
         std::fs::write(&profile, text).expect("write profile");
         let server = if http01_env {
-            Serving::with_http01_env(&ca, http01_port)
+            let port = http01_port.to_string();
+            Server::start_with_env(&ca, true, &[("HALLMARK_ACME_HTTP01_PORT", &port)])
         } else {
-            Serving::Common(Server::start(&ca, true))
+            Server::start(&ca, true)
         };
         let root = ca.ca_pem("root").display().to_string();
-        let directory = format!("{}/acme/tls-server/directory", server.api());
+        let directory = format!(
+            "{}/acme/tls-server/directory",
+            server.api.as_deref().expect("api")
+        );
         Acme {
             ca,
             server,
@@ -198,13 +131,16 @@ impl Acme {
     }
 
     fn url(&self, rest: &str) -> String {
-        format!("{}/acme/tls-server/{rest}", self.server.api())
+        format!(
+            "{}/acme/tls-server/{rest}",
+            self.server.api.as_deref().expect("api")
+        )
     }
 
     /// `openssl ocsp` for a certificate issued by tls-ca; returns its output.
     fn ocsp(&self, cert: &str) -> String {
         let ica = self.ca.ca_pem("tls-ca").display().to_string();
-        let url = format!("{}/ocsp", self.server.public());
+        let url = format!("{}/ocsp", self.server.public);
         let out = run(Command::new(tool("openssl"))
             .current_dir(self.ca.dir.path())
             .args([
@@ -219,11 +155,7 @@ impl Acme {
                 &self.root,
                 "-no_nonce",
             ]));
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let text = text_of(&out);
         assert!(text.contains("Response verify OK"), "{text}");
         text
     }
@@ -457,11 +389,7 @@ fn certbot_gets_and_revokes_a_certificate() {
                 &acme.directory,
             ])
             .stdin(Stdio::null()));
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let text = text_of(&out);
         assert!(out.status.success(), "certbot {args:?} failed:\n{text}");
         text
     };
@@ -664,6 +592,42 @@ fn fresh_nonce(acme: &Acme) -> String {
     a.nonce()
 }
 
+/// A JWS by KEY for URL with a fresh nonce and the account URL as `kid`.
+fn kid_jws(acme: &Acme, key: &TestKey, account: &str, url: &str, payload: Option<&Value>) -> Value {
+    key.jws(
+        &json!({"nonce": fresh_nonce(acme), "url": url, "kid": account}),
+        payload,
+    )
+}
+
+/// A newAccount JWS by KEY (`jwk`, fresh nonce) with only an external account binding.
+fn eab_account_jws(acme: &Acme, key: &TestKey, kid: &str, hmac: &str) -> Value {
+    let new_account = acme.url("new-account");
+    key.jws(
+        &json!({"nonce": fresh_nonce(acme), "url": new_account, "jwk": key.jwk()}),
+        Some(&json!({"externalAccountBinding": eab_binding(kid, hmac, key, &new_account)})),
+    )
+}
+
+/// The URL of the first authorization of an order.
+fn first_authz(order: &Value) -> String {
+    order["authorizations"][0]
+        .as_str()
+        .expect("authz")
+        .to_string()
+}
+
+/// The challenge of KIND in an authorization.
+fn challenge(authz: &Value, kind: &str) -> Value {
+    authz["challenges"]
+        .as_array()
+        .expect("challenges")
+        .iter()
+        .find(|c| c["type"] == kind)
+        .cloned()
+        .unwrap_or_else(|| panic!("no {kind} in {authz}"))
+}
+
 /// The EAB inner JWS (HS256 over the account JWK).
 fn eab_binding(kid: &str, hmac_b64: &str, key: &TestKey, url: &str) -> Value {
     use aws_lc_rs::hmac;
@@ -848,20 +812,19 @@ fn protocol_errors_have_the_rfc_types() {
         &acme,
         "POST",
         &new_order,
-        Some(&key.jws(
-            &json!({"nonce": fresh_nonce(&acme), "url": new_order, "kid": acme.url("account/nosuchaccount")}),
+        Some(&kid_jws(
+            &acme,
+            &key,
+            &acme.url("account/nosuchaccount"),
+            &new_order,
             Some(&order_payload),
         )),
     );
     a.assert_problem("accountDoesNotExist");
 
     // A name the profile does not allow: rejectedIdentifier.
-    let kid_req = |url: &str, payload: Option<&Value>| {
-        key.jws(
-            &json!({"nonce": fresh_nonce(&acme), "url": url, "kid": account_url}),
-            payload,
-        )
-    };
+    let kid_req =
+        |url: &str, payload: Option<&Value>| kid_jws(&acme, &key, &account_url, url, payload);
     let a = call(
         &acme,
         "POST",
@@ -894,10 +857,7 @@ fn protocol_errors_have_the_rfc_types() {
         Some(&kid_req(&finalize, Some(&json!({"csr": b64(&csr)})))),
     );
     a.assert_problem("orderNotReady");
-    let authz_url = order["authorizations"][0]
-        .as_str()
-        .expect("authz")
-        .to_string();
+    let authz_url = first_authz(&order);
     let authz = call(&acme, "POST", &authz_url, Some(&kid_req(&authz_url, None))).json();
     assert_eq!(authz["identifier"]["value"], json!("app.internal.test"));
     let types: Vec<&str> = authz["challenges"]
@@ -909,13 +869,7 @@ fn protocol_errors_have_the_rfc_types() {
     for t in ["http-01", "dns-01", "tls-alpn-01"] {
         assert!(types.contains(&t), "{types:?}");
     }
-    let ch = authz["challenges"]
-        .as_array()
-        .expect("challenges")
-        .iter()
-        .find(|c| c["type"] == "http-01")
-        .expect("http-01")
-        .clone();
+    let ch = challenge(&authz, "http-01");
     let token = ch["token"].as_str().expect("token");
     answers
         .lock()
@@ -976,10 +930,7 @@ fn protocol_errors_have_the_rfc_types() {
         &acme,
         "POST",
         &new_account,
-        Some(&other.jws(
-            &json!({"nonce": fresh_nonce(&acme), "url": new_account, "jwk": other.jwk()}),
-            Some(&json!({"externalAccountBinding": eab_binding(&kid2, &hmac2, &other, &new_account)})),
-        )),
+        Some(&eab_account_jws(&acme, &other, &kid2, &hmac2)),
     );
     assert_eq!(a.status, 201, "EdDSA account: {}", a.json());
     let other_url = a.headers.get("location").cloned().expect("Location");
@@ -987,10 +938,7 @@ fn protocol_errors_have_the_rfc_types() {
         &acme,
         "POST",
         &cert_url,
-        Some(&other.jws(
-            &json!({"nonce": fresh_nonce(&acme), "url": cert_url, "kid": other_url}),
-            None,
-        )),
+        Some(&kid_jws(&acme, &other, &other_url, &cert_url, None)),
     );
     a.assert_problem("unauthorized");
     let der = pem_blocks(&String::from_utf8_lossy(&c.body))
@@ -1002,8 +950,11 @@ fn protocol_errors_have_the_rfc_types() {
         &acme,
         "POST",
         &revoke,
-        Some(&other.jws(
-            &json!({"nonce": fresh_nonce(&acme), "url": revoke, "kid": other_url}),
+        Some(&kid_jws(
+            &acme,
+            &other,
+            &other_url,
+            &revoke,
             Some(&json!({"certificate": b64(&der)})),
         )),
     );
@@ -1177,31 +1128,15 @@ fn tls_alpn_01_and_dns_01_validate_and_failures_invalidate() {
         &acme,
         "POST",
         &new_account,
-        Some(&key.jws(
-            &json!({"nonce": fresh_nonce(&acme), "url": new_account, "jwk": key.jwk()}),
-            Some(&json!({"externalAccountBinding": eab_binding(&kid, &hmac, &key, &new_account)})),
-        )),
+        Some(&eab_account_jws(&acme, &key, &kid, &hmac)),
     );
     assert_eq!(a.status, 201, "{}", a.json());
     let account_url = a.headers.get("location").cloned().expect("Location");
-    let req = |url: &str, payload: Option<&Value>| {
-        key.jws(
-            &json!({"nonce": fresh_nonce(&acme), "url": url, "kid": account_url}),
-            payload,
-        )
-    };
+    let req = |url: &str, payload: Option<&Value>| kid_jws(&acme, &key, &account_url, url, payload);
     let post =
         |url: &str, payload: Option<&Value>| call(&acme, "POST", url, Some(&req(url, payload)));
-    let challenge_of = |authz_url: &str, kind: &str| -> Value {
-        let authz = post(authz_url, None).json();
-        authz["challenges"]
-            .as_array()
-            .expect("challenges")
-            .iter()
-            .find(|c| c["type"] == kind)
-            .cloned()
-            .unwrap_or_else(|| panic!("no {kind} in {authz}"))
-    };
+    let challenge_of =
+        |authz_url: &str, kind: &str| -> Value { challenge(&post(authz_url, None).json(), kind) };
     let wait_authz = |authz_url: &str| -> Value {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -1279,10 +1214,7 @@ fn tls_alpn_01_and_dns_01_validate_and_failures_invalidate() {
         Some(&json!({"identifiers": [{"type": "dns", "value": "wrong.internal.test"}]})),
     );
     let order_url = o.headers.get("location").cloned().expect("Location");
-    let authz_url = o.json()["authorizations"][0]
-        .as_str()
-        .expect("authz")
-        .to_string();
+    let authz_url = first_authz(&o.json());
     txt.lock().expect("lock").insert(
         "_acme-challenge.wrong.internal.test".into(),
         vec!["not-the-digest".into()],
@@ -1306,10 +1238,7 @@ fn tls_alpn_01_and_dns_01_validate_and_failures_invalidate() {
         &new_order,
         Some(&json!({"identifiers": [{"type": "ip", "value": "127.0.0.1"}]})),
     );
-    let authz_url = o.json()["authorizations"][0]
-        .as_str()
-        .expect("authz")
-        .to_string();
+    let authz_url = first_authz(&o.json());
     let ch = challenge_of(&authz_url, "http-01");
     post(ch["url"].as_str().expect("url"), Some(&json!({})));
     let a = wait_authz(&authz_url);
@@ -1370,12 +1299,7 @@ fn nonces_orders_and_eab_keys_expire_or_revoke() {
     acme.ca.hm(&["acme", "eab", "revoke", &kid]);
     let list = acme.ca.hm(&["acme", "eab", "list"]);
     assert!(list.contains("revoked"), "{list}");
-    let signup = |kid: &str, hmac: &str| {
-        key.jws(
-            &json!({"nonce": fresh_nonce(&acme), "url": new_account, "jwk": key.jwk()}),
-            Some(&json!({"externalAccountBinding": eab_binding(kid, hmac, &key, &new_account)})),
-        )
-    };
+    let signup = |kid: &str, hmac: &str| eab_account_jws(&acme, &key, kid, hmac);
     call(&acme, "POST", &new_account, Some(&signup(&kid, &hmac))).assert_problem("unauthorized");
     // A binding made with another HMAC key does not verify.
     let (kid, hmac) = acme.eab();
@@ -1408,12 +1332,7 @@ fn nonces_orders_and_eab_keys_expire_or_revoke() {
     a.assert_problem("badNonce");
 
     // An order (and its authorization) past order_lifetime_secs is invalid.
-    let req = |url: &str, payload: Option<&Value>| {
-        key.jws(
-            &json!({"nonce": fresh_nonce(&acme), "url": url, "kid": account_url}),
-            payload,
-        )
-    };
+    let req = |url: &str, payload: Option<&Value>| kid_jws(&acme, &key, &account_url, url, payload);
     let a = call(
         &acme,
         "POST",
@@ -1422,10 +1341,7 @@ fn nonces_orders_and_eab_keys_expire_or_revoke() {
     );
     assert_eq!(a.status, 201, "{}", a.json());
     let order_url = a.headers.get("location").cloned().expect("Location");
-    let authz_url = a.json()["authorizations"][0]
-        .as_str()
-        .expect("authz")
-        .to_string();
+    let authz_url = first_authz(&a.json());
     std::thread::sleep(Duration::from_millis(3500));
     let o = call(&acme, "POST", &order_url, Some(&req(&order_url, None))).json();
     assert_eq!(o["status"], json!("invalid"), "{o}");

@@ -30,9 +30,7 @@ impl Api {
     }
 
     fn token(&self, args: &[&str]) -> String {
-        let mut a = vec!["token", "create"];
-        a.extend_from_slice(args);
-        self.ca.hm(&a).trim().to_string()
+        self.ca.token(args)
     }
 
     /// curl with TLS verified against hallmark's root.
@@ -68,10 +66,36 @@ impl Api {
     }
 
     fn cert_count(&self) -> i64 {
-        let db = rusqlite::Connection::open(self.ca.dir.path().join("ca/hallmark.db")).expect("db");
-        db.query_row("SELECT count(*) FROM certificates", [], |r| r.get(0))
+        self.ca
+            .db()
+            .query_row("SELECT count(*) FROM certificates", [], |r| r.get(0))
             .expect("count")
     }
+}
+
+/// Publisher `beta` (Beta Ltd, GB, London) for code signing.
+fn add_beta(ca: &TestCa) {
+    ca.hm(&[
+        "publisher",
+        "add",
+        "beta",
+        "--org",
+        "Beta Ltd",
+        "--country",
+        "GB",
+        "--locality",
+        "London",
+        "--profiles",
+        "code-signing",
+    ]);
+}
+
+/// `openssl verify -CAfile ROOT -untrusted CHAIN LEAF`; its output.
+fn verify(api: &Api, chain: &str, leaf: &str) -> String {
+    openssl(
+        api.ca.dir.path(),
+        &["verify", "-CAfile", &api.root, "-untrusted", chain, leaf],
+    )
 }
 
 fn rand_name() -> String {
@@ -115,16 +139,10 @@ fn issues_over_tls_json_and_raw_der() {
     std::fs::write(&leaf, v["certificate"].as_str().expect("cert")).expect("write");
     let chain = api.ca.path("api-chain.pem");
     std::fs::write(&chain, v["chain"][0].as_str().expect("chain")).expect("write");
-    let out = openssl(
-        api.ca.dir.path(),
-        &[
-            "verify",
-            "-CAfile",
-            &api.root,
-            "-untrusted",
-            &chain.display().to_string(),
-            &leaf.display().to_string(),
-        ],
+    let out = verify(
+        &api,
+        &chain.display().to_string(),
+        &leaf.display().to_string(),
     );
     assert!(out.contains(": OK"));
 
@@ -208,16 +226,10 @@ fn issues_over_tls_json_and_raw_der() {
     ]);
     c.env("CI_TOKEN", &t);
     ok(&mut c);
-    let out = openssl(
-        api.ca.dir.path(),
-        &[
-            "verify",
-            "-CAfile",
-            &api.root,
-            "-untrusted",
-            &out_file.display().to_string(),
-            &out_file.display().to_string(),
-        ],
+    let out = verify(
+        &api,
+        &out_file.display().to_string(),
+        &out_file.display().to_string(),
     );
     assert!(out.contains(": OK"));
 
@@ -245,21 +257,7 @@ fn issues_over_tls_json_and_raw_der() {
 
 #[test]
 fn bad_input_gets_its_status_and_type_and_changes_nothing() {
-    let api = Api::start(|ca| {
-        ca.hm(&[
-            "publisher",
-            "add",
-            "beta",
-            "--org",
-            "Beta Ltd",
-            "--country",
-            "GB",
-            "--locality",
-            "London",
-            "--profiles",
-            "code-signing",
-        ]);
-    });
+    let api = Api::start(add_beta);
     let t = api.token(&["--publisher", "acme", "--name", "ci"]);
     let beta = api.token(&["--publisher", "beta", "--name", "beta-ci"]);
     let no_scope = api.token(&[
@@ -756,21 +754,7 @@ fn two_of_three_approvals_issue_and_every_refusal_holds() {
 
 #[test]
 fn revoke_over_the_api() {
-    let api = Api::start(|ca| {
-        ca.hm(&[
-            "publisher",
-            "add",
-            "beta",
-            "--org",
-            "Beta Ltd",
-            "--country",
-            "GB",
-            "--locality",
-            "London",
-            "--profiles",
-            "code-signing",
-        ]);
-    });
+    let api = Api::start(add_beta);
     let issuer = api.token(&["--publisher", "acme", "--name", "ci", "--scopes", "issue"]);
     let revoker = api.token(&["--publisher", "acme", "--name", "sec", "--scopes", "revoke"]);
     let beta = api.token(&[

@@ -31,6 +31,24 @@ fn device_csr(serial: &str) -> Vec<u8> {
     hallmark::issuer::make_csr(&subject, &key).expect("csr")
 }
 
+/// Devices 1..=N: (serial, CSR), the serial made by SERIAL.
+fn devices(n: u32, serial: impl Fn(u32) -> String) -> Vec<(String, Vec<u8>)> {
+    (1..=n)
+        .map(|i| {
+            let s = serial(i);
+            let csr = device_csr(&s);
+            (s, csr)
+        })
+        .collect()
+}
+
+/// How many complete lines a file has (0 if it is missing).
+fn lines_in(path: &Path) -> usize {
+    std::fs::read(path)
+        .map(|d| d.iter().filter(|&&b| b == b'\n').count())
+        .unwrap_or(0)
+}
+
 fn write_batch(path: &Path, lines: &[(String, Vec<u8>)]) {
     let mut f = std::fs::File::create(path).expect("batch");
     for (serial, csr) in lines {
@@ -79,6 +97,23 @@ impl Line {
         self.ca.hm(&args);
     }
 
+    /// Station NAME (PATTERN, QUOTA) and a batch file INPUT of devices 1..=N named by SERIAL.
+    fn station_with_batch(
+        &self,
+        name: &str,
+        pattern: &str,
+        quota: u32,
+        n: u32,
+        serial: impl Fn(u32) -> String,
+        input: &str,
+    ) -> (Vec<(String, Vec<u8>)>, PathBuf) {
+        self.station(name, pattern, quota, &[]);
+        let devices = devices(n, serial);
+        let input = self.ca.path(input);
+        write_batch(&input, &devices);
+        (devices, input)
+    }
+
     fn run(&self, station: &str, input: &Path, output: &Path) -> std::process::Command {
         let dir = self.ca.path("stations");
         let mut c = std::process::Command::new(hallmark_bin());
@@ -87,7 +122,7 @@ impl Line {
             "run",
             "--quiet",
             "--server",
-            self.server.api.as_deref().expect("api"),
+            self.api(),
             "--ca",
             &self.root,
         ])
@@ -102,8 +137,12 @@ impl Line {
         c
     }
 
+    fn api(&self) -> &str {
+        self.server.api.as_deref().expect("api")
+    }
+
     fn db(&self) -> rusqlite::Connection {
-        rusqlite::Connection::open(self.ca.dir.path().join("ca/hallmark.db")).expect("db")
+        self.ca.db()
     }
 
     fn station_certs(&self, station: &str) -> HashMap<String, Vec<u8>> {
@@ -129,16 +168,14 @@ fn answers(path: &Path) -> Vec<serde_json::Value> {
 #[test]
 fn ten_thousand_devices_then_idempotent_resubmission() {
     let line = Line::new();
-    line.station("line-3", "^ACME-L3-[0-9]{8}$", 1_000_000, &[]);
-    let devices: Vec<(String, Vec<u8>)> = (1..=10_000)
-        .map(|i| {
-            let s = format!("ACME-L3-{i:08}");
-            let csr = device_csr(&s);
-            (s, csr)
-        })
-        .collect();
-    let input = line.ca.path("batch.ndjson");
-    write_batch(&input, &devices);
+    let (devices, input) = line.station_with_batch(
+        "line-3",
+        "^ACME-L3-[0-9]{8}$",
+        1_000_000,
+        10_000,
+        |i| format!("ACME-L3-{i:08}"),
+        "batch.ndjson",
+    );
     let out = line.ca.path("certs.ndjson");
     ok(&mut line.run("line-3", &input, &out));
 
@@ -302,10 +339,7 @@ fn bad_lines_are_refused_in_their_own_answers() {
         String::from_utf8_lossy(&r.stderr)
     );
     let (code, body, _) = curl(
-        &format!(
-            "{}/api/v1/provision/batch",
-            line.server.api.as_deref().expect("api")
-        ),
+        &format!("{}/api/v1/provision/batch", line.api()),
         &["--cacert", &line.root, "-X", "POST", "--data-binary", "{}"],
     );
     assert_eq!(code, 401, "{}", String::from_utf8_lossy(&body));
@@ -320,23 +354,19 @@ fn bad_lines_are_refused_in_their_own_answers() {
 #[test]
 fn a_client_killed_halfway_resumes_without_duplicates() {
     let line = Line::new();
-    line.station("line-5", "^ACME-L5-[0-9]{6}$", 100_000, &[]);
-    let devices: Vec<(String, Vec<u8>)> = (1..=4_000)
-        .map(|i| {
-            let s = format!("ACME-L5-{i:06}");
-            let csr = device_csr(&s);
-            (s, csr)
-        })
-        .collect();
-    let input = line.ca.path("l5.ndjson");
-    write_batch(&input, &devices);
+    let (devices, input) = line.station_with_batch(
+        "line-5",
+        "^ACME-L5-[0-9]{6}$",
+        100_000,
+        4_000,
+        |i| format!("ACME-L5-{i:06}"),
+        "l5.ndjson",
+    );
     let out = line.ca.path("l5-out.ndjson");
     let mut child = line.run("line-5", &input, &out).spawn().expect("spawn");
     let start = std::time::Instant::now();
     loop {
-        let n = std::fs::read(&out)
-            .map(|d| d.iter().filter(|&&b| b == b'\n').count())
-            .unwrap_or(0);
+        let n = lines_in(&out);
         if n >= 300 || start.elapsed().as_secs() > 60 {
             break;
         }
@@ -344,9 +374,7 @@ fn a_client_killed_halfway_resumes_without_duplicates() {
     }
     child.kill().expect("kill");
     let _ = child.wait();
-    let partial = std::fs::read(&out)
-        .map(|d| d.iter().filter(|&&b| b == b'\n').count())
-        .unwrap_or(0);
+    let partial = lines_in(&out);
     assert!(
         partial > 0 && partial < 4_000,
         "killed halfway ({partial} answers)"
@@ -393,16 +421,14 @@ fn a_client_killed_halfway_resumes_without_duplicates() {
 #[test]
 fn sigterm_lets_a_batch_in_flight_finish() {
     let mut line = Line::new();
-    line.station("line-6", "^ACME-L6-[0-9]{6}$", 100_000, &[]);
-    let devices: Vec<(String, Vec<u8>)> = (1..=3_000)
-        .map(|i| {
-            let s = format!("ACME-L6-{i:06}");
-            let csr = device_csr(&s);
-            (s, csr)
-        })
-        .collect();
-    let input = line.ca.path("l6.ndjson");
-    write_batch(&input, &devices);
+    let (_, input) = line.station_with_batch(
+        "line-6",
+        "^ACME-L6-[0-9]{6}$",
+        100_000,
+        3_000,
+        |i| format!("ACME-L6-{i:06}"),
+        "l6.ndjson",
+    );
     let out = line.ca.path("l6-out.ndjson");
     let mut client = line.run("line-6", &input, &out).spawn().expect("spawn");
     let start = std::time::Instant::now();

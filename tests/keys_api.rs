@@ -41,29 +41,8 @@ fn assert_problem(what: &str, got: (u16, Value, String), status: u16, kind: &str
 fn a_publisher_reads_its_own_key_and_no_one_elses() {
     let ca = TestCa::new(Keys::Soft);
     ca.add_acme();
-    ca.hm(&[
-        "publisher",
-        "add",
-        "globex",
-        "--org",
-        "Globex Inc",
-        "--country",
-        "US",
-        "--state",
-        "Oregon",
-        "--profiles",
-        "code-signing",
-    ]);
-    ca.hm(&[
-        "key",
-        "create",
-        "--publisher",
-        "acme",
-        "--label",
-        "fw-release",
-        "--algorithm",
-        "p256",
-    ]);
+    ca.add_globex();
+    ca.create_key("acme", "fw-release", "p256", &[]);
     ca.hm(&[
         "key",
         "policy",

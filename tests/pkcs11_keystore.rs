@@ -4,12 +4,15 @@
 //! never skip. The token is set up once per process (tests run on threads of one process, and the
 //! module reads `SOFTHSM2_CONF` when it is first initialized).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use aws_lc_rs::signature::{self as sig, UnparsedPublicKey, VerificationAlgorithm};
+use common::softhsm_conf;
 use hallmark::keys::pkcs11::Pkcs11KeyStore;
 use hallmark::keys::{
     subject_public_key_bits, KeyAlgorithm, KeyError, KeyProtection, KeyStore, SecretSource,
@@ -36,17 +39,7 @@ fn hsm() -> &'static Hsm {
             "SoftHSM2 module {MODULE} is missing: install softhsm2 (apt-get install softhsm2)"
         );
         let dir = tempfile::tempdir().expect("temp dir");
-        let tokens = dir.path().join("tokens");
-        std::fs::create_dir(&tokens).expect("token dir");
-        let conf = dir.path().join("softhsm2.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-                tokens.display()
-            ),
-        )
-        .expect("write softhsm2.conf");
+        let conf = softhsm_conf(dir.path());
         // Before the module is loaded for the first time: SoftHSM reads it in C_Initialize.
         std::env::set_var("SOFTHSM2_CONF", &conf);
         std::env::set_var(PIN_VAR, PIN);

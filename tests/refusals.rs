@@ -8,7 +8,7 @@ use common::*;
 const ACME_SUBJ: &str = "/C=US/ST=California/L=San Jose/O=Acme Corp/CN=Acme Corp";
 
 fn counts(ca: &TestCa) -> (i64, i64) {
-    let db = rusqlite::Connection::open(ca.dir.path().join("ca/hallmark.db")).expect("db");
+    let db = ca.db();
     let c = db
         .query_row("SELECT count(*) FROM certificates", [], |r| r.get(0))
         .expect("count");
@@ -61,40 +61,22 @@ fn bad_requests_are_refused_and_nothing_is_stored() {
     let der = std::fs::read(dir.join("good.der")).expect("der");
     // init issued the API listener's certificate already.
     let base = counts(&ca);
+    let code_signing = |csr: &std::path::Path, expect: &str| {
+        refused(&ca, base, "code-signing", "acme", csr, expect)
+    };
 
     // Truncated DER.
     std::fs::write(dir.join("trunc.der"), &der[..der.len() / 2]).expect("write");
-    refused(
-        &ca,
-        base,
-        "code-signing",
-        "acme",
-        &dir.join("trunc.der"),
-        "malformed CSR DER",
-    );
+    code_signing(&dir.join("trunc.der"), "malformed CSR DER");
     // Garbage PEM.
     std::fs::write(dir.join("garbage.pem"), "-----BEGIN CERTIFICATE REQUEST-----\nthis is not base64 !!!\n-----END CERTIFICATE REQUEST-----\n").expect("write");
-    refused(
-        &ca,
-        base,
-        "code-signing",
-        "acme",
-        &dir.join("garbage.pem"),
-        "cannot read the PEM",
-    );
+    code_signing(&dir.join("garbage.pem"), "cannot read the PEM");
     // A tampered signature (last byte flipped).
     let mut bad = der.clone();
     let last = bad.len() - 1;
     bad[last] ^= 0x01;
     std::fs::write(dir.join("tampered.der"), &bad).expect("write");
-    refused(
-        &ca,
-        base,
-        "code-signing",
-        "acme",
-        &dir.join("tampered.der"),
-        "signature does not verify",
-    );
+    code_signing(&dir.join("tampered.der"), "signature does not verify");
     // RSA-2048 for code signing.
     let rsa2048 = make_csr(
         dir,
@@ -103,14 +85,7 @@ fn bad_requests_are_refused_and_nothing_is_stored() {
         ACME_SUBJ,
         &[],
     );
-    refused(
-        &ca,
-        base,
-        "code-signing",
-        "acme",
-        &rsa2048,
-        "RSA-2048 is below the minimum of 3072 bits",
-    );
+    code_signing(&rsa2048, "RSA-2048 is below the minimum of 3072 bits");
     // RSA with exponent 3.
     let e3 = make_csr(
         dir,
@@ -126,14 +101,7 @@ fn bad_requests_are_refused_and_nothing_is_stored() {
         ACME_SUBJ,
         &[],
     );
-    refused(
-        &ca,
-        base,
-        "code-signing",
-        "acme",
-        &e3,
-        "public exponent must be 65537",
-    );
+    code_signing(&e3, "public exponent must be 65537");
     // A P-192 key.
     let p192 = make_csr(
         dir,
@@ -147,31 +115,16 @@ fn bad_requests_are_refused_and_nothing_is_stored() {
         ACME_SUBJ,
         &[],
     );
-    refused(
-        &ca,
-        base,
-        "code-signing",
-        "acme",
-        &p192,
-        "P-192 curve is refused",
-    );
+    code_signing(&p192, "P-192 curve is refused");
     // O=Evil Corp for publisher Acme.
     let evil = make_csr(dir, "evil", &p256, "/C=US/O=Evil Corp/CN=Acme Corp", &[]);
-    refused(
-        &ca,
-        base,
-        "code-signing",
-        "acme",
+    code_signing(
         &evil,
         "subject attribute O='Evil Corp' contradicts the verified publisher record",
     );
     // An attribute the record does not have.
     let ou = make_csr(dir, "ou", &p256, "/O=Acme Corp/OU=Shipping", &[]);
-    refused(
-        &ca,
-        base,
-        "code-signing",
-        "acme",
+    code_signing(
         &ou,
         "subject attribute OU='Shipping' is not part of the verified publisher record",
     );
@@ -183,14 +136,7 @@ fn bad_requests_are_refused_and_nothing_is_stored() {
         ACME_SUBJ,
         &["-addext", "basicConstraints=critical,CA:TRUE"],
     );
-    refused(
-        &ca,
-        base,
-        "code-signing",
-        "acme",
-        &ca_true,
-        "basicConstraints CA:TRUE",
-    );
+    code_signing(&ca_true, "basicConstraints CA:TRUE");
     // Unknown profile, unknown publisher.
     refused(
         &ca,
@@ -257,6 +203,38 @@ fn bad_requests_are_refused_and_nothing_is_stored() {
     assert_eq!(counts(&ca), (base.0 + 1, base.1 + 1));
 }
 
+/// `publisher add acme --org Acme --country COUNTRY [--state STATE] --profiles PROFILES`.
+fn publisher_add<'a>(country: &'a str, state: Option<&'a str>, profiles: &'a str) -> Vec<&'a str> {
+    let mut args = vec![
+        "publisher",
+        "add",
+        "acme",
+        "--org",
+        "Acme",
+        "--country",
+        country,
+    ];
+    if let Some(st) = state {
+        args.extend(["--state", st]);
+    }
+    args.extend(["--profiles", profiles]);
+    args
+}
+
+/// `key create --publisher acme --label LABEL --algorithm ALG`.
+fn key_create<'a>(label: &'a str, alg: &'a str) -> [&'a str; 8] {
+    [
+        "key",
+        "create",
+        "--publisher",
+        "acme",
+        "--label",
+        label,
+        "--algorithm",
+        alg,
+    ]
+}
+
 #[test]
 fn publisher_and_cli_input_is_validated() {
     let ca = TestCa::new(Keys::Soft);
@@ -267,94 +245,24 @@ fn publisher_and_cli_input_is_validated() {
         assert!(err.contains(expect), "expected '{expect}' in: {err}");
     };
     bad(
-        &[
-            "publisher",
-            "add",
-            "acme",
-            "--org",
-            "Acme",
-            "--country",
-            "usa",
-            "--state",
-            "CA",
-            "--profiles",
-            "code-signing",
-        ],
+        &publisher_add("usa", Some("CA"), "code-signing"),
         "two-letter",
     );
     bad(
-        &[
-            "publisher",
-            "add",
-            "acme",
-            "--org",
-            "Acme",
-            "--country",
-            "US",
-            "--profiles",
-            "code-signing",
-        ],
+        &publisher_add("US", None, "code-signing"),
         "--state or --locality",
     );
     bad(
-        &[
-            "publisher",
-            "add",
-            "acme",
-            "--org",
-            "Acme",
-            "--country",
-            "US",
-            "--state",
-            "CA",
-            "--profiles",
-            "nope",
-        ],
+        &publisher_add("US", Some("CA"), "nope"),
         "unknown profile 'nope'",
     );
     ca.add_acme();
     bad(
-        &[
-            "publisher",
-            "add",
-            "acme",
-            "--org",
-            "Acme",
-            "--country",
-            "US",
-            "--state",
-            "CA",
-            "--profiles",
-            "code-signing",
-        ],
+        &publisher_add("US", Some("CA"), "code-signing"),
         "already exists",
     );
-    bad(
-        &[
-            "key",
-            "create",
-            "--publisher",
-            "acme",
-            "--label",
-            "../evil",
-            "--algorithm",
-            "p256",
-        ],
-        "invalid key label",
-    );
-    bad(
-        &[
-            "key",
-            "create",
-            "--publisher",
-            "acme",
-            "--label",
-            "x",
-            "--algorithm",
-            "dsa",
-        ],
-        "unknown key algorithm",
-    );
+    bad(&key_create("../evil", "p256"), "invalid key label");
+    bad(&key_create("x", "dsa"), "unknown key algorithm");
     bad(&["cert", "show", "00ff"], "no certificate with serial");
     bad(&["ca", "cert", "nope"], "no CA named 'nope'");
     // The publisher record was not changed by the failed second add.

@@ -336,20 +336,12 @@ fn ocsp_and_crl_with_real_clients(keys: Keys) {
     }
 
     // RFC 5019 GET through curl, parsed by `openssl ocsp -respin`, with cache headers.
-    openssl(
-        ca.dir.path(),
-        &[
-            "ocsp",
-            "-issuer",
-            "ica.pem",
-            "-cert",
-            &bad.pem,
-            "-no_nonce",
-            "-reqout",
-            "get.req",
-        ],
+    let get_req = ocsp_request(
+        &ca,
+        &["-issuer", "ica.pem", "-cert", &bad.pem, "-no_nonce"],
+        "get.req",
     );
-    let b64 = base64_encode(&std::fs::read(ca.path("get.req")).unwrap());
+    let b64 = base64_encode(&get_req);
     let headers_file = ca.path("ocsp.headers");
     let (code, body, ctype) = curl(
         &format!("{base}/ocsp/{}", percent_encode(&b64)),
@@ -401,6 +393,15 @@ fn ocsp_and_crl_with_real_clients_softhsm() {
     ocsp_and_crl_with_real_clients(Keys::SoftHsm);
 }
 
+/// `openssl ocsp ARGS... -reqout REQOUT` in the CA's temp dir; the request it wrote.
+fn ocsp_request(ca: &TestCa, args: &[&str], reqout: &str) -> Vec<u8> {
+    let mut a = vec!["ocsp"];
+    a.extend_from_slice(args);
+    a.extend(["-reqout", reqout]);
+    openssl(ca.dir.path(), &a);
+    std::fs::read(ca.path(reqout)).unwrap()
+}
+
 /// The OCSP error status of an answer, through openssl.
 fn ocsp_error_of(ca: &TestCa, body: &[u8], name: &str) -> String {
     std::fs::write(ca.path(name), body).unwrap();
@@ -433,20 +434,11 @@ fn bad_ocsp_requests_get_ocsp_errors_and_the_server_keeps_serving() {
     let other = issue(&ca, "other");
     let server = Server::start(&ca, false);
     let url = format!("{}/ocsp", server.public);
-    openssl(
-        ca.dir.path(),
-        &[
-            "ocsp",
-            "-issuer",
-            "ica.pem",
-            "-cert",
-            &leaf.pem,
-            "-no_nonce",
-            "-reqout",
-            "ok.req",
-        ],
+    let good_req = ocsp_request(
+        &ca,
+        &["-issuer", "ica.pem", "-cert", &leaf.pem, "-no_nonce"],
+        "ok.req",
     );
-    let good_req = std::fs::read(ca.path("ok.req")).unwrap();
 
     let mut oversized = vec![0x30, 0x82, 0x30, 0x00];
     oversized.resize(4 + 0x3000, 0x04);
@@ -490,30 +482,17 @@ fn bad_ocsp_requests_get_ocsp_errors_and_the_server_keeps_serving() {
             "other-ca.pem",
         ],
     );
-    openssl(
-        ca.dir.path(),
-        &[
-            "ocsp",
-            "-issuer",
-            "other-ca.pem",
-            "-serial",
-            "0x01",
-            "-reqout",
-            "foreign.req",
-        ],
-    );
-    let (code, resp) = post(
-        &url,
+    let foreign_req = ocsp_request(
         &ca,
-        &std::fs::read(ca.path("foreign.req")).unwrap(),
-        "foreign",
+        &["-issuer", "other-ca.pem", "-serial", "0x01"],
+        "foreign.req",
     );
+    let (code, resp) = post(&url, &ca, &foreign_req, "foreign");
     assert_eq!(code, 200);
     assert!(ocsp_error_of(&ca, &resp, "foreign.resp").contains("unauthorized"));
-    openssl(
-        ca.dir.path(),
+    let mixed_req = ocsp_request(
+        &ca,
         &[
-            "ocsp",
             "-issuer",
             "ica.pem",
             "-cert",
@@ -522,16 +501,10 @@ fn bad_ocsp_requests_get_ocsp_errors_and_the_server_keeps_serving() {
             "other-ca.pem",
             "-serial",
             "0x01",
-            "-reqout",
-            "mixed.req",
         ],
+        "mixed.req",
     );
-    let (_, resp) = post(
-        &url,
-        &ca,
-        &std::fs::read(ca.path("mixed.req")).unwrap(),
-        "mixed",
-    );
+    let (_, resp) = post(&url, &ca, &mixed_req, "mixed");
     assert!(ocsp_error_of(&ca, &resp, "mixed.resp").contains("unauthorized"));
 
     // GET with a request that is not base64, or no request at all.

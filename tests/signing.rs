@@ -8,10 +8,7 @@ use common::*;
 use serde_json::{json, Value};
 
 struct Signing {
-    /// Declared first: dropped (killed) before the CA directory it uses is deleted.
-    server: Server,
-    ca: TestCa,
-    root: String,
+    env: SignEnv,
     /// acme, scope sign.
     acme: String,
     /// acme, scope issue only.
@@ -23,17 +20,15 @@ struct Signing {
     doomed_serial: String,
 }
 
+impl std::ops::Deref for Signing {
+    type Target = SignEnv;
+    fn deref(&self) -> &SignEnv {
+        &self.env
+    }
+}
+
 fn create_key(ca: &TestCa, publisher: &str, label: &str, alg: &str) -> String {
-    let out = ca.hm(&[
-        "key",
-        "create",
-        "--publisher",
-        publisher,
-        "--label",
-        label,
-        "--algorithm",
-        alg,
-    ]);
+    let out = ca.create_key(publisher, label, alg, &[]);
     out.lines()
         .find_map(|l| l.strip_prefix("certificate "))
         .and_then(|l| l.split_whitespace().next())
@@ -43,51 +38,33 @@ fn create_key(ca: &TestCa, publisher: &str, label: &str, alg: &str) -> String {
 
 impl Signing {
     fn start(keys: Keys) -> Signing {
-        let ca = TestCa::new(keys);
-        ca.add_acme();
-        ca.hm(&[
-            "publisher",
-            "add",
-            "globex",
-            "--org",
-            "Globex Inc",
-            "--country",
-            "US",
-            "--state",
-            "Oregon",
-            "--profiles",
-            "code-signing",
-        ]);
-        // Keys exist before the server starts (an HSM session sees them at once).
-        create_key(&ca, "acme", "release", "p256");
-        create_key(&ca, "acme", "release-rsa", "rsa3072");
-        create_key(&ca, "globex", "globex-release", "p256");
-        let doomed_serial = create_key(&ca, "acme", "doomed", "p384");
-        // A key without a certificate yet (one from an outside CA is attached later).
-        ca.hm(&[
-            "key",
-            "create",
-            "--publisher",
-            "acme",
-            "--label",
-            "stale",
-            "--no-issue",
-        ]);
-        let token = |args: &[&str]| {
-            let mut a = vec!["token", "create"];
-            a.extend_from_slice(args);
-            ca.hm(&a).trim().to_string()
-        };
-        let acme = token(&["--publisher", "acme", "--scopes", "sign", "--name", "ci"]);
-        let acme_issue = token(&["--publisher", "acme", "--scopes", "issue"]);
-        let globex = token(&["--publisher", "globex", "--scopes", "sign"]);
-        let officer = token(&["--officer", "--scopes", "sign,issue"]);
-        let root = ca.ca_pem("root").display().to_string();
-        let server = Server::start(&ca, true);
+        let (env, (doomed_serial, [acme, acme_issue, globex, officer])) =
+            SignEnv::start(keys, |ca| {
+                ca.add_globex();
+                create_key(ca, "acme", "release", "p256");
+                create_key(ca, "acme", "release-rsa", "rsa3072");
+                create_key(ca, "globex", "globex-release", "p256");
+                let doomed_serial = create_key(ca, "acme", "doomed", "p384");
+                // A key without a certificate yet (one from an outside CA is attached later).
+                ca.hm(&[
+                    "key",
+                    "create",
+                    "--publisher",
+                    "acme",
+                    "--label",
+                    "stale",
+                    "--no-issue",
+                ]);
+                let tokens = [
+                    ca.token(&["--publisher", "acme", "--scopes", "sign", "--name", "ci"]),
+                    ca.token(&["--publisher", "acme", "--scopes", "issue"]),
+                    ca.token(&["--publisher", "globex", "--scopes", "sign"]),
+                    ca.token(&["--officer", "--scopes", "sign,issue"]),
+                ];
+                (doomed_serial, tokens)
+            });
         Signing {
-            server,
-            ca,
-            root,
+            env,
             acme,
             acme_issue,
             globex,
@@ -96,78 +73,32 @@ impl Signing {
         }
     }
 
-    fn api(&self) -> &str {
-        self.server.api.as_deref().expect("api listener")
-    }
-
     /// `hallmark sign FORMAT FILE --key KEY ...` with the token in the environment.
     fn sign(&self, format: &str, file: &str, key: &str, extra: &[&str]) -> std::process::Output {
-        let mut args = vec![
-            "sign",
-            format,
-            file,
-            "--key",
-            key,
-            "--server",
-            self.api(),
-            "--token-env",
-            "SIGN_TOKEN",
-            "--ca",
-            &self.root,
-        ];
-        args.extend_from_slice(extra);
-        let mut c = self.ca.cmd(&args);
-        c.env("SIGN_TOKEN", &self.acme);
-        run(&mut c)
+        run(&mut self.sign_cmd(&self.acme, format, file, key, &[], extra))
     }
 
     fn post(&self, token: Option<&str>, body: &Value) -> (u16, Value) {
-        let auth;
-        let mut args: Vec<&str> = vec!["--cacert", &self.root, "-X", "POST"];
-        if let Some(t) = token {
-            auth = format!("Authorization: Bearer {t}");
-            args.extend(["-H", &auth]);
-        }
-        let data = body.to_string();
-        args.extend([
-            "-H",
-            "Content-Type: application/json",
-            "--data-binary",
-            &data,
-        ]);
-        let (code, raw, _) = curl(&format!("{}/api/v1/signatures", self.api()), &args);
-        (code, serde_json::from_slice(&raw).unwrap_or(Value::Null))
+        self.call(
+            Some("POST"),
+            "/api/v1/signatures",
+            token,
+            Some(&body.to_string()),
+        )
     }
 
     fn list(&self, token: &str, query: &str) -> (u16, Value) {
-        let auth = format!("Authorization: Bearer {token}");
-        let (code, raw, _) = curl(
-            &format!("{}/api/v1/signatures{query}", self.api()),
-            &["--cacert", &self.root, "-H", &auth],
-        );
-        (code, serde_json::from_slice(&raw).unwrap_or(Value::Null))
-    }
-
-    fn recorded(&self) -> i64 {
-        let db = rusqlite::Connection::open(self.ca.dir.path().join("ca/hallmark.db")).expect("db");
-        db.query_row("SELECT count(*) FROM signatures", [], |r| r.get(0))
-            .expect("count")
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.ca.path(name).display().to_string()
+        self.call(
+            None,
+            &format!("/api/v1/signatures{query}"),
+            Some(token),
+            None,
+        )
     }
 
     /// The key's public key as PEM, from its certificate (`hallmark key show`).
     fn public_key(&self, label: &str) -> String {
-        let cert = self.path(&format!("{label}.crt.pem"));
-        std::fs::write(&cert, self.ca.hm(&["key", "show", label])).expect("cert");
-        let pubkey = self.path(&format!("{label}.pub.pem"));
-        openssl(
-            self.ca.dir.path(),
-            &["x509", "-in", &cert, "-pubkey", "-noout", "-out", &pubkey],
-        );
-        pubkey
+        self.cert_and_public_key(label).1
     }
 }
 
@@ -185,43 +116,6 @@ fn tampered(file: &str) -> String {
     let p = format!("{file}.tampered");
     std::fs::write(&p, data).expect("write");
     p
-}
-
-fn openssl_ok(dir: &std::path::Path, args: &[&str]) -> (bool, String) {
-    let mut c = std::process::Command::new(tool("openssl"));
-    c.current_dir(dir).args(args);
-    let out = run(&mut c);
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
-fn cms_verify(s: &Signing, p7s: &str, content: &str) -> (bool, String) {
-    openssl_ok(
-        s.ca.dir.path(),
-        &[
-            "cms",
-            "-verify",
-            "-binary",
-            "-inform",
-            "DER",
-            "-in",
-            p7s,
-            "-content",
-            content,
-            "-CAfile",
-            &s.root,
-            "-purpose",
-            "any",
-            "-out",
-            "/dev/null",
-        ],
-    )
 }
 
 fn cli_signatures_verify_with_openssl(keys: Keys) {
@@ -243,13 +137,14 @@ fn cli_signatures_verify_with_openssl(keys: Keys) {
             "sign cms: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let (ok, text) = cms_verify(&s, &p7s, &file);
+        let (ok, text) = s.cms_verify(&p7s, &file);
         assert!(ok, "openssl cms -verify ({key}, {digest}): {text}");
-        let (ok, text) = cms_verify(&s, &p7s, &bad);
+        let (ok, text) = s.cms_verify(&p7s, &bad);
         assert!(!ok, "a tampered file verified ({key}): {text}");
         // The signed attributes are the three the format promises.
-        let (_, dump) = openssl_ok(
+        let (_, dump) = tool_run(
             s.ca.dir.path(),
+            "openssl",
             &["cms", "-cmsout", "-print", "-inform", "DER", "-in", &p7s],
         );
         for attr in ["contentType", "messageDigest", "signingTime"] {
@@ -276,10 +171,18 @@ fn cli_signatures_verify_with_openssl(keys: Keys) {
             ["dgst", &dgst, "-verify", &pubkey, "-signature", &sig, f].map(str::to_string)
         };
         let a = args(&file);
-        let (ok, text) = openssl_ok(s.ca.dir.path(), &a.each_ref().map(String::as_str));
+        let (ok, text) = tool_run(
+            s.ca.dir.path(),
+            "openssl",
+            &a.each_ref().map(String::as_str),
+        );
         assert!(ok && text.contains("Verified OK"), "{key} {digest}: {text}");
         let a = args(&bad);
-        let (ok, text) = openssl_ok(s.ca.dir.path(), &a.each_ref().map(String::as_str));
+        let (ok, text) = tool_run(
+            s.ca.dir.path(),
+            "openssl",
+            &a.each_ref().map(String::as_str),
+        );
         assert!(!ok, "a tampered file verified ({key} {digest}): {text}");
     }
 
@@ -518,33 +421,10 @@ fn softhsm_signs_digests_for_every_scheme() {
     };
 
     let dir = tempfile::tempdir().expect("temp dir");
-    let tokens = dir.path().join("tokens");
-    std::fs::create_dir(&tokens).expect("token dir");
-    let conf = dir.path().join("softhsm2.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-            tokens.display()
-        ),
-    )
-    .expect("conf");
     // Only this test loads the module in this process; the others run `hallmark` children.
+    let conf = softhsm_token(dir.path(), "digest-test", "1234", "5678");
     std::env::set_var("SOFTHSM2_CONF", &conf);
     std::env::set_var("SIGNING_TEST_PIN", "1234");
-    let mut init = std::process::Command::new(tool("softhsm2-util"));
-    init.args([
-        "--init-token",
-        "--free",
-        "--label",
-        "digest-test",
-        "--pin",
-        "1234",
-        "--so-pin",
-        "5678",
-    ])
-    .env("SOFTHSM2_CONF", &conf);
-    ok(&mut init);
     let store = Pkcs11KeyStore::open(
         std::path::Path::new(SOFTHSM_MODULE),
         "digest-test",

@@ -9,98 +9,50 @@ mod common;
 use common::*;
 
 struct Fw {
-    /// Declared first: dropped (killed) before the CA directory it uses is deleted.
-    server: Server,
-    ca: TestCa,
-    root: String,
+    env: SignEnv,
     /// acme, scope sign, named "ci".
     token: String,
 }
 
+impl std::ops::Deref for Fw {
+    type Target = SignEnv;
+    fn deref(&self) -> &SignEnv {
+        &self.env
+    }
+}
+
 fn create_key(ca: &TestCa, label: &str, alg: &str, profile: &str) {
-    ca.hm(&[
-        "key",
-        "create",
-        "--publisher",
-        "acme",
-        "--label",
-        label,
-        "--algorithm",
-        alg,
-        "--profile",
-        profile,
-    ]);
+    ca.create_key("acme", label, alg, &["--profile", profile]);
 }
 
 impl Fw {
     fn start(keys: Keys) -> Fw {
-        let ca = TestCa::new(keys);
-        ca.add_acme();
-        // Keys exist before the server starts (an HSM session sees them at once).
-        create_key(&ca, "fw-release", "p256", "firmware-signing");
-        create_key(&ca, "fw-p384", "p384", "firmware-signing");
-        create_key(&ca, "app-rsa", "rsa3072", "code-signing");
-        create_key(&ca, "fw-raw-only", "p256", "firmware-signing");
-        ca.hm(&["key", "policy", "fw-raw-only", "--formats", "raw,cms"]);
-        create_key(&ca, "fw-approved", "p256", "firmware-signing");
-        ca.hm(&[
-            "key",
-            "policy",
-            "fw-approved",
-            "--formats",
-            "raw,cose_sign1",
-            "--approvals",
-            "1",
-            "--approvers",
-            "security-lead",
-        ]);
-        let token = ca
-            .hm(&[
-                "token",
-                "create",
-                "--publisher",
-                "acme",
-                "--scopes",
-                "sign",
-                "--name",
-                "ci",
-            ])
-            .trim()
-            .to_string();
-        let root = ca.ca_pem("root").display().to_string();
-        let server = Server::start(&ca, true);
-        Fw {
-            server,
-            ca,
-            root,
-            token,
-        }
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.ca.path(name).display().to_string()
+        let (env, token) = SignEnv::start(keys, |ca| {
+            create_key(ca, "fw-release", "p256", "firmware-signing");
+            create_key(ca, "fw-p384", "p384", "firmware-signing");
+            create_key(ca, "app-rsa", "rsa3072", "code-signing");
+            create_key(ca, "fw-raw-only", "p256", "firmware-signing");
+            ca.hm(&["key", "policy", "fw-raw-only", "--formats", "raw,cms"]);
+            create_key(ca, "fw-approved", "p256", "firmware-signing");
+            ca.hm(&[
+                "key",
+                "policy",
+                "fw-approved",
+                "--formats",
+                "raw,cose_sign1",
+                "--approvals",
+                "1",
+                "--approvers",
+                "security-lead",
+            ]);
+            ca.token(&["--publisher", "acme", "--scopes", "sign", "--name", "ci"])
+        });
+        Fw { env, token }
     }
 
     /// `hallmark sign KIND FILE --key KEY ... EXTRA` with the token in the environment.
     fn sign(&self, kind: &str, file: &str, key: &str, extra: &[&str]) -> std::process::Output {
-        let api = self.server.api.clone().expect("api listener");
-        let mut args = vec![
-            "sign",
-            kind,
-            file,
-            "--key",
-            key,
-            "--server",
-            &api,
-            "--token-env",
-            "SIGN_TOKEN",
-            "--ca",
-            &self.root,
-        ];
-        args.extend_from_slice(extra);
-        let mut c = self.ca.cmd(&args);
-        c.env("SIGN_TOKEN", &self.token);
-        run(&mut c)
+        run(&mut self.sign_cmd(&self.token, kind, file, key, &[], extra))
     }
 
     fn sign_ok(&self, kind: &str, file: &str, key: &str, extra: &[&str]) {
@@ -110,24 +62,6 @@ impl Fw {
             "sign {kind} {key} {extra:?}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-    }
-
-    fn recorded(&self) -> i64 {
-        let db = rusqlite::Connection::open(self.ca.dir.path().join("ca/hallmark.db")).expect("db");
-        db.query_row("SELECT count(*) FROM signatures", [], |r| r.get(0))
-            .expect("count")
-    }
-
-    /// The key's certificate (PEM, `hallmark key show`) and its public key (PEM).
-    fn cert_and_public_key(&self, label: &str) -> (String, String) {
-        let cert = self.path(&format!("{label}.crt.pem"));
-        std::fs::write(&cert, self.ca.hm(&["key", "show", label])).expect("cert");
-        let pubkey = self.path(&format!("{label}.pub.pem"));
-        openssl(
-            self.ca.dir.path(),
-            &["x509", "-in", &cert, "-pubkey", "-noout", "-out", &pubkey],
-        );
-        (cert, pubkey)
     }
 }
 
@@ -148,20 +82,13 @@ fn flipped(file: &str, at: usize) -> String {
     p
 }
 
-fn tool_run(name: &str, args: &[&str]) -> (bool, String) {
-    let out = run(std::process::Command::new(tool(name)).args(args));
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+/// Runs a tool in this process's directory; (success, stdout + stderr).
+fn tool_here(name: &str, args: &[&str]) -> (bool, String) {
+    tool_run(std::path::Path::new("."), name, args)
 }
 
 fn imgtool_verify(pubkey: &str, image: &str) -> (bool, String) {
-    tool_run("imgtool", &["verify", "-k", pubkey, image])
+    tool_here("imgtool", &["verify", "-k", pubkey, image])
 }
 
 /// The value of the last TLV of an MCUboot image (the ECDSA signature, as we write it).
@@ -210,7 +137,7 @@ fn assert_same_as_imgtool(fw: &Fw, firmware: &str, ours: &str, pubkey: &str, opt
         firmware,
         &reference,
     ]);
-    let (ok, log) = tool_run("imgtool", &args);
+    let (ok, log) = tool_here("imgtool", &args);
     assert!(ok, "imgtool sign {args:?}: {log}");
     let theirs = std::fs::read(&reference).expect("reference");
     assert_eq!(
@@ -359,7 +286,7 @@ print("VERIFIED" if msg.verify_signature() else "FAILED")
 fn pycose_verify(fw: &Fw, message: &str, payload: &str, cert: &str) -> String {
     let script = fw.path("pycose_verify.py");
     std::fs::write(&script, PYCOSE_VERIFY).expect("script");
-    let (ok, out) = tool_run("python", &[&script, message, payload, cert]);
+    let (ok, out) = tool_here("python", &[&script, message, payload, cert]);
     assert!(ok, "pycose: {out}");
     out
 }
@@ -416,6 +343,13 @@ fn stderr(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// `hallmark sign KIND FILE --key KEY EXTRA...` fails, saying SAYS.
+fn refused(fw: &Fw, kind: &str, file: &str, key: &str, extra: &[&str], says: &str) {
+    let o = fw.sign(kind, file, key, extra);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains(says), "{}", stderr(&o));
+}
+
 /// Refusals: a key whose policy does not offer `cose_sign1`, a key type the format cannot use,
 /// an algorithm that does not match the key, a bad version, a header that is too small or not
 /// empty. Nothing is written, and what the server refuses is not recorded.
@@ -448,22 +382,22 @@ fn firmware_refusals() {
         .contains("cose_sign1"));
 
     // ES256 needs a P-256 key: the P-384 key is refused by the server before it signs.
-    let o = fw.sign(
+    refused(
+        &fw,
         "cose",
         &firmware,
         "fw-p384",
         &["--alg", "ES256", "--out", &out],
+        "ES384",
     );
-    assert!(!o.status.success());
-    assert!(stderr(&o).contains("ES384"), "{}", stderr(&o));
-    let o = fw.sign(
+    refused(
+        &fw,
         "cose",
         &firmware,
         "fw-release",
         &["--alg", "RS256", "--out", &out],
+        "not offered",
     );
-    assert!(!o.status.success());
-    assert!(stderr(&o).contains("not offered"), "{}", stderr(&o));
 
     // Bad versions and header sizes never reach the server.
     for (args, says) in [
@@ -509,59 +443,6 @@ fn firmware_refusals() {
     assert_eq!(fw.recorded(), base, "refusals recorded a signature");
     assert!(!std::path::Path::new(&out).exists());
 
-    // An RSA key cannot sign an MCUboot image here (MCUboot wants RSA-PSS): refused after the
-    // server's answer names the key type; nothing is written. (The server did sign and record
-    // the raw digest: the client learns the key type from the certificate it returns.)
-    let o = fw.sign(
-        "mcuboot",
-        &firmware,
-        "app-rsa",
-        &[
-            "--version",
-            "1.0.0",
-            "--header-size",
-            "0x200",
-            "--pad-header",
-            "--out",
-            &out,
-        ],
-    );
-    assert!(!o.status.success());
-    assert!(stderr(&o).contains("RSA"), "{}", stderr(&o));
-    assert!(!std::path::Path::new(&out).exists());
-    // A P-384 key with the P-256 hash: refused before writing, with the flag to use.
-    let o = fw.sign(
-        "mcuboot",
-        &firmware,
-        "fw-p384",
-        &[
-            "--version",
-            "1.0.0",
-            "--header-size",
-            "0x200",
-            "--pad-header",
-            "--out",
-            &out,
-        ],
-    );
-    assert!(!o.status.success());
-    assert!(stderr(&o).contains("--digest sha384"), "{}", stderr(&o));
-    assert!(!std::path::Path::new(&out).exists());
-    // An EC algorithm with an RSA key: refused when the certificate comes back.
-    let o = fw.sign(
-        "cose",
-        &firmware,
-        "app-rsa",
-        &["--alg", "ES256", "--out", &out],
-    );
-    assert!(!o.status.success());
-    assert!(stderr(&o).contains("--alg PS256"), "{}", stderr(&o));
-    assert!(!std::path::Path::new(&out).exists());
-
-    // With --cert the key type is known before anything is sent: refusals sign nothing.
-    let (rsa_cert, _) = fw.cert_and_public_key("app-rsa");
-    let (p384_cert, p384_pub) = fw.cert_and_public_key("fw-p384");
-    let base = fw.recorded();
     let img = [
         "--version",
         "1.0.0",
@@ -569,24 +450,57 @@ fn firmware_refusals() {
         "0x200",
         "--pad-header",
     ];
+    // An RSA key cannot sign an MCUboot image here (MCUboot wants RSA-PSS): refused after the
+    // server's answer names the key type; nothing is written. (The server did sign and record
+    // the raw digest: the client learns the key type from the certificate it returns.)
+    refused(
+        &fw,
+        "mcuboot",
+        &firmware,
+        "app-rsa",
+        &[&img[..], &["--out", &out]].concat(),
+        "RSA",
+    );
+    assert!(!std::path::Path::new(&out).exists());
+    // A P-384 key with the P-256 hash: refused before writing, with the flag to use.
+    refused(
+        &fw,
+        "mcuboot",
+        &firmware,
+        "fw-p384",
+        &[&img[..], &["--out", &out]].concat(),
+        "--digest sha384",
+    );
+    assert!(!std::path::Path::new(&out).exists());
+    // An EC algorithm with an RSA key: refused when the certificate comes back.
+    refused(
+        &fw,
+        "cose",
+        &firmware,
+        "app-rsa",
+        &["--alg", "ES256", "--out", &out],
+        "--alg PS256",
+    );
+    assert!(!std::path::Path::new(&out).exists());
+
+    // With --cert the key type is known before anything is sent: refusals sign nothing.
+    let (rsa_cert, _) = fw.cert_and_public_key("app-rsa");
+    let (p384_cert, p384_pub) = fw.cert_and_public_key("fw-p384");
+    let base = fw.recorded();
     let mut a = img.to_vec();
     a.extend(["--cert", &rsa_cert, "--out", &out]);
-    let o = fw.sign("mcuboot", &firmware, "app-rsa", &a);
-    assert!(!o.status.success());
-    assert!(stderr(&o).contains("RSA"), "{}", stderr(&o));
+    refused(&fw, "mcuboot", &firmware, "app-rsa", &a, "RSA");
     let mut a = img.to_vec();
     a.extend(["--cert", &p384_cert, "--digest", "sha256", "--out", &out]);
-    let o = fw.sign("mcuboot", &firmware, "fw-p384", &a);
-    assert!(!o.status.success());
-    assert!(stderr(&o).contains("--digest sha384"), "{}", stderr(&o));
-    let o = fw.sign(
+    refused(&fw, "mcuboot", &firmware, "fw-p384", &a, "--digest sha384");
+    refused(
+        &fw,
         "cose",
         &firmware,
         "app-rsa",
         &["--cert", &rsa_cert, "--alg", "ES256", "--out", &out],
+        "use PS256",
     );
-    assert!(!o.status.success());
-    assert!(stderr(&o).contains("use PS256"), "{}", stderr(&o));
     assert_eq!(
         fw.recorded(),
         base,
@@ -626,26 +540,18 @@ fn firmware_refusals() {
 #[test]
 fn firmware_signatures_wait_for_approvals() {
     let fw = Fw::start(Keys::Soft);
-    let approver = fw
-        .ca
-        .hm(&[
-            "token",
-            "create",
-            "--publisher",
-            "acme",
-            "--name",
-            "security-lead",
-            "--scopes",
-            "approve",
-        ])
-        .trim()
-        .to_string();
+    let approver = fw.ca.token(&[
+        "--publisher",
+        "acme",
+        "--name",
+        "security-lead",
+        "--scopes",
+        "approve",
+    ]);
     let (cert, pubkey) = fw.cert_and_public_key("fw-approved");
     let firmware = write_firmware(&fw, "fw.bin", 50_000, 0);
     let cose_out = fw.path("fw-approved.cose");
     let img_out = fw.path("fw-approved.bin");
-    let api = fw.server.api.clone().expect("api");
-    let db = || rusqlite::Connection::open(fw.ca.dir.path().join("ca/hallmark.db")).expect("db");
     for (kind, extra) in [
         ("cose", vec!["--out", cose_out.as_str()]),
         (
@@ -661,65 +567,21 @@ fn firmware_signatures_wait_for_approvals() {
             ],
         ),
     ] {
-        let mut args = vec![
-            "sign",
-            kind,
-            firmware.as_str(),
-            "--key",
-            "fw-approved",
-            "--poll",
-            "1",
-            "--timeout",
-            "120",
-            "--server",
-            &api,
-            "--token-env",
-            "SIGN_TOKEN",
-            "--ca",
-            &fw.root,
-        ];
-        args.extend(extra);
         let child = fw
-            .ca
-            .cmd(&args)
-            .env("SIGN_TOKEN", &fw.token)
+            .sign_cmd(
+                &fw.token,
+                kind,
+                &firmware,
+                "fw-approved",
+                &["--poll", "1", "--timeout", "120"],
+                &extra,
+            )
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("spawn sign");
-        let start = std::time::Instant::now();
-        let id: i64 = loop {
-            let found: Option<i64> = db()
-                .query_row(
-                    "SELECT id FROM signature_requests WHERE status = 'pending'",
-                    [],
-                    |r| r.get(0),
-                )
-                .ok();
-            if let Some(id) = found {
-                break id;
-            }
-            assert!(
-                start.elapsed() < std::time::Duration::from_secs(30),
-                "no pending signature request"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        };
-        let id_s = id.to_string();
-        let out = run(fw
-            .ca
-            .cmd(&[
-                "approve",
-                "--signature",
-                &id_s,
-                "--server",
-                &api,
-                "--token-env",
-                "APPROVE_TOKEN",
-                "--ca",
-                &fw.root,
-            ])
-            .env("APPROVE_TOKEN", &approver));
+        let id = fw.pending_request();
+        let out = fw.approve(id, &approver);
         assert!(out.status.success(), "approve: {}", stderr(&out));
         let out = child.wait_with_output().expect("sign output");
         assert!(out.status.success(), "sign {kind}: {}", stderr(&out));

@@ -11,73 +11,42 @@ use common::*;
 use serde_json::{json, Value};
 
 struct Fixture {
-    /// Declared first: dropped (killed) before the CA directory it uses is deleted.
-    server: Server,
-    ca: TestCa,
-    root: String,
+    env: SignEnv,
     /// acme, scope sign.
     acme: String,
 }
 
+impl std::ops::Deref for Fixture {
+    type Target = SignEnv;
+    fn deref(&self) -> &SignEnv {
+        &self.env
+    }
+}
+
 impl Fixture {
     fn start(keys: Keys) -> Fixture {
-        let ca = TestCa::new(keys);
-        ca.add_acme();
-        for (label, alg) in [
-            ("release", "p256"),
-            ("release-rsa", "rsa3072"),
-            ("gated", "p256"),
-        ] {
+        let (env, acme) = SignEnv::start(keys, |ca| {
+            for (label, alg) in [
+                ("release", "p256"),
+                ("release-rsa", "rsa3072"),
+                ("gated", "p256"),
+            ] {
+                ca.create_key("acme", label, alg, &[]);
+            }
+            let acme = ca.token(&["--publisher", "acme", "--scopes", "sign", "--name", "ci"]);
+            // `gated` signs only with one approval, from security-lead.
             ca.hm(&[
                 "key",
-                "create",
-                "--publisher",
-                "acme",
-                "--label",
-                label,
-                "--algorithm",
-                alg,
+                "policy",
+                "gated",
+                "--approvals",
+                "1",
+                "--approvers",
+                "security-lead",
             ]);
-        }
-        let acme = ca
-            .hm(&[
-                "token",
-                "create",
-                "--publisher",
-                "acme",
-                "--scopes",
-                "sign",
-                "--name",
-                "ci",
-            ])
-            .trim()
-            .to_string();
-        // `gated` signs only with one approval, from security-lead.
-        ca.hm(&[
-            "key",
-            "policy",
-            "gated",
-            "--approvals",
-            "1",
-            "--approvers",
-            "security-lead",
-        ]);
-        let root = ca.ca_pem("root").display().to_string();
-        let server = Server::start(&ca, true);
-        Fixture {
-            server,
-            ca,
-            root,
-            acme,
-        }
-    }
-
-    fn api(&self) -> &str {
-        self.server.api.as_deref().expect("api listener")
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.ca.path(name).display().to_string()
+            acme
+        });
+        Fixture { env, acme }
     }
 
     fn dir(&self) -> &std::path::Path {
@@ -86,23 +55,7 @@ impl Fixture {
 
     /// `hallmark sign FORMAT FILE --key KEY ... EXTRA` with the token in the environment.
     fn sign(&self, format: &str, file: &str, key: &str, extra: &[&str]) -> std::process::Output {
-        let mut args = vec![
-            "sign",
-            format,
-            file,
-            "--key",
-            key,
-            "--server",
-            self.api(),
-            "--token-env",
-            "SIGN_TOKEN",
-            "--ca",
-            &self.root,
-        ];
-        args.extend_from_slice(extra);
-        let mut c = self.ca.cmd(&args);
-        c.env("SIGN_TOKEN", &self.acme);
-        let out = run(&mut c);
+        let out = run(&mut self.sign_cmd(&self.acme, format, file, key, &[], extra));
         assert!(
             out.status.success(),
             "hallmark sign {format} {file}: {}",
@@ -112,36 +65,18 @@ impl Fixture {
     }
 
     fn post(&self, body: &Value) -> (u16, Value) {
-        let auth = format!("Authorization: Bearer {}", self.acme);
-        let data = body.to_string();
-        let (code, raw, _) = curl(
-            &format!("{}/api/v1/signatures", self.api()),
-            &[
-                "--cacert",
-                &self.root,
-                "-X",
-                "POST",
-                "-H",
-                &auth,
-                "-H",
-                "Content-Type: application/json",
-                "--data-binary",
-                &data,
-            ],
-        );
-        (code, serde_json::from_slice(&raw).unwrap_or(Value::Null))
-    }
-
-    fn recorded(&self) -> i64 {
-        let db = rusqlite::Connection::open(self.dir().join("ca/hallmark.db")).expect("db");
-        db.query_row("SELECT count(*) FROM signatures", [], |r| r.get(0))
-            .expect("count")
+        self.call(
+            Some("POST"),
+            "/api/v1/signatures",
+            Some(&self.acme),
+            Some(&body.to_string()),
+        )
     }
 
     /// The metadata of the newest signature record.
     fn last_metadata(&self) -> Value {
-        let db = rusqlite::Connection::open(self.dir().join("ca/hallmark.db")).expect("db");
-        let m: Option<String> = db
+        let m: Option<String> = self
+            .db()
             .query_row(
                 "SELECT metadata FROM signatures ORDER BY id DESC LIMIT 1",
                 [],
@@ -153,18 +88,44 @@ impl Fixture {
     }
 }
 
-/// Runs a tool; (success, stdout + stderr).
-fn tool_run(dir: &std::path::Path, name: &str, args: &[&str]) -> (bool, String) {
-    let mut c = std::process::Command::new(tool(name));
-    c.current_dir(dir).args(args);
-    let out = run(&mut c);
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
+/// `openssl ts -verify -token_in` of the time-stamp token TOKEN over DATA, against the root.
+fn ts_verify_token(f: &Fixture, token: &str, data: &str) -> (bool, String) {
+    tool_run(
+        f.dir(),
+        "openssl",
+        &[
+            "ts",
+            "-verify",
+            "-token_in",
+            "-in",
+            token,
+            "-data",
+            data,
+            "-CAfile",
+            &f.root,
+        ],
+    )
+}
+
+/// `keytool -importcert` of FILE as ALIAS into the PKCS#12 KEYSTORE.
+fn import_cert(f: &Fixture, alias: &str, file: &str, keystore: &str) -> (bool, String) {
+    tool_run(
+        f.dir(),
+        "keytool",
+        &[
+            "-importcert",
+            "-noprompt",
+            "-alias",
+            alias,
+            "-file",
+            file,
+            "-keystore",
+            keystore,
+            "-storetype",
+            "PKCS12",
+            "-storepass",
+            "changeit",
+        ],
     )
 }
 
@@ -227,32 +188,9 @@ fn cms_timestamp_verifies_with_openssl(keys: Keys) {
     for key in ["release", "release-rsa"] {
         let p7s = f.path(&format!("app-{key}.p7s"));
         f.sign("cms", &file, key, &["--timestamp", "--out", &p7s]);
-        let verify = |content: &str| {
-            tool_run(
-                f.dir(),
-                "openssl",
-                &[
-                    "cms",
-                    "-verify",
-                    "-binary",
-                    "-inform",
-                    "DER",
-                    "-in",
-                    &p7s,
-                    "-content",
-                    content,
-                    "-CAfile",
-                    &f.root,
-                    "-purpose",
-                    "any",
-                    "-out",
-                    "/dev/null",
-                ],
-            )
-        };
-        let (ok, text) = verify(&file);
+        let (ok, text) = f.cms_verify(&p7s, &file);
         assert!(ok, "openssl cms -verify ({key}): {text}");
-        let (ok, text) = verify(&bad);
+        let (ok, text) = f.cms_verify(&p7s, &bad);
         assert!(!ok, "a tampered file verified ({key}): {text}");
         // The token is there, as an unsigned attribute.
         let (ok, dump) = tool_run(
@@ -276,21 +214,7 @@ fn cms_timestamp_verifies_with_openssl(keys: Keys) {
         let token_file = f.path(&format!("{key}.tst"));
         std::fs::write(&sig_file, &sig).expect("sig");
         std::fs::write(&token_file, token.expect("a time-stamp token")).expect("token");
-        let (ok, text) = tool_run(
-            f.dir(),
-            "openssl",
-            &[
-                "ts",
-                "-verify",
-                "-token_in",
-                "-in",
-                &token_file,
-                "-data",
-                &sig_file,
-                "-CAfile",
-                &f.root,
-            ],
-        );
+        let (ok, text) = ts_verify_token(&f, &token_file, &sig_file);
         assert!(
             ok && text.contains("Verification: OK"),
             "embedded token ({key}): {text}"
@@ -305,38 +229,10 @@ fn cms_timestamp_verifies_with_openssl(keys: Keys) {
     let sig = f.path("app.sig");
     f.sign("raw", &file, "release", &["--timestamp", "--out", &sig]);
     let tst = format!("{sig}.tst");
-    let (ok, text) = tool_run(
-        f.dir(),
-        "openssl",
-        &[
-            "ts",
-            "-verify",
-            "-token_in",
-            "-in",
-            &tst,
-            "-data",
-            &sig,
-            "-CAfile",
-            &f.root,
-        ],
-    );
+    let (ok, text) = ts_verify_token(&f, &tst, &sig);
     assert!(ok && text.contains("Verification: OK"), "{text}");
     let bad_sig = tampered(&sig, 10);
-    let (ok, text) = tool_run(
-        f.dir(),
-        "openssl",
-        &[
-            "ts",
-            "-verify",
-            "-token_in",
-            "-in",
-            &tst,
-            "-data",
-            &bad_sig,
-            "-CAfile",
-            &f.root,
-        ],
-    );
+    let (ok, text) = ts_verify_token(&f, &tst, &bad_sig);
     assert!(!ok, "a token verified for another signature: {text}");
     assert_eq!(f.recorded(), 3);
 }
@@ -496,44 +392,27 @@ fn authenticode_verifies_with_osslsigncode() {
 
     // A key that needs an approval: the request waits with its content and time-stamp wish,
     // the approval signs it, and the CLI (polling) writes a file osslsigncode verifies.
-    let approver =
-        f.ca.hm(&[
-            "token",
-            "create",
-            "--publisher",
-            "acme",
-            "--scopes",
-            "approve",
-            "--name",
-            "security-lead",
-        ])
-        .trim()
-        .to_string();
+    let approver = f.ca.token(&[
+        "--publisher",
+        "acme",
+        "--scopes",
+        "approve",
+        "--name",
+        "security-lead",
+    ]);
     let gated = f.path("app-gated.exe");
-    let mut c = f.ca.cmd(&[
-        "sign",
+    let mut c = f.sign_cmd(
+        &f.acme,
         "authenticode",
         &exe,
-        "--key",
         "gated",
-        "--out",
-        &gated,
-        "--poll",
-        "1",
-        "--timeout",
-        "60",
-        "--server",
-        f.api(),
-        "--token-env",
-        "SIGN_TOKEN",
-        "--ca",
-        &f.root,
-    ]);
-    c.env("SIGN_TOKEN", &f.acme)
-        .stdout(std::process::Stdio::piped())
+        &["--out", &gated, "--poll", "1", "--timeout", "60"],
+        &[],
+    );
+    c.stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     let child = c.spawn().expect("spawn sign");
-    let db = rusqlite::Connection::open(f.dir().join("ca/hallmark.db")).expect("db");
+    let db = f.db();
     let mut id = None;
     for _ in 0..100 {
         id = db
@@ -550,23 +429,13 @@ fn authenticode_verifies_with_osslsigncode() {
     }
     let id = id.expect("a pending signature request");
     assert_eq!(f.recorded(), 3, "nothing is signed before the approval");
-    let auth = format!("Authorization: Bearer {approver}");
-    let (code, raw, _) = curl(
-        &format!("{}/api/v1/signatures/requests/{id}/approve", f.api()),
-        &[
-            "--cacert",
-            &f.root,
-            "-X",
-            "POST",
-            "-H",
-            &auth,
-            "-H",
-            "Content-Type: application/json",
-            "--data-binary",
-            "{}",
-        ],
+    let (code, v) = f.call(
+        Some("POST"),
+        &format!("/api/v1/signatures/requests/{id}/approve"),
+        Some(&approver),
+        Some("{}"),
     );
-    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&raw));
+    assert_eq!(code, 200, "{v}");
     let out = child.wait_with_output().expect("sign");
     assert!(
         out.status.success(),
@@ -592,23 +461,15 @@ fn authenticode_verifies_with_osslsigncode() {
     );
     let (ok, text) = osslsigncode_verify(&f, &plain);
     assert!(ok, "{text}");
-    let mut c = f.ca.cmd(&[
-        "sign",
+    let twice = f.path("twice.exe");
+    let out = run(&mut f.sign_cmd(
+        &f.acme,
         "authenticode",
         &plain,
-        "--key",
         "release",
-        "--out",
-        &f.path("twice.exe"),
-        "--server",
-        f.api(),
-        "--token-env",
-        "SIGN_TOKEN",
-        "--ca",
-        &f.root,
-    ]);
-    c.env("SIGN_TOKEN", &f.acme);
-    let out = run(&mut c);
+        &["--out", &twice],
+        &[],
+    ));
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("already signed"),
@@ -654,67 +515,16 @@ fn jar_verifies_with_jarsigner() {
     let trust = f.path("trust.p12");
     // A truststore with the root only, for the check without -strict.
     let root_only = f.path("root-only.p12");
-    let (ok, text) = tool_run(
-        f.dir(),
-        "keytool",
-        &[
-            "-importcert",
-            "-noprompt",
-            "-alias",
-            "hallmark-root",
-            "-file",
-            &f.root,
-            "-keystore",
-            &root_only,
-            "-storetype",
-            "PKCS12",
-            "-storepass",
-            "changeit",
-        ],
-    );
+    let (ok, text) = import_cert(&f, "hallmark-root", &f.root, &root_only);
     assert!(ok, "keytool: {text}");
-    let (ok, text) = tool_run(
-        f.dir(),
-        "keytool",
-        &[
-            "-importcert",
-            "-noprompt",
-            "-alias",
-            "hallmark-root",
-            "-file",
-            &f.root,
-            "-keystore",
-            &trust,
-            "-storetype",
-            "PKCS12",
-            "-storepass",
-            "changeit",
-        ],
-    );
+    let (ok, text) = import_cert(&f, "hallmark-root", &f.root, &trust);
     assert!(ok, "keytool: {text}");
     // With -keystore, `jarsigner -strict` also wants a certificate of the signer's own path
     // in that keystore (else "not signed by alias in this keystore", aliasNotInStore): the
     // code-signing CA that issues publisher keys is that certificate. The root stays the
     // only trust anchor the path is validated against.
     let issuing = f.ca.ca_pem("code-signing-ca").display().to_string();
-    let (ok, text) = tool_run(
-        f.dir(),
-        "keytool",
-        &[
-            "-importcert",
-            "-noprompt",
-            "-alias",
-            "hallmark-code-signing-ca",
-            "-file",
-            &issuing,
-            "-keystore",
-            &trust,
-            "-storetype",
-            "PKCS12",
-            "-storepass",
-            "changeit",
-        ],
-    );
+    let (ok, text) = import_cert(&f, "hallmark-code-signing-ca", &issuing, &trust);
     assert!(ok, "keytool: {text}");
     let verify = |file: &str| {
         tool_run(

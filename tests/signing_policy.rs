@@ -8,57 +8,29 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 
-struct Env {
-    /// Declared first: dropped (killed) before the CA directory it uses is deleted.
-    server: Server,
-    ca: TestCa,
-    root: String,
+struct Env(SignEnv);
+
+impl std::ops::Deref for Env {
+    type Target = SignEnv;
+    fn deref(&self) -> &SignEnv {
+        &self.0
+    }
 }
 
 impl Env {
     fn start(setup: impl FnOnce(&TestCa)) -> Env {
-        let ca = TestCa::new(Keys::Soft);
-        ca.add_acme();
-        setup(&ca);
-        let root = ca.ca_pem("root").display().to_string();
-        let server = Server::start(&ca, true);
-        Env { server, ca, root }
-    }
-
-    fn api(&self) -> &str {
-        self.server.api.as_deref().expect("api listener")
+        Env(SignEnv::start(Keys::Soft, setup).0)
     }
 
     fn token(&self, name: &str, scopes: &str) -> String {
         self.ca
-            .hm(&[
-                "token",
-                "create",
-                "--publisher",
-                "acme",
-                "--name",
-                name,
-                "--scopes",
-                scopes,
-            ])
-            .trim()
-            .to_string()
+            .token(&["--publisher", "acme", "--name", name, "--scopes", scopes])
     }
 
     fn call(&self, method: &str, path: &str, token: &str, body: Option<&Value>) -> (u16, Value) {
-        let auth = format!("Authorization: Bearer {token}");
-        let data = body.map(Value::to_string).unwrap_or_default();
-        let mut args = vec!["--cacert", &self.root, "-X", method, "-H", &auth];
-        if body.is_some() {
-            args.extend([
-                "-H",
-                "Content-Type: application/json",
-                "--data-binary",
-                &data,
-            ]);
-        }
-        let (code, raw, _) = curl(&format!("{}{path}", self.api()), &args);
-        (code, serde_json::from_slice(&raw).unwrap_or(Value::Null))
+        let data = body.map(Value::to_string);
+        self.0
+            .call(Some(method), path, Some(token), data.as_deref())
     }
 
     fn sign(&self, token: &str, key: &str, format: &str, alg: &str, digest: &str) -> (u16, Value) {
@@ -75,65 +47,23 @@ impl Env {
             Some(&json!({"comment": "reviewed"})),
         )
     }
-
-    fn db(&self) -> rusqlite::Connection {
-        rusqlite::Connection::open(self.ca.dir.path().join("ca/hallmark.db")).expect("db")
-    }
-
-    fn recorded(&self) -> i64 {
-        self.db()
-            .query_row("SELECT count(*) FROM signatures", [], |r| r.get(0))
-            .expect("count")
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.ca.path(name).display().to_string()
-    }
-
-    fn cms_verify(&self, p7s: &str, content: &str) -> (bool, String) {
-        let mut c = std::process::Command::new(tool("openssl"));
-        c.current_dir(self.ca.dir.path()).args([
-            "cms",
-            "-verify",
-            "-binary",
-            "-inform",
-            "DER",
-            "-in",
-            p7s,
-            "-content",
-            content,
-            "-CAfile",
-            &self.root,
-            "-purpose",
-            "any",
-            "-out",
-            "/dev/null",
-        ]);
-        let out = run(&mut c);
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
 }
 
 fn sha256_hex(data: &[u8]) -> String {
     hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data))
 }
 
-fn fw_key(ca: &TestCa) {
-    ca.hm(&[
-        "key",
-        "create",
-        "--publisher",
+/// Key `fw-release` (P-256, firmware-signing) with `key policy fw-release POLICY...`.
+fn fw_key(ca: &TestCa, policy: &[&str]) {
+    ca.create_key(
         "acme",
-        "--label",
         "fw-release",
-        "--algorithm",
         "p256",
-        "--profile",
-        "firmware-signing",
-    ]);
+        &["--profile", "firmware-signing"],
+    );
+    let mut args = vec!["key", "policy", "fw-release"];
+    args.extend_from_slice(policy);
+    ca.hm(&args);
 }
 
 #[test]
@@ -230,16 +160,15 @@ fn policy_refusals_record_nothing_and_the_rate_is_kept() {
 #[test]
 fn two_of_three_approvals_sign_a_firmware_release() {
     let env = Env::start(|ca| {
-        fw_key(ca);
-        ca.hm(&[
-            "key",
-            "policy",
-            "fw-release",
-            "--approvals",
-            "2",
-            "--approvers",
-            "release-manager,security-lead,qa-lead",
-        ]);
+        fw_key(
+            ca,
+            &[
+                "--approvals",
+                "2",
+                "--approvers",
+                "release-manager,security-lead,qa-lead",
+            ],
+        )
     });
     // The requester is itself an approver: it still never approves its own request.
     let rm = env.token("release-manager", "sign,approve");
@@ -370,18 +299,17 @@ fn two_of_three_approvals_sign_a_firmware_release() {
 #[test]
 fn the_cli_waits_for_approvals_and_writes_the_signature() {
     let env = Env::start(|ca| {
-        fw_key(ca);
-        ca.hm(&[
-            "key",
-            "policy",
-            "fw-release",
-            "--formats",
-            "cms",
-            "--approvals",
-            "2",
-            "--approvers",
-            "security-lead,qa-lead,cto",
-        ]);
+        fw_key(
+            ca,
+            &[
+                "--formats",
+                "cms",
+                "--approvals",
+                "2",
+                "--approvers",
+                "security-lead,qa-lead,cto",
+            ],
+        )
     });
     let ci = env.token("ci", "sign");
     let sl = env.token("security-lead", "approve");
@@ -391,69 +319,24 @@ fn the_cli_waits_for_approvals_and_writes_the_signature() {
     let p7s = env.path("fw.p7s");
 
     let child = env
-        .ca
-        .cmd(&[
-            "sign",
+        .sign_cmd(
+            &ci,
             "cms",
             &fw,
-            "--key",
             "fw-release",
-            "--out",
-            &p7s,
-            "--poll",
-            "1",
-            "--timeout",
-            "120",
-            "--server",
-            env.api(),
-            "--token-env",
-            "SIGN_TOKEN",
-            "--ca",
-            &env.root,
-        ])
-        .env("SIGN_TOKEN", &ci)
+            &["--out", &p7s, "--poll", "1", "--timeout", "120"],
+            &[],
+        )
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn sign");
 
     // Wait for the pending request the CLI made.
-    let start = std::time::Instant::now();
-    let id: i64 = loop {
-        let found: Option<i64> = env
-            .db()
-            .query_row(
-                "SELECT id FROM signature_requests WHERE status = 'pending'",
-                [],
-                |r| r.get(0),
-            )
-            .ok();
-        if let Some(id) = found {
-            break id;
-        }
-        assert!(
-            start.elapsed() < std::time::Duration::from_secs(30),
-            "no pending signature request"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    };
+    let id = env.pending_request();
     assert!(!std::path::Path::new(&p7s).exists());
-    let id_s = id.to_string();
     for token in [&sl, &qa] {
-        let out = run(env
-            .ca
-            .cmd(&[
-                "approve",
-                "--signature",
-                &id_s,
-                "--server",
-                env.api(),
-                "--token-env",
-                "APPROVE_TOKEN",
-                "--ca",
-                &env.root,
-            ])
-            .env("APPROVE_TOKEN", token));
+        let out = env.approve(id, token);
         assert!(
             out.status.success(),
             "approve: {}",

@@ -30,20 +30,30 @@ fn reply_text(dir: &Path, reply: &str) -> String {
 }
 
 fn verify(dir: &Path, data: &str, reply: &str, chain: &str) -> std::process::Output {
-    let mut c = Command::new(tool("openssl"));
-    c.current_dir(dir).args([
-        "ts",
-        "-verify",
-        "-data",
-        data,
-        "-in",
-        reply,
-        "-CAfile",
-        "root.pem",
-        "-untrusted",
-        chain,
-    ]);
-    run(&mut c)
+    tool_in(
+        dir,
+        "openssl",
+        &[
+            "ts",
+            "-verify",
+            "-data",
+            data,
+            "-in",
+            reply,
+            "-CAfile",
+            "root.pem",
+            "-untrusted",
+            chain,
+        ],
+    )
+}
+
+/// `openssl ts -query -data artifact.bin ARGS... -out OUT` in DIR.
+fn query(dir: &Path, args: &[&str], out: &str) {
+    let mut a = vec!["ts", "-query", "-data", "artifact.bin"];
+    a.extend_from_slice(args);
+    a.extend(["-out", out]);
+    openssl(dir, &a);
 }
 
 fn serial_of(text: &str) -> String {
@@ -54,18 +64,25 @@ fn serial_of(text: &str) -> String {
         .to_string()
 }
 
-/// A CA with its root and chain files in the temp dir, and a running server.
-fn setup() -> (TestCa, Server) {
-    let ca = TestCa::new(Keys::Soft);
+/// The root as DIR/root.pem, the timestamping CA as DIR/chain.pem and ARTIFACT as
+/// DIR/artifact.bin, in the CA's temp dir; that dir.
+fn ca_files(ca: &TestCa, artifact: &[u8]) -> std::path::PathBuf {
     let dir = ca.path("");
     assert_eq!(ca.ca_pem("root"), dir.join("root.pem"));
     std::fs::copy(ca.ca_pem("timestamping-ca"), dir.join("chain.pem")).expect("chain");
+    std::fs::write(dir.join("artifact.bin"), artifact).expect("artifact");
+    dir
+}
+
+/// A CA with its root and chain files in the temp dir, and a running server.
+fn setup() -> (TestCa, Server) {
+    let ca = TestCa::new(Keys::Soft);
+    let dir = ca_files(&ca, b"release 1.2.3\n");
     let tsa = std::fs::read_to_string(ca.path("ca/tsa.pem")).expect("tsa.pem");
     let leaf = pem_blocks(&tsa).remove(0);
     std::fs::write(dir.join("tsa-cert.pem"), &leaf).expect("tsa cert");
     let chain = std::fs::read_to_string(dir.join("chain.pem")).expect("chain");
     std::fs::write(dir.join("chain-tsa.pem"), format!("{chain}{leaf}")).expect("chain+tsa");
-    std::fs::write(dir.join("artifact.bin"), b"release 1.2.3\n").expect("artifact");
     std::fs::write(dir.join("tampered.bin"), b"release 1.2.4\n").expect("tampered");
     let srv = Server::start(&ca, false);
     (ca, srv)
@@ -76,19 +93,7 @@ fn tsa_tokens_verify_with_openssl_and_honour_nonce_and_cert_req() {
     let (ca, srv) = setup();
     let dir = ca.path("");
     // certReq true: the token carries the TSA certificate.
-    openssl(
-        &dir,
-        &[
-            "ts",
-            "-query",
-            "-data",
-            "artifact.bin",
-            "-sha256",
-            "-cert",
-            "-out",
-            "q.tsq",
-        ],
-    );
+    query(&dir, &["-sha256", "-cert"], "q.tsq");
     post(&srv, &dir, "q.tsq", "r.tsr");
     let out = verify(&dir, "artifact.bin", "r.tsr", "chain.pem");
     assert!(
@@ -110,20 +115,22 @@ fn tsa_tokens_verify_with_openssl_and_honour_nonce_and_cert_req() {
     assert_eq!(nonce(&qtext), nonce(&rtext), "{rtext}");
     assert!(rtext.contains("Accuracy: 0x01 seconds"), "{rtext}");
     // The query checks too (nonce, imprint, certificate) with -queryfile.
-    let mut c = Command::new(tool("openssl"));
-    c.current_dir(&dir).args([
-        "ts",
-        "-verify",
-        "-queryfile",
-        "q.tsq",
-        "-in",
-        "r.tsr",
-        "-CAfile",
-        "root.pem",
-        "-untrusted",
-        "chain.pem",
-    ]);
-    let out = run(&mut c);
+    let out = tool_in(
+        &dir,
+        "openssl",
+        &[
+            "ts",
+            "-verify",
+            "-queryfile",
+            "q.tsq",
+            "-in",
+            "r.tsr",
+            "-CAfile",
+            "root.pem",
+            "-untrusted",
+            "chain.pem",
+        ],
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -134,19 +141,7 @@ fn tsa_tokens_verify_with_openssl_and_honour_nonce_and_cert_req() {
     assert!(!out.status.success(), "a tampered file verified");
 
     // certReq false and no nonce: the TSA certificate comes from -untrusted.
-    openssl(
-        &dir,
-        &[
-            "ts",
-            "-query",
-            "-data",
-            "artifact.bin",
-            "-sha512",
-            "-no_nonce",
-            "-out",
-            "q2.tsq",
-        ],
-    );
+    query(&dir, &["-sha512", "-no_nonce"], "q2.tsq");
     post(&srv, &dir, "q2.tsq", "r2.tsr");
     let out = verify(&dir, "artifact.bin", "r2.tsr", "chain-tsa.pem");
     assert!(
@@ -177,19 +172,7 @@ fn tsa_tokens_verify_with_openssl_and_honour_nonce_and_cert_req() {
 fn tsa_refuses_sha1_and_garbage_and_keeps_serving() {
     let (ca, srv) = setup();
     let dir = ca.path("");
-    openssl(
-        &dir,
-        &[
-            "ts",
-            "-query",
-            "-data",
-            "artifact.bin",
-            "-sha1",
-            "-cert",
-            "-out",
-            "sha1.tsq",
-        ],
-    );
+    query(&dir, &["-sha1", "-cert"], "sha1.tsq");
     post(&srv, &dir, "sha1.tsq", "sha1.tsr");
     let text = reply_text(&dir, "sha1.tsr");
     assert!(text.contains("Status: Rejected"), "{text}");
@@ -208,19 +191,7 @@ fn tsa_refuses_sha1_and_garbage_and_keeps_serving() {
     );
 
     // Still serving.
-    openssl(
-        &dir,
-        &[
-            "ts",
-            "-query",
-            "-data",
-            "artifact.bin",
-            "-sha384",
-            "-cert",
-            "-out",
-            "q.tsq",
-        ],
-    );
+    query(&dir, &["-sha384", "-cert"], "q.tsq");
     post(&srv, &dir, "q.tsq", "r.tsr");
     let out = verify(&dir, "artifact.bin", "r.tsr", "chain.pem");
     assert!(
@@ -275,14 +246,6 @@ fn tool_in(dir: &Path, name: &str, args: &[&str]) -> std::process::Output {
     let mut c = Command::new(tool(name));
     c.current_dir(dir).args(args);
     run(&mut c)
-}
-
-fn text_of(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 #[test]
@@ -459,24 +422,9 @@ fn tsa_serves_jarsigner_and_osslsigncode() {
 #[test]
 fn tsa_with_an_hsm_key_verifies() {
     let ca = TestCa::new(Keys::SoftHsm);
-    let dir = ca.path("");
-    assert_eq!(ca.ca_pem("root"), dir.join("root.pem"));
-    std::fs::copy(ca.ca_pem("timestamping-ca"), dir.join("chain.pem")).expect("chain");
-    std::fs::write(dir.join("artifact.bin"), b"firmware\n").expect("artifact");
+    let dir = ca_files(&ca, b"firmware\n");
     let srv = Server::start(&ca, false);
-    openssl(
-        &dir,
-        &[
-            "ts",
-            "-query",
-            "-data",
-            "artifact.bin",
-            "-sha256",
-            "-cert",
-            "-out",
-            "q.tsq",
-        ],
-    );
+    query(&dir, &["-sha256", "-cert"], "q.tsq");
     post(&srv, &dir, "q.tsq", "r.tsr");
     let out = verify(&dir, "artifact.bin", "r.tsr", "chain.pem");
     assert!(out.status.success(), "{}", text_of(&out));

@@ -34,6 +34,23 @@ pub fn run(cmd: &mut Command) -> Output {
         .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
 }
 
+/// A finished command's stdout then stderr, as text.
+pub fn text_of(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Runs tool NAME with ARGS in DIR; (success, stdout + stderr).
+pub fn tool_run(dir: &Path, name: &str, args: &[&str]) -> (bool, String) {
+    let mut c = Command::new(tool(name));
+    c.current_dir(dir).args(args);
+    let out = run(&mut c);
+    (out.status.success(), text_of(&out))
+}
+
 pub fn ok(cmd: &mut Command) -> String {
     let out = run(cmd);
     assert!(
@@ -43,6 +60,41 @@ pub fn ok(cmd: &mut Command) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A SoftHSM2 configuration file in DIR with its token directory DIR/tokens; its path.
+pub fn softhsm_conf(dir: &Path) -> PathBuf {
+    let tokens = dir.join("tokens");
+    std::fs::create_dir_all(&tokens).expect("token dir");
+    let conf = dir.join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+            tokens.display()
+        ),
+    )
+    .expect("softhsm conf");
+    conf
+}
+
+/// A SoftHSM2 token LABEL (user PIN, SO PIN) under `softhsm_conf(DIR)`; the configuration file.
+pub fn softhsm_token(dir: &Path, label: &str, pin: &str, so_pin: &str) -> PathBuf {
+    let conf = softhsm_conf(dir);
+    let mut init = Command::new(tool("softhsm2-util"));
+    init.args([
+        "--init-token",
+        "--free",
+        "--label",
+        label,
+        "--pin",
+        pin,
+        "--so-pin",
+        so_pin,
+    ]);
+    init.env("SOFTHSM2_CONF", &conf);
+    ok(&mut init);
+    conf
 }
 
 /// Which key store a test CA uses.
@@ -84,29 +136,9 @@ impl TestCa {
                     Path::new(SOFTHSM_MODULE).exists(),
                     "SoftHSM2 is not installed ({SOFTHSM_MODULE} missing): run `make deps`"
                 );
-                let tokens = dir.path().join("tokens");
-                std::fs::create_dir_all(&tokens).expect("token dir");
-                let conf = dir.path().join("softhsm2.conf");
-                std::fs::write(
-                    &conf,
-                    format!("directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n", tokens.display()),
-                )
-                .expect("softhsm conf");
+                let conf = softhsm_token(dir.path(), "hallmark-test", "123456", "12345678");
                 env.push(("SOFTHSM2_CONF".into(), conf.display().to_string()));
                 env.push(("HALLMARK_TEST_PIN".into(), "123456".into()));
-                let mut init = Command::new(tool("softhsm2-util"));
-                init.args([
-                    "--init-token",
-                    "--free",
-                    "--label",
-                    "hallmark-test",
-                    "--pin",
-                    "123456",
-                    "--so-pin",
-                    "12345678",
-                ]);
-                init.env("SOFTHSM2_CONF", &conf);
-                ok(&mut init);
                 args.extend(
                     [
                         "--keys",
@@ -167,6 +199,59 @@ impl TestCa {
             std::fs::write(&p, self.hm(&["ca", "cert", name])).expect("write CA pem");
         }
         p
+    }
+
+    /// `hallmark key create --publisher PUBLISHER --label LABEL --algorithm ALG EXTRA...`; its
+    /// output.
+    pub fn create_key(&self, publisher: &str, label: &str, alg: &str, extra: &[&str]) -> String {
+        let mut args = vec![
+            "key",
+            "create",
+            "--publisher",
+            publisher,
+            "--label",
+            label,
+            "--algorithm",
+            alg,
+        ];
+        args.extend_from_slice(extra);
+        self.hm(&args)
+    }
+
+    /// `hallmark token create ARGS...`; the token.
+    pub fn token(&self, args: &[&str]) -> String {
+        let mut a = vec!["token", "create"];
+        a.extend_from_slice(args);
+        self.hm(&a).trim().to_string()
+    }
+
+    /// The CA's database.
+    pub fn db(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.dir.path().join("ca/hallmark.db")).expect("db")
+    }
+
+    /// How many signatures are recorded.
+    pub fn signatures(&self) -> i64 {
+        self.db()
+            .query_row("SELECT count(*) FROM signatures", [], |r| r.get(0))
+            .expect("count")
+    }
+
+    /// Publisher `globex` (Globex Inc, US, Oregon) for code signing.
+    pub fn add_globex(&self) {
+        self.hm(&[
+            "publisher",
+            "add",
+            "globex",
+            "--org",
+            "Globex Inc",
+            "--country",
+            "US",
+            "--state",
+            "Oregon",
+            "--profiles",
+            "code-signing",
+        ]);
     }
 
     pub fn add_acme(&self) {
@@ -260,6 +345,11 @@ impl Drop for Server {
 impl Server {
     /// Starts the server with both listeners (or `--no-api`) and reads the bound addresses.
     pub fn start(ca: &TestCa, with_api: bool) -> Server {
+        Server::start_with_env(ca, with_api, &[])
+    }
+
+    /// Like `start`, with ENV set for the server only.
+    pub fn start_with_env(ca: &TestCa, with_api: bool, env: &[(&str, &str)]) -> Server {
         use std::io::BufRead;
         let mut args = vec!["serve", "--public-listen", "127.0.0.1:0"];
         if with_api {
@@ -269,6 +359,7 @@ impl Server {
         }
         let mut child = ca
             .cmd(&args)
+            .envs(env.iter().copied())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::inherit())
             .spawn()
@@ -332,4 +423,176 @@ pub fn curl(url: &str, args: &[&str]) -> (u16, Vec<u8>, String) {
         body[..split].to_vec(),
         ctype.to_string(),
     )
+}
+
+/// A CA with publisher `acme`, its root certificate, and a running server with the API
+/// listener: what `hallmark sign` and `hallmark approve` run against.
+pub struct SignEnv {
+    /// Declared first: dropped (killed) before the CA directory it uses is deleted.
+    pub server: Server,
+    pub ca: TestCa,
+    pub root: String,
+}
+
+impl SignEnv {
+    /// A CA with KEYS and publisher `acme`, then SETUP (keys exist before the server starts:
+    /// an HSM session sees them at once), then the root PEM and the server.
+    pub fn start<T>(keys: Keys, setup: impl FnOnce(&TestCa) -> T) -> (SignEnv, T) {
+        let ca = TestCa::new(keys);
+        ca.add_acme();
+        let made = setup(&ca);
+        let root = ca.ca_pem("root").display().to_string();
+        let server = Server::start(&ca, true);
+        (SignEnv { server, ca, root }, made)
+    }
+
+    pub fn api(&self) -> &str {
+        self.server.api.as_deref().expect("api listener")
+    }
+
+    pub fn path(&self, name: &str) -> String {
+        self.ca.path(name).display().to_string()
+    }
+
+    pub fn db(&self) -> rusqlite::Connection {
+        self.ca.db()
+    }
+
+    pub fn recorded(&self) -> i64 {
+        self.ca.signatures()
+    }
+
+    /// `hallmark sign KIND FILE --key KEY OPTS... --server API --token-env SIGN_TOKEN --ca ROOT
+    /// EXTRA...` with TOKEN in the environment.
+    pub fn sign_cmd(
+        &self,
+        token: &str,
+        kind: &str,
+        file: &str,
+        key: &str,
+        opts: &[&str],
+        extra: &[&str],
+    ) -> Command {
+        let mut args = vec!["sign", kind, file, "--key", key];
+        args.extend_from_slice(opts);
+        args.extend([
+            "--server",
+            self.api(),
+            "--token-env",
+            "SIGN_TOKEN",
+            "--ca",
+            &self.root,
+        ]);
+        args.extend_from_slice(extra);
+        let mut c = self.ca.cmd(&args);
+        c.env("SIGN_TOKEN", token);
+        c
+    }
+
+    /// `hallmark approve --signature ID --server API --token-env APPROVE_TOKEN --ca ROOT` with
+    /// TOKEN in the environment.
+    pub fn approve(&self, id: i64, token: &str) -> Output {
+        let id = id.to_string();
+        run(self
+            .ca
+            .cmd(&[
+                "approve",
+                "--signature",
+                &id,
+                "--server",
+                self.api(),
+                "--token-env",
+                "APPROVE_TOKEN",
+                "--ca",
+                &self.root,
+            ])
+            .env("APPROVE_TOKEN", token))
+    }
+
+    /// Waits (up to 30 s) for a pending signature request; its id.
+    pub fn pending_request(&self) -> i64 {
+        let start = std::time::Instant::now();
+        loop {
+            let found: Option<i64> = self
+                .db()
+                .query_row(
+                    "SELECT id FROM signature_requests WHERE status = 'pending'",
+                    [],
+                    |r| r.get(0),
+                )
+                .ok();
+            if let Some(id) = found {
+                return id;
+            }
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(30),
+                "no pending signature request"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
+    /// curl to the API: `--cacert ROOT [-X METHOD] [-H "Authorization: Bearer TOKEN"]
+    /// [-H "Content-Type: application/json" --data-binary BODY] API+PATH`; (status, JSON).
+    pub fn call(
+        &self,
+        method: Option<&str>,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> (u16, serde_json::Value) {
+        let auth = token.map(|t| format!("Authorization: Bearer {t}"));
+        let mut args = vec!["--cacert", &self.root];
+        if let Some(m) = method {
+            args.extend(["-X", m]);
+        }
+        if let Some(a) = &auth {
+            args.extend(["-H", a]);
+        }
+        if let Some(b) = body {
+            args.extend(["-H", "Content-Type: application/json", "--data-binary", b]);
+        }
+        let (code, raw, _) = curl(&format!("{}{path}", self.api()), &args);
+        (
+            code,
+            serde_json::from_slice(&raw).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    /// `openssl cms -verify` of a DER P7S over CONTENT against the root; (ok, output).
+    pub fn cms_verify(&self, p7s: &str, content: &str) -> (bool, String) {
+        tool_run(
+            self.ca.dir.path(),
+            "openssl",
+            &[
+                "cms",
+                "-verify",
+                "-binary",
+                "-inform",
+                "DER",
+                "-in",
+                p7s,
+                "-content",
+                content,
+                "-CAfile",
+                &self.root,
+                "-purpose",
+                "any",
+                "-out",
+                "/dev/null",
+            ],
+        )
+    }
+
+    /// The key's certificate (PEM, `hallmark key show`) and its public key (PEM), as files.
+    pub fn cert_and_public_key(&self, label: &str) -> (String, String) {
+        let cert = self.path(&format!("{label}.crt.pem"));
+        std::fs::write(&cert, self.ca.hm(&["key", "show", label])).expect("cert");
+        let pubkey = self.path(&format!("{label}.pub.pem"));
+        openssl(
+            self.ca.dir.path(),
+            &["x509", "-in", &cert, "-pubkey", "-noout", "-out", &pubkey],
+        );
+        (cert, pubkey)
+    }
 }

@@ -1,0 +1,197 @@
+//! Shared bench support (`mod common;` in each bench; not a bench target itself): the `hallmark`
+//! binary, a SoftHSM2 token in a temp dir, a CA made with `hallmark init` on soft or SoftHSM2
+//! keys, and `hallmark serve` on loopback ports, killed on drop.
+#![allow(dead_code)]
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+pub type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+pub const SOFTHSM_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+
+pub fn hallmark() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_hallmark"))
+}
+
+/// Runs a command; its stdout, or an error with its stderr.
+pub fn ok(c: &mut Command) -> Res<String> {
+    let out = c.output()?;
+    if !out.status.success() {
+        return Err(format!("{c:?}: {}", String::from_utf8_lossy(&out.stderr)).into());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Makes a SoftHSM2 token LABEL (user PIN 123456) in DIR/tokens; returns the configuration file
+/// to name in `SOFTHSM2_CONF`.
+pub fn softhsm_token(dir: &Path, label: &str) -> Res<PathBuf> {
+    if !Path::new(SOFTHSM_MODULE).exists() {
+        return Err(format!("{SOFTHSM_MODULE} is missing: run `make deps`").into());
+    }
+    let tokens = dir.join("tokens");
+    std::fs::create_dir_all(&tokens)?;
+    let conf = dir.join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+            tokens.display()
+        ),
+    )?;
+    ok(Command::new("softhsm2-util")
+        .env("SOFTHSM2_CONF", &conf)
+        .args([
+            "--init-token",
+            "--free",
+            "--label",
+            label,
+            "--pin",
+            "123456",
+            "--so-pin",
+            "12345678",
+        ]))?;
+    Ok(conf)
+}
+
+/// Lifts the per-token API rate limit in CONFIG: no rate limit in a benchmark.
+pub fn no_rate_limit(config: &Path) -> Res<()> {
+    let text = std::fs::read_to_string(config)?;
+    std::fs::write(
+        config,
+        text.replace(
+            "rate_limit_per_minute = 600",
+            "rate_limit_per_minute = 100000000",
+        ),
+    )?;
+    Ok(())
+}
+
+/// A CA made with `hallmark init` in DIR/ca (no API rate limit), with the environment its
+/// commands need.
+pub struct BenchCa {
+    pub dir: PathBuf,
+    pub env: Vec<(String, String)>,
+}
+
+impl BenchCa {
+    /// STORE is "soft" (a passphrase from the environment) or "softhsm2" (a token `bench` made
+    /// in DIR).
+    pub fn init(store: &str, dir: &Path) -> Res<BenchCa> {
+        let mut env = vec![("HALLMARK_BENCH_PASS".to_string(), "bench".to_string())];
+        let mut init = vec!["init".to_string(), "--dir".into()];
+        init.push(dir.join("ca").display().to_string());
+        if store == "soft" {
+            init.extend(
+                ["--keys", "soft", "--passphrase-env", "HALLMARK_BENCH_PASS"].map(String::from),
+            );
+        } else {
+            let conf = softhsm_token(dir, "bench")?;
+            env.push(("SOFTHSM2_CONF".into(), conf.display().to_string()));
+            env.push(("HALLMARK_BENCH_PIN".into(), "123456".into()));
+            init.extend(
+                [
+                    "--keys",
+                    "pkcs11",
+                    "--pkcs11-module",
+                    SOFTHSM_MODULE,
+                    "--token-label",
+                    "bench",
+                    "--pin-env",
+                    "HALLMARK_BENCH_PIN",
+                ]
+                .map(String::from),
+            );
+        }
+        let mut c = hallmark();
+        c.args(&init);
+        for (k, v) in &env {
+            c.env(k, v);
+        }
+        ok(&mut c)?;
+        let ca = BenchCa {
+            dir: dir.to_path_buf(),
+            env,
+        };
+        no_rate_limit(&ca.config())?;
+        Ok(ca)
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.dir.join("ca/hallmark.toml")
+    }
+
+    /// `hallmark --config CONFIG ARGS...` with the CA's environment.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = hallmark();
+        c.arg("--config").arg(self.config()).args(args);
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        c
+    }
+
+    /// Sets the CA's environment in this process, for the library.
+    pub fn set_env(&self) {
+        for (k, v) in &self.env {
+            std::env::set_var(k, v);
+        }
+    }
+
+    /// Publisher `acme` (Acme Corp, US, California) with PROFILES.
+    pub fn add_acme(&self, profiles: &str) -> Res<()> {
+        ok(&mut self.cmd(&[
+            "publisher",
+            "add",
+            "acme",
+            "--org",
+            "Acme Corp",
+            "--country",
+            "US",
+            "--state",
+            "California",
+            "--profiles",
+            profiles,
+        ]))?;
+        Ok(())
+    }
+
+    /// `hallmark serve` with both listeners on loopback ports, as its own process, its stderr
+    /// going to STDERR; returns it and the API URL.
+    pub fn serve(&self, stderr: Stdio) -> Res<(Server, String)> {
+        let mut child = self
+            .cmd(&[
+                "serve",
+                "--public-listen",
+                "127.0.0.1:0",
+                "--api-listen",
+                "127.0.0.1:0",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let server = Server(child);
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let _public = lines.next().ok_or("no banner")??;
+        let api_line = lines.next().ok_or("no API banner")??;
+        let api = api_line
+            .split_whitespace()
+            .find(|w| w.starts_with("https://"))
+            .ok_or("no API address")?
+            .to_string();
+        std::thread::spawn(move || for _ in lines {});
+        Ok((server, api))
+    }
+}
+
+/// A server process, killed on drop.
+pub struct Server(pub Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
