@@ -800,3 +800,84 @@ macro_rules! per_key_store {
 }
 
 per_key_store!(cms_timestamp_verifies_with_openssl);
+
+/// A raw, time-stamped signature on a key that needs an approval: the request waits with its
+/// time-stamp wish, the approval signs and stamps it, and the CLI (polling) writes the signature
+/// and its token (`.tst`) — the token verifies over the signature with `openssl ts -verify`, the
+/// signature over the file with `openssl dgst -verify`.
+#[test]
+fn raw_time_stamp_after_approval_comes_with_the_signature() {
+    let f = Fixture::start(Keys::Soft);
+    let file = f.path("fw.bin");
+    std::fs::write(&file, b"firmware to release\n".repeat(1000)).expect("file");
+    let approver = f.ca.token(&[
+        "--publisher",
+        "acme",
+        "--scopes",
+        "approve",
+        "--name",
+        "security-lead",
+    ]);
+    let sig = f.path("fw.sig");
+    let mut c = f.sign_cmd(
+        &f.acme,
+        "raw",
+        &file,
+        "gated",
+        &[
+            "--out",
+            &sig,
+            "--timestamp",
+            "--poll",
+            "1",
+            "--timeout",
+            "60",
+        ],
+        &[],
+    );
+    c.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = c.spawn().expect("spawn sign");
+    let id = f.pending_request();
+    assert_eq!(f.recorded(), 0, "nothing is signed before the approval");
+    let out = f.approve(id, &approver);
+    assert!(out.status.success(), "approve: {}", text_of(&out));
+    let out = child.wait_with_output().expect("sign");
+    assert!(
+        out.status.success(),
+        "sign raw with approval: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = format!("{sig}.tst");
+    let (ok, text) = ts_verify_token(&f, &token, &sig);
+    assert!(ok && text.contains("Verification: OK"), "{text}");
+    let (_, pubkey) = f.cert_and_public_key("gated");
+    let (ok, text) = tool_run(
+        f.dir(),
+        "openssl",
+        &[
+            "dgst",
+            "-sha256",
+            "-verify",
+            &pubkey,
+            "-signature",
+            &sig,
+            &file,
+        ],
+    );
+    assert!(ok, "{text}");
+    // The request shows the token too, and a token over another signature does not verify.
+    let (code, v) = f.call(
+        None,
+        &format!("/api/v1/signatures/requests/{id}"),
+        Some(&f.acme),
+        None,
+    );
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["status"], "signed", "{v}");
+    assert!(v["timestamp_token"].as_str().is_some(), "{v}");
+    let other = tampered(&sig, 8);
+    let (ok, text) = ts_verify_token(&f, &token, &other);
+    assert!(!ok, "a token verified over another signature: {text}");
+    assert_eq!(f.recorded(), 1);
+}
