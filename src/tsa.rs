@@ -7,7 +7,7 @@
 //! certificate; the PEM chain (TSA certificate, then `timestamping-ca`) is kept in the file
 //! [`TSA_CERT_FILE`] beside the config, which is what the server loads.
 //!
-//! Every token has a fresh random 16-byte serial, recorded in the database as an audit event
+//! Every token has a fresh 16-byte serial (the time in ms, then 72 CSPRNG bits: `issuer::random_serial`), recorded in the database as an audit event
 //! `tsa.timestamp` (subject: the serial in hex; detail: hash, imprint, time). Tokens carry the
 //! CA's policy OID (`ca.policy_oid`) and an accuracy of one second.
 
