@@ -64,6 +64,29 @@ impl Fixture {
         out
     }
 
+    /// A token of `security-lead`, the approver of key `gated`.
+    fn approver(&self) -> String {
+        self.ca.token(&[
+            "--publisher",
+            "acme",
+            "--scopes",
+            "approve",
+            "--name",
+            "security-lead",
+        ])
+    }
+
+    /// `hallmark sign KIND FILE --key gated OPTS --poll 1 --timeout 60`, started in the
+    /// background: it waits for the approval.
+    fn sign_gated(&self, kind: &str, file: &str, opts: &[&str]) -> std::process::Child {
+        let mut opts = opts.to_vec();
+        opts.extend(["--poll", "1", "--timeout", "60"]);
+        let mut c = self.sign_cmd(&self.acme, kind, file, "gated", &opts, &[]);
+        c.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        c.spawn().expect("spawn sign")
+    }
+
     fn post(&self, body: &Value) -> (u16, Value) {
         self.call(
             Some("POST"),
@@ -392,26 +415,9 @@ fn authenticode_verifies_with_osslsigncode() {
 
     // A key that needs an approval: the request waits with its content and time-stamp wish,
     // the approval signs it, and the CLI (polling) writes a file osslsigncode verifies.
-    let approver = f.ca.token(&[
-        "--publisher",
-        "acme",
-        "--scopes",
-        "approve",
-        "--name",
-        "security-lead",
-    ]);
+    let approver = f.approver();
     let gated = f.path("app-gated.exe");
-    let mut c = f.sign_cmd(
-        &f.acme,
-        "authenticode",
-        &exe,
-        "gated",
-        &["--out", &gated, "--poll", "1", "--timeout", "60"],
-        &[],
-    );
-    c.stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let child = c.spawn().expect("spawn sign");
+    let child = f.sign_gated("authenticode", &exe, &["--out", &gated]);
     let db = f.db();
     let mut id = None;
     for _ in 0..100 {
@@ -810,34 +816,9 @@ fn raw_time_stamp_after_approval_comes_with_the_signature() {
     let f = Fixture::start(Keys::Soft);
     let file = f.path("fw.bin");
     std::fs::write(&file, b"firmware to release\n".repeat(1000)).expect("file");
-    let approver = f.ca.token(&[
-        "--publisher",
-        "acme",
-        "--scopes",
-        "approve",
-        "--name",
-        "security-lead",
-    ]);
+    let approver = f.approver();
     let sig = f.path("fw.sig");
-    let mut c = f.sign_cmd(
-        &f.acme,
-        "raw",
-        &file,
-        "gated",
-        &[
-            "--out",
-            &sig,
-            "--timestamp",
-            "--poll",
-            "1",
-            "--timeout",
-            "60",
-        ],
-        &[],
-    );
-    c.stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let child = c.spawn().expect("spawn sign");
+    let child = f.sign_gated("raw", &file, &["--out", &sig, "--timestamp"]);
     let id = f.pending_request();
     assert_eq!(f.recorded(), 0, "nothing is signed before the approval");
     let out = f.approve(id, &approver);
