@@ -969,6 +969,38 @@ impl Hallmark {
                 detail: e.to_string(),
             }),
         }
+        out.extend(self.acme_checks());
         out
+    }
+
+    /// Which names each ACME directory will issue for. A profile without `[san] dns_suffix`
+    /// issues for any DNS name a client proves control of — fine on a closed network, worth
+    /// knowing anywhere else; a directory whose profile is missing cannot serve at all.
+    pub fn acme_checks(&self) -> Vec<Check> {
+        self.config
+            .acme
+            .directories
+            .keys()
+            .map(|name| {
+                let check = |ok, detail: String| Check {
+                    name: format!("ACME /acme/{name}/"),
+                    ok,
+                    detail,
+                };
+                match self.profiles.get(name) {
+                    Err(e) => check(false, e.to_string()),
+                    Ok(p) => match &p.san.dns_suffix {
+                        Some(suffix) => check(true, format!("DNS names under {suffix}")),
+                        None => check(
+                            true,
+                            format!(
+                                "any DNS name a client proves control of (set [san] dns_suffix \
+                                 in ca-profiles/{name}.toml to limit it)"
+                            ),
+                        ),
+                    },
+                }
+            })
+            .collect()
     }
 }

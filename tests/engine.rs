@@ -67,7 +67,18 @@ fn issuance_is_recorded_before_it_is_returned() {
     assert!(actions.contains(&"publisher.added".to_string()));
     assert!(actions.contains(&"ca.created".to_string()));
     assert_eq!(issued.chain.len(), 1);
-    assert!(hm.doctor().iter().all(|c| c.ok), "{:?}", hm.doctor());
+    let checks = hm.doctor();
+    assert!(checks.iter().all(|c| c.ok), "{checks:?}");
+    // The shipped tls-server profile has no dns_suffix: doctor says what its ACME directory
+    // issues for.
+    let acme = checks
+        .iter()
+        .find(|c| c.name == "ACME /acme/tls-server/")
+        .expect("an ACME check");
+    assert!(
+        acme.detail.contains("any DNS name") && acme.detail.contains("dns_suffix"),
+        "{acme:?}"
+    );
 
     // Batch issuance: one bad request does not stop the others, records match answers.
     let mut reqs: Vec<IssueRequest> = (0..20)

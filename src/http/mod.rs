@@ -194,6 +194,12 @@ pub async fn serve(
         Ok(n) => eprintln!("hallmark: finished {n} signature request(s) left claimed by a stop"),
         Err(e) => eprintln!("hallmark: cannot finish claimed signature requests: {e}"),
     }
+    // Say what each ACME directory issues for (on stderr, with the other notices).
+    if bound.api.is_some() {
+        for c in hm.acme_checks() {
+            eprintln!("hallmark: {}: {}", c.name, c.detail);
+        }
+    }
     let api_state = Arc::new(api::ApiState::new(hm.clone()));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let header_timeout = std::time::Duration::from_secs(hm.config.api.header_timeout_secs);
