@@ -390,7 +390,17 @@ fn certbot_gets_and_revokes_a_certificate() {
             ])
             .stdin(Stdio::null()));
         let text = text_of(&out);
-        assert!(out.status.success(), "certbot {args:?} failed:\n{text}");
+        if !out.status.success() {
+            // certbot's own log says more than its output (which request, which answer).
+            let log = std::fs::read_to_string(work.join("logs").join("letsencrypt.log"))
+                .unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(80).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            panic!(
+                "certbot {args:?} failed:\n{text}\n--- letsencrypt.log (last 80 lines) ---\n{}",
+                tail.join("\n")
+            );
+        }
         text
     };
     let port = acme.http01_port.to_string();
