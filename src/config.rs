@@ -123,6 +123,11 @@ pub enum KeyStoreConfig {
         pin_env: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pin_file: Option<PathBuf>,
+        /// How many signatures a batch (the factory line, `issue_batch`) asks of this token at
+        /// once; default: one per core. A network HSM that signs in parallel, with a round trip
+        /// per signature, wants more (1 to 256).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sign_threads: Option<u16>,
     },
     Soft {
         dir: PathBuf,
@@ -397,12 +402,18 @@ impl Config {
         for (name, ks) in &self.key_stores {
             match ks {
                 KeyStoreConfig::Pkcs11 {
-                    pin_env, pin_file, ..
+                    pin_env,
+                    pin_file,
+                    sign_threads,
+                    ..
                 } => {
                     if pin_env.is_some() == pin_file.is_some() {
                         return Err(format!(
                             "key_stores.{name}: give exactly one of pin_env, pin_file"
                         ));
+                    }
+                    if sign_threads.is_some_and(|t| !(1..=256).contains(&t)) {
+                        return Err(format!("key_stores.{name}: sign_threads must be 1 to 256"));
                     }
                 }
                 KeyStoreConfig::Soft {

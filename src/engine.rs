@@ -230,6 +230,7 @@ impl Hallmark {
                 token_label,
                 pin_env,
                 pin_file,
+                ..
             } => Arc::new(Pkcs11KeyStore::open(
                 module,
                 token_label,

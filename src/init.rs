@@ -178,6 +178,7 @@ pub fn init(opts: &InitOptions) -> Result<PathBuf> {
             token_label: token_label.clone(),
             pin_env: pin_env.clone(),
             pin_file: pin_file.clone(),
+            sign_threads: None,
         },
     };
     let store_name = match opts.keys {

@@ -382,3 +382,58 @@ fn a_claimed_signature_request_is_finished_at_start() {
     // Nothing is left to finish: a second start signs nothing again.
     assert_eq!(hm.recover_signature_requests().expect("recover"), 0);
 }
+
+/// `sign_threads` on a PKCS#11 key store (for a network HSM that signs in parallel): a batch
+/// asks the token for that many signatures at once — here 8, more than the cores — and every
+/// certificate is still issued once and recorded as answered. Out-of-range values are refused.
+#[test]
+fn a_batch_signs_with_as_many_token_sessions_as_configured() {
+    let ca = TestCa::new(Keys::SoftHsm);
+    ca.add_acme();
+    for (k, v) in ca.env() {
+        std::env::set_var(k, v);
+    }
+    let original = std::fs::read_to_string(ca.config()).expect("config");
+    assert!(original.contains("token_label = "), "{original}");
+    let with = |n: &str| {
+        original.replacen(
+            "token_label = ",
+            &format!("sign_threads = {n}\ntoken_label = "),
+            1,
+        )
+    };
+    std::fs::write(ca.config(), with("0")).expect("write");
+    let err = Hallmark::open(&ca.config())
+        .err()
+        .expect("sign_threads = 0 is refused");
+    assert!(
+        err.to_string().contains("sign_threads must be 1 to 256"),
+        "{err}"
+    );
+    std::fs::write(ca.config(), with("8")).expect("write");
+    let hm = Hallmark::open(&ca.config()).expect("open");
+    let base = hm.store.count_certificates(Some("issued")).expect("count");
+    let one = csr(&ca, "threads");
+    let reqs: Vec<IssueRequest> = (0..300).map(|_| request(one.clone())).collect();
+    let results = hm.issue_batch(&reqs);
+    let mut serials = std::collections::HashSet::new();
+    for r in &results {
+        let c = r.as_ref().expect("issued");
+        assert!(
+            serials.insert(c.serial.clone()),
+            "serial {} twice",
+            c.serial
+        );
+        let rec = hm
+            .store
+            .get_certificate(&c.serial)
+            .expect("get")
+            .expect("recorded");
+        assert_eq!(rec.cert_der.as_deref(), Some(c.cert_der.as_slice()));
+    }
+    assert_eq!(serials.len(), 300);
+    assert_eq!(
+        hm.store.count_certificates(Some("issued")).expect("count"),
+        base + 300
+    );
+}

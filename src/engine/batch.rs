@@ -342,6 +342,18 @@ impl Hallmark {
         });
     }
 
+    /// How many signatures a batch asks of key store `store` at once: its `sign_threads`
+    /// (PKCS#11), else one per core.
+    fn sign_threads(&self, store: &str) -> usize {
+        match self.config.key_stores.get(store) {
+            Some(crate::config::KeyStoreConfig::Pkcs11 {
+                sign_threads: Some(t),
+                ..
+            }) => usize::from(*t),
+            _ => cores(),
+        }
+    }
+
     /// Signs the recorded intents of a chunk; a refused record or a failed signature gets its
     /// error (and a failed signature's intent is abandoned).
     fn sign_recorded(
@@ -360,7 +372,12 @@ impl Hallmark {
             }
         }
         let idxs: Vec<usize> = to_sign.iter().map(|p| p.idx).collect();
-        let signatures = par_map(to_sign, |p| {
+        // As many signatures at once as the CA's key store takes (its `sign_threads`).
+        let threads = to_sign
+            .first()
+            .map(|p| self.sign_threads(&p.ca.record.key_store))
+            .unwrap_or_else(cores);
+        let signatures = par_map_n(to_sign, threads, |p| {
             let started = std::time::Instant::now();
             let signature = issuer::sign(&p.prepared, &p.ca);
             self.metrics.observe_sign(started.elapsed());
@@ -460,13 +477,27 @@ impl Hallmark {
 /// sets aside (the writer thread shares the cores) never leaves a fixed share undone while the
 /// others wait. An item whose thread panicked gives `None`.
 fn par_map<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<Option<R>> {
+    par_map_n(items, cores(), f)
+}
+
+/// The machine's cores (at most 8): how many threads CPU-bound work is spread over.
+fn cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|t| t.get())
+        .unwrap_or(1)
+        .clamp(1, 8)
+}
+
+/// [`par_map`] over `threads` threads (for work that waits, like a network HSM's signatures).
+fn par_map_n<T: Send, R: Send>(
+    items: Vec<T>,
+    threads: usize,
+    f: impl Fn(T) -> R + Sync,
+) -> Vec<Option<R>> {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Mutex;
     let n = items.len();
-    let threads = std::thread::available_parallelism()
-        .map(|t| t.get())
-        .unwrap_or(1)
-        .clamp(1, 8);
+    let threads = threads.clamp(1, n.max(1));
     if threads == 1 || n < PARALLEL_MIN {
         return items.into_iter().map(|x| Some(f(x))).collect();
     }
