@@ -8,8 +8,10 @@
 //!
 //! Why a pipeline: the commits run on a writer thread while this thread prepares and signs the
 //! next chunk, so the disk's sync time overlaps the crypto; and a chunk's preparation is spread
-//! over the machine's cores, since CSR verification costs more than the CA's own signature. Up
-//! to [`IN_FLIGHT`] chunks are between "arrived" and "answered" at a time, which bounds memory
+//! over the machine's cores, since CSR verification costs more than the CA's own signature. Its
+//! signatures are spread over the cores too, or over as many threads as a PKCS#11 store's
+//! `sign_threads` says (a network HSM signs in parallel, each signature a round trip). Up to
+//! [`IN_FLIGHT`] chunks are between "arrived" and "answered" at a time, which bounds memory
 //! however long the stream is.
 
 use std::collections::{HashMap, VecDeque};
