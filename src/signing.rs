@@ -1000,39 +1000,52 @@ impl Hallmark {
         };
         let mut signed = None;
         if decision.claimed {
-            match self.sign_approved(&request, &policy) {
-                Ok(s) => {
-                    self.store.finish_signature_request(
-                        id,
-                        "signing",
-                        "signed",
-                        Some(SignedRequest {
-                            signature_id: s.id,
-                            signature: &s.signature,
-                            timestamp_token: s.timestamp_token.as_deref(),
-                        }),
-                        &cred.actor(),
-                    )?;
-                    signed = Some(s);
-                }
-                Err(e) => {
-                    // A key store, database or time-stamp authority problem is the server's
-                    // failure, not a refusal of the request.
-                    let status = if matches!(
-                        e,
-                        Error::Key(_) | Error::Store(_) | Error::Issue(_) | Error::Conflict(_)
-                    ) {
-                        "failed"
-                    } else {
-                        "denied"
-                    };
-                    self.store
-                        .finish_signature_request(id, "signing", status, None, "policy")?;
-                    return Err(e);
-                }
-            }
+            let result = self.sign_approved(&request, &policy);
+            signed = Some(self.finish_claimed(id, result, &cred.actor(), "policy")?);
         }
         Ok((self.signature_request_view(id, cred)?, signed))
+    }
+
+    /// Ends a claimed (`signing`) request with the outcome of its signature: `signed` with the
+    /// signature (and any time-stamp token), or `failed` (a key store, database or time-stamp
+    /// authority problem: the server's failure) / `denied` (the request no longer passes the
+    /// key's policy). The signing error is returned after the request is ended.
+    fn finish_claimed(
+        &self,
+        id: i64,
+        result: Result<SignedDigest>,
+        signed_by: &str,
+        ended_by: &str,
+    ) -> Result<SignedDigest> {
+        match result {
+            Ok(s) => {
+                self.store.finish_signature_request(
+                    id,
+                    "signing",
+                    "signed",
+                    Some(SignedRequest {
+                        signature_id: s.id,
+                        signature: &s.signature,
+                        timestamp_token: s.timestamp_token.as_deref(),
+                    }),
+                    signed_by,
+                )?;
+                Ok(s)
+            }
+            Err(e) => {
+                let status = if matches!(
+                    e,
+                    Error::Key(_) | Error::Store(_) | Error::Issue(_) | Error::Conflict(_)
+                ) {
+                    "failed"
+                } else {
+                    "denied"
+                };
+                self.store
+                    .finish_signature_request(id, "signing", status, None, ended_by)?;
+                Err(e)
+            }
+        }
     }
 
     /// Finishes the signature requests a crash left claimed (`signing`: the quorum was reached,
@@ -1050,33 +1063,8 @@ impl Hallmark {
             let result = self
                 .key_policy(&request.key_label)
                 .and_then(|policy| self.sign_approved(&request, &policy));
-            match result {
-                Ok(s) => {
-                    self.store.finish_signature_request(
-                        id,
-                        "signing",
-                        "signed",
-                        Some(SignedRequest {
-                            signature_id: s.id,
-                            signature: &s.signature,
-                            timestamp_token: s.timestamp_token.as_deref(),
-                        }),
-                        "recovery",
-                    )?;
-                }
-                Err(e) => {
-                    let status = if matches!(
-                        e,
-                        Error::Key(_) | Error::Store(_) | Error::Issue(_) | Error::Conflict(_)
-                    ) {
-                        "failed"
-                    } else {
-                        "denied"
-                    };
-                    eprintln!("hallmark: signature request {id} left claimed by a stop: {e}");
-                    self.store
-                        .finish_signature_request(id, "signing", status, None, "recovery")?;
-                }
+            if let Err(e) = self.finish_claimed(id, result, "recovery", "recovery") {
+                eprintln!("hallmark: signature request {id} left claimed by a stop: {e}");
             }
         }
         Ok(ids.len())

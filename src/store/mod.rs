@@ -1087,6 +1087,26 @@ fn insert_intent(tx: &Connection, i: &Intent) -> Result<i64, StoreError> {
 mod tests {
     use super::*;
 
+    /// An intent with placeholder contents and the given serial.
+    fn test_intent(serial: &str) -> Intent {
+        Intent {
+            serial: serial.into(),
+            ca: "x".into(),
+            profile: "p".into(),
+            publisher: None,
+            requester: "t".into(),
+            csr_der: vec![1],
+            subject: "CN=x".into(),
+            spki_sha256: "00".into(),
+            not_before: 0,
+            not_after: 1,
+            tbs_der: vec![2],
+            request_id: None,
+            device_serial: None,
+            station: None,
+        }
+    }
+
     #[test]
     fn migrates_and_reopens() {
         let dir = tempfile::tempdir().unwrap();
@@ -1144,22 +1164,7 @@ mod tests {
     fn group_commit_isolates_a_failing_write() {
         let dir = tempfile::tempdir().unwrap();
         let s = std::sync::Arc::new(Store::open(&dir.path().join("db.sqlite")).unwrap());
-        let intent = |serial: &str| Intent {
-            serial: serial.into(),
-            ca: "x".into(),
-            profile: "p".into(),
-            publisher: None,
-            requester: "t".into(),
-            csr_der: vec![1],
-            subject: "CN=x".into(),
-            spki_sha256: "00".into(),
-            not_before: 0,
-            not_after: 1,
-            tbs_der: vec![2],
-            request_id: None,
-            device_serial: None,
-            station: None,
-        };
+        let intent = test_intent;
         s.record_intent(&intent("dup")).unwrap();
         let threads: Vec<_> = (0..16)
             .map(|i| {
@@ -1194,22 +1199,7 @@ mod tests {
     fn duplicate_serial_is_a_conflict_and_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(&dir.path().join("db.sqlite")).unwrap();
-        let i = Intent {
-            serial: "01".into(),
-            ca: "x".into(),
-            profile: "p".into(),
-            publisher: None,
-            requester: "t".into(),
-            csr_der: vec![1],
-            subject: "CN=x".into(),
-            spki_sha256: "00".into(),
-            not_before: 0,
-            not_after: 1,
-            tbs_der: vec![2],
-            request_id: None,
-            device_serial: None,
-            station: None,
-        };
+        let i = test_intent("01");
         s.record_intent(&i).unwrap();
         assert!(matches!(s.record_intent(&i), Err(StoreError::Conflict(_))));
         assert_eq!(s.count_certificates(None).unwrap(), 1);
