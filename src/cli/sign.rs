@@ -113,19 +113,7 @@ pub fn cmd_sign(c: &SignCmd) -> anyhow::Result<()> {
         a.server.ca.as_deref(),
     )?;
     let digest = hash_file(&a.file, hash)?;
-    let mut metadata = serde_json::Map::new();
-    if let Some(name) = a.file.file_name() {
-        metadata.insert(
-            "artifact".into(),
-            name.to_string_lossy().into_owned().into(),
-        );
-    }
-    for m in &a.meta {
-        let (k, v) = m
-            .split_once('=')
-            .ok_or_else(|| anyhow!("--meta '{m}' is not KEY=VALUE"))?;
-        metadata.insert(k.to_string(), v.to_string().into());
-    }
+    let metadata = metadata(&a.file, &a.meta)?;
     let body = serde_json::json!({
         "key": a.key,
         "digest": hex::encode(&digest),
@@ -264,4 +252,25 @@ pub fn cmd_signature(cli: &super::Cli, c: &SignatureCmd) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The metadata object: the artifact's file name and `--meta KEY=VALUE` pairs.
+pub(super) fn metadata(
+    file: &std::path::Path,
+    meta: &[String],
+) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
+    let mut m = serde_json::Map::new();
+    if let Some(name) = file.file_name() {
+        m.insert(
+            "artifact".into(),
+            name.to_string_lossy().into_owned().into(),
+        );
+    }
+    for kv in meta {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| anyhow!("--meta '{kv}' is not KEY=VALUE"))?;
+        m.insert(k.to_string(), v.to_string().into());
+    }
+    Ok(m)
 }

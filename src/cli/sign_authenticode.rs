@@ -9,7 +9,8 @@ use anyhow::{anyhow, Context};
 use base64::Engine as _;
 use clap::Args;
 
-use super::sign_jar::{metadata, sign_remote};
+use super::sign::metadata;
+use super::sign_jar::sign_remote;
 use super::ServerArgs;
 use crate::formats::authenticode::{content_digest, spc_indirect_data, PeFile};
 use crate::signing::{digest_algorithm_name, parse_digest_algorithm, SPC_INDIRECT_DATA};

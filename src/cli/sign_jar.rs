@@ -8,6 +8,7 @@ use anyhow::{anyhow, bail, Context};
 use base64::Engine as _;
 use clap::Args;
 
+use super::sign::metadata;
 use super::{client, ServerArgs};
 use crate::formats::jar;
 use crate::keys::HashAlg;
@@ -47,27 +48,6 @@ pub(super) struct Remote {
     pub signature: Vec<u8>,
     /// The signer's certificate (DER).
     pub certificate: Vec<u8>,
-}
-
-/// The metadata object: the artifact's file name and `--meta KEY=VALUE` pairs.
-pub(super) fn metadata(
-    file: &std::path::Path,
-    meta: &[String],
-) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
-    let mut m = serde_json::Map::new();
-    if let Some(name) = file.file_name() {
-        m.insert(
-            "artifact".into(),
-            name.to_string_lossy().into_owned().into(),
-        );
-    }
-    for kv in meta {
-        let (k, v) = kv
-            .split_once('=')
-            .ok_or_else(|| anyhow!("--meta '{kv}' is not KEY=VALUE"))?;
-        m.insert(k.to_string(), v.to_string().into());
-    }
-    Ok(m)
 }
 
 /// POSTs a signature request and waits (polling) while it needs approvals.

@@ -158,18 +158,7 @@ pub fn remote_sign(
         &r.server.token_env,
         r.server.ca.as_deref(),
     )?;
-    if let Some(name) = file.file_name() {
-        metadata.insert(
-            "artifact".into(),
-            name.to_string_lossy().into_owned().into(),
-        );
-    }
-    for m in &r.meta {
-        let (k, v) = m
-            .split_once('=')
-            .ok_or_else(|| anyhow!("--meta '{m}' is not KEY=VALUE"))?;
-        metadata.insert(k.to_string(), v.to_string().into());
-    }
+    metadata.extend(super::sign::metadata(file, &r.meta)?);
     let body = serde_json::json!({
         "key": r.key,
         "digest": hex::encode(digest),

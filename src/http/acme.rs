@@ -520,15 +520,20 @@ fn account(ctx: &Ctx<'_>, acct: &AcmeAccount, id: &str, v: &Verified) -> AResult
                 .update_acme_account(&acct.id, contact.as_deref(), status, &actor(acct))?;
         }
     }
+    account_now(ctx, &acct.id)
+}
+
+/// The account as stored now (after an update or a key change), as the RFC's 200 answer.
+fn account_now(ctx: &Ctx<'_>, id: &str) -> AResult<Response<Body>> {
     let now = ctx
         .hm
         .store
-        .get_acme_account(&acct.id)?
+        .get_acme_account(id)?
         .ok_or_else(AcmeError::internal)?;
     Ok(json_resp(
         StatusCode::OK,
         &account_json(ctx, &now),
-        Some(&ctx.account_url(&acct.id)),
+        Some(&ctx.account_url(id)),
     ))
 }
 
@@ -598,16 +603,7 @@ fn key_change(ctx: &Ctx<'_>, acct: &AcmeAccount, v: &Verified) -> AResult<Respon
         &new_key.thumbprint(),
         &actor(acct),
     )?;
-    let now = ctx
-        .hm
-        .store
-        .get_acme_account(&acct.id)?
-        .ok_or_else(AcmeError::internal)?;
-    Ok(json_resp(
-        StatusCode::OK,
-        &account_json(ctx, &now),
-        Some(&ctx.account_url(&acct.id)),
-    ))
+    account_now(ctx, &acct.id)
 }
 
 fn new_order(ctx: &Ctx<'_>, acct: &AcmeAccount, v: &Verified) -> AResult<Response<Body>> {
