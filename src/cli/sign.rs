@@ -122,23 +122,7 @@ pub fn cmd_sign(c: &SignCmd) -> anyhow::Result<()> {
         "metadata": metadata,
         "timestamp": a.timestamp,
     });
-    let reply = client.send(
-        "POST",
-        "/api/v1/signatures",
-        Some("application/json"),
-        body.to_string().into_bytes(),
-    )?;
-    let v = match reply.status {
-        201 => reply.json()?,
-        202 => wait_for_approvals(&client, &reply.json()?, a.timeout, a.poll)?,
-        s => bail!("the server refused to sign: {s} {}", reply.problem()),
-    };
-    let sig = base64::engine::general_purpose::STANDARD
-        .decode(v["signature"].as_str().unwrap_or(""))
-        .context("the server's signature is not base64")?;
-    if sig.is_empty() {
-        bail!("the server returned an empty signature");
-    }
+    let (v, sig) = post_signature(&client, &body, a.timeout, a.poll)?;
     let out = match (format, &a.out) {
         (_, Some(p)) => Some(p.clone()),
         ("cms", None) => {
@@ -193,6 +177,34 @@ pub fn cmd_sign(c: &SignCmd) -> anyhow::Result<()> {
 /// Polls a pending signature request (the 202 answer `accepted`) until it is signed (its answer
 /// then holds the signature, like a 201), refused, or `timeout` seconds pass. Every `hallmark
 /// sign` command waits through this.
+/// POSTs a signature request and waits (polling) while it needs approvals. Returns the final
+/// answer and its signature (decoded; an empty one is an error).
+pub(super) fn post_signature(
+    client: &client::Client,
+    body: &serde_json::Value,
+    timeout: u64,
+    poll: u64,
+) -> anyhow::Result<(serde_json::Value, Vec<u8>)> {
+    let reply = client.send(
+        "POST",
+        "/api/v1/signatures",
+        Some("application/json"),
+        body.to_string().into_bytes(),
+    )?;
+    let v = match reply.status {
+        201 => reply.json()?,
+        202 => wait_for_approvals(client, &reply.json()?, timeout, poll)?,
+        s => bail!("the server refused to sign: {s} {}", reply.problem()),
+    };
+    let sig = base64::engine::general_purpose::STANDARD
+        .decode(v["signature"].as_str().unwrap_or(""))
+        .context("the server's signature is not base64")?;
+    if sig.is_empty() {
+        bail!("the server returned an empty signature");
+    }
+    Ok((v, sig))
+}
+
 pub(super) fn wait_for_approvals(
     client: &client::Client,
     accepted: &serde_json::Value,

@@ -5,7 +5,6 @@
 use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Context};
-use base64::Engine as _;
 use clap::Args;
 
 use super::sign::metadata;
@@ -58,24 +57,7 @@ pub(super) fn sign_remote(
     poll: u64,
 ) -> anyhow::Result<Remote> {
     let client = client::Client::new(&server.server, &server.token_env, server.ca.as_deref())?;
-    let reply = client.send(
-        "POST",
-        "/api/v1/signatures",
-        Some("application/json"),
-        body.to_string().into_bytes(),
-    )?;
-    let v = match reply.status {
-        201 => reply.json()?,
-        202 => super::sign::wait_for_approvals(&client, &reply.json()?, timeout, poll)?,
-        s => bail!("the server refused to sign: {s} {}", reply.problem()),
-    };
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let signature = b64
-        .decode(v["signature"].as_str().unwrap_or(""))
-        .context("the server's signature is not base64")?;
-    if signature.is_empty() {
-        bail!("the server returned an empty signature");
-    }
+    let (v, signature) = super::sign::post_signature(&client, body, timeout, poll)?;
     let certificate = pem::parse(v["certificate"].as_str().unwrap_or(""))
         .context("the server's answer has no signer certificate")?
         .into_contents();

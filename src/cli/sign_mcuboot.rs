@@ -6,7 +6,6 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context};
-use base64::Engine as _;
 use clap::Args;
 
 use super::{client, ServerArgs};
@@ -166,23 +165,7 @@ pub fn remote_sign(
         "format": format,
         "metadata": metadata,
     });
-    let reply = client.send(
-        "POST",
-        "/api/v1/signatures",
-        Some("application/json"),
-        body.to_string().into_bytes(),
-    )?;
-    let v = match reply.status {
-        201 => reply.json()?,
-        202 => super::sign::wait_for_approvals(&client, &reply.json()?, r.timeout, r.poll)?,
-        s => bail!("the server refused to sign: {s} {}", reply.problem()),
-    };
-    let signature = base64::engine::general_purpose::STANDARD
-        .decode(v["signature"].as_str().unwrap_or(""))
-        .context("the server's signature is not base64")?;
-    if signature.is_empty() {
-        bail!("the server returned an empty signature");
-    }
+    let (v, signature) = super::sign::post_signature(&client, &body, r.timeout, r.poll)?;
     let certificate = pem_der(
         v["certificate"]
             .as_str()
