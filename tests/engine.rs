@@ -34,8 +34,7 @@ fn request(csr: Vec<u8>) -> IssueRequest {
 fn issuance_is_recorded_before_it_is_returned() {
     let ca = TestCa::new(Keys::Soft);
     ca.add_acme();
-    std::env::set_var("HALLMARK_TEST_PASS", "test passphrase");
-    let hm = Hallmark::open(&ca.config()).expect("open");
+    let hm = ca.open();
     // init issued one certificate already: the API listener's.
     let base = hm.store.count_certificates(Some("issued")).expect("count");
     let issued = hm.issue(&request(csr(&ca, "a"))).expect("issue");
@@ -114,8 +113,7 @@ fn issuance_is_recorded_before_it_is_returned() {
 fn concurrent_issuance_gives_unique_recorded_serials() {
     let ca = TestCa::new(Keys::Soft);
     ca.add_acme();
-    std::env::set_var("HALLMARK_TEST_PASS", "test passphrase");
-    let hm = Arc::new(Hallmark::open(&ca.config()).expect("open"));
+    let hm = Arc::new(ca.open());
     let base = hm.store.count_certificates(Some("issued")).expect("count");
     let csrs: Vec<Vec<u8>> = (0..4).map(|i| csr(&ca, &format!("c{i}"))).collect();
     let threads: Vec<_> = csrs
@@ -183,8 +181,7 @@ fn a_station_quota_holds_across_concurrent_streams() {
         "--out-dir",
         &out,
     ]);
-    std::env::set_var("HALLMARK_TEST_PASS", "test passphrase");
-    let hm = Arc::new(Hallmark::open(&ca.config()).expect("open"));
+    let hm = Arc::new(ca.open());
     let station = hm
         .store
         .get_station("q-line")
@@ -251,9 +248,8 @@ fn cached_tokens_follow_revocations_from_this_and_other_processes() {
     use hallmark::policy::auth::Scope;
     let ca = TestCa::new(Keys::Soft);
     ca.add_acme();
-    std::env::set_var("HALLMARK_TEST_PASS", "test passphrase");
-    let server = Hallmark::open(&ca.config()).expect("open");
-    let cli = Hallmark::open(&ca.config()).expect("open a second time");
+    let server = ca.open();
+    let cli = ca.open();
     let bearer = |t: &str| Some(t.to_string());
     let make = |name: &str| {
         let (rec, secret) = server
@@ -322,8 +318,7 @@ fn a_claimed_signature_request_is_finished_at_start() {
         "--approvers",
         "alice,bob",
     ]);
-    std::env::set_var("HALLMARK_TEST_PASS", "test passphrase");
-    let hm = Hallmark::open(&ca.config()).expect("open");
+    let hm = ca.open();
     let (_, secret) = hm
         .create_token(
             Some("acme"),
@@ -363,7 +358,7 @@ fn a_claimed_signature_request_is_finished_at_start() {
     .expect("claim");
     drop(hm);
 
-    let hm = Hallmark::open(&ca.config()).expect("reopen");
+    let hm = ca.open();
     assert_eq!(hm.recover_signature_requests().expect("recover"), 1);
     let r = hm
         .store
@@ -390,9 +385,6 @@ fn a_claimed_signature_request_is_finished_at_start() {
 fn a_batch_signs_with_as_many_token_sessions_as_configured() {
     let ca = TestCa::new(Keys::SoftHsm);
     ca.add_acme();
-    for (k, v) in ca.env() {
-        std::env::set_var(k, v);
-    }
     let original = std::fs::read_to_string(ca.config()).expect("config");
     assert!(original.contains("token_label = "), "{original}");
     let with = |n: &str| {
@@ -411,7 +403,7 @@ fn a_batch_signs_with_as_many_token_sessions_as_configured() {
         "{err}"
     );
     std::fs::write(ca.config(), with("8")).expect("write");
-    let hm = Hallmark::open(&ca.config()).expect("open");
+    let hm = ca.open();
     let base = hm.store.count_certificates(Some("issued")).expect("count");
     let one = csr(&ca, "threads");
     let reqs: Vec<IssueRequest> = (0..300).map(|_| request(one.clone())).collect();

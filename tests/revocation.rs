@@ -692,7 +692,6 @@ fn write_lock_for(db: &Path, hold: Duration) -> std::thread::JoinHandle<()> {
 
 #[test]
 fn ocsp_and_crls_do_not_wait_on_writers() {
-    use hallmark::engine::Hallmark;
     use hallmark::issuer::ocsp::{build_request, cert_id, CertIdHash, ResponseStatus};
     use hallmark::revocation::RevocationReason;
 
@@ -700,8 +699,7 @@ fn ocsp_and_crls_do_not_wait_on_writers() {
     ca.add_acme();
     let good = issue(&ca, "good");
     let bad = issue(&ca, "bad");
-    std::env::set_var("HALLMARK_TEST_PASS", "test passphrase");
-    let hm = std::sync::Arc::new(Hallmark::open(&ca.config()).expect("open"));
+    let hm = std::sync::Arc::new(ca.open());
     hm.revoke(&bad.serial, RevocationReason::Superseded, None, "test")
         .unwrap();
     hm.publish_crls("code-signing-ca", "test").unwrap();
@@ -765,12 +763,10 @@ fn ocsp_and_crls_do_not_wait_on_writers() {
 
 #[test]
 fn responder_certificate_is_renewed_before_it_expires() {
-    use hallmark::engine::Hallmark;
     let ca = TestCa::new(Keys::Soft);
     ca.add_acme();
     let leaf = issue(&ca, "leaf");
-    std::env::set_var("HALLMARK_TEST_PASS", "test passphrase");
-    let hm = Hallmark::open(&ca.config()).expect("open");
+    let hm = ca.open();
     assert!(
         hm.renew_responders("test").unwrap().is_empty(),
         "fresh responders stay"

@@ -201,6 +201,15 @@ impl TestCa {
         p
     }
 
+    /// The library on this CA: its secrets' environment variables set for this process (as the
+    /// command line gets them), then `Hallmark::open` on its config.
+    pub fn open(&self) -> hallmark::engine::Hallmark {
+        for (k, v) in self.env() {
+            std::env::set_var(k, v);
+        }
+        hallmark::engine::Hallmark::open(&self.config()).expect("open the CA")
+    }
+
     /// `hallmark key create --publisher PUBLISHER --label LABEL --algorithm ALG EXTRA...`; its
     /// output.
     pub fn create_key(&self, publisher: &str, label: &str, alg: &str, extra: &[&str]) -> String {
