@@ -527,16 +527,6 @@ impl UsableCert {
     }
 }
 
-fn fmt_time(t: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(t)
-        .ok()
-        .and_then(|d| {
-            d.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| t.to_string())
-}
-
 impl Hallmark {
     /// The parsed facts of a key's certificate, from the cache when the stored certificate is
     /// the one parsed before (a new certificate for the label is parsed again).
@@ -573,14 +563,14 @@ impl Hallmark {
             return Err(refuse(format!(
                 "the certificate of key '{}' is not valid before {}",
                 key.label,
-                fmt_time(facts.not_before)
+                crate::store::rfc3339(facts.not_before)
             )));
         }
         if t > facts.not_after {
             return Err(refuse(format!(
                 "the certificate of key '{}' expired at {}",
                 key.label,
-                fmt_time(facts.not_after)
+                crate::store::rfc3339(facts.not_after)
             )));
         }
         let ca = match self.store.certificate_standing_cached(&facts.serial)? {

@@ -1,6 +1,7 @@
 //! `hallmark acme ...`: external account binding keys for the ACME server. An EAB key is made
 //! for one publisher; an ACME account bound with it gets certificates as that publisher.
 
+use super::ts;
 use anyhow::{anyhow, bail};
 use clap::Subcommand;
 
@@ -28,16 +29,6 @@ pub enum EabCmd {
         /// The key id (`eab_...`).
         kid: String,
     },
-}
-
-fn ts(t: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(t)
-        .ok()
-        .and_then(|x| {
-            x.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
 }
 
 pub fn run(hm: &Hallmark, actor: &str, c: &AcmeCmd) -> anyhow::Result<()> {

@@ -22,6 +22,8 @@ use crate::init::{InitOptions, KeysChoice};
 use crate::keys::KeyAlgorithm;
 use crate::policy::IssueRequest;
 use crate::profile::{Profile, Profiles};
+/// Times in listings: RFC 3339.
+pub(crate) use crate::store::rfc3339 as ts;
 use crate::store::{now, CertFilter, Publisher};
 
 #[derive(Parser, Debug)]
@@ -498,16 +500,6 @@ fn output(out: Option<&Path>, text: &str) -> anyhow::Result<()> {
             Ok(())
         }
     }
-}
-
-fn ts(unix: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| unix.to_string())
 }
 
 /// Runs the CLI; errors carry context for the message.

@@ -24,6 +24,7 @@ use crate::error::Error;
 use crate::policy::auth::{Credential, Scope};
 use crate::policy::{IssueRequest, PolicyError};
 use crate::requests::Submitted;
+use crate::store::rfc3339;
 use crate::store::{AcmeAccount, AcmeAuthz, AcmeChallenge, AcmeOrder};
 
 /// Every ACME route (method and template); `api::ROUTES` lists them too. newNonce also
@@ -200,16 +201,6 @@ fn json_resp(status: StatusCode, v: &Value, location: Option<&str>) -> Response<
         }
     }
     r
-}
-
-fn rfc3339(t: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(t)
-        .ok()
-        .and_then(|x| {
-            x.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
 }
 
 fn directory(ctx: &Ctx<'_>) -> Response<Body> {

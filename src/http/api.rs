@@ -23,6 +23,7 @@ use crate::policy::auth::Credential;
 use crate::policy::IssueRequest;
 use crate::requests::{RequestView, Submitted};
 use crate::signing::{SignSubmitted, SignatureRequestView};
+use crate::store::rfc3339;
 use crate::store::{CertFilter, CertRecord, Publisher, RequestRecord};
 
 /// Every route the API listener serves: method and path template (the OpenAPI test reads this).
@@ -140,16 +141,6 @@ pub fn error_response(e: &Error) -> Response<Body> {
 
 fn pem_of(der: &[u8]) -> String {
     crate::pemfmt::encode("CERTIFICATE", der.to_vec())
-}
-
-fn rfc3339(t: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(t)
-        .ok()
-        .and_then(|x| {
-            x.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
 }
 
 /// Decodes `a=b&c=d` (with %XX and +).

@@ -208,6 +208,18 @@ pub fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
+/// A stored time (Unix seconds) as RFC 3339, the form every answer and listing shows; a time
+/// out of range is shown as its number.
+pub fn rfc3339(t: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|x| {
+            x.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| t.to_string())
+}
+
 fn audit(
     tx: &Connection,
     actor: &str,
