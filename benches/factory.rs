@@ -137,9 +137,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(200_000);
-    // HALLMARK_BENCH_STORES=soft (or softhsm2) runs one key store only, for quick iterations.
-    let only = std::env::var("HALLMARK_BENCH_STORES").unwrap_or_default();
-    let wanted = |s: &str| only.is_empty() || only.split(',').any(|o| o == s);
+    let wanted = common::wanted_store;
     let mut rows = Vec::new();
     let soft_dir = tempfile::tempdir()?;
     if wanted("soft") {

@@ -351,10 +351,8 @@ fn main() -> Res<()> {
     let mut cms = None;
     let mut loads = Vec::new();
     let mut floor = None;
-    // HALLMARK_BENCH_STORES=soft (or softhsm2) runs one key store only, for quick iterations.
-    let only = std::env::var("HALLMARK_BENCH_STORES").unwrap_or_default();
     for store in ["soft", "softhsm2"] {
-        if !only.is_empty() && !only.split(',').any(|s| s == store) {
+        if !common::wanted_store(store) {
             continue;
         }
         let dir = tempfile::tempdir()?;

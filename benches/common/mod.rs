@@ -195,3 +195,11 @@ impl Drop for Server {
         let _ = self.0.wait();
     }
 }
+
+/// Whether this run measures key store `store` (`soft` or `softhsm2`):
+/// `HALLMARK_BENCH_STORES=soft` (or `softhsm2`, or both comma-separated) runs only those, for
+/// quick iterations; unset, all.
+pub fn wanted_store(store: &str) -> bool {
+    let only = std::env::var("HALLMARK_BENCH_STORES").unwrap_or_default();
+    only.is_empty() || only.split(',').any(|s| s == store)
+}
