@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES="softhsm2 opensc openssl curl python3-venv osslsigncode openjdk-17-jdk-headless"
+PACKAGES="softhsm2 opensc openssl curl python3-venv osslsigncode openjdk-17-jdk-headless gcab msitools wixl"
 PKILINT_VERSION="${PKILINT_VERSION:-0.13.3}"
 
 sudo_if_needed() {

@@ -1,7 +1,7 @@
-//! `hallmark sign authenticode`: Authenticode-signs a PE file with the key on the server. The PE
-//! hash and the SpcIndirectDataContent are made here; the server receives that small content
-//! (and its digest), signs it as CMS with an RFC 3161 time-stamp, and the signature is appended
-//! to the file here.
+//! `hallmark sign authenticode`: Authenticode-signs a PE, CAB or MSI file with the key on the
+//! server. The file's Authenticode hash and the SpcIndirectDataContent are made here; the server
+//! receives that small content (and its digest), signs it as CMS with an RFC 3161 time-stamp,
+//! and the signature is embedded in the file here.
 
 use std::path::PathBuf;
 
@@ -12,12 +12,12 @@ use clap::Args;
 use super::sign::metadata;
 use super::sign_jar::sign_remote;
 use super::ServerArgs;
-use crate::formats::authenticode::{content_digest, spc_indirect_data, PeFile};
+use crate::formats::authenticode::{content_digest, open};
 use crate::signing::{digest_algorithm_name, parse_digest_algorithm, SPC_INDIRECT_DATA};
 
 #[derive(Args, Debug)]
 pub struct AuthenticodeArgs {
-    /// The PE file (.exe, .dll, .sys; PE32 or PE32+), unsigned.
+    /// The unsigned file: PE (.exe, .dll, .sys; PE32 or PE32+), cabinet (.cab) or MSI (.msi).
     pub file: PathBuf,
     /// Label of the signing key on the server.
     #[arg(long)]
@@ -25,7 +25,7 @@ pub struct AuthenticodeArgs {
     /// Where to write the signed file.
     #[arg(long)]
     pub out: PathBuf,
-    /// sha256, sha384 or sha512 (the PE hash and the CMS digest).
+    /// sha256, sha384 or sha512 (the file's Authenticode hash and the CMS digest).
     #[arg(long, default_value = "sha256")]
     pub digest: String,
     /// Leave the time-stamp out (the signature then stops verifying when the certificate expires).
@@ -47,9 +47,10 @@ pub struct AuthenticodeArgs {
 pub fn cmd_sign_authenticode(a: &AuthenticodeArgs) -> anyhow::Result<()> {
     let hash = parse_digest_algorithm(&a.digest).map_err(|e| anyhow!("--digest: {e}"))?;
     let data = std::fs::read(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
-    let pe = PeFile::parse(data).with_context(|| format!("{}", a.file.display()))?;
-    let pe_digest = pe.digest(hash);
-    let spc = spc_indirect_data(hash, &pe_digest);
+    let file = open(data).with_context(|| format!("{}", a.file.display()))?;
+    let kind = file.kind();
+    let file_digest = file.digest(hash);
+    let spc = file.indirect_data(hash, &file_digest);
     let digest = content_digest(hash, &spc)?;
     let body = serde_json::json!({
         "key": a.key,
@@ -62,15 +63,15 @@ pub fn cmd_sign_authenticode(a: &AuthenticodeArgs) -> anyhow::Result<()> {
         "metadata": metadata(&a.file, &a.meta)?,
     });
     let remote = sign_remote(&a.server, &body, a.timeout, a.poll)?;
-    let signed = pe
+    let signed = file
         .embed(&remote.signature)
         .with_context(|| format!("{}", a.file.display()))?;
     std::fs::write(&a.out, signed).with_context(|| format!("writing {}", a.out.display()))?;
     eprintln!(
-        "signed {} (Authenticode {}:{}{}) with key '{}': {} (record {})",
+        "signed {} ({kind} Authenticode {}:{}{}) with key '{}': {} (record {})",
         a.file.display(),
         digest_algorithm_name(hash),
-        hex::encode(&pe_digest),
+        hex::encode(&file_digest),
         if a.no_timestamp { "" } else { ", time-stamped" },
         a.key,
         a.out.display(),

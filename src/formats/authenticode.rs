@@ -11,7 +11,12 @@
 //! directory at it and recomputes the PE checksum.
 //!
 //! A file that already carries a signature (non-empty security directory) is refused: replacing
-//! or nesting signatures is not done here. MSI and CAB are not supported.
+//! or nesting signatures is not done here.
+//!
+//! CAB ([`super::cab`]) and MSI ([`super::msi`]) files are signed the same way: [`open`] picks
+//! the format from the file's magic and hands back a [`Signable`], whose digest, content and
+//! embedding differ per format while the server's part (a CMS signature over the content) is
+//! the same.
 
 use crate::der::tlv;
 use crate::keys::HashAlg;
@@ -28,6 +33,127 @@ pub enum PeError {
     AlreadySigned(u32),
     #[error("the signature is too large for a PE certificate table")]
     TooLarge,
+}
+
+/// Errors from any of the Authenticode file formats.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AuthenticodeError {
+    #[error(transparent)]
+    Pe(#[from] PeError),
+    #[error(transparent)]
+    Cab(#[from] super::cab::CabError),
+    #[error(transparent)]
+    Msi(#[from] super::msi::MsiError),
+    #[error("not a file Authenticode signs here: expected a PE image (MZ), a cabinet (MSCF) or an MSI (compound file)")]
+    UnknownFormat,
+}
+
+/// A file Authenticode can sign, parsed and checked (unsigned, well formed).
+pub trait Signable {
+    /// The format's name for messages: "PE32", "PE32+", "CAB" or "MSI".
+    fn kind(&self) -> &'static str;
+    /// The Authenticode hash of the file in `hash`.
+    fn digest(&self, hash: HashAlg) -> Vec<u8>;
+    /// The DER SpcIndirectDataContent the server signs for this file and `digest`.
+    fn indirect_data(&self, hash: HashAlg, digest: &[u8]) -> Vec<u8>;
+    /// The signed file: the unsigned one with `pkcs7` (DER ContentInfo) embedded.
+    fn embed(self: Box<Self>, pkcs7: &[u8]) -> Result<Vec<u8>, AuthenticodeError>;
+}
+
+/// Compound File Binary (OLE2) magic, which MSI files start with.
+const CFB_MAGIC: [u8; 8] = [0xd0, 0xcf, 0x11, 0xe0, 0xa1, 0xb1, 0x1a, 0xe1];
+
+/// Parses `data` as whichever Authenticode format its first bytes name.
+pub fn open(data: Vec<u8>) -> Result<Box<dyn Signable>, AuthenticodeError> {
+    if data.starts_with(b"MZ") {
+        Ok(Box::new(PeFile::parse(data)?))
+    } else if data.starts_with(b"MSCF") {
+        Ok(Box::new(super::cab::CabFile::parse(data)?))
+    } else if data.starts_with(&CFB_MAGIC) {
+        Ok(Box::new(super::msi::MsiFile::parse(data)?))
+    } else {
+        Err(AuthenticodeError::UnknownFormat)
+    }
+}
+
+impl Signable for PeFile {
+    fn kind(&self) -> &'static str {
+        if self.pe32_plus {
+            "PE32+"
+        } else {
+            "PE32"
+        }
+    }
+    fn digest(&self, hash: HashAlg) -> Vec<u8> {
+        PeFile::digest(self, hash)
+    }
+    fn indirect_data(&self, hash: HashAlg, digest: &[u8]) -> Vec<u8> {
+        spc_indirect_data(hash, digest)
+    }
+    fn embed(self: Box<Self>, pkcs7: &[u8]) -> Result<Vec<u8>, AuthenticodeError> {
+        Ok(PeFile::embed(*self, pkcs7)?)
+    }
+}
+
+/// An incremental SHA-2 hash in the algorithm a caller picked at run time (the CAB and MSI
+/// hashes feed many pieces).
+pub(crate) enum Hasher {
+    Sha256(sha2::Sha256),
+    Sha384(sha2::Sha384),
+    Sha512(sha2::Sha512),
+}
+
+impl Hasher {
+    pub(crate) fn new(hash: HashAlg) -> Hasher {
+        use sha2::Digest as _;
+        match hash {
+            HashAlg::Sha256 => Hasher::Sha256(sha2::Sha256::new()),
+            HashAlg::Sha384 => Hasher::Sha384(sha2::Sha384::new()),
+            HashAlg::Sha512 => Hasher::Sha512(sha2::Sha512::new()),
+        }
+    }
+    pub(crate) fn update(&mut self, data: &[u8]) {
+        use sha2::Digest as _;
+        match self {
+            Hasher::Sha256(h) => h.update(data),
+            Hasher::Sha384(h) => h.update(data),
+            Hasher::Sha512(h) => h.update(data),
+        }
+    }
+    pub(crate) fn finish(self) -> Vec<u8> {
+        use sha2::Digest as _;
+        match self {
+            Hasher::Sha256(h) => h.finalize().to_vec(),
+            Hasher::Sha384(h) => h.finalize().to_vec(),
+            Hasher::Sha512(h) => h.finalize().to_vec(),
+        }
+    }
+}
+
+/// `SpcLink ::= [2] file SpcString ::= [0] BMPString "<<<Obsolete>>>"`, tagged `[0]` as the
+/// `file` field of SpcPeImageData; CAB's SpcIndirectDataContent carries the same link.
+pub(crate) fn obsolete_file_link() -> Vec<u8> {
+    let obsolete: Vec<u8> = "<<<Obsolete>>>"
+        .encode_utf16()
+        .flat_map(|c| c.to_be_bytes())
+        .collect();
+    tlv(0xa2, &tlv(0x80, &obsolete))
+}
+
+/// `SpcIndirectDataContent ::= SEQUENCE { data SpcAttributeTypeAndOptionalValue { type, value },
+/// messageDigest DigestInfo }` for a file hash `digest` in `hash`.
+pub(crate) fn indirect_data_content(
+    type_oid: &str,
+    value: &[u8],
+    hash: HashAlg,
+    digest: &[u8],
+) -> Vec<u8> {
+    let oid = crate::issuer::extensions::oid;
+    let data = tlv(0x30, &[oid(type_oid), value.to_vec()].concat());
+    let alg = tlv(0x30, &[oid(digest_oid(hash)), vec![0x05, 0x00]].concat());
+    let digest_info = tlv(0x30, &[alg, tlv(0x04, digest)].concat());
+    tlv(0x30, &[data, digest_info].concat())
 }
 
 /// WIN_CERT_REVISION_2_0.
@@ -119,30 +245,12 @@ impl PeFile {
     /// The Authenticode digest: the whole (padded) file except the CheckSum and the security
     /// directory entry.
     pub fn digest(&self, hash: HashAlg) -> Vec<u8> {
-        use sha2::Digest as _;
         let d = &self.data;
-        let parts: [&[u8]; 3] = [
-            &d[..self.checksum_offset],
-            &d[self.checksum_offset + 4..self.security_dir_offset],
-            &d[self.security_dir_offset + 8..],
-        ];
-        match hash {
-            HashAlg::Sha256 => {
-                let mut h = sha2::Sha256::new();
-                parts.iter().for_each(|p| h.update(p));
-                h.finalize().to_vec()
-            }
-            HashAlg::Sha384 => {
-                let mut h = sha2::Sha384::new();
-                parts.iter().for_each(|p| h.update(p));
-                h.finalize().to_vec()
-            }
-            HashAlg::Sha512 => {
-                let mut h = sha2::Sha512::new();
-                parts.iter().for_each(|p| h.update(p));
-                h.finalize().to_vec()
-            }
-        }
+        let mut h = Hasher::new(hash);
+        h.update(&d[..self.checksum_offset]);
+        h.update(&d[self.checksum_offset + 4..self.security_dir_offset]);
+        h.update(&d[self.security_dir_offset + 8..]);
+        h.finish()
     }
 
     /// Appends `pkcs7` (DER ContentInfo) as the certificate table and returns the signed file
@@ -208,17 +316,9 @@ fn digest_oid(hash: HashAlg) -> &'static str {
 /// SpcPeImageData = `{ flags '' (BIT STRING), file [0] { [2] { [0] "<<<Obsolete>>>" } } }` as
 /// signtool writes it.
 pub fn spc_indirect_data(hash: HashAlg, digest: &[u8]) -> Vec<u8> {
-    let oid = crate::issuer::extensions::oid;
-    let obsolete: Vec<u8> = "<<<Obsolete>>>"
-        .encode_utf16()
-        .flat_map(|c| c.to_be_bytes())
-        .collect();
-    let file = tlv(0xa0, &tlv(0xa2, &tlv(0x80, &obsolete)));
+    let file = tlv(0xa0, &obsolete_file_link());
     let pe_image_data = tlv(0x30, &[&[0x03, 0x01, 0x00][..], &file].concat());
-    let data = tlv(0x30, &[oid(SPC_PE_IMAGE_DATA), pe_image_data].concat());
-    let alg = tlv(0x30, &[oid(digest_oid(hash)), vec![0x05, 0x00]].concat());
-    let digest_info = tlv(0x30, &[alg, tlv(0x04, digest)].concat());
-    tlv(0x30, &[data, digest_info].concat())
+    indirect_data_content(SPC_PE_IMAGE_DATA, &pe_image_data, hash, digest)
 }
 
 /// The digest the server checks and signs as messageDigest: the content's DER without its

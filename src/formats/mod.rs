@@ -4,6 +4,8 @@
 //! Authenticode, the small SpcIndirectDataContent it signs as CMS content).
 
 pub mod authenticode;
+pub mod cab;
 pub mod cose;
 pub mod jar;
 pub mod mcuboot;
+pub mod msi;
