@@ -6,8 +6,7 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::{tool, tool_run};
-use hallmark::der::read_tlv;
+use common::{authenticode_content, code_signing_cert, tool, tool_run};
 use hallmark::formats::authenticode::{self, Signable};
 use hallmark::formats::cab::{CabError, CabFile};
 use hallmark::keys::HashAlg;
@@ -25,30 +24,7 @@ impl Work {
         }
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().to_path_buf();
-        let (ok, text) = tool_run(
-            &dir,
-            "openssl",
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                "k.pem",
-                "-out",
-                "c.pem",
-                "-subj",
-                "/CN=cab test",
-                "-days",
-                "2",
-                "-addext",
-                "extendedKeyUsage=codeSigning",
-            ],
-        );
-        assert!(ok, "openssl req: {text}");
+        code_signing_cert(&dir, "cab test");
         let w = Work { _tmp: tmp, dir };
         w.write(
             "readme.txt",
@@ -172,32 +148,6 @@ fn multi_folder_cab(payloads: &[&[u8]]) -> Vec<u8> {
     d
 }
 
-/// The SpcIndirectDataContent (whole DER) inside a PKCS#7 ContentInfo, and its digest.
-fn signed_content(pkcs7: &[u8]) -> (Vec<u8>, Vec<u8>) {
-    let ci = read_tlv(pkcs7).expect("ContentInfo");
-    let oid = read_tlv(ci.contents).expect("contentType");
-    let explicit = read_tlv(oid.rest).expect("[0] content");
-    let sd = read_tlv(explicit.contents).expect("SignedData");
-    let version = read_tlv(sd.contents).expect("version");
-    let algs = read_tlv(version.rest).expect("digestAlgorithms");
-    let encap = read_tlv(algs.rest).expect("encapContentInfo");
-    let ctype = read_tlv(encap.contents).expect("eContentType");
-    // SPC_INDIRECT_DATA_OBJID 1.3.6.1.4.1.311.2.1.4
-    assert_eq!(
-        ctype.whole,
-        [0x06, 0x0a, 0x2b, 0x06, 0x01, 0x04, 0x01, 0x82, 0x37, 0x02, 0x01, 0x04],
-        "not SpcIndirectDataContent"
-    );
-    let content = read_tlv(ctype.rest).expect("[0] eContent");
-    let spc = read_tlv(content.contents).expect("SpcIndirectDataContent");
-    let data = read_tlv(spc.contents).expect("data");
-    let digest_info = read_tlv(data.rest).expect("DigestInfo");
-    let alg = read_tlv(digest_info.contents).expect("digestAlgorithm");
-    let digest = read_tlv(alg.rest).expect("digest");
-    assert_eq!(digest.tag, 0x04);
-    (spc.whole.to_vec(), digest.contents.to_vec())
-}
-
 /// Signs cabinet `name` with osslsigncode and with our code around osslsigncode's PKCS#7, and
 /// checks that both agree (digest, content, file) and that our file verifies and a changed
 /// byte breaks it.
@@ -212,7 +162,7 @@ fn cross_check(w: &Work, name: &str, hash: HashAlg, hash_name: &str) {
     let (ok, text) = w.ossl(&["extract-signature", "-in", &theirs, "-out", &sig]);
     assert!(ok, "osslsigncode extract-signature {tag}: {text}");
     let pkcs7 = w.read(&sig);
-    let (their_spc, their_digest) = signed_content(&pkcs7);
+    let (their_spc, their_digest) = authenticode_content(&pkcs7);
 
     let cab = CabFile::parse(w.read(name)).unwrap_or_else(|e| panic!("parse {tag}: {e}"));
     let ours: Box<dyn Signable> = Box::new(cab);

@@ -33,28 +33,7 @@ struct Env {
 impl Env {
     fn new() -> Env {
         let dir = tempfile::tempdir().expect("temp dir");
-        openssl(
-            dir.path(),
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                "k.pem",
-                "-out",
-                "c.pem",
-                "-subj",
-                "/CN=hallmark msi test",
-                "-days",
-                "2",
-                "-addext",
-                "extendedKeyUsage=codeSigning",
-            ],
-        );
+        code_signing_cert(dir.path(), "hallmark msi test");
         Env { dir }
     }
 
@@ -119,32 +98,6 @@ impl Env {
         assert!(ok, "msiinfo {args:?}: {text}");
         text
     }
-}
-
-/// The children of a DER constructed value.
-fn children(contents: &[u8]) -> Vec<hallmark::der::Tlv<'_>> {
-    let mut out = Vec::new();
-    let mut rest = contents;
-    while !rest.is_empty() {
-        let t = hallmark::der::read_tlv(rest).expect("DER");
-        rest = t.rest;
-        out.push(t);
-    }
-    out
-}
-
-/// The SpcIndirectDataContent (whole DER) inside a PKCS#7 SignedData ContentInfo, and the
-/// digest in its DigestInfo.
-fn indirect_data(p7: &[u8]) -> (Vec<u8>, Vec<u8>) {
-    let ci = hallmark::der::read_tlv(p7).expect("ContentInfo");
-    let explicit = &children(ci.contents)[1];
-    let sd = hallmark::der::read_tlv(explicit.contents).expect("SignedData");
-    let fields = children(sd.contents);
-    let content_info = children(fields[2].contents);
-    let content = hallmark::der::read_tlv(content_info[1].contents).expect("content");
-    let digest_info = &children(content.contents)[1];
-    let digest = children(digest_info.contents)[1].contents.to_vec();
-    (content.whole.to_vec(), digest)
 }
 
 /// Every stream (path → bytes) and storage (path → CLSID) of a compound file.
@@ -221,7 +174,7 @@ fn check(env: &Env, msi: &str, hash: HashAlg, hash_name: &str, payload: &[u8]) {
     let theirs = format!("{tag}.osslsigncode.msi");
     env.sign(msi, &theirs, hash_name);
     let p7 = env.extract(&theirs);
-    let (their_content, their_digest) = indirect_data(&p7);
+    let (their_content, their_digest) = authenticode_content(&p7);
 
     let ours = parse(msi);
     assert_eq!(ours.kind(), "MSI");
@@ -364,7 +317,7 @@ fn leftover_msi_digital_signature_ex_is_dropped() {
     let theirs = env.p("ex-osslsigncode.msi");
     env.sign(&with_ex, &theirs, "sha256");
     let p7 = env.extract(&theirs);
-    let (_, their_digest) = indirect_data(&p7);
+    let (_, their_digest) = authenticode_content(&p7);
     assert_eq!(ours.digest(HashAlg::Sha256), their_digest);
 
     let signed = env.p("ex-hallmark.msi");

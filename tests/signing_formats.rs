@@ -161,30 +161,18 @@ fn tampered(file: &str, at: usize) -> String {
     p
 }
 
-/// The children of a DER constructed value.
-fn children(contents: &[u8]) -> Vec<hallmark::der::Tlv<'_>> {
-    let mut out = Vec::new();
-    let mut rest = contents;
-    while !rest.is_empty() {
-        let t = hallmark::der::read_tlv(rest).expect("DER");
-        rest = t.rest;
-        out.push(t);
-    }
-    out
-}
-
 /// The signature value and the time-stamp token (unsigned attribute `attr_oid`) of the first
 /// SignerInfo of a DER ContentInfo holding SignedData.
 fn signature_and_token(p7: &[u8], attr_oid: &str) -> (Vec<u8>, Option<Vec<u8>>) {
     let ci = hallmark::der::read_tlv(p7).expect("ContentInfo");
-    let explicit = &children(ci.contents)[1];
+    let explicit = &der_children(ci.contents)[1];
     let sd = hallmark::der::read_tlv(explicit.contents).expect("SignedData");
-    let infos = children(sd.contents)
+    let infos = der_children(sd.contents)
         .into_iter()
         .rfind(|t| t.tag == 0x31)
         .expect("signerInfos");
     let si = hallmark::der::read_tlv(infos.contents).expect("SignerInfo");
-    let fields = children(si.contents);
+    let fields = der_children(si.contents);
     let sig = fields
         .iter()
         .find(|t| t.tag == 0x04)
@@ -193,10 +181,12 @@ fn signature_and_token(p7: &[u8], attr_oid: &str) -> (Vec<u8>, Option<Vec<u8>>) 
         .to_vec();
     let want = hallmark::issuer::extensions::oid(attr_oid);
     let token = fields.iter().find(|t| t.tag == 0xa1).and_then(|unsigned| {
-        children(unsigned.contents).into_iter().find_map(|attr| {
-            let parts = children(attr.contents);
-            (parts[0].whole == want.as_slice()).then(|| parts[1].contents.to_vec())
-        })
+        der_children(unsigned.contents)
+            .into_iter()
+            .find_map(|attr| {
+                let parts = der_children(attr.contents);
+                (parts[0].whole == want.as_slice()).then(|| parts[1].contents.to_vec())
+            })
     });
     (sig, token)
 }

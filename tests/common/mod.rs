@@ -605,3 +605,64 @@ impl SignEnv {
         (cert, pubkey)
     }
 }
+
+/// A throwaway P-256 key and self-signed code-signing certificate in DIR (k.pem, c.pem), for
+/// signing with osslsigncode itself as the reference the format code is checked against.
+pub fn code_signing_cert(dir: &Path, cn: &str) {
+    let subj = format!("/CN={cn}");
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "k.pem",
+            "-out",
+            "c.pem",
+            "-subj",
+            &subj,
+            "-days",
+            "2",
+            "-addext",
+            "extendedKeyUsage=codeSigning",
+        ],
+    );
+}
+
+/// The children of a DER constructed value.
+pub fn der_children(contents: &[u8]) -> Vec<hallmark::der::Tlv<'_>> {
+    let mut out = Vec::new();
+    let mut rest = contents;
+    while !rest.is_empty() {
+        let t = hallmark::der::read_tlv(rest).expect("DER");
+        rest = t.rest;
+        out.push(t);
+    }
+    out
+}
+
+/// The SpcIndirectDataContent (whole DER) inside an Authenticode PKCS#7 (SignedData
+/// ContentInfo), and the file digest in its DigestInfo.
+pub fn authenticode_content(p7: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let ci = hallmark::der::read_tlv(p7).expect("ContentInfo");
+    let explicit = &der_children(ci.contents)[1];
+    let sd = hallmark::der::read_tlv(explicit.contents).expect("SignedData");
+    let fields = der_children(sd.contents);
+    let content_info = der_children(fields[2].contents);
+    // SPC_INDIRECT_DATA_OBJID 1.3.6.1.4.1.311.2.1.4
+    assert_eq!(
+        content_info[0].whole,
+        [0x06, 0x0a, 0x2b, 0x06, 0x01, 0x04, 0x01, 0x82, 0x37, 0x02, 0x01, 0x04],
+        "not SpcIndirectDataContent"
+    );
+    let content = hallmark::der::read_tlv(content_info[1].contents).expect("content");
+    let digest_info = &der_children(content.contents)[1];
+    let digest = &der_children(digest_info.contents)[1];
+    assert_eq!(digest.tag, 0x04, "DigestInfo digest");
+    (content.whole.to_vec(), digest.contents.to_vec())
+}
