@@ -147,6 +147,40 @@ pub struct KeysSection {
     pub root_store: String,
 }
 
+/// Signing keys' policies kept in the config file, `[signing.keys.<label>]`. A key named here
+/// takes its policy from the file, and `hallmark key policy` refuses to change it: the file
+/// (reviewed and versioned like the rest of the deployment) stays the one place it is set.
+/// Keys not named here keep the policy set with `hallmark key policy`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SigningSection {
+    pub keys: BTreeMap<String, KeyPolicySection>,
+}
+
+impl SigningSection {
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
+/// One key's policy in the config, with the same rules as `hallmark key policy`'s flags.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeyPolicySection {
+    /// Formats the key signs (raw, cms, cose_sign1); all when empty.
+    pub formats: Vec<String>,
+    /// Digest algorithms (sha256, sha384, sha512); all when empty.
+    pub digests: Vec<String>,
+    /// Token names that may sign; any of the publisher's tokens when empty.
+    pub signers: Vec<String>,
+    /// Distinct approvals a signature needs (0: none).
+    pub approvals: u32,
+    /// Token names that may approve.
+    pub approvers: Vec<String>,
+    /// Signatures per minute; unlimited when left out.
+    pub rate_per_minute: Option<u32>,
+}
+
 /// CRL publication (`GET /crl/...`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -356,6 +390,8 @@ pub struct Config {
     pub ocsp: OcspSection,
     #[serde(default)]
     pub acme: AcmeSection,
+    #[serde(default, skip_serializing_if = "SigningSection::is_empty")]
+    pub signing: SigningSection,
     /// The directory of the config file (not in the file).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -392,6 +428,14 @@ impl Config {
         self.crl.validate()?;
         self.ocsp.validate()?;
         self.acme.validate()?;
+        for (label, p) in &self.signing.keys {
+            crate::policy::signing::KeyPolicy::from_config(p).map_err(|e| match e {
+                crate::policy::PolicyError::BadRequest(why) => {
+                    format!("signing.keys.{label}: {why}")
+                }
+                e => format!("signing.keys.{label}: {e}"),
+            })?;
+        }
         for name in [&self.keys.default_store, &self.keys.root_store] {
             if !self.key_stores.contains_key(name) {
                 return Err(format!(

@@ -156,6 +156,8 @@ pub struct Hallmark {
     /// What every signature checks of a publisher key's certificate (validity, serial, key),
     /// parsed once per certificate rather than once per signature; see `signing`.
     pub(crate) key_cert_facts: Mutex<HashMap<String, Arc<crate::signing::KeyCertFacts>>>,
+    /// The key policies `[signing.keys.<label>]` sets, checked when the config was loaded.
+    pub(crate) config_key_policies: HashMap<String, crate::policy::signing::KeyPolicy>,
 }
 
 /// Key labels in a store: CA keys and publisher keys never collide.
@@ -186,8 +188,17 @@ impl Hallmark {
     pub fn with_config(config: Config) -> Result<Hallmark> {
         let store = Store::open_existing(&config.database_path())?;
         let profiles = Profiles::load_dir(&config.profiles_dir())?;
+        let config_key_policies = config
+            .signing
+            .keys
+            .iter()
+            .map(|(label, p)| {
+                crate::policy::signing::KeyPolicy::from_config(p).map(|p| (label.clone(), p))
+            })
+            .collect::<std::result::Result<_, _>>()?;
         Ok(Hallmark {
             config,
+            config_key_policies,
             store,
             profiles,
             metrics: Default::default(),
@@ -971,7 +982,34 @@ impl Hallmark {
             }),
         }
         out.extend(self.acme_checks());
+        out.extend(self.signing_policy_checks());
         out
+    }
+
+    /// Each key policy the config sets: in force, or naming a key that does not exist (a typo,
+    /// or a key not created yet: the policy applies once `key create` makes it).
+    pub fn signing_policy_checks(&self) -> Vec<Check> {
+        let mut labels: Vec<&String> = self.config_key_policies.keys().collect();
+        labels.sort();
+        labels
+            .into_iter()
+            .map(|label| {
+                let (ok, detail) = match self.store.get_key(label) {
+                    Ok(Some(_)) => (true, "policy from the config file".to_string()),
+                    Ok(None) => (
+                        false,
+                        "no such key (yet): the policy applies once `hallmark key create` makes it"
+                            .to_string(),
+                    ),
+                    Err(e) => (false, e.to_string()),
+                };
+                Check {
+                    name: format!("signing.keys.{label}"),
+                    ok,
+                    detail,
+                }
+            })
+            .collect()
     }
 
     /// Which names each ACME directory will issue for. A profile without `[san] dns_suffix`

@@ -219,6 +219,7 @@ pub fn init(opts: &InitOptions) -> Result<PathBuf> {
         crl: Default::default(),
         ocsp: Default::default(),
         acme: Default::default(),
+        signing: Default::default(),
         base_dir: opts.dir.clone(),
         path: config_path.clone(),
     };
@@ -254,6 +255,8 @@ pub fn init(opts: &InitOptions) -> Result<PathBuf> {
     crate::tsa::init(&hm, opts.ca_algorithm, actor)?;
     // The config is written last: a directory with a config is a finished CA.
     let header = "# hallmark configuration, written by `hallmark init`. Paths are relative to this file.\n# Secrets are never here: the key store names the environment variable or file holding them.\n\n";
-    std::fs::write(&config_path, format!("{header}{text}")).map_err(|e| io("hallmark.toml", e))?;
+    let signing = "\n# A signing key's policy can be kept here instead of with `hallmark key policy LABEL`;\n# the file then wins and the command refuses to change it. Read when the server starts.\n# [signing.keys.release]\n# formats = [\"cms\", \"raw\"]          # raw, cms, cose_sign1; all when left out\n# digests = [\"sha256\", \"sha384\"]    # sha256, sha384, sha512; all when left out\n# signers = [\"ci\"]                  # token names; any of the publisher's when left out\n# approvals = 2                     # distinct approvals before a signature (0: none)\n# approvers = [\"alice\", \"bob\", \"carol\"]\n# rate_per_minute = 60              # unlimited when left out\n";
+    std::fs::write(&config_path, format!("{header}{text}{signing}"))
+        .map_err(|e| io("hallmark.toml", e))?;
     Ok(config_path)
 }

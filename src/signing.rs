@@ -592,8 +592,12 @@ impl Hallmark {
         Ok(UsableCert { facts, ca })
     }
 
-    /// The key's policy, or the default (today's rules) when none is set.
+    /// The key's policy: the config's `[signing.keys.<label>]` when it names the key, else the
+    /// one set with `hallmark key policy`, else the default (the service's own rules only).
     pub fn key_policy(&self, label: &str) -> Result<KeyPolicy> {
+        if let Some(p) = self.config_key_policies.get(label) {
+            return Ok(p.clone());
+        }
         Ok(self
             .store
             .get_key_policy(label)?
@@ -601,9 +605,29 @@ impl Hallmark {
             .unwrap_or_default())
     }
 
-    /// Sets a key's policy (replacing any earlier one).
+    /// Where key `label`'s policy comes from: "config", "set" (`hallmark key policy`) or
+    /// "default".
+    pub fn key_policy_source(&self, label: &str) -> Result<&'static str> {
+        Ok(if self.config_key_policies.contains_key(label) {
+            "config"
+        } else if self.store.get_key_policy(label)?.is_some() {
+            "set"
+        } else {
+            "default"
+        })
+    }
+
+    /// Sets a key's policy (replacing any earlier one). Refused for a key whose policy the
+    /// config file sets.
     pub fn set_key_policy(&self, label: &str, policy: &KeyPolicy, actor: &str) -> Result<()> {
         self.key(label)?;
+        if self.config_key_policies.contains_key(label) {
+            return Err(Error::Conflict(format!(
+                "the policy of key '{label}' is set in {} ([signing.keys.{label}]); change it \
+                 there (a running server reads it when it starts)",
+                self.config.path.display()
+            )));
+        }
         policy.validate()?;
         self.store.set_key_policy(&policy.to_record(label), actor)?;
         Ok(())

@@ -355,3 +355,114 @@ fn the_cli_waits_for_approvals_and_writes_the_signature() {
     let listed = env.ca.hm(&["signature", "list", "--key", "fw-release"]);
     assert!(listed.contains("by ci"), "{listed}");
 }
+
+/// `[signing.keys.<label>]` in hallmark.toml sets the key's policy: the server enforces it over
+/// a policy set earlier with the CLI, `hallmark key policy` refuses to change it (and leaves the
+/// stored policy as it was), `GET /api/v1/keys/{label}` and `doctor` say where it comes from,
+/// and a policy that cannot hold stops every command with the section's name.
+#[test]
+fn a_policy_in_the_config_file_wins_and_the_cli_cannot_change_it() {
+    let config_text = std::cell::RefCell::new(String::new());
+    let env = Env::start(|ca| {
+        ca.create_key("acme", "release", "p256", &[]);
+        // Set with the CLI first: raw only.
+        ca.hm(&["key", "policy", "release", "--formats", "raw"]);
+        let path = ca.config();
+        let mut text = std::fs::read_to_string(&path).expect("config");
+        text.push_str(
+            "\n[signing.keys.release]\nformats = [\"CMS\"]\ndigests = [\"SHA-384\"]\nsigners = [\"ci\"]\n\n[signing.keys.not-yet]\nformats = [\"raw\"]\n",
+        );
+        std::fs::write(&path, &text).expect("config");
+        *config_text.borrow_mut() = text;
+    });
+    let config_path = env.ca.config();
+
+    let shown = env.ca.hm(&["key", "policy", "release"]);
+    assert!(
+        shown.contains("formats: cms") && shown.contains("digests: sha384"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("signers: ci") && shown.contains("[signing.keys.release]"),
+        "{shown}"
+    );
+    // The CLI refuses to change it; the stored (CLI) policy is untouched.
+    let out = run(&mut env
+        .ca
+        .cmd(&["key", "policy", "release", "--formats", "cose_sign1"]));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains("is set in") && said.contains("[signing.keys.release]"),
+        "{said}"
+    );
+    let stored: String = env
+        .db()
+        .query_row(
+            "SELECT formats FROM key_policies WHERE key_label = 'release'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("stored policy");
+    assert_eq!(stored, "raw");
+
+    // The server enforces the config's policy, not the stored one.
+    let ci = env.token("ci", "sign");
+    let d384 = "cd".repeat(48);
+    let (code, v) = env.sign(&ci, "release", "raw", "sha384", &d384);
+    assert_eq!(code, 403, "{v}");
+    assert!(
+        v["detail"].as_str().unwrap_or("").contains("format 'raw'"),
+        "{v}"
+    );
+    let (code, v) = env.sign(&ci, "release", "cms", "sha384", &d384);
+    assert_eq!(code, 201, "{v}");
+    assert_eq!(env.recorded(), 1);
+    let (code, v) = env.call("GET", "/api/v1/keys/release", &ci, None);
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["policy"]["source"], "config", "{v}");
+    assert_eq!(v["policy"]["formats"], json!(["cms"]), "{v}");
+
+    // doctor: the policy of a key that does not exist (yet) is a failed check, by name.
+    let out = run(&mut env.ca.cmd(&["doctor"]));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{said}");
+    let line = |name: &str| said.lines().find(|l| l.contains(name)).map(str::to_string);
+    assert!(
+        line("signing.keys.not-yet")
+            .is_some_and(|l| l.starts_with("FAIL") && l.contains("no such key")),
+        "{said}"
+    );
+    assert!(
+        line("signing.keys.release").is_some_and(|l| l.starts_with("ok")),
+        "{said}"
+    );
+
+    // A policy that cannot hold stops every command, naming the section.
+    let good = config_text.borrow().clone();
+    for (section, why) in [
+        ("formats = [\"zip\"]", "format 'zip'"),
+        ("digests = [\"sha1\"]", "SHA-1 digests are refused"),
+        (
+            "approvals = 2\napprovers = [\"a\"]",
+            "2 approvals need at least 2 approvers",
+        ),
+        ("aprovals = 1", "unknown field"),
+        ("rate_per_minute = 0", "a rate of 0"),
+    ] {
+        std::fs::write(
+            &config_path,
+            format!("{good}\n[signing.keys.other]\n{section}\n"),
+        )
+        .expect("config");
+        let out = run(&mut env.ca.cmd(&["key", "policy", "release"]));
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{section}: {said}");
+        assert!(said.contains(why), "{section}: {said}");
+        if why != "unknown field" {
+            assert!(said.contains("signing.keys.other"), "{section}: {said}");
+        }
+    }
+    std::fs::write(&config_path, &good).expect("config");
+    assert_eq!(env.recorded(), 1);
+}

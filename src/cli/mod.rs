@@ -1000,9 +1000,7 @@ fn cmd_key(cli: &Cli, c: &KeyCmd) -> anyhow::Result<()> {
         KeyCmd::Show {
             label,
             policy: true,
-        } => {
-            print!("{}", hm.key_policy(&hm.key(label)?.label)?.describe());
-        }
+        } => print_key_policy(&hm, &hm.key(label)?.label)?,
         KeyCmd::Policy(a) => {
             let given = !(a.formats.is_empty()
                 && a.digests.is_empty()
@@ -1011,36 +1009,18 @@ fn cmd_key(cli: &Cli, c: &KeyCmd) -> anyhow::Result<()> {
                 && a.approvals.is_none()
                 && a.rate_per_minute.is_none());
             if given {
-                let lower = |v: &[String]| -> Vec<String> {
-                    v.iter()
-                        .map(|x| x.trim().to_ascii_lowercase())
-                        .filter(|x| !x.is_empty())
-                        .collect()
-                };
-                let names = |v: &[String]| -> Vec<String> {
-                    v.iter()
-                        .map(|x| x.trim().to_string())
-                        .filter(|x| !x.is_empty())
-                        .collect()
-                };
-                let policy = crate::policy::signing::KeyPolicy {
-                    formats: lower(&a.formats),
-                    digests: lower(&a.digests)
-                        .iter()
-                        .map(|d| {
-                            crate::signing::parse_digest_algorithm(d)
-                                .map(|h| crate::signing::digest_algorithm_name(h).to_string())
-                        })
-                        .collect::<Result<_, _>>()?,
-                    signers: names(&a.signers),
-                    approvals: a.approvals.unwrap_or(0),
-                    approvers: names(&a.approvers),
-                    rate_per_minute: a.rate_per_minute,
-                };
+                let policy = crate::policy::signing::KeyPolicy::normalized(
+                    &a.formats,
+                    &a.digests,
+                    &a.signers,
+                    a.approvals.unwrap_or(0),
+                    &a.approvers,
+                    a.rate_per_minute,
+                )?;
                 hm.set_key_policy(&a.label, &policy, &actor())?;
                 println!("policy of key {} set:", a.label);
             }
-            print!("{}", hm.key_policy(&hm.key(&a.label)?.label)?.describe());
+            print_key_policy(&hm, &hm.key(&a.label)?.label)?;
         }
         KeyCmd::Show {
             label,
@@ -1052,6 +1032,20 @@ fn cmd_key(cli: &Cli, c: &KeyCmd) -> anyhow::Result<()> {
                 .ok_or_else(|| anyhow!("key '{label}' has no certificate yet"))?;
             print!("{}", pem_cert(&der));
         }
+    }
+    Ok(())
+}
+
+/// A key's policy, and where it comes from.
+fn print_key_policy(hm: &Hallmark, label: &str) -> anyhow::Result<()> {
+    print!("{}", hm.key_policy(label)?.describe());
+    match hm.key_policy_source(label)? {
+        "config" => println!(
+            "source: {} [signing.keys.{label}]",
+            hm.config.path.display()
+        ),
+        "set" => println!("source: hallmark key policy"),
+        _ => println!("source: none set (the service's own rules only)"),
     }
     Ok(())
 }

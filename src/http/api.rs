@@ -876,6 +876,7 @@ fn get_key(hm: &Hallmark, label: &str, cred: &Credential) -> Result<Response<Bod
         "approvals": p.approvals,
         "approvers": p.approvers,
         "rate_per_minute": p.rate_per_minute,
+        "source": hm.key_policy_source(&key.label)?,
     });
     Ok(json_response(
         StatusCode::OK,

@@ -200,6 +200,9 @@ pub async fn serve(
             eprintln!("hallmark: {}: {}", c.name, c.detail);
         }
     }
+    for c in hm.signing_policy_checks().into_iter().filter(|c| !c.ok) {
+        eprintln!("hallmark: warning: {}: {}", c.name, c.detail);
+    }
     let api_state = Arc::new(api::ApiState::new(hm.clone()));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let header_timeout = std::time::Duration::from_secs(hm.config.api.header_timeout_secs);

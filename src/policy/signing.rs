@@ -41,6 +41,58 @@ fn shown(v: &[String]) -> String {
 }
 
 impl KeyPolicy {
+    /// A policy from its parts as a user writes them (flags or config): formats lower-cased,
+    /// digest names made canonical ("SHA-256" → "sha256"; SHA-1 refused), names trimmed, empty
+    /// entries dropped; then [`KeyPolicy::validate`]d.
+    pub fn normalized(
+        formats: &[String],
+        digests: &[String],
+        signers: &[String],
+        approvals: u32,
+        approvers: &[String],
+        rate_per_minute: Option<u32>,
+    ) -> Result<KeyPolicy, PolicyError> {
+        let names = |v: &[String]| -> Vec<String> {
+            v.iter()
+                .map(|x| x.trim().to_string())
+                .filter(|x| !x.is_empty())
+                .collect()
+        };
+        let digests = names(digests)
+            .iter()
+            .map(|d| {
+                crate::signing::parse_digest_algorithm(&d.to_ascii_lowercase())
+                    .map(|h| crate::signing::digest_algorithm_name(h).to_string())
+                    .map_err(|e| PolicyError::BadRequest(e.to_string()))
+            })
+            .collect::<Result<_, _>>()?;
+        let policy = KeyPolicy {
+            formats: names(formats)
+                .iter()
+                .map(|f| f.to_ascii_lowercase())
+                .collect(),
+            digests,
+            signers: names(signers),
+            approvals,
+            approvers: names(approvers),
+            rate_per_minute,
+        };
+        policy.validate()?;
+        Ok(policy)
+    }
+
+    /// The policy a `[signing.keys.<label>]` config section gives.
+    pub fn from_config(p: &crate::config::KeyPolicySection) -> Result<KeyPolicy, PolicyError> {
+        KeyPolicy::normalized(
+            &p.formats,
+            &p.digests,
+            &p.signers,
+            p.approvals,
+            &p.approvers,
+            p.rate_per_minute,
+        )
+    }
+
     pub fn from_record(r: &KeyPolicyRecord) -> KeyPolicy {
         KeyPolicy {
             formats: list(&r.formats),
