@@ -154,31 +154,15 @@ pub struct KeysSection {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SigningSection {
-    pub keys: BTreeMap<String, KeyPolicySection>,
+    /// Written as the `hallmark key policy` flags are; normalized and checked at load
+    /// ([`KeyPolicy::from_config`](crate::policy::signing::KeyPolicy::from_config)).
+    pub keys: BTreeMap<String, crate::policy::signing::KeyPolicy>,
 }
 
 impl SigningSection {
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }
-}
-
-/// One key's policy in the config, with the same rules as `hallmark key policy`'s flags.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct KeyPolicySection {
-    /// Formats the key signs (raw, cms, cose_sign1); all when empty.
-    pub formats: Vec<String>,
-    /// Digest algorithms (sha256, sha384, sha512); all when empty.
-    pub digests: Vec<String>,
-    /// Token names that may sign; any of the publisher's tokens when empty.
-    pub signers: Vec<String>,
-    /// Distinct approvals a signature needs (0: none).
-    pub approvals: u32,
-    /// Token names that may approve.
-    pub approvers: Vec<String>,
-    /// Signatures per minute; unlimited when left out.
-    pub rate_per_minute: Option<u32>,
 }
 
 /// CRL publication (`GET /crl/...`).

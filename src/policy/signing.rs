@@ -5,8 +5,10 @@
 use super::PolicyError;
 use crate::store::KeyPolicyRecord;
 
-/// A key's policy. Empty lists mean "no restriction beyond the service's own rules".
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// A key's policy. Empty lists mean "no restriction beyond the service's own rules". It is
+/// also the shape of a `[signing.keys.<label>]` config section.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct KeyPolicy {
     pub formats: Vec<String>,
     pub digests: Vec<String>,
@@ -81,8 +83,8 @@ impl KeyPolicy {
         Ok(policy)
     }
 
-    /// The policy a `[signing.keys.<label>]` config section gives.
-    pub fn from_config(p: &crate::config::KeyPolicySection) -> Result<KeyPolicy, PolicyError> {
+    /// The policy a `[signing.keys.<label>]` config section gives, normalized and checked.
+    pub fn from_config(p: &KeyPolicy) -> Result<KeyPolicy, PolicyError> {
         KeyPolicy::normalized(
             &p.formats,
             &p.digests,
