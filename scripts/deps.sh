@@ -26,8 +26,10 @@ else
 fi
 
 # Python tools, pinned: pkilint (certificate/CRL/OCSP lints), imgtool (MCUboot verify), pycose with
-# cbor2<6 (COSE_Sign1 verify; pycose 1.1.0 breaks on cbor2 6), certbot (ACME client).
-PY_PACKAGES="pkilint==$PKILINT_VERSION imgtool==2.5.0 pycose==1.1.0 cbor2<6 certbot==5.8.0"
+# cbor2<6 (COSE_Sign1 verify; pycose 1.1.0 breaks on cbor2 6), certbot (ACME client), signify with
+# olefile (Authenticode verification by Windows' rules, PE and MSI: a second verifier beside
+# osslsigncode).
+PY_PACKAGES="pkilint==$PKILINT_VERSION imgtool==2.5.0 pycose==1.1.0 cbor2<6 certbot==5.8.0 signify==0.9.3 olefile==0.47"
 stamp=".venv/.hallmark-deps"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$PY_PACKAGES" ]; then
     echo "deps: .venv has $PY_PACKAGES"
@@ -40,5 +42,21 @@ else
         test -x ".venv/bin/$tool" || { echo "deps: .venv/bin/$tool missing after install" >&2; exit 1; }
     done
     .venv/bin/python -c 'import pycose, cbor2' || { echo "deps: pycose/cbor2 do not import" >&2; exit 1; }
+    # signify needs oscrypto, whose last release (1.3.0) cannot read a two-digit OpenSSL patch
+    # version ("3.0.19") and refuses to load; upstream fixed the pattern after that release.
+    # The same one-line fix, applied to the venv's copy:
+    .venv/bin/python - <<'PY'
+import importlib.util, pathlib
+spec = importlib.util.find_spec("oscrypto")
+old = "'\\\\b(\\\\d\\\\.\\\\d\\\\.\\\\d[a-z]*)\\\\b'"
+new = "'\\\\b(\\\\d\\\\.\\\\d+\\\\.\\\\d+[a-z]*)\\\\b'"
+# The ctypes and the cffi loaders (cffi is used when installed, as certbot installs it).
+for name in ("_libcrypto_ctypes.py", "_libcrypto_cffi.py"):
+    f = pathlib.Path(spec.origin).parent / "_openssl" / name
+    text = f.read_text()
+    if old in text:
+        f.write_text(text.replace(old, new))
+PY
+    .venv/bin/python -c 'import signify.authenticode, olefile' || { echo "deps: signify does not import" >&2; exit 1; }
     echo "$PY_PACKAGES" > "$stamp"
 fi

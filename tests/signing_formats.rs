@@ -350,6 +350,28 @@ fn osslsigncode_verify(f: &Fixture, file: &str) -> (bool, String) {
     )
 }
 
+/// signify (Python) verifies an Authenticode file by Windows' rules — the signed content against
+/// the file's hash (PE, MSI), the signer's chain to the given root with the code-signing usage,
+/// the counter-signature or RFC 3161 time-stamp — independently of osslsigncode. It prints the
+/// result and exits 0 only when it is OK.
+const SIGNIFY_VERIFY: &str = r#"
+import sys
+from signify.authenticode import AuthenticodeFile
+from signify.x509 import Certificate, CertificateStore
+store = CertificateStore(list(Certificate.from_pems(open(sys.argv[2], "rb").read())), trusted=True)
+with open(sys.argv[1], "rb") as f:
+    signed = AuthenticodeFile.from_stream(f)
+    result, error = signed.explain_verify(trusted_certificate_store=store)
+    print(type(signed).__name__, result, error)
+    sys.exit(0 if error is None else 1)
+"#;
+
+fn signify_verify(f: &Fixture, file: &str) -> (bool, String) {
+    let script = f.path("signify_verify.py");
+    std::fs::write(&script, SIGNIFY_VERIFY).expect("script");
+    tool_run(f.dir(), "python", &[&script, file, &f.root])
+}
+
 #[test]
 fn authenticode_verifies_with_osslsigncode() {
     let f = Fixture::start(Keys::Soft);
@@ -381,6 +403,11 @@ fn authenticode_verifies_with_osslsigncode() {
         let (ok, text) = osslsigncode_verify(&f, &signed);
         assert!(ok, "osslsigncode verify ({key}): {text}");
         assert!(text.contains("Signature verification: ok"), "{text}");
+        let (ok, said) = signify_verify(&f, &signed);
+        assert!(
+            ok && said.contains("SignedPEFile"),
+            "signify ({key}): {said}"
+        );
         // Digest and PE checksum both match.
         assert!(!text.contains("MISMATCH"), "{text}");
         assert!(
@@ -395,6 +422,8 @@ fn authenticode_verifies_with_osslsigncode() {
             !ok && text.contains("MISMATCH"),
             "a tampered PE verified ({key}): {text}"
         );
+        let (ok, text) = signify_verify(&f, &bad);
+        assert!(!ok, "signify accepted a tampered PE ({key}): {text}");
         let meta = f.last_metadata();
         assert_eq!(meta["_hallmark"]["timestamped"], true, "{meta}");
         assert_eq!(
@@ -565,6 +594,14 @@ fn authenticode_cab_and_msi_verify_with_osslsigncode() {
                     || text.contains("Timestamp verified by"),
                 "no verified time-stamp ({kind}, {key}):\n{text}"
             );
+            // signify reads PE and MSI, not cabinets.
+            if kind == "MSI" {
+                let (ok, text) = signify_verify(&f, &signed);
+                assert!(
+                    ok && text.contains("SignedMsiFile"),
+                    "signify ({key}): {text}"
+                );
+            }
             let meta = f.last_metadata();
             assert_eq!(meta["_hallmark"]["timestamped"], true, "{meta}");
             let artifact = std::path::Path::new(file)
@@ -589,6 +626,10 @@ fn authenticode_cab_and_msi_verify_with_osslsigncode() {
             !ok && text.contains("MISMATCH"),
             "a tampered {kind} verified: {text}"
         );
+        if kind == "MSI" {
+            let (ok, text) = signify_verify(&f, &bad);
+            assert!(!ok, "signify accepted a tampered MSI: {text}");
+        }
         // A signed file is refused before anything is asked of the server.
         let before = f.recorded();
         let out = run(&mut f.sign_cmd(
