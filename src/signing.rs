@@ -163,6 +163,15 @@ pub struct SignatureRequestView {
     pub approvals: Vec<ApprovalRecord>,
 }
 
+/// What one id of `GET /api/v1/signatures/{id}` names (see [`Hallmark::signature_by_id`]).
+#[derive(Debug, Clone)]
+pub enum SignatureById {
+    /// A recorded signature, with the request it ended when it waited for approvals.
+    Record(SignatureRecord, Option<SignatureRequestView>),
+    /// A signature request not signed (yet): pending, denied, expired or failed.
+    Request(SignatureRequestView),
+}
+
 /// Embedded content of a CMS signature.
 #[derive(Debug, Clone)]
 struct Content {
@@ -723,6 +732,7 @@ impl Hallmark {
                 &cred.actor(),
                 None,
                 Some(cert),
+                0,
             )?));
         }
         if !allow_pending {
@@ -779,7 +789,9 @@ impl Hallmark {
 
     /// Signs checked parts with a key, records the signature, and returns it. `cert` is the
     /// key's certificate as checked a moment before (on the direct path); `None` checks it
-    /// now (after approvals, which may have taken days).
+    /// now (after approvals, which may have taken days). `record_id` is the id the record
+    /// should take (a signature request's), or 0 for the next one.
+    #[allow(clippy::too_many_arguments)]
     fn sign_checked(
         &self,
         key: &KeyRecord,
@@ -788,6 +800,7 @@ impl Hallmark {
         actor: &str,
         approvers: Option<String>,
         cert: Option<UsableCert>,
+        record_id: i64,
     ) -> Result<SignedDigest> {
         let cert = match cert {
             Some(c) => c,
@@ -873,7 +886,7 @@ impl Hallmark {
             extra.insert("content_type".into(), c.content_type.clone().into());
         }
         let record = SignatureRecord {
-            id: 0,
+            id: record_id,
             key_label: key.label.clone(),
             digest_algorithm: digest_algorithm_name(checked.hash).to_string(),
             digest: hex::encode(&checked.digest),
@@ -943,6 +956,43 @@ impl Hallmark {
         Ok(SignatureRequestView {
             approvals: self.store.signature_approvals(id)?,
             request,
+        })
+    }
+
+    /// What `GET /api/v1/signatures/{id}` names. A signature request that waits for approvals
+    /// shares its id with the signature it ends in: until it is signed the id shows the request
+    /// (pending, denied, expired, failed), afterwards the record with the request beside it.
+    /// Any other id is a recorded signature. A request from before ids were shared whose number
+    /// a signature also has is reachable only as `/api/v1/signatures/requests/{id}`.
+    pub fn signature_by_id(&self, id: i64, cred: &Credential) -> Result<SignatureById> {
+        if let Some(request) = self.store.get_signature_request(id)? {
+            match request.signature_id {
+                Some(signature) if signature == id => {
+                    return Ok(SignatureById::Record(
+                        self.signature_record(id, cred)?,
+                        Some(self.signature_request_view(id, cred)?),
+                    ));
+                }
+                None if self.store.get_signature(id)?.is_none() => {
+                    return Ok(SignatureById::Request(
+                        self.signature_request_view(id, cred)?,
+                    ));
+                }
+                _ => {}
+            }
+        }
+        Ok(SignatureById::Record(
+            self.signature_record(id, cred)?,
+            None,
+        ))
+    }
+
+    /// The id under which `GET /api/v1/signatures/{id}` shows signature request `r`: the
+    /// signature's once signed, else its own when no signature holds that number.
+    pub fn signature_request_public_id(&self, r: &SignatureRequestRecord) -> Result<Option<i64>> {
+        Ok(match r.signature_id {
+            Some(id) => Some(id),
+            None => self.store.get_signature(r.id)?.is_none().then_some(r.id),
         })
     }
 
@@ -1128,6 +1178,8 @@ impl Hallmark {
             &format!("signature-request:{}", request.id),
             Some(approvers),
             None,
+            // The signature takes the request's id (reserved from the same sequence).
+            request.id,
         )
     }
 

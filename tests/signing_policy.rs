@@ -187,6 +187,13 @@ fn two_of_three_approvals_sign_a_firmware_release() {
     assert_eq!(v["approvals_required"], 2);
     let id = v["request_id"].as_i64().expect("request id");
     assert_eq!(env.recorded(), 0);
+    // The answer's id is the one to poll: GET /api/v1/signatures/{id} shows the request now
+    // and the signature once it is made.
+    assert_eq!(v["id"].as_i64(), Some(id), "{v}");
+    let (code, p) = env.call("GET", &format!("/api/v1/signatures/{id}"), &rm, None);
+    assert_eq!((code, p["status"].as_str()), (200, Some("pending")), "{p}");
+    assert_eq!(p["request_id"].as_i64(), Some(id), "{p}");
+    assert!(p.get("signature").is_none(), "{p}");
 
     // Not an approver, or no approve scope: 403.
     let (code, v) = env.decide(&stranger, id, "approve");
@@ -224,10 +231,14 @@ fn two_of_three_approvals_sign_a_firmware_release() {
 
     // The record names the requester and both approvers; the request shows it signed.
     let sig_id = v["id"].as_i64().expect("signature id");
+    assert_eq!(sig_id, id, "the signature takes its request's id");
     let (code, rec) = env.call("GET", &format!("/api/v1/signatures/{sig_id}"), &rm, None);
     assert_eq!(code, 200, "{rec}");
     assert_eq!(rec["requester"], "release-manager");
     assert_eq!(rec["approvers"], "security-lead,qa-lead");
+    assert_eq!(rec["status"], "signed", "{rec}");
+    assert_eq!(rec["signature"], v["signature"], "{rec}");
+    assert!(rec["certificate"].as_str().is_some(), "{rec}");
     let (code, r) = env.call(
         "GET",
         &format!("/api/v1/signatures/requests/{id}"),
@@ -257,6 +268,8 @@ fn two_of_three_approvals_sign_a_firmware_release() {
     );
     assert_eq!((code, v["status"].as_str()), (200, Some("denied")), "{v}");
     assert!(v.get("signature").is_none(), "{v}");
+    let (code, v) = env.call("GET", &format!("/api/v1/signatures/{denied}"), &rm, None);
+    assert_eq!((code, v["status"].as_str()), (200, Some("denied")), "{v}");
 
     // Expired: past api.request_ttl_hours it never signs.
     let (code, v) = env.sign(&rm, "fw-release", "raw", "sha256", &digest);
@@ -294,6 +307,15 @@ fn two_of_three_approvals_sign_a_firmware_release() {
         rows.map(|r| r.expect("row")).collect()
     };
     assert_eq!(statuses, ["signed", "denied", "expired"]);
+    // Another publisher's token sees none of them.
+    env.ca.add_globex();
+    let other = env
+        .ca
+        .token(&["--publisher", "globex", "--name", "x", "--scopes", "sign"]);
+    for n in [id, denied, expired] {
+        let (code, v) = env.call("GET", &format!("/api/v1/signatures/{n}"), &other, None);
+        assert_eq!(code, 404, "{v}");
+    }
 }
 
 #[test]

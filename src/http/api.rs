@@ -22,7 +22,7 @@ use crate::error::Error;
 use crate::policy::auth::Credential;
 use crate::policy::IssueRequest;
 use crate::requests::{RequestView, Submitted};
-use crate::signing::{SignSubmitted, SignatureRequestView};
+use crate::signing::{SignSubmitted, SignatureById, SignatureRequestView};
 use crate::store::rfc3339;
 use crate::store::{CertFilter, CertRecord, Publisher, RequestRecord};
 
@@ -546,8 +546,23 @@ fn handle(state: &ApiState, req: &ApiRequest, template: &str, segs: &[&str]) -> 
         "/api/v1/signatures" if req.method == Method::POST => post_signature(hm, req, &cred),
         "/api/v1/signatures" => list_signatures(hm, &q, &cred),
         "/api/v1/signatures/{id}" => parse_id(segs[3])
-            .and_then(|id| hm.signature_record(id, &cred))
-            .map(|s| json_response(StatusCode::OK, &signature_record_json(&s))),
+            .and_then(|id| hm.signature_by_id(id, &cred))
+            .and_then(|s| {
+                Ok(json_response(
+                    StatusCode::OK,
+                    &match s {
+                        SignatureById::Record(r, None) => signature_record_json(&r),
+                        SignatureById::Record(r, Some(v)) => {
+                            let mut doc = signature_record_json(&r);
+                            doc["request_id"] = json!(v.request.id);
+                            doc["status"] = json!(v.request.status);
+                            signed_fields(hm, &v.request, &mut doc)?;
+                            doc
+                        }
+                        SignatureById::Request(v) => signature_request_json(hm, &v)?,
+                    },
+                ))
+            }),
         "/api/v1/signatures/requests/{id}" => parse_id(segs[4])
             .and_then(|id| hm.signature_request_view(id, &cred))
             .and_then(|v| {
@@ -809,7 +824,6 @@ fn post_signature(
 /// A signature request as the API shows it; once signed it carries the signature, the key's
 /// certificate and its chain, like the 201 answer of `POST /api/v1/signatures`.
 fn signature_request_json(hm: &Hallmark, view: &SignatureRequestView) -> Result<Value, Error> {
-    use base64::Engine as _;
     let r = &view.request;
     let mut v = json!({
         "request_id": r.id,
@@ -830,10 +844,24 @@ fn signature_request_json(hm: &Hallmark, view: &SignatureRequestView) -> Result<
         "created_at": rfc3339(r.created_at),
         "expires_at": rfc3339(r.expires_at),
     });
-    if let (Some(id), Some(sig)) = (r.signature_id, &r.signature) {
+    if let Some(id) = hm.signature_request_public_id(r)? {
+        v["id"] = json!(id);
+    }
+    signed_fields(hm, r, &mut v)?;
+    Ok(v)
+}
+
+/// A signed request's signature, the key's certificate and chain and the time-stamp token, as
+/// the 201 answer of `POST /api/v1/signatures` carries them; nothing for an unsigned one.
+fn signed_fields(
+    hm: &Hallmark,
+    r: &crate::store::SignatureRequestRecord,
+    v: &mut Value,
+) -> Result<(), Error> {
+    use base64::Engine as _;
+    if let (Some(_), Some(sig)) = (r.signature_id, &r.signature) {
         let key = hm.key(&r.key_label)?;
         let (cert, chain) = hm.key_certificate_chain(&key)?;
-        v["id"] = json!(id);
         v["signature"] = json!(base64::engine::general_purpose::STANDARD.encode(sig));
         v["certificate"] = json!(pem_of(&cert));
         v["chain"] = json!(chain.iter().map(|c| pem_of(c)).collect::<Vec<_>>());
@@ -841,7 +869,7 @@ fn signature_request_json(hm: &Hallmark, view: &SignatureRequestView) -> Result<
             v["timestamp_token"] = json!(base64::engine::general_purpose::STANDARD.encode(t));
         }
     }
-    Ok(v)
+    Ok(())
 }
 
 /// A publisher key with its certificate, chain and signing policy (scope `sign`; another

@@ -340,4 +340,15 @@ CREATE TRIGGER generation_revocations_delete AFTER DELETE ON revocations BEGIN U
     r#"
 ALTER TABLE signature_requests ADD COLUMN timestamp_token BLOB;
 "#,
+    // Signatures and signature requests share one id sequence from now on (a request takes
+    // the next signature id, and the signature it ends in gets that id), so
+    // `GET /api/v1/signatures/{id}` names either. Future signatures start above every request
+    // id given so far, so they never take an older request's number.
+    r#"
+INSERT INTO sqlite_sequence (name, seq)
+    SELECT 'signatures', 0 WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'signatures');
+UPDATE sqlite_sequence
+    SET seq = max(seq, (SELECT coalesce(max(id), 0) FROM signature_requests))
+    WHERE name = 'signatures';
+"#,
 ];

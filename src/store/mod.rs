@@ -1134,6 +1134,73 @@ mod tests {
     }
 
     #[test]
+    fn signature_requests_and_signatures_share_one_id_sequence() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("db.sqlite")).unwrap();
+        let sig = |id: i64| signatures::SignatureRecord {
+            id,
+            key_label: "k".into(),
+            digest_algorithm: "sha256".into(),
+            digest: "00".repeat(32),
+            format: "raw".into(),
+            requester: "ci".into(),
+            approvers: None,
+            metadata: None,
+            created_at: 0,
+        };
+        let request = SignatureRequestRecord {
+            id: 0,
+            key_label: "k".into(),
+            publisher: "acme".into(),
+            requester: "ci".into(),
+            digest_algorithm: "sha256".into(),
+            digest: "00".repeat(32),
+            format: "raw".into(),
+            metadata: None,
+            status: String::new(),
+            approvals_required: 1,
+            created_at: 0,
+            expires_at: i64::MAX,
+            decided_at: None,
+            signature_id: None,
+            signature: None,
+            timestamp_token: None,
+        };
+        // A request reserves the next number even before any signature exists.
+        let r1 = s.insert_signature_request(&request, "t").unwrap();
+        let a = s.insert_signature(&sig(0), "t").unwrap();
+        let r2 = s.insert_signature_request(&request, "t").unwrap();
+        let b = s.insert_signature(&sig(0), "t").unwrap();
+        assert_eq!((r1, a, r2, b), (1, 2, 3, 4));
+        // The signature a request ends in takes the request's number.
+        assert_eq!(s.insert_signature(&sig(r2), "t").unwrap(), r2);
+        assert_eq!(s.insert_signature(&sig(r1), "t").unwrap(), r1);
+        // A number a signature already holds (a request from before ids were shared) is not
+        // taken twice: the signature gets the next one.
+        assert_eq!(s.insert_signature(&sig(b), "t").unwrap(), 5);
+        assert_eq!(s.count_signatures().unwrap(), 5);
+
+        // A database from before ids were shared, with request numbers above the signatures':
+        // once migrated, new signatures start above every request number.
+        let path = dir.path().join("old.sqlite");
+        drop(Store::open(&path).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(&format!(
+            "INSERT INTO signature_requests (id, key_label, publisher, requester, digest_algorithm, digest, format, status, approvals_required, created_at, expires_at)
+                 VALUES (40, 'k', 'acme', 'ci', 'sha256', '00', 'raw', 'pending', 1, 0, 0);
+             INSERT INTO signatures (key_label, digest_algorithm, digest, format, requester, created_at)
+                 VALUES ('k', 'sha256', '00', 'raw', 'ci', 0);
+             UPDATE sqlite_sequence SET seq = 1 WHERE name = 'signatures';
+             PRAGMA user_version = {};",
+            migrations::MIGRATIONS.len() - 1
+        ))
+        .unwrap();
+        drop(conn);
+        let s = Store::open_existing(&path).unwrap();
+        assert_eq!(s.insert_signature(&sig(0), "t").unwrap(), 41);
+    }
+
+    #[test]
     fn group_commit_answers_every_writer_once_under_load() {
         // 24 threads x 40 writes: the lead passes between callers many times; every write
         // gets its own row id, and every row is there afterwards.

@@ -40,16 +40,26 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SignatureRecord> {
 }
 
 impl Store {
-    /// Records a signature (its `id` is ignored and assigned) with a `signature.created` audit
-    /// event in the same transaction; returns the new id.
+    /// Records a signature with a `signature.created` audit event in the same transaction;
+    /// returns its id. An `id` of 0 is assigned; another (the id of the signature request it
+    /// ends, reserved from this table's sequence) is kept when no signature has it — a request
+    /// from before ids were shared may collide, and then gets a new one.
     pub fn insert_signature(&self, s: &SignatureRecord, actor: &str) -> Result<i64, StoreError> {
         // Concurrent signatures share one commit (group commit): each is durable before this
         // returns, without a sync of its own.
         let (s, actor) = (s.clone(), actor.to_string());
         self.group_write(Box::new(move |tx| {
+            let wanted = if s.id > 0 {
+                let taken = tx
+                    .prepare_cached("SELECT 1 FROM signatures WHERE id = ?1")?
+                    .exists(params![s.id])?;
+                (!taken).then_some(s.id)
+            } else {
+                None
+            };
             tx.prepare_cached(
-                "INSERT INTO signatures (key_label, digest_algorithm, digest, format, requester, approvers, metadata, created_at)
-                 VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
+                "INSERT INTO signatures (id, key_label, digest_algorithm, digest, format, requester, approvers, metadata, created_at)
+                 VALUES (?9,?1,?2,?3,?4,?5,?6,?7,?8)",
             )?
             .execute(params![
                 s.key_label,
@@ -59,7 +69,8 @@ impl Store {
                 s.requester,
                 s.approvers,
                 s.metadata,
-                s.created_at
+                s.created_at,
+                wanted
             ])?;
             let id = tx.last_insert_rowid();
             let detail = format!(

@@ -156,6 +156,8 @@ impl Store {
     }
 
     /// Stores a pending signature request (its `id`, `status` and `created_at` are assigned).
+    /// Its id is taken from the signatures' sequence: the signature it may end in is recorded
+    /// under the same id ([`Store::insert_signature`]), so one id names both.
     pub fn insert_signature_request(
         &self,
         r: &SignatureRequestRecord,
@@ -164,8 +166,21 @@ impl Store {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute(
-            "INSERT INTO signature_requests (key_label, publisher, requester, digest_algorithm, digest, format, metadata, status, approvals_required, created_at, expires_at)
-             VALUES (?1,?2,?3,?4,?5,?6,?7,'pending',?8,?9,?10)",
+            "INSERT INTO sqlite_sequence (name, seq) SELECT 'signatures', 0
+             WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'signatures')",
+            [],
+        )?;
+        let id: i64 = tx.query_row(
+            "UPDATE sqlite_sequence SET seq = max(seq,
+                 (SELECT coalesce(max(id), 0) FROM signatures),
+                 (SELECT coalesce(max(id), 0) FROM signature_requests)) + 1
+             WHERE name = 'signatures' RETURNING seq",
+            [],
+            |row| row.get(0),
+        )?;
+        tx.execute(
+            "INSERT INTO signature_requests (id, key_label, publisher, requester, digest_algorithm, digest, format, metadata, status, approvals_required, created_at, expires_at)
+             VALUES (?11,?1,?2,?3,?4,?5,?6,?7,'pending',?8,?9,?10)",
             params![
                 r.key_label,
                 r.publisher,
@@ -176,10 +191,10 @@ impl Store {
                 r.metadata,
                 r.approvals_required,
                 now(),
-                r.expires_at
+                r.expires_at,
+                id
             ],
         )?;
-        let id = tx.last_insert_rowid();
         audit(
             &tx,
             actor,
