@@ -49,7 +49,9 @@ pub fn cmd_sign_authenticode(a: &AuthenticodeArgs) -> anyhow::Result<()> {
     let data = std::fs::read(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
     let file = open(data).with_context(|| format!("{}", a.file.display()))?;
     let kind = file.kind();
-    let file_digest = file.digest(hash);
+    let file_digest = file
+        .digest(hash)
+        .with_context(|| format!("{}", a.file.display()))?;
     let spc = file.indirect_data(hash, &file_digest);
     let digest = content_digest(hash, &spc)?;
     let body = serde_json::json!({

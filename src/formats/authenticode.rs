@@ -53,8 +53,8 @@ pub enum AuthenticodeError {
 pub trait Signable {
     /// The format's name for messages: "PE32", "PE32+", "CAB" or "MSI".
     fn kind(&self) -> &'static str;
-    /// The Authenticode hash of the file in `hash`.
-    fn digest(&self, hash: HashAlg) -> Vec<u8>;
+    /// The Authenticode hash of the file in `hash` (an MSI's streams are read again for it).
+    fn digest(&self, hash: HashAlg) -> Result<Vec<u8>, AuthenticodeError>;
     /// The DER SpcIndirectDataContent the server signs for this file and `digest`.
     fn indirect_data(&self, hash: HashAlg, digest: &[u8]) -> Vec<u8>;
     /// The signed file: the unsigned one with `pkcs7` (DER ContentInfo) embedded.
@@ -85,8 +85,8 @@ impl Signable for PeFile {
             "PE32"
         }
     }
-    fn digest(&self, hash: HashAlg) -> Vec<u8> {
-        PeFile::digest(self, hash)
+    fn digest(&self, hash: HashAlg) -> Result<Vec<u8>, AuthenticodeError> {
+        Ok(PeFile::digest(self, hash))
     }
     fn indirect_data(&self, hash: HashAlg, digest: &[u8]) -> Vec<u8> {
         spc_indirect_data(hash, digest)

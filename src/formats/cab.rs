@@ -246,8 +246,8 @@ impl Signable for CabFile {
     fn kind(&self) -> &'static str {
         "CAB"
     }
-    fn digest(&self, hash: HashAlg) -> Vec<u8> {
-        CabFile::digest(self, hash)
+    fn digest(&self, hash: HashAlg) -> Result<Vec<u8>, AuthenticodeError> {
+        Ok(CabFile::digest(self, hash))
     }
     fn indirect_data(&self, hash: HashAlg, digest: &[u8]) -> Vec<u8> {
         spc_indirect_data(hash, digest)

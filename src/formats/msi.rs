@@ -22,9 +22,9 @@
 //! them; it is not produced here, as osslsigncode only writes it with `-add-msi-dse`).
 //!
 //! [`MsiFile::parse`] opens the compound file with the `cfb` crate in memory, refuses a
-//! signed file, reads every stream once and keeps the exact bytes the hash is fed, so that
-//! [`Signable::digest`] cannot fail afterwards (at the cost of holding the content twice in
-//! memory). [`Signable::indirect_data`] builds a SpcIndirectDataContent of type
+//! signed file, reads every stream once to check it, and keeps the list of what the hash takes
+//! in order (stream paths and CLSIDs); [`Signable::digest`] reads the streams again from the
+//! file in memory and feeds them to the hash, so a package is held once, not twice. [`Signable::indirect_data`] builds a SpcIndirectDataContent of type
 //! SPC_SIPINFO_OBJID with the SpcSipInfo naming the MSI subject interface package, as
 //! signtool and osslsigncode write it. [`Signable::embed`] adds the signature stream to the
 //! compound file in place (cfb rewrites only the sectors and directory entries it touches),
@@ -79,10 +79,17 @@ const MAX_DEPTH: usize = 64;
 pub struct MsiFile {
     /// The compound file as read.
     data: Vec<u8>,
-    /// The exact byte string the Authenticode hash is computed over.
-    hashed: Vec<u8>,
+    /// What the Authenticode hash takes, in order.
+    pieces: Vec<Piece>,
     /// A leftover `\u{5}MsiDigitalSignatureEx` stream that [`Signable::embed`] removes.
     stale_ex: bool,
+}
+
+/// One part of the hash input: a stream's contents, or a storage's CLSID.
+#[derive(Debug, Clone)]
+enum Piece {
+    Stream { path: PathBuf, len: u64 },
+    Clsid([u8; 16]),
 }
 
 /// A storage's child as the hash needs it.
@@ -156,30 +163,69 @@ impl MsiFile {
             ));
         }
         let root_clsid = cf.root_entry().clsid().to_bytes_le();
-        let mut hashed = Vec::new();
-        // Streams own distinct sectors and a CLSID is smaller than its directory entry, so the
-        // hash input of a well-formed file is never larger than the file: more means
-        // cross-linked sector chains, which would let a small file inflate without bound.
-        let limit = data.len();
-        hash_storage(&mut cf, Path::new("/"), root_clsid, 0, limit, &mut hashed)?;
+        let mut plan = Plan {
+            pieces: Vec::new(),
+            // Streams own distinct sectors and a CLSID is smaller than its directory entry, so
+            // the hash input of a well-formed file is never larger than the file: more means
+            // cross-linked sector chains, which would let a small file inflate without bound.
+            left: data.len() as u64,
+        };
+        hash_storage(&mut cf, Path::new("/"), root_clsid, 0, &mut plan)?;
+        drop(cf);
         Ok(MsiFile {
             data,
-            hashed,
+            pieces: plan.pieces,
             stale_ex,
         })
     }
+
+    /// Feeds the hash input to `sink` in order, reading the streams from the file in memory.
+    fn feed(&self, sink: &mut dyn FnMut(&[u8])) -> Result<(), MsiError> {
+        let mut cf = cfb::CompoundFile::open(Cursor::new(self.data.as_slice())).map_err(not_msi)?;
+        let mut buf = vec![0u8; 64 * 1024];
+        for piece in &self.pieces {
+            match piece {
+                Piece::Clsid(clsid) => sink(clsid),
+                Piece::Stream { path, len } => {
+                    let mut stream = cf.open_stream(path).map_err(not_msi)?;
+                    let mut read = 0u64;
+                    loop {
+                        let n = stream.read(&mut buf).map_err(not_msi)?;
+                        if n == 0 {
+                            break;
+                        }
+                        read += n as u64;
+                        sink(&buf[..n]);
+                    }
+                    if read != *len {
+                        return Err(MsiError::NotMsi(format!(
+                            "stream {path:?} changed while it was hashed"
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
-/// Appends to `out` what the hash takes from the storage at `path` (CLSID `clsid`, `depth`
-/// storages below the root): its children in hash order, then its CLSID. `out` may not grow
-/// past `limit` bytes.
+/// What [`hash_storage`] collects: the pieces of the hash input, and how many more bytes the
+/// streams may hold.
+struct Plan {
+    pieces: Vec<Piece>,
+    left: u64,
+}
+
+/// Appends to `plan` what the hash takes from the storage at `path` (CLSID `clsid`, `depth`
+/// storages below the root): its children in hash order, then its CLSID. Every stream is read
+/// through once here, so that a stream shorter than its directory entry, or streams holding
+/// more than the file, are refused now.
 fn hash_storage<F: Read + std::io::Seek>(
     cf: &mut cfb::CompoundFile<F>,
     path: &Path,
     clsid: [u8; 16],
     depth: usize,
-    limit: usize,
-    out: &mut Vec<u8>,
+    plan: &mut Plan,
 ) -> Result<(), MsiError> {
     if depth > MAX_DEPTH {
         return Err(MsiError::Unsupported(format!(
@@ -207,26 +253,29 @@ fn hash_storage<F: Read + std::io::Seek>(
             if child.len == 0 {
                 continue;
             }
-            let start = out.len();
+            if child.len > plan.left {
+                return Err(MsiError::NotMsi(
+                    "its streams hold more data than the file (cross-linked sectors)".into(),
+                ));
+            }
+            plan.left -= child.len;
             let mut stream = cf.open_stream(&child.path).map_err(not_msi)?;
-            stream.read_to_end(out).map_err(not_msi)?;
-            let read = (out.len() - start) as u64;
+            let read = std::io::copy(&mut stream, &mut std::io::sink()).map_err(not_msi)?;
             if read != child.len {
                 return Err(MsiError::NotMsi(format!(
                     "stream {:?} holds {read} bytes, its directory entry says {}",
                     child.path, child.len
                 )));
             }
-            if out.len() > limit {
-                return Err(MsiError::NotMsi(
-                    "its streams hold more data than the file (cross-linked sectors)".into(),
-                ));
-            }
+            plan.pieces.push(Piece::Stream {
+                path: child.path,
+                len: child.len,
+            });
         } else {
-            hash_storage(cf, &child.path, child.clsid, depth + 1, limit, out)?;
+            hash_storage(cf, &child.path, child.clsid, depth + 1, plan)?;
         }
     }
-    out.extend_from_slice(&clsid);
+    plan.pieces.push(Piece::Clsid(clsid));
     Ok(())
 }
 
@@ -246,10 +295,10 @@ impl Signable for MsiFile {
     fn kind(&self) -> &'static str {
         "MSI"
     }
-    fn digest(&self, hash: HashAlg) -> Vec<u8> {
+    fn digest(&self, hash: HashAlg) -> Result<Vec<u8>, AuthenticodeError> {
         let mut h = Hasher::new(hash);
-        h.update(&self.hashed);
-        h.finish()
+        self.feed(&mut |data| h.update(data))?;
+        Ok(h.finish())
     }
     fn indirect_data(&self, hash: HashAlg, digest: &[u8]) -> Vec<u8> {
         indirect_data_content(SPC_SIPINFO_OBJID, &sip_info(), hash, digest)
@@ -300,6 +349,13 @@ mod tests {
         cf.into_inner().into_inner()
     }
 
+    /// The bytes the hash is fed, in order.
+    fn hash_input(msi: &MsiFile) -> Vec<u8> {
+        let mut out = Vec::new();
+        msi.feed(&mut |d| out.extend_from_slice(d)).unwrap();
+        out
+    }
+
     #[test]
     fn hash_order_is_bytewise_on_utf16le() {
         // U+3801 sorts after U+3900 bytewise (01 38 > 00 39), though before it as a code unit.
@@ -341,9 +397,12 @@ mod tests {
         want.extend_from_slice(b"ex");
         want.extend_from_slice(&[0; 16]); // storage "s"
         want.extend_from_slice(&[0; 16]); // root
-        assert_eq!(msi.hashed, want);
-        assert_eq!(msi.digest(HashAlg::Sha256), HashAlg::Sha256.digest(&want));
-        assert_eq!(msi.digest(HashAlg::Sha384).len(), 48);
+        assert_eq!(hash_input(&msi), want);
+        assert_eq!(
+            msi.digest(HashAlg::Sha256).unwrap(),
+            HashAlg::Sha256.digest(&want)
+        );
+        assert_eq!(msi.digest(HashAlg::Sha384).unwrap().len(), 48);
     }
 
     #[test]
@@ -357,16 +416,16 @@ mod tests {
             .unwrap();
         let id: [u8; 16] = core::array::from_fn(|i| i as u8 + 1);
         data[at + 0x50..at + 0x60].copy_from_slice(&id);
-        let msi = MsiFile::parse(data).unwrap();
-        let n = msi.hashed.len();
-        assert_eq!(msi.hashed[n - 32..n - 16], id);
-        assert_eq!(msi.hashed[n - 16..], [0; 16]);
+        let hashed = hash_input(&MsiFile::parse(data).unwrap());
+        let n = hashed.len();
+        assert_eq!(hashed[n - 32..n - 16], id);
+        assert_eq!(hashed[n - 16..], [0; 16]);
     }
 
     #[test]
     fn embeds_and_refuses_signed_and_malformed() {
         let msi = MsiFile::parse(sample()).unwrap();
-        let digest = msi.digest(HashAlg::Sha256);
+        let digest = msi.digest(HashAlg::Sha256).unwrap();
         let signed = Box::new(msi).embed(b"\x30\x03\x02\x01\x01").unwrap();
         let err = MsiFile::parse(signed.clone()).unwrap_err();
         assert_eq!(err, MsiError::AlreadySigned("stream"));
@@ -382,7 +441,7 @@ mod tests {
         cf.remove_stream(DIGITAL_SIGNATURE).unwrap();
         cf.flush().unwrap();
         let again = MsiFile::parse(cf.into_inner().into_inner()).unwrap();
-        assert_eq!(again.digest(HashAlg::Sha256), digest);
+        assert_eq!(again.digest(HashAlg::Sha256).unwrap(), digest);
 
         for bad in [Vec::new(), b"hello".to_vec(), vec![0u8; 4096]] {
             assert!(matches!(MsiFile::parse(bad), Err(MsiError::NotMsi(_))));
