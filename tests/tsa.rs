@@ -333,28 +333,7 @@ fn tsa_serves_jarsigner_and_osslsigncode() {
     assert!(!text.contains("TSA certificate chain is invalid"), "{text}");
 
     // osslsigncode sign -ts (Authenticode RFC 3161 countersignature) on a PowerShell script.
-    openssl(
-        &dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "cs.key",
-            "-out",
-            "cs.pem",
-            "-subj",
-            "/CN=code signer",
-            "-days",
-            "3",
-            "-addext",
-            "extendedKeyUsage=codeSigning",
-        ],
-    );
+    code_signing_cert(&dir, "code signer");
     std::fs::write(dir.join("s.ps1"), "Write-Host \"hi\"\r\n").expect("script");
     let out = tool_in(
         &dir,
@@ -362,9 +341,9 @@ fn tsa_serves_jarsigner_and_osslsigncode() {
         &[
             "sign",
             "-certs",
-            "cs.pem",
+            "c.pem",
             "-key",
-            "cs.key",
+            "k.pem",
             "-ts",
             &url,
             "-in",
@@ -396,7 +375,7 @@ fn tsa_serves_jarsigner_and_osslsigncode() {
                 "-in",
                 file,
                 "-CAfile",
-                "cs.pem",
+                "c.pem",
                 "-TSA-CAfile",
                 "root.pem",
                 "-TSA-CRLfile",
