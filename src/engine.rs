@@ -16,7 +16,9 @@ use crate::profile::{Profiles, Validity};
 use crate::store::{now, CaRecord, CaRole, Intent, KeyRecord, Publisher, Store, StoreError};
 
 mod batch;
+mod recovery;
 pub use batch::ChunkInput;
+pub use recovery::Recovered;
 
 /// A certificate as returned to a caller: already recorded.
 #[derive(Debug, Clone)]
@@ -158,6 +160,9 @@ pub struct Hallmark {
     pub(crate) key_cert_facts: Mutex<HashMap<String, Arc<crate::signing::KeyCertFacts>>>,
     /// The key policies `[signing.keys.<label>]` sets, checked when the config was loaded.
     pub(crate) config_key_policies: HashMap<String, crate::policy::signing::KeyPolicy>,
+    /// When the store was opened: an intent recorded before it was left by a stop (see
+    /// `recovery`).
+    started_at: i64,
 }
 
 /// Key labels in a store: CA keys and publisher keys never collide.
@@ -208,6 +213,7 @@ impl Hallmark {
             tsa: Mutex::new(None),
             publisher_signers: Mutex::new(HashMap::new()),
             key_cert_facts: Mutex::new(HashMap::new()),
+            started_at: now(),
         })
     }
 

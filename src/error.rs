@@ -64,7 +64,7 @@ impl Error {
             },
             Error::Profile(ProfileError::Unknown(_)) => "unknown-profile",
             Error::Profile(_) => "bad-profile",
-            Error::Store(StoreError::Conflict(_)) => "conflict",
+            Error::Store(StoreError::Conflict(_) | StoreError::Decided(_)) => "conflict",
             Error::Store(StoreError::DeviceTaken(_)) => "device-exists",
             Error::Store(StoreError::QuotaExceeded(_)) => "quota-exceeded",
             Error::Store(StoreError::NotFound(_)) | Error::NotFound(_) => "not-found",

@@ -621,20 +621,22 @@ impl Hallmark {
     }
 
     /// The certificate of a device that already has one. A recorded intent is usually being
-    /// signed by another connection right now: wait for it (up to 10 s). One still unsigned
-    /// after that was left by a crash between record and sign: it is signed and completed now,
-    /// from the bytes that were recorded.
+    /// signed by another connection right now: wait for it (up to 10 s). One recorded before
+    /// this server started was left by a stop (recovery at start finishes those, so this is
+    /// rare) and one still unsigned after the wait was left by a failure between record and
+    /// sign: either is signed and completed now, from the bytes that were recorded.
     fn finish_existing(&self, existing: &crate::store::DeviceCertificate) -> Result<Vec<u8>> {
         if let Some(der) = &existing.cert_der {
             return Ok(der.clone());
         }
-        let profile = self
-            .store
-            .get_certificate(&existing.serial)?
-            .map(|c| c.profile)
+        let record = self.store.get_certificate(&existing.serial)?;
+        let profile = record
+            .as_ref()
+            .map(|c| c.profile.clone())
             .unwrap_or_default();
+        let ours = record.is_some_and(|c| c.created_at >= self.started_at());
         let waited = std::time::Instant::now();
-        while waited.elapsed() < std::time::Duration::from_secs(10) {
+        while ours && waited.elapsed() < std::time::Duration::from_secs(10) {
             std::thread::sleep(std::time::Duration::from_millis(50));
             let now_rec = self.store.get_certificate(&existing.serial)?;
             if let Some(der) = now_rec.as_ref().and_then(|c| c.cert_der.clone()) {
@@ -648,12 +650,7 @@ impl Hallmark {
             .store
             .intent_tbs(&existing.serial)?
             .ok_or_else(|| Error::NotFound(format!("intent {}", existing.serial)))?;
-        let ca = self.ca(&existing.ca)?;
-        let sig = ca.signer.sign(ca.scheme, &tbs)?;
-        let alg = crate::der::tbs_signature_algorithm(&tbs)
-            .map_err(|e| Error::Invalid(e.to_string()))?
-            .to_vec();
-        let der = crate::der::assemble(&tbs, &alg, &sig);
+        let der = self.sign_intent_tbs(&existing.ca, &tbs)?;
         self.store
             .complete_issuance(&existing.serial, &der, "recovery")?;
         Ok(der)

@@ -247,12 +247,12 @@ impl Hallmark {
             )
             .into());
         }
-        let count =
+        let decision =
             match self
                 .store
                 .record_decision(id, &cred.name, approve, comment, &cred.actor())
             {
-                Ok(c) => c,
+                Ok(d) => d,
                 Err(StoreError::Conflict(_)) => {
                     return Err(Error::Conflict(format!(
                         "'{}' has already decided on request {id}",
@@ -261,32 +261,42 @@ impl Hallmark {
                 }
                 Err(e) => return Err(e.into()),
             };
-        let mut issued = None;
-        if approve && count >= request.approvals_required {
-            let req = IssueRequest {
-                profile: request.profile.clone(),
-                publisher: publisher_id,
-                csr: request.csr_der.clone(),
-                requester: request.requester.clone(),
-                device_serial: request.device_serial.clone(),
-                name: request.cn_name.clone(),
-            };
-            // Policy runs again: the publisher or profile may have changed while it waited.
-            let checked = policy::lookup_publisher(&self.profiles, &self.store, &req)
-                .and_then(|p| policy::check(&self.profiles, p, &req, Approvals::Workflow));
-            match checked {
-                Ok(approved) => {
-                    let cert = self.issue_approved(&approved, Some(id))?;
-                    self.store
-                        .finish_request(id, "issued", Some(&cert.serial), &cred.actor())?;
-                    issued = Some(cert);
-                }
-                Err(e) => {
-                    self.store.finish_request(id, "denied", None, "policy")?;
-                    return Err(e.into());
-                }
+        // Only the approval that claimed the request issues: a concurrent approval or denial
+        // saw the request no longer pending and was refused.
+        let issued = if decision.claimed {
+            Some(self.issue_claimed(&request, &cred.actor())?)
+        } else {
+            None
+        };
+        Ok((self.request_view(id, cred)?, issued))
+    }
+
+    /// Issues the certificate of a claimed (fully approved) request and ends it as `issued`.
+    /// Policy runs again first: the publisher or profile may have changed while it waited; a
+    /// refusal ends the request as `denied` by policy.
+    pub(crate) fn issue_claimed(&self, request: &RequestRecord, actor: &str) -> Result<Issued> {
+        let id = request.id;
+        let req = IssueRequest {
+            profile: request.profile.clone(),
+            publisher: request.publisher.clone().unwrap_or_default(),
+            csr: request.csr_der.clone(),
+            requester: request.requester.clone(),
+            device_serial: request.device_serial.clone(),
+            name: request.cn_name.clone(),
+        };
+        let checked = policy::lookup_publisher(&self.profiles, &self.store, &req)
+            .and_then(|p| policy::check(&self.profiles, p, &req, Approvals::Workflow));
+        match checked {
+            Ok(approved) => {
+                let cert = self.issue_approved(&approved, Some(id))?;
+                self.store
+                    .finish_request(id, "issued", Some(&cert.serial), actor)?;
+                Ok(cert)
+            }
+            Err(e) => {
+                self.store.finish_request(id, "denied", None, "policy")?;
+                Err(e.into())
             }
         }
-        Ok((self.request_view(id, cred)?, issued))
     }
 }

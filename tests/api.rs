@@ -511,28 +511,6 @@ fn rate_limit_answers_429_with_retry_after() {
     assert!(!retry.is_empty(), "429 carries Retry-After");
 }
 
-const RELEASE_PROFILE: &str = r#"
-name = "release-signing"
-description = "Release code signing, two approvals"
-issuer = "code-signing-ca"
-validity_days = 365
-approvals = { required = 2, approvers = ["release-manager", "security-lead", "qa-lead"] }
-
-[key]
-algorithms = ["p256", "p384"]
-
-[extensions]
-key_usage = ["digitalSignature"]
-extended_key_usage = ["codeSigning"]
-certificate_policies = ["ca-policy"]
-crl_distribution_point = true
-authority_info_access = true
-
-[subject]
-common_name = "organization"
-attributes = ["O", "C", "ST", "L"]
-"#;
-
 #[test]
 fn two_of_three_approvals_issue_and_every_refusal_holds() {
     let api = Api::start(|ca| {
@@ -866,4 +844,181 @@ fn revoke_over_the_api() {
         .ca
         .hm(&["audit", "--limit", "50"])
         .contains("(sec)@127.0.0.1"));
+}
+
+/// Approvals and denials sent at the same moment: a request is claimed by the approval that
+/// completes it, in the same transaction, so it issues at most one certificate, and never after
+/// a denial; the losers of each race get 409 and nothing else is issued.
+#[test]
+fn concurrent_approvals_and_denials_issue_at_most_once() {
+    let api = Api::start(|ca| {
+        std::fs::write(
+            ca.dir.path().join("ca/ca-profiles/release-signing.toml"),
+            RELEASE_PROFILE,
+        )
+        .expect("profile");
+        ca.hm(&[
+            "publisher",
+            "add",
+            "rel",
+            "--org",
+            "Acme Corp",
+            "--country",
+            "US",
+            "--state",
+            "California",
+            "--locality",
+            "San Jose",
+            "--profiles",
+            "release-signing",
+        ]);
+    });
+    let token = |name: &str, scopes: &str| {
+        api.token(&["--publisher", "rel", "--name", name, "--scopes", scopes])
+    };
+    let ci = token("ci", "issue");
+    let approvers = [
+        token("release-manager", "approve"),
+        token("security-lead", "approve"),
+        token("qa-lead", "approve"),
+    ];
+    let csr = csr_pem(&api.ca, "race");
+    let body = cert_body("release-signing", &csr);
+    let submit = || -> i64 {
+        let (code, v, raw) = api.call(
+            "POST",
+            "/api/v1/certificates",
+            Some(&ci),
+            Some("application/json"),
+            Some(&body),
+        );
+        assert_eq!(code, 202, "{}", String::from_utf8_lossy(&raw));
+        v["request_id"].as_i64().expect("request id")
+    };
+    // Each (token, verb) sent by its own thread, all released together.
+    let api = &api;
+    let race = |id: i64, calls: &[(&str, &str)]| -> Vec<(u16, Value)> {
+        let gate = std::sync::Barrier::new(calls.len());
+        std::thread::scope(|s| {
+            let handles: Vec<_> = calls
+                .iter()
+                .map(|&(t, verb)| {
+                    let gate = &gate;
+                    s.spawn(move || {
+                        gate.wait();
+                        let (code, v, _) = api.call(
+                            "POST",
+                            &format!("/api/v1/requests/{id}/{verb}"),
+                            Some(t),
+                            Some("application/json"),
+                            Some(br#"{"comment":"race"}"#),
+                        );
+                        (code, v)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("caller"))
+                .collect()
+        })
+    };
+    // What the store holds for a request: its status, serial, and its live certificates.
+    let stored = |id: i64| -> (String, Option<String>, Vec<String>) {
+        let db = api.ca.db();
+        let (status, serial) = db
+            .query_row(
+                "SELECT status, certificate_serial FROM requests WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .expect("request");
+        let mut stmt = db
+            .prepare("SELECT serial FROM certificates WHERE request_id = ?1 AND status IN ('intent', 'issued')")
+            .expect("query");
+        let certs = stmt
+            .query_map([id], |r| r.get(0))
+            .expect("certs")
+            .collect::<Result<Vec<String>, _>>()
+            .expect("rows");
+        (status, serial, certs)
+    };
+    let issued_serials = |answers: &[(u16, Value)]| -> Vec<String> {
+        answers
+            .iter()
+            .filter_map(|(_, v)| v["certificate"]["serial"].as_str().map(str::to_string))
+            .collect()
+    };
+    let (rm, sl, qa) = (&approvers[0], &approvers[1], &approvers[2]);
+
+    // Two final approvals at once: one issues, the other is refused.
+    for _ in 0..6 {
+        let id = submit();
+        let (code, _, _) = api.call(
+            "POST",
+            &format!("/api/v1/requests/{id}/approve"),
+            Some(rm),
+            Some("application/json"),
+            Some(b"{}"),
+        );
+        assert_eq!(code, 200);
+        let answers = race(id, &[(sl, "approve"), (qa, "approve")]);
+        let mut codes: Vec<u16> = answers.iter().map(|a| a.0).collect();
+        codes.sort();
+        assert_eq!(codes, [200, 409], "{answers:?}");
+        let returned = issued_serials(&answers);
+        assert_eq!(returned.len(), 1, "exactly one caller gets a certificate");
+        let (status, serial, certs) = stored(id);
+        assert_eq!(status, "issued");
+        assert_eq!(serial.as_deref(), Some(returned[0].as_str()));
+        assert_eq!(certs, returned, "one certificate for the request");
+    }
+
+    // Three approvals at once on a 2-of-3 request: one leaves it pending, one issues, one is refused.
+    for _ in 0..4 {
+        let id = submit();
+        let answers = race(id, &[(rm, "approve"), (sl, "approve"), (qa, "approve")]);
+        let mut codes: Vec<u16> = answers.iter().map(|a| a.0).collect();
+        codes.sort();
+        assert_eq!(codes, [200, 200, 409], "{answers:?}");
+        let returned = issued_serials(&answers);
+        assert_eq!(returned.len(), 1, "{answers:?}");
+        let (status, _, certs) = stored(id);
+        assert_eq!((status.as_str(), certs), ("issued", returned));
+    }
+
+    // The final approval against a denial: either the request issued and the denial is refused,
+    // or it was denied, the approval is refused and no certificate exists.
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..10 {
+        let id = submit();
+        let (code, _, _) = api.call(
+            "POST",
+            &format!("/api/v1/requests/{id}/approve"),
+            Some(rm),
+            Some("application/json"),
+            Some(b"{}"),
+        );
+        assert_eq!(code, 200);
+        let answers = race(id, &[(sl, "approve"), (qa, "deny")]);
+        let (approve, deny) = (&answers[0], &answers[1]);
+        let (status, serial, certs) = stored(id);
+        match status.as_str() {
+            "issued" => {
+                assert_eq!((approve.0, deny.0), (200, 409), "{answers:?}");
+                let returned = issued_serials(&answers);
+                assert_eq!(serial.as_deref(), returned.first().map(String::as_str));
+                assert_eq!(certs, returned);
+            }
+            "denied" => {
+                assert_eq!((approve.0, deny.0), (409, 200), "{answers:?}");
+                assert!(issued_serials(&answers).is_empty(), "{answers:?}");
+                assert!(certs.is_empty(), "a denied request has no certificate");
+                assert_eq!(serial, None);
+            }
+            other => panic!("request {id} ended {other}: {answers:?}"),
+        }
+        seen.insert(status);
+    }
+    eprintln!("approve/deny races ended: {seen:?}");
 }

@@ -378,6 +378,77 @@ fn a_claimed_signature_request_is_finished_at_start() {
     assert_eq!(hm.recover_signature_requests().expect("recover"), 0);
 }
 
+/// A certificate request whose last approval claimed it, then a stop before it issued: the
+/// next start issues it (policy runs again) and ends it `issued`, once.
+#[test]
+fn a_claimed_certificate_request_is_issued_at_start() {
+    use hallmark::policy::auth::Scope;
+    use hallmark::requests::Submitted;
+    let ca = TestCa::new(Keys::Soft);
+    ca.add_acme();
+    std::fs::write(
+        ca.dir.path().join("ca/ca-profiles/release-signing.toml"),
+        RELEASE_PROFILE,
+    )
+    .expect("profile");
+    let hm = ca.open();
+    hm.set_publisher_profiles(
+        "acme",
+        &["code-signing".into(), "release-signing".into()],
+        "test",
+    )
+    .expect("profiles");
+    let (_, secret) = hm
+        .create_token(
+            Some("acme"),
+            Some("ci"),
+            &[Scope::Issue],
+            false,
+            None,
+            "test",
+        )
+        .expect("token");
+    let cred = hm.authenticate(Some(&secret), None).expect("credential");
+    let req = IssueRequest {
+        profile: "release-signing".into(),
+        ..request(csr(&ca, "claimed"))
+    };
+    let id = match hm.submit(req, &cred).expect("submit") {
+        Submitted::Pending(r) => r.id,
+        Submitted::Issued(_) => panic!("the profile asks for approvals"),
+    };
+    // Both approvals recorded, the second claiming the request; then the process stops.
+    for who in ["release-manager", "security-lead"] {
+        hm.store
+            .record_decision(id, who, true, None, who)
+            .expect("decision");
+    }
+    let issued = hm.store.count_certificates(Some("issued")).expect("count");
+    drop(hm);
+
+    let hm = ca.open();
+    let r = hm.recover().expect("recover");
+    assert_eq!(r.requests, 1, "{r}");
+    let rec = hm.store.get_request(id).expect("read").expect("request");
+    assert_eq!(rec.status, "issued");
+    let serial = rec.certificate_serial.expect("serial");
+    let cert = hm
+        .store
+        .get_certificate(&serial)
+        .expect("read")
+        .expect("cert");
+    assert_eq!(
+        (cert.status.as_str(), cert.request_id),
+        ("issued", Some(id))
+    );
+    assert_eq!(
+        hm.store.count_certificates(Some("issued")).expect("count"),
+        issued + 1
+    );
+    // Nothing is left: a second start issues nothing.
+    assert!(hm.recover().expect("recover").is_empty());
+}
+
 /// `sign_threads` on a PKCS#11 key store (for a network HSM that signs in parallel): a batch
 /// asks the token for that many signatures at once — here 8, more than the cores — and every
 /// certificate is still issued once and recorded as answered. Out-of-range values are refused.

@@ -445,3 +445,96 @@ fn sigterm_lets_a_batch_in_flight_finish() {
     let code = line.server.wait_exit(std::time::Duration::from_secs(30));
     assert_eq!(code, Some(0), "the server exited cleanly after SIGTERM");
 }
+
+/// `kill -9` of the server while a batch streams, then a restart: what the stop left between
+/// record and sign (certificate intents) is finished at start, before any request is answered;
+/// the resumed `station run` completes every device without duplicates, the station's counter
+/// equals its live certificates, and `doctor` passes.
+#[test]
+fn a_server_killed_mid_batch_recovers_its_intents_at_start() {
+    let mut line = Line::new();
+    let (devices, input) = line.station_with_batch(
+        "line-7",
+        "^ACME-L7-[0-9]{6}$",
+        100_000,
+        4_000,
+        |i| format!("ACME-L7-{i:06}"),
+        "l7.ndjson",
+    );
+    let out = line.ca.path("l7-out.ndjson");
+    let intents = |line: &Line| -> i64 {
+        line.db()
+            .query_row(
+                "SELECT count(*) FROM certificates WHERE status = 'intent'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("count")
+    };
+    // Kill it while chunks are recorded and not yet signed (tried up to three times: a kill can
+    // land between two chunks).
+    let mut left = 0;
+    for _ in 0..3 {
+        let mut client = line.run("line-7", &input, &out).spawn().expect("spawn");
+        let before = lines_in(&out);
+        let start = std::time::Instant::now();
+        while lines_in(&out) < before + 300 && start.elapsed().as_secs() < 60 {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        ok(std::process::Command::new("kill").args(["-KILL", &line.server.pid().to_string()]));
+        let _ = client.wait();
+        line.server.wait_exit(std::time::Duration::from_secs(10));
+        left = intents(&line);
+        line.server = Server::start(&line.ca, true);
+        if left > 0 {
+            break;
+        }
+    }
+    assert!(left > 0, "a kill -9 mid-batch left certificate intents");
+    // The restarted server finished them before it said it was ready.
+    assert_eq!(intents(&line), 0, "no intent older than the start survives");
+    let recovered: i64 = line
+        .db()
+        .query_row(
+            "SELECT count(*) FROM audit WHERE actor = 'recovery' AND action = 'certificate.issued'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("audit");
+    assert!(recovered >= left, "recovered {recovered} of {left} intents");
+
+    // The resumed run completes every device at once (no waiting on leftovers).
+    ok(&mut line.run("line-7", &input, &out));
+    let all = answers(&out);
+    assert_eq!(all.len(), 4_000);
+    let mut serials = HashSet::new();
+    for (a, (dev, _)) in all.iter().zip(&devices) {
+        assert_eq!(a["status"], "issued", "{a}");
+        assert_eq!(a["device_serial"].as_str(), Some(dev.as_str()));
+        assert!(serials.insert(a["serial"].as_str().expect("serial").to_string()));
+    }
+    let stored = line.station_certs("line-7");
+    assert_eq!(stored.len(), 4_000, "one live certificate per device");
+    for a in &all {
+        let der = b64()
+            .decode(a["certificate"].as_str().expect("cert"))
+            .expect("b64");
+        assert_eq!(
+            stored.get(a["serial"].as_str().expect("serial")),
+            Some(&der)
+        );
+    }
+    let (counter, live): (i64, i64) = line
+        .db()
+        .query_row(
+            "SELECT issued, (SELECT count(*) FROM certificates WHERE station = 'line-7' AND status IN ('intent', 'issued')) FROM stations WHERE name = 'line-7'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("counter");
+    assert_eq!(
+        counter, live,
+        "the station counter equals its live certificates"
+    );
+    line.ca.hm(&["doctor"]);
+}

@@ -185,15 +185,16 @@ pub async fn serve(
             None => None,
         },
     };
+    // What a stop left half-done (certificate intents, claimed requests) is finished before
+    // the server says it is ready and answers requests.
+    match hm.recover() {
+        Ok(r) if r.is_empty() => {}
+        Ok(r) => eprintln!("hallmark: recovered what a stop left: {r}"),
+        Err(e) => eprintln!("hallmark: recovery at start did not finish: {e}"),
+    }
     ready(&bound);
     // Background tasks of the server (CRL and OCSP refresh) start here.
     crate::revocation::spawn_refresher(hm.clone());
-    // Signature requests a crash left half-done are finished before requests are served.
-    match hm.recover_signature_requests() {
-        Ok(0) => {}
-        Ok(n) => eprintln!("hallmark: finished {n} signature request(s) left claimed by a stop"),
-        Err(e) => eprintln!("hallmark: cannot finish claimed signature requests: {e}"),
-    }
     // Say what each ACME directory issues for (on stderr, with the other notices).
     if bound.api.is_some() {
         for c in hm.acme_checks() {

@@ -351,4 +351,9 @@ UPDATE sqlite_sequence
     SET seq = max(seq, (SELECT coalesce(max(id), 0) FROM signature_requests))
     WHERE name = 'signatures';
 "#,
+    // Intents a stop left are found at start without reading the whole certificates table:
+    // the index holds only the few rows between record and sign.
+    r#"
+CREATE INDEX IF NOT EXISTS certificates_intents ON certificates (created_at) WHERE status = 'intent';
+"#,
 ];

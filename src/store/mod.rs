@@ -52,6 +52,10 @@ pub enum StoreError {
     WriteFailed(String),
     #[error("database lock poisoned")]
     Poisoned,
+    /// A request already decided (approved and claimed, issued, denied, expired) was acted on
+    /// again: it can never issue a second time.
+    #[error("{0}")]
+    Decided(String),
 }
 
 fn is_unique_violation(e: &rusqlite::Error) -> bool {
@@ -407,7 +411,7 @@ impl Store {
         )?;
         if intents > 0 {
             problems.push(format!(
-                "{intents} certificate intent(s) older than 5 minutes were never completed (a crash between record and sign?)"
+                "{intents} certificate intent(s) older than 5 minutes were never completed (a stop between record and sign): start `hallmark serve`, which finishes them before it answers requests"
             ));
         }
         Ok(problems)
@@ -791,6 +795,12 @@ impl Store {
             "UPDATE certificates SET status = 'abandoned' WHERE serial = ?1 AND status = 'intent'",
             params![serial],
         )?;
+        // An approved request whose certificate was never signed gets its slot back, so the
+        // recovery at start can issue it again.
+        tx.execute(
+            "UPDATE requests SET certificate_serial = NULL WHERE id = (SELECT request_id FROM certificates WHERE serial = ?1) AND certificate_serial = ?1 AND status = 'approved'",
+            params![serial],
+        )?;
         audit(&tx, actor, "certificate.abandoned", serial, Some(reason))?;
         tx.commit()?;
         Ok(())
@@ -1034,7 +1044,21 @@ fn intent_refusal(c: &Connection, i: &Intent) -> Result<Option<StoreError>, Stor
 fn insert_intent(tx: &Connection, i: &Intent) -> Result<i64, StoreError> {
     let t = now();
     let request_id = match i.request_id {
-        Some(id) => id,
+        // An approved request is answered by one certificate: the intent takes the request's
+        // single certificate slot in the same transaction, so a second intent is refused.
+        Some(id) => {
+            let n = tx
+                .prepare_cached(
+                    "UPDATE requests SET certificate_serial = ?2 WHERE id = ?1 AND status = 'approved' AND certificate_serial IS NULL",
+                )?
+                .execute(params![id, i.serial])?;
+            if n != 1 {
+                return Err(StoreError::Decided(format!(
+                    "request {id} is not approved or already has a certificate"
+                )));
+            }
+            id
+        }
         None => {
             tx.prepare_cached(
                 "INSERT INTO requests (profile, publisher, requester, csr_der, status, created_at, decided_at) VALUES (?1,?2,?3,?4,'approved',?5,?5)",
@@ -1192,7 +1216,10 @@ mod tests {
                  VALUES ('k', 'sha256', '00', 'raw', 'ci', 0);
              UPDATE sqlite_sequence SET seq = 1 WHERE name = 'signatures';
              PRAGMA user_version = {};",
-            migrations::MIGRATIONS.len() - 1
+            migrations::MIGRATIONS
+                .iter()
+                .position(|m| m.contains("UPDATE sqlite_sequence"))
+                .unwrap()
         ))
         .unwrap();
         drop(conn);
@@ -1284,5 +1311,65 @@ mod tests {
         assert_eq!(s.count_certificates(None).unwrap(), 1);
         let audits = s.audit_events(10).unwrap();
         assert_eq!(audits.len(), 1);
+    }
+
+    #[test]
+    fn an_approved_request_takes_one_certificate_and_a_decided_one_no_decision() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("db.sqlite")).unwrap();
+        let id = s
+            .insert_pending_request(
+                &NewRequest {
+                    profile: "p".into(),
+                    publisher: "acme".into(),
+                    requester: "ci".into(),
+                    csr_der: vec![1],
+                    device_serial: None,
+                    cn_name: None,
+                    approvals_required: 2,
+                    expires_at: now() + 60,
+                },
+                "ci",
+            )
+            .unwrap();
+        let for_request = |serial: &str| Intent {
+            request_id: Some(id),
+            ..test_intent(serial)
+        };
+        // Pending: no certificate may be recorded for it yet.
+        assert!(matches!(
+            s.record_intent(&for_request("01")),
+            Err(StoreError::Decided(_))
+        ));
+        let d = s.record_decision(id, "a", true, None, "a").unwrap();
+        assert_eq!((d.approvals, d.claimed), (1, false));
+        let d = s.record_decision(id, "b", true, None, "b").unwrap();
+        assert_eq!((d.approvals, d.claimed), (2, true));
+        assert_eq!(s.get_request(id).unwrap().unwrap().status, "approved");
+        // Claimed: later decisions are refused, whatever they say.
+        for (who, approve) in [("c", true), ("c", false)] {
+            assert!(matches!(
+                s.record_decision(id, who, approve, None, who),
+                Err(StoreError::Decided(_))
+            ));
+        }
+        assert_eq!(s.claimed_requests().unwrap().len(), 1);
+        // One certificate slot: a second intent is refused, an abandoned one frees it.
+        s.record_intent(&for_request("02")).unwrap();
+        assert!(matches!(
+            s.record_intent(&for_request("03")),
+            Err(StoreError::Decided(_))
+        ));
+        s.abandon_intent("02", "test", "t").unwrap();
+        s.record_intent(&for_request("04")).unwrap();
+        s.complete_issuance("04", b"cert", "t").unwrap();
+        assert!(s.finish_request(id, "issued", None, "t").unwrap());
+        let r = s.get_request(id).unwrap().unwrap();
+        assert_eq!(
+            (r.status.as_str(), r.certificate_serial.as_deref()),
+            ("issued", Some("04"))
+        );
+        assert!(s.claimed_requests().unwrap().is_empty());
+        assert!(!s.finish_request(id, "denied", None, "t").unwrap());
     }
 }

@@ -2,7 +2,7 @@
 
 use rusqlite::{params, OptionalExtension};
 
-use super::{audit, is_unique_violation, now, Store, StoreError};
+use super::{audit, is_unique_violation, now, Decision, Store, StoreError};
 
 /// A request as stored.
 #[derive(Debug, Clone)]
@@ -140,7 +140,9 @@ impl Store {
     }
 
     /// Records an approval or denial of a pending request, atomically with its status check.
-    /// A denial ends the request. Returns the number of approvals after this one.
+    /// A denial ends the request. The approval that reaches the number required claims the
+    /// request (`pending` → `approved`) in the same transaction, so exactly one caller goes on
+    /// to issue, and a denial or approval after it is refused.
     pub fn record_decision(
         &self,
         request_id: i64,
@@ -148,25 +150,25 @@ impl Store {
         approve: bool,
         comment: Option<&str>,
         actor: &str,
-    ) -> Result<i64, StoreError> {
+    ) -> Result<Decision, StoreError> {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let status: Option<String> = tx
+        let row: Option<(String, i64)> = tx
             .query_row(
-                "SELECT status FROM requests WHERE id = ?1",
+                "SELECT status, approvals_required FROM requests WHERE id = ?1",
                 params![request_id],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
-        match status.as_deref() {
+        let required = match row {
             None => return Err(StoreError::NotFound(format!("request {request_id}"))),
-            Some("pending") => {}
-            Some(other) => {
-                return Err(StoreError::Conflict(format!(
-                    "a decision on request {request_id}, which is {other},"
+            Some((status, required)) if status == "pending" => required,
+            Some((other, _)) => {
+                return Err(StoreError::Decided(format!(
+                    "request {request_id} is {other}; it can no longer be decided"
                 )))
             }
-        }
+        };
         let decision = if approve { "approve" } else { "deny" };
         let r = tx.execute(
             "INSERT INTO approvals (request_kind, request_id, approver, decision, comment, created_at) VALUES ('certificate', ?1, ?2, ?3, ?4, ?5)",
@@ -180,17 +182,18 @@ impl Store {
             }
             r => r?,
         };
-        if !approve {
-            tx.execute(
-                "UPDATE requests SET status = 'denied', decided_at = ?2 WHERE id = ?1",
-                params![request_id, now()],
-            )?;
-        }
-        let count: i64 = tx.query_row(
+        let approvals: i64 = tx.query_row(
             "SELECT count(*) FROM approvals WHERE request_kind = 'certificate' AND request_id = ?1 AND decision = 'approve'",
             params![request_id],
             |r| r.get(0),
         )?;
+        let claimed = approve && approvals >= required;
+        if !approve || claimed {
+            tx.execute(
+                "UPDATE requests SET status = ?2, decided_at = ?3 WHERE id = ?1 AND status = 'pending'",
+                params![request_id, if approve { "approved" } else { "denied" }, now()],
+            )?;
+        }
         audit(
             &tx,
             actor,
@@ -203,10 +206,22 @@ impl Store {
             comment,
         )?;
         tx.commit()?;
-        Ok(count)
+        Ok(Decision { approvals, claimed })
     }
 
-    /// Moves a pending request to `expired` (or any final status); false if it was not pending.
+    /// Requests whose approvals are complete (`approved`) but that were never answered with a
+    /// certificate: left by a stop between the deciding approval and the end of issuance.
+    pub fn claimed_requests(&self) -> Result<Vec<RequestRecord>, StoreError> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {COLS} FROM requests WHERE status = 'approved' AND approvals_required > 0 ORDER BY id"
+        ))?;
+        let rows = stmt.query_map([], from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Ends a request: a pending one as `expired` or `denied`, or a claimed (`approved`) one
+    /// as `issued` or `denied`; false if it was in neither state.
     pub fn finish_request(
         &self,
         request_id: i64,
@@ -217,7 +232,8 @@ impl Store {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let n = tx.execute(
-            "UPDATE requests SET status = ?2, decided_at = ?3, certificate_serial = ?4 WHERE id = ?1 AND status = 'pending'",
+            "UPDATE requests SET status = ?2, decided_at = ?3, certificate_serial = coalesce(?4, certificate_serial)
+             WHERE id = ?1 AND (status = 'pending' OR (status = 'approved' AND approvals_required > 0))",
             params![request_id, status, now(), serial],
         )?;
         if n == 1 {

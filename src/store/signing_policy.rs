@@ -82,12 +82,13 @@ pub struct SignedRequest<'a> {
     pub timestamp_token: Option<&'a [u8]>,
 }
 
-/// What a decision on a signature request came to.
+/// What a decision on a request (certificate or signature) came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decision {
     /// Approvals after this one.
     pub approvals: i64,
-    /// This approval completed the quorum: the request moved to `signing` and the caller signs.
+    /// This approval completed the quorum and claimed the request (a signature request moves to
+    /// `signing`, a certificate request to `approved`): the caller, and only it, goes on.
     pub claimed: bool,
 }
 

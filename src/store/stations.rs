@@ -223,6 +223,24 @@ impl Store {
             .optional()?)
     }
 
+    /// Intents recorded up to `before` (seconds, inclusive) and never completed (left by a stop
+    /// between record and sign), oldest first, at most `limit`: serial, CA and the to-be-signed
+    /// bytes.
+    pub fn leftover_intents(
+        &self,
+        before: i64,
+        limit: usize,
+    ) -> Result<Vec<(String, String, Vec<u8>)>, StoreError> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare(
+            "SELECT serial, ca, tbs_der FROM certificates WHERE status = 'intent' AND created_at <= ?1 ORDER BY created_at LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![before, limit as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Frees a device for a new certificate (reprovisioning): the old certificate keeps its
     /// record but no longer counts as the device's live one.
     pub fn release_device(&self, serial: &str, actor: &str) -> Result<(), StoreError> {

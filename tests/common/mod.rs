@@ -666,3 +666,27 @@ pub fn authenticode_content(p7: &[u8]) -> (Vec<u8>, Vec<u8>) {
     assert_eq!(digest.tag, 0x04, "DigestInfo digest");
     (content.whole.to_vec(), digest.contents.to_vec())
 }
+
+/// A code-signing profile whose certificates need 2 of 3 approvals (release-manager,
+/// security-lead, qa-lead); write it to `ca/ca-profiles/release-signing.toml`.
+pub const RELEASE_PROFILE: &str = r#"
+name = "release-signing"
+description = "Release code signing, two approvals"
+issuer = "code-signing-ca"
+validity_days = 365
+approvals = { required = 2, approvers = ["release-manager", "security-lead", "qa-lead"] }
+
+[key]
+algorithms = ["p256", "p384"]
+
+[extensions]
+key_usage = ["digitalSignature"]
+extended_key_usage = ["codeSigning"]
+certificate_policies = ["ca-policy"]
+crl_distribution_point = true
+authority_info_access = true
+
+[subject]
+common_name = "organization"
+attributes = ["O", "C", "ST", "L"]
+"#;
