@@ -267,7 +267,40 @@ impl Hallmark {
         Ok(())
     }
 
-    /// The station behind a verified TLS client certificate; 401 if none, 403 if disabled.
+    /// Why a station's credential can no longer be used, if it cannot: the station is disabled,
+    /// or its certificate is revoked or expired (a revoked certificate is refused even where
+    /// the TLS layer, which knows no revocation, accepted it).
+    pub fn station_refusal(&self, station: &StationRecord) -> Result<Option<String>> {
+        if station.disabled {
+            return Ok(Some(format!("station '{}' is disabled", station.name)));
+        }
+        let Some(serial) = &station.cert_serial else {
+            return Ok(Some(format!(
+                "station '{}' has no certificate",
+                station.name
+            )));
+        };
+        if self.store.get_revocation(serial)?.is_some() {
+            return Ok(Some(format!(
+                "the certificate of station '{}' is revoked",
+                station.name
+            )));
+        }
+        match self.store.get_certificate(serial)? {
+            Some(c) if c.not_after < now() => Ok(Some(format!(
+                "the certificate of station '{}' has expired",
+                station.name
+            ))),
+            Some(_) => Ok(None),
+            None => Ok(Some(format!(
+                "the certificate of station '{}' is not on record",
+                station.name
+            ))),
+        }
+    }
+
+    /// The station behind a verified TLS client certificate; 401 if none, 403 if the station is
+    /// disabled or its certificate revoked or expired.
     pub fn station_for_certificate(&self, cert_der: Option<&[u8]>) -> Result<StationRecord> {
         let der = cert_der.ok_or_else(|| {
             AuthError::Unauthorized("provisioning needs a station client certificate (mTLS)".into())
@@ -278,10 +311,8 @@ impl Hallmark {
         let station = self.store.station_by_certificate(&serial)?.ok_or_else(|| {
             AuthError::Unauthorized("this client certificate belongs to no station".into())
         })?;
-        if station.disabled {
-            return Err(
-                AuthError::Forbidden(format!("station '{}' is disabled", station.name)).into(),
-            );
+        if let Some(why) = self.station_refusal(&station)? {
+            return Err(AuthError::Forbidden(why).into());
         }
         Ok(station)
     }

@@ -538,3 +538,45 @@ fn a_server_killed_mid_batch_recovers_its_intents_at_start() {
     );
     line.ca.hm(&["doctor"]);
 }
+
+/// A station whose certificate is revoked (the station itself still enabled) is refused with 403
+/// on its next batch, nothing is issued for it, and `station list` shows why.
+#[test]
+fn a_station_with_a_revoked_certificate_is_refused() {
+    let line = Line::new();
+    let (_, input) = line.station_with_batch(
+        "line-8",
+        "^ACME-L8-[0-9]{4}$",
+        100,
+        3,
+        |i| format!("ACME-L8-{i:04}"),
+        "l8.ndjson",
+    );
+    let first = line.ca.path("l8-first.ndjson");
+    ok(&mut line.run("line-8", &input, &first));
+    assert_eq!(answers(&first).len(), 3);
+    let serial: String = line
+        .db()
+        .query_row(
+            "SELECT cert_serial FROM stations WHERE name = 'line-8'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("station certificate");
+    line.ca
+        .hm(&["revoke", &serial, "--reason", "keyCompromise"]);
+    let more = line.ca.path("l8-more.ndjson");
+    write_batch(
+        &more,
+        &[("ACME-L8-0009".to_string(), device_csr("ACME-L8-0009"))],
+    );
+    let out = line.ca.path("l8-out.ndjson");
+    let r = run(&mut line.run("line-8", &more, &out));
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert!(!r.status.success(), "{stderr}");
+    assert!(stderr.contains("revoked"), "{stderr}");
+    assert_eq!(line.station_certs("line-8").len(), 3, "nothing more issued");
+    let list = line.ca.hm(&["station", "list"]);
+    let row = list.lines().find(|l| l.starts_with("line-8")).unwrap_or("");
+    assert!(row.contains("CERT-REVOKED"), "{list}");
+}

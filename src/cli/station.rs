@@ -158,6 +158,13 @@ fn manage(hm: &crate::engine::Hallmark, actor: &str, c: &StationCmd) -> anyhow::
         StationCmd::List => {
             for s in hm.store.list_stations()? {
                 let used = hm.store.station_issued_count(&s.name)?;
+                let state = match hm.station_refusal(&s)? {
+                    None => "active",
+                    Some(_) if s.disabled => "DISABLED",
+                    Some(why) if why.ends_with("revoked") => "CERT-REVOKED",
+                    Some(why) if why.ends_with("expired") => "CERT-EXPIRED",
+                    Some(_) => "NO-CERT",
+                };
                 println!(
                     "{:<16} {:<10} {:<14} used {}/{} {}{} pattern={}",
                     s.name,
@@ -165,7 +172,7 @@ fn manage(hm: &crate::engine::Hallmark, actor: &str, c: &StationCmd) -> anyhow::
                     s.profile,
                     used,
                     s.quota,
-                    if s.disabled { "DISABLED" } else { "active" },
+                    state,
                     if s.reprovision { " reprovision" } else { "" },
                     s.serial_pattern
                 );
