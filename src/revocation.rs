@@ -392,6 +392,15 @@ impl Hallmark {
                 e => e.into(),
             })?;
         self.publication().poke();
+        // A revoked responder certificate must not sign another response: renewed at once.
+        let responder = self
+            .store
+            .list_cas()?
+            .iter()
+            .any(|c| c.role == CaRole::Ocsp && c.serial.as_deref() == Some(serial.as_str()));
+        if responder {
+            self.renew_responders(actor)?;
+        }
         let (record, previous) = match outcome {
             RevokeOutcome::Revoked(r) => (r, None),
             RevokeOutcome::ReasonChanged { previous, record } => (record, Some(previous)),
@@ -815,14 +824,23 @@ impl Hallmark {
         Ok(total)
     }
 
-    /// Renews delegated responder certificates with fewer than `ocsp.responder_renew_days` left
-    /// (same key, a new certificate from the issuing CA). Returns the responders renewed.
+    /// Renews delegated responder certificates with fewer than `ocsp.responder_renew_days` left,
+    /// or whose certificate was revoked (same key, a new certificate from the issuing CA).
+    /// Returns the responders renewed.
     pub fn renew_responders(&self, actor: &str) -> Result<Vec<String>> {
         let t = now();
         let renew_before = t + i64::from(self.config.ocsp.responder_renew_days) * 86_400;
         let mut renewed = Vec::new();
         for rec in self.store.list_cas()? {
-            if rec.role != CaRole::Ocsp || rec.not_after.is_none_or(|na| na > renew_before) {
+            if rec.role != CaRole::Ocsp {
+                continue;
+            }
+            let due = rec.not_after.is_none_or(|na| na <= renew_before);
+            let revoked = match &rec.serial {
+                Some(s) => self.store.get_revocation(s)?.is_some(),
+                None => false,
+            };
+            if !due && !revoked {
                 continue;
             }
             let Some(parent) = rec.parent.clone() else {
@@ -839,7 +857,7 @@ impl Hallmark {
                 t,
             )?;
             let (serial, subject, nb, na) = cert_summary(&cert)?;
-            if na <= rec.not_after.unwrap_or(0) + 86_400 {
+            if !revoked && na <= rec.not_after.unwrap_or(0) + 86_400 {
                 // The issuing CA itself ends too soon: a new certificate would gain nothing.
                 eprintln!(
                     "hallmark: responder {} cannot be renewed past its CA's notAfter",

@@ -36,6 +36,10 @@ pub struct Tsa {
     /// The certificates above it in tsa.pem (`timestamping-ca`), sent with the token when the
     /// query asks for certificates (Java and Authenticode verifiers need the whole path).
     pub chain: Vec<Vec<u8>>,
+    /// The TSA certificate's serial (hex, as the store records it) and notAfter: a token is
+    /// refused once that certificate is revoked or expired.
+    pub serial: String,
+    pub not_after: i64,
 }
 
 /// Where the TSA certificate chain of a config lives.
@@ -143,10 +147,14 @@ pub fn load(hm: &Hallmark) -> Result<Tsa> {
             "the TSA certificate is not for the key 'tsa' (public keys differ)".into(),
         ));
     }
+    let serial = hex::encode(c.raw_serial());
+    let not_after = c.validity().not_after.timestamp();
     Ok(Tsa {
         signer,
         cert_der,
         chain,
+        serial,
+        not_after,
     })
 }
 
@@ -214,6 +222,20 @@ pub fn stamp_digest(hm: &Hallmark, hash: crate::keys::HashAlg, digest: &[u8]) ->
 
 fn stamp(hm: &Hallmark, req: &tsp::TimeStampReq, policy: &str) -> Result<Vec<u8>> {
     let tsa = hm.tsa()?;
+    // A token under a revoked or expired TSA certificate would be worthless to a verifier and
+    // could be back-dated proof from a compromised key: refused (POST /tsa: systemFailure).
+    if hm.store.get_revocation(&tsa.serial)?.is_some() {
+        return Err(Error::Conflict(format!(
+            "the TSA certificate {} is revoked; run `hallmark tsa init` for a new one",
+            tsa.serial
+        )));
+    }
+    if tsa.not_after < now() {
+        return Err(Error::Conflict(format!(
+            "the TSA certificate {} has expired; run `hallmark tsa init` for a new one",
+            tsa.serial
+        )));
+    }
     let serial = issuer::random_serial();
     let gen_time = now();
     let scheme = tsa.signer.algorithm().default_scheme();

@@ -500,3 +500,33 @@ fn a_batch_signs_with_as_many_token_sessions_as_configured() {
         base + 300
     );
 }
+
+/// A revoked OCSP responder certificate is replaced at once (a new certificate for the
+/// responder), so no response is signed under the revoked one.
+#[test]
+fn a_revoked_responder_certificate_is_renewed_at_once() {
+    use hallmark::revocation::RevocationReason;
+    use hallmark::store::CaRole;
+    let ca = TestCa::new(Keys::Soft);
+    let hm = ca.open();
+    let responder = hm
+        .store
+        .list_cas()
+        .expect("cas")
+        .into_iter()
+        .find(|c| c.role == CaRole::Ocsp)
+        .expect("a responder");
+    let old = responder.serial.clone().expect("serial");
+    hm.revoke(&old, RevocationReason::Superseded, None, "test")
+        .expect("revoke");
+    let now = hm
+        .store
+        .list_cas()
+        .expect("cas")
+        .into_iter()
+        .find(|c| c.name == responder.name)
+        .expect("responder");
+    let new = now.serial.expect("serial");
+    assert_ne!(new, old, "a new responder certificate");
+    assert!(hm.store.get_revocation(&new).expect("read").is_none());
+}

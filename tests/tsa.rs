@@ -204,6 +204,29 @@ fn tsa_refuses_sha1_and_garbage_and_keeps_serving() {
     assert_eq!(audit.matches("tsa.timestamp").count(), 1, "{audit}");
 }
 
+/// Once the TSA's own certificate is revoked, the TSA answers systemFailure (no Granted token
+/// under a revoked certificate) and records no token.
+#[test]
+fn tsa_refuses_once_its_certificate_is_revoked() {
+    let (ca, srv) = setup();
+    let dir = ca.path("");
+    query(&dir, &["-sha256", "-cert"], "q.tsq");
+    post(&srv, &dir, "q.tsq", "before.tsr");
+    assert!(reply_text(&dir, "before.tsr").contains("Status: Granted"));
+    let serial = openssl(&dir, &["x509", "-in", "tsa-cert.pem", "-noout", "-serial"]);
+    let serial = serial
+        .trim()
+        .trim_start_matches("serial=")
+        .to_ascii_lowercase();
+    ca.hm(&["revoke", &serial, "--reason", "keyCompromise"]);
+    post(&srv, &dir, "q.tsq", "after.tsr");
+    let text = reply_text(&dir, "after.tsr");
+    assert!(text.contains("Status: Rejected"), "{text}");
+    assert!(text.contains("system failure"), "{text}");
+    let audit = ca.hm(&["audit", "--limit", "50"]);
+    assert_eq!(audit.matches("tsa.timestamp").count(), 1, "{audit}");
+}
+
 #[test]
 fn tsa_certificate_is_lint_clean_and_has_a_critical_timestamping_eku() {
     let (ca, _srv) = setup();
