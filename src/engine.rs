@@ -901,7 +901,7 @@ impl Hallmark {
         let approved = policy::Approved {
             profile,
             publisher: Publisher {
-                id: "hallmark".into(),
+                id: policy::identity::INTERNAL_PUBLISHER.into(),
                 org,
                 country: self.config.ca.country.clone(),
                 state: None,
@@ -942,6 +942,21 @@ impl Hallmark {
                 ok: false,
                 detail: e.to_string(),
             }),
+        }
+        if let Ok(publishers) = self.store.list_publishers() {
+            for p in publishers
+                .iter()
+                .filter(|p| policy::identity::is_reserved_publisher(&p.id))
+            {
+                out.push(Check {
+                    name: format!("publisher {}", p.id),
+                    ok: false,
+                    detail: format!(
+                        "the id '{}' is reserved for hallmark's own certificates; it was created before that, and its tokens are refused: add the publisher again under another id, make new tokens, and disable this one's",
+                        p.id
+                    ),
+                });
+            }
         }
         for name in self.config.key_stores.keys() {
             let r = self

@@ -98,6 +98,19 @@ impl Hallmark {
         if rec.revoked_at.is_some() {
             return Err(AuthError::Unauthorized("this token was revoked".into()).into());
         }
+        // A publisher created with a reserved id before it was reserved: its tokens act for
+        // nobody, so they cannot reach hallmark's own certificates (doctor names the record).
+        if rec
+            .publisher
+            .as_deref()
+            .is_some_and(policy::identity::is_reserved_publisher)
+        {
+            return Err(AuthError::Unauthorized(format!(
+                "this token's publisher id '{}' is reserved for hallmark itself; create a publisher with another id and a new token",
+                rec.publisher.as_deref().unwrap_or_default()
+            ))
+            .into());
+        }
         if rec.expires_at.is_some_and(|e| e <= now()) {
             return Err(AuthError::Unauthorized("this token has expired".into()).into());
         }

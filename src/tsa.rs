@@ -94,7 +94,7 @@ pub fn init(hm: &Hallmark, alg: KeyAlgorithm, actor: &str) -> Result<PathBuf> {
     let approved = policy::Approved {
         profile,
         publisher: Publisher {
-            id: "hallmark".into(),
+            id: policy::identity::INTERNAL_PUBLISHER.into(),
             org,
             country: hm.config.ca.country.clone(),
             state: None,

@@ -306,6 +306,62 @@ fn publisher_and_cli_input_is_validated() {
     assert!(out.contains("code-signing-ca"));
 }
 
+/// `hallmark` (hallmark's own certificates are recorded under that publisher id) and the
+/// names beside it are refused at `publisher add`; a clash left from before is reported by
+/// `doctor` and its tokens are refused, so it can never reach the CA's own certificates.
+#[test]
+fn the_internal_publisher_id_is_reserved() {
+    let ca = TestCa::new(Keys::Soft);
+    for id in ["hallmark", "hallmark-ops"] {
+        let out = run(&mut ca.cmd(&[
+            "publisher",
+            "add",
+            id,
+            "--org",
+            "Evil",
+            "--country",
+            "US",
+            "--state",
+            "CA",
+            "--profiles",
+            "code-signing",
+        ]));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{id} was accepted");
+        assert!(err.contains("is reserved"), "{err}");
+    }
+    assert!(ca.hm(&["doctor"]).contains("ok"));
+    // A database from before the id was reserved, with an ordinary publisher named `hallmark`.
+    ca.db()
+        .execute(
+            r#"INSERT INTO publishers (id, org, country, state, profiles, created_at) VALUES ('hallmark', 'Evil', 'US', 'CA', '["code-signing"]', 0)"#,
+            [],
+        )
+        .expect("old publisher");
+    let secret = ca.token(&[
+        "--publisher",
+        "hallmark",
+        "--name",
+        "evil",
+        "--scopes",
+        "revoke",
+    ]);
+    let hm = ca.open();
+    let e = hm
+        .authenticate(Some(&secret), None)
+        .expect_err("a token of the reserved publisher");
+    assert_eq!(e.kind(), "unauthorized");
+    assert!(e.to_string().contains("reserved"), "{e}");
+    let out = run(&mut ca.cmd(&["doctor"]));
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("publisher hallmark") && text.contains("reserved"),
+        "{text}"
+    );
+}
+
 #[test]
 fn profile_check_names_file_field_and_problem() {
     let dir = tempfile::tempdir().expect("tmp");

@@ -152,8 +152,24 @@ pub fn check_csr_subject(csr_subject: &[NameAttr], built: &[NameAttr]) -> Result
 }
 
 /// Checks a publisher record before it is stored.
+/// The publisher id hallmark's own certificates (API TLS, TSA, …) are recorded under. No
+/// ordinary publisher may take it (or the `hallmark-` / `hallmark_` names beside it): it would own
+/// and could revoke those certificates.
+pub const INTERNAL_PUBLISHER: &str = "hallmark";
+
+/// Whether `id` is reserved for hallmark's internal identities.
+pub fn is_reserved_publisher(id: &str) -> bool {
+    id == INTERNAL_PUBLISHER || id.starts_with("hallmark-") || id.starts_with("hallmark_")
+}
+
 pub fn validate_publisher(p: &Publisher) -> Result<(), PolicyError> {
     let bad = |m: String| Err(PolicyError::BadRequest(m));
+    if is_reserved_publisher(&p.id) {
+        return bad(format!(
+            "publisher id '{}' is reserved for hallmark's own certificates (API TLS, TSA); choose another id",
+            p.id
+        ));
+    }
     let id_ok = !p.id.is_empty()
         && p.id.len() <= 64
         && p.id
