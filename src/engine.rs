@@ -499,6 +499,19 @@ impl Hallmark {
             .ok_or_else(|| Error::NotFound(format!("key '{label}'")))
     }
 
+    /// A key the credential may use: another publisher's key is answered exactly as a key that
+    /// does not exist, so a label never reveals who owns it.
+    pub fn key_for(
+        &self,
+        label: &str,
+        cred: &crate::policy::auth::Credential,
+    ) -> Result<KeyRecord> {
+        match self.store.get_key(label)? {
+            Some(k) if cred.may_act_for(&k.publisher).is_ok() => Ok(k),
+            _ => Err(Error::NotFound(format!("key '{label}'"))),
+        }
+    }
+
     /// Attaches a certificate from an external CA to a publisher key, after checking it is for
     /// that key.
     pub fn import_key_certificate(&self, label: &str, der: &[u8], actor: &str) -> Result<String> {

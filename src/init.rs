@@ -136,7 +136,15 @@ pub fn init(opts: &InitOptions) -> Result<PathBuf> {
             opts.dir.display()
         )));
     }
+    let new_dir = !opts.dir.exists();
     std::fs::create_dir_all(&opts.dir).map_err(|e| io(&opts.dir.display().to_string(), e))?;
+    // The CA's directory holds its database, config and (soft) key files: its owner's only
+    // (a directory that existed before keeps its mode; the database file is 0600 in any case).
+    if new_dir {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&opts.dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| io(&opts.dir.display().to_string(), e))?;
+    }
     let profiles_dir = opts.dir.join("ca-profiles");
     std::fs::create_dir_all(&profiles_dir).map_err(|e| io("ca-profiles", e))?;
     for (name, text) in DEFAULT_PROFILES {

@@ -674,8 +674,7 @@ impl Hallmark {
     ) -> Result<(KeyRecord, Checked, KeyPolicy, UsableCert)> {
         cred.require(Scope::Sign)?;
         let checked = check_request(req)?;
-        let key = self.key(&req.key)?;
-        cred.may_act_for(&key.publisher)?;
+        let key = self.key_for(&req.key, cred)?;
         let policy = self.key_policy(&key.label)?;
         policy.check(
             &key.label,
@@ -1199,8 +1198,7 @@ impl Hallmark {
             ))
         })?;
         if let Some(k) = key {
-            let rec = self.key(k)?;
-            cred.may_act_for(&rec.publisher)?;
+            self.key_for(k, cred)?;
         }
         Ok(self.store.list_signatures(key, Some(publisher), limit)?)
     }

@@ -530,3 +530,33 @@ fn a_revoked_responder_certificate_is_renewed_at_once() {
     assert_ne!(new, old, "a new responder certificate");
     assert!(hm.store.get_revocation(&new).expect("read").is_none());
 }
+
+/// The database and its `-wal`/`-shm` files are the owner's only (0600), the CA directory that
+/// `init` made is 0700, and a database left readable by others is narrowed when it is opened.
+#[test]
+fn the_database_is_private_to_its_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    let ca = TestCa::new(Keys::Soft);
+    ca.add_acme();
+    let mode = |p: &std::path::Path| {
+        std::fs::metadata(p)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    let dir = ca.dir.path().join("ca");
+    let db = dir.join("hallmark.db");
+    let hm = ca.open();
+    hm.store.count_certificates(None).expect("read");
+    assert_eq!(mode(&dir), 0o700, "CA directory");
+    for suffix in ["", "-wal", "-shm"] {
+        let f = std::path::PathBuf::from(format!("{}{suffix}", db.display()));
+        assert_eq!(mode(&f), 0o600, "{}", f.display());
+    }
+    drop(hm);
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let hm = ca.open();
+    hm.store.count_certificates(None).expect("read");
+    assert_eq!(mode(&db), 0o600, "narrowed at open");
+}

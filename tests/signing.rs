@@ -205,8 +205,11 @@ fn cli_signatures_verify_with_openssl(keys: Keys) {
     assert_eq!(items[1]["metadata"]["artifact"], "app.bin");
     let (code, v) = s.list(&s.globex, "");
     assert_eq!((code, v["items"].as_array().map(Vec::len)), (200, Some(0)));
+    // Another publisher's key is "not found", as an unknown key is.
     let (code, _) = s.list(&s.globex, "?key=release");
-    assert_eq!(code, 403);
+    assert_eq!(code, 404);
+    let (code, _) = s.list(&s.globex, "?key=no-such-key");
+    assert_eq!(code, 404);
     let (code, v) = s.list(&s.officer, "");
     assert_eq!((code, v["items"].as_array().map(Vec::len)), (200, Some(6)));
     let listed = s.ca.hm(&["signature", "list", "--key", "release"]);
@@ -295,12 +298,13 @@ fn refusals_record_nothing(keys: Keys) {
         "forbidden",
         "'sign' scope",
     );
+    // Another publisher's key is answered as an unknown key: the label reveals no owner.
     refused(
         Some(&s.globex),
         body("release", &d256, "sha256", "raw"),
-        403,
-        "forbidden",
-        "may not act for 'acme'",
+        404,
+        "not-found",
+        "key 'release' was not found",
     );
     refused(
         Some(&s.acme),

@@ -52,6 +52,8 @@ pub enum StoreError {
     WriteFailed(String),
     #[error("database lock poisoned")]
     Poisoned,
+    #[error("database file {0}")]
+    Io(String),
     /// A request already decided (approved and claimed, issued, denied, expired) was acted on
     /// again: it can never issue a second time.
     #[error("{0}")]
@@ -317,6 +319,35 @@ fn publisher_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Publisher, Str
     ))
 }
 
+/// The database holds secrets' digests, EAB keys and every record: it is readable by its owner
+/// only. A new file is created 0600 before SQLite opens it (SQLite gives its `-wal` and `-shm`
+/// files the database file's mode); an existing one with group or other bits, and its `-wal`
+/// and `-shm`, are narrowed to 0600.
+fn private_files(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let io = |what: &Path, e: std::io::Error| StoreError::Io(format!("{}: {e}", what.display()));
+    if !path.exists() {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| io(path, e))?;
+        return Ok(());
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let f = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+        let Ok(meta) = std::fs::metadata(&f) else {
+            continue;
+        };
+        if meta.permissions().mode() & 0o077 != 0 {
+            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| io(&f, e))?;
+        }
+    }
+    Ok(())
+}
+
 fn finish_publisher((mut p, profiles): (Publisher, String)) -> Result<Publisher, StoreError> {
     p.profiles = serde_json::from_str(&profiles)
         .map_err(|e| StoreError::Schema(format!("publisher {} profiles: {e}", p.id)))?;
@@ -326,6 +357,7 @@ fn finish_publisher((mut p, profiles): (Publisher, String)) -> Result<Publisher,
 impl Store {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        private_files(path)?;
         let conn = Connection::open(path)?;
         Self::setup(conn)
     }
