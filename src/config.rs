@@ -82,6 +82,26 @@ pub struct ApiSection {
     /// A connection on which no byte moves for this long is closed (a slow or vanished client
     /// cannot hold it forever; a long provisioning stream that keeps moving is not cut).
     pub connection_timeout_secs: u64,
+    /// Time allowed to send a request body once the headers are in (408 after it), on both
+    /// listeners: with `header_timeout_secs` it bounds the whole request.
+    pub body_timeout_secs: u64,
+    /// Open connections each listener (public, API) holds at most; a connection beyond it is
+    /// closed as soon as it is accepted, so slow clients cannot use up the descriptors.
+    pub max_connections: usize,
+}
+
+impl ApiSection {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.header_timeout_secs == 0 || self.body_timeout_secs == 0 {
+            return Err(
+                "api.header_timeout_secs and api.body_timeout_secs must be at least 1".into(),
+            );
+        }
+        if !(16..=1_000_000).contains(&self.max_connections) {
+            return Err("api.max_connections must be 16 to 1000000".into());
+        }
+        Ok(())
+    }
 }
 
 impl Default for ApiSection {
@@ -99,6 +119,8 @@ impl Default for ApiSection {
             request_ttl_hours: 72,
             header_timeout_secs: 10,
             connection_timeout_secs: 120,
+            body_timeout_secs: 30,
+            max_connections: 4096,
         }
     }
 }
@@ -409,6 +431,7 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<(), String> {
+        self.api.validate()?;
         self.crl.validate()?;
         self.ocsp.validate()?;
         self.acme.validate()?;

@@ -61,6 +61,7 @@ struct Inner {
     latency: BTreeMap<String, Histogram>,
     issued: BTreeMap<String, u64>,
     sign: Histogram,
+    refused_connections: BTreeMap<&'static str, u64>,
 }
 
 /// The process's metrics.
@@ -84,6 +85,13 @@ impl Metrics {
     pub fn count_issued(&self, profile: &str, n: u64) {
         if let Ok(mut m) = self.inner.lock() {
             *m.issued.entry(profile.to_string()).or_default() += n;
+        }
+    }
+
+    /// A connection closed at once because its listener held `max_connections` already.
+    pub fn count_refused_connection(&self, listener: &'static str) {
+        if let Ok(mut m) = self.inner.lock() {
+            *m.refused_connections.entry(listener).or_default() += 1;
         }
     }
 
@@ -119,6 +127,13 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "hallmark_certificates_issued_total{{profile=\"{profile}\"}} {n}"
+            );
+        }
+        out.push_str("# HELP hallmark_connections_refused_total Connections closed at once because the listener held api.max_connections.\n# TYPE hallmark_connections_refused_total counter\n");
+        for (listener, n) in &m.refused_connections {
+            let _ = writeln!(
+                out,
+                "hallmark_connections_refused_total{{listener=\"{listener}\"}} {n}"
             );
         }
         out.push_str("# HELP hallmark_keystore_sign_duration_seconds Key-store signing latency (certificates).\n# TYPE hallmark_keystore_sign_duration_seconds histogram\n");

@@ -33,3 +33,99 @@ fn serves_health_and_ca_certificates() {
     assert_eq!(v["type"], "https://hallmark.dev/problems/not-found");
     assert_eq!(v["status"], 404);
 }
+
+/// 2,000 slow connections (bodies that never finish on the public listener, TLS handshakes that
+/// never start on the API listener) do not stop either listener: `/healthz` and OCSP keep
+/// answering; connections past `max_connections` are closed at once; a body not sent within
+/// `body_timeout_secs` gets 408 and its connection is closed.
+#[test]
+fn slow_clients_cannot_take_the_listeners() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::{Duration, Instant};
+    let ca = TestCa::new(Keys::Soft);
+    let config = std::fs::read_to_string(ca.config()).expect("config");
+    assert!(config.contains("body_timeout_secs = 30") && config.contains("max_connections = 4096"));
+    let config = config
+        .replace("body_timeout_secs = 30", "body_timeout_secs = 3")
+        .replace("max_connections = 4096", "max_connections = 1600");
+    std::fs::write(ca.config(), config).expect("write config");
+    let server = Server::start(&ca, true);
+    let root = ca.ca_pem("root").display().to_string();
+    let addr = |url: &str| url.rsplit("//").next().unwrap_or("").to_string();
+    let (public, api) = (
+        addr(&server.public),
+        addr(server.api.as_deref().expect("api")),
+    );
+    let slow_body = |to: &str| {
+        let mut s = TcpStream::connect(to).expect("connect");
+        s.write_all(
+            b"POST /ocsp HTTP/1.1\r\nHost: t\r\nContent-Type: application/ocsp-request\r\nContent-Length: 1000\r\n\r\nx",
+        )
+        .expect("send");
+        s
+    };
+    let mut held: Vec<TcpStream> = (0..1500).map(|_| slow_body(&public)).collect();
+    let silent: Vec<TcpStream> = (0..500)
+        .map(|_| TcpStream::connect(&api).expect("connect"))
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+
+    // Both listeners still answer.
+    let (code, body, _) = curl(&format!("{}/healthz", server.public), &[]);
+    assert_eq!((code, body.as_slice()), (200, b"ok\n".as_slice()));
+    let healthz = format!("{}/healthz", server.api.as_deref().expect("api"));
+    let (code, _, _) = curl(&healthz, &["--cacert", &root]);
+    assert_eq!(code, 200);
+    let (code, _, ctype) = curl(
+        &format!("{}/ocsp", server.public),
+        &[
+            "-H",
+            "Content-Type: application/ocsp-request",
+            "--data-binary",
+            "not an OCSP request",
+        ],
+    );
+    assert_eq!((code, ctype.as_str()), (200, "application/ocsp-response"));
+
+    // Past the cap (1,600 per listener), a connection is closed at once.
+    let mut extra: Vec<TcpStream> = (0..200).map(|_| slow_body(&public)).collect();
+    let mut closed = 0;
+    for s in &mut extra {
+        s.set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("timeout");
+        let mut b = [0u8; 16];
+        // Closed with the request unread: a FIN (0 bytes) or a reset.
+        match s.read(&mut b) {
+            Ok(0) => closed += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => closed += 1,
+            r => eprintln!("{r:?}"),
+        }
+    }
+    assert!(
+        closed >= 100,
+        "{closed} of 200 connections past the cap were closed"
+    );
+    drop(extra);
+
+    // The bodies that never come: 408 after body_timeout_secs, then the connection is closed.
+    let start = Instant::now();
+    let mut timed_out = 0;
+    for s in held.iter_mut().step_by(50) {
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let mut answer = Vec::new();
+        let _ = s.read_to_end(&mut answer);
+        if String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 408") {
+            timed_out += 1;
+        }
+    }
+    assert_eq!(timed_out, 30, "every sampled slow body got 408");
+    assert!(
+        start.elapsed() < Duration::from_secs(30),
+        "cut, not held open"
+    );
+    drop(silent);
+    let (code, _, _) = curl(&healthz, &["--cacert", &root]);
+    assert_eq!(code, 200);
+}

@@ -55,7 +55,15 @@ async fn handle(hm: Arc<Hallmark>, req: Request<Incoming>) -> Result<Response<Bo
     use http_body_util::BodyExt;
     let (parts, body) = req.into_parts();
     let limited = http_body_util::Limited::new(body, PUBLIC_BODY_LIMIT);
-    let body = match limited.collect().await {
+    let deadline = std::time::Duration::from_secs(hm.config.api.body_timeout_secs);
+    let Ok(collected) = tokio::time::timeout(deadline, limited.collect()).await else {
+        return Ok(problem(
+            StatusCode::REQUEST_TIMEOUT,
+            "timeout",
+            "the request body was not sent in time",
+        ));
+    };
+    let body = match collected {
         Ok(b) => b.to_bytes(),
         // An OCSP client gets an OCSP answer, even for a body too large to be a request.
         Err(_) if parts.method == hyper::Method::POST && parts.uri.path() == "/ocsp" => {
@@ -208,14 +216,27 @@ pub async fn serve(
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let header_timeout = std::time::Duration::from_secs(hm.config.api.header_timeout_secs);
     let lifetime = std::time::Duration::from_secs(hm.config.api.connection_timeout_secs);
+    // Each listener holds at most `max_connections`; one more is closed at once (before any
+    // byte is read), so a flood of slow clients cannot take every descriptor.
+    let max = hm.config.api.max_connections;
+    let public_slots = Arc::new(tokio::sync::Semaphore::new(max));
+    let api_slots = Arc::new(tokio::sync::Semaphore::new(max));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
         tokio::select! {
             r = public.accept() => {
-                let Ok((stream, _)) = r else { continue };
+                let stream = match r {
+                    Ok((stream, _)) => stream,
+                    Err(e) => { accept_failed("public", &e).await; continue }
+                };
+                let Ok(slot) = public_slots.clone().try_acquire_owned() else {
+                    hm.metrics.count_refused_connection("public");
+                    continue;
+                };
                 let hm = hm.clone();
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {
+                    let _slot = slot;
                     let io = hyper_util::rt::TokioIo::new(idle::IdleIo::new(stream, lifetime));
                     let svc = hyper::service::service_fn(move |req| handle(hm.clone(), req));
                     let conn = hyper::server::conn::http1::Builder::new()
@@ -226,12 +247,20 @@ pub async fn serve(
                 });
             }
             r = async { match &api { Some(l) => l.accept().await, None => std::future::pending().await } } => {
-                let Ok((stream, remote)) = r else { continue };
+                let (stream, remote) = match r {
+                    Ok(s) => s,
+                    Err(e) => { accept_failed("API", &e).await; continue }
+                };
+                let Ok(slot) = api_slots.clone().try_acquire_owned() else {
+                    hm.metrics.count_refused_connection("api");
+                    continue;
+                };
                 let state = api_state.clone();
                 let acceptor = acceptor.clone();
                 let watcher = graceful.watcher();
                 let stream = idle::IdleIo::new(stream, lifetime);
                 tokio::spawn(async move {
+                    let _slot = slot;
                     let builder = {
                         let mut b = hyper::server::conn::http1::Builder::new();
                         b.header_read_timeout(header_timeout).timer(hyper_util::rt::TokioTimer::new());
@@ -271,6 +300,19 @@ pub async fn serve(
     Ok(())
 }
 
+/// An accept that failed (descriptors used up: EMFILE/ENFILE, or a network error) is retried
+/// after a pause, not at once: retrying at once spins a core and starves the connections that
+/// are open.
+async fn accept_failed(listener: &str, e: &std::io::Error) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST_LOGGED: AtomicU64 = AtomicU64::new(0);
+    let t = crate::store::now().max(0) as u64;
+    if LAST_LOGGED.swap(t, Ordering::Relaxed) != t {
+        eprintln!("hallmark: {listener} listener: accept failed ({e}); pausing 100 ms");
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+}
+
 /// The API listener's response body: whole (most routes) or streamed (provisioning).
 pub type ApiBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 
@@ -308,7 +350,7 @@ async fn handle_api_whole(
     let limit = state.hm.config.api.body_limit;
     let (parts, body) = req.into_parts();
     let body = match tokio::time::timeout(
-        std::time::Duration::from_secs(30),
+        std::time::Duration::from_secs(state.hm.config.api.body_timeout_secs),
         http_body_util::Limited::new(body, limit).collect(),
     )
     .await
