@@ -177,12 +177,15 @@ impl Hallmark {
         })
     }
 
-    /// Requests the caller may see, by status.
+    /// Requests the caller may see, by status, newest first: a page of at most `limit` below id
+    /// `before`, and the cursor of the next page (None on the last).
     pub fn list_requests(
         &self,
         status: Option<&str>,
         cred: &Credential,
-    ) -> Result<Vec<RequestRecord>> {
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<(Vec<RequestRecord>, Option<i64>)> {
         if let Some(s) = status {
             if !["pending", "approved", "denied", "expired", "issued"].contains(&s) {
                 return Err(Error::Invalid(format!(
@@ -195,14 +198,22 @@ impl Hallmark {
         } else {
             cred.publisher.as_deref()
         };
-        let mut out = Vec::new();
-        for r in self.store.list_requests(status, publisher, 500)? {
+        let rows = self.store.list_requests(status, publisher, before, limit)?;
+        let next = if rows.len() == limit {
+            rows.last().map(|r| r.id)
+        } else {
+            None
+        };
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            // A pending request past its deadline is expired as it is read (and then left out
+            // of a `pending` listing).
             let r = self.expire_if_due(r)?;
             if status.is_none_or(|s| s == r.status) {
                 out.push(r);
             }
         }
-        Ok(out)
+        Ok((out, next))
     }
 
     fn expire_if_due(&self, mut r: RequestRecord) -> Result<RequestRecord> {

@@ -1182,15 +1182,17 @@ impl Hallmark {
         )
     }
 
-    /// Lists signatures: a publisher's credential sees its own keys' only, officers all.
+    /// Lists signatures, newest first, below id `before` when given: a publisher's credential
+    /// sees its own keys' only, officers all.
     pub fn list_signatures(
         &self,
         key: Option<&str>,
         cred: &Credential,
+        before: Option<i64>,
         limit: usize,
     ) -> Result<Vec<SignatureRecord>> {
         if cred.officer {
-            return Ok(self.store.list_signatures(key, None, limit)?);
+            return Ok(self.store.list_signatures(key, None, before, limit)?);
         }
         let publisher = cred.publisher.as_deref().ok_or_else(|| {
             Error::from(crate::policy::auth::AuthError::Forbidden(
@@ -1200,7 +1202,9 @@ impl Hallmark {
         if let Some(k) = key {
             self.key_for(k, cred)?;
         }
-        Ok(self.store.list_signatures(key, Some(publisher), limit)?)
+        Ok(self
+            .store
+            .list_signatures(key, Some(publisher), before, limit)?)
     }
 }
 

@@ -1022,3 +1022,145 @@ fn concurrent_approvals_and_denials_issue_at_most_once() {
     }
     eprintln!("approve/deny races ended: {seen:?}");
 }
+
+/// A token without the route's scope gets 403 whatever body it sent (credentials and scope come
+/// before parsing), and the auth scheme is case-insensitive.
+#[test]
+fn scope_is_checked_before_the_body_and_the_scheme_is_case_insensitive() {
+    let api = Api::start(|_| {});
+    let signer = api.token(&["--publisher", "acme", "--name", "ci", "--scopes", "sign"]);
+    let issuer = api.token(&["--publisher", "acme", "--name", "ci2", "--scopes", "issue"]);
+    /// Method, path, token, content type, body.
+    type Case<'a> = (&'a str, &'a str, &'a str, Option<&'a str>, &'a [u8]);
+    let cases: [Case; 6] = [
+        (
+            "POST",
+            "/api/v1/certificates",
+            &signer,
+            Some("application/json"),
+            b"{not json",
+        ),
+        (
+            "POST",
+            "/api/v1/certificates",
+            &signer,
+            Some("text/plain"),
+            b"x",
+        ),
+        (
+            "POST",
+            "/api/v1/certificates/00ff/revoke",
+            &issuer,
+            Some("application/json"),
+            b"[]",
+        ),
+        (
+            "POST",
+            "/api/v1/requests/1/approve",
+            &issuer,
+            Some("text/plain"),
+            b"x",
+        ),
+        (
+            "POST",
+            "/api/v1/signatures",
+            &issuer,
+            Some("application/json"),
+            b"{",
+        ),
+        (
+            "POST",
+            "/api/v1/publishers",
+            &issuer,
+            Some("application/json"),
+            b"{",
+        ),
+    ];
+    for (method, path, token, ctype, body) in cases {
+        let (code, v, _) = api.call(method, path, Some(token), ctype, Some(body));
+        assert_eq!(code, 403, "{method} {path}: {v}");
+        assert!(
+            v["type"].as_str().is_some_and(|t| t.ends_with("forbidden")),
+            "{v}"
+        );
+    }
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let auth = format!("Authorization: {scheme} {issuer}");
+        let (code, body, _) = curl(
+            &api.url("/api/v1/certificates"),
+            &["--cacert", &api.root, "-H", &auth],
+        );
+        assert_eq!(code, 200, "{scheme}: {}", String::from_utf8_lossy(&body));
+    }
+}
+
+/// List routes page with `limit` and `next_cursor` (requests newest first), a bad cursor is a
+/// 400, and a 405 names the methods served at the path in `Allow`.
+#[test]
+fn lists_page_with_a_cursor_and_405_says_allow() {
+    let api = Api::start(|ca| {
+        std::fs::write(
+            ca.dir.path().join("ca/ca-profiles/release-signing.toml"),
+            RELEASE_PROFILE,
+        )
+        .expect("profile");
+        ca.hm(&[
+            "publisher",
+            "update",
+            "acme",
+            "--profiles",
+            "code-signing,release-signing",
+        ]);
+    });
+    let ci = api.token(&["--publisher", "acme", "--name", "ci", "--scopes", "issue"]);
+    let body = cert_body("release-signing", &csr_pem(&api.ca, "paged"));
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        let (code, v, _) = api.call(
+            "POST",
+            "/api/v1/certificates",
+            Some(&ci),
+            Some("application/json"),
+            Some(&body),
+        );
+        assert_eq!(code, 202, "{v}");
+        ids.push(v["request_id"].as_i64().expect("id"));
+    }
+    let mut seen = Vec::new();
+    let mut path = "/api/v1/requests?limit=2".to_string();
+    for _ in 0..5 {
+        let (code, v, _) = api.call("GET", &path, Some(&ci), None, None);
+        assert_eq!(code, 200, "{v}");
+        let items = v["items"].as_array().expect("items");
+        assert!(items.len() <= 2);
+        seen.extend(items.iter().filter_map(|r| r["id"].as_i64()));
+        match v["next_cursor"].as_str() {
+            Some(c) => path = format!("/api/v1/requests?limit=2&cursor={c}"),
+            None => break,
+        }
+    }
+    ids.reverse();
+    assert_eq!(seen, ids, "every request once, newest first");
+    let (code, v, _) = api.call("GET", "/api/v1/requests?cursor=zz", Some(&ci), None, None);
+    assert_eq!(code, 400, "{v}");
+
+    let (code, _, _) = curl(
+        &api.url("/api/v1/certificates"),
+        &["--cacert", &api.root, "-X", "DELETE"],
+    );
+    assert_eq!(code, 405);
+    let out = run(std::process::Command::new(tool("curl")).args([
+        "-s",
+        "-o",
+        "/dev/null",
+        "-D",
+        "-",
+        "--cacert",
+        &api.root,
+        "-X",
+        "DELETE",
+        &api.url("/api/v1/certificates"),
+    ]));
+    let headers = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
+    assert!(headers.contains("allow: get, post"), "{headers}");
+}

@@ -346,7 +346,7 @@ fn a_claimed_signature_request_is_finished_at_start() {
     };
     let signatures = hm
         .store
-        .list_signatures(Some("fw"), None, 10)
+        .list_signatures(Some("fw"), None, None, 10)
         .expect("list")
         .len();
     // The claim an approval makes, then a stop before the signature is made.
@@ -369,7 +369,7 @@ fn a_claimed_signature_request_is_finished_at_start() {
     assert!(r.signature.is_some_and(|s| !s.is_empty()));
     assert_eq!(
         hm.store
-            .list_signatures(Some("fw"), None, 10)
+            .list_signatures(Some("fw"), None, None, 10)
             .expect("list")
             .len(),
         signatures + 1

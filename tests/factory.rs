@@ -580,3 +580,68 @@ fn a_station_with_a_revoked_certificate_is_refused() {
     let row = list.lines().find(|l| l.starts_with("line-8")).unwrap_or("");
     assert!(row.contains("CERT-REVOKED"), "{list}");
 }
+
+/// A line over 64 KiB after valid lines ends the batch with `too-large` in its own answer: the
+/// lines before it are answered, nothing after it is parsed or issued.
+#[test]
+fn a_line_over_the_limit_ends_the_batch() {
+    let line = Line::new();
+    line.station("line-11", "^ACME-L11-[0-9]{4}$", 10, &[]);
+    let enc = |s: &str| {
+        serde_json::json!({"device_serial": s, "csr": b64().encode(device_csr(s))}).to_string()
+    };
+    let long = format!(
+        "{{\"device_serial\": \"ACME-L11-0003\", \"csr\": \"{}\"}}",
+        "A".repeat(70_000)
+    );
+    let body = [
+        enc("ACME-L11-0001"),
+        enc("ACME-L11-0002"),
+        long,
+        enc("ACME-L11-0004"),
+    ]
+    .join("\n")
+        + "\n";
+    let input = line.ca.path("l11.ndjson");
+    std::fs::write(&input, body).expect("write");
+    let dir = line.ca.path("stations");
+    let data = format!("@{}", input.display());
+    let (cert, key) = (
+        dir.join("line-11.pem").display().to_string(),
+        dir.join("line-11.key").display().to_string(),
+    );
+    let (code, out, _) = curl(
+        &format!("{}/api/v1/provision/batch", line.api()),
+        &[
+            "--cacert",
+            &line.root,
+            "--cert",
+            &cert,
+            "--key",
+            &key,
+            "-H",
+            "Content-Type: application/x-ndjson",
+            "--data-binary",
+            &data,
+        ],
+    );
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&out));
+    let answers: Vec<serde_json::Value> = String::from_utf8_lossy(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("answer json"))
+        .collect();
+    assert_eq!(answers.len(), 3, "{answers:?}");
+    assert_eq!(answers[0]["status"], "issued");
+    assert_eq!(answers[1]["status"], "issued");
+    assert!(
+        answers[2]["error"]["type"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("too-large")),
+        "{answers:?}"
+    );
+    assert_eq!(
+        line.station_certs("line-11").len(),
+        2,
+        "nothing after the long line"
+    );
+}

@@ -129,3 +129,25 @@ fn slow_clients_cannot_take_the_listeners() {
     let (code, _, _) = curl(&healthz, &["--cacert", &root]);
     assert_eq!(code, 200);
 }
+
+/// A chunked body with broken framing is a 400 problem document, not 413.
+#[test]
+fn malformed_chunked_bodies_are_bad_requests() {
+    use std::io::{Read, Write};
+    let ca = TestCa::new(Keys::Soft);
+    let server = Server::start(&ca, false);
+    let addr = server.public.rsplit("//").next().unwrap_or("").to_string();
+    let mut s = std::net::TcpStream::connect(&addr).expect("connect");
+    s.write_all(
+        b"POST /ocsp HTTP/1.1\r\nHost: t\r\nContent-Type: application/ocsp-request\r\nTransfer-Encoding: chunked\r\n\r\nZZ-not-hex\r\nabc\r\n0\r\n\r\n",
+    )
+    .expect("send");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("timeout");
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+    assert!(text.contains("application/problem+json"), "{text}");
+    assert!(text.contains("bad-request"), "{text}");
+}

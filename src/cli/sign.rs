@@ -248,7 +248,10 @@ pub fn cmd_signature(cli: &super::Cli, c: &SignatureCmd) -> anyhow::Result<()> {
     let hm = open(cli)?;
     match c {
         SignatureCmd::List { key, limit } => {
-            for s in hm.store.list_signatures(key.as_deref(), None, *limit)? {
+            for s in hm
+                .store
+                .list_signatures(key.as_deref(), None, None, *limit)?
+            {
                 println!(
                     "{:>6} {} {:<16} {:<4} {}:{} by {} {}",
                     s.id,

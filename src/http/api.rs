@@ -184,6 +184,32 @@ fn param(q: &[(String, String)], k: &str) -> Option<String> {
     q.iter().find(|(a, _)| a == k).map(|(_, v)| v.clone())
 }
 
+/// `limit` of a list route: 1 to 1000, 100 when absent.
+fn limit_param(q: &[(String, String)]) -> Result<usize, Error> {
+    match param(q, "limit") {
+        Some(l) => l
+            .parse::<usize>()
+            .ok()
+            .filter(|v| (1..=1000).contains(v))
+            .ok_or_else(|| Error::Invalid(format!("limit '{l}' must be 1..1000"))),
+        None => Ok(100),
+    }
+}
+
+/// `cursor` and `limit` of a list route whose records are numbered (requests, signatures):
+/// the page below the cursor, newest first. The cursor is the previous page's `next_cursor`.
+fn page(q: &[(String, String)]) -> Result<(Option<i64>, usize), Error> {
+    let cursor = match param(q, "cursor") {
+        Some(c) => Some(c.parse::<i64>().ok().filter(|v| *v > 0).ok_or_else(|| {
+            Error::Invalid(format!(
+                "cursor '{c}' is not one this route gave out (next_cursor)"
+            ))
+        })?),
+        None => None,
+    };
+    Ok((cursor, limit_param(q)?))
+}
+
 fn issued_json(i: &Issued, profile: &str, publisher: &str) -> Value {
     json!({
         "serial": i.serial,
@@ -340,6 +366,27 @@ fn json_body<T: serde::de::DeserializeOwned>(req: &ApiRequest) -> Result<T, Erro
 }
 
 /// Routes one API request; returns the route template (for metrics) and the response.
+/// What a route needs of the credential, checked before the body is parsed.
+fn authorize_route(
+    template: &str,
+    method: &Method,
+    cred: &Credential,
+) -> Result<(), crate::policy::auth::AuthError> {
+    use crate::policy::auth::Scope;
+    let post = method == Method::POST;
+    match template {
+        "/api/v1/certificates" if post => cred.require(Scope::Issue),
+        "/api/v1/certificates/{serial}/revoke" => cred.require(Scope::Revoke),
+        "/api/v1/requests/{id}/approve"
+        | "/api/v1/requests/{id}/deny"
+        | "/api/v1/signatures/requests/{id}/approve"
+        | "/api/v1/signatures/requests/{id}/deny" => cred.require(Scope::Approve),
+        "/api/v1/signatures" if post => cred.require(Scope::Sign),
+        "/api/v1/publishers" => cred.require_officer(),
+        _ => Ok(()),
+    }
+}
+
 pub fn route(state: &ApiState, req: &ApiRequest) -> (&'static str, Response<Body>) {
     if req.path.starts_with("/acme/") {
         return super::acme::route(state, req);
@@ -374,19 +421,30 @@ pub fn route(state: &ApiState, req: &ApiRequest) -> (&'static str, Response<Body
         ("GET", ["api", "v1", "signatures", _]) => "/api/v1/signatures/{id}",
         ("GET", ["api", "v1", "keys", _]) => "/api/v1/keys/{label}",
         _ => {
-            let known = ROUTES.iter().any(|(_, p)| {
-                let t: Vec<&str> = p.split('/').skip(1).collect();
-                t.len() == segs.len()
-                    && t.iter()
-                        .zip(&segs)
-                        .all(|(a, b)| a.starts_with('{') || a == b)
-            });
-            let r = if known {
-                problem(
+            // The methods served at this path (RFC 9110: a 405 names them in Allow).
+            let mut allowed: Vec<&str> = ROUTES
+                .iter()
+                .filter(|(_, p)| {
+                    let t: Vec<&str> = p.split('/').skip(1).collect();
+                    t.len() == segs.len()
+                        && t.iter()
+                            .zip(&segs)
+                            .all(|(a, b)| a.starts_with('{') || a == b)
+                })
+                .map(|(method, _)| *method)
+                .collect();
+            allowed.sort_unstable();
+            allowed.dedup();
+            let r = if !allowed.is_empty() {
+                let mut r = problem(
                     StatusCode::METHOD_NOT_ALLOWED,
                     "method-not-allowed",
                     &format!("{m} is not served at {}", req.path),
-                )
+                );
+                if let Ok(v) = HeaderValue::from_str(&allowed.join(", ")) {
+                    r.headers_mut().insert(hyper::header::ALLOW, v);
+                }
+                r
             } else {
                 problem(
                     StatusCode::NOT_FOUND,
@@ -441,15 +499,14 @@ fn handle(state: &ApiState, req: &ApiRequest, template: &str, segs: &[&str]) -> 
         _ => {}
     }
     // Everything under /api/v1 is authenticated and rate limited per credential.
+    // The auth scheme is case-insensitive (RFC 9110 §11.1): Bearer, bearer, BEARER.
     let bearer = req
         .headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim);
+        .and_then(|v| v.trim_start().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
     let cred = match hm.authenticate(bearer, req.remote.map(|a| a.ip().to_string())) {
         Ok(c) => c,
         Err(e) => return error_response(&e),
@@ -468,6 +525,11 @@ fn handle(state: &ApiState, req: &ApiRequest, template: &str, segs: &[&str]) -> 
         }
         return r;
     }
+    // The credential's right to the route is checked before its body is read: a token without
+    // the scope gets 403 whatever it sent (the services check again).
+    if let Err(e) = authorize_route(template, &req.method, &cred) {
+        return error_response(&e.into());
+    }
     let q = query_pairs(req.query.as_deref());
     let result = match template {
         "/api/v1/certificates" if req.method == Method::POST => {
@@ -482,14 +544,17 @@ fn handle(state: &ApiState, req: &ApiRequest, template: &str, segs: &[&str]) -> 
             };
             revoke_certificate(hm, segs[3], body, &cred)
         }
-        "/api/v1/requests" => hm
-            .list_requests(param(&q, "status").as_deref(), &cred)
-            .map(|rs| {
-                json_response(
-                    StatusCode::OK,
-                    &json!({"items": rs.iter().map(|r| request_json(r, None)).collect::<Vec<_>>()}),
-                )
-            }),
+        "/api/v1/requests" => page(&q).and_then(|(cursor, limit)| {
+            let (rs, next) =
+                hm.list_requests(param(&q, "status").as_deref(), &cred, cursor, limit)?;
+            Ok(json_response(
+                StatusCode::OK,
+                &json!({
+                    "items": rs.iter().map(|r| request_json(r, None)).collect::<Vec<_>>(),
+                    "next_cursor": next.map(|n| n.to_string()),
+                }),
+            ))
+        }),
         "/api/v1/requests/{id}" => parse_id(segs[3])
             .and_then(|id| hm.request_view(id, &cred))
             .map(|v| json_response(StatusCode::OK, &request_json(&v.request, Some(&v)))),
@@ -537,10 +602,27 @@ fn handle(state: &ApiState, req: &ApiRequest, template: &str, segs: &[&str]) -> 
             })
         }
         "/api/v1/publishers" => cred.require_officer().map_err(Error::from).and_then(|_| {
-            let list = hm.store.list_publishers()?;
+            // By id; the cursor is the last id of the previous page.
+            let limit = limit_param(&q)?;
+            let after = param(&q, "cursor");
+            let mut list = hm.store.list_publishers()?;
+            list.sort_by(|a, b| a.id.cmp(&b.id));
+            let page: Vec<&Publisher> = list
+                .iter()
+                .filter(|p| after.as_deref().is_none_or(|a| p.id.as_str() > a))
+                .take(limit)
+                .collect();
+            let next = if page.len() == limit {
+                page.last().map(|p| p.id.clone())
+            } else {
+                None
+            };
             Ok(json_response(
                 StatusCode::OK,
-                &json!({"items": list.iter().map(publisher_json).collect::<Vec<_>>()}),
+                &json!({
+                    "items": page.iter().map(|p| publisher_json(p)).collect::<Vec<_>>(),
+                    "next_cursor": next,
+                }),
             ))
         }),
         "/api/v1/signatures" if req.method == Method::POST => post_signature(hm, req, &cred),
@@ -730,14 +812,7 @@ fn list_certificates(
         }
         (None, false) => cred.publisher.clone(),
     };
-    let limit = match param(q, "limit") {
-        Some(l) => l
-            .parse::<usize>()
-            .ok()
-            .filter(|v| (1..=1000).contains(v))
-            .ok_or_else(|| Error::Invalid(format!("limit '{l}' must be 1..1000")))?,
-        None => 100,
-    };
+    let limit = limit_param(q)?;
     let rows = hm.store.list_certificates(&CertFilter {
         publisher,
         profile: param(q, "profile"),
@@ -939,15 +1014,16 @@ fn list_signatures(
     q: &[(String, String)],
     cred: &Credential,
 ) -> Result<Response<Body>, Error> {
-    let limit = match param(q, "limit") {
-        Some(l) => l
-            .parse::<usize>()
-            .ok()
-            .filter(|v| (1..=1000).contains(v))
-            .ok_or_else(|| Error::Invalid(format!("limit '{l}' must be 1..1000")))?,
-        None => 100,
+    let (cursor, limit) = page(q)?;
+    let rows = hm.list_signatures(param(q, "key").as_deref(), cred, cursor, limit)?;
+    let next = if rows.len() == limit {
+        rows.last().map(|r| r.id.to_string())
+    } else {
+        None
     };
-    let rows = hm.list_signatures(param(q, "key").as_deref(), cred, limit)?;
     let items: Vec<Value> = rows.iter().map(signature_record_json).collect();
-    Ok(json_response(StatusCode::OK, &json!({ "items": items })))
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "items": items, "next_cursor": next }),
+    ))
 }

@@ -65,6 +65,16 @@ async fn handle(hm: Arc<Hallmark>, req: Request<Incoming>) -> Result<Response<Bo
     };
     let body = match collected {
         Ok(b) => b.to_bytes(),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_none() =>
+        {
+            return Ok(problem(
+                StatusCode::BAD_REQUEST,
+                "bad-request",
+                "the request body is malformed (HTTP framing)",
+            ));
+        }
         // An OCSP client gets an OCSP answer, even for a body too large to be a request.
         Err(_) if parts.method == hyper::Method::POST && parts.uri.path() == "/ocsp" => {
             let mut r = response(
@@ -356,6 +366,18 @@ async fn handle_api_whole(
     .await
     {
         Ok(Ok(b)) => b.to_bytes(),
+        // A body that is not valid HTTP framing (a malformed chunk) is the client's error, not
+        // a size problem.
+        Ok(Err(e))
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_none() =>
+        {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                "bad-request",
+                "the request body is malformed (HTTP framing)",
+            );
+        }
         Ok(Err(_)) => {
             let r = problem(
                 StatusCode::PAYLOAD_TOO_LARGE,

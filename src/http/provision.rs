@@ -90,7 +90,14 @@ pub async fn stream(
                         if let Ok(data) = frame.into_data() {
                             buf.extend_from_slice(&data);
                             let mut start = 0;
+                            let mut too_long = false;
                             while let Some(pos) = buf[start..].iter().position(|&b| b == b'\n') {
+                                // A whole line over the limit ends the batch as a partial one
+                                // would: the lines before it are answered, none after it.
+                                if pos > MAX_LINE {
+                                    too_long = true;
+                                    break;
+                                }
                                 let line = &buf[start..start + pos];
                                 let text = String::from_utf8_lossy(line).trim().to_string();
                                 if !text.is_empty() {
@@ -99,7 +106,7 @@ pub async fn stream(
                                 start += pos + 1;
                             }
                             buf.drain(..start);
-                            if buf.len() > MAX_LINE {
+                            if too_long || buf.len() > MAX_LINE {
                                 if !lines.is_empty() {
                                     let _ = chunks_tx
                                         .send(Feed::Lines(std::mem::take(&mut lines)))

@@ -99,18 +99,21 @@ impl Store {
             .optional()?)
     }
 
-    /// Requests by status, optionally of one publisher, oldest first.
+    /// Requests by status, optionally of one publisher, newest first, below id `before` (a
+    /// page's cursor) when given.
     pub fn list_requests(
         &self,
         status: Option<&str>,
         publisher: Option<&str>,
+        before: Option<i64>,
         limit: usize,
     ) -> Result<Vec<RequestRecord>, StoreError> {
         let conn = self.conn()?;
         let mut stmt = conn.prepare(&format!(
-            "SELECT {COLS} FROM requests WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR publisher = ?2) ORDER BY id LIMIT ?3"
+            "SELECT {COLS} FROM requests WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR publisher = ?2)
+               AND (?4 IS NULL OR id < ?4) ORDER BY id DESC LIMIT ?3"
         ))?;
-        let rows = stmt.query_map(params![status, publisher, limit as i64], from_row)?;
+        let rows = stmt.query_map(params![status, publisher, limit as i64, before], from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

@@ -87,6 +87,7 @@ impl Store {
         &self,
         key: Option<&str>,
         publisher: Option<&str>,
+        before: Option<i64>,
         limit: usize,
     ) -> Result<Vec<SignatureRecord>, StoreError> {
         let conn = self.conn()?;
@@ -98,9 +99,10 @@ impl Store {
         let mut stmt = conn.prepare(&format!(
             "SELECT {cols} FROM signatures s LEFT JOIN keys k ON k.label = s.key_label
              WHERE (?1 IS NULL OR s.key_label = ?1) AND (?2 IS NULL OR k.publisher = ?2)
+               AND (?4 IS NULL OR s.id < ?4)
              ORDER BY s.id DESC LIMIT ?3"
         ))?;
-        let rows = stmt.query_map(params![key, publisher, limit as i64], from_row)?;
+        let rows = stmt.query_map(params![key, publisher, limit as i64, before], from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
