@@ -4,7 +4,7 @@ SHELL := /bin/bash
 
 VENV_BIN := $(CURDIR)/.venv/bin
 
-.PHONY: help deps test lint run bench clean
+.PHONY: help deps test lint run bench fuzz crash-test clean
 
 help:
 	@echo "make run    build, create a demo CA in ./demo (SoftHSM2 if installed) and serve it"
@@ -12,6 +12,8 @@ help:
 	@echo "make deps   apt packages (softhsm2 opensc openssl curl osslsigncode JDK gcab msitools wixl) and .venv (pkilint imgtool pycose certbot signify)"
 	@echo "make lint   cargo fmt --check and clippy"
 	@echo "make bench  issuance, revocation, factory and signing benchmarks against their peers (prints ratios)"
+	@echo "make crash-test  kill -9 the server at random moments under load, restart, check every record (HALLMARK_CRASH_KILLS, default 8)"
+	@echo "make fuzz   every cargo-fuzz target for FUZZ_SECONDS (default 60) each, from fuzz/corpus; prints executions"
 	@echo "make clean  cargo clean and remove .venv (./demo is kept)"
 
 deps:
@@ -32,6 +34,13 @@ run:
 
 bench: deps
 	PATH="$(VENV_BIN):$$PATH" cargo bench --bench issuance --bench revocation --bench factory --bench signing
+
+crash-test: deps
+	PATH="$(VENV_BIN):$$PATH" HALLMARK_TOOLS_BIN="$(VENV_BIN)" cargo test --features crash-test --test crash -- --nocapture
+
+FUZZ_SECONDS ?= 60
+fuzz:
+	@scripts/fuzz.sh $(FUZZ_SECONDS)
 
 clean:
 	cargo clean

@@ -89,6 +89,14 @@ struct Line {
     csr: String,
 }
 
+/// One batch line's syntax: `{"device_serial": ..., "csr": BASE64}` → the device serial and the
+/// CSR text as sent, or why the line is not such an object.
+pub fn parse_batch_line(raw: &str) -> std::result::Result<(String, String), String> {
+    serde_json::from_str::<Line>(raw)
+        .map(|l| (l.device_serial, l.csr))
+        .map_err(|e| e.to_string())
+}
+
 /// A chunk of batch lines for [`Hallmark::provision_stream`].
 pub enum Lines {
     Chunk(Vec<String>),
@@ -414,7 +422,7 @@ impl Hallmark {
         // (line, device serial, CSR DER, key hash).
         let mut firsts: Vec<(usize, String, Vec<u8>, String)> = Vec::new();
         for (i, raw) in lines.iter().enumerate() {
-            let line: Line = match serde_json::from_str(raw) {
+            let (device_serial, csr) = match parse_batch_line(raw) {
                 Ok(l) => l,
                 Err(e) => {
                     plan.answers[i] = Some(ProvisionAnswer::refused(
@@ -428,7 +436,7 @@ impl Hallmark {
                     continue;
                 }
             };
-            let dev = line.device_serial.as_str();
+            let dev = device_serial.as_str();
             if !pattern.is_match(dev) {
                 plan.answers[i] = Some(ProvisionAnswer::refused(
                     Some(dev),
@@ -440,7 +448,7 @@ impl Hallmark {
                 ));
                 continue;
             }
-            let der = match b64.decode(line.csr.trim()) {
+            let der = match b64.decode(csr.trim()) {
                 Ok(d) => d,
                 Err(e) => {
                     plan.answers[i] = Some(ProvisionAnswer::refused(
