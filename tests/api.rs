@@ -73,6 +73,30 @@ impl Api {
     }
 }
 
+/// The 2-of-3 `release-signing` profile and publisher `rel` (Acme Corp, San Jose) that uses it.
+fn add_release_publisher(ca: &TestCa) {
+    std::fs::write(
+        ca.dir.path().join("ca/ca-profiles/release-signing.toml"),
+        RELEASE_PROFILE,
+    )
+    .expect("profile");
+    ca.hm(&[
+        "publisher",
+        "add",
+        "rel",
+        "--org",
+        "Acme Corp",
+        "--country",
+        "US",
+        "--state",
+        "California",
+        "--locality",
+        "San Jose",
+        "--profiles",
+        "release-signing",
+    ]);
+}
+
 /// Publisher `beta` (Beta Ltd, GB, London) for code signing.
 fn add_beta(ca: &TestCa) {
     ca.hm(&[
@@ -514,26 +538,7 @@ fn rate_limit_answers_429_with_retry_after() {
 #[test]
 fn two_of_three_approvals_issue_and_every_refusal_holds() {
     let api = Api::start(|ca| {
-        std::fs::write(
-            ca.dir.path().join("ca/ca-profiles/release-signing.toml"),
-            RELEASE_PROFILE,
-        )
-        .expect("profile");
-        ca.hm(&[
-            "publisher",
-            "add",
-            "rel",
-            "--org",
-            "Acme Corp",
-            "--country",
-            "US",
-            "--state",
-            "California",
-            "--locality",
-            "San Jose",
-            "--profiles",
-            "release-signing",
-        ]);
+        add_release_publisher(ca);
         ca.hm(&[
             "publisher",
             "add",
@@ -851,28 +856,7 @@ fn revoke_over_the_api() {
 /// a denial; the losers of each race get 409 and nothing else is issued.
 #[test]
 fn concurrent_approvals_and_denials_issue_at_most_once() {
-    let api = Api::start(|ca| {
-        std::fs::write(
-            ca.dir.path().join("ca/ca-profiles/release-signing.toml"),
-            RELEASE_PROFILE,
-        )
-        .expect("profile");
-        ca.hm(&[
-            "publisher",
-            "add",
-            "rel",
-            "--org",
-            "Acme Corp",
-            "--country",
-            "US",
-            "--state",
-            "California",
-            "--locality",
-            "San Jose",
-            "--profiles",
-            "release-signing",
-        ]);
-    });
+    let api = Api::start(add_release_publisher);
     let token = |name: &str, scopes: &str| {
         api.token(&["--publisher", "rel", "--name", name, "--scopes", scopes])
     };

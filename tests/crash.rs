@@ -67,22 +67,6 @@ fn call(
     (code, serde_json::from_slice(&raw).unwrap_or(Value::Null))
 }
 
-/// A device CSR (P-256, subject serialNumber).
-fn device_csr(serial: &str) -> Vec<u8> {
-    let rng = aws_lc_rs::rand::SystemRandom::new();
-    let p8 = aws_lc_rs::signature::EcdsaKeyPair::generate_pkcs8(
-        &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
-        &rng,
-    )
-    .expect("keygen");
-    let key = hallmark::keys::soft::SoftKey::ephemeral("device", p8.as_ref()).expect("key");
-    let subject = [hallmark::policy::NameAttr {
-        kind: "serialNumber".into(),
-        value: serial.into(),
-    }];
-    hallmark::issuer::make_csr(&subject, &key).expect("csr")
-}
-
 fn crash_loop(keys: Keys, kills: usize) {
     let ca = TestCa::new(keys);
     ca.add_acme();

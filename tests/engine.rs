@@ -142,18 +142,7 @@ fn concurrent_issuance_gives_unique_recorded_serials() {
 
 fn device_line(serial: &str) -> String {
     use base64::Engine;
-    let rng = aws_lc_rs::rand::SystemRandom::new();
-    let p8 = aws_lc_rs::signature::EcdsaKeyPair::generate_pkcs8(
-        &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
-        &rng,
-    )
-    .expect("keygen");
-    let key = hallmark::keys::soft::SoftKey::ephemeral("device", p8.as_ref()).expect("key");
-    let subject = [hallmark::policy::NameAttr {
-        kind: "serialNumber".into(),
-        value: serial.into(),
-    }];
-    let csr = hallmark::issuer::make_csr(&subject, &key).expect("csr");
+    let csr = device_csr(serial);
     serde_json::json!({
         "device_serial": serial,
         "csr": base64::engine::general_purpose::STANDARD.encode(csr),

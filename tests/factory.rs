@@ -15,22 +15,6 @@ fn b64() -> base64::engine::GeneralPurpose {
     base64::engine::general_purpose::STANDARD
 }
 
-/// A device key and CSR made in-process (a device's secure element does this on the line).
-fn device_csr(serial: &str) -> Vec<u8> {
-    let rng = aws_lc_rs::rand::SystemRandom::new();
-    let p8 = aws_lc_rs::signature::EcdsaKeyPair::generate_pkcs8(
-        &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
-        &rng,
-    )
-    .expect("keygen");
-    let key = hallmark::keys::soft::SoftKey::ephemeral("device", p8.as_ref()).expect("key");
-    let subject = [hallmark::policy::NameAttr {
-        kind: "serialNumber".into(),
-        value: serial.into(),
-    }];
-    hallmark::issuer::make_csr(&subject, &key).expect("csr")
-}
-
 /// Devices 1..=N: (serial, CSR), the serial made by SERIAL.
 fn devices(n: u32, serial: impl Fn(u32) -> String) -> Vec<(String, Vec<u8>)> {
     (1..=n)

@@ -690,3 +690,20 @@ authority_info_access = true
 common_name = "organization"
 attributes = ["O", "C", "ST", "L"]
 "#;
+
+/// A device key made in-process (a device's secure element does this on the line) and its CSR,
+/// DER, with the device serial in the subject's serialNumber.
+pub fn device_csr(serial: &str) -> Vec<u8> {
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let p8 = aws_lc_rs::signature::EcdsaKeyPair::generate_pkcs8(
+        &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+        &rng,
+    )
+    .expect("keygen");
+    let key = hallmark::keys::soft::SoftKey::ephemeral("device", p8.as_ref()).expect("key");
+    let subject = [hallmark::policy::NameAttr {
+        kind: "serialNumber".into(),
+        value: serial.into(),
+    }];
+    hallmark::issuer::make_csr(&subject, &key).expect("csr")
+}
