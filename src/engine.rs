@@ -17,6 +17,7 @@ use crate::store::{now, CaRecord, CaRole, Intent, KeyRecord, Publisher, Store, S
 
 mod batch;
 mod recovery;
+pub mod sealing;
 pub use batch::ChunkInput;
 pub use recovery::Recovered;
 
@@ -163,6 +164,8 @@ pub struct Hallmark {
     /// When the store was opened: an intent recorded before it was left by a stop (see
     /// `recovery`).
     started_at: i64,
+    /// The key secrets at rest are sealed with, once derived (see `sealing`).
+    seal_key: Mutex<Option<zeroize::Zeroizing<[u8; 32]>>>,
 }
 
 /// Key labels in a store: CA keys and publisher keys never collide.
@@ -214,6 +217,7 @@ impl Hallmark {
             publisher_signers: Mutex::new(HashMap::new()),
             key_cert_facts: Mutex::new(HashMap::new()),
             started_at: now(),
+            seal_key: Mutex::new(None),
         })
     }
 

@@ -127,7 +127,24 @@ impl Acme {
                 .map(|v| v.trim().to_string())
                 .unwrap_or_else(|| panic!("no {name} in {out}"))
         };
-        (field("kid:"), field("hmac_key:"))
+        let (kid, hmac) = (field("kid:"), field("hmac_key:"));
+        // At rest the HMAC key is sealed: the database alone cannot bind an account.
+        use base64::Engine;
+        let clear = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(hmac.trim_start_matches("--eab-hmac-key="))
+            .expect("base64url HMAC key");
+        let stored: Vec<u8> = self
+            .ca
+            .db()
+            .query_row(
+                "SELECT hmac_key FROM acme_eab_keys WHERE kid = ?1",
+                [&kid],
+                |r| r.get(0),
+            )
+            .expect("stored EAB key");
+        assert!(stored.starts_with(b"hms1"), "sealed at rest");
+        assert!(!stored.windows(clear.len()).any(|w| w == clear.as_slice()));
+        (kid, hmac)
     }
 
     fn url(&self, rest: &str) -> String {

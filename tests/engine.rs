@@ -549,3 +549,57 @@ fn the_database_is_private_to_its_owner() {
     hm.store.count_certificates(None).expect("read");
     assert_eq!(mode(&db), 0o600, "narrowed at open");
 }
+
+/// Secrets at rest: a sealed value opens only for its own record and with this CA's key store;
+/// an EAB key an older hallmark stored in clear is sealed by `seal_clear_secrets` (run at
+/// `serve` start) and still opens to the same key.
+#[test]
+fn eab_keys_are_sealed_at_rest() {
+    eab_keys_sealed(Keys::Soft);
+    eab_keys_sealed(Keys::SoftHsm);
+}
+
+fn eab_keys_sealed(keys: Keys) {
+    let ca = TestCa::new(keys);
+    ca.add_acme();
+    let hm = ca.open();
+    let secret = [7u8; 32];
+    let sealed = hm.seal("eab_a", &secret).expect("seal");
+    assert!(hallmark::engine::sealing::is_sealed(&sealed));
+    assert!(!sealed.windows(32).any(|w| w == secret));
+    assert_eq!(
+        hm.unseal("eab_a", &sealed).expect("open").as_slice(),
+        &secret
+    );
+    assert!(
+        hm.unseal("eab_b", &sealed).is_err(),
+        "moved to another record"
+    );
+    // Another process of the same CA derives the same key.
+    drop(hm);
+    let hm = ca.open();
+    assert_eq!(
+        hm.unseal("eab_a", &sealed).expect("open").as_slice(),
+        &secret
+    );
+    // A key stored in clear (before sealing) is sealed, and opens to the same key.
+    let old = hallmark::acme::eab::new_key("acme");
+    let clear = old.record.hmac_key.clone();
+    hm.store
+        .insert_eab_key(&old.record, "test")
+        .expect("insert");
+    assert_eq!(hm.seal_clear_secrets().expect("seal"), 1);
+    let stored = hm
+        .store
+        .get_eab_key(&old.record.kid)
+        .expect("read")
+        .expect("key");
+    assert!(hallmark::engine::sealing::is_sealed(&stored.hmac_key));
+    assert_eq!(
+        hm.unseal(&old.record.kid, &stored.hmac_key)
+            .expect("open")
+            .as_slice(),
+        clear.as_slice()
+    );
+    assert_eq!(hm.seal_clear_secrets().expect("seal"), 0);
+}

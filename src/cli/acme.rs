@@ -37,7 +37,9 @@ pub fn run(hm: &Hallmark, actor: &str, c: &AcmeCmd) -> anyhow::Result<()> {
             if hm.store.get_publisher(publisher)?.is_none() {
                 bail!("unknown publisher '{publisher}' (hallmark publisher list)");
             }
-            let k = crate::acme::eab::new_key(publisher);
+            let mut k = crate::acme::eab::new_key(publisher);
+            // The database keeps the HMAC key sealed; it is shown once, below, in clear.
+            k.record.hmac_key = hm.seal(&k.record.kid, &k.record.hmac_key)?;
             hm.store.insert_eab_key(&k.record, actor)?;
             eprintln!(
                 "EAB key for publisher {publisher}; the HMAC key is shown once (certbot: --eab-kid KID --eab-hmac-key KEY):"

@@ -451,7 +451,19 @@ fn new_account(ctx: &Ctx<'_>, v: Verified) -> AResult<Response<Body>> {
     let (publisher, eab_kid) = match payload.get("externalAccountBinding") {
         Some(binding) => {
             let key = eab::verify_binding(binding, &v.key, &ctx.url("new-account"), |kid| {
-                Ok(ctx.hm.store.get_eab_key(kid)?)
+                let Some(mut k) = ctx.hm.store.get_eab_key(kid)? else {
+                    return Ok(None);
+                };
+                k.hmac_key = match ctx.hm.unseal(kid, &k.hmac_key) {
+                    Ok(key) => key.to_vec(),
+                    Err(e) => {
+                        // The key store is down or holds another sealing key: a server fault,
+                        // with the detail in the log only.
+                        eprintln!("hallmark: acme: EAB key {kid}: {e}");
+                        return Err(AcmeError::internal());
+                    }
+                };
+                Ok(Some(k))
             })?;
             (key.publisher, Some(key.kid))
         }

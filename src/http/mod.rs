@@ -210,6 +210,12 @@ pub async fn serve(
         Ok(r) => eprintln!("hallmark: recovered what a stop left: {r}"),
         Err(e) => eprintln!("hallmark: recovery at start did not finish: {e}"),
     }
+    // EAB keys an older hallmark stored in clear are sealed now.
+    match hm.seal_clear_secrets() {
+        Ok(0) => {}
+        Ok(n) => eprintln!("hallmark: sealed {n} EAB key(s) that were stored in clear"),
+        Err(e) => eprintln!("hallmark: cannot seal the EAB keys stored in clear: {e}"),
+    }
     ready(&bound);
     // Background tasks of the server (CRL and OCSP refresh) start here.
     crate::revocation::spawn_refresher(hm.clone());

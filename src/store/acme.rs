@@ -210,6 +210,26 @@ impl Store {
             .optional()?)
     }
 
+    /// EAB keys whose HMAC key an older hallmark stored in clear (kid, key), to be sealed.
+    pub fn eab_keys_in_clear(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        Ok(self
+            .list_eab_keys()?
+            .into_iter()
+            .filter(|k| !crate::engine::sealing::is_sealed(&k.hmac_key))
+            .map(|k| (k.kid, k.hmac_key))
+            .collect())
+    }
+
+    /// Replaces an EAB key's stored HMAC key `old` by `sealed` (the same key, sealed).
+    pub fn replace_eab_hmac(&self, kid: &str, old: &[u8], sealed: &[u8]) -> Result<(), StoreError> {
+        let conn = self.conn()?;
+        conn.execute(
+            "UPDATE acme_eab_keys SET hmac_key = ?3 WHERE kid = ?1 AND hmac_key = ?2",
+            params![kid, old, sealed],
+        )?;
+        Ok(())
+    }
+
     pub fn list_eab_keys(&self) -> Result<Vec<EabKey>, StoreError> {
         let conn = self.conn()?;
         let mut stmt = conn.prepare(&format!(
