@@ -556,7 +556,28 @@ fn the_database_is_private_to_its_owner() {
 #[test]
 fn eab_keys_are_sealed_at_rest() {
     eab_keys_sealed(Keys::Soft);
-    eab_keys_sealed(Keys::SoftHsm);
+    // With SoftHSM through the command line (its own process: SoftHSM's config is per process,
+    // and another test of this binary opens a token in-process): the key store makes the
+    // sealing key and its signature repeats, so each new EAB key is stored sealed.
+    let ca = TestCa::new(Keys::SoftHsm);
+    ca.add_acme();
+    for _ in 0..2 {
+        let out = ca.hm(&["acme", "eab", "create", "--publisher", "acme"]);
+        let kid = out
+            .lines()
+            .find_map(|l| l.strip_prefix("kid:"))
+            .map(|k| k.trim().to_string())
+            .expect("kid");
+        let stored: Vec<u8> = ca
+            .db()
+            .query_row(
+                "SELECT hmac_key FROM acme_eab_keys WHERE kid = ?1",
+                [&kid],
+                |r| r.get(0),
+            )
+            .expect("stored");
+        assert!(hallmark::engine::sealing::is_sealed(&stored), "{out}");
+    }
 }
 
 fn eab_keys_sealed(keys: Keys) {

@@ -455,19 +455,32 @@ fn a_server_killed_mid_batch_recovers_its_intents_at_start() {
             )
             .expect("count")
     };
-    // Kill it while chunks are recorded and not yet signed (tried up to three times: a kill can
-    // land between two chunks).
+    // Kill it (SIGKILL, sent directly) as soon as the database holds a recorded, unsigned chunk;
+    // tried up to five times, since the chunk can be completed between the look and the kill.
     let mut left = 0;
-    for _ in 0..3 {
+    for _ in 0..5 {
         let mut client = line.run("line-7", &input, &out).spawn().expect("spawn");
         let before = lines_in(&out);
         let start = std::time::Instant::now();
-        while lines_in(&out) < before + 300 && start.elapsed().as_secs() < 60 {
+        while lines_in(&out) < before + 100 && start.elapsed().as_secs() < 60 {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
-        ok(std::process::Command::new("kill").args(["-KILL", &line.server.pid().to_string()]));
+        let db = line.db();
+        while start.elapsed().as_secs() < 60 {
+            let n: i64 = db
+                .query_row(
+                    "SELECT count(*) FROM certificates WHERE status = 'intent'",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap_or(0);
+            if n > 0 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
+        line.server.kill();
         let _ = client.wait();
-        line.server.wait_exit(std::time::Duration::from_secs(10));
         left = intents(&line);
         line.server = Server::start(&line.ca, true);
         if left > 0 {

@@ -400,6 +400,12 @@ impl Server {
         self.child.id()
     }
 
+    /// `kill -9` of the server (SIGKILL sent directly, no `kill` process in between), then reaped.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Waits up to `limit` for the server to exit; its exit code.
     pub fn wait_exit(&mut self, limit: std::time::Duration) -> Option<i32> {
         let start = std::time::Instant::now();
