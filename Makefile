@@ -9,7 +9,7 @@ VENV_BIN := $(CURDIR)/.venv/bin
 help:
 	@echo "make run    build, create a demo CA in ./demo (SoftHSM2 if installed) and serve it"
 	@echo "make test   install test tools (make deps), then fmt check, clippy and every test"
-	@echo "make deps   apt packages (softhsm2 opensc openssl curl osslsigncode JDK gcab msitools wixl) and .venv (pkilint imgtool pycose certbot signify)"
+	@echo "make deps   apt packages (softhsm2 opensc openssl curl osslsigncode JDK gcab msitools wixl) and .venv (pkilint imgtool pycose certbot signify schemathesis)"
 	@echo "make lint   cargo fmt --check and clippy"
 	@echo "make bench  issuance, revocation, factory and signing benchmarks against their peers (prints ratios)"
 	@echo "make crash-test  kill -9 the server at random moments under load, restart, check every record (HALLMARK_CRASH_KILLS, default 8)"

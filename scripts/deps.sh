@@ -28,8 +28,8 @@ fi
 # Python tools, pinned: pkilint (certificate/CRL/OCSP lints), imgtool (MCUboot verify), pycose with
 # cbor2<6 (COSE_Sign1 verify; pycose 1.1.0 breaks on cbor2 6), certbot (ACME client), signify with
 # olefile (Authenticode verification by Windows' rules, PE and MSI: a second verifier beside
-# osslsigncode).
-PY_PACKAGES="pkilint==$PKILINT_VERSION imgtool==2.5.0 pycose==1.1.0 cbor2<6 certbot==5.8.0 signify==0.9.3 olefile==0.47"
+# osslsigncode), schemathesis (the HTTP API against openapi.yaml).
+PY_PACKAGES="pkilint==$PKILINT_VERSION imgtool==2.5.0 pycose==1.1.0 cbor2<6 certbot==5.8.0 signify==0.9.3 olefile==0.47 schemathesis==4.32.5"
 stamp=".venv/.hallmark-deps"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$PY_PACKAGES" ]; then
     echo "deps: .venv has $PY_PACKAGES"
@@ -38,7 +38,7 @@ else
     [ -x .venv/bin/pip ] || python3 -m venv .venv
     # shellcheck disable=SC2086
     .venv/bin/pip install --quiet --disable-pip-version-check $PY_PACKAGES
-    for tool in lint_pkix_cert imgtool certbot; do
+    for tool in lint_pkix_cert imgtool certbot schemathesis; do
         test -x ".venv/bin/$tool" || { echo "deps: .venv/bin/$tool missing after install" >&2; exit 1; }
     done
     .venv/bin/python -c 'import pycose, cbor2' || { echo "deps: pycose/cbor2 do not import" >&2; exit 1; }
