@@ -151,3 +151,43 @@ fn malformed_chunked_bodies_are_bad_requests() {
     assert!(text.contains("application/problem+json"), "{text}");
     assert!(text.contains("bad-request"), "{text}");
 }
+
+/// A request target or head over the listeners' limits is a problem document (414, 431) on
+/// both listeners, not hyper's bare answer; an OCSP GET too long to be a request is still an
+/// OCSP answer.
+#[test]
+fn oversized_heads_are_problem_documents() {
+    let ca = TestCa::new(Keys::Soft);
+    let server = Server::start(&ca, true);
+    let api = server.api.clone().expect("api listener");
+    let root = ca.ca_pem("root").display().to_string();
+    let long = "a".repeat(hallmark::http::MAX_URI_BYTES + 100);
+    let big_header = format!(
+        "X-Padding: {}",
+        "b".repeat(hallmark::http::MAX_HEADER_BYTES)
+    );
+    for (base, tls) in [
+        (server.public.as_str(), None),
+        (api.as_str(), Some(root.as_str())),
+    ] {
+        let tls_args: Vec<&str> = tls.map(|r| vec!["--cacert", r]).unwrap_or_default();
+        let (code, body, ctype) = curl(&format!("{base}/healthz?{long}"), &tls_args);
+        assert_eq!(code, 414, "{base}: {}", String::from_utf8_lossy(&body));
+        assert_eq!(ctype, "application/problem+json");
+        assert!(String::from_utf8_lossy(&body).contains("uri-too-long"));
+        let mut args = tls_args.clone();
+        args.extend(["-H", big_header.as_str()]);
+        let (code, body, ctype) = curl(&format!("{base}/healthz"), &args);
+        assert_eq!(code, 431, "{base}: {}", String::from_utf8_lossy(&body));
+        assert_eq!(ctype, "application/problem+json");
+        assert!(String::from_utf8_lossy(&body).contains("headers-too-large"));
+        // Just under the limits: served.
+        let (code, _, _) = curl(&format!("{base}/healthz?{}", &long[..4000]), &tls_args);
+        assert_eq!(code, 200, "{base}");
+    }
+    let (code, body, ctype) = curl(&format!("{}/ocsp/{long}", server.public), &[]);
+    assert_eq!(code, 200);
+    assert_eq!(ctype, "application/ocsp-response");
+    // OCSPResponse { responseStatus malformedRequest (1) }
+    assert_eq!(body, [0x30, 0x03, 0x0a, 0x01, 0x01]);
+}

@@ -51,9 +51,50 @@ pub fn problem(status: StatusCode, kind: &str, detail: &str) -> Response<Body> {
 /// The largest request body the public listener reads (OCSP requests are small).
 pub const PUBLIC_BODY_LIMIT: usize = 16 * 1024;
 
+/// The longest request target (path and query) either listener serves.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+/// The most header bytes (names and values) either listener serves.
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+
+/// A request head over hallmark's limits, answered with a problem document (414, 431).
+///
+/// hyper answers heads it cannot parse itself, with a bare 400, 414 or 431 and no hook to give
+/// them a body; its limits (a 64 KiB target, a ~400 KiB head, 100 headers) lie above these,
+/// so an oversized target or head gets a problem document here, and only a malformed head, a
+/// target beyond 64 KiB or a head beyond hyper's buffer or header count gets hyper's bare answer.
+fn head_refusal(parts: &hyper::http::request::Parts) -> Option<Response<Body>> {
+    let target = parts.uri.path_and_query().map_or(0, |p| p.as_str().len());
+    if target > MAX_URI_BYTES {
+        return Some(problem(
+            StatusCode::URI_TOO_LONG,
+            "uri-too-long",
+            &format!("request targets here are limited to {MAX_URI_BYTES} bytes"),
+        ));
+    }
+    let head: usize = parts
+        .headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
+    if head > MAX_HEADER_BYTES {
+        return Some(problem(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers-too-large",
+            &format!("request headers here are limited to {MAX_HEADER_BYTES} bytes in all"),
+        ));
+    }
+    None
+}
+
 async fn handle(hm: Arc<Hallmark>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     use http_body_util::BodyExt;
     let (parts, body) = req.into_parts();
+    // An OCSP GET too long to be a request still gets an OCSP answer (malformedRequest).
+    if !parts.uri.path().starts_with("/ocsp/") {
+        if let Some(r) = head_refusal(&parts) {
+            return Ok(r);
+        }
+    }
     let limited = http_body_util::Limited::new(body, PUBLIC_BODY_LIMIT);
     let deadline = std::time::Duration::from_secs(hm.config.api.body_timeout_secs);
     let Ok(collected) = tokio::time::timeout(deadline, limited.collect()).await else {
@@ -344,6 +385,11 @@ async fn handle_api(
     req: Request<Incoming>,
 ) -> Result<Response<ApiBody>, Infallible> {
     let started = std::time::Instant::now();
+    let (parts, body) = req.into_parts();
+    if let Some(r) = head_refusal(&parts) {
+        return Ok(boxed(r));
+    }
+    let req = Request::from_parts(parts, body);
     if req.method() == hyper::Method::POST && req.uri().path() == "/api/v1/provision/batch" {
         let resp = provision::stream(state.hm.clone(), peer, req.into_body()).await;
         state.hm.metrics.observe_request(
