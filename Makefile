@@ -32,7 +32,8 @@ run:
 	cargo build --release
 	@scripts/demo.sh
 
-bench: deps
+bench:
+	@scripts/deps.sh bench
 	PATH="$(VENV_BIN):$$PATH" cargo bench --bench issuance --bench revocation --bench factory --bench signing
 
 crash-test: deps

@@ -8,6 +8,11 @@
 //!   namespace (`unshare`), where the only interface is loopback. OpenSSL answers in HTTP/1.0
 //!   and closes each connection, so its clients open one per request; hallmark is measured with
 //!   keep-alive and, as a second row, with a connection per request too.
+//! - OCSP over GET (RFC 5019, what Windows, browsers and CDNs use): the same GET of one
+//!   pre-signed response under `wrk -t2 -c16` against `hallmark serve` (GET and POST), cfssl's
+//!   `ocspserve` answering from a file holding hallmark's response (POST: Debian's cfssl 1.2
+//!   answers every GET with 400), and nginx serving it as a
+//!   static file (the floor for handing out pre-signed bytes); HALLMARK_BENCH_GET_SECS (10).
 //! - CRL: the CRL of 1,000,000 revoked certificates, `hallmark crl` (streaming from the database)
 //!   against `openssl ca -gencrl` on an index.txt of the same revocations, each a child process
 //!   measured by `/usr/bin/time` (wall time, peak RSS).
@@ -608,6 +613,8 @@ fn main() -> Res<()> {
         .ok_or("no address in the banner")?
         .trim_end_matches('/')
         .parse()?;
+    let get_secs = env_num("HALLMARK_BENCH_GET_SECS", 10);
+    let mut get_rows = None;
     let ours = (|| -> Res<(Load, Load, Load, f64)> {
         let c = rusqlite::Connection::open(&db)?;
         loop {
@@ -641,6 +648,13 @@ fn main() -> Res<()> {
             Duration::from_secs(secs.div_ceil(3)),
             true,
         );
+        get_rows = Some(ocsp_get_beside_peers(
+            addr,
+            dir,
+            &our_reqs[0],
+            conns,
+            get_secs,
+        ));
         Ok((kept, fresh, nonce, presign))
     })();
     let _ = server.kill();
@@ -725,6 +739,41 @@ fn main() -> Res<()> {
         ours.ok,
         ours_fresh.ok
     );
+
+    // ---- OCSP GET beside cfssl and nginx ----
+    println!();
+    println!("OCSP, one pre-signed response (a revoked certificate, no nonce), wrk -t2 -c{conns}, {get_secs} s, keep-alive; each server on both cores, wrk's two threads beside it");
+    match get_rows {
+        Some(Ok((rows, cfssl_get))) => {
+            println!(
+                "{:<34} {:>12} {:>10} {:>10}",
+                "", "requests/s", "p99 ms", "errors"
+            );
+            for (name, r) in &rows {
+                println!(
+                    "{:<34} {:>12.0} {:>10.2} {:>10}",
+                    name, r.rps, r.p99_ms, r.errors
+                );
+            }
+            let rps = |n: &str| rows.iter().find(|(k, _)| *k == n).map(|(_, r)| r.rps);
+            if let (Some(get), Some(post), Some(cfssl), Some(nginx)) = (
+                rps("hallmark serve, GET"),
+                rps("hallmark serve, POST"),
+                rps("cfssl ocspserve, POST"),
+                rps("nginx static file, GET"),
+            ) {
+                println!(
+                    "ratio: GET {:.2}x POST (goal >= 1.0), {:.2}x cfssl (goal >= 1.0), {:.2}x nginx's static file (aim >= 0.8)",
+                    get / post,
+                    get / cfssl,
+                    get / nginx
+                );
+                println!("(cfssl 1.2's own GET of the same request answers HTTP {cfssl_get}: it decodes the path's leading '/' as base64)");
+            }
+        }
+        Some(Err(e)) => println!("OCSP GET beside its peers failed: {e}"),
+        None => println!("OCSP GET beside its peers did not run (hallmark's run failed)"),
+    }
 
     // ---- CRL ----
     let crl_serials = serials(crl_n);
@@ -815,4 +864,241 @@ fn main() -> Res<()> {
         h_mb / o_mb
     );
     Ok(())
+}
+
+// ---- OCSP over GET (RFC 5019) beside cfssl and nginx, all under wrk ----
+
+/// What `wrk` reports for one run.
+struct WrkResult {
+    rps: f64,
+    p99_ms: f64,
+    /// Non-2xx answers and socket errors together.
+    errors: u64,
+}
+
+/// `wrk -t2 -cCONNS -dSECSs --latency [-s SCRIPT] URL`.
+fn wrk(url: &str, conns: usize, secs: u64, script: Option<&Path>) -> Res<WrkResult> {
+    let mut c = Command::new("wrk");
+    c.args([
+        "-t2",
+        &format!("-c{conns}"),
+        &format!("-d{secs}s"),
+        "--latency",
+    ]);
+    if let Some(s) = script {
+        c.arg("-s").arg(s);
+    }
+    let text = sh(c.arg(url))?;
+    let field = |prefix: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(prefix).map(str::trim))
+            .map(str::to_string)
+    };
+    let rps: f64 = field("Requests/sec:")
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| format!("no Requests/sec in wrk's output:\n{text}"))?;
+    let p99_ms = field("99%")
+        .and_then(|v| {
+            let (num, unit) = v.split_at(v.find(|ch: char| ch.is_ascii_alphabetic())?);
+            let n: f64 = num.parse().ok()?;
+            Some(match unit {
+                "us" => n / 1000.0,
+                "ms" => n,
+                "s" => n * 1000.0,
+                _ => return None,
+            })
+        })
+        .unwrap_or(f64::NAN);
+    let non_2xx: u64 = field("Non-2xx or 3xx responses:")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let socket: u64 = field("Socket errors:")
+        .map(|v| {
+            v.split(',')
+                .filter_map(|p| p.split_whitespace().last()?.parse::<u64>().ok())
+                .sum()
+        })
+        .unwrap_or(0);
+    Ok(WrkResult {
+        rps,
+        p99_ms,
+        errors: non_2xx + socket,
+    })
+}
+
+/// One `GET PATH` (or a POST of BODY) with `Connection: close`: (status, body).
+fn http_call(addr: SocketAddr, path: &str, post: Option<&[u8]>) -> Res<(u16, Vec<u8>)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    match post {
+        None => write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        )?,
+        Some(body) => {
+            write!(
+                s,
+                "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/ocsp-request\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )?;
+            s.write_all(body)?;
+        }
+    }
+    let mut all = Vec::new();
+    s.read_to_end(&mut all)?;
+    let split = all
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or("no end of head")?;
+    let head = String::from_utf8_lossy(&all[..split]);
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or("no status")?;
+    Ok((status, all[split + 4..].to_vec()))
+}
+
+/// A free loopback port (bound, then released).
+fn free_port() -> Res<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Kills the child on drop.
+struct Child(std::process::Child);
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The same RFC 5019 GET (one certificate, no nonce) against `hallmark serve` (GET and POST),
+/// cfssl's `ocspserve` (answering from a file holding hallmark's response) and nginx (serving
+/// that response as a static file: the floor for handing out pre-signed bytes). Each server
+/// has both cores; wrk's two threads share them.
+fn ocsp_get_beside_peers(
+    ours: SocketAddr,
+    dir: &Path,
+    request: &[u8],
+    conns: usize,
+    secs: u64,
+) -> Res<(Vec<(&'static str, WrkResult)>, u16)> {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(request);
+    let escaped = b64
+        .replace('%', "%25")
+        .replace('+', "%2B")
+        .replace('/', "%2F")
+        .replace('=', "%3D");
+    let get_path = format!("/ocsp/{escaped}");
+    let (status, response) = http_call(ours, &get_path, None)?;
+    if status != 200 || response.len() < 100 {
+        return Err(format!(
+            "hallmark's GET answered {status} ({} bytes)",
+            response.len()
+        )
+        .into());
+    }
+    let mut rows = Vec::new();
+    let our_url = format!("http://{ours}{get_path}");
+    wrk(&our_url, conns, 1, None)?;
+    rows.push(("hallmark serve, GET", wrk(&our_url, conns, secs, None)?));
+    let post = dir.join("post.lua");
+    std::fs::write(dir.join("request.der"), request)?;
+    std::fs::write(
+        &post,
+        format!(
+            "local f = io.open(\"{}\", \"rb\")\nwrk.method = \"POST\"\nwrk.body = f:read(\"*a\")\nf:close()\nwrk.headers[\"Content-Type\"] = \"application/ocsp-request\"\n",
+            dir.join("request.der").display()
+        ),
+    )?;
+    rows.push((
+        "hallmark serve, POST",
+        wrk(&format!("http://{ours}/ocsp"), conns, secs, Some(&post))?,
+    ));
+
+    // cfssl ocspserve, from a file of base64 responses (one: hallmark's).
+    let responses = dir.join("cfssl-responses");
+    std::fs::write(
+        &responses,
+        format!(
+            "{}\n",
+            base64::engine::general_purpose::STANDARD.encode(&response)
+        ),
+    )?;
+    let port = free_port()?;
+    let cfssl = Child(
+        Command::new("cfssl")
+            .args(["ocspserve", "-address", "127.0.0.1", "-port"])
+            .arg(port.to_string())
+            .arg("-responses")
+            .arg(&responses)
+            .args(["-loglevel", "5"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot run cfssl (apt install golang-cfssl): {e}"))?,
+    );
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+    wait_port(addr, Duration::from_secs(30))?;
+    // cfssl 1.2 (Debian's) decodes the path with its leading '/' as base64, so every GET is
+    // 400 (later cfssl strips the slash): it is measured with POST, its working path, and its
+    // GET answer is shown.
+    let (get_status, _) = http_call(addr, &format!("/{escaped}"), None)?;
+    let (status, body) = http_call(addr, "/", Some(request))?;
+    if status != 200 || body != response {
+        return Err(format!("cfssl did not answer with hallmark's response ({status})").into());
+    }
+    let url = format!("http://{addr}/");
+    wrk(&url, conns, 1, Some(&post))?;
+    rows.push((
+        "cfssl ocspserve, POST",
+        wrk(&url, conns, secs, Some(&post))?,
+    ));
+    let cfssl_get_status = get_status;
+    drop(cfssl);
+
+    // nginx, the response as a static file for any path.
+    let root = dir.join("nginx");
+    std::fs::create_dir_all(&root)?;
+    std::fs::write(root.join("response.der"), &response)?;
+    let port = free_port()?;
+    let user = if sh(Command::new("id").arg("-u"))?.trim() == "0" {
+        "user root;\n"
+    } else {
+        ""
+    };
+    std::fs::write(
+        root.join("nginx.conf"),
+        format!(
+            "{user}worker_processes 2;\npid {r}/nginx.pid;\nerror_log {r}/error.log;\nevents {{ worker_connections 1024; }}\nhttp {{\n  access_log off;\n  server {{\n    listen 127.0.0.1:{port};\n    location / {{ root {r}; default_type application/ocsp-response; try_files /response.der =404; }}\n  }}\n}}\n",
+            r = root.display()
+        ),
+    )?;
+    let nginx = Child(
+        Command::new("nginx")
+            .arg("-p")
+            .arg(&root)
+            .arg("-c")
+            .arg(root.join("nginx.conf"))
+            .args(["-g", "daemon off;"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot run nginx (apt install nginx-light): {e}"))?,
+    );
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+    wait_port(addr, Duration::from_secs(30))?;
+    let (status, body) = http_call(addr, &get_path, None)?;
+    if status != 200 || body != response {
+        return Err(format!("nginx did not serve hallmark's response ({status})").into());
+    }
+    let url = format!("http://{addr}{get_path}");
+    wrk(&url, conns, 1, None)?;
+    rows.push(("nginx static file, GET", wrk(&url, conns, secs, None)?));
+    drop(nginx);
+    Ok((rows, cfssl_get_status))
 }
