@@ -191,3 +191,49 @@ fn oversized_heads_are_problem_documents() {
     // OCSPResponse { responseStatus malformedRequest (1) }
     assert_eq!(body, [0x30, 0x03, 0x0a, 0x01, 0x01]);
 }
+
+/// The credential, its scope and its rate are settled from the head: a caller without the
+/// right is answered at once (401/403) without the server waiting for a body it announced, and
+/// only an admitted caller's body is read.
+#[test]
+fn the_credential_is_checked_before_the_body_is_read() {
+    use std::io::{Read, Write};
+    let ca = TestCa::new(Keys::Soft);
+    ca.add_acme();
+    // Plain HTTP on the API listener (development mode), so the test speaks raw HTTP/1.1.
+    let config = std::fs::read_to_string(ca.config()).expect("config");
+    std::fs::write(
+        ca.config(),
+        config.replace("transport = \"tls\"", "transport = \"plain\""),
+    )
+    .expect("write config");
+    let issue_only = ca.token(&["--publisher", "acme", "--scopes", "issue"]);
+    let server = Server::start(&ca, true);
+    let api = server.api.clone().expect("api listener");
+    let addr = api.rsplit("//").next().unwrap_or("").to_string();
+    // Sends a head announcing a 60,000-byte body and no body; the answer, if one comes in 5 s.
+    let head_only = |path: &str, token: &str| -> String {
+        let mut s = std::net::TcpStream::connect(&addr).expect("connect");
+        write!(
+            s,
+            "POST {path} HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 60000\r\n\r\n"
+        )
+        .expect("send");
+        s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .expect("timeout");
+        let mut answer = vec![0u8; 4096];
+        let n = s.read(&mut answer).unwrap_or(0);
+        String::from_utf8_lossy(&answer[..n]).into_owned()
+    };
+    // Each refusal arrives within the 5 s read timeout, long before the body deadline (30 s).
+    let text = head_only("/api/v1/certificates", "hmk_0123456789ab_nosuchsecret");
+    assert!(text.starts_with("HTTP/1.1 401"), "{text}");
+    assert!(text.contains("application/problem+json"), "{text}");
+    let text = head_only("/api/v1/signatures", &issue_only);
+    assert!(text.starts_with("HTTP/1.1 403"), "{text}");
+    let text = head_only("/api/v1/certificates/00/revoke", &issue_only);
+    assert!(text.starts_with("HTTP/1.1 403"), "{text}");
+    // An admitted caller's announced body is waited for: no answer while it is missing.
+    let text = head_only("/api/v1/certificates", &issue_only);
+    assert!(text.is_empty(), "answered before the body arrived: {text}");
+}

@@ -387,12 +387,107 @@ fn authorize_route(
     }
 }
 
-pub fn route(state: &ApiState, req: &ApiRequest) -> (&'static str, Response<Body>) {
-    if req.path.starts_with("/acme/") {
+/// The caller's credential from the head: authenticated, within its rate, and with the route's
+/// scope; otherwise the problem document to answer.
+fn authenticate(
+    state: &ApiState,
+    template: &str,
+    method: &Method,
+    headers: &HeaderMap,
+    remote: Option<SocketAddr>,
+) -> Result<Credential, Box<Response<Body>>> {
+    let hm = &state.hm;
+    // Everything under /api/v1 is authenticated and rate limited per credential.
+    // The auth scheme is case-insensitive (RFC 9110 §11.1): Bearer, bearer, BEARER.
+    let bearer = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim_start().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
+    let cred = hm
+        .authenticate(bearer, remote.map(|a| a.ip().to_string()))
+        .map_err(|e| Box::new(error_response(&e)))?;
+    if let Err(wait) = state.limiter.check(&cred.token_id) {
+        let mut r = problem(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate-limited",
+            &format!(
+                "more than {} requests a minute with this token; retry in {wait} s",
+                hm.config.api.rate_limit_per_minute
+            ),
+        );
+        if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
+            r.headers_mut().insert(RETRY_AFTER, v);
+        }
+        return Err(Box::new(r));
+    }
+    // The credential's right to the route is checked before its body is read: a token without
+    // the scope gets 403 whatever it sent (the services check again).
+    authorize_route(template, method, &cred).map_err(|e| Box::new(error_response(&e.into())))?;
+    Ok(cred)
+}
+
+/// What the head of a request decides before its body is read.
+pub enum Admission {
+    /// Answered from the head alone: nothing at that path or method, or a credential refused
+    /// (missing, unknown, rate-limited, or without the route's scope).
+    Answered(&'static str, Response<Body>),
+    /// Read the body, then [`route_admitted`] with the route's template and the credential
+    /// (none for the open routes, and for ACME, whose requests are signed JWS).
+    Proceed(&'static str, Option<Credential>),
+}
+
+/// The head's verdict: route, credential, rate limit and scope, before a byte of the body is
+/// read, so a caller without the right gets 401/403 whatever (and however slowly) it sends.
+pub fn admit(
+    state: &ApiState,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+    remote: Option<SocketAddr>,
+) -> Admission {
+    if path.starts_with("/acme/") {
+        return Admission::Proceed("acme", None);
+    }
+    let template = match template_of(method, path) {
+        Ok(t) => t,
+        Err(r) => return Admission::Answered("unmatched", *r),
+    };
+    if matches!(template, "/healthz" | "/readyz" | "/metrics") {
+        return Admission::Proceed(template, None);
+    }
+    match authenticate(state, template, method, headers, remote) {
+        Ok(cred) => Admission::Proceed(template, Some(cred)),
+        Err(r) => Admission::Answered(template, *r),
+    }
+}
+
+/// Routes a request whose head [`admit`] let through, with its body read.
+pub fn route_admitted(
+    state: &ApiState,
+    req: &ApiRequest,
+    template: &'static str,
+    cred: Option<&Credential>,
+) -> (&'static str, Response<Body>) {
+    if template == "acme" {
         return super::acme::route(state, req);
     }
     let segs: Vec<&str> = req.path.trim_end_matches('/').split('/').skip(1).collect();
-    let m = &req.method;
+    (template, handle(state, req, template, &segs, cred))
+}
+
+/// Both steps for a request already read whole.
+pub fn route(state: &ApiState, req: &ApiRequest) -> (&'static str, Response<Body>) {
+    match admit(state, &req.method, &req.path, &req.headers, req.remote) {
+        Admission::Answered(template, r) => (template, r),
+        Admission::Proceed(template, cred) => route_admitted(state, req, template, cred.as_ref()),
+    }
+}
+
+/// The route template a method and path match; 405 (with Allow) or 404 otherwise.
+fn template_of(m: &Method, path: &str) -> Result<&'static str, Box<Response<Body>>> {
+    let segs: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
     let template: &'static str = match (m.as_str(), segs.as_slice()) {
         ("GET", ["healthz"]) => "/healthz",
         ("GET", ["readyz"]) => "/readyz",
@@ -439,7 +534,7 @@ pub fn route(state: &ApiState, req: &ApiRequest) -> (&'static str, Response<Body
                 let mut r = problem(
                     StatusCode::METHOD_NOT_ALLOWED,
                     "method-not-allowed",
-                    &format!("{m} is not served at {}", req.path),
+                    &format!("{m} is not served at {path}"),
                 );
                 if let Ok(v) = HeaderValue::from_str(&allowed.join(", ")) {
                     r.headers_mut().insert(hyper::header::ALLOW, v);
@@ -449,16 +544,22 @@ pub fn route(state: &ApiState, req: &ApiRequest) -> (&'static str, Response<Body
                 problem(
                     StatusCode::NOT_FOUND,
                     "not-found",
-                    &format!("nothing at {}", req.path),
+                    &format!("nothing at {path}"),
                 )
             };
-            return ("unmatched", r);
+            return Err(Box::new(r));
         }
     };
-    (template, handle(state, req, template, &segs))
+    Ok(template)
 }
 
-fn handle(state: &ApiState, req: &ApiRequest, template: &str, segs: &[&str]) -> Response<Body> {
+fn handle(
+    state: &ApiState,
+    req: &ApiRequest,
+    template: &str,
+    segs: &[&str],
+    cred: Option<&Credential>,
+) -> Response<Body> {
     let hm = &state.hm;
     match template {
         "/healthz" => return response(StatusCode::OK, "text/plain", "ok\n"),
@@ -498,55 +599,30 @@ fn handle(state: &ApiState, req: &ApiRequest, template: &str, segs: &[&str]) -> 
         }
         _ => {}
     }
-    // Everything under /api/v1 is authenticated and rate limited per credential.
-    // The auth scheme is case-insensitive (RFC 9110 §11.1): Bearer, bearer, BEARER.
-    let bearer = req
-        .headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim_start().split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim());
-    let cred = match hm.authenticate(bearer, req.remote.map(|a| a.ip().to_string())) {
-        Ok(c) => c,
-        Err(e) => return error_response(&e),
-    };
-    if let Err(wait) = state.limiter.check(&cred.token_id) {
-        let mut r = problem(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate-limited",
-            &format!(
-                "more than {} requests a minute with this token; retry in {wait} s",
-                hm.config.api.rate_limit_per_minute
-            ),
+    // The head was admitted (`admit`): every route past this point has a credential.
+    let Some(cred) = cred else {
+        return error_response(
+            &crate::policy::auth::AuthError::Unauthorized(
+                "no token: send Authorization: Bearer hmk_...".into(),
+            )
+            .into(),
         );
-        if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
-            r.headers_mut().insert(RETRY_AFTER, v);
-        }
-        return r;
-    }
-    // The credential's right to the route is checked before its body is read: a token without
-    // the scope gets 403 whatever it sent (the services check again).
-    if let Err(e) = authorize_route(template, &req.method, &cred) {
-        return error_response(&e.into());
-    }
+    };
     let q = query_pairs(req.query.as_deref());
     let result = match template {
-        "/api/v1/certificates" if req.method == Method::POST => {
-            post_certificate(hm, req, &q, &cred)
-        }
-        "/api/v1/certificates" => list_certificates(hm, &q, &cred),
-        "/api/v1/certificates/{serial}" => get_certificate(hm, req, segs[3], &cred),
+        "/api/v1/certificates" if req.method == Method::POST => post_certificate(hm, req, &q, cred),
+        "/api/v1/certificates" => list_certificates(hm, &q, cred),
+        "/api/v1/certificates/{serial}" => get_certificate(hm, req, segs[3], cred),
         "/api/v1/certificates/{serial}/revoke" => {
             let body: RevokeBody = match json_body(req) {
                 Ok(b) => b,
                 Err(e) => return error_response(&e),
             };
-            revoke_certificate(hm, segs[3], body, &cred)
+            revoke_certificate(hm, segs[3], body, cred)
         }
         "/api/v1/requests" => page(&q).and_then(|(cursor, limit)| {
             let (rs, next) =
-                hm.list_requests(param(&q, "status").as_deref(), &cred, cursor, limit)?;
+                hm.list_requests(param(&q, "status").as_deref(), cred, cursor, limit)?;
             Ok(json_response(
                 StatusCode::OK,
                 &json!({
@@ -556,7 +632,7 @@ fn handle(state: &ApiState, req: &ApiRequest, template: &str, segs: &[&str]) -> 
             ))
         }),
         "/api/v1/requests/{id}" => parse_id(segs[3])
-            .and_then(|id| hm.request_view(id, &cred))
+            .and_then(|id| hm.request_view(id, cred))
             .map(|v| json_response(StatusCode::OK, &request_json(&v.request, Some(&v)))),
         "/api/v1/requests/{id}/approve" | "/api/v1/requests/{id}/deny" => {
             let body = match decision_body(req) {
@@ -565,7 +641,7 @@ fn handle(state: &ApiState, req: &ApiRequest, template: &str, segs: &[&str]) -> 
             };
             let approve = template.ends_with("approve");
             parse_id(segs[3])
-                .and_then(|id| hm.decide(id, &cred, approve, body.comment.as_deref()))
+                .and_then(|id| hm.decide(id, cred, approve, body.comment.as_deref()))
                 .map(|(view, issued)| {
                     let mut v = request_json(&view.request, Some(&view));
                     if let Some(i) = issued {
@@ -625,10 +701,10 @@ fn handle(state: &ApiState, req: &ApiRequest, template: &str, segs: &[&str]) -> 
                 }),
             ))
         }),
-        "/api/v1/signatures" if req.method == Method::POST => post_signature(hm, req, &cred),
-        "/api/v1/signatures" => list_signatures(hm, &q, &cred),
+        "/api/v1/signatures" if req.method == Method::POST => post_signature(hm, req, cred),
+        "/api/v1/signatures" => list_signatures(hm, &q, cred),
         "/api/v1/signatures/{id}" => parse_id(segs[3])
-            .and_then(|id| hm.signature_by_id(id, &cred))
+            .and_then(|id| hm.signature_by_id(id, cred))
             .and_then(|s| {
                 Ok(json_response(
                     StatusCode::OK,
@@ -646,7 +722,7 @@ fn handle(state: &ApiState, req: &ApiRequest, template: &str, segs: &[&str]) -> 
                 ))
             }),
         "/api/v1/signatures/requests/{id}" => parse_id(segs[4])
-            .and_then(|id| hm.signature_request_view(id, &cred))
+            .and_then(|id| hm.signature_request_view(id, cred))
             .and_then(|v| {
                 Ok(json_response(
                     StatusCode::OK,
@@ -660,7 +736,7 @@ fn handle(state: &ApiState, req: &ApiRequest, template: &str, segs: &[&str]) -> 
             };
             let approve = template.ends_with("approve");
             parse_id(segs[4])
-                .and_then(|id| hm.decide_signature(id, &cred, approve, body.comment.as_deref()))
+                .and_then(|id| hm.decide_signature(id, cred, approve, body.comment.as_deref()))
                 .and_then(|(view, _)| {
                     Ok(json_response(
                         StatusCode::OK,
@@ -668,7 +744,7 @@ fn handle(state: &ApiState, req: &ApiRequest, template: &str, segs: &[&str]) -> 
                     ))
                 })
         }
-        "/api/v1/keys/{label}" => get_key(hm, segs[3], &cred),
+        "/api/v1/keys/{label}" => get_key(hm, segs[3], cred),
         _ => Err(Error::NotFound(req.path.clone())),
     };
     result.unwrap_or_else(|e| error_response(&e))

@@ -227,9 +227,9 @@ pub async fn serve(
     listen: Listen,
     ready: impl FnOnce(&Bound),
 ) -> std::io::Result<()> {
-    let public = tokio::net::TcpListener::bind(listen.public).await?;
+    let public = bind(listen.public)?;
     let api = match listen.api {
-        Some(a) => Some(tokio::net::TcpListener::bind(a).await?),
+        Some(a) => Some(bind(a)?),
         None => None,
     };
     let use_tls = hm.config.api.transport == crate::config::Transport::Tls;
@@ -357,6 +357,24 @@ pub async fn serve(
     Ok(())
 }
 
+/// Connections the kernel queues for a listener before it accepts them. The default of the
+/// standard library and mio (128) overflows under a burst of clients: past it the kernel drops
+/// handshakes, and a client that believes itself connected waits seconds for a retransmission
+/// (the kernel caps this at `net.core.somaxconn`).
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// A listening socket on `addr` (address reuse on, as `TcpListener::bind` sets it) with
+/// [`LISTEN_BACKLOG`].
+fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// An accept that failed (descriptors used up: EMFILE/ENFILE, or a network error) is retried
 /// after a pause, not at once: retrying at once spins a core and starves the connections that
 /// are open.
@@ -411,6 +429,25 @@ async fn handle_api_whole(
     use http_body_util::BodyExt;
     let limit = state.hm.config.api.body_limit;
     let (parts, body) = req.into_parts();
+    // The route, the credential, its rate and its scope are settled from the head, before the
+    // body is read: a caller without the right waits for no body and sends none. (On the async
+    // worker: a cached token and one read of the cache generation, as OCSP answers are.)
+    let (template, cred) = match api::admit(
+        &state,
+        &parts.method,
+        parts.uri.path(),
+        &parts.headers,
+        Some(remote),
+    ) {
+        api::Admission::Answered(route, r) => {
+            state
+                .hm
+                .metrics
+                .observe_request(route, r.status().as_u16(), started.elapsed());
+            return r;
+        }
+        api::Admission::Proceed(template, cred) => (template, cred),
+    };
     let body = match tokio::time::timeout(
         std::time::Duration::from_secs(state.hm.config.api.body_timeout_secs),
         http_body_util::Limited::new(body, limit).collect(),
@@ -459,18 +496,20 @@ async fn handle_api_whole(
         remote: Some(remote),
     };
     let st = state.clone();
-    let (route, resp) = tokio::task::spawn_blocking(move || api::route(&st, &req))
-        .await
-        .unwrap_or_else(|_| {
-            (
-                "panic",
-                problem(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "internal error",
-                ),
-            )
-        });
+    let (route, resp) = tokio::task::spawn_blocking(move || {
+        api::route_admitted(&st, &req, template, cred.as_ref())
+    })
+    .await
+    .unwrap_or_else(|_| {
+        (
+            "panic",
+            problem(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error",
+            ),
+        )
+    });
     state
         .hm
         .metrics
