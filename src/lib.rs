@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod der;
 pub mod engine;
+pub mod envvar;
 pub mod error;
 pub mod formats;
 pub mod http;

@@ -407,7 +407,7 @@ fn bad_input_gets_its_status_and_type_and_changes_nothing() {
         assert_eq!(code, status, "{what}: {}", String::from_utf8_lossy(&raw));
         assert_eq!(
             v["type"].as_str(),
-            Some(format!("https://hallmark.dev/problems/{kind}").as_str()),
+            Some(format!("urn:hallmark:problem:{kind}").as_str()),
             "{what}"
         );
         assert!(
@@ -428,7 +428,7 @@ fn bad_input_gets_its_status_and_type_and_changes_nothing() {
     );
     assert_eq!(
         (code, v["type"].as_str()),
-        (403, Some("https://hallmark.dev/problems/forbidden"))
+        (403, Some("urn:hallmark:problem:forbidden"))
     );
     let (code, v, _) = api.call(
         "POST",
@@ -483,7 +483,7 @@ fn bad_input_gets_its_status_and_type_and_changes_nothing() {
     );
     assert_eq!(
         (code, v["type"].as_str()),
-        (409, Some("https://hallmark.dev/problems/conflict"))
+        (409, Some("urn:hallmark:problem:conflict"))
     );
     let (code, v, _) = api.call("GET", "/api/v1/publishers", Some(&officer), None, None);
     assert_eq!((code, v["items"].as_array().map(Vec::len)), (200, Some(3)));
@@ -675,7 +675,7 @@ fn two_of_three_approvals_issue_and_every_refusal_holds() {
     let (code, v) = decide(&rm, id, "approve");
     assert_eq!(
         (code, v["type"].as_str()),
-        (403, Some("https://hallmark.dev/problems/forbidden"))
+        (403, Some("urn:hallmark:problem:forbidden"))
     );
 
     // A denied request can never issue.
@@ -843,7 +843,7 @@ fn revoke_over_the_api() {
     );
     assert_eq!(
         (code, v["type"].as_str()),
-        (409, Some("https://hallmark.dev/problems/conflict"))
+        (409, Some("urn:hallmark:problem:conflict"))
     );
     assert!(api
         .ca

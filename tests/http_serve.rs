@@ -30,7 +30,7 @@ fn serves_health_and_ca_certificates() {
     assert_eq!(code, 404);
     assert_eq!(ctype, "application/problem+json");
     let v: serde_json::Value = serde_json::from_slice(&body).expect("problem json");
-    assert_eq!(v["type"], "https://hallmark.dev/problems/not-found");
+    assert_eq!(v["type"], "urn:hallmark:problem:not-found");
     assert_eq!(v["status"], 404);
 }
 

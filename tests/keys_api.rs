@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use serde_json::Value;
 
-const PROBLEMS: &str = "https://hallmark.dev/problems/";
+const PROBLEMS: &str = "urn:hallmark:problem:";
 
 fn get(api: &str, root: &str, token: Option<&str>, label: &str) -> (u16, Value, String) {
     let auth;
@@ -179,4 +179,43 @@ fn a_publisher_reads_its_own_key_and_no_one_elses() {
         ],
     );
     assert_eq!(code, 405);
+}
+
+/// `key policy LABEL --FIELD ...` changes that field and keeps the others (approvals set
+/// earlier survive a change of formats); `--clear-*` removes one; the stored policy is printed.
+#[test]
+fn key_policy_changes_only_the_fields_given() {
+    let ca = TestCa::new(Keys::Soft);
+    ca.add_acme();
+    ca.create_key("acme", "rel", "p256", &[]);
+    ca.hm(&[
+        "key",
+        "policy",
+        "rel",
+        "--approvals",
+        "2",
+        "--approvers",
+        "alice,bob,carol",
+        "--rate-per-minute",
+        "30",
+    ]);
+    let out = ca.hm(&["key", "policy", "rel", "--formats", "cms"]);
+    assert!(out.contains("formats: cms"), "{out}");
+    assert!(out.contains("approvals: 2 of alice,bob,carol"), "{out}");
+    assert!(out.contains("rate per minute: 30"), "{out}");
+    let out = ca.hm(&["key", "policy", "rel", "--clear-approvals", "--clear-rate"]);
+    assert!(out.contains("approvals: 0"), "{out}");
+    assert!(out.contains("rate per minute: unlimited"), "{out}");
+    assert!(out.contains("formats: cms"), "{out}");
+    // A flag and its --clear-* together are refused, and nothing changes.
+    let o = run(&mut ca.cmd(&[
+        "key",
+        "policy",
+        "rel",
+        "--formats",
+        "raw",
+        "--clear-formats",
+    ]));
+    assert!(!o.status.success());
+    assert!(ca.hm(&["key", "policy", "rel"]).contains("formats: cms"));
 }

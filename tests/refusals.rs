@@ -432,3 +432,55 @@ fn profile_check_names_file_field_and_problem() {
         }
     }
 }
+
+/// A secret given where a variable name belongs is never printed back; an EAB key for a
+/// publisher that may use no ACME directory's profile is refused at once (not at finalize),
+/// and a printed key is pasteable (never starts with '-').
+#[test]
+fn secrets_are_not_echoed_and_eab_keys_fit_a_directory() {
+    let ca = TestCa::new(Keys::Soft);
+    ca.add_globex(); // code-signing only
+    ca.add_acme(); // tls-server among its profiles
+    std::fs::write(ca.path("f.bin"), b"data").expect("file");
+    let file = ca.path("f.bin").display().to_string();
+    let token = "hmk_0123456789ab_TopSecretValue";
+    let out = run(&mut ca.cmd(&[
+        "sign",
+        "cms",
+        &file,
+        "--key",
+        "release",
+        "--server",
+        "http://127.0.0.1:9",
+        "--token-env",
+        token,
+    ]));
+    let text = text_of(&out);
+    assert!(!out.status.success());
+    assert!(
+        !text.contains("TopSecretValue"),
+        "the token was printed: {text}"
+    );
+    assert!(text.contains("looks like a token"), "{text}");
+
+    let out = run(&mut ca.cmd(&["acme", "eab", "create", "--publisher", "globex"]));
+    let text = text_of(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("/acme/tls-server/"), "{text}");
+    assert!(text.contains("publisher update globex"), "{text}");
+    let keys: i64 = ca
+        .db()
+        .query_row("SELECT count(*) FROM acme_eab_keys", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(keys, 0, "a refused EAB key was stored");
+
+    let out = ca.hm(&["acme", "eab", "create", "--publisher", "acme"]);
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("certbot: "))
+        .unwrap_or_else(|| panic!("no certbot line in {out}"));
+    assert!(
+        line.contains("--eab-kid=eab_") && line.contains("--eab-hmac-key="),
+        "{line}"
+    );
+}

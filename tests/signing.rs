@@ -254,7 +254,7 @@ fn refusals_record_nothing(keys: Keys) {
         assert_eq!(code, status, "{b} -> {v}");
         assert_eq!(
             v["type"].as_str().unwrap_or(""),
-            format!("https://hallmark.dev/problems/{kind}"),
+            format!("urn:hallmark:problem:{kind}"),
             "{v}"
         );
         assert!(

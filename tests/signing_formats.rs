@@ -836,7 +836,7 @@ fn content_and_timestamp_refusals_record_nothing() {
         assert_eq!(code, status, "{v}");
         assert_eq!(
             v["type"].as_str().unwrap_or(""),
-            format!("https://hallmark.dev/problems/{kind}"),
+            format!("urn:hallmark:problem:{kind}"),
             "{v}"
         );
         assert!(v["detail"].as_str().unwrap_or("").contains(says), "{v}");

@@ -48,8 +48,12 @@ impl Client {
         token_env: &str,
         ca_file: Option<&std::path::Path>,
     ) -> anyhow::Result<Client> {
-        let token = std::env::var(token_env).with_context(|| {
-            format!("environment variable {token_env} (the API token) is not set")
+        let token = std::env::var(token_env).map_err(|_| {
+            anyhow!(crate::envvar::unset_message(
+                "--token-env",
+                token_env,
+                "the API token"
+            ))
         })?;
         let base = server.trim_end_matches('/').to_string();
         let tls = if base.starts_with("https://") {

@@ -346,7 +346,8 @@ pub enum KeyCmd {
         #[arg(long)]
         policy: bool,
     },
-    /// Set a key's signing policy (replacing the previous one), or print it when no flag is given.
+    /// Change a key's signing policy (the fields given; the others stay), or print it when no
+    /// flag is given. Prints the policy stored.
     Policy(KeyPolicyArgs),
 }
 
@@ -368,9 +369,71 @@ pub struct KeyPolicyArgs {
     /// Token names that may approve (tokens with the `approve` scope).
     #[arg(long, value_delimiter = ',')]
     pub approvers: Vec<String>,
-    /// Signatures per minute with this key (bursts of as many); unlimited when left out.
+    /// Signatures per minute with this key (bursts of as many); unlimited when never set.
     #[arg(long)]
     pub rate_per_minute: Option<u32>,
+    /// Remove the format restriction (every format).
+    #[arg(long, conflicts_with = "formats")]
+    pub clear_formats: bool,
+    /// Remove the digest restriction (every digest algorithm).
+    #[arg(long, conflicts_with = "digests")]
+    pub clear_digests: bool,
+    /// Remove the signer restriction (any token of the publisher).
+    #[arg(long, conflicts_with = "signers")]
+    pub clear_signers: bool,
+    /// Remove the approvals (and the approvers): signatures are made at once.
+    #[arg(long, conflicts_with_all = ["approvals", "approvers"])]
+    pub clear_approvals: bool,
+    /// Remove the rate limit.
+    #[arg(long, conflicts_with = "rate_per_minute")]
+    pub clear_rate: bool,
+}
+
+impl KeyPolicyArgs {
+    /// Whether any field is to change.
+    fn changes(&self) -> bool {
+        !(self.formats.is_empty()
+            && self.digests.is_empty()
+            && self.signers.is_empty()
+            && self.approvers.is_empty()
+            && self.approvals.is_none()
+            && self.rate_per_minute.is_none())
+            || self.clear_formats
+            || self.clear_digests
+            || self.clear_signers
+            || self.clear_approvals
+            || self.clear_rate
+    }
+
+    /// The current policy with the fields given (or cleared) changed.
+    fn applied_to(
+        &self,
+        current: &crate::policy::signing::KeyPolicy,
+    ) -> Result<crate::policy::signing::KeyPolicy, crate::policy::PolicyError> {
+        let field = |given: &Vec<String>, clear: bool, now: &Vec<String>| -> Vec<String> {
+            match (clear, given.is_empty()) {
+                (true, _) => Vec::new(),
+                (false, true) => now.clone(),
+                (false, false) => given.clone(),
+            }
+        };
+        crate::policy::signing::KeyPolicy::normalized(
+            &field(&self.formats, self.clear_formats, &current.formats),
+            &field(&self.digests, self.clear_digests, &current.digests),
+            &field(&self.signers, self.clear_signers, &current.signers),
+            if self.clear_approvals {
+                0
+            } else {
+                self.approvals.unwrap_or(current.approvals)
+            },
+            &field(&self.approvers, self.clear_approvals, &current.approvers),
+            if self.clear_rate {
+                None
+            } else {
+                self.rate_per_minute.or(current.rate_per_minute)
+            },
+        )
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -1002,21 +1065,9 @@ fn cmd_key(cli: &Cli, c: &KeyCmd) -> anyhow::Result<()> {
             policy: true,
         } => print_key_policy(&hm, &hm.key(label)?.label)?,
         KeyCmd::Policy(a) => {
-            let given = !(a.formats.is_empty()
-                && a.digests.is_empty()
-                && a.signers.is_empty()
-                && a.approvers.is_empty()
-                && a.approvals.is_none()
-                && a.rate_per_minute.is_none());
-            if given {
-                let policy = crate::policy::signing::KeyPolicy::normalized(
-                    &a.formats,
-                    &a.digests,
-                    &a.signers,
-                    a.approvals.unwrap_or(0),
-                    &a.approvers,
-                    a.rate_per_minute,
-                )?;
+            if a.changes() {
+                // Setting one field keeps the others (the --clear-* flags remove one).
+                let policy = a.applied_to(&hm.key_policy(&a.label)?)?;
                 hm.set_key_policy(&a.label, &policy, &actor())?;
                 println!("policy of key {} set:", a.label);
             }

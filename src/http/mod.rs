@@ -24,7 +24,7 @@ use hyper::{Request, Response, StatusCode};
 
 use crate::engine::Hallmark;
 
-pub const PROBLEM_BASE: &str = "https://hallmark.dev/problems/";
+pub const PROBLEM_BASE: &str = "urn:hallmark:problem:";
 
 pub type Body = Full<Bytes>;
 

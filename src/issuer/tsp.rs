@@ -310,11 +310,14 @@ pub fn build_token(req: &TimeStampReq, input: &TokenInput<'_>) -> Result<Vec<u8>
     ]);
     let encap = seq(&[&oid(ID_CT_TSTINFO), &tlv(0xa0, &tlv(0x04, &tst))]);
     let certs = if req.cert_req {
-        let mut all = input.tsa_cert.to_vec();
-        for c in input.chain {
-            all.extend_from_slice(c);
-        }
-        tlv(0xa0, &all)
+        // certificates [0] IMPLICIT CertificateSet: a SET OF, so in DER sorted by encoding
+        // (strict parsers, such as those on rust-asn1, refuse another order).
+        let mut all: Vec<Vec<u8>> = std::iter::once(input.tsa_cert)
+            .chain(input.chain.iter().map(|c| &c[..]))
+            .map(<[u8]>::to_vec)
+            .collect();
+        all.sort();
+        tlv(0xa0, &all.concat())
     } else {
         Vec::new()
     };

@@ -96,8 +96,10 @@ impl SecretSource {
                 std::env::var(var)
                     .map(zeroize::Zeroizing::new)
                     .map_err(|_| {
-                        KeyError::Secret(format!(
-                            "environment variable {var} is not set (or not UTF-8)"
+                        KeyError::Secret(crate::envvar::unset_message(
+                            "--pin-env/--passphrase-env (pin_env/passphrase_env in the config)",
+                            var,
+                            "the key store's PIN or passphrase, as UTF-8",
                         ))
                     })
             }
