@@ -484,3 +484,38 @@ fn secrets_are_not_echoed_and_eab_keys_fit_a_directory() {
         "{line}"
     );
 }
+
+/// With a CA's config, `profile check` also refuses a profile whose issuer is not one of its
+/// CAs (naming the CAs there), and passes the CA's own profiles.
+#[test]
+fn profile_check_with_a_config_knows_the_issuers() {
+    let ca = TestCa::new(Keys::Soft);
+    let base = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ca-profiles/code-signing.toml"),
+    )
+    .expect("profile");
+    assert!(base.contains("issuer = \"code-signing-ca\""));
+    let dir = ca.path("profiles");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let f = dir.join("code-signing.toml");
+    std::fs::write(
+        &f,
+        base.replace("issuer = \"code-signing-ca\"", "issuer = \"no-such-ca\""),
+    )
+    .expect("write");
+    let out = run(&mut ca.cmd(&["profile", "check", &f.display().to_string()]));
+    let err = text_of(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("'no-such-ca' is not a CA") && err.contains("code-signing-ca"),
+        "{err}"
+    );
+    let out = ca.hm(&["profile", "check"]);
+    assert!(out.contains("code-signing.toml: ok"), "{out}");
+    // The Matter DAC profile's PAI is made on demand: valid, but not said to be ok.
+    assert!(
+        out.contains("matter-dac.toml: valid, not usable yet") && out.contains("'matter-pai'"),
+        "{out}"
+    );
+    assert!(!out.contains("matter-dac.toml: ok"), "{out}");
+}

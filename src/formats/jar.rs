@@ -336,8 +336,23 @@ pub fn assemble<R: Read + Seek, W: Write + Seek>(
 ) -> Result<W, JarError> {
     let mut zip = zip::ZipArchive::new(jar)?;
     let mut w = zip::ZipWriter::new(out);
+    // The entries hallmark adds carry no POSIX attributes (made by "DOS", as the JDK's jar
+    // tool writes them: jarsigner warns that Unix permissions are not protected by the
+    // signature) and the time of signing (not the zip format's 1980-01-01 default).
+    let now = time::OffsetDateTime::now_utc();
+    let stamp = zip::DateTime::from_date_and_time(
+        u16::try_from(now.year()).unwrap_or(1980),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second(),
+    )
+    .unwrap_or_default();
     let opts = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Deflated);
+        .compression_method(zip::CompressionMethod::Deflated)
+        .system(zip::System::Dos)
+        .last_modified_time(stamp);
     let has_dir = (0..zip.len()).any(|i| {
         zip.by_index_raw(i)
             .ok()
