@@ -594,6 +594,8 @@ fn main() -> Res<()> {
         .arg("--config")
         .arg(&config)
         .args(["serve", "--public-listen", "127.0.0.1:0", "--no-api"])
+        // Access lines off, as the peers' are (cfssl at level 5, nginx access_log off).
+        .env("HALLMARK_LOG_LEVEL", "info,hallmark::access=off")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()?;

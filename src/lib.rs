@@ -15,6 +15,7 @@ pub mod http;
 pub mod init;
 pub mod issuer;
 pub mod keys;
+pub mod logging;
 pub mod metrics;
 pub mod pemfmt;
 pub mod policy;

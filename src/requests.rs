@@ -123,6 +123,7 @@ impl Hallmark {
             officer: rec.officer,
             scopes,
             address,
+            request_id: None,
         })
     }
 

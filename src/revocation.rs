@@ -270,7 +270,7 @@ struct Responders {
 
 /// A poisoned lock: an internal error, like the store's.
 fn internal(what: &str) -> Error {
-    eprintln!("hallmark: {what}");
+    tracing::error!("{what}");
     Error::Store(StoreError::Poisoned)
 }
 
@@ -681,7 +681,7 @@ impl Hallmark {
         let req = ocsp::parse_request(request)
             .map_err(|RequestError::Malformed(_)| ResponseStatus::MalformedRequest)?;
         let fail = |what: &str, e: &dyn std::fmt::Display| {
-            eprintln!("hallmark: ocsp: {what}: {e}");
+            tracing::error!("ocsp: {what}: {e}");
             ResponseStatus::InternalError
         };
         let responders = self
@@ -859,8 +859,8 @@ impl Hallmark {
             let (serial, subject, nb, na) = cert_summary(&cert)?;
             if !revoked && na <= rec.not_after.unwrap_or(0) + 86_400 {
                 // The issuing CA itself ends too soon: a new certificate would gain nothing.
-                eprintln!(
-                    "hallmark: responder {} cannot be renewed past its CA's notAfter",
+                tracing::warn!(
+                    "responder {} cannot be renewed past its CA's notAfter",
                     rec.name
                 );
                 continue;
@@ -895,7 +895,7 @@ pub fn spawn_refresher(hm: Arc<Hallmark>) {
         .name("hallmark-publish".into())
         .spawn(move || refresher(&hm));
     if let Err(e) = r {
-        eprintln!("hallmark: cannot start the CRL/OCSP refresher: {e}");
+        tracing::error!("cannot start the CRL/OCSP refresher: {e}");
     }
 }
 
@@ -903,9 +903,24 @@ fn log_err<T>(what: &str, r: Result<T>) -> Option<T> {
     match r {
         Ok(v) => Some(v),
         Err(e) => {
-            eprintln!("hallmark: publish: {what}: {e}");
+            tracing::error!("publish: {what}: {e}");
             None
         }
+    }
+}
+
+/// A refresher run's CRLs of `ca`, logged (the CRL number is the one just signed).
+fn publish_crls_logged(hm: &Hallmark, ca: &str, why: &str) {
+    let started = Instant::now();
+    if let Some(number) = log_err(&format!("CRLs of {ca}"), hm.publish_crls(ca, ACTOR)) {
+        tracing::info!(
+            target: "hallmark::publish",
+            ca,
+            crl_number = number,
+            why,
+            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "CRL published"
+        );
     }
 }
 
@@ -934,12 +949,20 @@ fn scheduled(hm: &Hallmark, first: bool, full_scan: bool) {
         };
         for ca in cas {
             if first || due(&ca) {
-                log_err(&format!("CRLs of {ca}"), hm.publish_crls(&ca, ACTOR));
+                publish_crls_logged(hm, &ca, if first { "start" } else { "schedule" });
             }
         }
     }
     if full_scan {
-        log_err("pre-signing OCSP responses", hm.presign_ocsp());
+        let started = Instant::now();
+        if let Some(n) = log_err("pre-signing OCSP responses", hm.presign_ocsp()) {
+            tracing::info!(
+                target: "hallmark::publish",
+                signed = n,
+                elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+                "OCSP responses pre-signed"
+            );
+        }
     } else {
         log_err(
             "re-signing revoked OCSP responses",
@@ -986,7 +1009,7 @@ fn refresher(hm: &Hallmark) {
             );
             for (ca, rev) in &current {
                 if seen.get(ca) != Some(rev) {
-                    log_err(&format!("CRLs of {ca}"), hm.publish_crls(ca, ACTOR));
+                    publish_crls_logged(hm, ca, "revocation");
                 }
             }
             seen = current;

@@ -1127,7 +1127,7 @@ impl Hallmark {
                 .key_policy(&request.key_label)
                 .and_then(|policy| self.sign_approved(&request, &policy));
             if let Err(e) = self.finish_claimed(id, result, "recovery", "recovery") {
-                eprintln!("hallmark: signature request {id} left claimed by a stop: {e}");
+                tracing::warn!("signature request {id} left claimed by a stop: {e}");
             }
         }
         Ok(ids.len())

@@ -73,7 +73,7 @@ pub fn init(hm: &Hallmark, alg: KeyAlgorithm, actor: &str) -> Result<PathBuf> {
                     s.algorithm()
                 )));
             }
-            eprintln!("hallmark: certifying the TSA key left by an earlier attempt");
+            tracing::info!("certifying the TSA key left by an earlier attempt");
             s
         }
         r => r?,
@@ -177,7 +177,7 @@ pub fn respond(hm: &Hallmark, query: &[u8]) -> Vec<u8> {
     match stamp(hm, &req, policy) {
         Ok(token) => tsp::granted(&token),
         Err(e) => {
-            eprintln!("hallmark: TSA: {e}");
+            tracing::error!("TSA: {e}");
             tsp::rejection(&tsp::Refusal {
                 fail: tsp::FailInfo::SystemFailure,
                 reason: "the time-stamp authority is not available".into(),

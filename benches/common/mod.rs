@@ -158,7 +158,8 @@ impl BenchCa {
     }
 
     /// `hallmark serve` with both listeners on loopback ports, as its own process, its stderr
-    /// going to STDERR; returns it and the API URL.
+    /// going to STDERR; returns it and the API URL. Access lines are off (as the peers' are):
+    /// [`SERVE_LOG_LEVEL`].
     pub fn serve(&self, stderr: Stdio) -> Res<(Server, String)> {
         let mut child = self
             .cmd(&[
@@ -168,6 +169,7 @@ impl BenchCa {
                 "--api-listen",
                 "127.0.0.1:0",
             ])
+            .env("HALLMARK_LOG_LEVEL", SERVE_LOG_LEVEL)
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()?;
@@ -203,3 +205,8 @@ pub fn wanted_store(store: &str) -> bool {
     let only = std::env::var("HALLMARK_BENCH_STORES").unwrap_or_default();
     only.is_empty() || only.split(',').any(|s| s == store)
 }
+
+/// The log level of the servers the benchmarks run: everything but the access lines (one per
+/// request; the peers beside them log no requests either: nginx `access_log off`, cfssl at
+/// level 5).
+pub const SERVE_LOG_LEVEL: &str = "info,hallmark::access=off";

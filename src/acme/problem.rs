@@ -140,7 +140,7 @@ impl AcmeError {
 
 impl From<crate::store::StoreError> for AcmeError {
     fn from(e: crate::store::StoreError) -> AcmeError {
-        eprintln!("hallmark: acme: store: {e}");
+        tracing::error!("acme: store: {e}");
         AcmeError::internal()
     }
 }

@@ -36,6 +36,24 @@ pub struct Cli {
     /// The configuration file (written by `hallmark init`).
     #[arg(long, global = true, env = "HALLMARK_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Log lines on standard error: text, or json (one object per line).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "HALLMARK_LOG_FORMAT"
+    )]
+    pub log_format: crate::logging::LogFormat,
+    /// The least severe log events written: error, warn, info, debug or trace (or tracing
+    /// directives, e.g. info,hallmark::access=warn).
+    #[arg(
+        long,
+        global = true,
+        default_value = "info",
+        env = "HALLMARK_LOG_LEVEL"
+    )]
+    pub log_level: String,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -567,6 +585,7 @@ fn output(out: Option<&Path>, text: &str) -> anyhow::Result<()> {
 
 /// Runs the CLI; errors carry context for the message.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    crate::logging::init(cli.log_format, &cli.log_level).map_err(|e| anyhow!(e))?;
     match &cli.command {
         Command::Init(a) => cmd_init(a),
         Command::Serve {
@@ -747,7 +766,7 @@ fn cmd_serve(
             Some((a, true)) => println!("hallmark API listener on https://{a} (/api/v1/, /readyz, /metrics)"),
             Some((a, false)) => {
                 println!("hallmark API listener on http://{a} (/api/v1/, /readyz, /metrics)");
-                eprintln!("WARNING: the API is served over plain HTTP (api.transport = \"plain\"): tokens cross the network in clear. Development only.");
+                tracing::warn!("the API is served over plain HTTP (api.transport = \"plain\"): tokens cross the network in clear. Development only.");
             }
             None => {}
         }

@@ -101,8 +101,8 @@ impl Hallmark {
             } else if let Err(e) = self.issue_claimed(&request, "recovery") {
                 // Policy refused (the request is now denied) or the CA cannot sign now (the
                 // request stays approved and is tried again at the next start).
-                eprintln!(
-                    "hallmark: approved request {} left by a stop was not issued: {e}",
+                tracing::warn!(
+                    "approved request {} left by a stop was not issued: {e}",
                     request.id
                 );
             }

@@ -183,7 +183,7 @@ fn finish(hm: &Hallmark, index: Option<&str>, r: AResult<Response<Body>>) -> Res
                 resp.headers_mut().insert("replay-nonce", v);
             }
         }
-        Err(e) => eprintln!("hallmark: acme: cannot store a nonce: {e}"),
+        Err(e) => tracing::error!("acme: cannot store a nonce: {e}"),
     }
     if let Some(i) = index {
         if let Ok(v) = HeaderValue::from_str(&format!("<{i}>;rel=\"index\"")) {
@@ -459,7 +459,7 @@ fn new_account(ctx: &Ctx<'_>, v: Verified) -> AResult<Response<Body>> {
                     Err(e) => {
                         // The key store is down or holds another sealing key: a server fault,
                         // with the detail in the log only.
-                        eprintln!("hallmark: acme: EAB key {kid}: {e}");
+                        tracing::warn!("acme: EAB key {kid}: {e}");
                         return Err(AcmeError::internal());
                     }
                 };
@@ -853,8 +853,11 @@ fn spawn_validation(
         .name("acme-validate".into())
         .spawn(move || {
             // A client may answer its challenge a moment after asking: try three times.
+            let started = std::time::Instant::now();
             let mut outcome = Err(AcmeError::internal());
+            let mut attempts = 0;
             for attempt in 0..3 {
+                attempts = attempt + 1;
                 if attempt > 0 {
                     std::thread::sleep(std::time::Duration::from_secs(1));
                 }
@@ -864,17 +867,28 @@ fn spawn_validation(
                 }
             }
             let err = outcome.err().map(|e| e.document().to_string());
+            tracing::info!(
+                target: "hallmark::acme",
+                challenge = %chall_id,
+                kind = %kind,
+                identifier = ?id,
+                attempts,
+                valid = err.is_none(),
+                error = err.as_deref(),
+                elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+                "ACME validation"
+            );
             if let Err(e) = hm
                 .store
                 .finish_acme_challenge(&chall_id, err.as_deref(), &who)
             {
-                eprintln!("hallmark: acme: cannot record the validation of {chall_id}: {e}");
+                tracing::error!("acme: cannot record the validation of {chall_id}: {e}");
             }
             VALIDATIONS.fetch_sub(1, Ordering::SeqCst);
         })
         .map_err(|e| {
             VALIDATIONS.fetch_sub(1, Ordering::SeqCst);
-            eprintln!("hallmark: acme: cannot start a validation: {e}");
+            tracing::error!("acme: cannot start a validation: {e}");
             // Not left processing for ever: the challenge fails and may be ordered anew.
             let doc = AcmeError::internal().document().to_string();
             let _ = store
@@ -952,6 +966,7 @@ fn finalize(ctx: &Ctx<'_>, acct: &AcmeAccount, id: &str, v: &Verified) -> AResul
         officer: false,
         scopes: vec![Scope::Issue],
         address: None,
+        request_id: None,
     };
     let issue = IssueRequest {
         profile: ctx.profile.clone(),
@@ -1027,7 +1042,7 @@ fn engine_error(e: &Error) -> AcmeError {
             format!("the certificate would fail lint: {}", l.join("; ")),
         ),
         other => {
-            eprintln!("hallmark: acme: finalize: {} ({other})", other.kind());
+            tracing::error!("acme: finalize: {} ({other})", other.kind());
             AcmeError::internal()
         }
     }
@@ -1050,7 +1065,7 @@ fn certificate(ctx: &Ctx<'_>, acct: &AcmeAccount, serial: &str) -> AResult<Respo
         .ok_or_else(AcmeError::internal)?;
     let leaf = rec.cert_der.ok_or_else(AcmeError::internal)?;
     let chain = ctx.hm.chain(&rec.ca).map_err(|e| {
-        eprintln!("hallmark: acme: chain of {}: {e}", rec.ca);
+        tracing::error!("acme: chain of {}: {e}", rec.ca);
         AcmeError::internal()
     })?;
     let mut pem = crate::pemfmt::encode("CERTIFICATE", leaf);
@@ -1154,7 +1169,7 @@ fn revoke_cert(ctx: &Ctx<'_>, v: Verified) -> AResult<Response<Body>> {
     ctx.hm
         .revoke(&rec.serial, reason, None, &who)
         .map_err(|e| {
-            eprintln!("hallmark: acme: revoke {}: {e}", rec.serial);
+            tracing::error!("acme: revoke {}: {e}", rec.serial);
             AcmeError::internal()
         })?;
     Ok(response(StatusCode::OK, "text/plain", ""))

@@ -113,7 +113,7 @@ pub fn error_response(e: &Error) -> Response<Body> {
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     if status == StatusCode::INTERNAL_SERVER_ERROR || status == StatusCode::SERVICE_UNAVAILABLE {
-        eprintln!("hallmark: internal error ({kind}): {e}");
+        tracing::error!("internal error ({kind}): {e}");
         return problem(
             status,
             if kind == "key-store" {
@@ -446,6 +446,7 @@ pub fn admit(
     path: &str,
     headers: &HeaderMap,
     remote: Option<SocketAddr>,
+    request_id: Option<&str>,
 ) -> Admission {
     if path.starts_with("/acme/") {
         return Admission::Proceed("acme", None);
@@ -458,7 +459,10 @@ pub fn admit(
         return Admission::Proceed(template, None);
     }
     match authenticate(state, template, method, headers, remote) {
-        Ok(cred) => Admission::Proceed(template, Some(cred)),
+        Ok(mut cred) => {
+            cred.request_id = request_id.map(str::to_string);
+            Admission::Proceed(template, Some(cred))
+        }
         Err(r) => Admission::Answered(template, *r),
     }
 }
@@ -479,7 +483,14 @@ pub fn route_admitted(
 
 /// Both steps for a request already read whole.
 pub fn route(state: &ApiState, req: &ApiRequest) -> (&'static str, Response<Body>) {
-    match admit(state, &req.method, &req.path, &req.headers, req.remote) {
+    match admit(
+        state,
+        &req.method,
+        &req.path,
+        &req.headers,
+        req.remote,
+        None,
+    ) {
         Admission::Answered(template, r) => (template, r),
         Admission::Proceed(template, cred) => route_admitted(state, req, template, cred.as_ref()),
     }
@@ -581,7 +592,7 @@ fn handle(
                     .flatten()
                     .collect::<Vec<_>>()
                     .join("; ");
-                    eprintln!("hallmark: not ready: {why}");
+                    tracing::warn!("not ready: {why}");
                     problem(
                         StatusCode::SERVICE_UNAVAILABLE,
                         "unavailable",

@@ -86,7 +86,98 @@ fn head_refusal(parts: &hyper::http::request::Parts) -> Option<Response<Body>> {
     None
 }
 
+/// The public listener's service: the request's id and access line around [`handle_public`].
 async fn handle(hm: Arc<Hallmark>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    let started = std::time::Instant::now();
+    let request_id = crate::logging::request_id();
+    let method = req.method().clone();
+    let route = public::template_of(req.uri().path());
+    let resp = match handle_public(hm, req).await {
+        Ok(r) => r,
+        Err(never) => match never {},
+    };
+    let done = Done {
+        listener: "public",
+        method: &method,
+        route,
+        credential: None,
+        request_id: &request_id,
+        started,
+    };
+    Ok(done.finish(resp).await)
+}
+
+/// What the access line of a finished request says.
+struct Done<'a> {
+    listener: &'static str,
+    method: &'a hyper::Method,
+    route: &'a str,
+    /// The token (its id, never its secret) or station that made the request.
+    credential: Option<&'a str>,
+    request_id: &'a str,
+    started: std::time::Instant,
+}
+
+impl Done<'_> {
+    /// Ends a response: the request id as `X-Request-Id` (and in a problem document), and the
+    /// access line.
+    async fn finish(&self, resp: Response<Body>) -> Response<Body> {
+        use http_body_util::BodyExt;
+        let problem = resp
+            .headers()
+            .get(hyper::header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes() == b"application/problem+json");
+        let mut resp = if problem {
+            let (mut parts, body) = resp.into_parts();
+            let bytes = match body.collect().await {
+                Ok(b) => b.to_bytes(),
+                Err(never) => match never {},
+            };
+            let bytes = match serde_json::from_slice::<serde_json::Value>(&bytes) {
+                Ok(mut v) if v.is_object() => {
+                    v["request_id"] = serde_json::Value::from(self.request_id);
+                    Bytes::from(v.to_string())
+                }
+                _ => bytes,
+            };
+            parts.headers.remove(hyper::header::CONTENT_LENGTH);
+            Response::from_parts(parts, Full::new(bytes))
+        } else {
+            resp
+        };
+        if let Ok(v) = hyper::header::HeaderValue::from_str(self.request_id) {
+            resp.headers_mut().insert("x-request-id", v);
+        }
+        self.log(
+            resp.status(),
+            http_body::Body::size_hint(resp.body()).exact(),
+        );
+        resp
+    }
+
+    /// One access line (target `hallmark::access`): method, route template, status, latency,
+    /// bytes, credential id and request id.
+    fn log(&self, status: StatusCode, bytes: Option<u64>) {
+        let latency_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        tracing::info!(
+            target: "hallmark::access",
+            listener = self.listener,
+            method = %self.method,
+            route = self.route,
+            status = status.as_u16(),
+            latency_ms,
+            bytes,
+            credential = self.credential,
+            request_id = self.request_id,
+            "request"
+        );
+    }
+}
+
+async fn handle_public(
+    hm: Arc<Hallmark>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
     use http_body_util::BodyExt;
     let (parts, body) = req.into_parts();
     // An OCSP GET too long to be a request still gets an OCSP answer (malformedRequest).
@@ -248,26 +339,36 @@ pub async fn serve(
     // the server says it is ready and answers requests.
     match hm.recover() {
         Ok(r) if r.is_empty() => {}
-        Ok(r) => eprintln!("hallmark: recovered what a stop left: {r}"),
-        Err(e) => eprintln!("hallmark: recovery at start did not finish: {e}"),
+        Ok(r) => tracing::info!("recovered what a stop left: {r}"),
+        Err(e) => tracing::error!("recovery at start did not finish: {e}"),
     }
     // EAB keys an older hallmark stored in clear are sealed now.
     match hm.seal_clear_secrets() {
         Ok(0) => {}
-        Ok(n) => eprintln!("hallmark: sealed {n} EAB key(s) that were stored in clear"),
-        Err(e) => eprintln!("hallmark: cannot seal the EAB keys stored in clear: {e}"),
+        Ok(n) => tracing::info!("sealed {n} EAB key(s) that were stored in clear"),
+        Err(e) => tracing::error!("cannot seal the EAB keys stored in clear: {e}"),
     }
     ready(&bound);
+    let api_addr = bound
+        .api
+        .map_or_else(|| "none".to_string(), |(a, _)| a.to_string());
+    tracing::info!(
+        public = %bound.public,
+        api = %api_addr,
+        tls = bound.api.is_some_and(|(_, tls)| tls),
+        version = env!("CARGO_PKG_VERSION"),
+        "serving"
+    );
     // Background tasks of the server (CRL and OCSP refresh) start here.
     crate::revocation::spawn_refresher(hm.clone());
     // Say what each ACME directory issues for (on stderr, with the other notices).
     if bound.api.is_some() {
         for c in hm.acme_checks() {
-            eprintln!("hallmark: {}: {}", c.name, c.detail);
+            tracing::info!("{}: {}", c.name, c.detail);
         }
     }
     for c in hm.signing_policy_checks().into_iter().filter(|c| !c.ok) {
-        eprintln!("hallmark: warning: {}: {}", c.name, c.detail);
+        tracing::warn!("{}: {}", c.name, c.detail);
     }
     let api_state = Arc::new(api::ApiState::new(hm.clone()));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -353,7 +454,24 @@ pub async fn serve(
     }
     drop(public);
     drop(api);
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(30), graceful.shutdown()).await;
+    let open = |slots: &tokio::sync::Semaphore| max.saturating_sub(slots.available_permits());
+    tracing::info!(
+        public_connections = open(&public_slots),
+        api_connections = open(&api_slots),
+        "stopping: no new connections; draining those open (up to 30 s)"
+    );
+    let drained = tokio::time::timeout(std::time::Duration::from_secs(30), graceful.shutdown())
+        .await
+        .is_ok();
+    if drained {
+        tracing::info!("stopped: every connection drained");
+    } else {
+        tracing::warn!(
+            public_connections = open(&public_slots),
+            api_connections = open(&api_slots),
+            "stopped after 30 s with connections still open"
+        );
+    }
     Ok(())
 }
 
@@ -383,7 +501,7 @@ async fn accept_failed(listener: &str, e: &std::io::Error) {
     static LAST_LOGGED: AtomicU64 = AtomicU64::new(0);
     let t = crate::store::now().max(0) as u64;
     if LAST_LOGGED.swap(t, Ordering::Relaxed) != t {
-        eprintln!("hallmark: {listener} listener: accept failed ({e}); pausing 100 ms");
+        tracing::warn!("{listener} listener: accept failed ({e}); pausing 100 ms");
     }
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
 }
@@ -403,29 +521,65 @@ async fn handle_api(
     req: Request<Incoming>,
 ) -> Result<Response<ApiBody>, Infallible> {
     let started = std::time::Instant::now();
+    let request_id = crate::logging::request_id();
+    let method = req.method().clone();
     let (parts, body) = req.into_parts();
     if let Some(r) = head_refusal(&parts) {
-        return Ok(boxed(r));
+        let done = Done {
+            listener: "api",
+            method: &method,
+            route: "unmatched",
+            credential: None,
+            request_id: &request_id,
+            started,
+        };
+        return Ok(boxed(done.finish(r).await));
     }
     let req = Request::from_parts(parts, body);
     if req.method() == hyper::Method::POST && req.uri().path() == "/api/v1/provision/batch" {
-        let resp = provision::stream(state.hm.clone(), peer, req.into_body()).await;
-        state.hm.metrics.observe_request(
-            "/api/v1/provision/batch",
-            resp.status().as_u16(),
-            started.elapsed(),
-        );
+        const ROUTE: &str = "/api/v1/provision/batch";
+        let mut resp = provision::stream(state.hm.clone(), peer, req.into_body()).await;
+        state
+            .hm
+            .metrics
+            .observe_request(ROUTE, resp.status().as_u16(), started.elapsed());
+        if let Ok(v) = hyper::header::HeaderValue::from_str(&request_id) {
+            resp.headers_mut().insert("x-request-id", v);
+        }
+        // The station is named by its certificate in the provisioning records; the line says
+        // when the answer began (it streams on).
+        Done {
+            listener: "api",
+            method: &method,
+            route: ROUTE,
+            credential: Some("station"),
+            request_id: &request_id,
+            started,
+        }
+        .log(resp.status(), None);
         return Ok(resp);
     }
-    Ok(boxed(handle_api_whole(state, remote, req, started).await))
+    let (route, credential, resp) =
+        handle_api_whole(state, remote, req, started, &request_id).await;
+    let done = Done {
+        listener: "api",
+        method: &method,
+        route,
+        credential: credential.as_deref(),
+        request_id: &request_id,
+        started,
+    };
+    Ok(boxed(done.finish(resp).await))
 }
 
+/// A request read whole: (route template, credential id, response).
 async fn handle_api_whole(
     state: Arc<api::ApiState>,
     remote: SocketAddr,
     req: Request<Incoming>,
     started: std::time::Instant,
-) -> Response<Body> {
+    request_id: &str,
+) -> (&'static str, Option<String>, Response<Body>) {
     use http_body_util::BodyExt;
     let limit = state.hm.config.api.body_limit;
     let (parts, body) = req.into_parts();
@@ -438,16 +592,18 @@ async fn handle_api_whole(
         parts.uri.path(),
         &parts.headers,
         Some(remote),
+        Some(request_id),
     ) {
         api::Admission::Answered(route, r) => {
             state
                 .hm
                 .metrics
                 .observe_request(route, r.status().as_u16(), started.elapsed());
-            return r;
+            return (route, None, r);
         }
         api::Admission::Proceed(template, cred) => (template, cred),
     };
+    let credential = cred.as_ref().map(|c| c.token_id.clone());
     let body = match tokio::time::timeout(
         std::time::Duration::from_secs(state.hm.config.api.body_timeout_secs),
         http_body_util::Limited::new(body, limit).collect(),
@@ -461,11 +617,12 @@ async fn handle_api_whole(
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_none() =>
         {
-            return problem(
+            let r = problem(
                 StatusCode::BAD_REQUEST,
                 "bad-request",
                 "the request body is malformed (HTTP framing)",
             );
+            return (template, credential, r);
         }
         Ok(Err(_)) => {
             let r = problem(
@@ -477,14 +634,15 @@ async fn handle_api_whole(
                 .hm
                 .metrics
                 .observe_request("too-large", 413, started.elapsed());
-            return r;
+            return (template, credential, r);
         }
         Err(_) => {
-            return problem(
+            let r = problem(
                 StatusCode::REQUEST_TIMEOUT,
                 "timeout",
                 "the request body was not sent in time",
             );
+            return (template, credential, r);
         }
     };
     let req = api::ApiRequest {
@@ -514,5 +672,5 @@ async fn handle_api_whole(
         .hm
         .metrics
         .observe_request(route, resp.status().as_u16(), started.elapsed());
-    resp
+    (route, credential, resp)
 }

@@ -65,7 +65,7 @@ pub fn route(hm: &Hallmark, req: &PublicRequest) -> Response<Body> {
                 &format!("no CA named '{name}'"),
             ),
             Err(e) => {
-                eprintln!("hallmark: GET {path}: {e}");
+                tracing::error!("GET {path}: {e}");
                 problem(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "unavailable",
@@ -92,6 +92,32 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/ocsp/{request}"),
     ("POST", "/tsa"),
 ];
+
+/// The route template a path matches (for logs and metrics): one of [`ROUTES`]' paths, or
+/// `unmatched`.
+pub fn template_of(path: &str) -> &'static str {
+    let segs: Vec<&str> = path.split('/').collect();
+    ROUTES
+        .iter()
+        .map(|(_, t)| *t)
+        .find(|t| {
+            let parts: Vec<&str> = t.split('/').collect();
+            parts.len() == segs.len()
+                && parts
+                    .iter()
+                    .zip(&segs)
+                    .all(|(p, s)| match p.split_once('{') {
+                        None => p == s,
+                        Some((before, rest)) => {
+                            let after = rest.split_once('}').map_or("", |(_, a)| a);
+                            s.len() > before.len() + after.len()
+                                && s.starts_with(before)
+                                && s.ends_with(after)
+                        }
+                    })
+        })
+        .unwrap_or("unmatched")
+}
 
 /// `POST /tsa`: the RFC 3161 time-stamp authority. Refused queries are `TimeStampResp`s with
 /// status rejection (HTTP 200), as clients expect.
@@ -126,4 +152,22 @@ fn tsa(hm: &Hallmark, req: &PublicRequest) -> Response<Body> {
         "application/timestamp-reply",
         crate::tsa::respond(hm, &req.body),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn paths_find_their_templates() {
+        use super::template_of;
+        assert_eq!(template_of("/ocsp"), "/ocsp");
+        assert_eq!(template_of("/ocsp/MEkwRzBF"), "/ocsp/{request}");
+        assert_eq!(template_of("/crl/code-signing-ca.crl"), "/crl/{ca}.crl");
+        assert_eq!(
+            template_of("/crl/ca/shard-3.crl"),
+            "/crl/{ca}/shard-{k}.crl"
+        );
+        assert_eq!(template_of("/ca/root.pem"), "/ca/{name}.pem");
+        assert_eq!(template_of("/ca/.pem"), "unmatched");
+        assert_eq!(template_of("/nothing"), "unmatched");
+    }
 }

@@ -75,7 +75,7 @@ pub fn route(hm: &Hallmark, req: &PublicRequest) -> Option<Response<Body>> {
             problem(StatusCode::NOT_FOUND, "not-found", &e.to_string())
         }
         Err(e) => {
-            eprintln!("hallmark: GET {path}: {e}");
+            tracing::error!("GET {path}: {e}");
             problem(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",

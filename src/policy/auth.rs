@@ -80,17 +80,24 @@ pub struct Credential {
     pub scopes: Vec<Scope>,
     /// The remote address, for the audit trail.
     pub address: Option<String>,
+    /// The HTTP request's id (`X-Request-Id`, the access log), for the audit trail.
+    pub request_id: Option<String>,
 }
 
 impl Credential {
-    /// How the audit trail names this caller: `token:ID(NAME)@ADDRESS`.
+    /// How the audit trail names this caller: `token:ID(NAME)@ADDRESS request:REQUEST-ID`.
     pub fn actor(&self) -> String {
-        format!(
+        let mut a = format!(
             "token:{}({})@{}",
             self.token_id,
             self.name,
             self.address.as_deref().unwrap_or("local")
-        )
+        );
+        if let Some(id) = &self.request_id {
+            a.push_str(" request:");
+            a.push_str(id);
+        }
+        a
     }
 
     pub fn require(&self, scope: Scope) -> Result<(), AuthError> {

@@ -366,8 +366,11 @@ impl Server {
         } else {
             args.push("--no-api");
         }
+        // Access lines for every request would flood the test output: warnings and errors
+        // only (a test's ENV may say otherwise).
         let mut child = ca
             .cmd(&args)
+            .env("HALLMARK_LOG_LEVEL", "warn")
             .envs(env.iter().copied())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::inherit())
