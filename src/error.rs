@@ -62,7 +62,7 @@ impl Error {
                 PolicyError::BadRequest(_) => "bad-request",
                 PolicyError::Store(_) => "internal",
             },
-            Error::Profile(ProfileError::Unknown(_)) => "unknown-profile",
+            Error::Profile(ProfileError::Unknown { .. }) => "unknown-profile",
             Error::Profile(_) => "bad-profile",
             Error::Store(StoreError::Conflict(_) | StoreError::Decided(_)) => "conflict",
             Error::Store(StoreError::DeviceTaken(_)) => "device-exists",

@@ -237,3 +237,31 @@ fn the_credential_is_checked_before_the_body_is_read() {
     let text = head_only("/api/v1/certificates", &issue_only);
     assert!(text.is_empty(), "answered before the body arrived: {text}");
 }
+
+/// A listener address in use is refused with the address and the flag to change it; plain
+/// HTTP sent to the TLS port is a 400 problem document that says to use https.
+#[test]
+fn a_busy_port_and_http_on_the_tls_port_say_what_to_do() {
+    let ca = TestCa::new(Keys::Soft);
+    let server = Server::start(&ca, true);
+    let public = server.public.rsplit("//").next().unwrap_or("").to_string();
+    let out = run(&mut ca.cmd(&["serve", "--public-listen", &public, "--no-api"]));
+    let text = text_of(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("cannot listen on {public}"))
+            && text.contains("in use")
+            && text.contains("--public-listen"),
+        "{text}"
+    );
+    let api = server.api.clone().expect("api");
+    let plain = api.replace("https://", "http://");
+    let (code, body, ctype) = curl(&format!("{plain}/healthz"), &[]);
+    assert_eq!(code, 400, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(ctype, "application/problem+json");
+    assert!(String::from_utf8_lossy(&body).contains("use https://"));
+    // The TLS port still serves TLS.
+    let root = ca.ca_pem("root").display().to_string();
+    let (code, _, _) = curl(&format!("{api}/healthz"), &["--cacert", &root]);
+    assert_eq!(code, 200);
+}

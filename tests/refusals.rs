@@ -519,3 +519,66 @@ fn profile_check_with_a_config_knows_the_issuers() {
     );
     assert!(!out.contains("matter-dac.toml: ok"), "{out}");
 }
+
+/// Errors that say what to do: an unknown profile names the loaded ones, the nearest and the
+/// restart; a token revoked twice says when; a SoftHSM2 token not found names SOFTHSM2_CONF.
+#[test]
+fn errors_say_what_to_do() {
+    let ca = TestCa::new(Keys::SoftHsm);
+    ca.add_acme();
+    let csr = make_csr(
+        &ca.path(""),
+        "a",
+        &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
+        ACME_SUBJ,
+        &[],
+    );
+    let out = run(&mut ca.cmd(&[
+        "issue",
+        "--profile",
+        "code-signin",
+        "--publisher",
+        "acme",
+        "--csr",
+        &csr.display().to_string(),
+    ]));
+    let text = text_of(&out);
+    assert!(!out.status.success());
+    assert!(
+        text.contains("unknown profile 'code-signin'")
+            && text.contains("did you mean 'code-signing'?")
+            && text.contains("firmware-signing")
+            && text.contains("restart"),
+        "{text}"
+    );
+
+    let token = ca.token(&["--publisher", "acme"]);
+    let id = token.split('_').nth(1).expect("id");
+    ca.hm(&["token", "revoke", id]);
+    let out = run(&mut ca.cmd(&["token", "revoke", id]));
+    let text = text_of(&out);
+    assert!(!out.status.success());
+    assert!(text.contains("already revoked at"), "{text}");
+
+    let out = run(ca.cmd(&["ca", "list"]).env_remove("SOFTHSM2_CONF"));
+    let out = if out.status.success() {
+        // Listing reads the database only; signing needs the token.
+        run(ca
+            .cmd(&[
+                "key",
+                "create",
+                "--publisher",
+                "acme",
+                "--label",
+                "k",
+                "--algorithm",
+                "p256",
+            ])
+            .env_remove("SOFTHSM2_CONF"))
+    } else {
+        out
+    };
+    let text = text_of(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("SOFTHSM2_CONF is not set"), "{text}");
+}

@@ -318,11 +318,20 @@ pub async fn serve(
     listen: Listen,
     ready: impl FnOnce(&Bound),
 ) -> std::io::Result<()> {
-    let public = bind(listen.public)?;
-    let api = match listen.api {
-        Some(a) => Some(bind(a)?),
-        None => None,
-    };
+    let public = bind(listen.public).map_err(|e| {
+        listen_error(
+            e,
+            listen.public,
+            "--public-listen ADDR (or server.listen in the config)",
+        )
+    })?;
+    let api =
+        match listen.api {
+            Some(a) => Some(bind(a).map_err(|e| {
+                listen_error(e, a, "--api-listen ADDR (or api.listen in the config)")
+            })?),
+            None => None,
+        };
     let use_tls = hm.config.api.transport == crate::config::Transport::Tls;
     let acceptor = match (&api, use_tls) {
         (Some(_), true) => Some(tls_acceptor(&hm)?),
@@ -416,7 +425,6 @@ pub async fn serve(
                 let state = api_state.clone();
                 let acceptor = acceptor.clone();
                 let watcher = graceful.watcher();
-                let stream = idle::IdleIo::new(stream, lifetime);
                 tokio::spawn(async move {
                     let _slot = slot;
                     let builder = {
@@ -426,6 +434,17 @@ pub async fn serve(
                     };
                     match acceptor {
                         Some(acc) => {
+                            // Plain HTTP sent to the TLS port gets an answer that says so.
+                            let mut first = [0u8; 1];
+                            match tokio::time::timeout(header_timeout, stream.peek(&mut first)).await {
+                                Ok(Ok(1)) if first[0].is_ascii_uppercase() => {
+                                    plain_http_on_tls_port(stream, header_timeout).await;
+                                    return;
+                                }
+                                Ok(Ok(1)) => {}
+                                _ => return,
+                            }
+                            let stream = idle::IdleIo::new(stream, lifetime);
                             let Ok(Ok(tls)) = tokio::time::timeout(header_timeout, acc.accept(stream)).await else {
                                 return;
                             };
@@ -441,6 +460,7 @@ pub async fn serve(
                             let _ = watcher.watch(conn).await;
                         }
                         None => {
+                            let stream = idle::IdleIo::new(stream, lifetime);
                             let svc = hyper::service::service_fn(move |req| handle_api(state.clone(), remote, None, req));
                             let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
                             let _ = watcher.watch(conn).await;
@@ -491,6 +511,58 @@ fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     socket.listen(LISTEN_BACKLOG)
+}
+
+/// Answers a plain HTTP request that reached the TLS port (its first byte is a method's letter,
+/// not a TLS record) with a 400 problem document saying to use https, as nginx does, then
+/// closes. The head is read first (up to 16 KiB, within the header timeout) so the answer is
+/// not lost to a reset.
+async fn plain_http_on_tls_port(mut stream: tokio::net::TcpStream, within: std::time::Duration) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut head = Vec::with_capacity(1024);
+    let _ = tokio::time::timeout(within, async {
+        let mut buf = [0u8; 2048];
+        while head.len() < 16 * 1024 && !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    let port = stream.local_addr().map(|a| a.port()).unwrap_or(0);
+    let body = serde_json::json!({
+        "type": format!("{PROBLEM_BASE}bad-request"),
+        "title": "Bad Request",
+        "status": 400,
+        "detail": format!(
+            "this port ({port}) speaks HTTPS: use https:// in the URL, and trust the CA's root (hallmark ca cert root; --ca for hallmark, --cacert for curl)"
+        ),
+    })
+    .to_string();
+    let answer = format!(
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: application/problem+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(answer.as_bytes()).await;
+    let _ = stream.shutdown().await;
+}
+
+/// A listener that cannot be opened, said with the address and the flag that moves it.
+fn listen_error(e: std::io::Error, addr: SocketAddr, flag: &str) -> std::io::Error {
+    let why = match e.kind() {
+        std::io::ErrorKind::AddrInUse => format!(
+            "the address is in use (another hallmark serve, or another program, listens there): stop it, or listen elsewhere with {flag}"
+        ),
+        std::io::ErrorKind::PermissionDenied => format!(
+            "permission denied (a port below 1024 needs root or CAP_NET_BIND_SERVICE): pick a port above 1024 with {flag}"
+        ),
+        std::io::ErrorKind::AddrNotAvailable => format!(
+            "no interface of this machine has that address: pick one it has (127.0.0.1, 0.0.0.0) with {flag}"
+        ),
+        _ => format!("{e}; another address can be given with {flag}"),
+    };
+    std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {why}"))
 }
 
 /// An accept that failed (descriptors used up: EMFILE/ENFILE, or a network error) is retried

@@ -341,15 +341,30 @@ impl Pkcs11KeyStore {
         let (slot, serial) = match found.len() {
             1 => found.remove(0),
             0 => {
+                // SoftHSM2 reads its tokens from the config SOFTHSM2_CONF names, or from
+                // /etc/softhsm/softhsm2.conf without it: the usual cause of a missing token.
+                let softhsm = module
+                    .path
+                    .to_string_lossy()
+                    .to_ascii_lowercase()
+                    .contains("softhsm");
+                let hint = match (softhsm, std::env::var_os("SOFTHSM2_CONF")) {
+                    (true, None) => "; SOFTHSM2_CONF is not set, so SoftHSM2 read its default config (/etc/softhsm/softhsm2.conf): set SOFTHSM2_CONF to the config whose tokendir holds the token".to_string(),
+                    (true, Some(c)) => format!(
+                        "; SoftHSM2 read the tokens of {} (SOFTHSM2_CONF): check its directories.tokendir",
+                        std::path::Path::new(&c).display()
+                    ),
+                    (false, _) => String::new(),
+                };
                 return Err(KeyError::Pkcs11(format!(
-                    "no token labelled '{token_label}' in {} (tokens present: {})",
+                    "no token labelled '{token_label}' in {} (tokens present: {}){hint}",
                     module.path.display(),
                     if seen.is_empty() {
                         "none".to_string()
                     } else {
                         seen.join(", ")
                     }
-                )))
+                )));
             }
             n => {
                 return Err(KeyError::Pkcs11(format!(

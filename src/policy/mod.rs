@@ -34,7 +34,8 @@ pub enum PolicyError {
     UnexpectedAttribute { attribute: String, value: String },
     #[error("requested extension refused: {0}")]
     ExtensionRefused(String),
-    #[error("unknown profile '{0}'")]
+    /// The profile error's text: the name, the known profiles and the nearest one.
+    #[error("{0}")]
     UnknownProfile(String),
     #[error("unknown publisher '{0}'")]
     UnknownPublisher(String),
@@ -102,7 +103,7 @@ pub fn lookup_publisher(
 fn profile_of<'a>(profiles: &'a Profiles, req: &IssueRequest) -> Result<&'a Profile, PolicyError> {
     match profiles.get(&req.profile) {
         Ok(p) => Ok(p),
-        Err(ProfileError::Unknown(n)) => Err(PolicyError::UnknownProfile(n)),
+        Err(e @ ProfileError::Unknown { .. }) => Err(PolicyError::UnknownProfile(e.to_string())),
         Err(e) => Err(PolicyError::BadRequest(e.to_string())),
     }
 }

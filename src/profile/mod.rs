@@ -22,8 +22,9 @@ pub enum ProfileError {
     },
     #[error("profile directory {0}: {1}")]
     Dir(String, String),
-    #[error("unknown profile '{0}'")]
-    Unknown(String),
+    /// `hint` names the known profiles, the nearest one, and that a new one needs a restart.
+    #[error("unknown profile '{name}'{hint}")]
+    Unknown { name: String, hint: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -593,9 +594,27 @@ impl Profiles {
     }
 
     pub fn get(&self, name: &str) -> Result<&Profile, ProfileError> {
-        self.by_name
-            .get(name)
-            .ok_or_else(|| ProfileError::Unknown(name.to_string()))
+        self.by_name.get(name).ok_or_else(|| ProfileError::Unknown {
+            name: name.to_string(),
+            hint: self.unknown_hint(name),
+        })
+    }
+
+    /// What to say about a profile name that is not loaded: the known ones, the nearest (a
+    /// typo), and that a file added to the directory is read at the next start.
+    fn unknown_hint(&self, name: &str) -> String {
+        let known: Vec<&str> = self.by_name.keys().map(String::as_str).collect();
+        let nearest = known
+            .iter()
+            .map(|k| (edit_distance(name, k), *k))
+            .min()
+            .filter(|(d, k)| *d <= (k.len() / 3).max(2))
+            .map(|(_, k)| format!(" (did you mean '{k}'?)"))
+            .unwrap_or_default();
+        format!(
+            "{nearest}: the profiles loaded are {}; a profile added to the profile directory is loaded when hallmark starts again (restart hallmark serve)",
+            known.join(", ")
+        )
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Profile> {
@@ -604,5 +623,32 @@ impl Profiles {
 
     pub fn names(&self) -> Vec<String> {
         self.by_name.keys().cloned().collect()
+    }
+}
+
+/// Levenshtein distance between two names (for "did you mean").
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod name_tests {
+    #[test]
+    fn edit_distances() {
+        assert_eq!(super::edit_distance("code-signin", "code-signing"), 1);
+        assert_eq!(super::edit_distance("firmware", "firmware-signing"), 8);
+        assert_eq!(super::edit_distance("", "abc"), 3);
+        assert_eq!(super::edit_distance("same", "same"), 0);
     }
 }
