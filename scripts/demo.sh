@@ -84,6 +84,9 @@ echo "  hallmark ca cert root --out root.pem"
 echo "  export HALLMARK_TOKEN=\$(hallmark token create --publisher acme --scopes issue,sign)"
 echo "  curl --cacert root.pem https://${API_LISTEN:-127.0.0.1:8443}/readyz"
 echo "  curl http://${LISTEN:-127.0.0.1:8080}/ca/root.pem"
+echo "On a client machine (sign, request, approve then need no --server/--ca):"
+echo "  hallmark client bootstrap --server https://${API_LISTEN:-127.0.0.1:8443} --fingerprint $("$HM" --config "$CONFIG" ca fingerprint root) --public http://${LISTEN:-127.0.0.1:8080}"
+echo "  hallmark client login --token-env HALLMARK_TOKEN"
 echo "Ctrl-C stops the server; rm -rf demo starts over."
 echo
 exec "$HM" --config "$CONFIG" serve

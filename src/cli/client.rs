@@ -1,7 +1,7 @@
 //! A small HTTPS client for CLI commands that talk to a hallmark server (`request`, `approve`).
 //!
 //! It trusts only the CA file it is given (hallmark's root), never the system store, and sends
-//! the token from an environment variable so it never appears in argv.
+//! the token from an environment variable or a file so it never appears in argv.
 
 use std::sync::Arc;
 
@@ -10,10 +10,40 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 
-/// One server: base URL, token and trust anchor.
+/// Where the API token comes from: an environment variable or a file, never argv.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenSource {
+    Env(String),
+    File(std::path::PathBuf),
+}
+
+impl TokenSource {
+    /// The token; a message that names the source (never a value) when it is not there.
+    pub fn read(&self) -> anyhow::Result<String> {
+        match self {
+            TokenSource::Env(var) => std::env::var(var).map_err(|_| {
+                anyhow!(crate::envvar::unset_message(
+                    "--token-env",
+                    var,
+                    "the API token"
+                ))
+            }),
+            TokenSource::File(path) => std::fs::read_to_string(path)
+                .map(|s| s.trim().to_string())
+                .map_err(|e| {
+                    anyhow!(
+                        "cannot read the token file {} ({e}); `hallmark client login` names another",
+                        path.display()
+                    )
+                }),
+        }
+    }
+}
+
+/// One server: base URL, token (none for the public listener) and trust anchor.
 pub struct Client {
     base: String,
-    token: String,
+    token: Option<String>,
     tls: Option<tokio_rustls::TlsConnector>,
     rt: tokio::runtime::Runtime,
 }
@@ -45,16 +75,9 @@ impl Reply {
 impl Client {
     pub fn new(
         server: &str,
-        token_env: &str,
+        token: Option<String>,
         ca_file: Option<&std::path::Path>,
     ) -> anyhow::Result<Client> {
-        let token = std::env::var(token_env).map_err(|_| {
-            anyhow!(crate::envvar::unset_message(
-                "--token-env",
-                token_env,
-                "the API token"
-            ))
-        })?;
         let base = server.trim_end_matches('/').to_string();
         let tls = if base.starts_with("https://") {
             let ca_file = ca_file.ok_or_else(|| anyhow!("an https server needs --ca ROOT.pem"))?;
@@ -141,8 +164,10 @@ impl Client {
         let mut req = Request::builder()
             .method(method)
             .uri(url.path_and_query().map(|p| p.as_str()).unwrap_or("/"))
-            .header("host", format!("{host}:{port}"))
-            .header("authorization", format!("Bearer {}", self.token));
+            .header("host", format!("{host}:{port}"));
+        if let Some(token) = &self.token {
+            req = req.header("authorization", format!("Bearer {token}"));
+        }
         if let Some(ct) = content_type {
             req = req.header("content-type", ct);
         }

@@ -2,6 +2,7 @@
 
 mod acme;
 mod client;
+mod context;
 mod revoke;
 mod sign;
 mod sign_authenticode;
@@ -121,6 +122,9 @@ pub enum Command {
     Acme(acme::AcmeCmd),
     /// Check the database, the key stores and the CAs.
     Doctor,
+    /// The client profile: server, root and credential for sign, request, approve and deny.
+    #[command(subcommand)]
+    Client(ClientCmd),
     /// Show the latest audit events.
     Audit {
         #[arg(long, default_value_t = 50)]
@@ -219,18 +223,59 @@ pub enum TokenCmd {
     Revoke { id: String },
 }
 
-/// Where the server is and how to reach it.
+/// Where the server is and how to reach it; each falls back to the client profile
+/// (`hallmark client bootstrap`, `hallmark client login`).
 #[derive(Args, Debug)]
 pub struct ServerArgs {
     /// Base URL of the API listener, e.g. https://127.0.0.1:8443.
+    #[arg(long, env = "HALLMARK_SERVER")]
+    pub server: Option<String>,
+    /// Environment variable holding the API token (default: the client profile's credential,
+    /// else HALLMARK_TOKEN).
     #[arg(long)]
-    pub server: String,
-    /// Environment variable holding the API token.
-    #[arg(long, default_value = "HALLMARK_TOKEN")]
-    pub token_env: String,
+    pub token_env: Option<String>,
     /// The root CA certificate to trust for https (hallmark's root).
-    #[arg(long)]
+    #[arg(long, env = "HALLMARK_CA")]
     pub ca: Option<PathBuf>,
+}
+
+impl ServerArgs {
+    /// The client these arguments (or the client profile) name.
+    pub fn client(&self) -> anyhow::Result<client::Client> {
+        context::client(
+            self.server.as_deref(),
+            self.token_env.as_deref(),
+            self.ca.as_deref(),
+        )
+    }
+}
+
+/// `hallmark client`: the client profile.
+#[derive(Subcommand, Debug)]
+pub enum ClientCmd {
+    /// Fetch the root over the public listener, check it against FINGERPRINT, and write the
+    /// client profile ($XDG_CONFIG_HOME/hallmark/client.toml) with the server and the root.
+    Bootstrap {
+        /// The API listener, e.g. https://127.0.0.1:8443.
+        #[arg(long)]
+        server: String,
+        /// SHA-256 of the root certificate, as `hallmark init` printed it.
+        #[arg(long)]
+        fingerprint: String,
+        /// The public listener to fetch the root from (default: http://SERVER-HOST:8080).
+        #[arg(long)]
+        public: Option<String>,
+    },
+    /// Choose the credential the networked commands use: a variable or a file holding the
+    /// token (the token itself is never stored or printed).
+    Login {
+        #[arg(long, conflicts_with = "token_file")]
+        token_env: Option<String>,
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+    },
+    /// Print the client profile.
+    Show,
 }
 
 #[derive(Args, Debug)]
@@ -464,6 +509,9 @@ pub enum CaCmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Print the SHA-256 fingerprint of a CA certificate (DER), hex: what `hallmark client
+    /// bootstrap --fingerprint` checks the root against.
+    Fingerprint { name: String },
     /// Create an issuing CA under the root, or (with --csr-out) a CSR for an external root.
     CreateIssuing {
         name: String,
@@ -664,6 +712,20 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Crl(a) => revoke::cmd_crl(&cli, a),
         Command::Sign(c) => sign::cmd_sign(c),
         Command::Signature(c) => sign::cmd_signature(&cli, c),
+        Command::Client(ClientCmd::Bootstrap {
+            server,
+            fingerprint,
+            public,
+        }) => context::bootstrap(server, fingerprint, public.as_deref()),
+        Command::Client(ClientCmd::Login {
+            token_env,
+            token_file,
+        }) => context::login(token_env.as_deref(), token_file.as_deref()),
+        Command::Client(ClientCmd::Show) => {
+            let p = context::load()?;
+            print!("{}", toml::to_string(&p)?);
+            Ok(())
+        }
         Command::Audit { limit } => {
             let hm = open(&cli)?;
             for e in hm.store.audit_events(*limit)?.into_iter().rev() {
@@ -736,6 +798,19 @@ fn cmd_init(a: &InitArgs) -> anyhow::Result<()> {
         "next: hallmark --config {} publisher add ...",
         path.display()
     );
+    // The line a client machine pastes (the API listener, the root's fingerprint).
+    if let Some(root) = hm.store.get_ca("root")?.and_then(|c| c.cert_der) {
+        let scheme = match hm.config.api.transport {
+            crate::config::Transport::Tls => "https",
+            crate::config::Transport::Plain => "http",
+        };
+        println!(
+            "clients: hallmark client bootstrap --server {scheme}://{} --fingerprint {} --public {}",
+            hm.config.api.listen,
+            context::fingerprint(&root),
+            hm.config.server.public_url.trim_end_matches('/')
+        );
+    }
     Ok(())
 }
 
@@ -852,11 +927,7 @@ fn cmd_token(cli: &Cli, c: &TokenCmd) -> anyhow::Result<()> {
 }
 
 fn cmd_request(a: &RequestArgs) -> anyhow::Result<()> {
-    let client = client::Client::new(
-        &a.server.server,
-        &a.server.token_env,
-        a.server.ca.as_deref(),
-    )?;
+    let client = a.server.client()?;
     let csr = String::from_utf8(read_input(&a.csr)?).unwrap_or_default();
     let csr = if csr.contains("BEGIN") {
         csr
@@ -945,11 +1016,7 @@ fn cmd_request(a: &RequestArgs) -> anyhow::Result<()> {
 }
 
 fn cmd_decide(a: &DecideArgs, approve: bool) -> anyhow::Result<()> {
-    let client = client::Client::new(
-        &a.server.server,
-        &a.server.token_env,
-        a.server.ca.as_deref(),
-    )?;
+    let client = a.server.client()?;
     let body = match &a.comment {
         Some(c) => serde_json::json!({ "comment": c }).to_string().into_bytes(),
         None => b"{}".to_vec(),
@@ -1157,6 +1224,15 @@ fn cmd_ca(cli: &Cli, c: &CaCmd) -> anyhow::Result<()> {
                 .cert_der
                 .ok_or_else(|| anyhow!("CA '{name}' has no certificate yet"))?;
             output(out.as_deref(), &pem_cert(&der))?;
+        }
+        CaCmd::Fingerprint { name } => {
+            let der = hm
+                .store
+                .get_ca(name)?
+                .ok_or_else(|| anyhow!("no CA named '{name}'"))?
+                .cert_der
+                .ok_or_else(|| anyhow!("CA '{name}' has no certificate yet"))?;
+            println!("{}", context::fingerprint(&der));
         }
         CaCmd::CreateIssuing {
             name,

@@ -107,11 +107,7 @@ pub fn cmd_sign(c: &SignCmd) -> anyhow::Result<()> {
         SignCmd::Cose(m) => return super::sign_cose::cmd_sign_cose(m),
     };
     let hash = parse_digest_algorithm(&a.digest).map_err(|e| anyhow!("--digest: {e}"))?;
-    let client = client::Client::new(
-        &a.server.server,
-        &a.server.token_env,
-        a.server.ca.as_deref(),
-    )?;
+    let client = a.server.client()?;
     let digest = hash_file(&a.file, hash)?;
     let metadata = metadata(&a.file, &a.meta)?;
     let body = serde_json::json!({

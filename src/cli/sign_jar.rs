@@ -8,7 +8,7 @@ use anyhow::{anyhow, bail, Context};
 use clap::Args;
 
 use super::sign::metadata;
-use super::{client, ServerArgs};
+use super::ServerArgs;
 use crate::formats::jar;
 use crate::keys::HashAlg;
 
@@ -56,7 +56,7 @@ pub(super) fn sign_remote(
     timeout: u64,
     poll: u64,
 ) -> anyhow::Result<Remote> {
-    let client = client::Client::new(&server.server, &server.token_env, server.ca.as_deref())?;
+    let client = server.client()?;
     let (v, signature) = super::sign::post_signature(&client, body, timeout, poll)?;
     let certificate = pem::parse(v["certificate"].as_str().unwrap_or(""))
         .context("the server's answer has no signer certificate")?

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context};
 use clap::Args;
 
-use super::{client, ServerArgs};
+use super::ServerArgs;
 use crate::formats::mcuboot::{self, ImageOptions, PublicKeyFormat, Version};
 use crate::keys::HashAlg;
 use crate::signing::digest_algorithm_name;
@@ -152,11 +152,7 @@ pub fn remote_sign(
     format: &str,
     mut metadata: serde_json::Map<String, serde_json::Value>,
 ) -> anyhow::Result<Remote> {
-    let client = client::Client::new(
-        &r.server.server,
-        &r.server.token_env,
-        r.server.ca.as_deref(),
-    )?;
+    let client = r.server.client()?;
     metadata.extend(super::sign::metadata(file, &r.meta)?);
     let body = serde_json::json!({
         "key": r.key,
