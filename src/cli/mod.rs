@@ -37,6 +37,16 @@ pub struct Cli {
     /// The configuration file (written by `hallmark init`).
     #[arg(long, global = true, env = "HALLMARK_CONFIG")]
     pub config: Option<PathBuf>,
+    /// How list and show commands print: text, or json (one document; lists as
+    /// {"items": [...], "next": CURSOR-or-null}).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "HALLMARK_OUTPUT"
+    )]
+    pub output: Output,
     /// Log lines on standard error: text, or json (one object per line).
     #[arg(
         long,
@@ -221,6 +231,49 @@ pub enum TokenCmd {
     List,
     /// Revoke a token by id.
     Revoke { id: String },
+}
+
+/// `--output`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+/// A list as `--output` asks: JSON `{"items", "next"}`, or the text lines; in text, a full page
+/// says on standard error how to see more (`how` and the next cursor).
+pub(crate) fn print_list(
+    output: Output,
+    rows: Vec<(serde_json::Value, String)>,
+    full_page: bool,
+    next: Option<String>,
+    how: &str,
+) -> anyhow::Result<()> {
+    let next = next.filter(|_| full_page);
+    match output {
+        Output::Json => {
+            let items: Vec<serde_json::Value> = rows.into_iter().map(|(j, _)| j).collect();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({"items": items, "next": next}))?
+            );
+        }
+        Output::Text => {
+            let n = rows.len();
+            for (_, line) in rows {
+                println!("{line}");
+            }
+            if full_page {
+                match next {
+                    Some(cursor) => {
+                        eprintln!("({n} shown, the limit; more follow: {how} {cursor})")
+                    }
+                    None => eprintln!("({n} shown, the limit; more may follow: {how})"),
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Where the server is and how to reach it; each falls back to the client profile
@@ -685,7 +738,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 station::StationCmd::Run(_) => None,
                 _ => Some(open(&cli)?),
             };
-            station::run(hm.as_ref(), &actor(), c)
+            station::run(hm.as_ref(), &actor(), c, cli.output)
         }
         Command::Request(a) => cmd_request(a),
         Command::Approve(a) => cmd_decide(a, true),
@@ -728,17 +781,34 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Audit { limit } => {
             let hm = open(&cli)?;
-            for e in hm.store.audit_events(*limit)?.into_iter().rev() {
-                println!(
-                    "{} {:<20} {:<28} {} {}",
-                    ts(e.at),
-                    e.actor,
-                    e.action,
-                    e.subject.unwrap_or_default(),
-                    e.detail.unwrap_or_default()
-                );
-            }
-            Ok(())
+            let events = hm.store.audit_events(*limit)?;
+            let full = events.len() == *limit;
+            let rows = events
+                .into_iter()
+                .rev()
+                .map(|e| {
+                    let j = serde_json::json!({
+                        "at": ts(e.at), "actor": e.actor, "action": e.action,
+                        "subject": e.subject, "detail": e.detail,
+                    });
+                    let line = format!(
+                        "{} {:<20} {:<28} {} {}",
+                        ts(e.at),
+                        e.actor,
+                        e.action,
+                        e.subject.unwrap_or_default(),
+                        e.detail.unwrap_or_default()
+                    );
+                    (j, line)
+                })
+                .collect();
+            print_list(
+                cli.output,
+                rows,
+                full,
+                None,
+                "hallmark audit --limit N (newest N)",
+            )
         }
     }
 }
@@ -890,6 +960,7 @@ fn cmd_token(cli: &Cli, c: &TokenCmd) -> anyhow::Result<()> {
             println!("{secret}");
         }
         TokenCmd::List => {
+            let mut rows = Vec::new();
             for t in hm.store.list_tokens()? {
                 let state = match (t.revoked_at, t.expires_at) {
                     (Some(_), _) => "revoked".to_string(),
@@ -897,7 +968,12 @@ fn cmd_token(cli: &Cli, c: &TokenCmd) -> anyhow::Result<()> {
                     (None, Some(e)) => format!("expires {}", ts(e)),
                     (None, None) => "active".to_string(),
                 };
-                println!(
+                let j = serde_json::json!({
+                    "id": t.id, "name": t.name, "publisher": t.publisher, "officer": t.officer,
+                    "scopes": t.scopes.split(',').filter(|s| !s.is_empty()).collect::<Vec<_>>(),
+                    "state": state, "expires_at": t.expires_at.map(ts), "revoked_at": t.revoked_at.map(ts),
+                });
+                let line = format!(
                     "{} {:<20} {:<12} {:<7} {:<24} {}",
                     t.id,
                     t.name,
@@ -906,7 +982,9 @@ fn cmd_token(cli: &Cli, c: &TokenCmd) -> anyhow::Result<()> {
                     t.scopes,
                     state
                 );
+                rows.push((j, line));
             }
+            print_list(cli.output, rows, false, None, "")?;
         }
         TokenCmd::Revoke { id } => {
             // Twice is an error that says when, not a store conflict.
@@ -1075,15 +1153,22 @@ fn cmd_publisher(cli: &Cli, c: &PublisherCmd) -> anyhow::Result<()> {
             println!("added publisher {id}");
         }
         PublisherCmd::List => {
-            for p in hm.store.list_publishers()? {
-                println!(
-                    "{:<16} {:<30} {} profiles={}",
-                    p.id,
-                    p.org,
-                    p.country,
-                    p.profiles.join(",")
-                );
-            }
+            let rows = hm
+                .store
+                .list_publishers()?
+                .into_iter()
+                .map(|p| {
+                    let line = format!(
+                        "{:<16} {:<30} {} profiles={}",
+                        p.id,
+                        p.org,
+                        p.country,
+                        p.profiles.join(",")
+                    );
+                    (publisher_json(&p), line)
+                })
+                .collect();
+            print_list(cli.output, rows, false, None, "")?;
         }
         PublisherCmd::Update { id, profiles } => {
             hm.set_publisher_profiles(id, profiles, &actor())?;
@@ -1094,11 +1179,22 @@ fn cmd_publisher(cli: &Cli, c: &PublisherCmd) -> anyhow::Result<()> {
                 .store
                 .get_publisher(id)?
                 .ok_or_else(|| anyhow!("unknown publisher '{id}'"))?;
+            if cli.output == Output::Json {
+                println!("{}", serde_json::to_string_pretty(&publisher_json(&p))?);
+                return Ok(());
+            }
             println!("id:       {}\norg:      {}\ncountry:  {}\nstate:    {}\nlocality: {}\nprofiles: {}\ncreated:  {}",
                 p.id, p.org, p.country, p.state.unwrap_or_default(), p.locality.unwrap_or_default(), p.profiles.join(", "), ts(p.created_at));
         }
     }
     Ok(())
+}
+
+fn publisher_json(p: &Publisher) -> serde_json::Value {
+    serde_json::json!({
+        "id": p.id, "org": p.org, "country": p.country, "state": p.state,
+        "locality": p.locality, "profiles": p.profiles, "created_at": ts(p.created_at),
+    })
 }
 
 fn cmd_key(cli: &Cli, c: &KeyCmd) -> anyhow::Result<()> {
@@ -1145,16 +1241,27 @@ fn cmd_key(cli: &Cli, c: &KeyCmd) -> anyhow::Result<()> {
             println!("attached certificate {serial} to key {label}");
         }
         KeyCmd::List { publisher } => {
-            for k in hm.store.list_keys(publisher.as_deref())? {
-                println!(
-                    "{:<16} {:<12} {:<8} cert={} {}",
-                    k.label,
-                    k.publisher,
-                    k.algorithm,
-                    k.cert_serial.unwrap_or_else(|| "-".into()),
-                    k.uri
-                );
-            }
+            let rows = hm
+                .store
+                .list_keys(publisher.as_deref())?
+                .into_iter()
+                .map(|k| {
+                    let j = serde_json::json!({
+                        "label": k.label, "publisher": k.publisher, "algorithm": k.algorithm,
+                        "certificate_serial": k.cert_serial, "uri": k.uri,
+                    });
+                    let line = format!(
+                        "{:<16} {:<12} {:<8} cert={} {}",
+                        k.label,
+                        k.publisher,
+                        k.algorithm,
+                        k.cert_serial.unwrap_or_else(|| "-".into()),
+                        k.uri
+                    );
+                    (j, line)
+                })
+                .collect();
+            print_list(cli.output, rows, false, None, "")?;
         }
         KeyCmd::Show {
             label,
@@ -1201,19 +1308,30 @@ fn cmd_ca(cli: &Cli, c: &CaCmd) -> anyhow::Result<()> {
     let hm = open(cli)?;
     match c {
         CaCmd::List => {
-            for ca in hm.store.list_cas()? {
-                println!(
-                    "{:<22} {:<8} {:<8} parent={:<16} notAfter={} {}",
-                    ca.name,
-                    ca.role.as_str(),
-                    ca.key_algorithm,
-                    ca.parent.unwrap_or_else(|| "-".into()),
-                    ca.not_after
-                        .map(ts)
-                        .unwrap_or_else(|| "(no certificate)".into()),
-                    ca.subject.unwrap_or_default()
-                );
-            }
+            let rows = hm
+                .store
+                .list_cas()?
+                .into_iter()
+                .map(|ca| {
+                    let j = serde_json::json!({
+                        "name": ca.name, "role": ca.role.as_str(), "algorithm": ca.key_algorithm,
+                        "parent": ca.parent, "not_after": ca.not_after.map(ts), "subject": ca.subject,
+                    });
+                    let line = format!(
+                        "{:<22} {:<8} {:<8} parent={:<16} notAfter={} {}",
+                        ca.name,
+                        ca.role.as_str(),
+                        ca.key_algorithm,
+                        ca.parent.unwrap_or_else(|| "-".into()),
+                        ca.not_after
+                            .map(ts)
+                            .unwrap_or_else(|| "(no certificate)".into()),
+                        ca.subject.unwrap_or_default()
+                    );
+                    (j, line)
+                })
+                .collect();
+            print_list(cli.output, rows, false, None, "")?;
         }
         CaCmd::Cert { name, out } => {
             let ca = hm
@@ -1307,6 +1425,16 @@ fn cmd_cert(cli: &Cli, c: &CertCmd) -> anyhow::Result<()> {
                 ),
                 None => r.status.clone(),
             };
+            if cli.output == Output::Json {
+                let v = serde_json::json!({
+                    "serial": r.serial, "status": status, "subject": r.subject, "profile": r.profile,
+                    "issuer": r.ca, "publisher": r.publisher, "not_before": ts(r.not_before),
+                    "not_after": ts(r.not_after), "recorded_at": ts(r.created_at),
+                    "certificate": r.cert_der.as_deref().map(pem_cert),
+                });
+                println!("{}", serde_json::to_string_pretty(&v)?);
+                return Ok(());
+            }
             println!("serial:    {}\nstatus:    {}\nsubject:   {}\nprofile:   {}\nissuer:    {}\npublisher: {}\nnotBefore: {}\nnotAfter:  {}\nrecorded:  {}",
                 r.serial, status, r.subject, r.profile, r.ca, r.publisher.unwrap_or_default(), ts(r.not_before), ts(r.not_after), ts(r.created_at));
             if let Some(der) = r.cert_der {
@@ -1326,16 +1454,28 @@ fn cmd_cert(cli: &Cli, c: &CertCmd) -> anyhow::Result<()> {
                 after: after.clone(),
                 limit: *limit,
             })?;
-            for r in rows {
-                println!(
-                    "{} {:<16} {:<12} {} {}",
-                    r.serial,
-                    r.profile,
-                    r.publisher.unwrap_or_default(),
-                    ts(r.not_after),
-                    r.subject
-                );
-            }
+            let full = rows.len() == *limit;
+            let next = rows.last().map(|r| r.serial.clone());
+            let rows = rows
+                .into_iter()
+                .map(|r| {
+                    let j = serde_json::json!({
+                        "serial": r.serial, "status": r.status, "profile": r.profile,
+                        "publisher": r.publisher, "issuer": r.ca, "subject": r.subject,
+                        "not_before": ts(r.not_before), "not_after": ts(r.not_after),
+                    });
+                    let line = format!(
+                        "{} {:<16} {:<12} {} {}",
+                        r.serial,
+                        r.profile,
+                        r.publisher.unwrap_or_default(),
+                        ts(r.not_after),
+                        r.subject
+                    );
+                    (j, line)
+                })
+                .collect();
+            print_list(cli.output, rows, full, next, "hallmark cert list --after")?;
         }
     }
     Ok(())

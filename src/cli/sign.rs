@@ -244,22 +244,40 @@ pub fn cmd_signature(cli: &super::Cli, c: &SignatureCmd) -> anyhow::Result<()> {
     let hm = open(cli)?;
     match c {
         SignatureCmd::List { key, limit } => {
-            for s in hm
+            let list = hm
                 .store
-                .list_signatures(key.as_deref(), None, None, *limit)?
-            {
-                println!(
-                    "{:>6} {} {:<16} {:<4} {}:{} by {} {}",
-                    s.id,
-                    super::ts(s.created_at),
-                    s.key_label,
-                    s.format,
-                    s.digest_algorithm,
-                    s.digest,
-                    s.requester,
-                    s.metadata.unwrap_or_default()
-                );
-            }
+                .list_signatures(key.as_deref(), None, None, *limit)?;
+            let full = list.len() == *limit;
+            let rows = list
+                .into_iter()
+                .map(|s| {
+                    let j = serde_json::json!({
+                        "id": s.id, "created_at": super::ts(s.created_at), "key": s.key_label,
+                        "format": s.format, "digest_algorithm": s.digest_algorithm,
+                        "digest": s.digest, "requester": s.requester, "approvers": s.approvers,
+                        "metadata": s.metadata.as_deref().and_then(|m| serde_json::from_str::<serde_json::Value>(m).ok()),
+                    });
+                    let line = format!(
+                        "{:>6} {} {:<16} {:<4} {}:{} by {} {}",
+                        s.id,
+                        super::ts(s.created_at),
+                        s.key_label,
+                        s.format,
+                        s.digest_algorithm,
+                        s.digest,
+                        s.requester,
+                        s.metadata.unwrap_or_default()
+                    );
+                    (j, line)
+                })
+                .collect();
+            super::print_list(
+                cli.output,
+                rows,
+                full,
+                None,
+                "hallmark signature list --limit N (newest N)",
+            )?;
         }
     }
     Ok(())

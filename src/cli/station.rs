@@ -97,18 +97,24 @@ pub fn run(
     hm: Option<&crate::engine::Hallmark>,
     actor: &str,
     c: &StationCmd,
+    output: super::Output,
 ) -> anyhow::Result<()> {
     match c {
         StationCmd::Run(a) => run_batch(a),
         other => {
             let hm =
                 hm.ok_or_else(|| anyhow!("no config: give --config FILE or set HALLMARK_CONFIG"))?;
-            manage(hm, actor, other)
+            manage(hm, actor, other, output)
         }
     }
 }
 
-fn manage(hm: &crate::engine::Hallmark, actor: &str, c: &StationCmd) -> anyhow::Result<()> {
+fn manage(
+    hm: &crate::engine::Hallmark,
+    actor: &str,
+    c: &StationCmd,
+    output: super::Output,
+) -> anyhow::Result<()> {
     match c {
         StationCmd::Add(a) => {
             let cert_path = a.out_dir.join(format!("{}.pem", a.name));
@@ -156,6 +162,7 @@ fn manage(hm: &crate::engine::Hallmark, actor: &str, c: &StationCmd) -> anyhow::
             );
         }
         StationCmd::List => {
+            let mut rows = Vec::new();
             for s in hm.store.list_stations()? {
                 let used = hm.store.station_issued_count(&s.name)?;
                 let state = match hm.station_refusal(&s)? {
@@ -165,7 +172,12 @@ fn manage(hm: &crate::engine::Hallmark, actor: &str, c: &StationCmd) -> anyhow::
                     Some(why) if why.ends_with("expired") => "CERT-EXPIRED",
                     Some(_) => "NO-CERT",
                 };
-                println!(
+                let j = serde_json::json!({
+                    "name": s.name, "publisher": s.publisher, "profile": s.profile,
+                    "used": used, "quota": s.quota, "state": state,
+                    "reprovision": s.reprovision, "serial_pattern": s.serial_pattern,
+                });
+                let line = format!(
                     "{:<16} {:<10} {:<14} used {}/{} {}{} pattern={}",
                     s.name,
                     s.publisher,
@@ -176,7 +188,9 @@ fn manage(hm: &crate::engine::Hallmark, actor: &str, c: &StationCmd) -> anyhow::
                     if s.reprovision { " reprovision" } else { "" },
                     s.serial_pattern
                 );
+                rows.push((j, line));
             }
+            super::print_list(output, rows, false, None, "")?;
         }
         StationCmd::Disable { name } => {
             hm.disable_station(name, actor)?;
