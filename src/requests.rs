@@ -188,9 +188,18 @@ impl Hallmark {
         limit: usize,
     ) -> Result<(Vec<RequestRecord>, Option<i64>)> {
         if let Some(s) = status {
-            if !["pending", "approved", "denied", "expired", "issued"].contains(&s) {
+            if ![
+                "pending",
+                "approved",
+                "denied",
+                "expired",
+                "issued",
+                "cancelled",
+            ]
+            .contains(&s)
+            {
                 return Err(Error::Invalid(format!(
-                    "unknown status '{s}' (pending, denied, expired, issued)"
+                    "unknown status '{s}' (pending, approved, denied, expired, issued, cancelled)"
                 )));
             }
         }
@@ -224,6 +233,37 @@ impl Hallmark {
             r.status = "expired".into();
         }
         Ok(r)
+    }
+
+    /// Cancels a pending request: its requester, or an officer. It never issues afterwards.
+    pub fn cancel_request(&self, id: i64, cred: &Credential) -> Result<RequestView> {
+        let request = self
+            .store
+            .get_request(id)?
+            .ok_or_else(|| Error::NotFound(format!("request {id}")))?;
+        let publisher_id = request.publisher.clone().unwrap_or_default();
+        cred.may_act_for(&publisher_id)
+            .map_err(|_| Error::NotFound(format!("request {id}")))?;
+        if !cred.officer && cred.name != request.requester {
+            return Err(AuthError::Forbidden(format!(
+                "only the requester ('{}') or an officer cancels request {id}",
+                request.requester
+            ))
+            .into());
+        }
+        let request = self.expire_if_due(request)?;
+        if request.status != "pending" {
+            return Err(Error::Conflict(format!(
+                "request {id} is {}; only a pending request can be cancelled",
+                request.status
+            )));
+        }
+        if !self.store.cancel_request(id, &cred.actor())? {
+            return Err(Error::Conflict(format!(
+                "request {id} was decided meanwhile; it is no longer pending"
+            )));
+        }
+        self.request_view(id, cred)
     }
 
     /// Approves or denies a pending request. Returns the request as it stands, and the

@@ -1009,6 +1009,39 @@ impl Hallmark {
 
     /// Approves or denies a pending signature request. The approval that completes the quorum
     /// signs the stored digest (policy and key certificate checked again) in this call.
+    /// Cancels a pending signature request: its requester, or an officer. Nothing is signed
+    /// for it afterwards.
+    pub fn cancel_signature_request(
+        &self,
+        id: i64,
+        cred: &Credential,
+    ) -> Result<SignatureRequestView> {
+        let view = self.signature_request_view(id, cred)?;
+        let request = view.request;
+        if !cred.officer && cred.name != request.requester {
+            return Err(AuthError::Forbidden(format!(
+                "only the requester ('{}') or an officer cancels signature request {id}",
+                request.requester
+            ))
+            .into());
+        }
+        if request.status != "pending" {
+            return Err(Error::Conflict(format!(
+                "signature request {id} is {}; only a pending request can be cancelled",
+                request.status
+            )));
+        }
+        if !self
+            .store
+            .finish_signature_request(id, "pending", "cancelled", None, &cred.actor())?
+        {
+            return Err(Error::Conflict(format!(
+                "signature request {id} was decided meanwhile; it is no longer pending"
+            )));
+        }
+        self.signature_request_view(id, cred)
+    }
+
     pub fn decide_signature(
         &self,
         id: i64,

@@ -72,7 +72,44 @@ impl Reply {
     }
 }
 
+/// SIGINT and SIGTERM, caught while a command waits on the server (for approvals): the command
+/// then withdraws what it asked for instead of leaving it pending for ever.
+pub struct Interrupts {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
 impl Client {
+    /// Catches SIGINT and SIGTERM from now on (see [`Client::pause`]).
+    pub fn interrupts(&self) -> anyhow::Result<Interrupts> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let _rt = self.rt.enter();
+        Ok(Interrupts {
+            int: signal(SignalKind::interrupt()).context("catching SIGINT")?,
+            term: signal(SignalKind::terminate()).context("catching SIGTERM")?,
+        })
+    }
+
+    /// Waits `dur`; true when SIGINT or SIGTERM came first.
+    pub fn pause(&self, dur: std::time::Duration, signals: &mut Interrupts) -> bool {
+        self.rt.block_on(async {
+            tokio::select! {
+                _ = tokio::time::sleep(dur) => false,
+                _ = signals.int.recv() => true,
+                _ = signals.term.recv() => true,
+            }
+        })
+    }
+
+    /// Withdraws a pending request (`PATH` is the request's URL path); what happened, to say.
+    pub fn cancel(&self, path: &str) -> String {
+        match self.send("POST", &format!("{path}/cancel"), None, vec![]) {
+            Ok(r) if r.status == 200 => "it was cancelled".into(),
+            Ok(r) => format!("cancelling it failed: {} {}", r.status, r.problem()),
+            Err(e) => format!("cancelling it failed: {e:#}"),
+        }
+    }
+
     pub fn new(
         server: &str,
         token: Option<String>,

@@ -108,8 +108,9 @@ pub enum Command {
     /// API tokens (only their hash is stored).
     #[command(subcommand)]
     Token(TokenCmd),
-    /// Submit a CSR to a hallmark server and wait for the certificate (CI jobs).
-    Request(RequestArgs),
+    /// Submit a CSR to a hallmark server and wait for the certificate (CI jobs); `request
+    /// cancel ID` withdraws a pending request.
+    Request(RequestCmd),
     /// Approve a pending request on a hallmark server, with your own token.
     Approve(DecideArgs),
     /// Deny a pending request on a hallmark server, with your own token.
@@ -331,15 +332,39 @@ pub enum ClientCmd {
     Show,
 }
 
+/// `hallmark request --profile P --csr F` submits; `hallmark request cancel ID` withdraws.
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct RequestCmd {
+    #[command(subcommand)]
+    pub action: Option<RequestAction>,
+    #[command(flatten)]
+    pub submit: RequestArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RequestAction {
+    /// Withdraw a pending request (its requester or an officer): it never issues or signs.
+    Cancel {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// The request id (`hallmark request` or `hallmark sign` printed it).
+        id: i64,
+        /// The id is a signature request's, not a certificate request's.
+        #[arg(long)]
+        signature: bool,
+    },
+}
+
 #[derive(Args, Debug)]
 pub struct RequestArgs {
     #[command(flatten)]
     pub server: ServerArgs,
-    #[arg(long)]
-    pub profile: String,
+    #[arg(long, required = true)]
+    pub profile: Option<String>,
     /// CSR file (PEM or DER).
-    #[arg(long)]
-    pub csr: PathBuf,
+    #[arg(long, required = true)]
+    pub csr: Option<PathBuf>,
     /// Publisher (officer tokens only; a publisher token uses its own).
     #[arg(long)]
     pub publisher: Option<String>,
@@ -740,7 +765,32 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             };
             station::run(hm.as_ref(), &actor(), c, cli.output)
         }
-        Command::Request(a) => cmd_request(a),
+        Command::Request(RequestCmd {
+            action:
+                Some(RequestAction::Cancel {
+                    server,
+                    id,
+                    signature,
+                }),
+            ..
+        }) => {
+            let client = server.client()?;
+            let path = format!(
+                "/api/v1/{}requests/{id}/cancel",
+                if *signature { "signatures/" } else { "" }
+            );
+            let r = client.send("POST", &path, None, vec![])?;
+            if r.status != 200 {
+                bail!("{} {}", r.status, r.problem());
+            }
+            println!(
+                "{}request {id}: {}",
+                if *signature { "signature " } else { "" },
+                r.json()?["status"].as_str().unwrap_or("?")
+            );
+            Ok(())
+        }
+        Command::Request(RequestCmd { submit, .. }) => cmd_request(submit),
         Command::Approve(a) => cmd_decide(a, true),
         Command::Deny(a) => cmd_decide(a, false),
         Command::Doctor => {
@@ -1005,15 +1055,18 @@ fn cmd_token(cli: &Cli, c: &TokenCmd) -> anyhow::Result<()> {
 }
 
 fn cmd_request(a: &RequestArgs) -> anyhow::Result<()> {
+    let (Some(profile), Some(csr_file)) = (&a.profile, &a.csr) else {
+        bail!("hallmark request needs --profile and --csr (or: hallmark request cancel ID)");
+    };
     let client = a.server.client()?;
-    let csr = String::from_utf8(read_input(&a.csr)?).unwrap_or_default();
+    let csr = String::from_utf8(read_input(csr_file)?).unwrap_or_default();
     let csr = if csr.contains("BEGIN") {
         csr
     } else {
-        crate::pemfmt::encode("CERTIFICATE REQUEST", read_input(&a.csr)?)
+        crate::pemfmt::encode("CERTIFICATE REQUEST", read_input(csr_file)?)
     };
     let body = serde_json::json!({
-        "profile": a.profile, "csr": csr, "publisher": a.publisher,
+        "profile": profile, "csr": csr, "publisher": a.publisher,
         "device_serial": a.device_serial, "name": a.name,
     });
     let mut body = body;
@@ -1033,13 +1086,23 @@ fn cmd_request(a: &RequestArgs) -> anyhow::Result<()> {
                 .as_i64()
                 .ok_or_else(|| anyhow!("202 without a request id"))?;
             eprintln!(
-                "request {id} waits for approvals; polling for up to {} s",
+                "request {id} waits for approvals; polling for up to {} s (Ctrl-C cancels it)",
                 a.timeout
             );
+            let path = format!("/api/v1/requests/{id}");
+            let mut interrupts = client.interrupts()?;
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(a.timeout);
             loop {
-                std::thread::sleep(std::time::Duration::from_secs(a.poll.max(1)));
-                let r = client.send("GET", &format!("/api/v1/requests/{id}"), None, vec![])?;
+                if client.pause(
+                    std::time::Duration::from_secs(a.poll.max(1)),
+                    &mut interrupts,
+                ) {
+                    bail!(
+                        "interrupted while request {id} waited for approvals; {}",
+                        client.cancel(&path)
+                    );
+                }
+                let r = client.send("GET", &path, None, vec![])?;
                 if r.status != 200 {
                     bail!("request {id}: {} {}", r.status, r.problem());
                 }
@@ -1065,8 +1128,9 @@ fn cmd_request(a: &RequestArgs) -> anyhow::Result<()> {
                     }
                     Some("pending") if std::time::Instant::now() < deadline => continue,
                     Some("pending") => bail!(
-                        "request {id} is still waiting for approvals after {} s",
-                        a.timeout
+                        "request {id} was still waiting for approvals after {} s; {}",
+                        a.timeout,
+                        client.cancel(&path)
                     ),
                     Some(other) => bail!("request {id} was {other}; no certificate"),
                     None => bail!("request {id}: unexpected answer"),

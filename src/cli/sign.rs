@@ -212,18 +212,20 @@ pub(super) fn wait_for_approvals(
         .ok_or_else(|| anyhow!("202 without a request id"))?;
     eprintln!(
         "signature request {id} waits for {} approval(s); polling for up to {timeout} s \
-         (approvers: hallmark approve --signature {id} ...)",
+         (approvers: hallmark approve --signature {id} ...; Ctrl-C cancels it)",
         accepted["approvals_required"]
     );
+    let path = format!("/api/v1/signatures/requests/{id}");
+    let mut interrupts = client.interrupts()?;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout);
     loop {
-        std::thread::sleep(std::time::Duration::from_secs(poll.max(1)));
-        let r = client.send(
-            "GET",
-            &format!("/api/v1/signatures/requests/{id}"),
-            None,
-            vec![],
-        )?;
+        if client.pause(std::time::Duration::from_secs(poll.max(1)), &mut interrupts) {
+            bail!(
+                "interrupted while signature request {id} waited for approvals; {}",
+                client.cancel(&path)
+            );
+        }
+        let r = client.send("GET", &path, None, vec![])?;
         if r.status != 200 {
             bail!("signature request {id}: {} {}", r.status, r.problem());
         }
@@ -232,7 +234,10 @@ pub(super) fn wait_for_approvals(
             Some("signed") => return Ok(v),
             Some("pending" | "signing") if std::time::Instant::now() < deadline => continue,
             Some("pending" | "signing") => {
-                bail!("signature request {id} is still waiting for approvals after {timeout} s")
+                bail!(
+                    "signature request {id} was still waiting for approvals after {timeout} s; {}",
+                    client.cancel(&path)
+                )
             }
             Some(other) => bail!("signature request {id} was {other}; nothing was signed"),
             None => bail!("signature request {id}: unexpected answer"),

@@ -40,6 +40,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/requests/{id}"),
     ("POST", "/api/v1/requests/{id}/approve"),
     ("POST", "/api/v1/requests/{id}/deny"),
+    ("POST", "/api/v1/requests/{id}/cancel"),
     ("GET", "/api/v1/publishers"),
     ("POST", "/api/v1/publishers"),
     ("POST", "/api/v1/signatures"),
@@ -48,6 +49,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/signatures/requests/{id}"),
     ("POST", "/api/v1/signatures/requests/{id}/approve"),
     ("POST", "/api/v1/signatures/requests/{id}/deny"),
+    ("POST", "/api/v1/signatures/requests/{id}/cancel"),
     ("GET", "/api/v1/keys/{label}"),
     // ACME (RFC 8555), served by `http::acme` (which keeps the same list as `acme::ROUTES`).
     ("GET", "/acme/{profile}/directory"),
@@ -513,6 +515,7 @@ fn template_of(m: &Method, path: &str) -> Result<&'static str, Box<Response<Body
         ("GET", ["api", "v1", "requests", _]) => "/api/v1/requests/{id}",
         ("POST", ["api", "v1", "requests", _, "approve"]) => "/api/v1/requests/{id}/approve",
         ("POST", ["api", "v1", "requests", _, "deny"]) => "/api/v1/requests/{id}/deny",
+        ("POST", ["api", "v1", "requests", _, "cancel"]) => "/api/v1/requests/{id}/cancel",
         ("GET", ["api", "v1", "publishers"]) => "/api/v1/publishers",
         ("POST", ["api", "v1", "publishers"]) => "/api/v1/publishers",
         ("POST", ["api", "v1", "signatures"]) => "/api/v1/signatures",
@@ -523,6 +526,9 @@ fn template_of(m: &Method, path: &str) -> Result<&'static str, Box<Response<Body
         }
         ("POST", ["api", "v1", "signatures", "requests", _, "deny"]) => {
             "/api/v1/signatures/requests/{id}/deny"
+        }
+        ("POST", ["api", "v1", "signatures", "requests", _, "cancel"]) => {
+            "/api/v1/signatures/requests/{id}/cancel"
         }
         ("GET", ["api", "v1", "signatures", _]) => "/api/v1/signatures/{id}",
         ("GET", ["api", "v1", "keys", _]) => "/api/v1/keys/{label}",
@@ -755,6 +761,17 @@ fn handle(
                     ))
                 })
         }
+        "/api/v1/requests/{id}/cancel" => parse_id(segs[3])
+            .and_then(|id| hm.cancel_request(id, cred))
+            .map(|v| json_response(StatusCode::OK, &request_json(&v.request, Some(&v)))),
+        "/api/v1/signatures/requests/{id}/cancel" => parse_id(segs[4])
+            .and_then(|id| hm.cancel_signature_request(id, cred))
+            .and_then(|view| {
+                Ok(json_response(
+                    StatusCode::OK,
+                    &signature_request_json(hm, &view)?,
+                ))
+            }),
         "/api/v1/keys/{label}" => get_key(hm, segs[3], cred),
         _ => Err(Error::NotFound(req.path.clone())),
     };

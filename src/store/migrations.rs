@@ -356,4 +356,53 @@ UPDATE sqlite_sequence
     r#"
 CREATE INDEX IF NOT EXISTS certificates_intents ON certificates (created_at) WHERE status = 'intent';
 "#,
+    // A request waiting for approvals can be cancelled by its requester or an officer (the CLI
+    // does it when interrupted): the `cancelled` state. SQLite cannot change a CHECK in place,
+    // so both tables are rebuilt with the same columns, rows and indexes (foreign keys are off
+    // while migrations run, and checked before each commits).
+    r#"
+CREATE TABLE requests_new (
+    id                 INTEGER PRIMARY KEY AUTOINCREMENT,
+    profile            TEXT NOT NULL,
+    publisher          TEXT,
+    requester          TEXT NOT NULL,
+    csr_der            BLOB NOT NULL,
+    status             TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'denied', 'expired', 'issued', 'cancelled')),
+    created_at         INTEGER NOT NULL,
+    expires_at         INTEGER,
+    decided_at         INTEGER,
+    device_serial      TEXT,
+    cn_name            TEXT,
+    approvals_required INTEGER NOT NULL DEFAULT 0,
+    certificate_serial TEXT
+);
+INSERT INTO requests_new (id, profile, publisher, requester, csr_der, status, created_at, expires_at, decided_at, device_serial, cn_name, approvals_required, certificate_serial)
+    SELECT id, profile, publisher, requester, csr_der, status, created_at, expires_at, decided_at, device_serial, cn_name, approvals_required, certificate_serial FROM requests;
+DROP TABLE requests;
+ALTER TABLE requests_new RENAME TO requests;
+CREATE INDEX requests_by_status ON requests (status, publisher);
+CREATE TABLE signature_requests_new (
+    id                 INTEGER PRIMARY KEY AUTOINCREMENT,
+    key_label          TEXT NOT NULL,
+    publisher          TEXT NOT NULL,
+    requester          TEXT NOT NULL,
+    digest_algorithm   TEXT NOT NULL,
+    digest             TEXT NOT NULL,
+    format             TEXT NOT NULL,
+    metadata           TEXT,
+    status             TEXT NOT NULL CHECK (status IN ('pending', 'signing', 'signed', 'denied', 'expired', 'failed', 'cancelled')),
+    approvals_required INTEGER NOT NULL,
+    created_at         INTEGER NOT NULL,
+    expires_at         INTEGER NOT NULL,
+    decided_at         INTEGER,
+    signature_id       INTEGER,
+    signature          BLOB,
+    timestamp_token    BLOB
+);
+INSERT INTO signature_requests_new (id, key_label, publisher, requester, digest_algorithm, digest, format, metadata, status, approvals_required, created_at, expires_at, decided_at, signature_id, signature, timestamp_token)
+    SELECT id, key_label, publisher, requester, digest_algorithm, digest, format, metadata, status, approvals_required, created_at, expires_at, decided_at, signature_id, signature, timestamp_token FROM signature_requests;
+DROP TABLE signature_requests;
+ALTER TABLE signature_requests_new RENAME TO signature_requests;
+CREATE INDEX signature_requests_by_status ON signature_requests (status, publisher);
+"#,
 ];

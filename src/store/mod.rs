@@ -374,7 +374,6 @@ impl Store {
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
         // Statement and savepoint journals in memory, not in temporary files.
         conn.pragma_update(None, "temp_store", "MEMORY")?;
         // The writer's page cache holds the hot index pages of a large batch (serials are random,
@@ -384,6 +383,9 @@ impl Store {
         // Checkpoint the WAL every ~16 MiB instead of every 4 MiB: a page rewritten many times
         // by consecutive batches (a growing B-tree's right edge) is copied back once.
         conn.pragma_update(None, "wal_autocheckpoint", 4000)?;
+        // Off while migrations run (the bundled SQLite turns them on by default), so a migration
+        // may rebuild a table that others refer to; on again below.
+        conn.pragma_update(None, "foreign_keys", "OFF")?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         let target = migrations::MIGRATIONS.len() as i64;
         if version > target {
@@ -396,11 +398,23 @@ impl Store {
             .enumerate()
             .skip(version as usize)
         {
+            // The references are checked before a migration commits.
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             tx.execute_batch(sql)?;
+            let dangling: i64 =
+                tx.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+                    r.get(0)
+                })?;
+            if dangling > 0 {
+                return Err(StoreError::Schema(format!(
+                    "migration {} would leave {dangling} dangling reference(s); nothing was changed",
+                    i + 1
+                )));
+            }
             tx.pragma_update(None, "user_version", (i + 1) as i64)?;
             tx.commit()?;
         }
+        conn.pragma_update(None, "foreign_keys", "ON")?;
         let cache = cache::Cache::default();
         cache.watch(&conn);
         Ok(Store {
@@ -1187,6 +1201,76 @@ mod tests {
         drop(s);
         let s = Store::open_existing(&path).unwrap();
         assert!(s.integrity_check().unwrap().is_empty());
+    }
+
+    /// A database of the previous schema, with requests (one a certificate points to) and a
+    /// signature request, is migrated without losing a row or a reference, and the rebuilt
+    /// tables take the `cancelled` state.
+    #[test]
+    fn the_cancelled_state_migration_keeps_every_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        let before = migrations::MIGRATIONS.len() - 1;
+        {
+            let mut c = rusqlite::Connection::open(&path).unwrap();
+            for sql in &migrations::MIGRATIONS[..before] {
+                let tx = c.transaction().unwrap();
+                tx.execute_batch(sql).unwrap();
+                tx.commit().unwrap();
+            }
+            c.pragma_update(None, "user_version", before as i64).unwrap();
+            c.execute_batch(
+                "INSERT INTO requests (id, profile, publisher, requester, csr_der, status, created_at, approvals_required, certificate_serial)
+                     VALUES (7, 'code-signing', 'acme', 'ci', x'00', 'issued', 1, 1, 'aa'), (8, 'code-signing', 'acme', 'ci', x'00', 'pending', 2, 2, NULL);
+                 INSERT INTO certificates (serial, ca, profile, publisher, request_id, subject, spki_sha256, not_before, not_after, status, tbs_der, created_at)
+                     VALUES ('aa', 'code-signing-ca', 'code-signing', 'acme', 7, 'CN=x', 'ff', 1, 2, 'issued', x'00', 1);
+                 INSERT INTO signature_requests (id, key_label, publisher, requester, digest_algorithm, digest, format, status, approvals_required, created_at, expires_at)
+                     VALUES (5, 'k', 'acme', 'ci', 'sha256', 'ab', 'raw', 'pending', 1, 1, 9999999999);",
+            )
+            .unwrap();
+        }
+        let s = Store::open_existing(&path).unwrap();
+        assert_eq!(
+            s.schema_version().unwrap(),
+            migrations::MIGRATIONS.len() as i64
+        );
+        assert_eq!(s.get_request(7).unwrap().unwrap().status, "issued");
+        assert_eq!(
+            s.get_certificate("aa").unwrap().unwrap().request_id,
+            Some(7)
+        );
+        assert!(s.cancel_request(8, "test").unwrap());
+        assert_eq!(s.get_request(8).unwrap().unwrap().status, "cancelled");
+        assert!(!s.cancel_request(7, "test").unwrap(), "only a pending one");
+        assert!(s
+            .finish_signature_request(5, "pending", "cancelled", None, "test")
+            .unwrap());
+        assert!(s.integrity_check().unwrap().is_empty());
+        let fk: i64 = s
+            .conn()
+            .unwrap()
+            .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(fk, 0);
+        // New requests continue the id sequence.
+        let id = s
+            .insert_pending_request(
+                &NewRequest {
+                    profile: "code-signing".into(),
+                    publisher: "acme".into(),
+                    requester: "ci".into(),
+                    csr_der: vec![0],
+                    device_serial: None,
+                    cn_name: None,
+                    approvals_required: 1,
+                    expires_at: 9_999_999_999,
+                },
+                "test",
+            )
+            .unwrap();
+        assert_eq!(id, 9);
     }
 
     #[test]

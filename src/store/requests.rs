@@ -223,6 +223,28 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Cancels a pending request (its requester or an officer asked); false when it was no
+    /// longer pending (decided, claimed or expired meanwhile).
+    pub fn cancel_request(&self, request_id: i64, actor: &str) -> Result<bool, StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let n = tx.execute(
+            "UPDATE requests SET status = 'cancelled', decided_at = ?2 WHERE id = ?1 AND status = 'pending'",
+            params![request_id, now()],
+        )?;
+        if n == 1 {
+            audit(
+                &tx,
+                actor,
+                "request.cancelled",
+                &request_id.to_string(),
+                None,
+            )?;
+        }
+        tx.commit()?;
+        Ok(n == 1)
+    }
+
     /// Ends a request: a pending one as `expired` or `denied`, or a claimed (`approved`) one
     /// as `issued` or `denied`; false if it was in neither state.
     pub fn finish_request(
