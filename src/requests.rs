@@ -163,15 +163,20 @@ impl Hallmark {
         Ok(Submitted::Pending(rec))
     }
 
-    /// A request, if the caller may see it.
-    pub fn request_view(&self, id: i64, cred: &Credential) -> Result<RequestView> {
+    /// A request the caller may see (another publisher's is not found), expired if due.
+    fn visible_request(&self, id: i64, cred: &Credential) -> Result<RequestRecord> {
         let request = self
             .store
             .get_request(id)?
             .ok_or_else(|| Error::NotFound(format!("request {id}")))?;
         cred.may_act_for(request.publisher.as_deref().unwrap_or(""))
             .map_err(|_| Error::NotFound(format!("request {id}")))?;
-        let request = self.expire_if_due(request)?;
+        self.expire_if_due(request)
+    }
+
+    /// A request, if the caller may see it.
+    pub fn request_view(&self, id: i64, cred: &Credential) -> Result<RequestView> {
+        let request = self.visible_request(id, cred)?;
         Ok(RequestView {
             approvals: self.store.approvals(id)?,
             request,
@@ -237,13 +242,7 @@ impl Hallmark {
 
     /// Cancels a pending request: its requester, or an officer. It never issues afterwards.
     pub fn cancel_request(&self, id: i64, cred: &Credential) -> Result<RequestView> {
-        let request = self
-            .store
-            .get_request(id)?
-            .ok_or_else(|| Error::NotFound(format!("request {id}")))?;
-        let publisher_id = request.publisher.clone().unwrap_or_default();
-        cred.may_act_for(&publisher_id)
-            .map_err(|_| Error::NotFound(format!("request {id}")))?;
+        let request = self.visible_request(id, cred)?;
         if !cred.officer && cred.name != request.requester {
             return Err(AuthError::Forbidden(format!(
                 "only the requester ('{}') or an officer cancels request {id}",
@@ -251,7 +250,6 @@ impl Hallmark {
             ))
             .into());
         }
-        let request = self.expire_if_due(request)?;
         if request.status != "pending" {
             return Err(Error::Conflict(format!(
                 "request {id} is {}; only a pending request can be cancelled",
@@ -276,14 +274,7 @@ impl Hallmark {
         comment: Option<&str>,
     ) -> Result<(RequestView, Option<Issued>)> {
         cred.require(Scope::Approve)?;
-        let request = self
-            .store
-            .get_request(id)?
-            .ok_or_else(|| Error::NotFound(format!("request {id}")))?;
-        let publisher_id = request.publisher.clone().unwrap_or_default();
-        cred.may_act_for(&publisher_id)
-            .map_err(|_| Error::NotFound(format!("request {id}")))?;
-        let request = self.expire_if_due(request)?;
+        let request = self.visible_request(id, cred)?;
         if request.status != "pending" {
             return Err(Error::Conflict(format!(
                 "request {id} is {}; it can no longer be decided",
