@@ -640,3 +640,54 @@ fn a_line_over_the_limit_ends_the_batch() {
         "nothing after the long line"
     );
 }
+
+/// `station run` takes the server and the root from the client profile (`hallmark client
+/// bootstrap`) when `--server` and `--ca` are not given.
+#[test]
+fn station_run_reads_the_client_profile() {
+    let line = Line::new();
+    let (devices, input) = line.station_with_batch(
+        "line-cp",
+        "^CP-[0-9]{4}$",
+        10,
+        2,
+        |i| format!("CP-{i:04}"),
+        "cp.ndjson",
+    );
+    let xdg = line.ca.path("xdg");
+    let fp = line
+        .ca
+        .hm(&["ca", "fingerprint", "root"])
+        .trim()
+        .to_string();
+    ok(std::process::Command::new(hallmark_bin())
+        .args([
+            "client",
+            "bootstrap",
+            "--server",
+            line.api(),
+            "--fingerprint",
+            &fp,
+            "--public",
+            &line.server.public,
+        ])
+        .env("XDG_CONFIG_HOME", &xdg));
+    let dir = line.ca.path("stations");
+    let out = line.ca.path("cp-out.ndjson");
+    ok(std::process::Command::new(hallmark_bin())
+        .args(["station", "run", "--quiet", "--cert"])
+        .arg(dir.join("line-cp.pem"))
+        .arg("--key")
+        .arg(dir.join("line-cp.key"))
+        .arg("--in")
+        .arg(&input)
+        .arg("--out")
+        .arg(&out)
+        .env("XDG_CONFIG_HOME", &xdg)
+        .env_remove("HALLMARK_CONFIG"));
+    assert_eq!(lines_in(&out), devices.len());
+    assert!(std::fs::read_to_string(&out)
+        .expect("answers")
+        .lines()
+        .all(|l| l.contains("\"issued\"")));
+}

@@ -55,18 +55,20 @@ pub struct AddArgs {
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
-    /// Base URL of the API listener (https).
-    #[arg(long)]
-    pub server: String,
+    /// Base URL of the API listener (https); default: the client profile's
+    /// (`hallmark client bootstrap`), or HALLMARK_SERVER.
+    #[arg(long, env = "HALLMARK_SERVER")]
+    pub server: Option<String>,
     /// The station certificate chain (PEM).
     #[arg(long)]
     pub cert: PathBuf,
     /// The station key (PKCS#8 PEM).
     #[arg(long)]
     pub key: PathBuf,
-    /// hallmark's root certificate, to verify the server.
-    #[arg(long)]
-    pub ca: PathBuf,
+    /// hallmark's root certificate, to verify the server; default: the client profile's root,
+    /// or HALLMARK_CA.
+    #[arg(long, env = "HALLMARK_CA")]
+    pub ca: Option<PathBuf>,
     /// Input: one {"device_serial","csr"} per line.
     #[arg(long = "in")]
     pub input: PathBuf,
@@ -224,7 +226,13 @@ fn tls_config(a: &RunArgs) -> anyhow::Result<rustls::ClientConfig> {
     let read =
         |p: &Path| std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()));
     let mut roots = rustls::RootCertStore::empty();
-    for b in pem::parse_many(read(&a.ca)?).context("--ca")? {
+    let ca = match &a.ca {
+        Some(c) => c.clone(),
+        None => super::context::load()?.root.ok_or_else(|| {
+            anyhow!("no root to verify the server: pass --ca ROOT.pem (or HALLMARK_CA), or run hallmark client bootstrap once")
+        })?,
+    };
+    for b in pem::parse_many(read(&ca)?).context("--ca")? {
         if b.tag() == "CERTIFICATE" {
             roots.add(rustls::pki_types::CertificateDer::from(b.into_contents()))?;
         }
@@ -283,7 +291,13 @@ fn run_batch(a: &RunArgs) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let url: hyper::Uri = format!("{}/api/v1/provision/batch", a.server.trim_end_matches('/'))
+    let server = match &a.server {
+        Some(s) => s.clone(),
+        None => super::context::load()?.server.ok_or_else(|| {
+            anyhow!("no server: pass --server URL (or HALLMARK_SERVER), or run hallmark client bootstrap once")
+        })?,
+    };
+    let url: hyper::Uri = format!("{}/api/v1/provision/batch", server.trim_end_matches('/'))
         .parse()
         .context("--server")?;
     if url.scheme_str() != Some("https") {

@@ -1218,7 +1218,8 @@ mod tests {
                 tx.execute_batch(sql).unwrap();
                 tx.commit().unwrap();
             }
-            c.pragma_update(None, "user_version", before as i64).unwrap();
+            c.pragma_update(None, "user_version", before as i64)
+                .unwrap();
             c.execute_batch(
                 "INSERT INTO requests (id, profile, publisher, requester, csr_der, status, created_at, approvals_required, certificate_serial)
                      VALUES (7, 'code-signing', 'acme', 'ci', x'00', 'issued', 1, 1, 'aa'), (8, 'code-signing', 'acme', 'ci', x'00', 'pending', 2, 2, NULL);
