@@ -15,14 +15,19 @@ pub enum LogFormat {
 
 /// Installs the process's log writer: FORMAT on standard error, events at LEVEL and above
 /// (`error`, `warn`, `info`, `debug`, `trace`, or `tracing` directives such as
-/// `info,hallmark::access=warn`).
-pub fn init(format: LogFormat, level: &str) -> Result<(), String> {
+/// `info,hallmark::access=warn`). Lines are written by a thread of their own, so a request
+/// pays for formatting its line, not for the write (none is dropped: a full buffer waits).
+/// Keep the guard until the process ends: dropping it writes what is buffered.
+pub fn init(format: LogFormat, level: &str) -> Result<LogGuard, String> {
     let filter = tracing_subscriber::EnvFilter::try_new(level).map_err(|e| {
         format!("--log-level '{level}': {e} (give error, warn, info, debug or trace)")
     })?;
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     let installed = match format {
         LogFormat::Text => builder
             .with_ansi(std::io::stderr().is_terminal())
@@ -33,8 +38,12 @@ pub fn init(format: LogFormat, level: &str) -> Result<(), String> {
             .with_current_span(false)
             .try_init(),
     };
-    installed.map_err(|e| format!("cannot install the log writer: {e}"))
+    installed.map_err(|e| format!("cannot install the log writer: {e}"))?;
+    Ok(LogGuard(guard))
 }
+
+/// Flushes the log when dropped (at the end of `main`).
+pub struct LogGuard(#[allow(dead_code)] tracing_appender::non_blocking::WorkerGuard);
 
 /// A new request id: 96 random bits, hex.
 pub fn request_id() -> String {

@@ -711,7 +711,8 @@ fn output(out: Option<&Path>, text: &str) -> anyhow::Result<()> {
 
 /// Runs the CLI; errors carry context for the message.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    crate::logging::init(cli.log_format, &cli.log_level).map_err(|e| anyhow!(e))?;
+    // Held until the command returns: what the log thread holds is written then.
+    let _log = crate::logging::init(cli.log_format, &cli.log_level).map_err(|e| anyhow!(e))?;
     match &cli.command {
         Command::Init(a) => cmd_init(a),
         Command::Serve {
