@@ -4,6 +4,7 @@
 //! CA certificates at the URLs written into certificates. Errors are RFC 9457
 //! `application/problem+json` with a stable `type`.
 
+pub mod access;
 pub mod acme;
 pub mod api;
 mod idle;
@@ -96,7 +97,7 @@ async fn handle(hm: Arc<Hallmark>, req: Request<Incoming>) -> Result<Response<Bo
         Ok(r) => r,
         Err(never) => match never {},
     };
-    let done = Done {
+    let done = access::Done {
         listener: "public",
         method: &method,
         route,
@@ -105,73 +106,6 @@ async fn handle(hm: Arc<Hallmark>, req: Request<Incoming>) -> Result<Response<Bo
         started,
     };
     Ok(done.finish(resp).await)
-}
-
-/// What the access line of a finished request says.
-struct Done<'a> {
-    listener: &'static str,
-    method: &'a hyper::Method,
-    route: &'a str,
-    /// The token (its id, never its secret) or station that made the request.
-    credential: Option<&'a str>,
-    request_id: &'a str,
-    started: std::time::Instant,
-}
-
-impl Done<'_> {
-    /// Ends a response: the request id as `X-Request-Id` (and in a problem document), and the
-    /// access line.
-    async fn finish(&self, resp: Response<Body>) -> Response<Body> {
-        use http_body_util::BodyExt;
-        let problem = resp
-            .headers()
-            .get(hyper::header::CONTENT_TYPE)
-            .is_some_and(|v| v.as_bytes() == b"application/problem+json");
-        let mut resp = if problem {
-            let (mut parts, body) = resp.into_parts();
-            let bytes = match body.collect().await {
-                Ok(b) => b.to_bytes(),
-                Err(never) => match never {},
-            };
-            let bytes = match serde_json::from_slice::<serde_json::Value>(&bytes) {
-                Ok(mut v) if v.is_object() => {
-                    v["request_id"] = serde_json::Value::from(self.request_id);
-                    Bytes::from(v.to_string())
-                }
-                _ => bytes,
-            };
-            parts.headers.remove(hyper::header::CONTENT_LENGTH);
-            Response::from_parts(parts, Full::new(bytes))
-        } else {
-            resp
-        };
-        if let Ok(v) = hyper::header::HeaderValue::from_str(self.request_id) {
-            resp.headers_mut().insert("x-request-id", v);
-        }
-        self.log(
-            resp.status(),
-            http_body::Body::size_hint(resp.body()).exact(),
-        );
-        resp
-    }
-
-    /// One access line (target `hallmark::access`): method, route template, status, latency,
-    /// bytes, credential id and request id.
-    fn log(&self, status: StatusCode, bytes: Option<u64>) {
-        let latency_ms = self.started.elapsed().as_secs_f64() * 1000.0;
-        tracing::info!(
-            target: "hallmark::access",
-            listener = self.listener,
-            method = %self.method,
-            route = self.route,
-            status = status.as_u16(),
-            latency_ms,
-            bytes,
-            credential = self.credential,
-            request_id = self.request_id,
-            "request"
-        );
-    }
 }
 
 async fn handle_public(
@@ -597,7 +531,7 @@ async fn handle_api(
     let method = req.method().clone();
     let (parts, body) = req.into_parts();
     if let Some(r) = head_refusal(&parts) {
-        let done = Done {
+        let done = access::Done {
             listener: "api",
             method: &method,
             route: "unmatched",
@@ -620,7 +554,7 @@ async fn handle_api(
         }
         // The station is named by its certificate in the provisioning records; the line says
         // when the answer began (it streams on).
-        Done {
+        access::Done {
             listener: "api",
             method: &method,
             route: ROUTE,
@@ -633,7 +567,7 @@ async fn handle_api(
     }
     let (route, credential, resp) =
         handle_api_whole(state, remote, req, started, &request_id).await;
-    let done = Done {
+    let done = access::Done {
         listener: "api",
         method: &method,
         route,
