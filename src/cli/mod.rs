@@ -1060,6 +1060,8 @@ fn cmd_request(a: &RequestArgs) -> anyhow::Result<()> {
         bail!("hallmark request needs --profile and --csr (or: hallmark request cancel ID)");
     };
     let client = a.server.client()?;
+    // Caught from before the request exists (see `hallmark sign`).
+    let mut interrupts = client.interrupts()?;
     let csr = String::from_utf8(read_input(csr_file)?).unwrap_or_default();
     let csr = if csr.contains("BEGIN") {
         csr
@@ -1091,7 +1093,6 @@ fn cmd_request(a: &RequestArgs) -> anyhow::Result<()> {
                 a.timeout
             );
             let path = format!("/api/v1/requests/{id}");
-            let mut interrupts = client.interrupts()?;
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(a.timeout);
             loop {
                 if client.pause(

@@ -181,6 +181,9 @@ pub(super) fn post_signature(
     timeout: u64,
     poll: u64,
 ) -> anyhow::Result<(serde_json::Value, Vec<u8>)> {
+    // Caught from before the request exists: an interrupt at any moment after the server
+    // records it still cancels it.
+    let mut interrupts = client.interrupts()?;
     let reply = client.send(
         "POST",
         "/api/v1/signatures",
@@ -189,7 +192,7 @@ pub(super) fn post_signature(
     )?;
     let v = match reply.status {
         201 => reply.json()?,
-        202 => wait_for_approvals(client, &reply.json()?, timeout, poll)?,
+        202 => wait_for_approvals(client, &reply.json()?, timeout, poll, &mut interrupts)?,
         s => bail!("the server refused to sign: {s} {}", reply.problem()),
     };
     let sig = base64::engine::general_purpose::STANDARD
@@ -206,6 +209,7 @@ pub(super) fn wait_for_approvals(
     accepted: &serde_json::Value,
     timeout: u64,
     poll: u64,
+    interrupts: &mut client::Interrupts,
 ) -> anyhow::Result<serde_json::Value> {
     let id = accepted["request_id"]
         .as_i64()
@@ -216,10 +220,9 @@ pub(super) fn wait_for_approvals(
         accepted["approvals_required"]
     );
     let path = format!("/api/v1/signatures/requests/{id}");
-    let mut interrupts = client.interrupts()?;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout);
     loop {
-        if client.pause(std::time::Duration::from_secs(poll.max(1)), &mut interrupts) {
+        if client.pause(std::time::Duration::from_secs(poll.max(1)), interrupts) {
             bail!(
                 "interrupted while signature request {id} waited for approvals; {}",
                 client.cancel(&path)
