@@ -54,9 +54,12 @@ fn profile_path() -> anyhow::Result<PathBuf> {
     Ok(dir()?.join("client.toml"))
 }
 
-/// The client profile, or an empty one when there is none.
+/// The client profile, or an empty one when there is none (or no directory to hold one:
+/// flags alone then say everything).
 pub fn load() -> anyhow::Result<ClientProfile> {
-    let path = profile_path()?;
+    let Ok(path) = profile_path() else {
+        return Ok(ClientProfile::default());
+    };
     match std::fs::read_to_string(&path) {
         Ok(text) => toml::from_str(&text).with_context(|| {
             format!(
