@@ -1,0 +1,124 @@
+//! The README works as written: the shell blocks of the chapters listed in [`CHAPTERS`] run in
+//! order, in one shell, in a temporary directory, with the `hallmark` the tests built first on
+//! `PATH`, on free ports (the README's 8080, 8443, 18080 and 18443 are replaced). A block fenced ```` ```sh no-run ```` is
+//! illustrative (it needs two machines, a real HSM, ...); ```` ```sh setup ```` is what a person
+//! runs once in the repository (the build), which the test has done. Any other block failing
+//! fails the test, with the block's README line.
+
+mod common;
+
+use std::fmt::Write as _;
+
+use common::*;
+
+/// Chapters run so far (`## ` headings of README.md), in order.
+const CHAPTERS: &[&str] = &["A five-minute CLI tour", "The JSON API"];
+
+/// The runnable `sh` blocks of a chapter: (README line of the fence, text).
+fn blocks(readme: &str, chapter: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut inside_chapter = false;
+    let mut block: Option<(usize, bool, String)> = None;
+    for (i, line) in readme.lines().enumerate() {
+        if let Some((start, run, text)) = &mut block {
+            if line.trim_start().starts_with("```") {
+                if *run {
+                    out.push((*start, std::mem::take(text)));
+                }
+                block = None;
+            } else {
+                text.push_str(line);
+                text.push('\n');
+            }
+            continue;
+        }
+        if let Some(h) = line.strip_prefix("## ") {
+            inside_chapter = h.trim() == chapter;
+            continue;
+        }
+        if inside_chapter {
+            if let Some(info) = line.trim_start().strip_prefix("```") {
+                let mut words = info.split_whitespace();
+                let lang = words.next().unwrap_or("");
+                let tag = words.next();
+                block = Some((i + 1, lang == "sh" && tag.is_none(), String::new()));
+            }
+        }
+    }
+    out
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+#[test]
+fn readme_chapters_run_as_written() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let dir = tempfile::tempdir().expect("tmp");
+    let (public, api) = (free_port(), free_port());
+    let (public2, api2) = (free_port(), free_port());
+    let bin_dir = hallmark_bin()
+        .parent()
+        .expect("binary directory")
+        .to_path_buf();
+    let mut script =
+        String::from("set -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n");
+    for chapter in CHAPTERS {
+        let found = blocks(&readme, chapter);
+        assert!(
+            !found.is_empty(),
+            "no runnable block in chapter '{chapter}'"
+        );
+        for (line, text) in found {
+            let text = text
+                .replace("127.0.0.1:8080", &format!("127.0.0.1:{public}"))
+                .replace("127.0.0.1:8443", &format!("127.0.0.1:{api}"))
+                .replace("127.0.0.1:18080", &format!("127.0.0.1:{public2}"))
+                .replace("127.0.0.1:18443", &format!("127.0.0.1:{api2}"));
+            let _ = writeln!(
+                script,
+                "echo '>>> README.md:{line} ({chapter})' >&2\n{text}"
+            );
+        }
+    }
+    std::fs::write(dir.path().join("readme.sh"), &script).expect("script");
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = run(std::process::Command::new("bash")
+        .arg(dir.path().join("readme.sh"))
+        .current_dir(dir.path())
+        .env("PATH", path)
+        .env("HOME", dir.path())
+        .env("TMPDIR", dir.path())
+        .env_remove("HALLMARK_CONFIG")
+        .env_remove("HALLMARK_PASSPHRASE"));
+    let text = text_of(&out);
+    let last = text
+        .lines()
+        .rfind(|l| l.starts_with(">>> README.md:"))
+        .unwrap_or("(before the first block)")
+        .to_string();
+    assert!(
+        out.status.success(),
+        "the README failed in the block at {last}:\n{text}"
+    );
+    // What the tour says its commands print, where it is stable.
+    for shown in [
+        "acme-chain.pem: OK",
+        "subject-mismatch: subject attribute O='Evil Corp' contradicts the verified publisher record",
+        "\"database\":\"schema ",
+        "subject=C = US, O = Hallmark Demo, CN = Hallmark Demo Root CA",
+        "pending (1 approval(s) of 2)",
+        "issued (2 approval(s) of 2)",
+    ] {
+        assert!(text.contains(shown), "'{shown}' not printed:\n{text}");
+    }
+}
