@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use common::*;
 
 /// Chapters run so far (`## ` headings of README.md), in order.
-const CHAPTERS: &[&str] = &["A five-minute CLI tour", "The JSON API"];
+const CHAPTERS: &[&str] = &["A five-minute CLI tour", "The JSON API", "Revocation"];
 
 /// The runnable `sh` blocks of a chapter: (README line of the fence, text).
 fn blocks(readme: &str, chapter: &str) -> Vec<(usize, String)> {
@@ -118,6 +118,12 @@ fn readme_chapters_run_as_written() {
         "subject=C = US, O = Hallmark Demo, CN = Hallmark Demo Root CA",
         "pending (1 approval(s) of 2)",
         "issued (2 approval(s) of 2)",
+        "Response verify OK",
+        "Reason: keyCompromise",
+        "0x00112233445566778899aabbccddeeff: unknown",
+        "acme.pem: good",
+        "certificate revoked",
+        "acme.pem: OK",
     ] {
         assert!(text.contains(shown), "'{shown}' not printed:\n{text}");
     }
