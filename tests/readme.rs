@@ -12,7 +12,12 @@ use std::fmt::Write as _;
 use common::*;
 
 /// Chapters run so far (`## ` headings of README.md), in order.
-const CHAPTERS: &[&str] = &["A five-minute CLI tour", "The JSON API", "Revocation"];
+const CHAPTERS: &[&str] = &[
+    "A five-minute CLI tour",
+    "The JSON API",
+    "Revocation",
+    "Time-stamping (RFC 3161)",
+];
 
 /// The runnable `sh` blocks of a chapter: (README line of the fence, text).
 fn blocks(readme: &str, chapter: &str) -> Vec<(usize, String)> {
@@ -124,6 +129,7 @@ fn readme_chapters_run_as_written() {
         "acme.pem: good",
         "certificate revoked",
         "acme.pem: OK",
+        "Verification: OK",
     ] {
         assert!(text.contains(shown), "'{shown}' not printed:\n{text}");
     }
