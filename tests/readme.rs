@@ -25,6 +25,8 @@ const CHAPTERS: &[&str] = &[
     "Revocation",
     "Time-stamping (RFC 3161)",
     "The factory line",
+    "Matter-style device attestation (DAC/PAI)",
+    "Firmware release signing",
 ];
 
 /// The runnable `sh` blocks under a heading: (README line of the fence, text).
@@ -143,6 +145,9 @@ fn readme_chapters_run_as_written() {
         "Verification: OK",
         "done: 5 issued, 0 refused in this run",
         "station line-3 disabled; its certificate is revoked",
+        "1.3.6.1.4.1.37244.2.1 = FFF1, 1.3.6.1.4.1.37244.2.2 = 8000",
+        "CMS Verification successful",
+        "Verified OK",
     ] {
         assert!(text.contains(shown), "'{shown}' not printed:\n{text}");
     }
