@@ -27,6 +27,7 @@ const CHAPTERS: &[&str] = &[
     "The factory line",
     "Matter-style device attestation (DAC/PAI)",
     "Firmware release signing",
+    "Signed formats: Authenticode, JAR, MCUboot, COSE, time-stamped CMS",
 ];
 
 /// The runnable `sh` blocks under a heading: (README line of the fence, text).
@@ -148,6 +149,8 @@ fn readme_chapters_run_as_written() {
         "1.3.6.1.4.1.37244.2.1 = FFF1, 1.3.6.1.4.1.37244.2.2 = 8000",
         "CMS Verification successful",
         "Verified OK",
+        "Signature verification: ok",
+        "jar verified.",
     ] {
         assert!(text.contains(shown), "'{shown}' not printed:\n{text}");
     }
