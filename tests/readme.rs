@@ -28,6 +28,7 @@ const CHAPTERS: &[&str] = &[
     "Matter-style device attestation (DAC/PAI)",
     "Firmware release signing",
     "Signed formats: Authenticode, JAR, MCUboot, COSE, time-stamped CMS",
+    "Key stores",
 ];
 
 /// The runnable `sh` blocks under a heading: (README line of the fence, text).
