@@ -1,6 +1,6 @@
 //! The README works as written: the shell blocks of the chapters listed in [`CHAPTERS`] run in
 //! order, in one shell, in a temporary directory, with the `hallmark` the tests built first on
-//! `PATH`, on free ports (the README's 8080, 8443, 18080 and 18443 are replaced). A block fenced ```` ```sh no-run ```` is
+//! `PATH`, on free ports (the README's 8080, 8443, 18080, 18443 and 8088 are replaced). A block fenced ```` ```sh no-run ```` is
 //! illustrative (it needs two machines, a real HSM, ...); ```` ```sh setup ```` is what a person
 //! runs once in the repository (the build), which the test has done. Any other block failing
 //! fails the test, with the block's README line.
@@ -121,6 +121,8 @@ fn readme_chapters_run_as_written() {
     let dir = tempfile::tempdir().expect("tmp");
     let (public, api) = (free_port(), free_port());
     let (public2, api2) = (free_port(), free_port());
+    // The ACME chapter's http-01 port (certbot listens there).
+    let http01 = free_port();
     let bin_dir = hallmark_bin()
         .parent()
         .expect("binary directory")
@@ -138,7 +140,8 @@ fn readme_chapters_run_as_written() {
                 .replace("127.0.0.1:8080", &format!("127.0.0.1:{public}"))
                 .replace("127.0.0.1:8443", &format!("127.0.0.1:{api}"))
                 .replace("127.0.0.1:18080", &format!("127.0.0.1:{public2}"))
-                .replace("127.0.0.1:18443", &format!("127.0.0.1:{api2}"));
+                .replace("127.0.0.1:18443", &format!("127.0.0.1:{api2}"))
+                .replace("8088", &http01.to_string());
             let _ = writeln!(
                 script,
                 "echo '>>> README.md:{line} ({chapter})' >&2\n{text}"
