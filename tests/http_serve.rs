@@ -265,3 +265,44 @@ fn a_busy_port_and_http_on_the_tls_port_say_what_to_do() {
     let (code, _, _) = curl(&format!("{api}/healthz"), &["--cacert", &root]);
     assert_eq!(code, 200);
 }
+
+/// A head hyper cannot parse (a garbage request line, a target over 64 KiB, more than 100
+/// headers) is answered by hyper itself; the answer that reaches the client is still a problem
+/// document (400, 414, 431), and the connection is closed.
+#[test]
+fn unparsable_heads_get_problem_documents() {
+    use std::io::{Read, Write};
+    let ca = TestCa::new(Keys::Soft);
+    let server = Server::start(&ca, false);
+    let addr = server.public.rsplit("//").next().unwrap_or("").to_string();
+    let many_headers: String = (0..120).map(|i| format!("X-H{i}: v\r\n")).collect();
+    for (request, status, kind) in [
+        ("GARBAGE\r\n\r\n".to_string(), "400", "bad-request"),
+        (
+            format!("GET /{} HTTP/1.1\r\nHost: t\r\n\r\n", "a".repeat(70_000)),
+            "414",
+            "uri-too-long",
+        ),
+        (
+            format!("GET /healthz HTTP/1.1\r\nHost: t\r\n{many_headers}\r\n"),
+            "431",
+            "headers-too-large",
+        ),
+    ] {
+        let mut s = std::net::TcpStream::connect(&addr).expect("connect");
+        let _ = s.write_all(request.as_bytes());
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .expect("timeout");
+        let mut answer = Vec::new();
+        let _ = s.read_to_end(&mut answer);
+        let text = String::from_utf8_lossy(&answer);
+        assert!(text.starts_with(&format!("HTTP/1.1 {status}")), "{text}");
+        assert!(text.contains("application/problem+json"), "{text}");
+        let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+        let v: serde_json::Value = serde_json::from_str(body).expect("problem document");
+        assert_eq!(v["type"], format!("urn:hallmark:problem:{kind}"), "{text}");
+    }
+    // The listener goes on serving.
+    let (code, _, _) = curl(&format!("{}/healthz", server.public), &[]);
+    assert_eq!(code, 200);
+}

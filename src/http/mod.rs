@@ -8,6 +8,7 @@ pub mod access;
 pub mod acme;
 pub mod api;
 mod idle;
+mod parse_errors;
 pub mod provision;
 pub mod public;
 pub mod publication;
@@ -338,7 +339,9 @@ pub async fn serve(
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {
                     let _slot = slot;
-                    let io = hyper_util::rt::TokioIo::new(idle::IdleIo::new(stream, lifetime));
+                    let io = hyper_util::rt::TokioIo::new(parse_errors::ParseErrors::new(
+                        idle::IdleIo::new(stream, lifetime),
+                    ));
                     let svc = hyper::service::service_fn(move |req| handle(hm.clone(), req));
                     let conn = hyper::server::conn::http1::Builder::new()
                         .header_read_timeout(header_timeout)
@@ -390,13 +393,13 @@ pub async fn serve(
                                 .and_then(|c| c.first())
                                 .map(|c| Arc::new(c.to_vec()));
                             let svc = hyper::service::service_fn(move |req| handle_api(state.clone(), remote, peer.clone(), req));
-                            let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(tls), svc);
+                            let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(parse_errors::ParseErrors::new(tls)), svc);
                             let _ = watcher.watch(conn).await;
                         }
                         None => {
                             let stream = idle::IdleIo::new(stream, lifetime);
                             let svc = hyper::service::service_fn(move |req| handle_api(state.clone(), remote, None, req));
-                            let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
+                            let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(parse_errors::ParseErrors::new(stream)), svc);
                             let _ = watcher.watch(conn).await;
                         }
                     }
