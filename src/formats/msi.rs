@@ -309,11 +309,55 @@ impl Signable for MsiFile {
     }
 }
 
+/// The package in memory, refusing to grow past `cap` bytes: a malformed compound file can make
+/// the writer place a new sector far past the end of the data (found by fuzzing: gigabytes of
+/// padding from a file of a few kilobytes).
+struct Capped {
+    inner: Cursor<Vec<u8>>,
+    cap: u64,
+}
+
+impl std::io::Read for Capped {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read(buf)
+    }
+}
+
+impl std::io::Seek for Capped {
+    fn seek(&mut self, pos: std::io::SeekFrom) -> std::io::Result<u64> {
+        self.inner.seek(pos)
+    }
+}
+
+impl Write for Capped {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let end = self.inner.position().saturating_add(buf.len() as u64);
+        if end > self.cap {
+            return Err(std::io::Error::other(format!(
+                "the signed package would grow to {end} bytes, past what a signature adds to this one ({} bytes): its sector tables are malformed",
+                self.cap
+            )));
+        }
+        self.inner.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// Adds the `\u{5}DigitalSignature` stream holding `pkcs7` to the compound file `data`
 /// (removing a leftover `\u{5}MsiDigitalSignatureEx` if `stale_ex`).
 fn embed_signature(data: Vec<u8>, stale_ex: bool, pkcs7: &[u8]) -> Result<Vec<u8>, MsiError> {
     let embed = |e: std::io::Error| MsiError::Embed(e.to_string());
-    let mut cf = cfb::CompoundFile::open(Cursor::new(data)).map_err(embed)?;
+    // A new stream, and the sectors its tables take: well under twice its size plus 1 MiB.
+    let cap = (data.len() as u64)
+        .saturating_add(2 * pkcs7.len() as u64)
+        .saturating_add(1 << 20);
+    let capped = Capped {
+        inner: Cursor::new(data),
+        cap,
+    };
+    let mut cf = cfb::CompoundFile::open(capped).map_err(embed)?;
     let root = Path::new("/");
     if stale_ex {
         cf.remove_stream(root.join(DIGITAL_SIGNATURE_EX))
@@ -326,7 +370,7 @@ fn embed_signature(data: Vec<u8>, stale_ex: bool, pkcs7: &[u8]) -> Result<Vec<u8
     stream.flush().map_err(embed)?;
     drop(stream);
     cf.flush().map_err(embed)?;
-    Ok(cf.into_inner().into_inner())
+    Ok(cf.into_inner().inner.into_inner())
 }
 
 #[cfg(test)]
