@@ -432,6 +432,24 @@ pub async fn serve(
     Ok(())
 }
 
+/// Reads and drops what a refused request is still sending (at most 64 KiB, for at most a
+/// second), so the client reads the refusal: a server that closes a connection with unread
+/// data makes the kernel reset it, and the client sees the reset instead of the answer.
+pub(crate) async fn drain_refused(body: Incoming) {
+    use http_body_util::BodyExt;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async move {
+        let mut body = body;
+        let mut seen = 0usize;
+        while let Some(Ok(frame)) = body.frame().await {
+            seen += frame.data_ref().map_or(0, |d| d.len());
+            if seen > 64 * 1024 {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
 /// Connections the kernel queues for a listener before it accepts them. The default of the
 /// standard library and mio (128) overflows under a burst of clients: past it the kernel drops
 /// handshakes, and a client that believes itself connected waits seconds for a retransmission
@@ -608,6 +626,8 @@ async fn handle_api_whole(
                 .hm
                 .metrics
                 .observe_request(route, r.status().as_u16(), started.elapsed());
+            // Not parsed, not kept: only taken off the wire so the refusal arrives.
+            drain_refused(body).await;
             return (route, None, r);
         }
         api::Admission::Proceed(template, cred) => (template, cred),

@@ -58,7 +58,10 @@ pub async fn stream(
     .await;
     let station = match station {
         Ok(Ok(s)) => s,
-        Ok(Err(e)) => return boxed(super::api::error_response(&e)),
+        Ok(Err(e)) => {
+            super::drain_refused(body).await;
+            return boxed(super::api::error_response(&e));
+        }
         Err(_) => {
             return boxed(problem(
                 StatusCode::INTERNAL_SERVER_ERROR,
