@@ -26,3 +26,4 @@ pub mod revocation;
 pub mod signing;
 pub mod store;
 pub mod tsa;
+pub mod verify;

@@ -46,6 +46,8 @@ pub struct Client {
     token: Option<String>,
     tls: Option<tokio_rustls::TlsConnector>,
     rt: tokio::runtime::Runtime,
+    /// A bound on each exchange (connect to last byte); none by default.
+    timeout: Option<std::time::Duration>,
 }
 
 /// A response: status and body.
@@ -151,7 +153,14 @@ impl Client {
             token,
             tls,
             rt,
+            timeout: None,
         })
+    }
+
+    /// Bounds each exchange to `d`.
+    pub fn with_timeout(mut self, d: std::time::Duration) -> Client {
+        self.timeout = Some(d);
+        self
     }
 
     /// The PEM chain of an issued certificate (leaf first).
@@ -213,7 +222,8 @@ impl Client {
         }
         let req = req.body(Full::new(Bytes::from(body))).context("request")?;
         let tls = self.tls.clone();
-        self.rt.block_on(async move {
+        let limit = self.timeout;
+        let exchange = async move {
             let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
                 .await
                 .with_context(|| format!("connecting to {host}:{port}"))?;
@@ -242,6 +252,14 @@ impl Client {
             let status = resp.status().as_u16();
             let body = resp.into_body().collect().await?.to_bytes().to_vec();
             Ok(Reply { status, body })
+        };
+        self.rt.block_on(async move {
+            match limit {
+                Some(d) => tokio::time::timeout(d, exchange)
+                    .await
+                    .map_err(|_| anyhow!("no answer within {} s", d.as_secs()))?,
+                None => exchange.await,
+            }
         })
     }
 }

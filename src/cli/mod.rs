@@ -10,6 +10,7 @@ mod sign_cose;
 mod sign_jar;
 mod sign_mcuboot;
 mod station;
+mod verify;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -125,6 +126,10 @@ pub enum Command {
     /// Recorded signatures.
     #[command(subcommand)]
     Signature(sign::SignatureCmd),
+    /// Verify anything hallmark signs: detached CMS, Authenticode PE, jars, MCUboot images,
+    /// COSE_Sign1, RFC 3161 tokens and raw signatures; the chain to the root, key usage, the
+    /// time-stamp and revocation (OCSP, else CRL). One line per check; exit 0 only when all pass.
+    Verify(verify::VerifyArgs),
     /// The RFC 3161 time-stamp authority served at POST /tsa.
     #[command(subcommand)]
     Tsa(TsaCmd),
@@ -816,6 +821,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Crl(a) => revoke::cmd_crl(&cli, a),
         Command::Sign(c) => sign::cmd_sign(c),
         Command::Signature(c) => sign::cmd_signature(&cli, c),
+        Command::Verify(a) => verify::cmd_verify(cli.output, a),
         Command::Client(ClientCmd::Bootstrap {
             server,
             fingerprint,

@@ -115,6 +115,11 @@ pub const SOFTHSM_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 
 impl TestCa {
     pub fn new(keys: Keys) -> TestCa {
+        TestCa::new_with(keys, &[])
+    }
+
+    /// `hallmark init` with EXTRA arguments (e.g. `--listen`, `--public-url`).
+    pub fn new_with(keys: Keys, extra: &[&str]) -> TestCa {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut env = vec![(
             "HALLMARK_TEST_PASS".to_string(),
@@ -154,6 +159,7 @@ impl TestCa {
                 );
             }
         }
+        args.extend(extra.iter().map(|a| a.to_string()));
         let ca = TestCa { dir, keys, env };
         let mut c = Command::new(hallmark_bin());
         c.args(&args);
@@ -359,8 +365,14 @@ impl Server {
 
     /// Like `start`, with ENV set for the server only.
     pub fn start_with_env(ca: &TestCa, with_api: bool, env: &[(&str, &str)]) -> Server {
+        Server::start_at(ca, "127.0.0.1:0", with_api, env)
+    }
+
+    /// Like `start_with_env`, with the public listener on PUBLIC (the address the CA's
+    /// certificates name for OCSP and CRLs, when a test fetches them from there).
+    pub fn start_at(ca: &TestCa, public: &str, with_api: bool, env: &[(&str, &str)]) -> Server {
         use std::io::BufRead;
-        let mut args = vec!["serve", "--public-listen", "127.0.0.1:0"];
+        let mut args = vec!["serve", "--public-listen", public];
         if with_api {
             args.extend(["--api-listen", "127.0.0.1:0"]);
         } else {
@@ -715,4 +727,67 @@ pub fn device_csr(serial: &str) -> Vec<u8> {
         value: serial.into(),
     }];
     hallmark::issuer::make_csr(&subject, &key).expect("csr")
+}
+
+/// A minimal valid PE image: DOS header, PE header, optional header (PE32+ for x86-64, or
+/// PE32 for i386) with 16 data directories, one .text section holding `ret`.
+pub fn tiny_pe(pe32_plus: bool) -> Vec<u8> {
+    let mut d = vec![0u8; 0x400];
+    let put16 =
+        |d: &mut Vec<u8>, at: usize, v: u16| d[at..at + 2].copy_from_slice(&v.to_le_bytes());
+    let put32 =
+        |d: &mut Vec<u8>, at: usize, v: u32| d[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    let put64 =
+        |d: &mut Vec<u8>, at: usize, v: u64| d[at..at + 8].copy_from_slice(&v.to_le_bytes());
+    d[0..2].copy_from_slice(b"MZ");
+    put32(&mut d, 0x3c, 0x40);
+    d[0x40..0x44].copy_from_slice(b"PE\0\0");
+    let coff = 0x44;
+    let opt_size: u16 = if pe32_plus { 240 } else { 224 };
+    put16(&mut d, coff, if pe32_plus { 0x8664 } else { 0x014c }); // Machine
+    put16(&mut d, coff + 2, 1); // NumberOfSections
+    put16(&mut d, coff + 16, opt_size); // SizeOfOptionalHeader
+    put16(&mut d, coff + 18, if pe32_plus { 0x0022 } else { 0x0102 }); // Characteristics
+    let opt = coff + 20;
+    put16(&mut d, opt, if pe32_plus { 0x20b } else { 0x10b }); // Magic
+    d[opt + 2] = 14; // linker version
+    put32(&mut d, opt + 4, 0x200); // SizeOfCode
+    put32(&mut d, opt + 16, 0x1000); // AddressOfEntryPoint
+    put32(&mut d, opt + 20, 0x1000); // BaseOfCode
+    if pe32_plus {
+        put64(&mut d, opt + 24, 0x1_4000_0000); // ImageBase
+    } else {
+        put32(&mut d, opt + 24, 0x2000); // BaseOfData
+        put32(&mut d, opt + 28, 0x40_0000); // ImageBase
+    }
+    put32(&mut d, opt + 32, 0x1000); // SectionAlignment
+    put32(&mut d, opt + 36, 0x200); // FileAlignment
+    put16(&mut d, opt + 40, 6); // MajorOperatingSystemVersion
+    put16(&mut d, opt + 48, 6); // MajorSubsystemVersion
+    put32(&mut d, opt + 56, 0x2000); // SizeOfImage
+    put32(&mut d, opt + 60, 0x200); // SizeOfHeaders
+    put16(&mut d, opt + 68, 3); // Subsystem: console
+    put16(&mut d, opt + 70, 0x8140); // DllCharacteristics
+    if pe32_plus {
+        put64(&mut d, opt + 72, 0x10_0000); // stack reserve
+        put64(&mut d, opt + 80, 0x1000); // stack commit
+        put64(&mut d, opt + 88, 0x10_0000); // heap reserve
+        put64(&mut d, opt + 96, 0x1000); // heap commit
+        put32(&mut d, opt + 108, 16); // NumberOfRvaAndSizes
+    } else {
+        put32(&mut d, opt + 72, 0x10_0000);
+        put32(&mut d, opt + 76, 0x1000);
+        put32(&mut d, opt + 80, 0x10_0000);
+        put32(&mut d, opt + 84, 0x1000);
+        put32(&mut d, opt + 92, 16); // NumberOfRvaAndSizes
+    }
+    let sec = opt + usize::from(opt_size);
+    d[sec..sec + 8].copy_from_slice(b".text\0\0\0");
+    put32(&mut d, sec + 8, 0x10); // VirtualSize
+    put32(&mut d, sec + 12, 0x1000); // VirtualAddress
+    put32(&mut d, sec + 16, 0x200); // SizeOfRawData
+    put32(&mut d, sec + 20, 0x200); // PointerToRawData
+    put32(&mut d, sec + 36, 0x6000_0020); // code, execute, read
+    d[0x200] = 0xc3; // ret
+    d
 }
