@@ -441,79 +441,10 @@ fn authenticode_verifies_with_osslsigncode() {
     assert_eq!(f.recorded(), 5);
 }
 
-/// A cabinet made by `gcab` (stored, not compressed, so the payload's bytes can be found and
-/// changed) and an MSI made by `wixl`, in the fixture's directory.
-fn cab_and_msi(f: &Fixture) -> (String, String) {
-    let payload = f.path("readme.txt");
-    std::fs::write(&payload, "hallmark cabinet payload\n".repeat(200)).expect("payload");
-    std::fs::write(
-        f.path("tool.bin"),
-        (0..50_000u32)
-            .map(|i| (i * 7 % 251) as u8)
-            .collect::<Vec<u8>>(),
-    )
-    .expect("tool.bin");
-    let cab = f.path("app.cab");
-    let (ok, text) = tool_run(f.dir(), "gcab", &["-c", &cab, "readme.txt", "tool.bin"]);
-    assert!(ok, "gcab: {text}");
-    let wxs = f.path("app.wxs");
-    std::fs::write(
-        &wxs,
-        r#"<?xml version="1.0" encoding="utf-8"?>
-<Wix xmlns="http://schemas.microsoft.com/wix/2006/wi">
-  <Product Id="*" Name="HallmarkApp" Language="1033" Version="1.2.3" Manufacturer="acme"
-           UpgradeCode="7c8f6a52-1d3e-4b8a-9f0e-2a6b5c4d3e21">
-    <Package InstallerVersion="200" Compressed="yes" />
-    <Media Id="1" Cabinet="app.cab" EmbedCab="yes" />
-    <Directory Id="TARGETDIR" Name="SourceDir">
-      <Directory Id="ProgramFilesFolder">
-        <Directory Id="INSTALLDIR" Name="HallmarkApp">
-          <Component Id="Main" Guid="0f4e3d2c-1b0a-4987-8654-3210fedcba98">
-            <File Id="Readme" Source="readme.txt" />
-            <File Id="Tool" Source="tool.bin" />
-          </Component>
-        </Directory>
-      </Directory>
-    </Directory>
-    <Feature Id="App" Level="1"><ComponentRef Id="Main" /></Feature>
-  </Product>
-</Wix>
-"#,
-    )
-    .expect("wxs");
-    let msi = f.path("app.msi");
-    let (ok, text) = tool_run(f.dir(), "wixl", &["-o", &msi, &wxs]);
-    assert!(ok, "wixl: {text}");
-    (cab, msi)
-}
-
-/// A copy of the MSI `file` with one byte of its summary-information stream changed (the
-/// stream is part of the signed hash; a byte of the file itself may sit in unused space).
-fn tampered_msi(file: &str) -> String {
-    use std::io::{Read as _, Seek as _, Write as _};
-    let p = format!("{file}.tampered");
-    std::fs::copy(file, &p).expect("copy");
-    let mut cfb = cfb::open_rw(&p).expect("open msi");
-    let name = "\u{5}SummaryInformation";
-    let mut data = Vec::new();
-    cfb.open_stream(name)
-        .expect("summary stream")
-        .read_to_end(&mut data)
-        .expect("read");
-    let last = data.len() - 1;
-    data[last] ^= 0x01;
-    let mut s = cfb.open_stream(name).expect("summary stream");
-    s.rewind().expect("seek");
-    s.write_all(&data).expect("write");
-    drop(s);
-    cfb.flush().expect("flush");
-    p
-}
-
 #[test]
 fn authenticode_cab_and_msi_verify_with_osslsigncode() {
     let f = Fixture::start(Keys::Soft);
-    let (cab, msi) = cab_and_msi(&f);
+    let (cab, msi) = cab_and_msi(f.dir());
     for (file, kind) in [(&cab, "CAB"), (&msi, "MSI")] {
         let (ok, text) = osslsigncode_verify(&f, file);
         assert!(!ok, "unsigned {kind} verified: {text}");

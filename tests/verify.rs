@@ -3,7 +3,8 @@
 //! fails, and the verdict agrees with the third-party verifier of that format (openssl cms,
 //! openssl dgst, openssl ts, osslsigncode, jarsigner, imgtool, pycose). A revoked signer fails,
 //! except a signature whose time-stamp predates the revocation's invalidity date; `--offline`
-//! says revocation was not checked; `--output json` gives the same checks.
+//! says revocation was not checked; `--output json` gives the same checks. Authenticode covers
+//! PE32, PE32+, CAB and MSI.
 
 mod common;
 
@@ -345,6 +346,21 @@ fn every_format_good_tampered_and_agreeing_with_its_verifier() {
     assert!(!ts(&app).0);
 
     // Authenticode PE32+ and PE32: osslsigncode agrees on good and changed files.
+    let ossl = |file: &str| {
+        tool_run(
+            f.dir(),
+            "osslsigncode",
+            &[
+                "verify",
+                "-in",
+                file,
+                "-CAfile",
+                &f.root,
+                "-TSA-CAfile",
+                &f.root,
+            ],
+        )
+    };
     for (name, plus) in [("app.exe", true), ("app32.exe", false)] {
         let exe = f.write(name, &tiny_pe(plus));
         let signed = f.path(&format!("signed-{name}"));
@@ -356,21 +372,6 @@ fn every_format_good_tampered_and_agreeing_with_its_verifier() {
             "{r}"
         );
         assert!(line(&r, "timestamp").starts_with("ok"), "{r}");
-        let ossl = |file: &str| {
-            tool_run(
-                f.dir(),
-                "osslsigncode",
-                &[
-                    "verify",
-                    "-in",
-                    file,
-                    "-CAfile",
-                    &f.root,
-                    "-TSA-CAfile",
-                    &f.root,
-                ],
-            )
-        };
         let (tool_ok, said) = ossl(&signed);
         assert!(tool_ok, "osslsigncode: {said}");
         let bad = flipped(&signed, 0x200);
@@ -378,6 +379,26 @@ fn every_format_good_tampered_and_agreeing_with_its_verifier() {
         assert!(!ok && r.contains("the file was changed"), "{r}");
         assert!(!ossl(&bad).0);
     }
+    // CAB and MSI: osslsigncode agrees too.
+    let (cab, msi) = cab_and_msi(f.dir());
+    for (file, kind) in [(&cab, "CAB"), (&msi, "MSI")] {
+        let signed = format!("{file}.signed");
+        f.sign("authenticode", file, "release", &["--out", &signed]);
+        let (ok, r) = f.verify(&[&signed]);
+        assert_all_ok(&r, ok);
+        assert!(line(&r, "format").contains(kind), "{r}");
+        let (tool_ok, said) = ossl(&signed);
+        assert!(tool_ok, "osslsigncode ({kind}): {said}");
+        let bad = if kind == "MSI" {
+            tampered_msi(&signed)
+        } else {
+            flipped(&signed, 200)
+        };
+        let (ok, r) = f.verify(&[&bad]);
+        assert!(!ok && r.contains("the file was changed"), "{r}");
+        assert!(!ossl(&bad).0);
+    }
+
     // An unsigned PE is refused clearly.
     let (ok, r) = f.verify(&[&f.path("app.exe")]);
     assert!(!ok && r.contains("not signed"), "{r}");
@@ -549,6 +570,37 @@ fn revoked_signers_fail_unless_time_stamped_before_the_invalidity_date() {
     f.sign("cms", &app, "gone", &["--timestamp", "--out", &gone_ts]);
     f.sign("cms", &app, "gone", &["--out", &gone_plain]);
     f.sign("cms", &app, "old", &["--timestamp", "--out", &old_ts]);
+    // The other formats, signed by `gone` before it is revoked: Authenticode and jars are
+    // time-stamped by default, raw with --timestamp, COSE never.
+    let exe = f.write("app.exe", &tiny_pe(true));
+    let gone_exe = f.path("gone.exe");
+    f.sign("authenticode", &exe, "gone", &["--out", &gone_exe]);
+    let old_exe = f.path("old.exe");
+    f.sign("authenticode", &exe, "old", &["--out", &old_exe]);
+    let src = f.ca.path("jar-src");
+    std::fs::create_dir_all(&src).expect("mkdir");
+    std::fs::write(src.join("Main.class"), [0xca, 0xfe, 0xba, 0xbe]).expect("class");
+    let jar = f.path("app.jar");
+    let (ok, said) = tool_run(
+        f.dir(),
+        "jar",
+        &[
+            "--create",
+            "--file",
+            &jar,
+            "-C",
+            &src.display().to_string(),
+            ".",
+        ],
+    );
+    assert!(ok, "{said}");
+    let gone_jar = f.path("gone.jar");
+    f.sign("jar", &jar, "gone", &["--out", &gone_jar]);
+    let gone_sig = f.path("gone.sig");
+    f.sign("raw", &app, "gone", &["--timestamp", "--out", &gone_sig]);
+    let gone_cose = f.path("gone.cose");
+    f.sign("cose", &app, "gone", &["--out", &gone_cose]);
+    let (gone_cert, _) = f.cert_and_public_key("gone");
     for p in [&gone_ts, &gone_plain, &old_ts] {
         let (ok, r) = f.verify(&[&app, "--signature", p]);
         assert!(ok && !r.contains("FAIL"), "{r}");
@@ -576,6 +628,24 @@ fn revoked_signers_fail_unless_time_stamped_before_the_invalidity_date() {
     // --offline cannot know: it says so and passes.
     let (ok, r) = f.verify(&[&app, "--signature", &gone_plain, "--offline"]);
     assert!(ok && line(&r, "revocation").starts_with("skip"), "{r}");
+
+    // The same rule in every format: time-stamped before, valid; not time-stamped, revoked.
+    for args in [
+        vec![gone_exe.as_str()],
+        vec![gone_jar.as_str()],
+        vec![app.as_str(), "--signature", &gone_sig, "--cert", &gone_cert],
+    ] {
+        let (ok, r) = f.verify(&args);
+        let rev = line(&r, "revocation");
+        assert!(
+            ok && rev.starts_with("ok") && rev.contains("predates"),
+            "{args:?}: {r}"
+        );
+    }
+    let (ok, r) = f.verify(&[&app, "--signature", &gone_cose]);
+    assert!(!ok && line(&r, "revocation").starts_with("FAIL"), "{r}");
+    let (ok, r) = f.verify(&[&old_exe]);
+    assert!(!ok && r.contains("does not predate"), "{r}");
 
     // Time-stamped after the invalidity date: fails.
     let (ok, r) = f.verify(&[&app, "--signature", &old_ts]);

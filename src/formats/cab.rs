@@ -206,6 +206,39 @@ impl CabFile {
         Ok(CabFile { data: out })
     }
 
+    /// Parses a signed cabinet (for verification): the cabinet without its signature, as its
+    /// digest sees it, and the PKCS#7 appended after it.
+    pub fn parse_signed(data: Vec<u8>) -> Result<(CabFile, Vec<u8>), CabError> {
+        if data.get(0..4) != Some(b"MSCF") {
+            return Err(CabError::NotCab("no MSCF signature".into()));
+        }
+        let flags = u16_at(&data, 30).ok_or_else(|| malformed("truncated header"))?;
+        let signed = flags & FLAG_RESERVE_PRESENT != 0
+            && u32_at(&data, 36) == Some(20)
+            && u32_at(&data, 40) == Some(0x0010_0000);
+        let off = u32_at(&data, SIG_OFFSET_AT).unwrap_or(0) as usize;
+        let len = u32_at(&data, SIG_LEN_AT).unwrap_or(0) as usize;
+        if !signed || off == 0 || len == 0 {
+            return Err(malformed("the cabinet is not signed"));
+        }
+        let sig = data
+            .get(off..off.checked_add(len).ok_or(CabError::TooLarge)?)
+            .ok_or_else(|| malformed("the signature lies outside the file"))?;
+        if off < 56 || u32_at(&data, 8).map(|n| n as usize) != Some(off) {
+            return Err(malformed("cbCabinet is not the signature's offset"));
+        }
+        let pkcs7 = crate::der::read_tlv(sig)
+            .map_err(|e| malformed(format!("the signature: {e}")))?
+            .whole
+            .to_vec();
+        Ok((
+            CabFile {
+                data: data[..off].to_vec(),
+            },
+            pkcs7,
+        ))
+    }
+
     /// The Authenticode CAB digest: the prepared file without reserved1 and bytes 34..56
     /// (iCabinet, the reserve sizes and the signature's offset and length).
     pub fn digest(&self, hash: HashAlg) -> Vec<u8> {

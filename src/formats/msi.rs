@@ -128,6 +128,24 @@ fn not_msi(e: std::io::Error) -> MsiError {
 impl MsiFile {
     /// Parses a MSI file, refusing anything signed or malformed.
     pub fn parse(data: Vec<u8>) -> Result<MsiFile, MsiError> {
+        MsiFile::open(data, false).map(|(f, _)| f)
+    }
+
+    /// Parses a signed MSI file (for verification): the file as its hash sees it, and the
+    /// PKCS#7 in `\u{5}DigitalSignature`. A `\u{5}MsiDigitalSignatureEx` (the extended
+    /// signature, which also hashes the metadata of every entry) is refused.
+    pub fn parse_signed(data: Vec<u8>) -> Result<(MsiFile, Vec<u8>), MsiError> {
+        let (f, sig) = MsiFile::open(data, true)?;
+        if f.stale_ex {
+            return Err(MsiError::Unsupported(
+                "MsiDigitalSignatureEx (extended) signatures are not verified here".into(),
+            ));
+        }
+        let sig = sig.ok_or_else(|| MsiError::NotMsi("the package is not signed".into()))?;
+        Ok((f, sig))
+    }
+
+    fn open(data: Vec<u8>, signed: bool) -> Result<(MsiFile, Option<Vec<u8>>), MsiError> {
         if u32::try_from(data.len()).is_err() {
             // osslsigncode's (and the format's practical) limit: stream sizes are 32-bit.
             return Err(MsiError::Unsupported("larger than 4 GiB".into()));
@@ -138,7 +156,20 @@ impl MsiFile {
             .read_root_storage()
             .map(|e| (e.name().to_string(), e.is_stream()))
             .collect();
+        let mut signature = None;
         for (name, is_stream) in &root_names {
+            if name == DIGITAL_SIGNATURE && signed && *is_stream {
+                let mut stream = cf
+                    .open_stream(Path::new("/").join(DIGITAL_SIGNATURE))
+                    .map_err(not_msi)?;
+                let mut sig = Vec::new();
+                (&mut stream)
+                    .take(1 << 24)
+                    .read_to_end(&mut sig)
+                    .map_err(not_msi)?;
+                signature = Some(sig);
+                continue;
+            }
             if name == DIGITAL_SIGNATURE {
                 return Err(MsiError::AlreadySigned(if *is_stream {
                     "stream"
@@ -157,7 +188,7 @@ impl MsiFile {
         }
         // cfb looks names up case-insensitively (as the format says): another entry whose name
         // differs from the signature stream's only in case would be taken for it.
-        if cf.exists(Path::new("/").join(DIGITAL_SIGNATURE)) {
+        if signature.is_none() && cf.exists(Path::new("/").join(DIGITAL_SIGNATURE)) {
             return Err(MsiError::Unsupported(
                 "an entry whose name differs from \\u{5}DigitalSignature only in case".into(),
             ));
@@ -172,11 +203,14 @@ impl MsiFile {
         };
         hash_storage(&mut cf, Path::new("/"), root_clsid, 0, &mut plan)?;
         drop(cf);
-        Ok(MsiFile {
-            data,
-            pieces: plan.pieces,
-            stale_ex,
-        })
+        Ok((
+            MsiFile {
+                data,
+                pieces: plan.pieces,
+                stale_ex,
+            },
+            signature,
+        ))
     }
 
     /// Feeds the hash input to `sink` in order, reading the streams from the file in memory.

@@ -1,8 +1,11 @@
-//! Authenticode in PE files: the PKCS#7 in the certificate table, its SpcIndirectDataContent's
+//! Authenticode in PE, CAB and MSI files: the PKCS#7 (PE: in the certificate table; CAB:
+//! appended, named by the header reserve; MSI: the `\u{5}DigitalSignature` stream), its SpcIndirectDataContent's
 //! digest against the file's Authenticode digest (computed as for signing, on the file with the
 //! table taken off), the signer over that content, and the SPC_RFC3161 time-stamp.
 
-use crate::formats::authenticode::PeFile;
+use crate::formats::authenticode::{PeFile, Signable};
+use crate::formats::cab::CabFile;
+use crate::formats::msi::MsiFile;
 
 use super::{chain, cms, crypto, signer_checks, Options, Report};
 
@@ -57,28 +60,28 @@ fn split_pe(data: &[u8]) -> Result<(Vec<u8>, Vec<u8>), String> {
     Ok((unsigned, pkcs7))
 }
 
-/// Verifies a signed Authenticode file (PE today; CAB and MSI are refused with a pointer).
+/// The signed file as its Authenticode digest sees it, and its PKCS#7.
+fn split(data: &[u8]) -> Result<(Box<dyn Signable>, Vec<u8>), String> {
+    if data.starts_with(b"MZ") {
+        let (unsigned, pkcs7) = split_pe(data).map_err(|e| format!("PE: {e}"))?;
+        let pe = PeFile::parse(unsigned).map_err(|e| format!("PE: {e}"))?;
+        Ok((Box::new(pe), pkcs7))
+    } else if data.starts_with(b"MSCF") {
+        let (cab, pkcs7) = CabFile::parse_signed(data.to_vec()).map_err(|e| format!("CAB: {e}"))?;
+        Ok((Box::new(cab), pkcs7))
+    } else {
+        let (msi, pkcs7) = MsiFile::parse_signed(data.to_vec()).map_err(|e| format!("MSI: {e}"))?;
+        Ok((Box::new(msi), pkcs7))
+    }
+}
+
+/// Verifies a signed Authenticode file: PE, CAB or MSI.
 pub fn verify(data: &[u8], o: &Options<'_>) -> Report {
     let mut r = Report::new("authenticode");
-    if !data.starts_with(b"MZ") {
-        r.fail(
-            "format",
-            "verify reads Authenticode from PE files; for CAB and MSI use `osslsigncode verify` \
-             for now",
-        );
-        return r;
-    }
-    let (unsigned, pkcs7) = match split_pe(data) {
+    let (file, pkcs7) = match split(data) {
         Ok(x) => x,
         Err(e) => {
-            r.fail("format", format!("PE: {e}"));
-            return r;
-        }
-    };
-    let pe = match PeFile::parse(unsigned) {
-        Ok(p) => p,
-        Err(e) => {
-            r.fail("format", format!("PE: {e}"));
+            r.fail("format", e);
             return r;
         }
     };
@@ -93,19 +96,23 @@ pub fn verify(data: &[u8], o: &Options<'_>) -> Report {
         "format",
         format!(
             "Authenticode {} ({} signer(s), {} certificate(s))",
-            if pe.pe32_plus { "PE32+" } else { "PE32" },
+            file.kind(),
             sd.signers.len(),
             sd.certificates.len()
         ),
     );
-    match check(&pe, &sd, o, &mut r) {
-        Ok(()) => {}
-        Err(e) => r.fail("signature", e),
+    if let Err(e) = check(file.as_ref(), &sd, o, &mut r) {
+        r.fail("signature", e);
     }
     r
 }
 
-fn check(pe: &PeFile, sd: &cms::SignedData, o: &Options<'_>, r: &mut Report) -> Result<(), String> {
+fn check(
+    file: &dyn Signable,
+    sd: &cms::SignedData,
+    o: &Options<'_>,
+    r: &mut Report,
+) -> Result<(), String> {
     if sd.content_type != SPC_INDIRECT_DATA {
         return Err("the PKCS#7 content is not SpcIndirectDataContent".into());
     }
@@ -116,7 +123,7 @@ fn check(pe: &PeFile, sd: &cms::SignedData, o: &Options<'_>, r: &mut Report) -> 
     let alg = crate::der::read_tlv(digest_info.contents).map_err(|e| e.to_string())?;
     let digest = crate::der::read_tlv(alg.rest).map_err(|e| e.to_string())?;
     let file_hash = crypto::hash_of_oid(&cms::algorithm_oid(&alg)?)?;
-    let actual = pe.digest(file_hash);
+    let actual = file.digest(file_hash).map_err(|e| e.to_string())?;
     if digest.contents != actual.as_slice() {
         return Err(format!(
             "the signed Authenticode digest is {}, the file's {} is {}: the file was changed",

@@ -791,3 +791,73 @@ pub fn tiny_pe(pe32_plus: bool) -> Vec<u8> {
     d[0x200] = 0xc3; // ret
     d
 }
+
+/// A cabinet made by `gcab` (stored, not compressed, so the payload's bytes can be found and
+/// changed) and an MSI made by `wixl`, in the fixture's directory.
+pub fn cab_and_msi(dir: &Path) -> (String, String) {
+    let path = |n: &str| dir.join(n).display().to_string();
+    let payload = path("readme.txt");
+    std::fs::write(&payload, "hallmark cabinet payload\n".repeat(200)).expect("payload");
+    std::fs::write(
+        path("tool.bin"),
+        (0..50_000u32)
+            .map(|i| (i * 7 % 251) as u8)
+            .collect::<Vec<u8>>(),
+    )
+    .expect("tool.bin");
+    let cab = path("app.cab");
+    let (ok, text) = tool_run(dir, "gcab", &["-c", &cab, "readme.txt", "tool.bin"]);
+    assert!(ok, "gcab: {text}");
+    let wxs = path("app.wxs");
+    std::fs::write(
+        &wxs,
+        r#"<?xml version="1.0" encoding="utf-8"?>
+<Wix xmlns="http://schemas.microsoft.com/wix/2006/wi">
+  <Product Id="*" Name="HallmarkApp" Language="1033" Version="1.2.3" Manufacturer="acme"
+           UpgradeCode="7c8f6a52-1d3e-4b8a-9f0e-2a6b5c4d3e21">
+    <Package InstallerVersion="200" Compressed="yes" />
+    <Media Id="1" Cabinet="app.cab" EmbedCab="yes" />
+    <Directory Id="TARGETDIR" Name="SourceDir">
+      <Directory Id="ProgramFilesFolder">
+        <Directory Id="INSTALLDIR" Name="HallmarkApp">
+          <Component Id="Main" Guid="0f4e3d2c-1b0a-4987-8654-3210fedcba98">
+            <File Id="Readme" Source="readme.txt" />
+            <File Id="Tool" Source="tool.bin" />
+          </Component>
+        </Directory>
+      </Directory>
+    </Directory>
+    <Feature Id="App" Level="1"><ComponentRef Id="Main" /></Feature>
+  </Product>
+</Wix>
+"#,
+    )
+    .expect("wxs");
+    let msi = path("app.msi");
+    let (ok, text) = tool_run(dir, "wixl", &["-o", &msi, &wxs]);
+    assert!(ok, "wixl: {text}");
+    (cab, msi)
+}
+
+/// A copy of the MSI `file` with one byte of its summary-information stream changed (the
+/// stream is part of the signed hash; a byte of the file itself may sit in unused space).
+pub fn tampered_msi(file: &str) -> String {
+    use std::io::{Read as _, Seek as _, Write as _};
+    let p = format!("{file}.tampered");
+    std::fs::copy(file, &p).expect("copy");
+    let mut cfb = cfb::open_rw(&p).expect("open msi");
+    let name = "\u{5}SummaryInformation";
+    let mut data = Vec::new();
+    cfb.open_stream(name)
+        .expect("summary stream")
+        .read_to_end(&mut data)
+        .expect("read");
+    let last = data.len() - 1;
+    data[last] ^= 0x01;
+    let mut s = cfb.open_stream(name).expect("summary stream");
+    s.rewind().expect("seek");
+    s.write_all(&data).expect("write");
+    drop(s);
+    cfb.flush().expect("flush");
+    p
+}
