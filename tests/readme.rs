@@ -28,6 +28,7 @@ const CHAPTERS: &[&str] = &[
     "Matter-style device attestation (DAC/PAI)",
     "Firmware release signing",
     "Signed formats: Authenticode, JAR, MCUboot, COSE, time-stamped CMS",
+    "Verifying: `hallmark verify`",
     "ACME",
     "Key stores",
 ];
@@ -194,6 +195,10 @@ fn readme_chapters_run_as_written() {
         "Verified OK",
         "Signature verification: ok",
         "jar verified.",
+        "ok   chain      Acme Corp → Hallmark Demo Code Signing CA → Hallmark Demo Root CA",
+        "ok   revocation Acme Corp: good (OCSP http://127.0.0.1:",
+        "\"valid\": true",
+        "the content was changed",
         "DNS:web.example.internal",
     ] {
         assert!(text.contains(shown), "'{shown}' not printed:\n{text}");
