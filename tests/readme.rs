@@ -1,4 +1,5 @@
-//! The README works as written: the shell blocks of the chapters listed in [`CHAPTERS`] run in
+//! The README works as written: the shell blocks of the chapters listed in [`CHAPTERS`] (and of
+//! the docs/ pages listed there) run in
 //! order, in one shell, in a temporary directory, with the `hallmark` the tests built first on
 //! `PATH`, on free ports (the README's 8080, 8443, 18080, 18443 and 8088 are replaced). A block fenced ```` ```sh no-run ```` is
 //! illustrative (it needs two machines, a real HSM, ...); ```` ```sh setup ```` is what a person
@@ -11,8 +12,9 @@ use std::fmt::Write as _;
 
 use common::*;
 
-/// Sections run so far (`## ` and `### ` headings of README.md), in README order. A block
-/// belongs to the heading just above it.
+/// Sections run (`## ` and `### ` headings of README.md), in README order; a block belongs to
+/// the heading just above it. An entry ending in `.md` is a page of docs/: all its runnable
+/// blocks, in the same shell, where the README's state is what the page builds on.
 const CHAPTERS: &[&str] = &[
     "A five-minute CLI tour",
     "The JSON API",
@@ -29,7 +31,10 @@ const CHAPTERS: &[&str] = &[
     "Firmware release signing",
     "Signed formats: Authenticode, JAR, MCUboot, COSE, time-stamped CMS",
     "Verifying: `hallmark verify`",
+    "docs/signing-formats.md",
+    "docs/signing-firmware.md",
     "ACME",
+    "docs/acme.md",
     "Key stores",
 ];
 
@@ -65,6 +70,33 @@ fn blocks(readme: &str, heading: &str) -> Vec<(usize, String)> {
                 let tag = words.next();
                 block = Some((i + 1, lang == "sh" && tag.is_none(), String::new()));
             }
+        }
+    }
+    out
+}
+
+/// Every runnable `sh` block of a page: (line of the fence, text).
+fn page_blocks(page: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut block: Option<(usize, bool, String)> = None;
+    for (i, line) in page.lines().enumerate() {
+        let fence = line.trim_start().strip_prefix("```");
+        match (&mut block, fence) {
+            (Some((start, run, text)), Some(_)) => {
+                if *run {
+                    out.push((*start, std::mem::take(text)));
+                }
+                block = None;
+            }
+            (Some((_, _, text)), None) => {
+                text.push_str(line);
+                text.push('\n');
+            }
+            (None, Some(info)) => {
+                let words: Vec<&str> = info.split_whitespace().collect();
+                block = Some((i + 1, words == ["sh"], String::new()));
+            }
+            (None, None) => {}
         }
     }
     out
@@ -115,6 +147,20 @@ fn readme_chapters_run_as_written() {
         .into_iter()
         .filter(|h| !CHAPTERS.contains(&h.as_str()))
         .collect();
+    // Nor a page of docs/.
+    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
+    for entry in std::fs::read_dir(&docs).expect("docs") {
+        let path = entry.expect("entry").path();
+        let name = format!(
+            "docs/{}",
+            path.file_name().and_then(|n| n.to_str()).unwrap_or("")
+        );
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            page_blocks(&text).is_empty() || CHAPTERS.contains(&name.as_str()),
+            "{name} has shell blocks no test runs: list it in CHAPTERS (or fence them sh no-run)"
+        );
+    }
     assert!(
         unrun.is_empty(),
         "README sections with shell blocks no test runs: {unrun:?} (add them to CHAPTERS, or fence an illustrative block with sh no-run)"
@@ -131,7 +177,16 @@ fn readme_chapters_run_as_written() {
     let mut script =
         String::from("set -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n");
     for chapter in CHAPTERS {
-        let found = blocks(&readme, chapter);
+        let found = match chapter.strip_suffix(".md") {
+            Some(_) => {
+                let page = std::fs::read_to_string(
+                    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(chapter),
+                )
+                .expect("docs page");
+                page_blocks(&page)
+            }
+            None => blocks(&readme, chapter),
+        };
         assert!(
             !found.is_empty(),
             "no runnable block in chapter '{chapter}'"
@@ -143,10 +198,12 @@ fn readme_chapters_run_as_written() {
                 .replace("127.0.0.1:18080", &format!("127.0.0.1:{public2}"))
                 .replace("127.0.0.1:18443", &format!("127.0.0.1:{api2}"))
                 .replace("8088", &http01.to_string());
-            let _ = writeln!(
-                script,
-                "echo '>>> README.md:{line} ({chapter})' >&2\n{text}"
-            );
+            let file = if chapter.ends_with(".md") {
+                chapter
+            } else {
+                "README.md"
+            };
+            let _ = writeln!(script, "echo '>>> {file}:{line} ({chapter})' >&2\n{text}");
         }
     }
     std::fs::write(dir.path().join("readme.sh"), &script).expect("script");
@@ -198,6 +255,7 @@ fn readme_chapters_run_as_written() {
         "ok   chain      Acme Corp → Hallmark Demo Code Signing CA → Hallmark Demo Root CA",
         "ok   revocation Acme Corp: good (OCSP http://127.0.0.1:",
         "\"valid\": true",
+        "Image was correctly validated",
         "the content was changed",
         "DNS:web.example.internal",
     ] {
