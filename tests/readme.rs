@@ -223,7 +223,7 @@ fn readme_chapters_run_as_written() {
     let text = text_of(&out);
     let last = text
         .lines()
-        .rfind(|l| l.starts_with(">>> README.md:"))
+        .rfind(|l| l.starts_with(">>> "))
         .unwrap_or("(before the first block)")
         .to_string();
     assert!(
