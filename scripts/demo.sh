@@ -3,6 +3,8 @@
 #
 # With SoftHSM2 installed, the CA keys live in a SoftHSM2 token (demo/tokens); otherwise in
 # encrypted files (development only). The demo directory is gitignored; `rm -rf demo` starts over.
+# HALLMARK_DEMO_LISTEN and HALLMARK_DEMO_API_LISTEN choose other addresses than 127.0.0.1:8080
+# and :8443 when the demo is created (tests/make_run.rs uses free ports).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$(pwd)"
@@ -17,6 +19,8 @@ if [ ! -x "$HM" ]; then
 fi
 
 random_secret() { od -An -tx1 -N16 /dev/urandom | tr -d ' \n'; }
+LISTEN_ARGS=(--listen "${HALLMARK_DEMO_LISTEN:-127.0.0.1:8080}"
+    --api-listen "${HALLMARK_DEMO_API_LISTEN:-127.0.0.1:8443}")
 
 if [ ! -e "$CONFIG" ]; then
     if [ -e "$DEMO" ]; then
@@ -36,7 +40,7 @@ if [ ! -e "$CONFIG" ]; then
         softhsm2-util --init-token --free --label hallmark-demo \
             --pin "$(cat "$DEMO/pin")" --so-pin "$(cat "$DEMO/so-pin")"
         "$HM" init --dir "$DEMO" --keys pkcs11 --pkcs11-module "$MODULE" \
-            --token-label hallmark-demo --pin-file "$DEMO/pin"
+            --token-label hallmark-demo --pin-file "$DEMO/pin" "${LISTEN_ARGS[@]}"
     else
         cat >&2 <<'WARN'
 
@@ -53,7 +57,7 @@ if [ ! -e "$CONFIG" ]; then
   ########################################################################
 
 WARN
-        "$HM" init --dir "$DEMO" --keys soft
+        "$HM" init --dir "$DEMO" --keys soft "${LISTEN_ARGS[@]}"
     fi
 fi
 
@@ -87,6 +91,8 @@ echo "  curl http://${LISTEN:-127.0.0.1:8080}/ca/root.pem"
 echo "On a client machine (sign, request, approve then need no --server/--ca):"
 echo "  hallmark client bootstrap --server https://${API_LISTEN:-127.0.0.1:8443} --fingerprint $("$HM" --config "$CONFIG" ca fingerprint root) --public http://${LISTEN:-127.0.0.1:8080}"
 echo "  hallmark client login --token-env HALLMARK_TOKEN"
+echo "  echo hello > hello.txt && hallmark sign cms hello.txt --key release --timestamp"
+echo "  hallmark verify hello.txt --signature hello.txt.p7s"
 echo "Ctrl-C stops the server; rm -rf demo starts over."
 echo
 exec "$HM" --config "$CONFIG" serve

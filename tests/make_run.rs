@@ -1,0 +1,147 @@
+//! `make run` works as the README says: the Makefile's `run` builds the release binary and runs
+//! `scripts/demo.sh`; this test runs that script (with the tests' binary, in a copy of the
+//! scripts directory, on free ports), waits for the server, then runs every line the demo prints
+//! for "another shell" (key, token, curl, client bootstrap and login, sign, verify) in bash with
+//! `set -e`. A second run serves the same CA.
+
+mod common;
+
+use std::io::BufRead;
+use std::process::{Command, Stdio};
+
+use common::*;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Starts demo.sh in `root`; returns the child and the lines it printed up to the server's
+/// banner for the API listener.
+fn start_demo(root: &std::path::Path, public: u16, api: u16) -> (Demo, Vec<String>) {
+    let mut child = Command::new("bash")
+        .arg(root.join("scripts/demo.sh"))
+        .env("HALLMARK_BIN", hallmark_bin())
+        .env("HALLMARK_DEMO_LISTEN", format!("127.0.0.1:{public}"))
+        .env("HALLMARK_DEMO_API_LISTEN", format!("127.0.0.1:{api}"))
+        .env("HALLMARK_LOG_LEVEL", "warn")
+        .env("HOME", root)
+        .env_remove("HALLMARK_CONFIG")
+        .env_remove("SOFTHSM2_CONF")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("demo.sh");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut reader = std::io::BufReader::new(stdout);
+    let mut lines = Vec::new();
+    loop {
+        let mut line = String::new();
+        let n = reader.read_line(&mut line).expect("read");
+        assert!(n > 0, "demo.sh ended before serving:\n{}", lines.join(""));
+        let done = line.contains("API listener on");
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    std::thread::spawn(move || {
+        let mut sink = String::new();
+        while reader.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
+            sink.clear();
+        }
+    });
+    (Demo(child), lines)
+}
+
+/// The demo's server (demo.sh execs it): stopped with SIGTERM when dropped, also when the test
+/// fails.
+struct Demo(std::process::Child);
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn make_run_serves_a_demo_ca_and_its_hints_work() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    // What `make run` runs: the release build, then the demo script.
+    let makefile = std::fs::read_to_string(repo.join("Makefile")).expect("Makefile");
+    let recipe: Vec<&str> = makefile
+        .lines()
+        .skip_while(|l| *l != "run:")
+        .skip(1)
+        .take_while(|l| l.starts_with('\t'))
+        .map(str::trim)
+        .collect();
+    assert_eq!(
+        recipe,
+        ["cargo build --release", "@scripts/demo.sh"],
+        "the Makefile's run recipe changed: update this test"
+    );
+
+    let dir = tempfile::tempdir().expect("tmp");
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("scripts")).expect("mkdir");
+    std::fs::copy(repo.join("scripts/demo.sh"), root.join("scripts/demo.sh")).expect("copy");
+    let (public, api) = (free_port(), free_port());
+
+    let (demo, printed) = start_demo(root, public, api);
+    let text = printed.join("");
+    assert!(text.contains("Demo CA in"), "{text}");
+    // The lines for another shell: from "try:" to "Ctrl-C", indented by two spaces.
+    let hints: Vec<String> = text
+        .lines()
+        .skip_while(|l| !l.contains("In another shell, try:"))
+        .take_while(|l| !l.starts_with("Ctrl-C"))
+        .filter_map(|l| l.strip_prefix("  ").map(str::to_string))
+        .collect();
+    assert!(
+        hints.iter().any(|h| h.starts_with("hallmark verify")),
+        "{text}"
+    );
+    let client = root.join("client");
+    std::fs::create_dir_all(&client).expect("client dir");
+    let script = format!("set -euo pipefail\n{}\n", hints.join("\n"));
+    let out = run(Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .current_dir(&client)
+        .env("HOME", &client)
+        .env_remove("XDG_CONFIG_HOME")
+        .env_remove("HALLMARK_CONFIG")
+        .env_remove("HALLMARK_TOKEN"));
+    let said = text_of(&out);
+    assert!(
+        out.status.success(),
+        "a line make run printed failed:\n{script}\n---\n{said}"
+    );
+    for shown in [
+        "\"database\":\"schema ",
+        "BEGIN CERTIFICATE",
+        "checked and saved",
+        "ok   signature",
+        "ok   timestamp",
+        "ok   chain",
+        "ok   revocation",
+    ] {
+        assert!(said.contains(shown), "'{shown}' not printed:\n{said}");
+    }
+    drop(demo);
+
+    // The second `make run` serves the same CA.
+    let (again, printed) = start_demo(root, public, api);
+    let text = printed.join("");
+    assert!(
+        !text.contains("creating a CA") && text.contains("Demo CA in"),
+        "{text}"
+    );
+    drop(again);
+}
