@@ -2,7 +2,7 @@
 //! `scripts/demo.sh`; this test runs that script (with the tests' binary, in a copy of the
 //! scripts directory, on free ports), waits for the server, then runs every line the demo prints
 //! for "another shell" (key, token, curl, client bootstrap and login, sign, verify) in bash with
-//! `set -e`. A second run serves the same CA.
+//! `set -e`, and checks the README shows those same lines. A second run serves the same CA.
 
 mod common;
 
@@ -107,6 +107,27 @@ fn make_run_serves_a_demo_ca_and_its_hints_work() {
         hints.iter().any(|h| h.starts_with("hallmark verify")),
         "{text}"
     );
+    // The README shows the same lines (its own paths and ports, a placeholder fingerprint).
+    let readme = std::fs::read_to_string(repo.join("README.md")).expect("README");
+    let shown: Vec<&str> = readme
+        .lines()
+        .skip_while(|l| !l.starts_with("Once it is serving, in another shell"))
+        .skip_while(|l| !l.starts_with("```"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("```"))
+        .filter(|l| l.starts_with("hallmark ") || l.starts_with("curl ") || l.starts_with("echo "))
+        .collect();
+    assert!(shown.len() >= 8, "README hint block not found");
+    for line in shown {
+        let ours = line
+            .replace("127.0.0.1:8080", &format!("127.0.0.1:{public}"))
+            .replace("127.0.0.1:8443", &format!("127.0.0.1:{api}"));
+        let ours = ours.split(" --fingerprint ").next().unwrap_or(&ours);
+        assert!(
+            hints.iter().any(|h| h.starts_with(ours)),
+            "README line '{line}' is not what make run prints:\n{text}"
+        );
+    }
     let client = root.join("client");
     std::fs::create_dir_all(&client).expect("client dir");
     let script = format!("set -euo pipefail\n{}\n", hints.join("\n"));
