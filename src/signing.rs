@@ -906,6 +906,45 @@ impl Hallmark {
         })
     }
 
+    /// What `GET /api/v1/keys/{label}` and `hallmark --output json key show` say of a key: its
+    /// publisher and algorithm, certificate (PEM) and the CA certificates above it, notAfter,
+    /// and its policy with where the policy comes from.
+    pub fn key_document(&self, key: &KeyRecord) -> Result<serde_json::Value> {
+        let pem = |der: &[u8]| crate::pemfmt::encode("CERTIFICATE", der.to_vec());
+        let (certificate, chain, not_after) = match &key.cert_der {
+            Some(_) => {
+                let (cert, chain) = self.key_certificate_chain(key)?;
+                let not_after = X509Certificate::from_der(&cert)
+                    .ok()
+                    .map(|(_, c)| crate::store::rfc3339(c.validity().not_after.timestamp()));
+                (
+                    Some(pem(&cert)),
+                    chain.iter().map(|c| pem(c)).collect::<Vec<_>>(),
+                    not_after,
+                )
+            }
+            None => (None, Vec::new(), None),
+        };
+        let p = self.key_policy(&key.label)?;
+        Ok(serde_json::json!({
+            "label": key.label,
+            "publisher": key.publisher,
+            "algorithm": key.algorithm,
+            "certificate": certificate,
+            "chain": chain,
+            "not_after": not_after,
+            "policy": {
+                "formats": p.formats,
+                "digests": p.digests,
+                "signers": p.signers,
+                "approvals": p.approvals,
+                "approvers": p.approvers,
+                "rate_per_minute": p.rate_per_minute,
+                "source": self.key_policy_source(&key.label)?,
+            },
+        }))
+    }
+
     /// A key's certificate and the CA certificates above it (root excluded), without the
     /// validity checks: for showing what an earlier signature was made with.
     pub fn key_certificate_chain(&self, key: &KeyRecord) -> Result<(Vec<u8>, Vec<Vec<u8>>)> {

@@ -75,6 +75,29 @@ fn lists_and_shows_print_json_and_say_when_there_is_more() {
     let audit = json(&ca, &["audit", "--limit", "3"]);
     assert_eq!(audit["items"].as_array().expect("events").len(), 3);
     assert!(json(&ca, &["key", "list"])["items"].is_array());
+    // key show: the document the API answers, the policy included (with --policy too).
+    ca.create_key("acme", "release", "p256", &[]);
+    ca.hm(&[
+        "key",
+        "policy",
+        "release",
+        "--approvals",
+        "1",
+        "--approvers",
+        "lead",
+    ]);
+    let key = json(&ca, &["key", "show", "release"]);
+    assert_eq!(key["label"], "release");
+    assert_eq!(key["publisher"], "acme");
+    assert_eq!(key["algorithm"], "p256");
+    assert!(key["certificate"]
+        .as_str()
+        .is_some_and(|c| c.contains("BEGIN CERTIFICATE")));
+    assert_eq!(key["chain"].as_array().map(Vec::len), Some(1));
+    assert_eq!(key["policy"]["approvals"], 1);
+    assert_eq!(key["policy"]["approvers"], serde_json::json!(["lead"]));
+    assert_eq!(key["policy"]["source"], "set");
+    assert_eq!(json(&ca, &["key", "show", "release", "--policy"]), key);
     assert!(json(&ca, &["station", "list"])["items"].is_array());
     assert!(json(&ca, &["signature", "list"])["items"].is_array());
 }

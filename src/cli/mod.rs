@@ -1335,6 +1335,11 @@ fn cmd_key(cli: &Cli, c: &KeyCmd) -> anyhow::Result<()> {
                 .collect();
             print_list(cli.output, rows, false, None, "")?;
         }
+        // JSON: one document, the policy included (what GET /api/v1/keys/{label} answers).
+        KeyCmd::Show { label, .. } if cli.output == Output::Json => {
+            let rec = hm.key(label)?;
+            println!("{}", serde_json::to_string_pretty(&hm.key_document(&rec)?)?);
+        }
         KeyCmd::Show {
             label,
             policy: true,

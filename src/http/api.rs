@@ -1061,42 +1061,7 @@ fn get_key(hm: &Hallmark, label: &str, cred: &Credential) -> Result<Response<Bod
         Some(k) if cred.may_act_for(&k.publisher).is_ok() => k,
         _ => return Err(not_found()),
     };
-    let (certificate, chain, not_after) = match &key.cert_der {
-        Some(_) => {
-            let (cert, chain) = hm.key_certificate_chain(&key)?;
-            let not_after = x509_parser::parse_x509_certificate(&cert)
-                .ok()
-                .map(|(_, c)| rfc3339(c.validity().not_after.timestamp()));
-            (
-                Some(pem_of(&cert)),
-                chain.iter().map(|c| pem_of(c)).collect::<Vec<_>>(),
-                not_after,
-            )
-        }
-        None => (None, Vec::new(), None),
-    };
-    let p = hm.key_policy(&key.label)?;
-    let policy = json!({
-        "formats": p.formats,
-        "digests": p.digests,
-        "signers": p.signers,
-        "approvals": p.approvals,
-        "approvers": p.approvers,
-        "rate_per_minute": p.rate_per_minute,
-        "source": hm.key_policy_source(&key.label)?,
-    });
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({
-            "label": key.label,
-            "publisher": key.publisher,
-            "algorithm": key.algorithm,
-            "certificate": certificate,
-            "chain": chain,
-            "not_after": not_after,
-            "policy": policy,
-        }),
-    ))
+    Ok(json_response(StatusCode::OK, &hm.key_document(&key)?))
 }
 
 fn signature_record_json(s: &crate::store::SignatureRecord) -> Value {
