@@ -1,7 +1,8 @@
 //! The library's error: one enum whose variants wrap each layer's own closed list.
 //!
 //! The edges turn these into exit codes and messages (CLI) or problem documents (HTTP) in one
-//! place each; [`Error::kind`] is the stable name they use.
+//! place each; [`Error::kind`] is the stable name they use and [`Error::class`] how an edge
+//! answers it, both decided here by variant so the compiler sees every case.
 
 use crate::config::ConfigError;
 use crate::issuer::IssueError;
@@ -39,6 +40,10 @@ pub enum Error {
     Invalid(String),
     #[error("{0}")]
     Io(String),
+    /// A stored record that does not read back (a corrupt certificate in the database): the
+    /// server's fault, never the client's.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
     /// Too many requests (e.g. a key's signing rate); retry after the given seconds.
     #[error("{detail}")]
     RateLimited { detail: String, retry_after: u64 },
@@ -80,9 +85,80 @@ impl Error {
             Error::MalformedJson(_) => "malformed-json",
             Error::UnsupportedMedia(_) => "unsupported-media-type",
             Error::Io(_) => "io",
+            Error::Corrupt(_) => "internal",
             Error::RateLimited { .. } => "rate-limited",
         }
     }
+
+    /// How an edge answers this error (HTTP status; the CLI's message is the same either way).
+    pub fn class(&self) -> Class {
+        use crate::policy::auth::AuthError;
+        match self {
+            Error::Policy(p) => match p {
+                PolicyError::BadCsr(_)
+                | PolicyError::BadSignature
+                | PolicyError::UnknownProfile(_)
+                | PolicyError::BadRequest(_) => Class::BadRequest,
+                PolicyError::BadKey(_)
+                | PolicyError::SubjectMismatch { .. }
+                | PolicyError::UnexpectedAttribute { .. }
+                | PolicyError::ExtensionRefused(_)
+                | PolicyError::ApprovalRequired(_) => Class::Unprocessable,
+                PolicyError::UnknownPublisher(_) => Class::NotFound,
+                PolicyError::NotAuthorized(_) => Class::Forbidden,
+                PolicyError::Store(_) => Class::Internal,
+            },
+            Error::Profile(ProfileError::Unknown { .. }) => Class::BadRequest,
+            // A profile that does not load is the server's configuration, not the request.
+            Error::Profile(_) => Class::Internal,
+            Error::Store(s) => match s {
+                StoreError::Conflict(_)
+                | StoreError::Decided(_)
+                | StoreError::DeviceTaken(_)
+                | StoreError::QuotaExceeded(_) => Class::Conflict,
+                StoreError::NotFound(_) => Class::NotFound,
+                _ => Class::Internal,
+            },
+            Error::Key(_) => Class::Unavailable,
+            Error::Issue(IssueError::Lint(_)) => Class::Unprocessable,
+            Error::Issue(_) | Error::Config(_) | Error::Io(_) | Error::Corrupt(_) => {
+                Class::Internal
+            }
+            Error::Auth(AuthError::Unauthorized(_)) => Class::Unauthorized,
+            Error::Auth(AuthError::Forbidden(_)) => Class::Forbidden,
+            Error::Conflict(_) => Class::Conflict,
+            Error::MalformedJson(_) | Error::Invalid(_) => Class::BadRequest,
+            Error::UnsupportedMedia(_) => Class::UnsupportedMedia,
+            Error::NotFound(_) => Class::NotFound,
+            Error::RateLimited { .. } => Class::RateLimited,
+        }
+    }
+}
+
+/// How an edge answers an error: the client's fault (the first seven, with the error's own
+/// detail), or the server's (the last two: a generic detail, the error in the log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    BadRequest,
+    UnsupportedMedia,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    Conflict,
+    Unprocessable,
+    RateLimited,
+    /// The key store cannot sign now (a token away, a session lost): retry later.
+    Unavailable,
+    Internal,
+}
+
+/// The prefix of every problem `type` (RFC 9457): `urn:hallmark:problem:KIND`, a URI the
+/// project can stand behind; the KIND strings ([`Error::kind`]) are stable.
+pub const PROBLEM_BASE: &str = "urn:hallmark:problem:";
+
+/// The problem `type` URI of a kind.
+pub fn problem_type(kind: &str) -> String {
+    format!("{PROBLEM_BASE}{kind}")
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -75,7 +75,7 @@ impl ProvisionAnswer {
             } => serde_json::json!({
                 "device_serial": device_serial,
                 "status": "refused",
-                "error": {"type": format!("{}{kind}", crate::http::PROBLEM_BASE), "detail": detail},
+                "error": {"type": crate::error::problem_type(kind), "detail": detail},
             }),
         }
         .to_string()

@@ -115,7 +115,7 @@ impl Hallmark {
             return Err(AuthError::Unauthorized("this token has expired".into()).into());
         }
         let scopes = Scope::parse_list(&rec.scopes)
-            .map_err(|e| Error::Invalid(format!("stored token scopes: {e}")))?;
+            .map_err(|e| Error::Corrupt(format!("the stored token scopes: {e}")))?;
         Ok(Credential {
             token_id: rec.id,
             name: rec.name,

@@ -507,8 +507,9 @@ pub(crate) struct KeyCertFacts {
 
 impl KeyCertFacts {
     fn parse(der: &[u8]) -> Result<KeyCertFacts> {
-        let (_, cert) = X509Certificate::from_der(der)
-            .map_err(|e| Error::Invalid(format!("stored key certificate does not parse: {e}")))?;
+        let (_, cert) = X509Certificate::from_der(der).map_err(|e| {
+            Error::Corrupt(format!("the stored key certificate does not parse: {e}"))
+        })?;
         let v = cert.validity();
         Ok(KeyCertFacts {
             der: der.to_vec(),
@@ -692,7 +693,7 @@ impl Hallmark {
             let alg: KeyAlgorithm = key
                 .algorithm
                 .parse()
-                .map_err(|e: String| Error::Invalid(format!("stored key algorithm: {e}")))?;
+                .map_err(|e: String| Error::Corrupt(format!("the stored key algorithm: {e}")))?;
             cose_scheme(alg, checked.hash)?;
         }
         if let Some(rate) = policy.rate_per_minute {
@@ -811,7 +812,7 @@ impl Hallmark {
         let alg: KeyAlgorithm = key
             .algorithm
             .parse()
-            .map_err(|e: String| Error::Invalid(format!("stored key algorithm: {e}")))?;
+            .map_err(|e: String| Error::Corrupt(format!("the stored key algorithm: {e}")))?;
         let scheme = scheme_for(alg, checked.hash)?;
         let signer = self.publisher_signer(key)?;
         if cert.spki() != signer.spki_der() {
@@ -952,8 +953,9 @@ impl Hallmark {
             .cert_der
             .clone()
             .ok_or_else(|| Error::NotFound(format!("the certificate of key '{}'", key.label)))?;
-        let (_, cert) = X509Certificate::from_der(&der)
-            .map_err(|e| Error::Invalid(format!("stored key certificate does not parse: {e}")))?;
+        let (_, cert) = X509Certificate::from_der(&der).map_err(|e| {
+            Error::Corrupt(format!("the stored key certificate does not parse: {e}"))
+        })?;
         let chain = match self
             .store
             .certificate_standing(&hex::encode(cert.raw_serial()))?

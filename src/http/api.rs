@@ -97,28 +97,27 @@ fn json_response(status: StatusCode, v: &Value) -> Response<Body> {
     response(status, "application/json", v.to_string())
 }
 
-/// Maps an engine error to a problem document.
+/// Maps an engine error to a problem document: the one place an error becomes a status.
 pub fn error_response(e: &Error) -> Response<Body> {
+    use crate::error::Class;
     let kind = e.kind();
-    let status = match kind {
-        "bad-csr" | "bad-request" | "unknown-profile" | "malformed-json" => StatusCode::BAD_REQUEST,
-        "unsupported-media-type" => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "bad-key" | "subject-mismatch" | "extension-refused" | "approval-required" | "lint" => {
-            StatusCode::UNPROCESSABLE_ENTITY
-        }
-        "unauthorized" => StatusCode::UNAUTHORIZED,
-        "forbidden" => StatusCode::FORBIDDEN,
-        "not-found" | "unknown-publisher" => StatusCode::NOT_FOUND,
-        "conflict" | "device-exists" | "quota-exceeded" => StatusCode::CONFLICT,
-        "rate-limited" => StatusCode::TOO_MANY_REQUESTS,
-        "key-store" => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    let status = match e.class() {
+        Class::BadRequest => StatusCode::BAD_REQUEST,
+        Class::UnsupportedMedia => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        Class::Unauthorized => StatusCode::UNAUTHORIZED,
+        Class::Forbidden => StatusCode::FORBIDDEN,
+        Class::NotFound => StatusCode::NOT_FOUND,
+        Class::Conflict => StatusCode::CONFLICT,
+        Class::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
+        Class::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        Class::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Class::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     };
-    if status == StatusCode::INTERNAL_SERVER_ERROR || status == StatusCode::SERVICE_UNAVAILABLE {
+    if matches!(e.class(), Class::Internal | Class::Unavailable) {
         tracing::error!("internal error ({kind}): {e}");
         return problem(
             status,
-            if kind == "key-store" {
+            if e.class() == Class::Unavailable {
                 "unavailable"
             } else {
                 "internal"

@@ -26,7 +26,7 @@ use hyper::{Request, Response, StatusCode};
 
 use crate::engine::Hallmark;
 
-pub const PROBLEM_BASE: &str = "urn:hallmark:problem:";
+pub use crate::error::PROBLEM_BASE;
 
 pub type Body = Full<Bytes>;
 

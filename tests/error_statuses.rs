@@ -1,0 +1,42 @@
+//! Whose fault an error is decides its status: a stored record that no longer reads back (here
+//! a corrupt key certificate) is the server's fault, a 500 whose detail stays in the log, never
+//! a 400 that shows the client internal detail.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn a_corrupt_stored_key_certificate_is_a_500_without_detail() {
+    let (env, token) = SignEnv::start(Keys::Soft, |ca| {
+        ca.create_key("acme", "release", "p256", &[]);
+        // Truncated DER where the certificate was (test-only reach into the store).
+        ca.db()
+            .execute(
+                "UPDATE keys SET cert_der = X'3082' WHERE label = 'release'",
+                [],
+            )
+            .expect("corrupt");
+        ca.token(&["--publisher", "acme", "--scopes", "sign", "--name", "ci"])
+    });
+    let body = serde_json::json!({
+        "key": "release",
+        "digest": "00".repeat(32),
+        "digest_algorithm": "sha256",
+        "format": "raw",
+    });
+    for (method, path, body) in [
+        (Some("POST"), "/api/v1/signatures", Some(body.to_string())),
+        (None, "/api/v1/keys/release", None),
+    ] {
+        let (code, v) = env.call(method, path, Some(&token), body.as_deref());
+        assert_eq!(code, 500, "{path}: {v}");
+        assert_eq!(v["type"], "urn:hallmark:problem:internal", "{v}");
+        let detail = v["detail"].as_str().unwrap_or("");
+        assert!(
+            !detail.contains("parse") && !detail.contains("certificate"),
+            "internal detail shown to the client: {v}"
+        );
+    }
+    assert_eq!(env.recorded(), 0);
+}
