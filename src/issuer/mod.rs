@@ -5,6 +5,7 @@
 //! store to sign exactly those bytes. The issuer never decides policy: it re-checks the few
 //! facts it relies on (the profile belongs to this CA, the key is the CSR's) and nothing else.
 
+pub mod cms;
 pub mod crl;
 pub mod extensions;
 pub mod lint;
