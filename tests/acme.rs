@@ -26,14 +26,6 @@ fn b64(b: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(b)
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
 /// A CA with an ACME directory for `tls-server` limited to `*.internal.test` names, validating
 /// against 127.0.0.1:`http01_port`.
 struct Acme {

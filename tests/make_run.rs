@@ -11,13 +11,6 @@ use std::process::{Command, Stdio};
 
 use common::*;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 /// Starts demo.sh in `root`; returns the child and the lines it printed up to the server's
 /// banner for the API listener.
 fn start_demo(root: &std::path::Path, public: u16, api: u16) -> (Demo, Vec<String>) {

@@ -26,13 +26,6 @@ impl std::ops::Deref for Fx {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 impl Fx {
     /// A CA whose certificates name 127.0.0.1:PORT, a server listening there, and keys.
     fn start(keys: &[(&str, &str, &str)]) -> Fx {
@@ -404,28 +397,18 @@ fn every_format_good_tampered_and_agreeing_with_its_verifier() {
     assert!(!ok && r.contains("not signed"), "{r}");
 
     // A jar: jarsigner agrees on good, changed and added entries.
-    let src = f.ca.path("jar-src");
-    std::fs::create_dir_all(src.join("com/acme")).expect("mkdir");
-    std::fs::write(
-        src.join("com/acme/Main.class"),
-        [0xca, 0xfe, 0xba, 0xbe, 0, 0, 0, 61],
-    )
-    .expect("class");
-    std::fs::write(src.join("com/acme/app.properties"), "name=app\n".repeat(40)).expect("props");
-    let jar = f.path("app.jar");
-    let (ok, said) = tool_run(
+    let props = "name=app\n".repeat(40);
+    let jar = make_jar(
         f.dir(),
-        "jar",
+        "app.jar",
         &[
-            "--create",
-            "--file",
-            &jar,
-            "-C",
-            &src.display().to_string(),
-            ".",
+            (
+                "com/acme/Main.class",
+                &[0xca, 0xfe, 0xba, 0xbe, 0, 0, 0, 61],
+            ),
+            ("com/acme/app.properties", props.as_bytes()),
         ],
     );
-    assert!(ok, "{said}");
     let signed_jar = f.path("app-signed.jar");
     f.sign("jar", &jar, "release", &["--out", &signed_jar]);
     let (ok, r) = f.verify(&[&signed_jar]);
@@ -577,23 +560,11 @@ fn revoked_signers_fail_unless_time_stamped_before_the_invalidity_date() {
     f.sign("authenticode", &exe, "gone", &["--out", &gone_exe]);
     let old_exe = f.path("old.exe");
     f.sign("authenticode", &exe, "old", &["--out", &old_exe]);
-    let src = f.ca.path("jar-src");
-    std::fs::create_dir_all(&src).expect("mkdir");
-    std::fs::write(src.join("Main.class"), [0xca, 0xfe, 0xba, 0xbe]).expect("class");
-    let jar = f.path("app.jar");
-    let (ok, said) = tool_run(
+    let jar = make_jar(
         f.dir(),
-        "jar",
-        &[
-            "--create",
-            "--file",
-            &jar,
-            "-C",
-            &src.display().to_string(),
-            ".",
-        ],
+        "app.jar",
+        &[("Main.class", &[0xca, 0xfe, 0xba, 0xbe])],
     );
-    assert!(ok, "{said}");
     let gone_jar = f.path("gone.jar");
     f.sign("jar", &jar, "gone", &["--out", &gone_jar]);
     let gone_sig = f.path("gone.sig");

@@ -378,31 +378,15 @@ pub fn prepare(firmware: &[u8], opts: &ImageOptions) -> Result<Unsigned, Mcuboot
 /// Which hash a key's images use, from its SubjectPublicKeyInfo; refuses anything but ECDSA
 /// P-256 and P-384.
 pub fn hash_for_key(spki_der: &[u8]) -> Result<HashAlg, McubootError> {
-    use x509_parser::prelude::FromDer;
-    let (_, spki) = x509_parser::x509::SubjectPublicKeyInfo::from_der(spki_der)
-        .map_err(|_| McubootError::UnsupportedKey("not a parsable public key".into()))?;
-    let alg = spki.algorithm.algorithm.to_id_string();
-    if alg != "1.2.840.10045.2.1" {
-        let name = match alg.as_str() {
-            "1.2.840.113549.1.1.1" | "1.2.840.113549.1.1.10" => "an RSA key (MCUboot signs RSA images with RSA-PSS, which the signing service's raw format does not make)".to_string(),
-            "1.3.101.112" => "an Ed25519 key (it signs whole messages, not digests)".to_string(),
-            other => format!("a key of algorithm {other}"),
-        };
-        return Err(McubootError::UnsupportedKey(name));
-    }
-    let curve = spki
-        .algorithm
-        .parameters
-        .as_ref()
-        .and_then(|p| p.as_oid().ok())
-        .map(|o| o.to_id_string())
-        .unwrap_or_default();
-    match curve.as_str() {
-        "1.2.840.10045.3.1.7" => Ok(HashAlg::Sha256),
-        "1.3.132.0.34" => Ok(HashAlg::Sha384),
-        other => Err(McubootError::UnsupportedKey(format!(
-            "an EC key on curve {other}"
-        ))),
+    use crate::keys::{key_of, KeyKind};
+    let refused = |what: &str| Err(McubootError::UnsupportedKey(what.to_string()));
+    match key_of(spki_der) {
+        Ok((KeyKind::P256, _)) => Ok(HashAlg::Sha256),
+        Ok((KeyKind::P384, _)) => Ok(HashAlg::Sha384),
+        Ok((KeyKind::Rsa, _)) => refused("an RSA key (MCUboot signs RSA images with RSA-PSS, which the signing service's raw format does not make)"),
+        Ok((KeyKind::Ed25519, _)) => refused("an Ed25519 key (it signs whole messages, not digests)"),
+        Ok((KeyKind::P521, _)) => refused("an EC key on curve P-521"),
+        Err(e) => Err(McubootError::UnsupportedKey(e)),
     }
 }
 

@@ -14,7 +14,7 @@ use std::fmt;
 use std::sync::Arc;
 
 pub use algorithm::{HashAlg, KeyAlgorithm, SignatureScheme};
-pub use spki::{ecdsa_raw_to_der, subject_public_key_bits};
+pub use spki::{ecdsa_raw_to_der, key_of, subject_public_key_bits, KeyKind};
 
 /// Errors from a key store. A backend maps its own failures onto these kinds.
 #[derive(Debug, thiserror::Error)]

@@ -44,3 +44,53 @@ pub fn ecdsa_raw_to_der(raw: &[u8]) -> Result<Vec<u8>, KeyError> {
     out.extend_from_slice(&body);
     Ok(out)
 }
+
+/// The kind of public key in a SubjectPublicKeyInfo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    P256,
+    P384,
+    P521,
+    Rsa,
+    Ed25519,
+}
+
+impl KeyKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyKind::P256 => "ECDSA P-256",
+            KeyKind::P384 => "ECDSA P-384",
+            KeyKind::P521 => "ECDSA P-521",
+            KeyKind::Rsa => "RSA",
+            KeyKind::Ed25519 => "Ed25519",
+        }
+    }
+}
+
+/// The key kind and the subjectPublicKey bits of a DER SubjectPublicKeyInfo.
+pub fn key_of(spki: &[u8]) -> Result<(KeyKind, Vec<u8>), String> {
+    let (_, k) = x509_parser::x509::SubjectPublicKeyInfo::from_der(spki)
+        .map_err(|e| format!("the public key does not parse: {e}"))?;
+    let bits = k.subject_public_key.data.to_vec();
+    let kind = match k.algorithm.algorithm.to_id_string().as_str() {
+        "1.2.840.113549.1.1.1" => KeyKind::Rsa,
+        "1.3.101.112" => KeyKind::Ed25519,
+        "1.2.840.10045.2.1" => {
+            let curve = k
+                .algorithm
+                .parameters
+                .as_ref()
+                .and_then(|p| p.as_oid().ok())
+                .map(|o| o.to_id_string())
+                .unwrap_or_default();
+            match curve.as_str() {
+                "1.2.840.10045.3.1.7" => KeyKind::P256,
+                "1.3.132.0.34" => KeyKind::P384,
+                "1.3.132.0.35" => KeyKind::P521,
+                other => return Err(format!("elliptic curve {other} is not supported")),
+            }
+        }
+        other => return Err(format!("public key algorithm {other} is not supported")),
+    };
+    Ok((kind, bits))
+}

@@ -861,3 +861,36 @@ pub fn tampered_msi(file: &str) -> String {
     cfb.flush().expect("flush");
     p
 }
+
+/// A TCP port free on 127.0.0.1 now (for a server a test starts on a fixed address).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A jar at DIR/NAME made by the JDK's `jar` from FILES (path inside the jar, contents).
+pub fn make_jar(dir: &Path, name: &str, files: &[(&str, &[u8])]) -> String {
+    let src = dir.join(format!("{name}-src"));
+    for (path, data) in files {
+        let p = src.join(path);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&p, data).expect("jar entry");
+    }
+    let jar = dir.join(name).display().to_string();
+    let (ok, said) = tool_run(
+        dir,
+        "jar",
+        &[
+            "--create",
+            "--file",
+            &jar,
+            "-C",
+            &src.display().to_string(),
+            ".",
+        ],
+    );
+    assert!(ok, "jar: {said}");
+    jar
+}
