@@ -22,6 +22,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("authenticode", authenticode),
     ("jar", jar),
     ("config_toml", config_toml),
+    ("verify", verify),
 ];
 
 /// CSR parsing and proof of possession: every issuance path starts here.
@@ -99,4 +100,49 @@ pub fn config_toml(data: &[u8]) {
     if let Ok(cfg) = toml::from_str::<hallmark::config::Config>(text) {
         let _ = cfg.validate();
     }
+}
+
+/// `hallmark verify` on a file a relying party received: the first byte chooses an embedded
+/// signature (even: the rest is the file) or a detached one (odd: a little-endian u16 length,
+/// that many bytes of signature, then the file). Offline, against the root the seed corpus was
+/// signed under (`fuzz/verify-root.der`), at a time its certificates are valid.
+pub fn verify(data: &[u8]) {
+    struct NoNetwork;
+    impl hallmark::verify::revocation::Fetch for NoNetwork {
+        fn get(&self, _: &str) -> Result<Vec<u8>, String> {
+            Err("offline".into())
+        }
+        fn post(&self, _: &str, _: &str, _: &[u8]) -> Result<Vec<u8>, String> {
+            Err("offline".into())
+        }
+    }
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let (file, signature) = if mode & 1 == 0 {
+        (rest, None)
+    } else {
+        let Some(len) = rest
+            .get(..2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]) as usize)
+        else {
+            return;
+        };
+        let body = &rest[2..];
+        let Some(sig) = body.get(..len) else {
+            return;
+        };
+        (&body[len..], Some(sig))
+    };
+    let opts = hallmark::verify::Options {
+        roots: vec![include_bytes!("verify-root.der").to_vec()],
+        certs: Vec::new(),
+        key: None,
+        digest: hallmark::keys::HashAlg::Sha256,
+        timestamp: None,
+        offline: mode & 2 == 0,
+        fetch: &NoNetwork,
+        now: 1_796_342_400,
+    };
+    let _ = hallmark::verify::verify(file, signature, &opts);
 }

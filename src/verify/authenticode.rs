@@ -55,6 +55,9 @@ fn split_pe(data: &[u8]) -> Result<(Vec<u8>, Vec<u8>), String> {
         .map_err(|e| format!("the PKCS#7 in the certificate table: {e}"))?
         .whole
         .to_vec();
+    if sec + 8 > addr {
+        return Err("the certificate table overlaps the headers".into());
+    }
     let mut unsigned = data[..addr].to_vec();
     unsigned[sec..sec + 8].fill(0);
     Ok((unsigned, pkcs7))

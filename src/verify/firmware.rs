@@ -293,8 +293,8 @@ fn sign1_parts(data: &[u8]) -> Result<Sign1<'_>, String> {
         return Err("the protected header is not a map".into());
     };
     let alg = match map_get(&ph, 1) {
-        Some(Item::Nint(n)) => -1 - *n as i64,
-        Some(Item::Uint(n)) => *n as i64,
+        Some(Item::Nint(n)) => i64::try_from(*n).map(|n| -1 - n).unwrap_or(i64::MIN),
+        Some(Item::Uint(n)) => i64::try_from(*n).unwrap_or(i64::MAX),
         _ => return Err("the protected header names no algorithm".into()),
     };
     let x5chain = match map_get(unprotected, 33).or_else(|| map_get(&ph, 33)) {
