@@ -571,6 +571,21 @@ fn revoked_signers_fail_unless_time_stamped_before_the_invalidity_date() {
     f.sign("raw", &app, "gone", &["--timestamp", "--out", &gone_sig]);
     let gone_cose = f.path("gone.cose");
     f.sign("cose", &app, "gone", &["--out", &gone_cose]);
+    let gone_img = f.path("gone.img");
+    f.sign(
+        "mcuboot",
+        &app,
+        "gone",
+        &[
+            "--version",
+            "1.0.0",
+            "--header-size",
+            "0x200",
+            "--pad-header",
+            "--out",
+            &gone_img,
+        ],
+    );
     let (gone_cert, _) = f.cert_and_public_key("gone");
     for p in [&gone_ts, &gone_plain, &old_ts] {
         let (ok, r) = f.verify(&[&app, "--signature", p]);
@@ -614,6 +629,8 @@ fn revoked_signers_fail_unless_time_stamped_before_the_invalidity_date() {
         );
     }
     let (ok, r) = f.verify(&[&app, "--signature", &gone_cose]);
+    assert!(!ok && line(&r, "revocation").starts_with("FAIL"), "{r}");
+    let (ok, r) = f.verify(&[&gone_img, "--cert", &gone_cert]);
     assert!(!ok && line(&r, "revocation").starts_with("FAIL"), "{r}");
     let (ok, r) = f.verify(&[&old_exe]);
     assert!(!ok && r.contains("does not predate"), "{r}");
