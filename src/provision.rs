@@ -681,7 +681,9 @@ impl Hallmark {
             if let Some(der) = now_rec.as_ref().and_then(|c| c.cert_der.clone()) {
                 return Ok(der);
             }
-            if now_rec.is_none_or(|c| c.status != "intent") || profile.is_empty() {
+            if now_rec.is_none_or(|c| c.status != crate::store::CertStatus::Intent)
+                || profile.is_empty()
+            {
                 break;
             }
         }

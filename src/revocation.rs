@@ -357,7 +357,7 @@ impl Hallmark {
         let cert = self
             .store
             .get_certificate(&serial)?
-            .filter(|c| c.status == "issued")
+            .filter(|c| c.status == crate::store::CertStatus::Issued)
             .ok_or_else(|| Error::NotFound(format!("certificate {serial}")))?;
         let crl_shard = cert
             .cert_der

@@ -43,7 +43,7 @@ fn issuance_is_recorded_before_it_is_returned() {
         .get_certificate(&issued.serial)
         .expect("get")
         .expect("recorded");
-    assert_eq!(rec.status, "issued");
+    assert_eq!(rec.status, hallmark::store::CertStatus::Issued);
     assert_eq!(rec.cert_der.as_deref(), Some(issued.cert_der.as_slice()));
     assert!(rec.request_id.is_some());
     let actions: Vec<String> = hm

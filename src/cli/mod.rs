@@ -1500,7 +1500,7 @@ fn cmd_cert(cli: &Cli, c: &CertCmd) -> anyhow::Result<()> {
                         .map(|d| format!(", invalid since {}", ts(d)))
                         .unwrap_or_default()
                 ),
-                None => r.status.clone(),
+                None => r.status.to_string(),
             };
             if cli.output == Output::Json {
                 let v = serde_json::json!({

@@ -92,7 +92,7 @@ impl Hallmark {
                 Some(serial) => self
                     .store
                     .get_certificate(serial)?
-                    .is_some_and(|c| c.status == "issued"),
+                    .is_some_and(|c| c.status == crate::store::CertStatus::Issued),
                 None => false,
             };
             if issued {

@@ -1154,13 +1154,13 @@ fn revoke_cert(ctx: &Ctx<'_>, v: Verified) -> AResult<Response<Body>> {
             format!("acme:certificate-key({})", rec.serial)
         }
     };
-    if rec.status == "revoked" || ctx.hm.store.get_revocation(&rec.serial)?.is_some() {
+    if ctx.hm.store.get_revocation(&rec.serial)?.is_some() {
         return Err(AcmeError::new(
             ProblemType::AlreadyRevoked,
             "the certificate is already revoked",
         ));
     }
-    if rec.status != "issued" {
+    if rec.status != crate::store::CertStatus::Issued {
         return Err(AcmeError::unauthorized(format!(
             "the certificate is {}",
             rec.status

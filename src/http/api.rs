@@ -287,7 +287,7 @@ fn revoke_certificate(
     let rec = hm
         .store
         .get_certificate(&serial)?
-        .filter(|c| c.status == "issued")
+        .filter(|c| c.status == crate::store::CertStatus::Issued)
         .filter(|c| {
             cred.may_act_for(c.publisher.as_deref().unwrap_or(""))
                 .is_ok()
@@ -864,7 +864,7 @@ fn get_certificate(
     let rec = hm
         .store
         .get_certificate(&serial)?
-        .filter(|c| c.status == "issued")
+        .filter(|c| c.status == crate::store::CertStatus::Issued)
         .filter(|c| {
             cred.may_act_for(c.publisher.as_deref().unwrap_or(""))
                 .is_ok()

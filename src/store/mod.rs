@@ -147,6 +147,47 @@ pub struct Intent {
     pub station: Option<String>,
 }
 
+/// Where a certificate record stands: recorded before signing (`Intent`), signed and returned
+/// (`Issued`), or never to be signed (`Abandoned`). Revocation is recorded beside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertStatus {
+    Intent,
+    Issued,
+    Abandoned,
+}
+
+impl CertStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CertStatus::Intent => "intent",
+            CertStatus::Issued => "issued",
+            CertStatus::Abandoned => "abandoned",
+        }
+    }
+    fn parse(s: &str) -> Result<Self, StoreError> {
+        match s {
+            "intent" => Ok(CertStatus::Intent),
+            "issued" => Ok(CertStatus::Issued),
+            "abandoned" => Ok(CertStatus::Abandoned),
+            other => Err(StoreError::Schema(format!(
+                "unknown certificate status '{other}'"
+            ))),
+        }
+    }
+}
+
+impl std::fmt::Display for CertStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for CertStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 /// An issued (or intended) certificate.
 #[derive(Debug, Clone)]
 pub struct CertRecord {
@@ -158,7 +199,7 @@ pub struct CertRecord {
     pub subject: String,
     pub not_before: i64,
     pub not_after: i64,
-    pub status: String,
+    pub status: CertStatus,
     pub cert_der: Option<Vec<u8>>,
     pub created_at: i64,
     pub issued_at: Option<i64>,
@@ -283,7 +324,9 @@ fn cert_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CertRecord> {
         subject: r.get(5)?,
         not_before: r.get(6)?,
         not_after: r.get(7)?,
-        status: r.get(8)?,
+        status: CertStatus::parse(&r.get::<_, String>(8)?).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(8, rusqlite::types::Type::Text, Box::new(e))
+        })?,
         cert_der: r.get(9)?,
         created_at: r.get(10)?,
         issued_at: r.get(11)?,
