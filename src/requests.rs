@@ -9,7 +9,9 @@ use crate::engine::{Hallmark, Issued};
 use crate::error::{Error, Result};
 use crate::policy::auth::{self, AuthError, Credential, Scope};
 use crate::policy::{self, Approvals, IssueRequest};
-use crate::store::{now, ApprovalRecord, NewRequest, RequestRecord, StoreError, TokenRecord};
+use crate::store::{
+    now, ApprovalRecord, NewRequest, RequestRecord, RequestStatus, StoreError, TokenRecord,
+};
 
 /// What a certificate submission came to.
 #[derive(Debug, Clone)]
@@ -192,22 +194,12 @@ impl Hallmark {
         before: Option<i64>,
         limit: usize,
     ) -> Result<(Vec<RequestRecord>, Option<i64>)> {
-        if let Some(s) = status {
-            if ![
-                "pending",
-                "approved",
-                "denied",
-                "expired",
-                "issued",
-                "cancelled",
-            ]
-            .contains(&s)
-            {
-                return Err(Error::Invalid(format!(
-                    "unknown status '{s}' (pending, approved, denied, expired, issued, cancelled)"
-                )));
-            }
-        }
+        let wanted = match status {
+            Some(s) => Some(RequestStatus::parse(s).map_err(|_| {
+                Error::Invalid(format!("unknown status '{s}' ({})", RequestStatus::names()))
+            })?),
+            None => None,
+        };
         let publisher = if cred.officer {
             None
         } else {
@@ -224,7 +216,7 @@ impl Hallmark {
             // A pending request past its deadline is expired as it is read (and then left out
             // of a `pending` listing).
             let r = self.expire_if_due(r)?;
-            if status.is_none_or(|s| s == r.status) {
+            if wanted.is_none_or(|s| s == r.status) {
                 out.push(r);
             }
         }
@@ -232,10 +224,10 @@ impl Hallmark {
     }
 
     fn expire_if_due(&self, mut r: RequestRecord) -> Result<RequestRecord> {
-        if r.status == "pending" && r.expires_at.is_some_and(|e| e <= now()) {
+        if r.status == RequestStatus::Pending && r.expires_at.is_some_and(|e| e <= now()) {
             self.store
-                .finish_request(r.id, "expired", None, "hallmark")?;
-            r.status = "expired".into();
+                .finish_request(r.id, RequestStatus::Expired, None, "hallmark")?;
+            r.status = RequestStatus::Expired;
         }
         Ok(r)
     }
@@ -250,7 +242,7 @@ impl Hallmark {
             ))
             .into());
         }
-        if request.status != "pending" {
+        if request.status != RequestStatus::Pending {
             return Err(Error::Conflict(format!(
                 "request {id} is {}; only a pending request can be cancelled",
                 request.status
@@ -275,7 +267,7 @@ impl Hallmark {
     ) -> Result<(RequestView, Option<Issued>)> {
         cred.require(Scope::Approve)?;
         let request = self.visible_request(id, cred)?;
-        if request.status != "pending" {
+        if request.status != RequestStatus::Pending {
             return Err(Error::Conflict(format!(
                 "request {id} is {}; it can no longer be decided",
                 request.status
@@ -346,11 +338,12 @@ impl Hallmark {
             Ok(approved) => {
                 let cert = self.issue_approved(&approved, Some(id))?;
                 self.store
-                    .finish_request(id, "issued", Some(&cert.serial), actor)?;
+                    .finish_request(id, RequestStatus::Issued, Some(&cert.serial), actor)?;
                 Ok(cert)
             }
             Err(e) => {
-                self.store.finish_request(id, "denied", None, "policy")?;
+                self.store
+                    .finish_request(id, RequestStatus::Denied, None, "policy")?;
                 Err(e.into())
             }
         }

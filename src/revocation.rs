@@ -732,10 +732,12 @@ impl Hallmark {
                 .certificate_standing(&item.serial_hex())
                 .map_err(|e| fail("reading a certificate's status", &e))?;
             statuses.push(match standing {
-                Some(s) if s.ca == r.ca && s.status == "issued" => match s.revoked {
-                    Some((reason, at)) => CertStatus::Revoked { at, reason },
-                    None => CertStatus::Good,
-                },
+                Some(s) if s.ca == r.ca && s.status == crate::store::CertStatus::Issued => {
+                    match s.revoked {
+                        Some((reason, at)) => CertStatus::Revoked { at, reason },
+                        None => CertStatus::Good,
+                    }
+                }
                 _ => CertStatus::Unknown,
             });
         }

@@ -36,8 +36,8 @@ use crate::policy::auth::{AuthError, Credential, Scope};
 use crate::policy::signing::KeyPolicy;
 use crate::policy::PolicyError;
 use crate::store::{
-    now, ApprovalRecord, KeyRecord, SignatureRecord, SignatureRequestRecord, SignedRequest,
-    StoreError,
+    now, ApprovalRecord, KeyRecord, SignatureRecord, SignatureRequestRecord,
+    SignatureRequestStatus, SignedRequest, StoreError,
 };
 
 /// Largest accepted metadata object, serialized.
@@ -751,7 +751,7 @@ impl Hallmark {
             digest: hex::encode(&checked.digest),
             format: checked.format.name().to_string(),
             metadata: merged_metadata(checked.metadata.as_deref(), pending_extras(&checked)),
-            status: "pending".into(),
+            status: SignatureRequestStatus::Pending,
             approvals_required: i64::from(policy.approvals),
             created_at: 0,
             expires_at: now() + i64::from(self.config.api.request_ttl_hours) * 3600,
@@ -970,9 +970,14 @@ impl Hallmark {
         &self,
         mut r: SignatureRequestRecord,
     ) -> Result<SignatureRequestRecord> {
-        if r.status == "pending" && r.expires_at <= now() {
-            self.store
-                .finish_signature_request(r.id, "pending", "expired", None, "hallmark")?;
+        if r.status == SignatureRequestStatus::Pending && r.expires_at <= now() {
+            self.store.finish_signature_request(
+                r.id,
+                SignatureRequestStatus::Pending,
+                SignatureRequestStatus::Expired,
+                None,
+                "hallmark",
+            )?;
             if let Some(fresh) = self.store.get_signature_request(r.id)? {
                 r = fresh;
             }
@@ -1066,16 +1071,19 @@ impl Hallmark {
             ))
             .into());
         }
-        if request.status != "pending" {
+        if request.status != SignatureRequestStatus::Pending {
             return Err(Error::Conflict(format!(
                 "signature request {id} is {}; only a pending request can be cancelled",
                 request.status
             )));
         }
-        if !self
-            .store
-            .finish_signature_request(id, "pending", "cancelled", None, &cred.actor())?
-        {
+        if !self.store.finish_signature_request(
+            id,
+            SignatureRequestStatus::Pending,
+            SignatureRequestStatus::Cancelled,
+            None,
+            &cred.actor(),
+        )? {
             return Err(Error::Conflict(format!(
                 "signature request {id} was decided meanwhile; it is no longer pending"
             )));
@@ -1093,7 +1101,7 @@ impl Hallmark {
         cred.require(Scope::Approve)?;
         let view = self.signature_request_view(id, cred)?;
         let request = view.request;
-        if request.status != "pending" {
+        if request.status != SignatureRequestStatus::Pending {
             return Err(Error::Conflict(format!(
                 "signature request {id} is {}; it can no longer be decided",
                 request.status
@@ -1158,8 +1166,8 @@ impl Hallmark {
             Ok(s) => {
                 self.store.finish_signature_request(
                     id,
-                    "signing",
-                    "signed",
+                    SignatureRequestStatus::Signing,
+                    SignatureRequestStatus::Signed,
                     Some(SignedRequest {
                         signature_id: s.id,
                         signature: &s.signature,
@@ -1174,12 +1182,17 @@ impl Hallmark {
                     e,
                     Error::Key(_) | Error::Store(_) | Error::Issue(_) | Error::Conflict(_)
                 ) {
-                    "failed"
+                    SignatureRequestStatus::Failed
                 } else {
-                    "denied"
+                    SignatureRequestStatus::Denied
                 };
-                self.store
-                    .finish_signature_request(id, "signing", status, None, ended_by)?;
+                self.store.finish_signature_request(
+                    id,
+                    SignatureRequestStatus::Signing,
+                    status,
+                    None,
+                    ended_by,
+                )?;
                 Err(e)
             }
         }
@@ -1192,7 +1205,9 @@ impl Hallmark {
     /// signature was recorded, the digest is signed (and recorded) a second time: the approved
     /// digest, never another. Returns how many were finished.
     pub fn recover_signature_requests(&self) -> Result<usize> {
-        let ids = self.store.signature_request_ids("signing")?;
+        let ids = self
+            .store
+            .signature_request_ids(SignatureRequestStatus::Signing)?;
         for &id in &ids {
             let Some(request) = self.store.get_signature_request(id)? else {
                 continue;

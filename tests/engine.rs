@@ -354,7 +354,7 @@ fn a_claimed_signature_request_is_finished_at_start() {
         .get_signature_request(id)
         .expect("read")
         .expect("request");
-    assert_eq!(r.status, "signed");
+    assert_eq!(r.status, hallmark::store::SignatureRequestStatus::Signed);
     assert!(r.signature.is_some_and(|s| !s.is_empty()));
     assert_eq!(
         hm.store
@@ -419,7 +419,7 @@ fn a_claimed_certificate_request_is_issued_at_start() {
     let r = hm.recover().expect("recover");
     assert_eq!(r.requests, 1, "{r}");
     let rec = hm.store.get_request(id).expect("read").expect("request");
-    assert_eq!(rec.status, "issued");
+    assert_eq!(rec.status, hallmark::store::RequestStatus::Issued);
     let serial = rec.certificate_serial.expect("serial");
     let cert = hm
         .store

@@ -96,8 +96,12 @@ impl Hallmark {
                 None => false,
             };
             if issued {
-                self.store
-                    .finish_request(request.id, "issued", None, "recovery")?;
+                self.store.finish_request(
+                    request.id,
+                    crate::store::RequestStatus::Issued,
+                    None,
+                    "recovery",
+                )?;
             } else if let Err(e) = self.issue_claimed(&request, "recovery") {
                 // Policy refused (the request is now denied) or the CA cannot sign now (the
                 // request stays approved and is tried again at the next start).

@@ -12,6 +12,7 @@ mod requests;
 mod revocation;
 mod signatures;
 mod signing_policy;
+mod states;
 mod stations;
 mod tokens;
 
@@ -23,6 +24,7 @@ pub use revocation::{
 };
 pub use signatures::SignatureRecord;
 pub use signing_policy::{Decision, KeyPolicyRecord, SignatureRequestRecord, SignedRequest};
+pub use states::{CertStatus, RequestStatus, SignatureRequestStatus};
 pub use stations::{DeviceCertificate, StationRecord};
 pub use tokens::TokenRecord;
 
@@ -145,47 +147,6 @@ pub struct Intent {
     pub device_serial: Option<String>,
     /// The factory station that asked.
     pub station: Option<String>,
-}
-
-/// Where a certificate record stands: recorded before signing (`Intent`), signed and returned
-/// (`Issued`), or never to be signed (`Abandoned`). Revocation is recorded beside it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CertStatus {
-    Intent,
-    Issued,
-    Abandoned,
-}
-
-impl CertStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CertStatus::Intent => "intent",
-            CertStatus::Issued => "issued",
-            CertStatus::Abandoned => "abandoned",
-        }
-    }
-    fn parse(s: &str) -> Result<Self, StoreError> {
-        match s {
-            "intent" => Ok(CertStatus::Intent),
-            "issued" => Ok(CertStatus::Issued),
-            "abandoned" => Ok(CertStatus::Abandoned),
-            other => Err(StoreError::Schema(format!(
-                "unknown certificate status '{other}'"
-            ))),
-        }
-    }
-}
-
-impl std::fmt::Display for CertStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl serde::Serialize for CertStatus {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
 }
 
 /// An issued (or intended) certificate.
@@ -324,9 +285,7 @@ fn cert_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CertRecord> {
         subject: r.get(5)?,
         not_before: r.get(6)?,
         not_after: r.get(7)?,
-        status: CertStatus::parse(&r.get::<_, String>(8)?).map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(8, rusqlite::types::Type::Text, Box::new(e))
-        })?,
+        status: r.get(8)?,
         cert_der: r.get(9)?,
         created_at: r.get(10)?,
         issued_at: r.get(11)?,
@@ -1278,16 +1237,28 @@ mod tests {
             s.schema_version().unwrap(),
             migrations::MIGRATIONS.len() as i64
         );
-        assert_eq!(s.get_request(7).unwrap().unwrap().status, "issued");
+        assert_eq!(
+            s.get_request(7).unwrap().unwrap().status,
+            RequestStatus::Issued
+        );
         assert_eq!(
             s.get_certificate("aa").unwrap().unwrap().request_id,
             Some(7)
         );
         assert!(s.cancel_request(8, "test").unwrap());
-        assert_eq!(s.get_request(8).unwrap().unwrap().status, "cancelled");
+        assert_eq!(
+            s.get_request(8).unwrap().unwrap().status,
+            RequestStatus::Cancelled
+        );
         assert!(!s.cancel_request(7, "test").unwrap(), "only a pending one");
         assert!(s
-            .finish_signature_request(5, "pending", "cancelled", None, "test")
+            .finish_signature_request(
+                5,
+                SignatureRequestStatus::Pending,
+                SignatureRequestStatus::Cancelled,
+                None,
+                "test"
+            )
             .unwrap());
         assert!(s.integrity_check().unwrap().is_empty());
         let fk: i64 = s
@@ -1341,7 +1312,7 @@ mod tests {
             digest: "00".repeat(32),
             format: "raw".into(),
             metadata: None,
-            status: String::new(),
+            status: SignatureRequestStatus::Pending,
             approvals_required: 1,
             created_at: 0,
             expires_at: i64::MAX,
@@ -1505,7 +1476,10 @@ mod tests {
         assert_eq!((d.approvals, d.claimed), (1, false));
         let d = s.record_decision(id, "b", true, None, "b").unwrap();
         assert_eq!((d.approvals, d.claimed), (2, true));
-        assert_eq!(s.get_request(id).unwrap().unwrap().status, "approved");
+        assert_eq!(
+            s.get_request(id).unwrap().unwrap().status,
+            RequestStatus::Approved
+        );
         // Claimed: later decisions are refused, whatever they say.
         for (who, approve) in [("c", true), ("c", false)] {
             assert!(matches!(
@@ -1523,13 +1497,17 @@ mod tests {
         s.abandon_intent("02", "test", "t").unwrap();
         s.record_intent(&for_request("04")).unwrap();
         s.complete_issuance("04", b"cert", "t").unwrap();
-        assert!(s.finish_request(id, "issued", None, "t").unwrap());
+        assert!(s
+            .finish_request(id, RequestStatus::Issued, None, "t")
+            .unwrap());
         let r = s.get_request(id).unwrap().unwrap();
         assert_eq!(
             (r.status.as_str(), r.certificate_serial.as_deref()),
             ("issued", Some("04"))
         );
         assert!(s.claimed_requests().unwrap().is_empty());
-        assert!(!s.finish_request(id, "denied", None, "t").unwrap());
+        assert!(!s
+            .finish_request(id, RequestStatus::Denied, None, "t")
+            .unwrap());
     }
 }

@@ -12,7 +12,7 @@ pub struct RequestRecord {
     pub publisher: Option<String>,
     pub requester: String,
     pub csr_der: Vec<u8>,
-    pub status: String,
+    pub status: super::RequestStatus,
     pub created_at: i64,
     pub expires_at: Option<i64>,
     pub decided_at: Option<i64>,
@@ -156,7 +156,7 @@ impl Store {
     ) -> Result<Decision, StoreError> {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let row: Option<(String, i64)> = tx
+        let row: Option<(super::RequestStatus, i64)> = tx
             .query_row(
                 "SELECT status, approvals_required FROM requests WHERE id = ?1",
                 params![request_id],
@@ -165,7 +165,7 @@ impl Store {
             .optional()?;
         let required = match row {
             None => return Err(StoreError::NotFound(format!("request {request_id}"))),
-            Some((status, required)) if status == "pending" => required,
+            Some((super::RequestStatus::Pending, required)) => required,
             Some((other, _)) => {
                 return Err(StoreError::Decided(format!(
                     "request {request_id} is {other}; it can no longer be decided"
@@ -250,7 +250,7 @@ impl Store {
     pub fn finish_request(
         &self,
         request_id: i64,
-        status: &str,
+        status: super::RequestStatus,
         serial: Option<&str>,
         actor: &str,
     ) -> Result<bool, StoreError> {

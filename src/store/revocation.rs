@@ -56,8 +56,7 @@ pub struct RevokedEntry<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertStanding {
     pub ca: String,
-    /// `issued`, `intent` or `abandoned`.
-    pub status: String,
+    pub status: super::CertStatus,
     /// Reason and time, when revoked.
     pub revoked: Option<(u8, i64)>,
 }
@@ -135,7 +134,7 @@ impl Store {
     pub fn revoke(&self, r: &NewRevocation, actor: &str) -> Result<RevokeOutcome, StoreError> {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let cert: Option<(String, String)> = tx
+        let cert: Option<(String, super::CertStatus)> = tx
             .query_row(
                 "SELECT ca, status FROM certificates WHERE serial = ?1",
                 params![r.serial],
@@ -143,7 +142,7 @@ impl Store {
             )
             .optional()?;
         let ca = match cert {
-            Some((ca, status)) if status == "issued" => ca,
+            Some((ca, super::CertStatus::Issued)) => ca,
             _ => return Err(StoreError::NotFound(format!("certificate {}", r.serial))),
         };
         let t = now();
@@ -394,7 +393,7 @@ impl Store {
             || {
                 Ok(self
                     .certificate_standing(serial)?
-                    .filter(|s| s.status == "issued" || s.revoked.is_some()))
+                    .filter(|s| s.status == super::CertStatus::Issued || s.revoked.is_some()))
             },
         )?;
         match standing {

@@ -34,8 +34,7 @@ pub struct SignatureRequestRecord {
     pub digest: String,
     pub format: String,
     pub metadata: Option<String>,
-    /// pending, signing, signed, denied, expired or failed.
-    pub status: String,
+    pub status: super::SignatureRequestStatus,
     pub approvals_required: i64,
     pub created_at: i64,
     pub expires_at: i64,
@@ -242,7 +241,7 @@ impl Store {
     ) -> Result<Decision, StoreError> {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let row: Option<(String, i64)> = tx
+        let row: Option<(super::SignatureRequestStatus, i64)> = tx
             .query_row(
                 "SELECT status, approvals_required FROM signature_requests WHERE id = ?1",
                 params![id],
@@ -251,7 +250,7 @@ impl Store {
             .optional()?;
         let required = match row {
             None => return Err(StoreError::NotFound(format!("signature request {id}"))),
-            Some((s, n)) if s == "pending" => n,
+            Some((super::SignatureRequestStatus::Pending, n)) => n,
             Some((other, _)) => {
                 return Err(StoreError::Conflict(format!(
                     "a decision on signature request {id}, which is {other},"
@@ -306,7 +305,10 @@ impl Store {
 
     /// Moves a signature request from `from` to a final status; false if it was not in `from`.
     /// Ids of the signature requests in `status`, oldest first.
-    pub fn signature_request_ids(&self, status: &str) -> Result<Vec<i64>, StoreError> {
+    pub fn signature_request_ids(
+        &self,
+        status: super::SignatureRequestStatus,
+    ) -> Result<Vec<i64>, StoreError> {
         let conn = self.conn()?;
         let mut stmt =
             conn.prepare("SELECT id FROM signature_requests WHERE status = ?1 ORDER BY id")?;
@@ -317,8 +319,8 @@ impl Store {
     pub fn finish_signature_request(
         &self,
         id: i64,
-        from: &str,
-        status: &str,
+        from: super::SignatureRequestStatus,
+        status: super::SignatureRequestStatus,
         signed: Option<SignedRequest<'_>>,
         actor: &str,
     ) -> Result<bool, StoreError> {
