@@ -32,23 +32,13 @@ pub enum SignCmd {
     Cose(super::sign_cose::CoseArgs),
 }
 
+/// What every `hallmark sign` command asks the server besides its artifact: which key, the
+/// metadata recorded with the signature, how long to wait for approvals, and the server.
 #[derive(Args, Debug)]
-pub struct SignArgs {
-    /// The artifact. Only its digest leaves this machine.
-    pub file: PathBuf,
+pub struct RequestArgs {
     /// Label of the signing key on the server.
     #[arg(long)]
     pub key: String,
-    /// sha256, sha384 or sha512.
-    #[arg(long, default_value = "sha256")]
-    pub digest: String,
-    /// Where to write the signature.
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Ask for an RFC 3161 time-stamp from the server's TSA: inside the CMS as an unsigned
-    /// attribute (id-aa-timeStampToken); for raw, the DER token is written to OUT.tst.
-    #[arg(long)]
-    pub timestamp: bool,
     /// Extra metadata recorded with the signature (repeat): --meta commit=abc123.
     #[arg(long = "meta", value_name = "KEY=VALUE")]
     pub meta: Vec<String>,
@@ -60,6 +50,24 @@ pub struct SignArgs {
     pub poll: u64,
     #[command(flatten)]
     pub server: ServerArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct SignArgs {
+    /// The artifact. Only its digest leaves this machine.
+    pub file: PathBuf,
+    /// sha256, sha384 or sha512.
+    #[arg(long, default_value = "sha256")]
+    pub digest: String,
+    /// Where to write the signature.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Ask for an RFC 3161 time-stamp from the server's TSA: inside the CMS as an unsigned
+    /// attribute (id-aa-timeStampToken); for raw, the DER token is written to OUT.tst.
+    #[arg(long)]
+    pub timestamp: bool,
+    #[command(flatten)]
+    pub request: RequestArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -107,18 +115,18 @@ pub fn cmd_sign(c: &SignCmd) -> anyhow::Result<()> {
         SignCmd::Cose(m) => return super::sign_cose::cmd_sign_cose(m),
     };
     let hash = parse_digest_algorithm(&a.digest).map_err(|e| anyhow!("--digest: {e}"))?;
-    let client = a.server.client()?;
+    let client = a.request.server.client()?;
     let digest = hash_file(&a.file, hash)?;
-    let metadata = metadata(&a.file, &a.meta)?;
+    let metadata = metadata(&a.file, &a.request.meta)?;
     let body = serde_json::json!({
-        "key": a.key,
+        "key": a.request.key,
         "digest": hex::encode(&digest),
         "digest_algorithm": digest_algorithm_name(hash),
         "format": format,
         "metadata": metadata,
         "timestamp": a.timestamp,
     });
-    let (v, sig) = post_signature(&client, &body, a.timeout, a.poll)?;
+    let (v, sig) = post_signature(&client, &body, a.request.timeout, a.request.poll)?;
     let out = match (format, &a.out) {
         (_, Some(p)) => Some(p.clone()),
         ("cms", None) => {
@@ -149,7 +157,7 @@ pub fn cmd_sign(c: &SignCmd) -> anyhow::Result<()> {
                 a.file.display(),
                 digest_algorithm_name(hash),
                 hex::encode(&digest),
-                a.key,
+                a.request.key,
                 p.display(),
                 v["id"]
             );

@@ -10,8 +10,8 @@ use base64::Engine as _;
 use clap::Args;
 
 use super::sign::metadata;
+use super::sign::RequestArgs;
 use super::sign_jar::sign_remote;
-use super::ServerArgs;
 use crate::formats::authenticode::{content_digest, open};
 use crate::signing::{digest_algorithm_name, parse_digest_algorithm, SPC_INDIRECT_DATA};
 
@@ -19,9 +19,6 @@ use crate::signing::{digest_algorithm_name, parse_digest_algorithm, SPC_INDIRECT
 pub struct AuthenticodeArgs {
     /// The unsigned file: PE (.exe, .dll, .sys; PE32 or PE32+), cabinet (.cab) or MSI (.msi).
     pub file: PathBuf,
-    /// Label of the signing key on the server.
-    #[arg(long)]
-    pub key: String,
     /// Where to write the signed file.
     #[arg(long)]
     pub out: PathBuf,
@@ -31,17 +28,8 @@ pub struct AuthenticodeArgs {
     /// Leave the time-stamp out (the signature then stops verifying when the certificate expires).
     #[arg(long)]
     pub no_timestamp: bool,
-    /// Extra metadata recorded with the signature (repeat): --meta commit=abc123.
-    #[arg(long = "meta", value_name = "KEY=VALUE")]
-    pub meta: Vec<String>,
-    /// When the key needs approvals: how long to wait for them, in seconds.
-    #[arg(long, default_value_t = 600)]
-    pub timeout: u64,
-    /// Seconds between polls while approvals are pending.
-    #[arg(long, default_value_t = 5)]
-    pub poll: u64,
     #[command(flatten)]
-    pub server: ServerArgs,
+    pub request: RequestArgs,
 }
 
 pub fn cmd_sign_authenticode(a: &AuthenticodeArgs) -> anyhow::Result<()> {
@@ -55,16 +43,16 @@ pub fn cmd_sign_authenticode(a: &AuthenticodeArgs) -> anyhow::Result<()> {
     let spc = file.indirect_data(hash, &file_digest);
     let digest = content_digest(hash, &spc)?;
     let body = serde_json::json!({
-        "key": a.key,
+        "key": a.request.key,
         "digest": hex::encode(&digest),
         "digest_algorithm": digest_algorithm_name(hash),
         "format": "cms",
         "timestamp": !a.no_timestamp,
         "content_type": SPC_INDIRECT_DATA,
         "content": base64::engine::general_purpose::STANDARD.encode(&spc),
-        "metadata": metadata(&a.file, &a.meta)?,
+        "metadata": metadata(&a.file, &a.request.meta)?,
     });
-    let remote = sign_remote(&a.server, &body, a.timeout, a.poll)?;
+    let remote = sign_remote(&a.request, &body)?;
     let signed = file
         .embed(&remote.signature)
         .with_context(|| format!("{}", a.file.display()))?;
@@ -75,7 +63,7 @@ pub fn cmd_sign_authenticode(a: &AuthenticodeArgs) -> anyhow::Result<()> {
         digest_algorithm_name(hash),
         hex::encode(&file_digest),
         if a.no_timestamp { "" } else { ", time-stamped" },
-        a.key,
+        a.request.key,
         a.out.display(),
         remote.id
     );

@@ -135,7 +135,12 @@ pub fn cmd_sign_cose(a: &CoseArgs) -> anyhow::Result<()> {
     meta.insert("cose_alg".into(), alg.name().into());
     let remote = remote_sign(&a.remote, &a.file, &digest, hash, "cose_sign1", meta)?;
     let spki = certificate_spki(&remote.certificate)?;
-    check_expected_key(expected.as_deref(), &spki, &a.remote.key, &remote.id)?;
+    check_expected_key(
+        expected.as_deref(),
+        &spki,
+        &a.remote.request.key,
+        &remote.id,
+    )?;
     // The server chose the scheme from the key; the header must name the same algorithm.
     let verifier: &'static dyn aws_lc_rs::signature::VerificationAlgorithm =
         {
@@ -154,7 +159,7 @@ pub fn cmd_sign_cose(a: &CoseArgs) -> anyhow::Result<()> {
                     bail!(
                 "key '{}' is an {} key and cannot sign {}: use --alg {}; nothing was written \
                  (the server recorded signature {})",
-                a.remote.key,
+                a.remote.request.key,
                 if rsa { "RSA" } else { "EC" },
                 alg.name(),
                 if rsa { "PS256" } else { "ES256 (P-256) or ES384 (P-384)" },
@@ -167,14 +172,14 @@ pub fn cmd_sign_cose(a: &CoseArgs) -> anyhow::Result<()> {
         format!(
             "checking the {} signature (is key '{}' on the curve {} needs?)",
             alg.name(),
-            a.remote.key,
+            a.remote.request.key,
             alg.name()
         )
     })?;
     let kid = if a.no_kid {
         Vec::new()
     } else {
-        a.remote.key.as_bytes().to_vec()
+        a.remote.request.key.as_bytes().to_vec()
     };
     let mut chain = Vec::new();
     if !a.no_x5chain {
@@ -197,7 +202,7 @@ pub fn cmd_sign_cose(a: &CoseArgs) -> anyhow::Result<()> {
         alg.name(),
         digest_algorithm_name(hash),
         hex::encode(&digest),
-        a.remote.key,
+        a.remote.request.key,
         out.display(),
         remote.id
     );

@@ -8,7 +8,7 @@ use anyhow::{anyhow, bail, Context};
 use clap::Args;
 
 use super::sign::metadata;
-use super::ServerArgs;
+use super::sign::RequestArgs;
 use crate::formats::jar;
 use crate::keys::HashAlg;
 
@@ -16,9 +16,6 @@ use crate::keys::HashAlg;
 pub struct JarArgs {
     /// The jar to sign (unsigned). Only the SHA-256 of the signature file leaves this machine.
     pub file: PathBuf,
-    /// Label of the signing key on the server.
-    #[arg(long)]
-    pub key: String,
     /// Where to write the signed jar.
     #[arg(long)]
     pub out: PathBuf,
@@ -28,17 +25,8 @@ pub struct JarArgs {
     /// Leave the time-stamp out (the signature then stops verifying when the certificate expires).
     #[arg(long)]
     pub no_timestamp: bool,
-    /// Extra metadata recorded with the signature (repeat): --meta commit=abc123.
-    #[arg(long = "meta", value_name = "KEY=VALUE")]
-    pub meta: Vec<String>,
-    /// When the key needs approvals: how long to wait for them, in seconds.
-    #[arg(long, default_value_t = 600)]
-    pub timeout: u64,
-    /// Seconds between polls while approvals are pending.
-    #[arg(long, default_value_t = 5)]
-    pub poll: u64,
     #[command(flatten)]
-    pub server: ServerArgs,
+    pub request: RequestArgs,
 }
 
 /// What a remote signature came back as.
@@ -51,13 +39,11 @@ pub(super) struct Remote {
 
 /// POSTs a signature request and waits (polling) while it needs approvals.
 pub(super) fn sign_remote(
-    server: &ServerArgs,
+    request: &RequestArgs,
     body: &serde_json::Value,
-    timeout: u64,
-    poll: u64,
 ) -> anyhow::Result<Remote> {
-    let client = server.client()?;
-    let (v, signature) = super::sign::post_signature(&client, body, timeout, poll)?;
+    let client = request.server.client()?;
+    let (v, signature) = super::sign::post_signature(&client, body, request.timeout, request.poll)?;
     let certificate = pem::parse(v["certificate"].as_str().unwrap_or(""))
         .context("the server's answer has no signer certificate")?
         .into_contents();
@@ -86,14 +72,14 @@ pub fn cmd_sign_jar(a: &JarArgs) -> anyhow::Result<()> {
         .with_context(|| format!("reading {}", a.file.display()))?;
     let digest = HashAlg::Sha256.digest(&prepared.signature_file);
     let body = serde_json::json!({
-        "key": a.key,
+        "key": a.request.key,
         "digest": hex::encode(&digest),
         "digest_algorithm": "sha256",
         "format": "cms",
         "timestamp": !a.no_timestamp,
-        "metadata": metadata(&a.file, &a.meta)?,
+        "metadata": metadata(&a.file, &a.request.meta)?,
     });
-    let remote = sign_remote(&a.server, &body, a.timeout, a.poll)?;
+    let remote = sign_remote(&a.request, &body)?;
     let kind = block_kind(&remote.certificate)?;
     let tmp = a.out.with_extension("jar.partial");
     let out = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
@@ -112,7 +98,7 @@ pub fn cmd_sign_jar(a: &JarArgs) -> anyhow::Result<()> {
         prepared.entries,
         prepared.signer,
         if a.no_timestamp { "" } else { ", time-stamped" },
-        a.key,
+        a.request.key,
         a.out.display(),
         remote.id
     );

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context};
 use clap::Args;
 
-use super::ServerArgs;
+use super::sign::RequestArgs;
 use crate::formats::mcuboot::{self, ImageOptions, PublicKeyFormat, Version};
 use crate::keys::HashAlg;
 use crate::signing::digest_algorithm_name;
@@ -16,25 +16,13 @@ use crate::signing::digest_algorithm_name;
 /// What every firmware signing command sends the server.
 #[derive(Args, Debug)]
 pub struct RemoteArgs {
-    /// Label of the signing key on the server.
-    #[arg(long)]
-    pub key: String,
-    /// Extra metadata recorded with the signature (repeat): --meta commit=abc123.
-    #[arg(long = "meta", value_name = "KEY=VALUE")]
-    pub meta: Vec<String>,
-    /// When the key needs approvals: how long to wait for them, in seconds.
-    #[arg(long, default_value_t = 600)]
-    pub timeout: u64,
-    /// Seconds between polls while approvals are pending.
-    #[arg(long, default_value_t = 5)]
-    pub poll: u64,
     /// The key's certificate (PEM or DER, as `hallmark key show LABEL` prints it). The
     /// algorithm is then chosen from it before anything is sent (a key type the format cannot
     /// use is refused before it signs), and the server's signature must come from that key.
     #[arg(long, value_name = "FILE")]
     pub cert: Option<PathBuf>,
     #[command(flatten)]
-    pub server: ServerArgs,
+    pub request: RequestArgs,
 }
 
 impl RemoteArgs {
@@ -152,16 +140,17 @@ pub fn remote_sign(
     format: &str,
     mut metadata: serde_json::Map<String, serde_json::Value>,
 ) -> anyhow::Result<Remote> {
-    let client = r.server.client()?;
-    metadata.extend(super::sign::metadata(file, &r.meta)?);
+    let client = r.request.server.client()?;
+    metadata.extend(super::sign::metadata(file, &r.request.meta)?);
     let body = serde_json::json!({
-        "key": r.key,
+        "key": r.request.key,
         "digest": hex::encode(digest),
         "digest_algorithm": digest_algorithm_name(hash),
         "format": format,
         "metadata": metadata,
     });
-    let (v, signature) = super::sign::post_signature(&client, &body, r.timeout, r.poll)?;
+    let (v, signature) =
+        super::sign::post_signature(&client, &body, r.request.timeout, r.request.poll)?;
     let certificate = pem_der(
         v["certificate"]
             .as_str()
@@ -283,14 +272,19 @@ pub fn cmd_sign_mcuboot(a: &McubootArgs) -> anyhow::Result<()> {
     meta.insert("mcuboot_version".into(), version.to_string().into());
     let remote = remote_sign(&a.remote, &a.file, &digest, hash, "raw", meta)?;
     let spki = certificate_spki(&remote.certificate)?;
-    check_expected_key(expected.as_deref(), &spki, &a.remote.key, &remote.id)?;
+    check_expected_key(
+        expected.as_deref(),
+        &spki,
+        &a.remote.request.key,
+        &remote.id,
+    )?;
     // The key decides the hash MCUboot expects; refuse before writing anything unusable.
     let needs = mcuboot::hash_for_key(&spki)?;
     if needs != hash {
         bail!(
             "key '{}' is {}: its MCUboot images use --digest {}; nothing was written \
              (the server recorded signature {} over a {} image hash)",
-            a.remote.key,
+            a.remote.request.key,
             if needs == HashAlg::Sha384 {
                 "P-384"
             } else {
@@ -313,7 +307,7 @@ pub fn cmd_sign_mcuboot(a: &McubootArgs) -> anyhow::Result<()> {
         a.file.display(),
         digest_algorithm_name(hash),
         hex::encode(&digest),
-        a.remote.key,
+        a.remote.request.key,
         a.out.display(),
         image.len(),
         remote.id
