@@ -27,8 +27,8 @@ use crate::requests::Submitted;
 use crate::store::rfc3339;
 use crate::store::{AcmeAccount, AcmeAuthz, AcmeChallenge, AcmeOrder};
 
-/// Every ACME route (method and template); `api::ROUTES` lists them too. newNonce also
-/// answers HEAD.
+/// Every ACME route (method and template): the router below matches against it, and
+/// `api::routes()` lists it with the others. newNonce also answers HEAD.
 pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/acme/{profile}/directory"),
     ("GET", "/acme/{profile}/new-nonce"),
@@ -93,29 +93,15 @@ pub fn route(state: &ApiState, req: &ApiRequest) -> (&'static str, Response<Body
     };
     let index = ctx.url("directory");
     let m = &req.method;
-    let template: &'static str = match (m.as_str(), rest) {
-        ("GET", ["directory"]) => "/acme/{profile}/directory",
-        ("GET" | "HEAD", ["new-nonce"]) => "/acme/{profile}/new-nonce",
-        ("POST", ["new-account"]) => "/acme/{profile}/new-account",
-        ("POST", ["new-order"]) => "/acme/{profile}/new-order",
-        ("POST", ["revoke-cert"]) => "/acme/{profile}/revoke-cert",
-        ("POST", ["key-change"]) => "/acme/{profile}/key-change",
-        ("POST", ["account", _]) => "/acme/{profile}/account/{id}",
-        ("POST", ["account", _, "orders"]) => "/acme/{profile}/account/{id}/orders",
-        ("POST", ["order", _]) => "/acme/{profile}/order/{id}",
-        ("POST", ["order", _, "finalize"]) => "/acme/{profile}/order/{id}/finalize",
-        ("POST", ["authz", _]) => "/acme/{profile}/authz/{id}",
-        ("POST", ["chall", _]) => "/acme/{profile}/chall/{id}",
-        ("POST", ["cert", _]) => "/acme/{profile}/cert/{serial}",
-        _ => {
-            let known = ROUTES.iter().any(|(_, p)| {
-                let t: Vec<&str> = p.split('/').skip(3).collect();
-                t.len() == rest.len()
-                    && t.iter()
-                        .zip(rest.iter())
-                        .all(|(a, b)| a.starts_with('{') || a == b)
-            });
-            let e = if known {
+    // newNonce answers HEAD as well as GET (RFC 8555 §7.2).
+    let method_fits = |r: &(&str, &str)| {
+        r.0 == m.as_str() || (m.as_str() == "HEAD" && r.1 == "/acme/{profile}/new-nonce")
+    };
+    let at_path = || ROUTES.iter().filter(|(_, t)| super::api::fits(t, 2, rest));
+    let template: &'static str = match at_path().find(|r| method_fits(r)) {
+        Some((_, t)) => t,
+        None => {
+            let e = if at_path().next().is_some() {
                 AcmeError::malformed(format!("{m} is not allowed here (ACME uses POST)"))
                     .with_status(405)
             } else {

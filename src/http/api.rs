@@ -19,53 +19,211 @@ use super::ratelimit::RateLimiter;
 use super::{problem, response, Body};
 use crate::engine::{Hallmark, Issued};
 use crate::error::Error;
-use crate::policy::auth::Credential;
+use crate::policy::auth::{Credential, Scope};
 use crate::policy::IssueRequest;
 use crate::requests::{RequestView, Submitted};
 use crate::signing::{SignSubmitted, SignatureById, SignatureRequestView};
 use crate::store::rfc3339;
 use crate::store::{CertFilter, CertRecord, Publisher, RequestRecord};
 
-/// Every route the API listener serves: method and path template (the OpenAPI test reads this).
-pub const ROUTES: &[(&str, &str)] = &[
-    ("GET", "/healthz"),
-    ("GET", "/readyz"),
-    ("GET", "/metrics"),
-    ("POST", "/api/v1/certificates"),
-    ("GET", "/api/v1/certificates"),
-    ("GET", "/api/v1/certificates/{serial}"),
-    ("POST", "/api/v1/certificates/{serial}/revoke"),
-    ("POST", "/api/v1/provision/batch"),
-    ("GET", "/api/v1/requests"),
-    ("GET", "/api/v1/requests/{id}"),
-    ("POST", "/api/v1/requests/{id}/approve"),
-    ("POST", "/api/v1/requests/{id}/deny"),
-    ("POST", "/api/v1/requests/{id}/cancel"),
-    ("GET", "/api/v1/publishers"),
-    ("POST", "/api/v1/publishers"),
-    ("POST", "/api/v1/signatures"),
-    ("GET", "/api/v1/signatures"),
-    ("GET", "/api/v1/signatures/{id}"),
-    ("GET", "/api/v1/signatures/requests/{id}"),
-    ("POST", "/api/v1/signatures/requests/{id}/approve"),
-    ("POST", "/api/v1/signatures/requests/{id}/deny"),
-    ("POST", "/api/v1/signatures/requests/{id}/cancel"),
-    ("GET", "/api/v1/keys/{label}"),
-    // ACME (RFC 8555), served by `http::acme` (which keeps the same list as `acme::ROUTES`).
-    ("GET", "/acme/{profile}/directory"),
-    ("GET", "/acme/{profile}/new-nonce"),
-    ("POST", "/acme/{profile}/new-account"),
-    ("POST", "/acme/{profile}/new-order"),
-    ("POST", "/acme/{profile}/revoke-cert"),
-    ("POST", "/acme/{profile}/key-change"),
-    ("POST", "/acme/{profile}/account/{id}"),
-    ("POST", "/acme/{profile}/account/{id}/orders"),
-    ("POST", "/acme/{profile}/order/{id}"),
-    ("POST", "/acme/{profile}/order/{id}/finalize"),
-    ("POST", "/acme/{profile}/authz/{id}"),
-    ("POST", "/acme/{profile}/chall/{id}"),
-    ("POST", "/acme/{profile}/cert/{serial}"),
+/// Who may call a route, settled from the head before the body is read (the services check
+/// again).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No credential (health, readiness, metrics).
+    Open,
+    /// Any valid token, within its rate.
+    Token,
+    /// A token with this scope.
+    Scope(Scope),
+    /// An officer token.
+    Officer,
+}
+
+/// What a route's handler gets: the request, its path segments and query, and the caller.
+pub struct Ctx<'a> {
+    pub hm: &'a Hallmark,
+    pub req: &'a ApiRequest,
+    pub template: &'static str,
+    /// The path split at `/`, without the leading empty segment.
+    pub segs: Vec<&'a str>,
+    pub q: Vec<(String, String)>,
+    cred: Option<&'a Credential>,
+}
+
+impl Ctx<'_> {
+    /// The credential [`admit`] settled (every route but the open ones has one).
+    fn cred(&self) -> Result<&Credential, Error> {
+        self.cred.ok_or_else(|| {
+            crate::policy::auth::AuthError::Unauthorized(
+                "no token: send Authorization: Bearer hmk_...".into(),
+            )
+            .into()
+        })
+    }
+}
+
+type Handler = fn(&Ctx<'_>) -> Result<Response<Body>, Error>;
+
+/// One route: method, path template, who may call it, and its handler.
+pub struct Route {
+    pub method: &'static str,
+    pub template: &'static str,
+    pub access: Access,
+    handler: Option<Handler>,
+}
+
+const fn r(method: &'static str, template: &'static str, access: Access, h: Handler) -> Route {
+    Route {
+        method,
+        template,
+        access,
+        handler: Some(h),
+    }
+}
+
+/// Every route the API listener serves but ACME's: the router, the scope check and the OpenAPI
+/// test all read this one table.
+pub const API_ROUTES: &[Route] = &[
+    r("GET", "/healthz", Access::Open, healthz),
+    r("GET", "/readyz", Access::Open, readyz),
+    r("GET", "/metrics", Access::Open, metrics),
+    r(
+        "POST",
+        "/api/v1/certificates",
+        Access::Scope(Scope::Issue),
+        post_certificate_route,
+    ),
+    r(
+        "GET",
+        "/api/v1/certificates",
+        Access::Token,
+        list_certificates_route,
+    ),
+    r(
+        "GET",
+        "/api/v1/certificates/{serial}",
+        Access::Token,
+        get_certificate_route,
+    ),
+    r(
+        "POST",
+        "/api/v1/certificates/{serial}/revoke",
+        Access::Scope(Scope::Revoke),
+        revoke_route,
+    ),
+    // Streamed NDJSON over mTLS: served by `http::provision` before this router.
+    Route {
+        method: "POST",
+        template: "/api/v1/provision/batch",
+        access: Access::Token,
+        handler: None,
+    },
+    r(
+        "GET",
+        "/api/v1/requests",
+        Access::Token,
+        list_requests_route,
+    ),
+    r(
+        "GET",
+        "/api/v1/requests/{id}",
+        Access::Token,
+        get_request_route,
+    ),
+    r(
+        "POST",
+        "/api/v1/requests/{id}/approve",
+        Access::Scope(Scope::Approve),
+        decide_request_route,
+    ),
+    r(
+        "POST",
+        "/api/v1/requests/{id}/deny",
+        Access::Scope(Scope::Approve),
+        decide_request_route,
+    ),
+    r(
+        "POST",
+        "/api/v1/requests/{id}/cancel",
+        Access::Token,
+        cancel_request_route,
+    ),
+    r(
+        "GET",
+        "/api/v1/publishers",
+        Access::Officer,
+        list_publishers_route,
+    ),
+    r(
+        "POST",
+        "/api/v1/publishers",
+        Access::Officer,
+        post_publisher_route,
+    ),
+    r(
+        "POST",
+        "/api/v1/signatures",
+        Access::Scope(Scope::Sign),
+        post_signature_route,
+    ),
+    r(
+        "GET",
+        "/api/v1/signatures",
+        Access::Token,
+        list_signatures_route,
+    ),
+    r(
+        "GET",
+        "/api/v1/signatures/{id}",
+        Access::Token,
+        get_signature_route,
+    ),
+    r(
+        "GET",
+        "/api/v1/signatures/requests/{id}",
+        Access::Token,
+        get_signature_request_route,
+    ),
+    r(
+        "POST",
+        "/api/v1/signatures/requests/{id}/approve",
+        Access::Scope(Scope::Approve),
+        decide_signature_route,
+    ),
+    r(
+        "POST",
+        "/api/v1/signatures/requests/{id}/deny",
+        Access::Scope(Scope::Approve),
+        decide_signature_route,
+    ),
+    r(
+        "POST",
+        "/api/v1/signatures/requests/{id}/cancel",
+        Access::Token,
+        cancel_signature_route,
+    ),
+    r("GET", "/api/v1/keys/{label}", Access::Token, get_key_route),
 ];
+
+/// Every route the API listener serves, ACME's included: (method, path template).
+pub fn routes() -> Vec<(&'static str, &'static str)> {
+    API_ROUTES
+        .iter()
+        .map(|r| (r.method, r.template))
+        .chain(super::acme::ROUTES.iter().copied())
+        .collect()
+}
+
+/// Whether a path (split at `/`, from its first segment after `skip` template segments)
+/// fits a template: literal segments equal, `{name}` segments anything.
+pub fn fits(template: &str, skip: usize, segs: &[&str]) -> bool {
+    let t: Vec<&str> = template.split('/').skip(1 + skip).collect();
+    t.len() == segs.len()
+        && t.iter()
+            .zip(segs)
+            .all(|(a, b)| a.starts_with('{') || a == b)
+}
 
 /// Shared state of the API listener.
 pub struct ApiState {
@@ -366,25 +524,12 @@ fn json_body<T: serde::de::DeserializeOwned>(req: &ApiRequest) -> Result<T, Erro
         .map_err(|e| Error::MalformedJson(format!("the JSON body does not parse: {e}")))
 }
 
-/// Routes one API request; returns the route template (for metrics) and the response.
 /// What a route needs of the credential, checked before the body is parsed.
-fn authorize_route(
-    template: &str,
-    method: &Method,
-    cred: &Credential,
-) -> Result<(), crate::policy::auth::AuthError> {
-    use crate::policy::auth::Scope;
-    let post = method == Method::POST;
-    match template {
-        "/api/v1/certificates" if post => cred.require(Scope::Issue),
-        "/api/v1/certificates/{serial}/revoke" => cred.require(Scope::Revoke),
-        "/api/v1/requests/{id}/approve"
-        | "/api/v1/requests/{id}/deny"
-        | "/api/v1/signatures/requests/{id}/approve"
-        | "/api/v1/signatures/requests/{id}/deny" => cred.require(Scope::Approve),
-        "/api/v1/signatures" if post => cred.require(Scope::Sign),
-        "/api/v1/publishers" => cred.require_officer(),
-        _ => Ok(()),
+fn authorize_route(route: &Route, cred: &Credential) -> Result<(), crate::policy::auth::AuthError> {
+    match route.access {
+        Access::Scope(scope) => cred.require(scope),
+        Access::Officer => cred.require_officer(),
+        Access::Open | Access::Token => Ok(()),
     }
 }
 
@@ -392,8 +537,7 @@ fn authorize_route(
 /// scope; otherwise the problem document to answer.
 fn authenticate(
     state: &ApiState,
-    template: &str,
-    method: &Method,
+    route: &Route,
     headers: &HeaderMap,
     remote: Option<SocketAddr>,
 ) -> Result<Credential, Box<Response<Body>>> {
@@ -425,7 +569,7 @@ fn authenticate(
     }
     // The credential's right to the route is checked before its body is read: a token without
     // the scope gets 403 whatever it sent (the services check again).
-    authorize_route(template, method, &cred).map_err(|e| Box::new(error_response(&e.into())))?;
+    authorize_route(route, &cred).map_err(|e| Box::new(error_response(&e.into())))?;
     Ok(cred)
 }
 
@@ -452,14 +596,15 @@ pub fn admit(
     if path.starts_with("/acme/") {
         return Admission::Proceed("acme", None);
     }
-    let template = match template_of(method, path) {
-        Ok(t) => t,
+    let route = match route_of(method, path) {
+        Ok(r) => r,
         Err(r) => return Admission::Answered("unmatched", *r),
     };
-    if matches!(template, "/healthz" | "/readyz" | "/metrics") {
+    let template = route.template;
+    if route.access == Access::Open {
         return Admission::Proceed(template, None);
     }
-    match authenticate(state, template, method, headers, remote) {
+    match authenticate(state, route, headers, remote) {
         Ok(mut cred) => {
             cred.request_id = request_id.map(str::to_string);
             Admission::Proceed(template, Some(cred))
@@ -497,284 +642,274 @@ pub fn route(state: &ApiState, req: &ApiRequest) -> (&'static str, Response<Body
     }
 }
 
-/// The route template a method and path match; 405 (with Allow) or 404 otherwise.
-fn template_of(m: &Method, path: &str) -> Result<&'static str, Box<Response<Body>>> {
+/// The route a method and path match; 405 (with Allow) or 404 otherwise.
+fn route_of(m: &Method, path: &str) -> Result<&'static Route, Box<Response<Body>>> {
     let segs: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
-    let template: &'static str = match (m.as_str(), segs.as_slice()) {
-        ("GET", ["healthz"]) => "/healthz",
-        ("GET", ["readyz"]) => "/readyz",
-        ("GET", ["metrics"]) => "/metrics",
-        ("POST", ["api", "v1", "certificates"]) => "/api/v1/certificates",
-        ("GET", ["api", "v1", "certificates"]) => "/api/v1/certificates",
-        ("GET", ["api", "v1", "certificates", _]) => "/api/v1/certificates/{serial}",
-        ("POST", ["api", "v1", "certificates", _, "revoke"]) => {
-            "/api/v1/certificates/{serial}/revoke"
+    let at_path = || API_ROUTES.iter().filter(|r| fits(r.template, 0, &segs));
+    if let Some(r) = at_path().find(|r| r.method == m.as_str() && r.handler.is_some()) {
+        return Ok(r);
+    }
+    // The methods served at this path (RFC 9110: a 405 names them in Allow).
+    let mut allowed: Vec<&str> = at_path().map(|r| r.method).collect();
+    allowed.sort_unstable();
+    allowed.dedup();
+    let r = if !allowed.is_empty() {
+        let mut r = problem(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            &format!("{m} is not served at {path}"),
+        );
+        if let Ok(v) = HeaderValue::from_str(&allowed.join(", ")) {
+            r.headers_mut().insert(hyper::header::ALLOW, v);
         }
-        ("GET", ["api", "v1", "requests"]) => "/api/v1/requests",
-        ("GET", ["api", "v1", "requests", _]) => "/api/v1/requests/{id}",
-        ("POST", ["api", "v1", "requests", _, "approve"]) => "/api/v1/requests/{id}/approve",
-        ("POST", ["api", "v1", "requests", _, "deny"]) => "/api/v1/requests/{id}/deny",
-        ("POST", ["api", "v1", "requests", _, "cancel"]) => "/api/v1/requests/{id}/cancel",
-        ("GET", ["api", "v1", "publishers"]) => "/api/v1/publishers",
-        ("POST", ["api", "v1", "publishers"]) => "/api/v1/publishers",
-        ("POST", ["api", "v1", "signatures"]) => "/api/v1/signatures",
-        ("GET", ["api", "v1", "signatures"]) => "/api/v1/signatures",
-        ("GET", ["api", "v1", "signatures", "requests", _]) => "/api/v1/signatures/requests/{id}",
-        ("POST", ["api", "v1", "signatures", "requests", _, "approve"]) => {
-            "/api/v1/signatures/requests/{id}/approve"
-        }
-        ("POST", ["api", "v1", "signatures", "requests", _, "deny"]) => {
-            "/api/v1/signatures/requests/{id}/deny"
-        }
-        ("POST", ["api", "v1", "signatures", "requests", _, "cancel"]) => {
-            "/api/v1/signatures/requests/{id}/cancel"
-        }
-        ("GET", ["api", "v1", "signatures", _]) => "/api/v1/signatures/{id}",
-        ("GET", ["api", "v1", "keys", _]) => "/api/v1/keys/{label}",
-        _ => {
-            // The methods served at this path (RFC 9110: a 405 names them in Allow).
-            let mut allowed: Vec<&str> = ROUTES
-                .iter()
-                .filter(|(_, p)| {
-                    let t: Vec<&str> = p.split('/').skip(1).collect();
-                    t.len() == segs.len()
-                        && t.iter()
-                            .zip(&segs)
-                            .all(|(a, b)| a.starts_with('{') || a == b)
-                })
-                .map(|(method, _)| *method)
-                .collect();
-            allowed.sort_unstable();
-            allowed.dedup();
-            let r = if !allowed.is_empty() {
-                let mut r = problem(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    "method-not-allowed",
-                    &format!("{m} is not served at {path}"),
-                );
-                if let Ok(v) = HeaderValue::from_str(&allowed.join(", ")) {
-                    r.headers_mut().insert(hyper::header::ALLOW, v);
-                }
-                r
-            } else {
-                problem(
-                    StatusCode::NOT_FOUND,
-                    "not-found",
-                    &format!("nothing at {path}"),
-                )
-            };
-            return Err(Box::new(r));
-        }
+        r
+    } else {
+        problem(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            &format!("nothing at {path}"),
+        )
     };
-    Ok(template)
+    Err(Box::new(r))
 }
 
+/// Runs a route's handler; any error becomes its problem document.
 fn handle(
     state: &ApiState,
     req: &ApiRequest,
-    template: &str,
+    template: &'static str,
     segs: &[&str],
     cred: Option<&Credential>,
 ) -> Response<Body> {
-    let hm = &state.hm;
-    match template {
-        "/healthz" => return response(StatusCode::OK, "text/plain", "ok\n"),
-        "/readyz" => {
-            let db = hm.store.schema_version().map(|v| format!("schema {v}"));
-            let ks = hm
-                .key_store(&hm.config.keys.default_store)
-                .and_then(|k| k.check().map_err(Error::from));
-            return match (db, ks) {
-                (Ok(d), Ok(k)) => {
-                    json_response(StatusCode::OK, &json!({"database": d, "key_store": k}))
-                }
-                (d, k) => {
-                    let why = [
-                        d.err().map(|e| format!("database: {e}")),
-                        k.err().map(|e| format!("key store: {e}")),
-                    ]
-                    .into_iter()
-                    .flatten()
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                    tracing::warn!("not ready: {why}");
-                    problem(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "unavailable",
-                        "not ready: the database or the key store is unreachable",
-                    )
-                }
-            };
-        }
-        "/metrics" => {
-            return response(
-                StatusCode::OK,
-                "text/plain; version=0.0.4",
-                hm.metrics.render(),
-            )
-        }
-        _ => {}
+    let ctx = Ctx {
+        hm: &state.hm,
+        req,
+        template,
+        segs: segs.to_vec(),
+        q: query_pairs(req.query.as_deref()),
+        cred,
+    };
+    let handler = API_ROUTES
+        .iter()
+        .find(|r| r.template == template && r.method == req.method.as_str())
+        .and_then(|r| r.handler);
+    match handler {
+        Some(h) => h(&ctx).unwrap_or_else(|e| error_response(&e)),
+        None => error_response(&Error::NotFound(req.path.clone())),
     }
-    // The head was admitted (`admit`): every route past this point has a credential.
-    let Some(cred) = cred else {
-        return error_response(
-            &crate::policy::auth::AuthError::Unauthorized(
-                "no token: send Authorization: Bearer hmk_...".into(),
+}
+
+fn healthz(_: &Ctx<'_>) -> Result<Response<Body>, Error> {
+    Ok(response(StatusCode::OK, "text/plain", "ok\n"))
+}
+
+fn readyz(c: &Ctx<'_>) -> Result<Response<Body>, Error> {
+    let hm = c.hm;
+    let db = hm.store.schema_version().map(|v| format!("schema {v}"));
+    let ks = hm
+        .key_store(&hm.config.keys.default_store)
+        .and_then(|k| k.check().map_err(Error::from));
+    Ok(match (db, ks) {
+        (Ok(d), Ok(k)) => json_response(StatusCode::OK, &json!({"database": d, "key_store": k})),
+        (d, k) => {
+            let why = [
+                d.err().map(|e| format!("database: {e}")),
+                k.err().map(|e| format!("key store: {e}")),
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join("; ");
+            tracing::warn!("not ready: {why}");
+            problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "not ready: the database or the key store is unreachable",
             )
-            .into(),
+        }
+    })
+}
+
+fn metrics(c: &Ctx<'_>) -> Result<Response<Body>, Error> {
+    Ok(response(
+        StatusCode::OK,
+        "text/plain; version=0.0.4",
+        c.hm.metrics.render(),
+    ))
+}
+
+fn post_certificate_route(c: &Ctx<'_>) -> Result<Response<Body>, Error> {
+    post_certificate(c.hm, c.req, &c.q, c.cred()?)
+}
+
+fn list_certificates_route(c: &Ctx<'_>) -> Result<Response<Body>, Error> {
+    list_certificates(c.hm, &c.q, c.cred()?)
+}
+
+fn get_certificate_route(c: &Ctx<'_>) -> Result<Response<Body>, Error> {
+    get_certificate(c.hm, c.req, c.segs[3], c.cred()?)
+}
+
+fn revoke_route(c: &Ctx<'_>) -> Result<Response<Body>, Error> {
+    let body: RevokeBody = json_body(c.req)?;
+    revoke_certificate(c.hm, c.segs[3], body, c.cred()?)
+}
+
+fn list_requests_route(c: &Ctx<'_>) -> Result<Response<Body>, Error> {
+    let (cursor, limit) = page(&c.q)?;
+    let (rs, next) =
+        c.hm.list_requests(param(&c.q, "status").as_deref(), c.cred()?, cursor, limit)?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({
+            "items": rs.iter().map(|r| request_json(r, None)).collect::<Vec<_>>(),
+            "next_cursor": next.map(|n| n.to_string()),
+        }),
+    ))
+}
+
+fn get_request_route(c: &Ctx<'_>) -> Result<Response<Body>, Error> {
+    let v = c.hm.request_view(parse_id(c.segs[3])?, c.cred()?)?;
+    Ok(json_response(
+        StatusCode::OK,
+        &request_json(&v.request, Some(&v)),
+    ))
+}
+
+fn decide_request_route(c: &Ctx<'_>) -> Result<Response<Body>, Error> {
+    let body = decision_body(c.req)?;
+    let approve = c.template.ends_with("approve");
+    let (view, issued) = c.hm.decide(
+        parse_id(c.segs[3])?,
+        c.cred()?,
+        approve,
+        body.comment.as_deref(),
+    )?;
+    let mut v = request_json(&view.request, Some(&view));
+    if let Some(i) = issued {
+        v["certificate"] = issued_json(
+            &i,
+            &view.request.profile,
+            view.request.publisher.as_deref().unwrap_or(""),
         );
+    }
+    Ok(json_response(StatusCode::OK, &v))
+}
+
+fn cancel_request_route(c: &Ctx<'_>) -> Result<Response<Body>, Error> {
+    let v = c.hm.cancel_request(parse_id(c.segs[3])?, c.cred()?)?;
+    Ok(json_response(
+        StatusCode::OK,
+        &request_json(&v.request, Some(&v)),
+    ))
+}
+
+fn post_publisher_route(c: &Ctx<'_>) -> Result<Response<Body>, Error> {
+    let body: PublisherBody = json_body(c.req)?;
+    let cred = c.cred()?;
+    cred.require_officer()?;
+    let p = Publisher {
+        id: body.id,
+        org: body.org,
+        country: body.country,
+        state: body.state,
+        locality: body.locality,
+        profiles: body.profiles,
+        created_at: crate::store::now(),
     };
-    let q = query_pairs(req.query.as_deref());
-    let result = match template {
-        "/api/v1/certificates" if req.method == Method::POST => post_certificate(hm, req, &q, cred),
-        "/api/v1/certificates" => list_certificates(hm, &q, cred),
-        "/api/v1/certificates/{serial}" => get_certificate(hm, req, segs[3], cred),
-        "/api/v1/certificates/{serial}/revoke" => {
-            let body: RevokeBody = match json_body(req) {
-                Ok(b) => b,
-                Err(e) => return error_response(&e),
-            };
-            revoke_certificate(hm, segs[3], body, cred)
-        }
-        "/api/v1/requests" => page(&q).and_then(|(cursor, limit)| {
-            let (rs, next) =
-                hm.list_requests(param(&q, "status").as_deref(), cred, cursor, limit)?;
-            Ok(json_response(
-                StatusCode::OK,
-                &json!({
-                    "items": rs.iter().map(|r| request_json(r, None)).collect::<Vec<_>>(),
-                    "next_cursor": next.map(|n| n.to_string()),
-                }),
-            ))
-        }),
-        "/api/v1/requests/{id}" => parse_id(segs[3])
-            .and_then(|id| hm.request_view(id, cred))
-            .map(|v| json_response(StatusCode::OK, &request_json(&v.request, Some(&v)))),
-        "/api/v1/requests/{id}/approve" | "/api/v1/requests/{id}/deny" => {
-            let body = match decision_body(req) {
-                Ok(b) => b,
-                Err(e) => return error_response(&e),
-            };
-            let approve = template.ends_with("approve");
-            parse_id(segs[3])
-                .and_then(|id| hm.decide(id, cred, approve, body.comment.as_deref()))
-                .map(|(view, issued)| {
-                    let mut v = request_json(&view.request, Some(&view));
-                    if let Some(i) = issued {
-                        v["certificate"] = issued_json(
-                            &i,
-                            &view.request.profile,
-                            view.request.publisher.as_deref().unwrap_or(""),
-                        );
-                    }
-                    json_response(StatusCode::OK, &v)
-                })
-        }
-        "/api/v1/publishers" if req.method == Method::POST => {
-            let body: PublisherBody = match json_body(req) {
-                Ok(b) => b,
-                Err(e) => return error_response(&e),
-            };
-            cred.require_officer().map_err(Error::from).and_then(|_| {
-                let p = Publisher {
-                    id: body.id,
-                    org: body.org,
-                    country: body.country,
-                    state: body.state,
-                    locality: body.locality,
-                    profiles: body.profiles,
-                    created_at: crate::store::now(),
-                };
-                hm.add_publisher(&p, &cred.actor())?;
-                let mut r = json_response(StatusCode::CREATED, &publisher_json(&p));
-                if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/publishers/{}", p.id)) {
-                    r.headers_mut().insert(LOCATION, v);
-                }
-                Ok(r)
-            })
-        }
-        "/api/v1/publishers" => cred.require_officer().map_err(Error::from).and_then(|_| {
-            // By id; the cursor is the last id of the previous page.
-            let limit = limit_param(&q)?;
-            let after = param(&q, "cursor");
-            let mut list = hm.store.list_publishers()?;
-            list.sort_by(|a, b| a.id.cmp(&b.id));
-            let page: Vec<&Publisher> = list
-                .iter()
-                .filter(|p| after.as_deref().is_none_or(|a| p.id.as_str() > a))
-                .take(limit)
-                .collect();
-            let next = if page.len() == limit {
-                page.last().map(|p| p.id.clone())
-            } else {
-                None
-            };
-            Ok(json_response(
-                StatusCode::OK,
-                &json!({
-                    "items": page.iter().map(|p| publisher_json(p)).collect::<Vec<_>>(),
-                    "next_cursor": next,
-                }),
-            ))
-        }),
-        "/api/v1/signatures" if req.method == Method::POST => post_signature(hm, req, cred),
-        "/api/v1/signatures" => list_signatures(hm, &q, cred),
-        "/api/v1/signatures/{id}" => parse_id(segs[3])
-            .and_then(|id| hm.signature_by_id(id, cred))
-            .and_then(|s| {
-                Ok(json_response(
-                    StatusCode::OK,
-                    &match s {
-                        SignatureById::Record(r, None) => signature_record_json(&r),
-                        SignatureById::Record(r, Some(v)) => {
-                            let mut doc = signature_record_json(&r);
-                            doc["request_id"] = json!(v.request.id);
-                            doc["status"] = json!(v.request.status);
-                            signed_fields(hm, &v.request, &mut doc)?;
-                            doc
-                        }
-                        SignatureById::Request(v) => signature_request_json(hm, &v)?,
-                    },
-                ))
-            }),
-        "/api/v1/signatures/requests/{id}" => parse_id(segs[4])
-            .and_then(|id| hm.signature_request_view(id, cred))
-            .and_then(|v| {
-                Ok(json_response(
-                    StatusCode::OK,
-                    &signature_request_json(hm, &v)?,
-                ))
-            }),
-        "/api/v1/signatures/requests/{id}/approve" | "/api/v1/signatures/requests/{id}/deny" => {
-            let body = match decision_body(req) {
-                Ok(b) => b,
-                Err(e) => return error_response(&e),
-            };
-            let approve = template.ends_with("approve");
-            parse_id(segs[4])
-                .and_then(|id| hm.decide_signature(id, cred, approve, body.comment.as_deref()))
-                .and_then(|(view, _)| {
-                    Ok(json_response(
-                        StatusCode::OK,
-                        &signature_request_json(hm, &view)?,
-                    ))
-                })
-        }
-        "/api/v1/requests/{id}/cancel" => parse_id(segs[3])
-            .and_then(|id| hm.cancel_request(id, cred))
-            .map(|v| json_response(StatusCode::OK, &request_json(&v.request, Some(&v)))),
-        "/api/v1/signatures/requests/{id}/cancel" => parse_id(segs[4])
-            .and_then(|id| hm.cancel_signature_request(id, cred))
-            .and_then(|view| {
-                Ok(json_response(
-                    StatusCode::OK,
-                    &signature_request_json(hm, &view)?,
-                ))
-            }),
-        "/api/v1/keys/{label}" => get_key(hm, segs[3], cred),
-        _ => Err(Error::NotFound(req.path.clone())),
+    c.hm.add_publisher(&p, &cred.actor())?;
+    let mut r = json_response(StatusCode::CREATED, &publisher_json(&p));
+    if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/publishers/{}", p.id)) {
+        r.headers_mut().insert(LOCATION, v);
+    }
+    Ok(r)
+}
+
+fn list_publishers_route(c: &Ctx<'_>) -> Result<Response<Body>, Error> {
+    c.cred()?.require_officer()?;
+    // By id; the cursor is the last id of the previous page.
+    let limit = limit_param(&c.q)?;
+    let after = param(&c.q, "cursor");
+    let mut list = c.hm.store.list_publishers()?;
+    list.sort_by(|a, b| a.id.cmp(&b.id));
+    let page: Vec<&Publisher> = list
+        .iter()
+        .filter(|p| after.as_deref().is_none_or(|a| p.id.as_str() > a))
+        .take(limit)
+        .collect();
+    let next = if page.len() == limit {
+        page.last().map(|p| p.id.clone())
+    } else {
+        None
     };
-    result.unwrap_or_else(|e| error_response(&e))
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({
+            "items": page.iter().map(|p| publisher_json(p)).collect::<Vec<_>>(),
+            "next_cursor": next,
+        }),
+    ))
+}
+
+fn post_signature_route(c: &Ctx<'_>) -> Result<Response<Body>, Error> {
+    post_signature(c.hm, c.req, c.cred()?)
+}
+
+fn list_signatures_route(c: &Ctx<'_>) -> Result<Response<Body>, Error> {
+    list_signatures(c.hm, &c.q, c.cred()?)
+}
+
+fn get_signature_route(c: &Ctx<'_>) -> Result<Response<Body>, Error> {
+    let hm = c.hm;
+    let doc = match hm.signature_by_id(parse_id(c.segs[3])?, c.cred()?)? {
+        SignatureById::Record(r, None) => signature_record_json(&r),
+        SignatureById::Record(r, Some(v)) => {
+            let mut doc = signature_record_json(&r);
+            doc["request_id"] = json!(v.request.id);
+            doc["status"] = json!(v.request.status);
+            signed_fields(hm, &v.request, &mut doc)?;
+            doc
+        }
+        SignatureById::Request(v) => signature_request_json(hm, &v)?,
+    };
+    Ok(json_response(StatusCode::OK, &doc))
+}
+
+fn get_signature_request_route(c: &Ctx<'_>) -> Result<Response<Body>, Error> {
+    let v =
+        c.hm.signature_request_view(parse_id(c.segs[4])?, c.cred()?)?;
+    Ok(json_response(
+        StatusCode::OK,
+        &signature_request_json(c.hm, &v)?,
+    ))
+}
+
+fn decide_signature_route(c: &Ctx<'_>) -> Result<Response<Body>, Error> {
+    let body = decision_body(c.req)?;
+    let approve = c.template.ends_with("approve");
+    let (view, _) = c.hm.decide_signature(
+        parse_id(c.segs[4])?,
+        c.cred()?,
+        approve,
+        body.comment.as_deref(),
+    )?;
+    Ok(json_response(
+        StatusCode::OK,
+        &signature_request_json(c.hm, &view)?,
+    ))
+}
+
+fn cancel_signature_route(c: &Ctx<'_>) -> Result<Response<Body>, Error> {
+    let view =
+        c.hm.cancel_signature_request(parse_id(c.segs[4])?, c.cred()?)?;
+    Ok(json_response(
+        StatusCode::OK,
+        &signature_request_json(c.hm, &view)?,
+    ))
+}
+
+fn get_key_route(c: &Ctx<'_>) -> Result<Response<Body>, Error> {
+    get_key(c.hm, c.segs[3], c.cred()?)
 }
 
 fn publisher_json(p: &Publisher) -> Value {
