@@ -1,0 +1,389 @@
+//! Revocation and its publication: `revoke`, CRLs per CA (whole and partitioned), the OCSP
+//! responder, and the server's background refresher that keeps them current.
+//!
+//! How the pieces fit:
+//! - [`Hallmark::revoke`] records the revocation with its audit event, drops the certificate's
+//!   pre-signed OCSP response and bumps its CA's *publication revision*, all in one transaction.
+//!   From that commit on the responder answers `revoked` (a missing pre-signed response is signed
+//!   live from the database), in this process or any other.
+//! - The refresher (started by `hallmark serve`) watches the revisions, coalesces bursts, then
+//!   re-signs the invalidated OCSP responses and reissues the CA's CRLs. On a schedule it also
+//!   pre-signs responses for every unexpired certificate, reissues CRLs well before nextUpdate and
+//!   renews the delegated responder certificates before they expire.
+//! - Reads (OCSP answers, CRL scans) use the store's read connections and never wait on writers.
+//!
+//! This file holds `revoke` and the publication state; `crl` the CRLs, `responder` the OCSP
+//! responder, `refresher` the background loop.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock};
+use std::time::{Duration, Instant};
+
+use x509_parser::prelude::*;
+
+use crate::engine::Hallmark;
+use crate::error::{Error, Result};
+use crate::issuer;
+use crate::issuer::crl::{CrlBuilder, CrlEntry, CrlSpec};
+use crate::issuer::ocsp::{
+    self, CertIdHash, CertStatus, RequestError, ResponderKey, ResponseStatus,
+};
+use crate::keys::{subject_public_key_bits, SignatureScheme, Signer};
+use crate::store::{
+    now, CaRole, NewRevocation, PresignCandidate, Presigned, RevokeOutcome, StoreError,
+};
+
+mod crl;
+mod refresher;
+mod responder;
+
+use crl::shard_in_crl_dp;
+pub use crl::PublishedCrl;
+pub use refresher::spawn_refresher;
+pub use responder::OcspAnswer;
+use responder::Responders;
+
+/// RFC 5280 CRLReason codes hallmark accepts. certificateHold (6) and removeFromCRL (8) are
+/// refused: a revocation here is permanent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RevocationReason {
+    Unspecified,
+    KeyCompromise,
+    CaCompromise,
+    AffiliationChanged,
+    Superseded,
+    CessationOfOperation,
+    PrivilegeWithdrawn,
+    AaCompromise,
+}
+
+impl RevocationReason {
+    pub const ALL: [RevocationReason; 8] = [
+        RevocationReason::Unspecified,
+        RevocationReason::KeyCompromise,
+        RevocationReason::CaCompromise,
+        RevocationReason::AffiliationChanged,
+        RevocationReason::Superseded,
+        RevocationReason::CessationOfOperation,
+        RevocationReason::PrivilegeWithdrawn,
+        RevocationReason::AaCompromise,
+    ];
+
+    /// The CRLReason code.
+    pub fn code(self) -> u8 {
+        match self {
+            RevocationReason::Unspecified => 0,
+            RevocationReason::KeyCompromise => 1,
+            RevocationReason::CaCompromise => 2,
+            RevocationReason::AffiliationChanged => 3,
+            RevocationReason::Superseded => 4,
+            RevocationReason::CessationOfOperation => 5,
+            RevocationReason::PrivilegeWithdrawn => 9,
+            RevocationReason::AaCompromise => 10,
+        }
+    }
+
+    /// The RFC 5280 name (`keyCompromise`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            RevocationReason::Unspecified => "unspecified",
+            RevocationReason::KeyCompromise => "keyCompromise",
+            RevocationReason::CaCompromise => "cACompromise",
+            RevocationReason::AffiliationChanged => "affiliationChanged",
+            RevocationReason::Superseded => "superseded",
+            RevocationReason::CessationOfOperation => "cessationOfOperation",
+            RevocationReason::PrivilegeWithdrawn => "privilegeWithdrawn",
+            RevocationReason::AaCompromise => "aACompromise",
+        }
+    }
+
+    pub fn from_code(code: u8) -> Option<RevocationReason> {
+        Self::ALL.into_iter().find(|r| r.code() == code)
+    }
+}
+
+impl std::fmt::Display for RevocationReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for RevocationReason {
+    type Err = String;
+    /// The RFC 5280 names, case-insensitive, `-`/`_` ignored (`key-compromise` works too).
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let norm = |x: &str| {
+            x.chars()
+                .filter(|c| *c != '-' && *c != '_')
+                .collect::<String>()
+                .to_ascii_lowercase()
+        };
+        let want = norm(s);
+        if want == "certificatehold" || want == "removefromcrl" {
+            return Err(format!(
+                "'{s}' is not accepted: revocation is permanent here (no certificateHold)"
+            ));
+        }
+        Self::ALL
+            .into_iter()
+            .find(|r| norm(r.name()) == want)
+            .ok_or_else(|| {
+                format!(
+                    "unknown revocation reason '{s}' (one of {})",
+                    Self::ALL.map(|r| r.name()).join(", ")
+                )
+            })
+    }
+}
+
+/// A recorded revocation, as returned to the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revocation {
+    pub serial: String,
+    /// The issuing CA whose CRL lists it.
+    pub ca: String,
+    pub reason: RevocationReason,
+    pub revoked_at: i64,
+    pub invalidity_date: Option<i64>,
+    /// Set when an existing revocation was moved to keyCompromise.
+    pub previous_reason: Option<RevocationReason>,
+}
+
+/// Normalises a serial as users write it (`7F:AB…`, `0x7fab…`) to the stored form.
+pub fn normalize_serial(s: &str) -> Result<String> {
+    let t = s.trim();
+    let t = t
+        .strip_prefix("0x")
+        .or_else(|| t.strip_prefix("0X"))
+        .unwrap_or(t);
+    let mut hex: String = t
+        .chars()
+        .filter(|c| *c != ':' && !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_lowercase();
+    if hex.is_empty() || hex.len() > 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Error::Invalid(format!(
+            "'{s}' is not a certificate serial (hex, as `hallmark cert list` prints it)"
+        )));
+    }
+    if hex.len() % 2 == 1 {
+        hex.insert(0, '0');
+    }
+    Ok(hex)
+}
+
+// ---- per-database publication state ----
+
+type CrlKey = (String, Option<u32>);
+
+/// What the publication paths keep in memory for one database: the responders, the current
+/// CRLs, and the refresher's wake-up.
+#[derive(Default)]
+pub struct Publication {
+    responders: RwLock<Option<Arc<Responders>>>,
+    crls: Mutex<HashMap<CrlKey, Arc<PublishedCrl>>>,
+    building: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    wake: (Mutex<u64>, Condvar),
+}
+
+impl Publication {
+    /// Wakes the refresher (a revocation was recorded in this process).
+    pub fn poke(&self) {
+        if let Ok(mut n) = self.wake.0.lock() {
+            *n += 1;
+            self.wake.1.notify_all();
+        }
+    }
+
+    fn wait(&self, seen: &mut u64, timeout: Duration) {
+        if let Ok(n) = self.wake.0.lock() {
+            if *n == *seen {
+                if let Ok((n, _)) = self.wake.1.wait_timeout(n, timeout) {
+                    *seen = *n;
+                }
+            } else {
+                *seen = *n;
+            }
+        }
+    }
+
+    fn cached_crl(&self, key: &CrlKey) -> Option<Arc<PublishedCrl>> {
+        self.crls.lock().ok().and_then(|m| m.get(key).cloned())
+    }
+
+    fn build_lock(&self, ca: &str) -> Arc<Mutex<()>> {
+        match self.building.lock() {
+            Ok(mut m) => m.entry(ca.to_string()).or_default().clone(),
+            Err(_) => Arc::new(Mutex::new(())),
+        }
+    }
+}
+
+fn registry() -> &'static Mutex<HashMap<PathBuf, Arc<Publication>>> {
+    static REGISTRY: OnceLock<Mutex<HashMap<PathBuf, Arc<Publication>>>> = OnceLock::new();
+    REGISTRY.get_or_init(Default::default)
+}
+
+/// A poisoned lock: an internal error, like the store's.
+fn internal(what: &str) -> Error {
+    tracing::error!("{what}");
+    Error::Store(StoreError::Poisoned)
+}
+
+fn cert_summary(der: &[u8]) -> Result<(String, String, i64, i64)> {
+    let (_, c) = X509Certificate::from_der(der)
+        .map_err(|e| Error::Invalid(format!("certificate does not parse: {e}")))?;
+    Ok((
+        hex::encode(c.raw_serial()),
+        c.subject().to_string(),
+        c.validity().not_before.timestamp(),
+        c.validity().not_after.timestamp(),
+    ))
+}
+
+impl Hallmark {
+    /// The publication state of this database (shared by every `Hallmark` on it in the process).
+    pub fn publication(&self) -> Arc<Publication> {
+        // The request path asks for this on every OCSP answer: a per-thread memo of the last
+        // database avoids the registry's lock and a path allocation.
+        thread_local! {
+            static LAST: std::cell::RefCell<Option<(PathBuf, PathBuf, Arc<Publication>)>> =
+                const { std::cell::RefCell::new(None) };
+        }
+        let (base, db) = (&self.config.base_dir, &self.config.database.path);
+        let hit = LAST.with(|l| {
+            l.borrow()
+                .as_ref()
+                .filter(|(b, d, _)| b == base && d == db)
+                .map(|(_, _, p)| p.clone())
+        });
+        if let Some(p) = hit {
+            return p;
+        }
+        let p = match registry().lock() {
+            Ok(mut m) => m.entry(self.config.database_path()).or_default().clone(),
+            Err(_) => Arc::new(Publication::default()),
+        };
+        LAST.with(|l| *l.borrow_mut() = Some((base.clone(), db.clone(), p.clone())));
+        p
+    }
+
+    /// Revokes a certificate this CA issued. `invalidity_date` (Unix seconds) is when the key is
+    /// known or suspected to have been compromised; it cannot be in the future. Errors:
+    /// `not-found` for a serial never issued, `conflict` for a second revocation (except moving
+    /// the reason to keyCompromise), `bad-request` for a malformed serial or date.
+    pub fn revoke(
+        &self,
+        serial: &str,
+        reason: RevocationReason,
+        invalidity_date: Option<i64>,
+        actor: &str,
+    ) -> Result<Revocation> {
+        let serial = normalize_serial(serial)?;
+        if let Some(d) = invalidity_date {
+            if d > now() + 300 {
+                return Err(Error::Invalid(
+                    "the invalidity date is in the future".into(),
+                ));
+            }
+        }
+        let cert = self
+            .store
+            .get_certificate(&serial)?
+            .filter(|c| c.status == crate::store::CertStatus::Issued)
+            .ok_or_else(|| Error::NotFound(format!("certificate {serial}")))?;
+        let crl_shard = cert
+            .cert_der
+            .as_deref()
+            .and_then(|d| shard_in_crl_dp(d, &cert.ca));
+        let outcome = self
+            .store
+            .revoke(
+                &NewRevocation {
+                    serial: serial.clone(),
+                    reason: reason.code(),
+                    invalidity_date,
+                    crl_shard,
+                },
+                actor,
+            )
+            .map_err(|e| match e {
+                StoreError::Conflict(_) => {
+                    let current = self
+                        .store
+                        .get_revocation(&serial)
+                        .ok()
+                        .flatten()
+                        .and_then(|r| RevocationReason::from_code(r.reason))
+                        .map(|r| r.name())
+                        .unwrap_or("?");
+                    Error::Conflict(format!(
+                        "certificate {serial} is already revoked ({current}); only a change to keyCompromise is allowed"
+                    ))
+                }
+                StoreError::NotFound(_) => Error::NotFound(format!("certificate {serial}")),
+                e => e.into(),
+            })?;
+        self.publication().poke();
+        // A revoked responder certificate must not sign another response: renewed at once.
+        let responder = self
+            .store
+            .list_cas()?
+            .iter()
+            .any(|c| c.role == CaRole::Ocsp && c.serial.as_deref() == Some(serial.as_str()));
+        if responder {
+            self.renew_responders(actor)?;
+        }
+        let (record, previous) = match outcome {
+            RevokeOutcome::Revoked(r) => (r, None),
+            RevokeOutcome::ReasonChanged { previous, record } => (record, Some(previous)),
+        };
+        Ok(Revocation {
+            serial: record.serial,
+            ca: record.ca,
+            reason: RevocationReason::from_code(record.reason).unwrap_or(reason),
+            revoked_at: record.revoked_at,
+            invalidity_date: record.invalidity_date,
+            previous_reason: previous.and_then(RevocationReason::from_code),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_parse_by_rfc_name() {
+        assert_eq!(
+            "keyCompromise".parse::<RevocationReason>(),
+            Ok(RevocationReason::KeyCompromise)
+        );
+        assert_eq!(
+            "key-compromise".parse::<RevocationReason>(),
+            Ok(RevocationReason::KeyCompromise)
+        );
+        assert_eq!(
+            "cACompromise".parse::<RevocationReason>(),
+            Ok(RevocationReason::CaCompromise)
+        );
+        assert_eq!(RevocationReason::PrivilegeWithdrawn.code(), 9);
+        assert!("certificateHold".parse::<RevocationReason>().is_err());
+        assert!("removeFromCRL".parse::<RevocationReason>().is_err());
+        assert!("nope".parse::<RevocationReason>().is_err());
+        for r in RevocationReason::ALL {
+            assert_eq!(RevocationReason::from_code(r.code()), Some(r));
+            assert_eq!(r.name().parse::<RevocationReason>(), Ok(r));
+        }
+    }
+
+    #[test]
+    fn serials_normalise() {
+        assert_eq!(normalize_serial("7F:AB:01").unwrap(), "7fab01");
+        assert_eq!(normalize_serial("0x1").unwrap(), "01");
+        assert!(normalize_serial("xyz").is_err());
+        assert!(normalize_serial("").is_err());
+    }
+}
