@@ -1,0 +1,209 @@
+//! The engine: one value holding config, store, profiles, key stores and loaded CAs, with one
+//! method per thing a user can do. The CLI and the HTTP server are thin layers over these calls.
+//!
+//! This file holds the value and its wiring (config, key stores, CAs, chains); `issuance`
+//! certificates, publishers and publisher keys; `hierarchy` the CAs and service certificates;
+//! `doctor` the health checks; `batch` factory batches; `recovery` what a stop left behind;
+//! `sealing` secrets kept sealed at rest.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use x509_parser::prelude::*;
+
+use crate::config::{Config, KeyStoreConfig};
+use crate::error::{Error, Result};
+use crate::issuer::{self, CaCertSpec, CaHandle, Urls};
+use crate::keys::{pkcs11::Pkcs11KeyStore, soft::SoftKeyStore, KeyAlgorithm, KeyStore, Signer};
+use crate::policy::{self, IssueRequest, NameAttr};
+use crate::profile::{Profiles, Validity};
+use crate::store::{now, CaRecord, CaRole, Intent, KeyRecord, Publisher, Store, StoreError};
+
+mod batch;
+mod doctor;
+mod hierarchy;
+mod issuance;
+mod recovery;
+pub mod sealing;
+
+pub use batch::ChunkInput;
+pub use doctor::Check;
+pub use hierarchy::CaPurpose;
+use issuance::intent_for;
+pub use recovery::Recovered;
+
+/// A certificate as returned to a caller: already recorded.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub serial: String,
+    pub cert_der: Vec<u8>,
+    /// Issuing chain, leaf's issuer first, root excluded.
+    pub chain: Vec<Vec<u8>>,
+}
+
+pub struct Hallmark {
+    pub config: Config,
+    pub store: Store,
+    pub profiles: Profiles,
+    pub metrics: crate::metrics::Metrics,
+    stores: Mutex<HashMap<String, Arc<dyn KeyStore>>>,
+    cas: Mutex<HashMap<String, Arc<CaHandle>>>,
+    /// Per-key signing rate buckets (tokens left, last refill), see `signing`.
+    pub(crate) sign_buckets: Mutex<HashMap<String, (f64, std::time::Instant)>>,
+    /// The time-stamp authority, loaded on first use (see `tsa`).
+    tsa: Mutex<Option<Arc<crate::tsa::Tsa>>>,
+    /// Publisher signing keys opened in their key stores, by store and label: opening a key
+    /// (finding its objects in a PKCS#11 token, decrypting a soft key) costs more than a
+    /// signature. Every use still checks the key against its certificate.
+    publisher_signers: Mutex<HashMap<(String, String), Arc<dyn Signer>>>,
+    /// What every signature checks of a publisher key's certificate (validity, serial, key),
+    /// parsed once per certificate rather than once per signature; see `signing`.
+    pub(crate) key_cert_facts: Mutex<HashMap<String, Arc<crate::signing::KeyCertFacts>>>,
+    /// The key policies `[signing.keys.<label>]` sets, checked when the config was loaded.
+    pub(crate) config_key_policies: HashMap<String, crate::policy::signing::KeyPolicy>,
+    /// When the store was opened: an intent recorded before it was left by a stop (see
+    /// `recovery`).
+    started_at: i64,
+    /// The key secrets at rest are sealed with, once derived (see `sealing`).
+    seal_key: Mutex<Option<zeroize::Zeroizing<[u8; 32]>>>,
+}
+
+/// Key labels in a store: CA keys and publisher keys never collide.
+pub fn ca_key_label(ca: &str) -> String {
+    format!("ca-{ca}")
+}
+
+pub fn publisher_key_label(label: &str) -> String {
+    format!("key-{label}")
+}
+
+impl Hallmark {
+    pub fn open(config_path: &Path) -> Result<Hallmark> {
+        let config = Config::load(config_path)?;
+        Self::with_config(config)
+    }
+
+    pub fn with_config(config: Config) -> Result<Hallmark> {
+        let store = Store::open_existing(&config.database_path())?;
+        let profiles = Profiles::load_dir(&config.profiles_dir())?;
+        let config_key_policies = config
+            .signing
+            .keys
+            .iter()
+            .map(|(label, p)| {
+                crate::policy::signing::KeyPolicy::from_config(p).map(|p| (label.clone(), p))
+            })
+            .collect::<std::result::Result<_, _>>()?;
+        Ok(Hallmark {
+            config,
+            config_key_policies,
+            store,
+            profiles,
+            metrics: Default::default(),
+            stores: Mutex::new(HashMap::new()),
+            cas: Mutex::new(HashMap::new()),
+            sign_buckets: Mutex::new(HashMap::new()),
+            tsa: Mutex::new(None),
+            publisher_signers: Mutex::new(HashMap::new()),
+            key_cert_facts: Mutex::new(HashMap::new()),
+            started_at: now(),
+            seal_key: Mutex::new(None),
+        })
+    }
+
+    pub fn urls(&self) -> Urls {
+        Urls {
+            public_base: self.config.server.public_url.clone(),
+            crl_shards: self.config.crl.shards,
+        }
+    }
+
+    /// Opens (once) the named key store.
+    pub fn key_store(&self, name: &str) -> Result<Arc<dyn KeyStore>> {
+        if let Some(ks) = self.stores.lock().ok().and_then(|m| m.get(name).cloned()) {
+            return Ok(ks);
+        }
+        let cfg =
+            self.config.key_stores.get(name).ok_or_else(|| {
+                Error::Invalid(format!("key store '{name}' is not in the config"))
+            })?;
+        let ks: Arc<dyn KeyStore> = match cfg {
+            KeyStoreConfig::Soft {
+                dir,
+                passphrase_env,
+                passphrase_file,
+            } => Arc::new(SoftKeyStore::new(
+                self.config.resolve(dir),
+                self.config.secret_source(passphrase_env, passphrase_file),
+            )),
+            KeyStoreConfig::Pkcs11 {
+                module,
+                token_label,
+                pin_env,
+                pin_file,
+                ..
+            } => Arc::new(Pkcs11KeyStore::open(
+                module,
+                token_label,
+                &self.config.secret_source(pin_env, pin_file),
+            )?),
+        };
+        if let Ok(mut m) = self.stores.lock() {
+            m.insert(name.to_string(), ks.clone());
+        }
+        Ok(ks)
+    }
+
+    /// Loads (once) a CA with its key, ready to sign.
+    pub fn ca(&self, name: &str) -> Result<Arc<CaHandle>> {
+        if let Some(ca) = self.cas.lock().ok().and_then(|m| m.get(name).cloned()) {
+            return Ok(ca);
+        }
+        let record = self
+            .store
+            .get_ca(name)?
+            .ok_or_else(|| Error::NotFound(format!("CA '{name}'")))?;
+        let signer = self.key_store(&record.key_store)?.open(&record.key_label)?;
+        let handle = Arc::new(CaHandle::new(record, signer)?);
+        if let Ok(mut m) = self.cas.lock() {
+            m.insert(name.to_string(), handle.clone());
+        }
+        Ok(handle)
+    }
+
+    /// Loads (once) the time-stamp authority's key and certificate.
+    pub fn tsa(&self) -> Result<Arc<crate::tsa::Tsa>> {
+        if let Some(t) = self.tsa.lock().ok().and_then(|m| m.clone()) {
+            return Ok(t);
+        }
+        let t = Arc::new(crate::tsa::load(self)?);
+        if let Ok(mut m) = self.tsa.lock() {
+            *m = Some(t.clone());
+        }
+        Ok(t)
+    }
+
+    /// The chain above a CA's certificates: that CA, then its parents, root excluded.
+    pub fn chain(&self, ca: &str) -> Result<Vec<Vec<u8>>> {
+        let mut out = Vec::new();
+        let mut next = Some(ca.to_string());
+        while let Some(name) = next {
+            let rec = self
+                .store
+                .get_ca(&name)?
+                .ok_or_else(|| Error::NotFound(format!("CA '{name}'")))?;
+            if rec.role == CaRole::Root {
+                break;
+            }
+            if let Some(der) = rec.cert_der {
+                out.push(der);
+            }
+            next = rec.parent;
+            if out.len() > 8 {
+                return Err(Error::Invalid("CA chain loops".into()));
+            }
+        }
+        Ok(out)
+    }
+}
