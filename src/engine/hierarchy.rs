@@ -80,17 +80,6 @@ pub(super) struct NewCa<'a> {
     csr: Option<&'a [u8]>,
 }
 
-pub(super) fn cert_facts(der: &[u8]) -> Result<(String, String, i64, i64)> {
-    let (_, c) = X509Certificate::from_der(der)
-        .map_err(|e| Error::Invalid(format!("certificate does not parse: {e}")))?;
-    Ok((
-        hex::encode(c.raw_serial()),
-        c.subject().to_string(),
-        c.validity().not_before.timestamp(),
-        c.validity().not_after.timestamp(),
-    ))
-}
-
 impl Hallmark {
     pub(super) fn ca_subject(&self, cn: String) -> Vec<NameAttr> {
         vec![
@@ -110,7 +99,7 @@ impl Hallmark {
     }
 
     pub(super) fn record_ca(&self, n: NewCa<'_>, actor: &str) -> Result<()> {
-        let facts = n.cert.map(cert_facts).transpose()?;
+        let facts = n.cert.map(issuer::cert_summary).transpose()?;
         let rec = CaRecord {
             name: n.name.to_string(),
             role: n.role,
@@ -144,7 +133,7 @@ impl Hallmark {
         actor: &str,
     ) -> Result<()> {
         use sha2::Digest;
-        let (serial, subject, nb, na) = cert_facts(cert)?;
+        let (serial, subject, nb, na) = issuer::cert_summary(cert)?;
         let (_, parsed) =
             X509Certificate::from_der(cert).map_err(|e| Error::Invalid(e.to_string()))?;
         let parts = crate::der::split_signed(cert).map_err(|e| Error::Invalid(e.to_string()))?;
@@ -397,7 +386,7 @@ impl Hallmark {
                 ))
             }
         }
-        let (serial, subject, nb, na) = cert_facts(der)?;
+        let (serial, subject, nb, na) = issuer::cert_summary(der)?;
         rec.cert_der = Some(der.to_vec());
         rec.serial = Some(serial);
         rec.subject = Some(subject);
@@ -430,7 +419,7 @@ impl Hallmark {
             root.signer.as_ref(),
             now(),
         )?;
-        let (serial, subject, ..) = cert_facts(&cert)?;
+        let (serial, subject, ..) = issuer::cert_summary(&cert)?;
         self.store
             .audit("ca.signed_subordinate", &serial, Some(&subject), actor)?;
         self.record_ca_certificate(&cert, "root", actor)?;

@@ -521,6 +521,19 @@ pub fn make_csr(subject: &[NameAttr], signer: &dyn Signer) -> Result<Vec<u8>, Is
     )?)
 }
 
+/// A certificate's serial (hex), subject, notBefore and notAfter (Unix seconds): what the
+/// store records beside the DER.
+pub fn cert_summary(der: &[u8]) -> Result<(String, String, i64, i64), crate::error::Error> {
+    let (_, c) = x509_parser::parse_x509_certificate(der)
+        .map_err(|e| crate::error::Error::Invalid(format!("certificate does not parse: {e}")))?;
+    Ok((
+        hex::encode(c.raw_serial()),
+        c.subject().to_string(),
+        c.validity().not_before.timestamp(),
+        c.validity().not_after.timestamp(),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

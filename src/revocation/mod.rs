@@ -232,17 +232,6 @@ fn internal(what: &str) -> Error {
     Error::Store(StoreError::Poisoned)
 }
 
-fn cert_summary(der: &[u8]) -> Result<(String, String, i64, i64)> {
-    let (_, c) = X509Certificate::from_der(der)
-        .map_err(|e| Error::Invalid(format!("certificate does not parse: {e}")))?;
-    Ok((
-        hex::encode(c.raw_serial()),
-        c.subject().to_string(),
-        c.validity().not_before.timestamp(),
-        c.validity().not_after.timestamp(),
-    ))
-}
-
 impl Hallmark {
     /// The publication state of this database (shared by every `Hallmark` on it in the process).
     pub fn publication(&self) -> Arc<Publication> {

@@ -324,7 +324,7 @@ impl Hallmark {
                 signer.as_ref(),
                 t,
             )?;
-            let (serial, subject, nb, na) = cert_summary(&cert)?;
+            let (serial, subject, nb, na) = issuer::cert_summary(&cert)?;
             if !revoked && na <= rec.not_after.unwrap_or(0) + 86_400 {
                 // The issuing CA itself ends too soon: a new certificate would gain nothing.
                 tracing::warn!(
