@@ -74,6 +74,18 @@ pub fn tlv(tag: u8, contents: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A SEQUENCE of the given encodings, in order.
+pub fn seq(parts: &[&[u8]]) -> Vec<u8> {
+    tlv(0x30, &parts.concat())
+}
+
+/// A SET OF (tag 0x31, or an IMPLICIT tag in its place) with its elements sorted by their
+/// encodings, as DER requires (X.690 §11.6).
+pub fn set_of(tag: u8, mut items: Vec<Vec<u8>>) -> Vec<u8> {
+    items.sort();
+    tlv(tag, &items.concat())
+}
+
 /// The parts of a signed structure.
 pub struct Signed<'a> {
     pub tbs: &'a [u8],

@@ -2,7 +2,7 @@
 //! and Authenticode's), the time-stamp attribute, and the SignedData around one signer, laid out
 //! in DER (SET OF sorted) so the key store signs exactly the bytes recorded.
 
-use crate::der::{read_tlv, tlv};
+use crate::der::{read_tlv, seq, set_of, tlv};
 use crate::error::{Error, Result};
 use crate::keys::{HashAlg, SignatureScheme};
 
@@ -29,16 +29,6 @@ const OID_SPC_RFC3161: &str = "1.3.6.1.4.1.311.3.3.1";
 const OID_SPC_SP_OPUS_INFO: &str = "1.3.6.1.4.1.311.2.1.12";
 const OID_SPC_STATEMENT_TYPE: &str = "1.3.6.1.4.1.311.2.1.11";
 const OID_SPC_INDIVIDUAL_SP_KEY_PURPOSE: &str = "1.3.6.1.4.1.311.2.1.21";
-
-fn seq(parts: &[&[u8]]) -> Vec<u8> {
-    tlv(0x30, &parts.concat())
-}
-
-/// A DER SET OF: elements sorted by their encodings (X.690 §11.6).
-fn set_of(tag: u8, mut items: Vec<Vec<u8>>) -> Vec<u8> {
-    items.sort();
-    tlv(tag, &items.concat())
-}
 
 fn attribute(oid: &[u8], value: &[u8]) -> Vec<u8> {
     seq(&[oid, &tlv(0x31, value)])

@@ -6,7 +6,7 @@
 //! Nothing here touches keys or the database: [`parse_request`] checks a query, [`build_token`]
 //! lays out the token and signs it through a [`Signer`], [`rejection`] answers a refused query.
 
-use crate::der::{read_tlv, tlv};
+use crate::der::{read_tlv, seq, set_of, tlv};
 use crate::issuer::crl::signature_algorithm;
 use crate::issuer::extensions::oid;
 use crate::issuer::IssueError;
@@ -241,18 +241,8 @@ pub struct TokenInput<'a> {
     pub scheme: SignatureScheme,
 }
 
-fn seq(parts: &[&[u8]]) -> Vec<u8> {
-    tlv(0x30, &parts.concat())
-}
-
 fn alg_id(dotted: &str) -> Vec<u8> {
     tlv(0x30, &oid(dotted))
-}
-
-/// DER `SET OF`: elements sorted by their encodings.
-fn set_of(mut parts: Vec<Vec<u8>>) -> Vec<u8> {
-    parts.sort();
-    tlv(0x31, &parts.concat())
 }
 
 fn attribute(dotted: &str, value: &[u8]) -> Vec<u8> {
@@ -295,7 +285,7 @@ pub fn build_token(req: &TimeStampReq, input: &TokenInput<'_>) -> Result<Vec<u8>
     // SigningCertificateV2 { certs SEQUENCE OF ESSCertIDv2 { certHash } } (hash defaults to SHA-256).
     let ess_cert_id = seq(&[&tlv(0x04, &cert_hash)]);
     let signing_cert = attribute(ATTR_SIGNING_CERT_V2, &seq(&[&seq(&[&ess_cert_id])]));
-    let attrs = set_of(vec![content_type, digest, signing_cert]);
+    let attrs = set_of(0x31, vec![content_type, digest, signing_cert]);
     let signature = input.signer.sign(input.scheme, &attrs)?;
     let mut signed_attrs = attrs.clone();
     signed_attrs[0] = 0xa0; // [0] IMPLICIT in the SignerInfo

@@ -940,13 +940,7 @@ fn strip_zeros(b: &[u8]) -> &[u8] {
     &b[first..]
 }
 
-fn tlv(tag: u8, body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(body.len() + 6);
-    out.push(tag);
-    crate::der::push_len(&mut out, body.len());
-    out.extend_from_slice(body);
-    out
-}
+use crate::der::tlv;
 
 fn seq(body: &[u8]) -> Vec<u8> {
     tlv(0x30, body)
