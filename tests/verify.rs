@@ -586,6 +586,11 @@ fn revoked_signers_fail_unless_time_stamped_before_the_invalidity_date() {
             &gone_img,
         ],
     );
+    let (cab, msi) = cab_and_msi(f.dir());
+    let gone_cab = f.path("gone.cab");
+    f.sign("authenticode", &cab, "gone", &["--out", &gone_cab]);
+    let old_msi = f.path("old.msi");
+    f.sign("authenticode", &msi, "old", &["--out", &old_msi]);
     let (gone_cert, _) = f.cert_and_public_key("gone");
     for p in [&gone_ts, &gone_plain, &old_ts] {
         let (ok, r) = f.verify(&[&app, "--signature", p]);
@@ -618,6 +623,7 @@ fn revoked_signers_fail_unless_time_stamped_before_the_invalidity_date() {
     // The same rule in every format: time-stamped before, valid; not time-stamped, revoked.
     for args in [
         vec![gone_exe.as_str()],
+        vec![gone_cab.as_str()],
         vec![gone_jar.as_str()],
         vec![app.as_str(), "--signature", &gone_sig, "--cert", &gone_cert],
     ] {
@@ -632,8 +638,10 @@ fn revoked_signers_fail_unless_time_stamped_before_the_invalidity_date() {
     assert!(!ok && line(&r, "revocation").starts_with("FAIL"), "{r}");
     let (ok, r) = f.verify(&[&gone_img, "--cert", &gone_cert]);
     assert!(!ok && line(&r, "revocation").starts_with("FAIL"), "{r}");
-    let (ok, r) = f.verify(&[&old_exe]);
-    assert!(!ok && r.contains("does not predate"), "{r}");
+    for old in [&old_exe, &old_msi] {
+        let (ok, r) = f.verify(&[old]);
+        assert!(!ok && r.contains("does not predate"), "{r}");
+    }
 
     // Time-stamped after the invalidity date: fails.
     let (ok, r) = f.verify(&[&app, "--signature", &old_ts]);
@@ -700,4 +708,27 @@ fn revoked_signers_fail_unless_time_stamped_before_the_invalidity_date() {
     assert!(tool_ok, "openssl cms -crl_check: {said}");
     let (ok, r) = f.verify(&[&app, "--signature", &fine]);
     assert!(ok && line(&r, "revocation").starts_with("ok"), "{r}");
+
+    // The time-stamp authority's own certificate revoked (from the CA's command line): a token
+    // alone no longer verifies; the CMS signature it stamped before stays valid (its
+    // revocation line says when the TSA was revoked).
+    let tsa_pem = f.dir().join("ca/tsa.pem").display().to_string();
+    let tsa_serial = openssl(f.dir(), &["x509", "-in", &tsa_pem, "-noout", "-serial"]);
+    let tsa_serial = tsa_serial
+        .trim()
+        .trim_start_matches("serial=")
+        .to_ascii_lowercase();
+    f.ca.hm(&["revoke", &tsa_serial, "--reason", "keyCompromise"]);
+    let gone_tst = format!("{gone_sig}.tst");
+    let (ok, r) = f.verify(&[&gone_sig, "--signature", &gone_tst]);
+    assert!(!ok && line(&r, "revocation").starts_with("FAIL"), "{r}");
+    assert!(
+        line(&r, "revocation").contains("Time-Stamping Authority: revoked"),
+        "{r}"
+    );
+    let (ok, r) = f.verify(&[&app, "--signature", &gone_ts]);
+    assert!(
+        ok && line(&r, "revocation").contains("Time-Stamping Authority: revoked"),
+        "{r}"
+    );
 }
