@@ -969,9 +969,20 @@ fn free_port() -> Res<u16> {
 }
 
 /// Kills the child on drop.
+/// A peer server, stopped when dropped: SIGTERM first (nginx's master then stops its workers;
+/// a SIGKILL to the master alone left them running after the benchmark), SIGKILL after 5 s.
 struct Child(std::process::Child);
 impl Drop for Child {
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        for _ in 0..50 {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
