@@ -146,10 +146,9 @@ fn check(
     r.pass(
         "signature",
         format!(
-            "{} by {} (serial {}); the file's Authenticode {} matches",
+            "{} by {}; the file's Authenticode {} matches",
             ok.scheme,
-            chain::short_name(&cert),
-            chain::serial_hex(&cert),
+            chain::signer_text(&cert),
             crypto::hash_name(file_hash)
         ),
     );

@@ -43,6 +43,17 @@ pub fn serial_hex(der: &[u8]) -> String {
         .unwrap_or_default()
 }
 
+/// How a report names a signer: its common name and serial.
+pub fn signer_text(der: &[u8]) -> String {
+    format!("{} (serial {})", short_name(der), serial_hex(der))
+}
+
+/// " by SIGNER" when there is a certificate, else nothing.
+pub fn by(cert: Option<&[u8]>) -> String {
+    cert.map(|c| format!(" by {}", signer_text(c)))
+        .unwrap_or_default()
+}
+
 fn parse(der: &[u8]) -> Result<X509Certificate<'_>, String> {
     X509Certificate::from_der(der)
         .map(|(_, c)| c)

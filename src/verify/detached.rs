@@ -72,10 +72,9 @@ fn detached_cms(file: &[u8], sd: &cms::SignedData, o: &Options<'_>) -> Report {
         Ok(ok) => r.pass(
             "signature",
             format!(
-                "{} by {} (serial {}) over the file's {}",
+                "{} by {} over the file's {}",
                 ok.scheme,
-                chain::short_name(&cert),
-                chain::serial_hex(&cert),
+                chain::signer_text(&cert),
                 crypto::hash_name(ok.hash)
             ),
         ),
@@ -103,11 +102,10 @@ fn token(file: &[u8], tok: &[u8], o: &Options<'_>) -> Report {
     r.pass(
         "signature",
         format!(
-            "{} of the file stamped {} by {} (serial {})",
+            "{} of the file stamped {} by {}",
             crypto::hash_name(stamp.hash),
             super::rfc3339(stamp.time),
-            chain::short_name(tsa),
-            chain::serial_hex(tsa)
+            chain::signer_text(tsa)
         ),
     );
     r.pass("chain", chain::describe(&stamp.path));
@@ -196,13 +194,7 @@ fn raw(file: &[u8], sig: &[u8], o: &Options<'_>) -> Report {
             format!(
                 "{name} over the file's {}{}",
                 crypto::hash_name(o.digest),
-                cert.as_ref()
-                    .map(|c| format!(
-                        " by {} (serial {})",
-                        chain::short_name(c),
-                        chain::serial_hex(c)
-                    ))
-                    .unwrap_or_default()
+                chain::by(cert.as_deref())
             ),
         ),
         Err(e) => {

@@ -128,12 +128,7 @@ pub fn verify_mcuboot(img: &[u8], o: &Options<'_>) -> Report {
     match crypto::verify_digest(&spki, scheme, false, &digest, sig) {
         Ok(name) => r.pass(
             "signature",
-            format!(
-                "{name} over the image hash{}",
-                cert.as_ref()
-                    .map(|c| format!(" by {}", chain::short_name(c)))
-                    .unwrap_or_default()
-            ),
+            format!("{name} over the image hash{}", chain::by(cert.as_deref())),
         ),
         Err(e) => {
             r.fail("signature", e);
@@ -387,9 +382,7 @@ pub fn verify_cose(file: &[u8], sig: &[u8], o: &Options<'_>) -> Report {
             "signature",
             format!(
                 "{name} over the Sig_structure with the file as payload{}",
-                cert.as_ref()
-                    .map(|c| format!(" by {}", chain::short_name(c)))
-                    .unwrap_or_default()
+                chain::by(cert.as_deref())
             ),
         ),
         Err(e) => {

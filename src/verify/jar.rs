@@ -190,10 +190,9 @@ fn check(data: &[u8], o: &Options<'_>, r: &mut Report) -> Result<(), Fail> {
     r.pass(
         "signature",
         format!(
-            "{} by {} (serial {}) over {sf_name}; {checked} entries match the manifest ({})",
+            "{} by {} over {sf_name}; {checked} entries match the manifest ({})",
             ok.scheme,
-            chain::short_name(&cert),
-            chain::serial_hex(&cert),
+            chain::signer_text(&cert),
             crypto::hash_name(ok.hash)
         ),
     );
