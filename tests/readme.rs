@@ -186,12 +186,13 @@ fn readme_chapters_run_as_written() {
             "no runnable block in chapter '{chapter}'"
         );
         for (line, text) in found {
+            // 8088 first: a free port put in for another one may contain "8088".
             let text = text
+                .replace("8088", &http01.to_string())
                 .replace("127.0.0.1:8080", &format!("127.0.0.1:{public}"))
                 .replace("127.0.0.1:8443", &format!("127.0.0.1:{api}"))
                 .replace("127.0.0.1:18080", &format!("127.0.0.1:{public2}"))
-                .replace("127.0.0.1:18443", &format!("127.0.0.1:{api2}"))
-                .replace("8088", &http01.to_string());
+                .replace("127.0.0.1:18443", &format!("127.0.0.1:{api2}"));
             let file = if chapter.ends_with(".md") {
                 chapter
             } else {
