@@ -580,7 +580,7 @@ fn main() -> Res<()> {
         &requests_for(&ossl_ca, &ocsp_serials, 8192, false)?,
     )?;
 
-    let store = hallmark::store::Store::open_existing(&db)?;
+    let store = hallmark::store::open_existing(&db)?;
     let our_ca = store
         .get_ca("code-signing-ca")?
         .and_then(|c| c.cert_der)

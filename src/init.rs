@@ -12,7 +12,6 @@ use crate::config::{
 use crate::engine::{CaPurpose, Hallmark};
 use crate::error::{Error, Result};
 use crate::keys::KeyAlgorithm;
-use crate::store::Store;
 
 /// Key-store label of the API listener's TLS key.
 pub const API_TLS_KEY: &str = "tls-api";
@@ -233,7 +232,7 @@ pub fn init(opts: &InitOptions) -> Result<PathBuf> {
     };
     config.validate().map_err(Error::Invalid)?;
     let text = config.to_toml().map_err(Error::Invalid)?;
-    Store::open(&config.database_path())?;
+    crate::store::open(&config.database_path())?;
     config.base_dir = opts.dir.clone();
     let hm = Hallmark::with_config(config)?;
     let actor = "init";

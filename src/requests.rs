@@ -134,7 +134,7 @@ impl Hallmark {
         cred.require(Scope::Issue)?;
         cred.may_act_for(&req.publisher)?;
         req.requester = cred.name.clone();
-        let publisher = policy::lookup_publisher(&self.profiles, &self.store, &req)?;
+        let publisher = policy::lookup_publisher(&self.profiles, &*self.store, &req)?;
         let approved = policy::check(&self.profiles, publisher, &req, Approvals::Workflow)?;
         let Some(rules) = approved.profile.approvals.clone() else {
             // Direct issuance: the record names the token and the address it came from.
@@ -205,7 +205,7 @@ impl Hallmark {
         } else {
             cred.publisher.as_deref()
         };
-        let rows = self.store.list_requests(status, publisher, before, limit)?;
+        let rows = self.store.list_requests(wanted, publisher, before, limit)?;
         let next = if rows.len() == limit {
             rows.last().map(|r| r.id)
         } else {
@@ -332,7 +332,7 @@ impl Hallmark {
             device_serial: request.device_serial.clone(),
             name: request.cn_name.clone(),
         };
-        let checked = policy::lookup_publisher(&self.profiles, &self.store, &req)
+        let checked = policy::lookup_publisher(&self.profiles, &*self.store, &req)
             .and_then(|p| policy::check(&self.profiles, p, &req, Approvals::Workflow));
         match checked {
             Ok(approved) => {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use common::*;
 use hallmark::engine::Hallmark;
 use hallmark::policy::IssueRequest;
+use hallmark::store::CertStatus;
 
 fn csr(ca: &TestCa, name: &str) -> Vec<u8> {
     let p = make_csr(
@@ -36,7 +37,10 @@ fn issuance_is_recorded_before_it_is_returned() {
     ca.add_acme();
     let hm = ca.open();
     // init issued one certificate already: the API listener's.
-    let base = hm.store.count_certificates(Some("issued")).expect("count");
+    let base = hm
+        .store
+        .count_certificates(Some(CertStatus::Issued))
+        .expect("count");
     let issued = hm.issue(&request(csr(&ca, "a"))).expect("issue");
     let rec = hm
         .store
@@ -104,7 +108,9 @@ fn issuance_is_recorded_before_it_is_returned() {
         }
     }
     assert_eq!(
-        hm.store.count_certificates(Some("issued")).expect("count"),
+        hm.store
+            .count_certificates(Some(CertStatus::Issued))
+            .expect("count"),
         base + 20
     );
 }
@@ -114,7 +120,10 @@ fn concurrent_issuance_gives_unique_recorded_serials() {
     let ca = TestCa::new(Keys::Soft);
     ca.add_acme();
     let hm = Arc::new(ca.open());
-    let base = hm.store.count_certificates(Some("issued")).expect("count");
+    let base = hm
+        .store
+        .count_certificates(Some(CertStatus::Issued))
+        .expect("count");
     let csrs: Vec<Vec<u8>> = (0..4).map(|i| csr(&ca, &format!("c{i}"))).collect();
     let threads: Vec<_> = csrs
         .into_iter()
@@ -135,7 +144,9 @@ fn concurrent_issuance_gives_unique_recorded_serials() {
     }
     assert_eq!(serials.len(), 100);
     assert_eq!(
-        hm.store.count_certificates(Some("issued")).expect("count"),
+        hm.store
+            .count_certificates(Some(CertStatus::Issued))
+            .expect("count"),
         base + 100
     );
 }
@@ -412,7 +423,10 @@ fn a_claimed_certificate_request_is_issued_at_start() {
             .record_decision(id, who, true, None, who)
             .expect("decision");
     }
-    let issued = hm.store.count_certificates(Some("issued")).expect("count");
+    let issued = hm
+        .store
+        .count_certificates(Some(CertStatus::Issued))
+        .expect("count");
     drop(hm);
 
     let hm = ca.open();
@@ -431,7 +445,9 @@ fn a_claimed_certificate_request_is_issued_at_start() {
         ("issued", Some(id))
     );
     assert_eq!(
-        hm.store.count_certificates(Some("issued")).expect("count"),
+        hm.store
+            .count_certificates(Some(CertStatus::Issued))
+            .expect("count"),
         issued + 1
     );
     // Nothing is left: a second start issues nothing.
@@ -464,7 +480,10 @@ fn a_batch_signs_with_as_many_token_sessions_as_configured() {
     );
     std::fs::write(ca.config(), with("8")).expect("write");
     let hm = ca.open();
-    let base = hm.store.count_certificates(Some("issued")).expect("count");
+    let base = hm
+        .store
+        .count_certificates(Some(CertStatus::Issued))
+        .expect("count");
     let one = csr(&ca, "threads");
     let reqs: Vec<IssueRequest> = (0..300).map(|_| request(one.clone())).collect();
     let results = hm.issue_batch(&reqs);
@@ -485,7 +504,9 @@ fn a_batch_signs_with_as_many_token_sessions_as_configured() {
     }
     assert_eq!(serials.len(), 300);
     assert_eq!(
-        hm.store.count_certificates(Some("issued")).expect("count"),
+        hm.store
+            .count_certificates(Some(CertStatus::Issued))
+            .expect("count"),
         base + 300
     );
 }

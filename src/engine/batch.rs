@@ -419,7 +419,7 @@ impl Hallmark {
         for (j, req) in chunk.iter().enumerate() {
             let record = match publishers.get(&req.publisher) {
                 Some(p) => Ok(p.clone()),
-                None => policy::lookup_publisher(&self.profiles, &self.store, req).inspect(|p| {
+                None => policy::lookup_publisher(&self.profiles, &*self.store, req).inspect(|p| {
                     publishers.insert(p.id.clone(), p.clone());
                 }),
             };

@@ -32,7 +32,7 @@ pub(super) fn intent_for(
 impl Hallmark {
     /// Issues a certificate: policy, then prepare + lint, record, sign, complete.
     pub fn issue(&self, req: &IssueRequest) -> Result<Issued> {
-        let approved = policy::approve(&self.profiles, &self.store, req)?;
+        let approved = policy::approve(&self.profiles, &*self.store, req)?;
         self.issue_approved(&approved, None)
     }
 

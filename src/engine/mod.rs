@@ -44,7 +44,7 @@ pub struct Issued {
 
 pub struct Hallmark {
     pub config: Config,
-    pub store: Store,
+    pub store: Arc<dyn Store>,
     pub profiles: Profiles,
     pub metrics: crate::metrics::Metrics,
     stores: Mutex<HashMap<String, Arc<dyn KeyStore>>>,
@@ -85,7 +85,7 @@ impl Hallmark {
     }
 
     pub fn with_config(config: Config) -> Result<Hallmark> {
-        let store = Store::open_existing(&config.database_path())?;
+        let store = crate::store::open_existing(&config.database_path())?;
         let profiles = Profiles::load_dir(&config.profiles_dir())?;
         let config_key_policies = config
             .signing

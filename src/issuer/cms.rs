@@ -148,7 +148,7 @@ pub struct Parts<'a> {
     pub signature: &'a [u8],
     pub signer_cert: &'a [u8],
     pub chain: &'a [Vec<u8>],
-    /// Embedded content: (dotted content type, DER value placed under eContent [0]
+    /// Embedded content: (dotted content type, DER value placed under eContent `[0]`
     /// EXPLICIT as is). `None`: detached id-data.
     pub content: Option<(&'a str, &'a [u8])>,
     /// Unsigned attributes (each a whole Attribute TLV, e.g. [`timestamp_attribute`]).

@@ -11,7 +11,7 @@ pub mod identity;
 pub mod signing;
 
 use crate::profile::{ExtensionAction, Profile, ProfileError, Profiles, SanKind};
-use crate::store::{Publisher, Store, StoreError};
+use crate::store::{AuthoritiesRead, Publisher, StoreError};
 pub use csr::{NameAttr, RequestedExtension, SanEntry, SubjectKey, VerifiedCsr};
 
 /// Why a request was refused. A closed list, mapped to problem types at the HTTP edge.
@@ -80,7 +80,7 @@ pub struct Approved {
 /// Runs every policy check on `req`.
 pub fn approve(
     profiles: &Profiles,
-    store: &Store,
+    store: &dyn AuthoritiesRead,
     req: &IssueRequest,
 ) -> Result<Approved, PolicyError> {
     let publisher = lookup_publisher(profiles, store, req)?;
@@ -91,7 +91,7 @@ pub fn approve(
 /// reported as such even for an unknown publisher).
 pub fn lookup_publisher(
     profiles: &Profiles,
-    store: &Store,
+    store: &dyn AuthoritiesRead,
     req: &IssueRequest,
 ) -> Result<Publisher, PolicyError> {
     profile_of(profiles, req)?;

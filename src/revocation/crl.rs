@@ -105,16 +105,19 @@ impl Hallmark {
         };
         let expected = self.store.count_revocations(ca_name, shard)?;
         let mut builder = CrlBuilder::new(&spec, expected as usize)?;
-        self.store
-            .for_each_revocation(ca_name, shard, |e| -> Result<()> {
-                builder.push(&CrlEntry {
-                    serial_hex: e.serial,
-                    revoked_at: e.revoked_at,
-                    reason: e.reason,
-                    invalidity_date: e.invalidity_date,
-                })?;
-                Ok(())
-            })?;
+        let mut failed = None;
+        self.store.for_each_revocation(ca_name, shard, &mut |e| {
+            let pushed = builder.push(&CrlEntry {
+                serial_hex: e.serial,
+                revoked_at: e.revoked_at,
+                reason: e.reason,
+                invalidity_date: e.invalidity_date,
+            });
+            pushed.map_err(|e| failed = Some(e)).is_ok()
+        })?;
+        if let Some(e) = failed {
+            return Err(e.into());
+        }
         let entries = builder.entries();
         let der = builder.finish(ca.signer.as_ref())?;
         let scope = shard.map_or("full".to_string(), |k| format!("shard-{k}"));

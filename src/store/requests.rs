@@ -1,8 +1,6 @@
-//! Certificate requests waiting for approvals, and the approvals themselves.
+//! Certificate requests waiting for M-of-N approvals, and the approvals themselves.
 
-use rusqlite::{params, OptionalExtension};
-
-use super::{audit, is_unique_violation, now, Decision, Store, StoreError};
+use super::*;
 
 /// A request as stored.
 #[derive(Debug, Clone)]
@@ -44,233 +42,66 @@ pub struct NewRequest {
     pub expires_at: i64,
 }
 
-const COLS: &str = "id, profile, publisher, requester, csr_der, status, created_at, expires_at, decided_at, device_serial, cn_name, approvals_required, certificate_serial";
-
-fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RequestRecord> {
-    Ok(RequestRecord {
-        id: r.get(0)?,
-        profile: r.get(1)?,
-        publisher: r.get(2)?,
-        requester: r.get(3)?,
-        csr_der: r.get(4)?,
-        status: r.get(5)?,
-        created_at: r.get(6)?,
-        expires_at: r.get(7)?,
-        decided_at: r.get(8)?,
-        device_serial: r.get(9)?,
-        cn_name: r.get(10)?,
-        approvals_required: r.get(11)?,
-        certificate_serial: r.get(12)?,
-    })
+/// What a decision on a request (certificate or signature) came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    /// Approvals after this one.
+    pub approvals: i64,
+    /// This approval completed the quorum and claimed the request (a signature request moves to
+    /// `signing`, a certificate request to `approved`): the caller, and only it, goes on.
+    pub claimed: bool,
 }
 
-impl Store {
-    pub fn insert_pending_request(&self, n: &NewRequest, actor: &str) -> Result<i64, StoreError> {
-        let mut conn = self.conn()?;
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        tx.execute(
-            "INSERT INTO requests (profile, publisher, requester, csr_der, status, created_at, expires_at, device_serial, cn_name, approvals_required)
-             VALUES (?1,?2,?3,?4,'pending',?5,?6,?7,?8,?9)",
-            params![n.profile, n.publisher, n.requester, n.csr_der, now(), n.expires_at, n.device_serial, n.cn_name, n.approvals_required],
-        )?;
-        let id = tx.last_insert_rowid();
-        audit(
-            &tx,
-            actor,
-            "request.pending",
-            &id.to_string(),
-            Some(&format!(
-                "profile={} publisher={} approvals={}",
-                n.profile, n.publisher, n.approvals_required
-            )),
-        )?;
-        tx.commit()?;
-        Ok(id)
-    }
-
-    pub fn get_request(&self, id: i64) -> Result<Option<RequestRecord>, StoreError> {
-        let conn = self.conn()?;
-        Ok(conn
-            .query_row(
-                &format!("SELECT {COLS} FROM requests WHERE id = ?1"),
-                params![id],
-                from_row,
-            )
-            .optional()?)
-    }
+/// Reads of certificate requests and their approvals.
+pub trait RequestsRead: Send + Sync {
+    fn get_request(&self, id: i64) -> Result<Option<RequestRecord>, StoreError>;
 
     /// Requests by status, optionally of one publisher, newest first, below id `before` (a
     /// page's cursor) when given.
-    pub fn list_requests(
+    fn list_requests(
         &self,
-        status: Option<&str>,
+        status: Option<super::RequestStatus>,
         publisher: Option<&str>,
         before: Option<i64>,
         limit: usize,
-    ) -> Result<Vec<RequestRecord>, StoreError> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {COLS} FROM requests WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR publisher = ?2)
-               AND (?4 IS NULL OR id < ?4) ORDER BY id DESC LIMIT ?3"
-        ))?;
-        let rows = stmt.query_map(params![status, publisher, limit as i64, before], from_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
+    ) -> Result<Vec<RequestRecord>, StoreError>;
 
-    pub fn approvals(&self, request_id: i64) -> Result<Vec<ApprovalRecord>, StoreError> {
-        self.decisions("certificate", request_id)
-    }
+    fn approvals(&self, request_id: i64) -> Result<Vec<ApprovalRecord>, StoreError>;
 
-    /// The decisions on a request of `kind` (`certificate` or `signature`), oldest first.
-    pub(super) fn decisions(
-        &self,
-        kind: &str,
-        request_id: i64,
-    ) -> Result<Vec<ApprovalRecord>, StoreError> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare(
-            "SELECT approver, decision, comment, created_at FROM approvals WHERE request_kind = ?1 AND request_id = ?2 ORDER BY id",
-        )?;
-        let rows = stmt.query_map(params![kind, request_id], |r| {
-            Ok(ApprovalRecord {
-                approver: r.get(0)?,
-                decision: r.get(1)?,
-                comment: r.get(2)?,
-                created_at: r.get(3)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
+    /// Requests whose approvals are complete (`approved`) but that were never answered with a
+    /// certificate: left by a stop between the deciding approval and the end of issuance.
+    fn claimed_requests(&self) -> Result<Vec<RequestRecord>, StoreError>;
+}
+
+/// Writes of certificate requests and their approvals; each records its audit event
+/// in the same transaction.
+pub trait RequestsWrite: Send + Sync {
+    fn insert_pending_request(&self, n: &NewRequest, actor: &str) -> Result<i64, StoreError>;
 
     /// Records an approval or denial of a pending request, atomically with its status check.
     /// A denial ends the request. The approval that reaches the number required claims the
     /// request (`pending` → `approved`) in the same transaction, so exactly one caller goes on
     /// to issue, and a denial or approval after it is refused.
-    pub fn record_decision(
+    fn record_decision(
         &self,
         request_id: i64,
         approver: &str,
         approve: bool,
         comment: Option<&str>,
         actor: &str,
-    ) -> Result<Decision, StoreError> {
-        let mut conn = self.conn()?;
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let row: Option<(super::RequestStatus, i64)> = tx
-            .query_row(
-                "SELECT status, approvals_required FROM requests WHERE id = ?1",
-                params![request_id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        let required = match row {
-            None => return Err(StoreError::NotFound(format!("request {request_id}"))),
-            Some((super::RequestStatus::Pending, required)) => required,
-            Some((other, _)) => {
-                return Err(StoreError::Decided(format!(
-                    "request {request_id} is {other}; it can no longer be decided"
-                )))
-            }
-        };
-        let decision = if approve { "approve" } else { "deny" };
-        let r = tx.execute(
-            "INSERT INTO approvals (request_kind, request_id, approver, decision, comment, created_at) VALUES ('certificate', ?1, ?2, ?3, ?4, ?5)",
-            params![request_id, approver, decision, comment, now()],
-        );
-        match r {
-            Err(e) if is_unique_violation(&e) => {
-                return Err(StoreError::Conflict(format!(
-                    "a decision by '{approver}' on request {request_id}"
-                )))
-            }
-            r => r?,
-        };
-        let approvals: i64 = tx.query_row(
-            "SELECT count(*) FROM approvals WHERE request_kind = 'certificate' AND request_id = ?1 AND decision = 'approve'",
-            params![request_id],
-            |r| r.get(0),
-        )?;
-        let claimed = approve && approvals >= required;
-        if !approve || claimed {
-            tx.execute(
-                "UPDATE requests SET status = ?2, decided_at = ?3 WHERE id = ?1 AND status = 'pending'",
-                params![request_id, if approve { "approved" } else { "denied" }, now()],
-            )?;
-        }
-        audit(
-            &tx,
-            actor,
-            if approve {
-                "request.approved"
-            } else {
-                "request.denied"
-            },
-            &request_id.to_string(),
-            comment,
-        )?;
-        tx.commit()?;
-        Ok(Decision { approvals, claimed })
-    }
-
-    /// Requests whose approvals are complete (`approved`) but that were never answered with a
-    /// certificate: left by a stop between the deciding approval and the end of issuance.
-    pub fn claimed_requests(&self) -> Result<Vec<RequestRecord>, StoreError> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {COLS} FROM requests WHERE status = 'approved' AND approvals_required > 0 ORDER BY id"
-        ))?;
-        let rows = stmt.query_map([], from_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
+    ) -> Result<Decision, StoreError>;
 
     /// Cancels a pending request (its requester or an officer asked); false when it was no
     /// longer pending (decided, claimed or expired meanwhile).
-    pub fn cancel_request(&self, request_id: i64, actor: &str) -> Result<bool, StoreError> {
-        let mut conn = self.conn()?;
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let n = tx.execute(
-            "UPDATE requests SET status = 'cancelled', decided_at = ?2 WHERE id = ?1 AND status = 'pending'",
-            params![request_id, now()],
-        )?;
-        if n == 1 {
-            audit(
-                &tx,
-                actor,
-                "request.cancelled",
-                &request_id.to_string(),
-                None,
-            )?;
-        }
-        tx.commit()?;
-        Ok(n == 1)
-    }
+    fn cancel_request(&self, request_id: i64, actor: &str) -> Result<bool, StoreError>;
 
     /// Ends a request: a pending one as `expired` or `denied`, or a claimed (`approved`) one
     /// as `issued` or `denied`; false if it was in neither state.
-    pub fn finish_request(
+    fn finish_request(
         &self,
         request_id: i64,
         status: super::RequestStatus,
         serial: Option<&str>,
         actor: &str,
-    ) -> Result<bool, StoreError> {
-        let mut conn = self.conn()?;
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let n = tx.execute(
-            "UPDATE requests SET status = ?2, decided_at = ?3, certificate_serial = coalesce(?4, certificate_serial)
-             WHERE id = ?1 AND (status = 'pending' OR (status = 'approved' AND approvals_required > 0))",
-            params![request_id, status, now(), serial],
-        )?;
-        if n == 1 {
-            audit(
-                &tx,
-                actor,
-                &format!("request.{status}"),
-                &request_id.to_string(),
-                serial,
-            )?;
-        }
-        tx.commit()?;
-        Ok(n == 1)
-    }
+    ) -> Result<bool, StoreError>;
 }

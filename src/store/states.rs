@@ -2,12 +2,10 @@
 //! certificate request, a signature request) is an enum read once from its row, so services
 //! compare variants, not strings. The text forms are what the tables' CHECK constraints allow.
 
-use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
-
 use super::StoreError;
 
 /// Declares a record state: the enum, its text form both ways, Display, Serialize (as the
-/// text), and the SQLite conversions (which move with the SQLite backend).
+/// text). A backend stores the text form (the SQLite conversions are in `sqlite/states.rs`).
 macro_rules! record_state {
     ($(#[$doc:meta])* $name:ident, $what:literal {
         $($(#[$vdoc:meta])* $variant:ident => $text:literal),+ $(,)?
@@ -57,18 +55,6 @@ macro_rules! record_state {
         impl serde::Serialize for $name {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 s.serialize_str(self.as_str())
-            }
-        }
-
-        impl ToSql for $name {
-            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-                Ok(ToSqlOutput::from(self.as_str()))
-            }
-        }
-
-        impl FromSql for $name {
-            fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
-                $name::parse(v.as_str()?).map_err(|e| FromSqlError::Other(Box::new(e)))
             }
         }
     };

@@ -1,8 +1,6 @@
 //! API token records: only the hash of the secret is stored.
 
-use rusqlite::{params, OptionalExtension};
-
-use super::{audit, is_unique_violation, Store, StoreError};
+use super::*;
 
 /// A token as stored.
 #[derive(Debug, Clone)]
@@ -18,109 +16,17 @@ pub struct TokenRecord {
     pub created_at: i64,
 }
 
-const COLS: &str = "id, name, hash, publisher, officer, scopes, expires_at, revoked_at, created_at";
+/// Reads of API tokens.
+pub trait TokensRead: Send + Sync {
+    fn get_token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError>;
 
-fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRecord> {
-    Ok(TokenRecord {
-        id: r.get(0)?,
-        name: r.get(1)?,
-        hash: r.get(2)?,
-        publisher: r.get(3)?,
-        officer: r.get::<_, i64>(4)? != 0,
-        scopes: r.get(5)?,
-        expires_at: r.get(6)?,
-        revoked_at: r.get(7)?,
-        created_at: r.get(8)?,
-    })
+    fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError>;
 }
 
-impl Store {
-    pub fn insert_token(&self, t: &TokenRecord, actor: &str) -> Result<(), StoreError> {
-        let mut conn = self.conn()?;
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let r = tx.execute(
-            &format!("INSERT INTO tokens ({COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)"),
-            params![
-                t.id,
-                t.name,
-                t.hash,
-                t.publisher,
-                i64::from(t.officer),
-                t.scopes,
-                t.expires_at,
-                t.revoked_at,
-                t.created_at
-            ],
-        );
-        match r {
-            Err(e) if is_unique_violation(&e) => {
-                return Err(StoreError::Conflict(format!("token '{}'", t.id)))
-            }
-            r => r?,
-        };
-        let detail = format!(
-            "name={} publisher={} officer={} scopes={}",
-            t.name,
-            t.publisher.as_deref().unwrap_or("-"),
-            t.officer,
-            t.scopes
-        );
-        audit(&tx, actor, "token.created", &t.id, Some(&detail))?;
-        tx.commit()?;
-        Ok(())
-    }
-
-    pub fn get_token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError> {
-        // Every API request authenticates: from the record cache, else a read connection.
-        self.cached(
-            |c| &mut c.tokens,
-            id,
-            || {
-                self.read(|conn| {
-                    Ok(conn
-                        .prepare_cached(&format!("SELECT {COLS} FROM tokens WHERE id = ?1"))?
-                        .query_row(params![id], from_row)
-                        .optional()?)
-                })
-            },
-        )
-    }
-
-    pub fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {COLS} FROM tokens ORDER BY created_at, id"
-        ))?;
-        let rows = stmt.query_map([], from_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
+/// Writes of API tokens, each with its audit event in the same transaction.
+pub trait TokensWrite: Send + Sync {
+    fn insert_token(&self, t: &TokenRecord, actor: &str) -> Result<(), StoreError>;
 
     /// Revokes a token; revoking twice is a conflict.
-    pub fn revoke_token(&self, id: &str, at: i64, actor: &str) -> Result<(), StoreError> {
-        let mut conn = self.conn()?;
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let current: Option<Option<i64>> = tx
-            .query_row(
-                "SELECT revoked_at FROM tokens WHERE id = ?1",
-                params![id],
-                |r| r.get(0),
-            )
-            .optional()?;
-        match current {
-            None => return Err(StoreError::NotFound(format!("token '{id}'"))),
-            Some(Some(_)) => {
-                return Err(StoreError::Conflict(format!(
-                    "a revocation of token '{id}'"
-                )))
-            }
-            Some(None) => {}
-        }
-        tx.execute(
-            "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1",
-            params![id, at],
-        )?;
-        audit(&tx, actor, "token.revoked", id, None)?;
-        tx.commit()?;
-        Ok(())
-    }
+    fn revoke_token(&self, id: &str, at: i64, actor: &str) -> Result<(), StoreError>;
 }

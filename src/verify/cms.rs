@@ -25,7 +25,7 @@ pub struct SignedData {
     /// eContent (id-data, TSTInfo), or of the SEQUENCE placed there (Authenticode's
     /// SpcIndirectDataContent). None when detached.
     pub content: Option<Vec<u8>>,
-    /// The whole TLV under eContent [0] (Authenticode reads its SpcIndirectDataContent from it).
+    /// The whole TLV under eContent `[0]` (Authenticode reads its SpcIndirectDataContent from it).
     pub content_tlv: Option<Vec<u8>>,
     pub certificates: Vec<Vec<u8>>,
     pub signers: Vec<SignerInfo>,

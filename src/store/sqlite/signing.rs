@@ -1,50 +1,10 @@
-//! Key policies (who may sign with a key, how, how often, with how many approvals) and the
+//! Publishers' signing keys, their policies (who may sign with a key, how, how often, with how many approvals) and the
 //! signature requests that wait for those approvals.
 
 use rusqlite::{params, OptionalExtension};
 
-use super::{audit, is_unique_violation, now, ApprovalRecord, Store, StoreError};
-
-/// A key's signing policy as stored; `None` lists mean "anything today's rules accept".
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct KeyPolicyRecord {
-    pub key_label: String,
-    /// Comma-separated format names.
-    pub formats: Option<String>,
-    /// Comma-separated digest algorithm names.
-    pub digests: Option<String>,
-    /// Comma-separated token names allowed to sign.
-    pub signers: Option<String>,
-    pub approvals_required: i64,
-    /// Comma-separated token names allowed to approve.
-    pub approvers: Option<String>,
-    pub rate_per_minute: Option<i64>,
-    pub updated_at: i64,
-}
-
-/// A signature request as stored.
-#[derive(Debug, Clone)]
-pub struct SignatureRequestRecord {
-    pub id: i64,
-    pub key_label: String,
-    pub publisher: String,
-    pub requester: String,
-    pub digest_algorithm: String,
-    /// Lower-case hex.
-    pub digest: String,
-    pub format: String,
-    pub metadata: Option<String>,
-    pub status: super::SignatureRequestStatus,
-    pub approvals_required: i64,
-    pub created_at: i64,
-    pub expires_at: i64,
-    pub decided_at: Option<i64>,
-    pub signature_id: Option<i64>,
-    /// The signature (raw bytes or CMS DER) once signed.
-    pub signature: Option<Vec<u8>>,
-    /// The RFC 3161 time-stamp token over the signature, when one was asked for.
-    pub timestamp_token: Option<Vec<u8>>,
-}
+use super::{audit, is_unique_violation, SqliteStore};
+use crate::store::*;
 
 const POLICY_COLS: &str =
     "key_label, formats, digests, signers, approvals_required, approvers, rate_per_minute, updated_at";
@@ -72,27 +32,42 @@ fn req_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SignatureRequestRecor
     })
 }
 
-/// What a signed request is finished with: the signature record, the signature and, when one
-/// was asked for, its time-stamp token.
-#[derive(Debug, Clone, Copy)]
-pub struct SignedRequest<'a> {
-    pub signature_id: i64,
-    pub signature: &'a [u8],
-    pub timestamp_token: Option<&'a [u8]>,
+const SIGNATURE_COLS: &str =
+    "id, key_label, digest_algorithm, digest, format, requester, approvers, metadata, created_at";
+
+fn signature_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SignatureRecord> {
+    Ok(SignatureRecord {
+        id: r.get(0)?,
+        key_label: r.get(1)?,
+        digest_algorithm: r.get(2)?,
+        digest: r.get(3)?,
+        format: r.get(4)?,
+        requester: r.get(5)?,
+        approvers: r.get(6)?,
+        metadata: r.get(7)?,
+        created_at: r.get(8)?,
+    })
 }
 
-/// What a decision on a request (certificate or signature) came to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Decision {
-    /// Approvals after this one.
-    pub approvals: i64,
-    /// This approval completed the quorum and claimed the request (a signature request moves to
-    /// `signing`, a certificate request to `approved`): the caller, and only it, goes on.
-    pub claimed: bool,
+const KEY_COLS: &str =
+    "label, publisher, key_store, algorithm, uri, csr_der, cert_serial, cert_der, created_at";
+
+fn key_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRecord> {
+    Ok(KeyRecord {
+        label: r.get(0)?,
+        publisher: r.get(1)?,
+        key_store: r.get(2)?,
+        algorithm: r.get(3)?,
+        uri: r.get(4)?,
+        csr_der: r.get(5)?,
+        cert_serial: r.get(6)?,
+        cert_der: r.get(7)?,
+        created_at: r.get(8)?,
+    })
 }
 
-impl Store {
-    pub fn get_key_policy(&self, label: &str) -> Result<Option<KeyPolicyRecord>, StoreError> {
+impl SigningRead for SqliteStore {
+    fn get_key_policy(&self, label: &str) -> Result<Option<KeyPolicyRecord>, StoreError> {
         // On the signing hot path: from the record cache, else a read connection.
         self.cached(
             |c| &mut c.policies,
@@ -121,8 +96,101 @@ impl Store {
         )
     }
 
-    /// Sets (replaces) a key's policy, with a `key.policy` audit event.
-    pub fn set_key_policy(&self, p: &KeyPolicyRecord, actor: &str) -> Result<(), StoreError> {
+    fn get_signature_request(&self, id: i64) -> Result<Option<SignatureRequestRecord>, StoreError> {
+        let conn = self.conn()?;
+        Ok(conn
+            .query_row(
+                &format!("SELECT {REQ_COLS} FROM signature_requests WHERE id = ?1"),
+                params![id],
+                req_from_row,
+            )
+            .optional()?)
+    }
+
+    fn signature_approvals(&self, id: i64) -> Result<Vec<ApprovalRecord>, StoreError> {
+        self.decisions("signature", id)
+    }
+
+    fn signature_request_ids(
+        &self,
+        status: super::SignatureRequestStatus,
+    ) -> Result<Vec<i64>, StoreError> {
+        let conn = self.conn()?;
+        let mut stmt =
+            conn.prepare("SELECT id FROM signature_requests WHERE status = ?1 ORDER BY id")?;
+        let ids = stmt.query_map(params![status], |r| r.get(0))?;
+        Ok(ids.collect::<Result<_, _>>()?)
+    }
+
+    fn list_signatures(
+        &self,
+        key: Option<&str>,
+        publisher: Option<&str>,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<SignatureRecord>, StoreError> {
+        let conn = self.conn()?;
+        let cols = SIGNATURE_COLS
+            .split(", ")
+            .map(|c| format!("s.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {cols} FROM signatures s LEFT JOIN keys k ON k.label = s.key_label
+             WHERE (?1 IS NULL OR s.key_label = ?1) AND (?2 IS NULL OR k.publisher = ?2)
+               AND (?4 IS NULL OR s.id < ?4)
+             ORDER BY s.id DESC LIMIT ?3"
+        ))?;
+        let rows = stmt.query_map(
+            params![key, publisher, limit as i64, before],
+            signature_from_row,
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn get_signature(&self, id: i64) -> Result<Option<SignatureRecord>, StoreError> {
+        let conn = self.conn()?;
+        Ok(conn
+            .query_row(
+                &format!("SELECT {SIGNATURE_COLS} FROM signatures WHERE id = ?1"),
+                params![id],
+                signature_from_row,
+            )
+            .optional()?)
+    }
+
+    fn count_signatures(&self) -> Result<i64, StoreError> {
+        let conn = self.conn()?;
+        Ok(conn.query_row("SELECT count(*) FROM signatures", [], |r| r.get(0))?)
+    }
+
+    fn get_key(&self, label: &str) -> Result<Option<KeyRecord>, StoreError> {
+        self.cached(
+            |c| &mut c.keys,
+            label,
+            || {
+                self.read(|conn| {
+                    Ok(conn
+                        .prepare_cached(&format!("SELECT {KEY_COLS} FROM keys WHERE label = ?1"))?
+                        .query_row(params![label], key_from_row)
+                        .optional()?)
+                })
+            },
+        )
+    }
+
+    fn list_keys(&self, publisher: Option<&str>) -> Result<Vec<KeyRecord>, StoreError> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {KEY_COLS} FROM keys WHERE (?1 IS NULL OR publisher = ?1) ORDER BY label"
+        ))?;
+        let rows = stmt.query_map(params![publisher], key_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+impl SigningWrite for SqliteStore {
+    fn set_key_policy(&self, p: &KeyPolicyRecord, actor: &str) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute(
@@ -155,10 +223,7 @@ impl Store {
         Ok(())
     }
 
-    /// Stores a pending signature request (its `id`, `status` and `created_at` are assigned).
-    /// Its id is taken from the signatures' sequence: the signature it may end in is recorded
-    /// under the same id ([`Store::insert_signature`]), so one id names both.
-    pub fn insert_signature_request(
+    fn insert_signature_request(
         &self,
         r: &SignatureRequestRecord,
         actor: &str,
@@ -209,29 +274,7 @@ impl Store {
         Ok(id)
     }
 
-    pub fn get_signature_request(
-        &self,
-        id: i64,
-    ) -> Result<Option<SignatureRequestRecord>, StoreError> {
-        let conn = self.conn()?;
-        Ok(conn
-            .query_row(
-                &format!("SELECT {REQ_COLS} FROM signature_requests WHERE id = ?1"),
-                params![id],
-                req_from_row,
-            )
-            .optional()?)
-    }
-
-    /// The decisions on a signature request, oldest first.
-    pub fn signature_approvals(&self, id: i64) -> Result<Vec<ApprovalRecord>, StoreError> {
-        self.decisions("signature", id)
-    }
-
-    /// Records an approval or denial of a pending signature request, atomically with its status
-    /// check. A denial ends the request; the approval that reaches the quorum moves it to
-    /// `signing` in the same transaction, so exactly one caller signs.
-    pub fn record_signature_decision(
+    fn record_signature_decision(
         &self,
         id: i64,
         approver: &str,
@@ -303,20 +346,7 @@ impl Store {
         Ok(Decision { approvals, claimed })
     }
 
-    /// Moves a signature request from `from` to a final status; false if it was not in `from`.
-    /// Ids of the signature requests in `status`, oldest first.
-    pub fn signature_request_ids(
-        &self,
-        status: super::SignatureRequestStatus,
-    ) -> Result<Vec<i64>, StoreError> {
-        let conn = self.conn()?;
-        let mut stmt =
-            conn.prepare("SELECT id FROM signature_requests WHERE status = ?1 ORDER BY id")?;
-        let ids = stmt.query_map(params![status], |r| r.get(0))?;
-        Ok(ids.collect::<Result<_, _>>()?)
-    }
-
-    pub fn finish_signature_request(
+    fn finish_signature_request(
         &self,
         id: i64,
         from: super::SignatureRequestStatus,
@@ -351,5 +381,98 @@ impl Store {
         }
         tx.commit()?;
         Ok(n == 1)
+    }
+
+    fn insert_signature(&self, s: &SignatureRecord, actor: &str) -> Result<i64, StoreError> {
+        // Concurrent signatures share one commit (group commit): each is durable before this
+        // returns, without a sync of its own.
+        let (s, actor) = (s.clone(), actor.to_string());
+        self.group_write(Box::new(move |tx| {
+            let wanted = if s.id > 0 {
+                let taken = tx
+                    .prepare_cached("SELECT 1 FROM signatures WHERE id = ?1")?
+                    .exists(params![s.id])?;
+                (!taken).then_some(s.id)
+            } else {
+                None
+            };
+            tx.prepare_cached(
+                "INSERT INTO signatures (id, key_label, digest_algorithm, digest, format, requester, approvers, metadata, created_at)
+                 VALUES (?9,?1,?2,?3,?4,?5,?6,?7,?8)",
+            )?
+            .execute(params![
+                s.key_label,
+                s.digest_algorithm,
+                s.digest,
+                s.format,
+                s.requester,
+                s.approvers,
+                s.metadata,
+                s.created_at,
+                wanted
+            ])?;
+            let id = tx.last_insert_rowid();
+            let detail = format!(
+                "key={} {}:{} format={}",
+                s.key_label, s.digest_algorithm, s.digest, s.format
+            );
+            audit(tx, &actor, "signature.created", &id.to_string(), Some(&detail))?;
+            Ok(id)
+        }))
+    }
+
+    fn insert_key(&self, k: &KeyRecord, actor: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let r = tx.execute(
+            &format!("INSERT INTO keys ({KEY_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)"),
+            params![
+                k.label,
+                k.publisher,
+                k.key_store,
+                k.algorithm,
+                k.uri,
+                k.csr_der,
+                k.cert_serial,
+                k.cert_der,
+                k.created_at
+            ],
+        );
+        match r {
+            Err(e) if is_unique_violation(&e) => {
+                return Err(StoreError::Conflict(format!("key '{}'", k.label)))
+            }
+            r => r?,
+        };
+        audit(
+            &tx,
+            actor,
+            "key.created",
+            &k.label,
+            Some(&format!("{} {} for {}", k.algorithm, k.uri, k.publisher)),
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn set_key_certificate(
+        &self,
+        label: &str,
+        serial: &str,
+        der: &[u8],
+        actor: &str,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let n = tx.execute(
+            "UPDATE keys SET cert_serial = ?2, cert_der = ?3 WHERE label = ?1",
+            params![label, serial, der],
+        )?;
+        if n != 1 {
+            return Err(StoreError::NotFound(format!("key '{label}'")));
+        }
+        audit(&tx, actor, "key.certificate_attached", label, Some(serial))?;
+        tx.commit()?;
+        Ok(())
     }
 }

@@ -19,10 +19,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
-use super::revocation::CertStanding;
-use super::signing_policy::KeyPolicyRecord;
-use super::tokens::TokenRecord;
-use super::{CaRecord, KeyRecord, StoreError};
+use crate::store::{CaRecord, CertStanding, KeyPolicyRecord, KeyRecord, StoreError, TokenRecord};
 
 /// How long a reading of the generation counter is trusted by lookups outside an API request.
 pub(crate) const RECHECK: Duration = Duration::from_millis(250);
