@@ -125,15 +125,13 @@ impl Acme {
         let clear = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(hmac.trim_start_matches("--eab-hmac-key="))
             .expect("base64url HMAC key");
-        let stored: Vec<u8> = self
+        let stored = self
             .ca
-            .db()
-            .query_row(
-                "SELECT hmac_key FROM acme_eab_keys WHERE kid = ?1",
-                [&kid],
-                |r| r.get(0),
-            )
-            .expect("stored EAB key");
+            .store()
+            .get_eab_key(&kid)
+            .expect("read")
+            .expect("stored EAB key")
+            .hmac_key;
         assert!(stored.starts_with(b"hms1"), "sealed at rest");
         assert!(!stored.windows(clear.len()).any(|w| w == clear.as_slice()));
         (kid, hmac)

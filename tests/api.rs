@@ -66,10 +66,7 @@ impl Api {
     }
 
     fn cert_count(&self) -> i64 {
-        self.ca
-            .db()
-            .query_row("SELECT count(*) FROM certificates", [], |r| r.get(0))
-            .expect("count")
+        self.ca.store().count_certificates(None).expect("count")
     }
 }
 
@@ -687,9 +684,7 @@ fn two_of_three_approvals_issue_and_every_refusal_holds() {
     // An expired request can never issue (its deadline moved into the past).
     let id = submit(&ci);
     assert_eq!(decide(&rm, id, "approve").0, 200);
-    let db = rusqlite::Connection::open(api.ca.dir.path().join("ca/hallmark.db")).expect("db");
-    db.execute("UPDATE requests SET expires_at = 1 WHERE id = ?1", [id])
-        .expect("expire");
+    api.ca.store().expire_request_now(id).expect("expire");
     let (code, v) = decide(&sl, id, "approve");
     assert_eq!(code, 409, "{v}");
     let (_, v, _) = api.call(
@@ -760,11 +755,12 @@ fn revoke_over_the_api() {
     let serial = v["serial"].as_str().expect("serial").to_string();
     let path = format!("/api/v1/certificates/{serial}/revoke");
     let body = br#"{"reason":"keyCompromise","invalidity_date":"2026-11-01T00:00:00Z"}"#;
-    let count = || -> i64 {
-        rusqlite::Connection::open(api.ca.dir.path().join("ca/hallmark.db"))
-            .expect("db")
-            .query_row("SELECT count(*) FROM revocations", [], |r| r.get(0))
-            .expect("count")
+    let count = || -> u64 {
+        let store = api.ca.store();
+        let cas = store.list_cas().expect("CAs");
+        cas.iter()
+            .map(|ca| store.count_revocations(&ca.name, None).expect("count"))
+            .sum()
     };
     assert_eq!(
         api.call(
@@ -909,23 +905,16 @@ fn concurrent_approvals_and_denials_issue_at_most_once() {
     };
     // What the store holds for a request: its status, serial, and its live certificates.
     let stored = |id: i64| -> (String, Option<String>, Vec<String>) {
-        let db = api.ca.db();
-        let (status, serial) = db
-            .query_row(
-                "SELECT status, certificate_serial FROM requests WHERE id = ?1",
-                [id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .expect("request");
-        let mut stmt = db
-            .prepare("SELECT serial FROM certificates WHERE request_id = ?1 AND status IN ('intent', 'issued')")
-            .expect("query");
-        let certs = stmt
-            .query_map([id], |r| r.get(0))
+        let store = api.ca.store();
+        let r = store.get_request(id).expect("read").expect("request");
+        let certs = store
+            .certificates_of_request(id)
             .expect("certs")
-            .collect::<Result<Vec<String>, _>>()
-            .expect("rows");
-        (status, serial, certs)
+            .into_iter()
+            .filter(|c| c.status != hallmark::store::CertStatus::Abandoned)
+            .map(|c| c.serial)
+            .collect();
+        (r.status.to_string(), r.certificate_serial, certs)
     };
     let issued_serials = |answers: &[(u16, Value)]| -> Vec<String> {
         answers

@@ -59,13 +59,12 @@ fn start() -> Env {
 }
 
 fn status(env: &SignEnv, id: i64) -> String {
-    env.db()
-        .query_row(
-            "SELECT status FROM signature_requests WHERE id = ?1",
-            [id],
-            |r| r.get(0),
-        )
-        .expect("status")
+    env.store()
+        .get_signature_request(id)
+        .expect("read")
+        .expect("signature request")
+        .status
+        .to_string()
 }
 
 fn pending(e: &Env, file: &str) -> (std::process::Child, i64) {

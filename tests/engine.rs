@@ -350,12 +350,9 @@ fn a_claimed_signature_request_is_finished_at_start() {
         .expect("list")
         .len();
     // The claim an approval makes, then a stop before the signature is made.
-    let db = rusqlite::Connection::open(hm.config.database_path()).expect("db");
-    db.execute(
-        "UPDATE signature_requests SET status = 'signing' WHERE id = ?1",
-        [id],
-    )
-    .expect("claim");
+    ca.store()
+        .force_signature_request_status(id, hallmark::store::SignatureRequestStatus::Signing)
+        .expect("claim");
     drop(hm);
 
     let hm = ca.open();
@@ -589,14 +586,12 @@ fn eab_keys_are_sealed_at_rest() {
             .find_map(|l| l.strip_prefix("kid:"))
             .map(|k| k.trim().to_string())
             .expect("kid");
-        let stored: Vec<u8> = ca
-            .db()
-            .query_row(
-                "SELECT hmac_key FROM acme_eab_keys WHERE kid = ?1",
-                [&kid],
-                |r| r.get(0),
-            )
-            .expect("stored");
+        let stored = ca
+            .store()
+            .get_eab_key(&kid)
+            .expect("read")
+            .expect("stored")
+            .hmac_key;
         assert!(hallmark::engine::sealing::is_sealed(&stored), "{out}");
     }
 }

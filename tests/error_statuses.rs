@@ -10,12 +10,11 @@ use common::*;
 fn a_corrupt_stored_key_certificate_is_a_500_without_detail() {
     let (env, token) = SignEnv::start(Keys::Soft, |ca| {
         ca.create_key("acme", "release", "p256", &[]);
-        // Truncated DER where the certificate was (test-only reach into the store).
-        ca.db()
-            .execute(
-                "UPDATE keys SET cert_der = X'3082' WHERE label = 'release'",
-                [],
-            )
+        // Truncated DER where the certificate was (written as any backend would store it).
+        let key = ca.store().get_key("release").expect("read").expect("key");
+        let serial = key.cert_serial.expect("serial");
+        ca.store()
+            .set_key_certificate("release", &serial, &[0x30, 0x82], "test")
             .expect("corrupt");
         ca.token(&["--publisher", "acme", "--scopes", "sign", "--name", "ci"])
     });

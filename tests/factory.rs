@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use common::*;
+use hallmark::store::CertStatus;
 use x509_parser::prelude::*;
 
 fn b64() -> base64::engine::GeneralPurpose {
@@ -125,19 +126,18 @@ impl Line {
         self.server.api.as_deref().expect("api")
     }
 
-    fn db(&self) -> rusqlite::Connection {
-        self.ca.db()
+    fn store(&self) -> std::sync::Arc<dyn hallmark::store::hooks::HookedStore> {
+        self.ca.store()
     }
 
     fn station_certs(&self, station: &str) -> HashMap<String, Vec<u8>> {
-        let db = self.db();
-        let mut stmt = db.prepare("SELECT serial, cert_der FROM certificates WHERE station = ?1 AND status = 'issued'").expect("prepare");
-        let rows = stmt
-            .query_map([station], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
-            })
-            .expect("query");
-        rows.map(|r| r.expect("row")).collect()
+        self.store()
+            .certificates_of_station(station)
+            .expect("read")
+            .into_iter()
+            .filter(|c| c.status == CertStatus::Issued)
+            .map(|c| (c.serial, c.cert_der.expect("issued certificate")))
+            .collect()
     }
 }
 
@@ -300,15 +300,8 @@ fn bad_lines_are_refused_in_their_own_answers() {
     let a3 = answers(&out3);
     assert_eq!(a3[0]["status"], "issued", "{a3:?}");
     let old_serial = a[0]["serial"].as_str().expect("serial");
-    let revoked: i64 = line
-        .db()
-        .query_row(
-            "SELECT count(*) FROM revocations WHERE serial = ?1",
-            [old_serial],
-            |r| r.get(0),
-        )
-        .expect("count");
-    assert_eq!(revoked, 1, "the superseded certificate is revoked");
+    let revoked = line.store().get_revocation(old_serial).expect("read");
+    assert!(revoked.is_some(), "the superseded certificate is revoked");
 
     // A disabled station is refused; a client without a station certificate gets 401.
     line.ca.hm(&["station", "disable", "line-4"]);
@@ -388,15 +381,22 @@ fn a_client_killed_halfway_resumes_without_duplicates() {
         );
     }
     // No device has two certificates.
-    let db = line.db();
-    let dup: i64 = db
-        .query_row(
-            "SELECT count(*) FROM (SELECT device_serial FROM certificates WHERE station = 'line-5' GROUP BY device_serial HAVING count(*) > 1)",
-            [],
-            |r| r.get(0),
-        )
-        .expect("dup");
-    assert_eq!(dup, 0);
+    let mut devices = HashSet::new();
+    for c in line
+        .store()
+        .certificates_of_station("line-5")
+        .expect("read")
+    {
+        let device = c.device_serial.expect("a device certificate");
+        assert!(
+            devices.insert(device.clone()),
+            "{device} has two certificates"
+        );
+    }
+    assert_eq!(
+        line.store().integrity_check().expect("check"),
+        Vec::<String>::new()
+    );
     assert_eq!(line.station_certs("line-5").len(), 4_000);
 }
 
@@ -445,12 +445,8 @@ fn a_server_killed_mid_batch_recovers_its_intents_at_start() {
     );
     let out = line.ca.path("l7-out.ndjson");
     let intents = |line: &Line| -> i64 {
-        line.db()
-            .query_row(
-                "SELECT count(*) FROM certificates WHERE status = 'intent'",
-                [],
-                |r| r.get(0),
-            )
+        line.store()
+            .count_certificates(Some(CertStatus::Intent))
             .expect("count")
     };
     // Kill it (SIGKILL, sent directly) as soon as the database holds a recorded, unsigned chunk;
@@ -463,14 +459,10 @@ fn a_server_killed_mid_batch_recovers_its_intents_at_start() {
         while lines_in(&out) < before + 100 && start.elapsed().as_secs() < 60 {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
-        let db = line.db();
+        let store = line.store();
         while start.elapsed().as_secs() < 60 {
-            let n: i64 = db
-                .query_row(
-                    "SELECT count(*) FROM certificates WHERE status = 'intent'",
-                    [],
-                    |r| r.get(0),
-                )
+            let n = store
+                .count_certificates(Some(CertStatus::Intent))
                 .unwrap_or(0);
             if n > 0 {
                 break;
@@ -488,14 +480,13 @@ fn a_server_killed_mid_batch_recovers_its_intents_at_start() {
     assert!(left > 0, "a kill -9 mid-batch left certificate intents");
     // The restarted server finished them before it said it was ready.
     assert_eq!(intents(&line), 0, "no intent older than the start survives");
-    let recovered: i64 = line
-        .db()
-        .query_row(
-            "SELECT count(*) FROM audit WHERE actor = 'recovery' AND action = 'certificate.issued'",
-            [],
-            |r| r.get(0),
-        )
-        .expect("audit");
+    let recovered = line
+        .store()
+        .audit_events(1_000_000)
+        .expect("audit")
+        .iter()
+        .filter(|e| e.actor == "recovery" && e.action == "certificate.issued")
+        .count() as i64;
     assert!(recovered >= left, "recovered {recovered} of {left} intents");
 
     // The resumed run completes every device at once (no waiting on leftovers).
@@ -519,17 +510,24 @@ fn a_server_killed_mid_batch_recovers_its_intents_at_start() {
             Some(&der)
         );
     }
-    let (counter, live): (i64, i64) = line
-        .db()
-        .query_row(
-            "SELECT issued, (SELECT count(*) FROM certificates WHERE station = 'line-7' AND status IN ('intent', 'issued')) FROM stations WHERE name = 'line-7'",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+    let counter = line
+        .store()
+        .station_issued_count("line-7")
         .expect("counter");
+    let live = line
+        .store()
+        .certificates_of_station("line-7")
+        .expect("read")
+        .iter()
+        .filter(|c| c.status != CertStatus::Abandoned)
+        .count() as i64;
     assert_eq!(
         counter, live,
         "the station counter equals its live certificates"
+    );
+    assert_eq!(
+        line.store().integrity_check().expect("check"),
+        Vec::<String>::new()
     );
     line.ca.hm(&["doctor"]);
 }
@@ -550,13 +548,11 @@ fn a_station_with_a_revoked_certificate_is_refused() {
     let first = line.ca.path("l8-first.ndjson");
     ok(&mut line.run("line-8", &input, &first));
     assert_eq!(answers(&first).len(), 3);
-    let serial: String = line
-        .db()
-        .query_row(
-            "SELECT cert_serial FROM stations WHERE name = 'line-8'",
-            [],
-            |r| r.get(0),
-        )
+    let serial = line
+        .store()
+        .get_station("line-8")
+        .expect("read")
+        .and_then(|s| s.cert_serial)
         .expect("station certificate");
     line.ca
         .hm(&["revoke", &serial, "--reason", "keyCompromise"]);

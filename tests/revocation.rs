@@ -673,20 +673,18 @@ fn three_shard_partitioned_crl() {
     assert_eq!(code, 200);
 }
 
+/// Holds the database's write lock for `hold` from another process's view (a writer that does
+/// not finish); returns once it is held.
 fn write_lock_for(db: &Path, hold: Duration) -> std::thread::JoinHandle<()> {
-    let db = db.to_path_buf();
+    let store = hallmark::store::hooks::open_with_hooks(db).expect("open");
     let (tx, rx) = std::sync::mpsc::channel();
     let h = std::thread::spawn(move || {
-        let c = rusqlite::Connection::open(&db).expect("open");
-        c.execute_batch(
-            "BEGIN IMMEDIATE; INSERT INTO audit (at, actor, action) VALUES (0, 'test', 'lock');",
-        )
-        .expect("lock");
-        tx.send(()).unwrap();
-        std::thread::sleep(hold);
-        c.execute_batch("COMMIT").expect("commit");
+        let locked = move || {
+            let _ = tx.send(());
+        };
+        store.hold_write_lock(hold, &locked).expect("lock");
     });
-    rx.recv().unwrap();
+    rx.recv().expect("locked");
     h
 }
 
@@ -704,7 +702,7 @@ fn ocsp_and_crls_do_not_wait_on_writers() {
         .unwrap();
     hm.publish_crls("code-signing-ca", "test").unwrap();
     assert!(hm.presign_ocsp().unwrap() >= 2);
-    assert!(hm.store.count_presigned().unwrap() >= 2);
+    assert!(hm.store.count_presigned(None).unwrap() >= 2);
 
     let ica = ::pem::parse(std::fs::read_to_string(ca.path("ica.pem")).unwrap())
         .unwrap()
@@ -773,12 +771,9 @@ fn responder_certificate_is_renewed_before_it_expires() {
     );
     let old = hm.store.get_ca("code-signing-ca-ocsp").unwrap().unwrap();
     // Pretend the responder certificate ends tomorrow.
-    let c = rusqlite::Connection::open(ca.path("ca/hallmark.db")).unwrap();
-    c.execute(
-        "UPDATE cas SET not_after = strftime('%s','now') + 86400 WHERE name = 'code-signing-ca-ocsp'",
-        [],
-    )
-    .unwrap();
+    ca.store()
+        .set_ca_not_after("code-signing-ca-ocsp", hallmark::store::now() + 86_400)
+        .expect("not after");
     assert_eq!(
         hm.renew_responders("test").unwrap(),
         vec!["code-signing-ca-ocsp".to_string()]

@@ -98,14 +98,13 @@ impl Fixture {
 
     /// The metadata of the newest signature record.
     fn last_metadata(&self) -> Value {
-        let m: Option<String> = self
-            .db()
-            .query_row(
-                "SELECT metadata FROM signatures ORDER BY id DESC LIMIT 1",
-                [],
-                |r| r.get(0),
-            )
-            .expect("metadata");
+        let m = self
+            .store()
+            .list_signatures(None, None, None, 1)
+            .expect("signatures")
+            .into_iter()
+            .next()
+            .and_then(|s| s.metadata);
         m.and_then(|m| serde_json::from_str(&m).ok())
             .unwrap_or(Value::Null)
     }
@@ -374,16 +373,19 @@ fn authenticode_verifies_with_osslsigncode() {
     let approver = f.approver();
     let gated = f.path("app-gated.exe");
     let child = f.sign_gated("authenticode", &exe, &["--out", &gated]);
-    let db = f.db();
+    let store = f.store();
     let mut id = None;
     for _ in 0..100 {
-        id = db
-            .query_row(
-                "SELECT id FROM signature_requests WHERE status = 'pending' AND key_label = 'gated'",
-                [],
-                |r| r.get::<_, i64>(0),
-            )
-            .ok();
+        let pending = store
+            .signature_request_ids(hallmark::store::SignatureRequestStatus::Pending)
+            .expect("read");
+        id = pending.into_iter().find(|&id| {
+            store
+                .get_signature_request(id)
+                .ok()
+                .flatten()
+                .is_some_and(|r| r.key_label == "gated")
+        });
         if id.is_some() {
             break;
         }

@@ -277,11 +277,8 @@ fn two_of_three_approvals_sign_a_firmware_release() {
     let expired = v["request_id"].as_i64().expect("id");
     let (code, _) = env.decide(&sl, expired, "approve");
     assert_eq!(code, 200);
-    env.db()
-        .execute(
-            "UPDATE signature_requests SET expires_at = 1 WHERE id = ?1",
-            [expired],
-        )
+    env.store()
+        .expire_signature_request_now(expired)
         .expect("age the request");
     let (code, v) = env.decide(&qa, expired, "approve");
     assert_eq!(code, 409, "{v}");
@@ -299,12 +296,19 @@ fn two_of_three_approvals_sign_a_firmware_release() {
 
     assert_eq!(env.recorded(), 1);
     let statuses: Vec<String> = {
-        let db = env.db();
-        let mut st = db
-            .prepare("SELECT status FROM signature_requests ORDER BY id")
-            .expect("prepare");
-        let rows = st.query_map([], |r| r.get(0)).expect("query");
-        rows.map(|r| r.expect("row")).collect()
+        let store = env.store();
+        let mut requests: Vec<_> = hallmark::store::SignatureRequestStatus::ALL
+            .iter()
+            .flat_map(|&s| store.signature_request_ids(s).expect("read"))
+            .collect();
+        requests.sort_unstable();
+        requests
+            .into_iter()
+            .map(|id| {
+                let r = store.get_signature_request(id).expect("read");
+                r.expect("request").status.to_string()
+            })
+            .collect()
     };
     assert_eq!(statuses, ["signed", "denied", "expired"]);
     // Another publisher's token sees none of them.
@@ -418,15 +422,13 @@ fn a_policy_in_the_config_file_wins_and_the_cli_cannot_change_it() {
         said.contains("is set in") && said.contains("[signing.keys.release]"),
         "{said}"
     );
-    let stored: String = env
-        .db()
-        .query_row(
-            "SELECT formats FROM key_policies WHERE key_label = 'release'",
-            [],
-            |r| r.get(0),
-        )
-        .expect("stored policy");
-    assert_eq!(stored, "raw");
+    let stored = env
+        .store()
+        .get_key_policy("release")
+        .expect("read")
+        .expect("stored policy")
+        .formats;
+    assert_eq!(stored.as_deref(), Some("raw"));
 
     // The server enforces the config's policy, not the stored one.
     let ci = env.token("ci", "sign");

@@ -37,6 +37,9 @@ pub trait FactoryRead: Send + Sync {
     /// Live certificates a station obtained (recorded intents included: they count against the
     /// quota). A counter kept exact by triggers (see the migrations), so this is one row read
     /// however many devices the station has provisioned.
+    /// The certificate records station `name` obtained (any status), in serial order.
+    fn certificates_of_station(&self, name: &str) -> Result<Vec<CertRecord>, StoreError>;
+
     fn station_issued_count(&self, name: &str) -> Result<i64, StoreError>;
 
     /// The live certificate of a device under a profile, if any.

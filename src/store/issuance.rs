@@ -41,6 +41,10 @@ pub struct CertRecord {
     pub cert_der: Option<Vec<u8>>,
     pub created_at: i64,
     pub issued_at: Option<i64>,
+    /// The device the certificate identifies (factory issuance), while it is the device's.
+    pub device_serial: Option<String>,
+    /// The factory station that obtained it.
+    pub station: Option<String>,
 }
 
 /// Filters for listing certificates; `after` is the last serial of the previous page.
@@ -61,6 +65,9 @@ pub trait IssuanceRead: Send + Sync {
     fn list_certificates(&self, f: &CertFilter) -> Result<Vec<CertRecord>, StoreError>;
 
     /// Counts certificate rows by status (tests and `doctor`).
+    /// The certificate records request `request_id` produced (any status), in serial order.
+    fn certificates_of_request(&self, request_id: i64) -> Result<Vec<CertRecord>, StoreError>;
+
     fn count_certificates(&self, status: Option<super::CertStatus>) -> Result<i64, StoreError>;
 
     /// The to-be-signed bytes of an intent that was recorded but never completed.

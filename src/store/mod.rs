@@ -11,6 +11,8 @@ mod acme;
 mod audit;
 mod authorities;
 mod factory;
+#[cfg(feature = "test-hooks")]
+pub mod hooks;
 mod issuance;
 mod requests;
 mod revocation;

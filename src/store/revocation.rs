@@ -135,8 +135,8 @@ pub trait RevocationRead: Send + Sync {
     /// Certificates whose response a revocation invalidated, oldest first.
     fn dirty_responses(&self, limit: usize) -> Result<Vec<PresignCandidate>, StoreError>;
 
-    /// Counts stored pre-signed responses (tests, `make bench`).
-    fn count_presigned(&self) -> Result<i64, StoreError>;
+    /// Counts stored pre-signed responses, of one CA or all (tests, `make bench`).
+    fn count_presigned(&self, ca: Option<&str>) -> Result<i64, StoreError>;
 }
 
 /// Writes of revocations and what is published from them; each records its audit event

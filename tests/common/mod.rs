@@ -240,16 +240,16 @@ impl TestCa {
         self.hm(&a).trim().to_string()
     }
 
-    /// The CA's database.
-    pub fn db(&self) -> rusqlite::Connection {
-        rusqlite::Connection::open(self.dir.path().join("ca/hallmark.db")).expect("db")
+    /// The CA's store, through its traits (and the test hooks), as a second process would
+    /// open it beside a running server.
+    pub fn store(&self) -> std::sync::Arc<dyn hallmark::store::hooks::HookedStore> {
+        hallmark::store::hooks::open_with_hooks(&self.dir.path().join("ca/hallmark.db"))
+            .expect("store")
     }
 
     /// How many signatures are recorded.
     pub fn signatures(&self) -> i64 {
-        self.db()
-            .query_row("SELECT count(*) FROM signatures", [], |r| r.get(0))
-            .expect("count")
+        self.store().count_signatures().expect("count")
     }
 
     /// Publisher `globex` (Globex Inc, US, Oregon) for code signing.
@@ -484,8 +484,8 @@ impl SignEnv {
         self.ca.path(name).display().to_string()
     }
 
-    pub fn db(&self) -> rusqlite::Connection {
-        self.ca.db()
+    pub fn store(&self) -> std::sync::Arc<dyn hallmark::store::hooks::HookedStore> {
+        self.ca.store()
     }
 
     pub fn recorded(&self) -> i64 {
@@ -544,13 +544,11 @@ impl SignEnv {
         let start = std::time::Instant::now();
         loop {
             let found: Option<i64> = self
-                .db()
-                .query_row(
-                    "SELECT id FROM signature_requests WHERE status = 'pending'",
-                    [],
-                    |r| r.get(0),
-                )
-                .ok();
+                .store()
+                .signature_request_ids(hallmark::store::SignatureRequestStatus::Pending)
+                .expect("read")
+                .first()
+                .copied();
             if let Some(id) = found {
                 return id;
             }

@@ -7,6 +7,8 @@
 
 mod acme;
 mod cache;
+#[cfg(feature = "test-hooks")]
+mod hooks;
 mod migrations;
 mod readers;
 mod requests;
@@ -65,8 +67,8 @@ fn audit(
 
 const CA_COLS: &str = "name, role, parent, purpose, key_store, key_label, key_algorithm, csr_der, cert_der, serial, subject, not_before, not_after, created_at";
 
-const CERT_COLS: &str =
-    "serial, ca, profile, publisher, request_id, subject, not_before, not_after, status, cert_der, created_at, issued_at";
+pub(super) const CERT_COLS: &str =
+    "serial, ca, profile, publisher, request_id, subject, not_before, not_after, status, cert_der, created_at, issued_at, device_serial, station";
 
 fn ca_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(CaRecord, String)> {
     Ok((
@@ -95,7 +97,7 @@ fn finish_ca((mut ca, role): (CaRecord, String)) -> Result<CaRecord, StoreError>
     Ok(ca)
 }
 
-fn cert_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CertRecord> {
+pub(super) fn cert_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CertRecord> {
     Ok(CertRecord {
         serial: r.get(0)?,
         ca: r.get(1)?,
@@ -109,6 +111,8 @@ fn cert_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CertRecord> {
         cert_der: r.get(9)?,
         created_at: r.get(10)?,
         issued_at: r.get(11)?,
+        device_serial: r.get(12)?,
+        station: r.get(13)?,
     })
 }
 
@@ -549,6 +553,33 @@ impl Maintenance for SqliteStore {
                 "{intents} certificate intent(s) older than 5 minutes were never completed (a stop between record and sign): start `hallmark serve`, which finishes them before it answers requests"
             ));
         }
+        // The factory's two rules, checked on the records themselves (the index and triggers
+        // that keep them are the backend's; this says whether they held).
+        let doubled: i64 = conn.query_row(
+            "SELECT count(*) FROM (SELECT 1 FROM certificates WHERE device_serial IS NOT NULL AND status IN ('intent', 'issued') GROUP BY profile, device_serial HAVING count(*) > 1)",
+            [],
+            |r| r.get(0),
+        )?;
+        if doubled > 0 {
+            problems.push(format!(
+                "{doubled} device(s) hold more than one live certificate of a profile"
+            ));
+        }
+        let mut stmt = conn.prepare(
+            "SELECT s.name, s.issued, (SELECT count(*) FROM certificates c WHERE c.station = s.name AND c.status IN ('intent', 'issued')) AS live FROM stations s WHERE s.issued != live",
+        )?;
+        for row in stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })? {
+            let (name, counted, live) = row?;
+            problems.push(format!(
+                "station '{name}' counts {counted} live certificate(s) but holds {live}"
+            ));
+        }
         Ok(problems)
     }
 
@@ -855,6 +886,15 @@ impl IssuanceRead for SqliteStore {
             params![f.publisher, f.profile, f.ca, f.after, limit],
             cert_from_row,
         )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn certificates_of_request(&self, request_id: i64) -> Result<Vec<CertRecord>, StoreError> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {CERT_COLS} FROM certificates WHERE request_id = ?1 ORDER BY serial"
+        ))?;
+        let rows = stmt.query_map(params![request_id], cert_from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

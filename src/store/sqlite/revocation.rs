@@ -425,7 +425,13 @@ impl RevocationRead for SqliteStore {
         })
     }
 
-    fn count_presigned(&self) -> Result<i64, StoreError> {
-        self.read(|c| Ok(c.query_row("SELECT count(*) FROM ocsp_responses", [], |r| r.get(0))?))
+    fn count_presigned(&self, ca: Option<&str>) -> Result<i64, StoreError> {
+        self.read(|c| {
+            Ok(c.query_row(
+                "SELECT count(*) FROM ocsp_responses WHERE (?1 IS NULL OR ca = ?1)",
+                params![ca],
+                |r| r.get(0),
+            )?)
+        })
     }
 }

@@ -2,7 +2,7 @@
 
 use rusqlite::{params, OptionalExtension};
 
-use super::{audit, is_unique_violation, SqliteStore};
+use super::{audit, cert_from_row, is_unique_violation, SqliteStore, CERT_COLS};
 use crate::store::*;
 
 const COLS: &str = "name, publisher, profile, serial_pattern, quota, cert_serial, disabled, reprovision, created_at";
@@ -132,6 +132,15 @@ impl FactoryWrite for SqliteStore {
 }
 
 impl FactoryRead for SqliteStore {
+    fn certificates_of_station(&self, name: &str) -> Result<Vec<CertRecord>, StoreError> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {CERT_COLS} FROM certificates WHERE station = ?1 ORDER BY serial"
+        ))?;
+        let rows = stmt.query_map(params![name], cert_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     fn get_station(&self, name: &str) -> Result<Option<StationRecord>, StoreError> {
         let conn = self.conn()?;
         Ok(conn
