@@ -1,18 +1,25 @@
-//! The ACME server's protocol pieces (RFC 8555), apart from HTTP: problem types, JWS
-//! verification, external account binding, identifiers and challenge validation.
+//! The ACME server (RFC 8555) apart from HTTP: the service ([`Acme`]: accounts, orders,
+//! authorizations, challenges, finalize, revocation) and its protocol pieces (problem types, JWS
+//! verification, external account binding, identifiers, challenge validation).
 //!
-//! The HTTP edge (`http::acme`) parses requests and calls these; certificates still come only
-//! from the engine's one issuance path (policy, lint, record), with the account's publisher.
+//! The HTTP edge (`http::acme`) verifies the JWS, calls one service function and renders JSON;
+//! certificates come only from the engine's one issuance path (policy, lint, record), with the
+//! account's publisher.
 
 pub mod dns;
 pub mod eab;
+mod finalize;
 pub mod identifier;
 pub mod jws;
 pub mod names;
+mod orders;
 pub mod problem;
+mod service;
 pub mod validate;
 
+pub use finalize::Revoker;
 pub use problem::{AcmeError, ProblemType};
+pub use service::{contacts, Acme, KeyChange, NewAccount};
 
 /// Random URL-safe text with `bytes` bytes of entropy (ids, tokens, nonces).
 pub fn random_token(bytes: usize) -> String {

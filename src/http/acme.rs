@@ -6,24 +6,14 @@
 //! CSR down the engine's one issuance path (policy, lint, record) as that publisher. Every
 //! answer carries a fresh Replay-Nonce; every error is an ACME problem document.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-
 use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, HOST, LOCATION};
 use hyper::{Method, Response, StatusCode};
 use serde_json::{json, Value};
 
 use super::api::{ApiRequest, ApiState};
 use super::{response, Body};
-use crate::acme::identifier::Identifier;
 use crate::acme::jws::{Jwk, Jws};
-use crate::acme::validate::{self, Settings};
-use crate::acme::{eab, random_token, unb64, AcmeError, ProblemType};
-use crate::engine::Hallmark;
-use crate::error::Error;
-use crate::policy::auth::{Credential, Scope};
-use crate::policy::{IssueRequest, PolicyError};
-use crate::requests::Submitted;
+use crate::acme::{contacts, unb64, Acme, AcmeError, KeyChange, NewAccount, ProblemType, Revoker};
 use crate::store::rfc3339;
 use crate::store::{AcmeAccount, AcmeAuthz, AcmeChallenge, AcmeOrder};
 
@@ -47,10 +37,9 @@ pub const ROUTES: &[(&str, &str)] = &[
 
 type AResult<T> = Result<T, AcmeError>;
 
-/// One request's context: the directory's base URL and the engine.
+/// One request's context: the directory's base URL and its ACME service.
 struct Ctx<'a> {
-    hm: &'a Arc<Hallmark>,
-    profile: String,
+    acme: Acme<'a>,
     /// `https://HOST`
     origin: String,
     /// `https://HOST/acme/PROFILE`
@@ -71,8 +60,9 @@ impl Ctx<'_> {
 pub fn route(state: &ApiState, req: &ApiRequest) -> (&'static str, Response<Body>) {
     let hm = &state.hm;
     let segs: Vec<&str> = req.path.trim_end_matches('/').split('/').skip(2).collect();
-    let Some((profile, rest)) = segs.split_first() else {
-        return ("/acme", finish(hm, None, Err(not_found(&req.path))));
+    let Some((&profile, rest)) = segs.split_first() else {
+        let acme = Acme::new(hm, "");
+        return ("/acme", finish(&acme, None, Err(not_found(&req.path))));
     };
     let scheme = if hm.config.api.transport == crate::config::Transport::Tls {
         "https"
@@ -86,8 +76,7 @@ pub fn route(state: &ApiState, req: &ApiRequest) -> (&'static str, Response<Body
         .map(str::to_string)
         .unwrap_or_else(|| hm.config.api.listen.clone());
     let ctx = Ctx {
-        hm,
-        profile: profile.to_string(),
+        acme: Acme::new(hm, profile),
         origin: format!("{scheme}://{host}"),
         base: format!("{scheme}://{host}/acme/{profile}"),
     };
@@ -107,15 +96,15 @@ pub fn route(state: &ApiState, req: &ApiRequest) -> (&'static str, Response<Body
             } else {
                 not_found(&req.path)
             };
-            return ("/acme/unmatched", finish(hm, Some(&index), Err(e)));
+            return ("/acme/unmatched", finish(&ctx.acme, Some(&index), Err(e)));
         }
     };
-    if !hm.config.acme.directories.contains_key(*profile) || hm.profiles.get(profile).is_err() {
+    if !hm.config.acme.directories.contains_key(profile) || hm.profiles.get(profile).is_err() {
         let e = AcmeError::malformed(format!(
             "there is no ACME directory for profile '{profile}'"
         ))
         .with_status(404);
-        return (template, finish(hm, None, Err(e)));
+        return (template, finish(&ctx.acme, None, Err(e)));
     }
     // The API's per-minute limit, per client address (ACME has no token to count by).
     let who = req.remote.map(|a| a.ip().to_string()).unwrap_or_default();
@@ -124,7 +113,7 @@ pub fn route(state: &ApiState, req: &ApiRequest) -> (&'static str, Response<Body
             ProblemType::RateLimited,
             format!("too many ACME requests from {who}; retry in {wait} s"),
         );
-        let mut r = finish(hm, Some(&index), Err(e));
+        let mut r = finish(&ctx.acme, Some(&index), Err(e));
         if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
             r.headers_mut().insert(hyper::header::RETRY_AFTER, v);
         }
@@ -145,7 +134,7 @@ pub fn route(state: &ApiState, req: &ApiRequest) -> (&'static str, Response<Body
         }
         _ => post(&ctx, req, template, rest),
     };
-    (template, finish(hm, Some(&index), result))
+    (template, finish(&ctx.acme, Some(&index), result))
 }
 
 fn not_found(path: &str) -> AcmeError {
@@ -153,7 +142,7 @@ fn not_found(path: &str) -> AcmeError {
 }
 
 /// Adds Replay-Nonce and the index link; turns an error into a problem document.
-fn finish(hm: &Hallmark, index: Option<&str>, r: AResult<Response<Body>>) -> Response<Body> {
+fn finish(acme: &Acme<'_>, index: Option<&str>, r: AResult<Response<Body>>) -> Response<Body> {
     let mut resp = match r {
         Ok(r) => r,
         Err(e) => {
@@ -161,10 +150,8 @@ fn finish(hm: &Hallmark, index: Option<&str>, r: AResult<Response<Body>>) -> Res
             response(status, "application/problem+json", e.document().to_string())
         }
     };
-    let nonce = random_token(16);
-    let expires = crate::store::now() + hm.config.acme.nonce_lifetime_secs as i64;
-    match hm.store.insert_acme_nonce(&nonce, expires) {
-        Ok(()) => {
+    match acme.new_nonce() {
+        Ok(nonce) => {
             if let Ok(v) = HeaderValue::from_str(&nonce) {
                 resp.headers_mut().insert("replay-nonce", v);
             }
@@ -190,14 +177,6 @@ fn json_resp(status: StatusCode, v: &Value, location: Option<&str>) -> Response<
 }
 
 fn directory(ctx: &Ctx<'_>) -> Response<Body> {
-    let eab = ctx
-        .hm
-        .config
-        .acme
-        .directories
-        .get(&ctx.profile)
-        .map(|d| d.eab_required)
-        .unwrap_or(true);
     json_resp(
         StatusCode::OK,
         &json!({
@@ -206,7 +185,7 @@ fn directory(ctx: &Ctx<'_>) -> Response<Body> {
             "newOrder": ctx.url("new-order"),
             "revokeCert": ctx.url("revoke-cert"),
             "keyChange": ctx.url("key-change"),
-            "meta": {"externalAccountRequired": eab},
+            "meta": {"externalAccountRequired": ctx.acme.eab_required()},
         }),
         None,
     )
@@ -261,12 +240,7 @@ fn verify_post(ctx: &Ctx<'_>, req: &ApiRequest, rule: KeyRule) -> AResult<Verifi
     let nonce = p.nonce.as_deref().ok_or_else(|| {
         AcmeError::new(ProblemType::BadNonce, "the protected header has no nonce")
     })?;
-    if nonce.is_empty() || !ctx.hm.store.take_acme_nonce(nonce)? {
-        return Err(AcmeError::new(
-            ProblemType::BadNonce,
-            "the nonce is unknown, used or expired",
-        ));
-    }
+    ctx.acme.use_nonce(nonce)?;
     let (key, account) = match (&p.jwk, &p.kid) {
         (Some(jwk), None) => {
             if rule == KeyRule::Kid {
@@ -283,24 +257,16 @@ fn verify_post(ctx: &Ctx<'_>, req: &ApiRequest, rule: KeyRule) -> AResult<Verifi
                 ));
             }
             let prefix = ctx.account_url("");
-            let acct = kid
+            let id = kid
                 .strip_prefix(&prefix)
                 .filter(|id| !id.is_empty() && !id.contains('/'))
-                .and_then(|id| ctx.hm.store.get_acme_account(id).transpose())
-                .transpose()?
-                .filter(|a| a.directory == ctx.profile)
                 .ok_or_else(|| {
                     AcmeError::new(
                         ProblemType::AccountDoesNotExist,
                         format!("no account at {kid}"),
                     )
                 })?;
-            if acct.status != "valid" {
-                return Err(AcmeError::unauthorized(format!(
-                    "the account is {}",
-                    acct.status
-                )));
-            }
+            let acct = ctx.acme.signing_account(id, kid)?;
             (Jwk::from_stored(&acct.jwk)?, Some(acct))
         }
         _ => {
@@ -336,20 +302,32 @@ fn post(ctx: &Ctx<'_>, req: &ApiRequest, template: &str, rest: &[&str]) -> AResu
                         return Err(AcmeError::unauthorized("this is another account"));
                     }
                     let orders: Vec<String> = ctx
-                        .hm
-                        .store
-                        .list_acme_orders(&acct.id)?
+                        .acme
+                        .orders(&acct)?
                         .iter()
                         .map(|o| ctx.url(&format!("order/{o}")))
                         .collect();
                     Ok(json_resp(StatusCode::OK, &json!({"orders": orders}), None))
                 }
                 "/acme/{profile}/order/{id}" => {
-                    let o = own_order(ctx, &acct, id)?;
+                    let o = ctx.acme.order(&acct, id)?;
                     Ok(json_resp(StatusCode::OK, &order_json(ctx, &o)?, None))
                 }
-                "/acme/{profile}/order/{id}/finalize" => finalize(ctx, &acct, id, &v),
-                "/acme/{profile}/authz/{id}" => authz(ctx, &acct, id, &v),
+                "/acme/{profile}/order/{id}/finalize" => {
+                    let o = ctx.acme.finalize(&acct, id, v.payload.as_ref())?;
+                    Ok(json_resp(
+                        StatusCode::OK,
+                        &order_json(ctx, &o)?,
+                        Some(&ctx.url(&format!("order/{}", o.id))),
+                    ))
+                }
+                "/acme/{profile}/authz/{id}" => {
+                    let status = v.payload.as_ref().and_then(|p| p.get("status"));
+                    let a = ctx
+                        .acme
+                        .update_authz(&acct, id, status.and_then(Value::as_str))?;
+                    Ok(json_resp(StatusCode::OK, &authz_json(ctx, &a)?, None))
+                }
                 "/acme/{profile}/chall/{id}" => challenge(ctx, &acct, id, &v),
                 "/acme/{profile}/cert/{serial}" => certificate(ctx, &acct, id),
                 _ => Err(AcmeError::internal()),
@@ -367,163 +345,37 @@ fn account_json(ctx: &Ctx<'_>, a: &AcmeAccount) -> Value {
     })
 }
 
-/// `mailto:` contacts only, as a JSON array.
-fn contacts(v: &Value) -> AResult<Option<String>> {
-    let Some(c) = v.get("contact") else {
-        return Ok(None);
-    };
-    let list = c
-        .as_array()
-        .ok_or_else(|| AcmeError::malformed("'contact' is not an array"))?;
-    if list.len() > 10 {
-        return Err(AcmeError::new(
-            ProblemType::InvalidContact,
-            "at most 10 contacts",
-        ));
-    }
-    for x in list {
-        let s = x
-            .as_str()
-            .ok_or_else(|| AcmeError::malformed("a contact is not a string"))?;
-        if !s.starts_with("mailto:") {
-            return Err(AcmeError::new(
-                ProblemType::UnsupportedContact,
-                format!("contact '{s}' is not a mailto: URL"),
-            ));
-        }
-        if s.len() > 256 || s.contains(',') || s.chars().any(char::is_control) {
-            return Err(AcmeError::new(
-                ProblemType::InvalidContact,
-                format!("contact '{s}' is not one address"),
-            ));
-        }
-    }
-    Ok(Some(c.to_string()))
+/// An account as the RFC's answer, with its URL.
+fn account_resp(ctx: &Ctx<'_>, status: StatusCode, a: &AcmeAccount) -> Response<Body> {
+    json_resp(status, &account_json(ctx, a), Some(&ctx.account_url(&a.id)))
 }
 
 fn new_account(ctx: &Ctx<'_>, v: Verified) -> AResult<Response<Body>> {
     let payload = v.payload.clone().unwrap_or_else(|| json!({}));
-    let thumb = v.key.thumbprint();
-    if let Some(existing) = ctx.hm.store.find_acme_account_by_thumbprint(&thumb)? {
-        if existing.directory == ctx.profile && existing.status != "valid" {
-            return Err(AcmeError::unauthorized(format!(
-                "the account of this key is {}",
-                existing.status
-            )));
-        }
-        if existing.directory == ctx.profile {
-            return Ok(json_resp(
-                StatusCode::OK,
-                &account_json(ctx, &existing),
-                Some(&ctx.account_url(&existing.id)),
-            ));
-        }
-    }
-    if payload.get("onlyReturnExisting").and_then(Value::as_bool) == Some(true) {
-        return Err(AcmeError::new(
-            ProblemType::AccountDoesNotExist,
-            "no account has this key",
-        ));
-    }
-    let contact = contacts(&payload)?.unwrap_or_else(|| "[]".into());
-    let dir = ctx
-        .hm
-        .config
-        .acme
-        .directories
-        .get(&ctx.profile)
-        .cloned()
-        .unwrap_or_default();
-    let (publisher, eab_kid) = match payload.get("externalAccountBinding") {
-        Some(binding) => {
-            let key = eab::verify_binding(binding, &v.key, &ctx.url("new-account"), |kid| {
-                let Some(mut k) = ctx.hm.store.get_eab_key(kid)? else {
-                    return Ok(None);
-                };
-                k.hmac_key = match ctx.hm.unseal(kid, &k.hmac_key) {
-                    Ok(key) => key.to_vec(),
-                    Err(e) => {
-                        // The key store is down or holds another sealing key: a server fault,
-                        // with the detail in the log only.
-                        tracing::warn!("acme: EAB key {kid}: {e}");
-                        return Err(AcmeError::internal());
-                    }
-                };
-                Ok(Some(k))
-            })?;
-            (key.publisher, Some(key.kid))
-        }
-        None if dir.eab_required => return Err(eab::required()),
-        None => match dir.publisher {
-            Some(p) => (p, None),
-            None => return Err(eab::required()),
+    Ok(
+        match ctx
+            .acme
+            .new_account(&v.key, &payload, &ctx.url("new-account"))?
+        {
+            NewAccount::Existing(a) => account_resp(ctx, StatusCode::OK, &a),
+            NewAccount::Created(a) => account_resp(ctx, StatusCode::CREATED, &a),
         },
-    };
-    let acct = AcmeAccount {
-        id: random_token(12),
-        directory: ctx.profile.clone(),
-        publisher,
-        jwk: v.key.canonical().to_string(),
-        thumbprint: thumb,
-        status: "valid".into(),
-        contact,
-        eab_kid,
-        created_at: crate::store::now(),
-    };
-    match ctx.hm.store.insert_acme_account(&acct, "acme:new-account") {
-        Ok(()) => {}
-        Err(crate::store::StoreError::Conflict(what)) => {
-            return Err(AcmeError::unauthorized(format!("{what} already exists")))
-        }
-        Err(e) => return Err(e.into()),
-    }
-    Ok(json_resp(
-        StatusCode::CREATED,
-        &account_json(ctx, &acct),
-        Some(&ctx.account_url(&acct.id)),
-    ))
-}
-
-fn actor(a: &AcmeAccount) -> String {
-    format!("acme:{}({})", a.id, a.publisher)
+    )
 }
 
 fn account(ctx: &Ctx<'_>, acct: &AcmeAccount, id: &str, v: &Verified) -> AResult<Response<Body>> {
     if acct.id != id {
         return Err(AcmeError::unauthorized("this is another account"));
     }
-    if let Some(p) = &v.payload {
-        let contact = contacts(p)?;
-        let status = match p.get("status").and_then(Value::as_str) {
-            None => None,
-            Some("deactivated") => Some("deactivated"),
-            Some(s) => {
-                return Err(AcmeError::malformed(format!(
-                    "an account's status can only become 'deactivated', not '{s}'"
-                )))
-            }
-        };
-        if contact.is_some() || status.is_some() {
-            ctx.hm
-                .store
-                .update_acme_account(&acct.id, contact.as_deref(), status, &actor(acct))?;
+    let now = match &v.payload {
+        Some(p) => {
+            let contact = contacts(p)?;
+            let status = p.get("status").and_then(Value::as_str);
+            ctx.acme.update_account(acct, contact.as_deref(), status)?
         }
-    }
-    account_now(ctx, &acct.id)
-}
-
-/// The account as stored now (after an update or a key change), as the RFC's 200 answer.
-fn account_now(ctx: &Ctx<'_>, id: &str) -> AResult<Response<Body>> {
-    let now = ctx
-        .hm
-        .store
-        .get_acme_account(id)?
-        .ok_or_else(AcmeError::internal)?;
-    Ok(json_resp(
-        StatusCode::OK,
-        &account_json(ctx, &now),
-        Some(&ctx.account_url(id)),
-    ))
+        None => ctx.acme.account(&acct.id)?,
+    };
+    Ok(account_resp(ctx, StatusCode::OK, &now))
 }
 
 /// keyChange (RFC 8555 §7.3.5): an inner JWS, signed by the new key, names the account and
@@ -568,31 +420,23 @@ fn key_change(ctx: &Ctx<'_>, acct: &AcmeAccount, v: &Verified) -> AResult<Respon
             "'oldKey' is not the account's current key",
         ));
     }
-    if let Some(other) = ctx
-        .hm
-        .store
-        .find_acme_account_by_thumbprint(&new_key.thumbprint())?
-    {
-        let mut r = json_resp(
-            StatusCode::CONFLICT,
-            &AcmeError::malformed("another account already uses the new key")
-                .with_status(409)
-                .document(),
-            Some(&ctx.account_url(&other.id)),
-        );
-        r.headers_mut().insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
-        return Ok(r);
+    match ctx.acme.change_key(acct, &new_key)? {
+        KeyChange::Changed(a) => Ok(account_resp(ctx, StatusCode::OK, &a)),
+        KeyChange::KeyInUse(other) => {
+            let mut r = json_resp(
+                StatusCode::CONFLICT,
+                &AcmeError::malformed("another account already uses the new key")
+                    .with_status(409)
+                    .document(),
+                Some(&ctx.account_url(&other)),
+            );
+            r.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("application/problem+json"),
+            );
+            Ok(r)
+        }
     }
-    ctx.hm.store.change_acme_account_key(
-        &acct.id,
-        new_key.canonical(),
-        &new_key.thumbprint(),
-        &actor(acct),
-    )?;
-    account_now(ctx, &acct.id)
 }
 
 fn new_order(ctx: &Ctx<'_>, acct: &AcmeAccount, v: &Verified) -> AResult<Response<Body>> {
@@ -600,85 +444,12 @@ fn new_order(ctx: &Ctx<'_>, acct: &AcmeAccount, v: &Verified) -> AResult<Respons
         .payload
         .as_ref()
         .ok_or_else(|| AcmeError::malformed("newOrder needs a payload"))?;
-    if payload.get("notBefore").is_some() || payload.get("notAfter").is_some() {
-        return Err(AcmeError::malformed(
-            "notBefore and notAfter are not supported: validity comes from the profile",
-        ));
-    }
-    let profile = ctx
-        .hm
-        .profiles
-        .get(&ctx.profile)
-        .map_err(|_| AcmeError::internal())?;
-    let ids = crate::acme::identifier::parse_order(payload, profile)?;
-    let now = crate::store::now();
-    let cfg = &ctx.hm.config.acme;
-    let expires = now + cfg.order_lifetime_secs as i64;
-    let order_id = random_token(12);
-    let mut authzs = Vec::new();
-    for id in &ids {
-        let authz_id = random_token(12);
-        let kinds: &[&str] = if id.kind == "dns" {
-            &["dns-01", "http-01", "tls-alpn-01"]
-        } else {
-            &["http-01", "tls-alpn-01"]
-        };
-        let chs = kinds
-            .iter()
-            .map(|k| AcmeChallenge {
-                id: random_token(12),
-                authz_id: authz_id.clone(),
-                kind: k.to_string(),
-                token: random_token(32),
-                status: "pending".into(),
-                validated_at: None,
-                error: None,
-            })
-            .collect();
-        authzs.push((
-            AcmeAuthz {
-                id: authz_id,
-                order_id: order_id.clone(),
-                account_id: acct.id.clone(),
-                id_type: id.kind.clone(),
-                id_value: id.value.clone(),
-                status: "pending".into(),
-                expires_at: expires.min(now + cfg.authz_lifetime_secs as i64),
-            },
-            chs,
-        ));
-    }
-    let order = AcmeOrder {
-        id: order_id,
-        account_id: acct.id.clone(),
-        directory: ctx.profile.clone(),
-        status: "pending".into(),
-        identifiers: serde_json::to_string(&ids).map_err(|_| AcmeError::internal())?,
-        not_before: None,
-        not_after: None,
-        expires_at: expires,
-        error: None,
-        cert_serial: None,
-        created_at: now,
-    };
-    ctx.hm
-        .store
-        .insert_acme_order(&order, &authzs, &actor(acct))?;
+    let order = ctx.acme.new_order(acct, payload)?;
     Ok(json_resp(
         StatusCode::CREATED,
         &order_json(ctx, &order)?,
         Some(&ctx.url(&format!("order/{}", order.id))),
     ))
-}
-
-fn own_order(ctx: &Ctx<'_>, acct: &AcmeAccount, id: &str) -> AResult<AcmeOrder> {
-    ctx.hm
-        .store
-        .get_acme_order(id)?
-        .filter(|o| o.account_id == acct.id)
-        .ok_or_else(|| {
-            AcmeError::malformed(format!("no order {id} of this account")).with_status(404)
-        })
 }
 
 fn stored_problem(text: &Option<String>) -> Option<Value> {
@@ -688,9 +459,8 @@ fn stored_problem(text: &Option<String>) -> Option<Value> {
 fn order_json(ctx: &Ctx<'_>, o: &AcmeOrder) -> AResult<Value> {
     let ids: Value = serde_json::from_str(&o.identifiers).map_err(|_| AcmeError::internal())?;
     let authzs: Vec<String> = ctx
-        .hm
-        .store
-        .acme_authzs_of_order(&o.id)?
+        .acme
+        .authzs_of(o)?
         .iter()
         .map(|a| ctx.url(&format!("authz/{}", a.id)))
         .collect();
@@ -728,9 +498,8 @@ fn challenge_json(ctx: &Ctx<'_>, c: &AcmeChallenge) -> Value {
 
 fn authz_json(ctx: &Ctx<'_>, a: &AcmeAuthz) -> AResult<Value> {
     let chs: Vec<Value> = ctx
-        .hm
-        .store
-        .acme_challenges_of_authz(&a.id)?
+        .acme
+        .challenges_of(a)?
         .iter()
         // A valid authorization lists only the challenge that made it valid.
         .filter(|c| a.status != "valid" || c.status == "valid")
@@ -744,65 +513,9 @@ fn authz_json(ctx: &Ctx<'_>, a: &AcmeAuthz) -> AResult<Value> {
     }))
 }
 
-fn own_authz(ctx: &Ctx<'_>, acct: &AcmeAccount, id: &str) -> AResult<AcmeAuthz> {
-    ctx.hm
-        .store
-        .get_acme_authz(id)?
-        .filter(|a| a.account_id == acct.id)
-        .ok_or_else(|| {
-            AcmeError::malformed(format!("no authorization {id} of this account")).with_status(404)
-        })
-}
-
-fn authz(ctx: &Ctx<'_>, acct: &AcmeAccount, id: &str, v: &Verified) -> AResult<Response<Body>> {
-    let a = own_authz(ctx, acct, id)?;
-    if let Some(p) = &v.payload {
-        match p.get("status").and_then(Value::as_str) {
-            Some("deactivated") => {
-                ctx.hm.store.deactivate_acme_authz(&a.id, &actor(acct))?;
-            }
-            Some(s) => {
-                return Err(AcmeError::malformed(format!(
-                    "an authorization's status can only become 'deactivated', not '{s}'"
-                )))
-            }
-            None => {}
-        }
-    }
-    let a = own_authz(ctx, acct, id)?;
-    Ok(json_resp(StatusCode::OK, &authz_json(ctx, &a)?, None))
-}
-
+/// A challenge: POST-as-GET reads it; a payload (`{}`) asks the server to validate it.
 fn challenge(ctx: &Ctx<'_>, acct: &AcmeAccount, id: &str, v: &Verified) -> AResult<Response<Body>> {
-    let c = ctx
-        .hm
-        .store
-        .get_acme_challenge(id)?
-        .ok_or_else(|| AcmeError::malformed(format!("no challenge {id}")).with_status(404))?;
-    let a = own_authz(ctx, acct, &c.authz_id)?;
-    // A payload (`{}`) asks the server to validate; POST-as-GET only reads.
-    if v.payload.is_some() && c.status == "pending" {
-        if a.status != "pending" {
-            return Err(AcmeError::malformed(format!(
-                "the authorization is {}",
-                a.status
-            )));
-        }
-        if VALIDATIONS.load(Ordering::SeqCst) >= MAX_VALIDATIONS {
-            return Err(AcmeError::new(
-                ProblemType::RateLimited,
-                "too many validations are running; retry in a few seconds",
-            ));
-        }
-        if ctx.hm.store.start_acme_challenge(&c.id, &actor(acct))? {
-            spawn_validation(ctx.hm.clone(), acct, &a, &c)?;
-        }
-    }
-    let c = ctx
-        .hm
-        .store
-        .get_acme_challenge(id)?
-        .ok_or_else(AcmeError::internal)?;
+    let (c, a) = ctx.acme.challenge(acct, id, v.payload.is_some())?;
     let mut r = json_resp(StatusCode::OK, &challenge_json(ctx, &c), None);
     if let Ok(h) = HeaderValue::from_str(&format!(
         "<{}>;rel=\"up\"",
@@ -813,247 +526,8 @@ fn challenge(ctx: &Ctx<'_>, acct: &AcmeAccount, id: &str, v: &Verified) -> AResu
     Ok(r)
 }
 
-/// Validations running now, and the most there may be (each holds a thread for at most a few
-/// timeouts).
-static VALIDATIONS: AtomicUsize = AtomicUsize::new(0);
-const MAX_VALIDATIONS: usize = 32;
-
-/// Validates in the background; the client polls the challenge or authorization.
-fn spawn_validation(
-    hm: Arc<Hallmark>,
-    acct: &AcmeAccount,
-    a: &AcmeAuthz,
-    c: &AcmeChallenge,
-) -> AResult<()> {
-    let key = Jwk::from_stored(&acct.jwk)?;
-    let key_authz = validate::key_authorization(&c.token, &key.thumbprint());
-    let id = Identifier {
-        kind: a.id_type.clone(),
-        value: a.id_value.clone(),
-    };
-    let settings = Settings::from_config(&hm.config.acme);
-    let (kind, token, chall_id, who) = (c.kind.clone(), c.token.clone(), c.id.clone(), actor(acct));
-    let (store, failed_id, failed_who) = (hm.clone(), c.id.clone(), actor(acct));
-    VALIDATIONS.fetch_add(1, Ordering::SeqCst);
-    std::thread::Builder::new()
-        .name("acme-validate".into())
-        .spawn(move || {
-            // A client may answer its challenge a moment after asking: try three times.
-            let started = std::time::Instant::now();
-            let mut outcome = Err(AcmeError::internal());
-            let mut attempts = 0;
-            for attempt in 0..3 {
-                attempts = attempt + 1;
-                if attempt > 0 {
-                    std::thread::sleep(std::time::Duration::from_secs(1));
-                }
-                outcome = validate::validate(&kind, &id, &token, &key_authz, &settings);
-                if outcome.is_ok() {
-                    break;
-                }
-            }
-            let err = outcome.err().map(|e| e.document().to_string());
-            tracing::info!(
-                target: "hallmark::acme",
-                challenge = %chall_id,
-                kind = %kind,
-                identifier = ?id,
-                attempts,
-                valid = err.is_none(),
-                error = err.as_deref(),
-                elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
-                "ACME validation"
-            );
-            if let Err(e) = hm
-                .store
-                .finish_acme_challenge(&chall_id, err.as_deref(), &who)
-            {
-                tracing::error!("acme: cannot record the validation of {chall_id}: {e}");
-            }
-            VALIDATIONS.fetch_sub(1, Ordering::SeqCst);
-        })
-        .map_err(|e| {
-            VALIDATIONS.fetch_sub(1, Ordering::SeqCst);
-            tracing::error!("acme: cannot start a validation: {e}");
-            // Not left processing for ever: the challenge fails and may be ordered anew.
-            let doc = AcmeError::internal().document().to_string();
-            let _ = store
-                .store
-                .finish_acme_challenge(&failed_id, Some(&doc), &failed_who);
-            AcmeError::internal()
-        })?;
-    Ok(())
-}
-
-fn finalize(ctx: &Ctx<'_>, acct: &AcmeAccount, id: &str, v: &Verified) -> AResult<Response<Body>> {
-    let o = own_order(ctx, acct, id)?;
-    if o.status != "ready" {
-        return Err(AcmeError::new(
-            ProblemType::OrderNotReady,
-            format!("the order is {}, not ready", o.status),
-        ));
-    }
-    let csr_b64 = v
-        .payload
-        .as_ref()
-        .and_then(|p| p.get("csr"))
-        .and_then(Value::as_str)
-        .ok_or_else(|| AcmeError::malformed("finalize needs {\"csr\": base64url DER}"))?;
-    let der = unb64(csr_b64)
-        .map_err(|_| AcmeError::new(ProblemType::BadCsr, "the CSR is not base64url"))?;
-    let (names, cn) = crate::acme::names::csr_names(&der)?;
-    let ordered: Vec<Identifier> =
-        serde_json::from_str(&o.identifiers).map_err(|_| AcmeError::internal())?;
-    let mut want = ordered.clone();
-    want.sort();
-    if names != want {
-        return Err(AcmeError::new(
-            ProblemType::BadCsr,
-            format!(
-                "the CSR names {} but the order is for {}",
-                list(&names),
-                list(&want)
-            ),
-        ));
-    }
-    if let Some(cn) = &cn {
-        let cn_id = Identifier::parse(
-            if cn.parse::<std::net::IpAddr>().is_ok() {
-                "ip"
-            } else {
-                "dns"
-            },
-            cn,
-        );
-        if !cn_id.is_ok_and(|c| want.contains(&c)) {
-            return Err(AcmeError::new(
-                ProblemType::BadCsr,
-                format!("the CSR's CN '{cn}' is not one of the order's names"),
-            ));
-        }
-    }
-    let name = cn.clone().or_else(|| {
-        want.iter()
-            .find(|i| i.kind == "dns" && i.value.len() <= 64)
-            .or_else(|| want.first())
-            .map(|i| i.value.clone())
-    });
-    if !ctx.hm.store.start_acme_finalize(&o.id, &actor(acct))? {
-        return Err(AcmeError::new(
-            ProblemType::OrderNotReady,
-            "the order is no longer ready",
-        ));
-    }
-    // The ACME account acts as its publisher, with the right to issue only.
-    let cred = Credential {
-        token_id: format!("acme-{}", acct.id),
-        name: format!("acme:{}", acct.id),
-        publisher: Some(acct.publisher.clone()),
-        officer: false,
-        scopes: vec![Scope::Issue],
-        address: None,
-        request_id: None,
-    };
-    let issue = IssueRequest {
-        profile: ctx.profile.clone(),
-        publisher: acct.publisher.clone(),
-        csr: der,
-        requester: cred.name.clone(),
-        device_serial: None,
-        name,
-    };
-    let outcome = ctx.hm.submit(issue, &cred);
-    let who = actor(acct);
-    match outcome {
-        Ok(Submitted::Issued(i)) => {
-            ctx.hm.store.finish_acme_order(&o.id, Ok(&i.serial), &who)?;
-        }
-        Ok(Submitted::Pending(r)) => {
-            let e = AcmeError::unauthorized(format!(
-                "profile '{}' needs approvals (request {}); ACME cannot wait for them",
-                ctx.profile, r.id
-            ));
-            ctx.hm
-                .store
-                .finish_acme_order(&o.id, Err(&e.document().to_string()), &who)?;
-            return Err(e);
-        }
-        Err(err) => {
-            let e = engine_error(&err);
-            ctx.hm
-                .store
-                .finish_acme_order(&o.id, Err(&e.document().to_string()), &who)?;
-            return Err(e);
-        }
-    }
-    let o = own_order(ctx, acct, id)?;
-    Ok(json_resp(
-        StatusCode::OK,
-        &order_json(ctx, &o)?,
-        Some(&ctx.url(&format!("order/{}", o.id))),
-    ))
-}
-
-fn list(ids: &[Identifier]) -> String {
-    if ids.is_empty() {
-        return "nothing".into();
-    }
-    ids.iter()
-        .map(|i| format!("{}:{}", i.kind, i.value))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// Maps an engine refusal to an ACME error; anything unexpected is logged, not leaked.
-fn engine_error(e: &Error) -> AcmeError {
-    match e {
-        Error::Policy(PolicyError::BadKey(d)) => {
-            AcmeError::new(ProblemType::BadPublicKey, d.clone())
-        }
-        Error::Policy(PolicyError::NotAuthorized(d)) => AcmeError::unauthorized(d.clone()),
-        Error::Auth(a) => AcmeError::unauthorized(a.to_string()),
-        Error::Policy(
-            p @ (PolicyError::BadCsr(_)
-            | PolicyError::BadSignature
-            | PolicyError::SubjectMismatch { .. }
-            | PolicyError::UnexpectedAttribute { .. }
-            | PolicyError::ExtensionRefused(_)
-            | PolicyError::BadRequest(_)),
-        ) => AcmeError::new(ProblemType::BadCsr, p.to_string()),
-        Error::Policy(p @ PolicyError::UnknownPublisher(_)) => {
-            AcmeError::unauthorized(p.to_string())
-        }
-        Error::Issue(crate::issuer::IssueError::Lint(l)) => AcmeError::new(
-            ProblemType::BadCsr,
-            format!("the certificate would fail lint: {}", l.join("; ")),
-        ),
-        other => {
-            tracing::error!("acme: finalize: {} ({other})", other.kind());
-            AcmeError::internal()
-        }
-    }
-}
-
 fn certificate(ctx: &Ctx<'_>, acct: &AcmeAccount, serial: &str) -> AResult<Response<Body>> {
-    let serial = serial.to_ascii_lowercase();
-    let order = ctx
-        .hm
-        .store
-        .acme_order_of_certificate(&serial)?
-        .filter(|o| o.account_id == acct.id)
-        .ok_or_else(|| {
-            AcmeError::unauthorized(format!("certificate {serial} is not this account's"))
-        })?;
-    let rec = ctx
-        .hm
-        .store
-        .get_certificate(&order.cert_serial.unwrap_or_default())?
-        .ok_or_else(AcmeError::internal)?;
-    let leaf = rec.cert_der.ok_or_else(AcmeError::internal)?;
-    let chain = ctx.hm.chain(&rec.ca).map_err(|e| {
-        tracing::error!("acme: chain of {}: {e}", rec.ca);
-        AcmeError::internal()
-    })?;
+    let (leaf, chain) = ctx.acme.certificate(acct, serial)?;
     let mut pem = crate::pemfmt::encode("CERTIFICATE", leaf);
     for c in chain {
         pem.push_str(&crate::pemfmt::encode("CERTIFICATE", c));
@@ -1077,86 +551,11 @@ fn revoke_cert(ctx: &Ctx<'_>, v: Verified) -> AResult<Response<Body>> {
             .and_then(Value::as_str)
             .ok_or_else(|| AcmeError::malformed("revokeCert needs 'certificate'"))?,
     )?;
-    let (_, cert) = x509_parser::parse_x509_certificate(&der)
-        .map_err(|_| AcmeError::malformed("the certificate does not parse"))?;
-    let serial = crate::revocation::normalize_serial(&hex::encode(cert.raw_serial()))
-        .map_err(|_| AcmeError::malformed("the certificate's serial is not usable"))?;
-    let rec = ctx
-        .hm
-        .store
-        .get_certificate(&serial)?
-        .filter(|r| r.cert_der.as_deref() == Some(der.as_slice()))
-        .ok_or_else(|| AcmeError::unauthorized("hallmark did not issue this certificate"))?;
-    let reason_code = p.get("reason").map(|r| r.as_u64()).unwrap_or(Some(0));
-    let reason = match reason_code {
-        Some(0) => crate::revocation::RevocationReason::Unspecified,
-        Some(1) => crate::revocation::RevocationReason::KeyCompromise,
-        Some(3) => crate::revocation::RevocationReason::AffiliationChanged,
-        Some(4) => crate::revocation::RevocationReason::Superseded,
-        Some(5) => crate::revocation::RevocationReason::CessationOfOperation,
-        _ => {
-            return Err(AcmeError::new(
-                ProblemType::BadRevocationReason,
-                "reasons allowed: 0, 1, 3, 4, 5",
-            ))
-        }
+    let reason = p.get("reason").map(|r| r.as_u64()).unwrap_or(Some(0));
+    let by = match &v.account {
+        Some(acct) => Revoker::Account(acct),
+        None => Revoker::CertificateKey(&v.key),
     };
-    let who = match &v.account {
-        Some(acct) => {
-            let owns = ctx
-                .hm
-                .store
-                .acme_order_of_certificate(&rec.serial)?
-                .is_some_and(|o| o.account_id == acct.id);
-            let authorized = || -> AResult<bool> {
-                let names = crate::acme::names::cert_names(&cert);
-                if names.is_empty() {
-                    return Ok(false);
-                }
-                for n in names {
-                    if !ctx
-                        .hm
-                        .store
-                        .acme_account_authorized_for(&acct.id, &n.kind, &n.value)?
-                    {
-                        return Ok(false);
-                    }
-                }
-                Ok(true)
-            };
-            if !owns && !authorized()? {
-                return Err(AcmeError::unauthorized(
-                    "this account neither ordered the certificate nor holds authorizations for its names",
-                ));
-            }
-            actor(acct)
-        }
-        None => {
-            if !crate::acme::names::cert_key_matches(&cert, &v.key) {
-                return Err(AcmeError::unauthorized(
-                    "the JWS is not signed with the certificate's key",
-                ));
-            }
-            format!("acme:certificate-key({})", rec.serial)
-        }
-    };
-    if ctx.hm.store.get_revocation(&rec.serial)?.is_some() {
-        return Err(AcmeError::new(
-            ProblemType::AlreadyRevoked,
-            "the certificate is already revoked",
-        ));
-    }
-    if rec.status != crate::store::CertStatus::Issued {
-        return Err(AcmeError::unauthorized(format!(
-            "the certificate is {}",
-            rec.status
-        )));
-    }
-    ctx.hm
-        .revoke(&rec.serial, reason, None, &who)
-        .map_err(|e| {
-            tracing::error!("acme: revoke {}: {e}", rec.serial);
-            AcmeError::internal()
-        })?;
+    ctx.acme.revoke(&der, reason, by)?;
     Ok(response(StatusCode::OK, "text/plain", ""))
 }
