@@ -108,6 +108,7 @@ pub trait IssuanceWrite: Send + Sync {
     /// Phase two for many certificates in one transaction.
     fn complete_issuances(&self, done: &[(&str, &[u8])], actor: &str) -> Result<(), StoreError>;
 
-    /// Marks an intent whose signing failed; the certificate never existed.
+    /// Marks an intent whose signing failed; the certificate never existed. A serial that is
+    /// not an intent (completed meanwhile by another process, or unknown) is left as it is.
     fn abandon_intent(&self, serial: &str, reason: &str, actor: &str) -> Result<(), StoreError>;
 }

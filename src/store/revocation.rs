@@ -132,7 +132,8 @@ pub trait RevocationRead: Send + Sync {
         limit: usize,
     ) -> Result<Vec<PresignCandidate>, StoreError>;
 
-    /// Certificates whose response a revocation invalidated, oldest first.
+    /// Certificates whose response a revocation invalidated, in serial order, at most `limit`
+    /// (the refresher drains them all; the order only makes a batch's choice stable).
     fn dirty_responses(&self, limit: usize) -> Result<Vec<PresignCandidate>, StoreError>;
 
     /// Counts stored pre-signed responses, of one CA or all (tests, `make bench`).

@@ -111,7 +111,6 @@ pub trait SigningRead: Send + Sync {
     /// The decisions on a signature request, oldest first.
     fn signature_approvals(&self, id: i64) -> Result<Vec<ApprovalRecord>, StoreError>;
 
-    /// Moves a signature request from `from` to a final status; false if it was not in `from`.
     /// Ids of the signature requests in `status`, oldest first.
     fn signature_request_ids(
         &self,
@@ -119,8 +118,8 @@ pub trait SigningRead: Send + Sync {
     ) -> Result<Vec<i64>, StoreError>;
 }
 
-/// Writes of signing keys, key policies, signature requests and signatures; each records its audit event
-/// in the same transaction.
+/// Writes of signing keys, key policies, signature requests and signatures; each records its
+/// audit event in the same transaction.
 pub trait SigningWrite: Send + Sync {
     fn insert_key(&self, k: &KeyRecord, actor: &str) -> Result<(), StoreError>;
 
@@ -162,6 +161,7 @@ pub trait SigningWrite: Send + Sync {
         actor: &str,
     ) -> Result<Decision, StoreError>;
 
+    /// Moves a signature request from `from` to a final status; false if it was not in `from`.
     fn finish_signature_request(
         &self,
         id: i64,

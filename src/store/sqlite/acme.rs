@@ -376,11 +376,14 @@ impl AcmeWrite for SqliteStore {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let t = now();
-        let (authz_id, order_id): (String, String) = tx.query_row(
-            "SELECT c.authz_id, a.order_id FROM acme_challenges c JOIN acme_authzs a ON a.id = c.authz_id WHERE c.id = ?1",
-            params![id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
+        let (authz_id, order_id): (String, String) = tx
+            .query_row(
+                "SELECT c.authz_id, a.order_id FROM acme_challenges c JOIN acme_authzs a ON a.id = c.authz_id WHERE c.id = ?1",
+                params![id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound(format!("ACME challenge {id}")))?;
         match error {
             None => {
                 tx.execute(

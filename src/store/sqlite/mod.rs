@@ -845,10 +845,15 @@ impl IssuanceWrite for SqliteStore {
     fn abandon_intent(&self, serial: &str, reason: &str, actor: &str) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        tx.execute(
+        let n = tx.execute(
             "UPDATE certificates SET status = 'abandoned' WHERE serial = ?1 AND status = 'intent'",
             params![serial],
         )?;
+        if n == 0 {
+            // Not an intent (any more): another process completed it, or it never was one.
+            // Nothing changes; above all an issued certificate keeps its request's slot.
+            return Ok(());
+        }
         // An approved request whose certificate was never signed gets its slot back, so the
         // recovery at start can issue it again.
         tx.execute(

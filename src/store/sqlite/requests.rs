@@ -167,10 +167,20 @@ impl RequestsWrite for SqliteStore {
     ) -> Result<bool, StoreError> {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        // The only moves: pending -> expired or denied, claimed (approved) -> issued or denied.
+        let from = match status {
+            RequestStatus::Expired => Some(RequestStatus::Pending),
+            RequestStatus::Issued => Some(RequestStatus::Approved),
+            RequestStatus::Denied => None,
+            RequestStatus::Pending | RequestStatus::Approved | RequestStatus::Cancelled => {
+                return Ok(false)
+            }
+        };
         let n = tx.execute(
             "UPDATE requests SET status = ?2, decided_at = ?3, certificate_serial = coalesce(?4, certificate_serial)
-             WHERE id = ?1 AND (status = 'pending' OR (status = 'approved' AND approvals_required > 0))",
-            params![request_id, status, now(), serial],
+             WHERE id = ?1 AND (status = 'pending' OR (status = 'approved' AND approvals_required > 0))
+               AND (?5 IS NULL OR status = ?5)",
+            params![request_id, status, now(), serial, from],
         )?;
         if n == 1 {
             audit(

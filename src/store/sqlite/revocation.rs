@@ -410,7 +410,7 @@ impl RevocationRead for SqliteStore {
         self.read(|c| {
             let mut stmt = c.prepare_cached(
                 "SELECT d.serial, d.ca, r.reason, r.revoked_at FROM ocsp_dirty d
-                 LEFT JOIN revocations r ON r.serial = d.serial LIMIT ?1",
+                 LEFT JOIN revocations r ON r.serial = d.serial ORDER BY d.serial LIMIT ?1",
             )?;
             let rows = stmt.query_map(params![limit as i64], |r| {
                 let reason: Option<u8> = r.get(2)?;
