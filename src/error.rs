@@ -9,6 +9,7 @@ use crate::issuer::IssueError;
 use crate::keys::KeyError;
 use crate::policy::PolicyError;
 use crate::profile::ProfileError;
+use crate::signing::SigningError;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +29,8 @@ pub enum Error {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Auth(#[from] crate::policy::auth::AuthError),
+    #[error(transparent)]
+    Signing(#[from] crate::signing::SigningError),
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
@@ -78,6 +81,8 @@ impl Error {
             Error::Issue(IssueError::Lint(_)) => "lint",
             Error::Issue(_) => "issuance",
             Error::Config(_) => "config",
+            Error::Signing(SigningError::Internal(_)) => "internal",
+            Error::Signing(_) => "bad-request",
             Error::Invalid(_) => "bad-request",
             Error::Auth(crate::policy::auth::AuthError::Unauthorized(_)) => "unauthorized",
             Error::Auth(crate::policy::auth::AuthError::Forbidden(_)) => "forbidden",
@@ -126,6 +131,16 @@ impl Error {
             }
             Error::Auth(AuthError::Unauthorized(_)) => Class::Unauthorized,
             Error::Auth(AuthError::Forbidden(_)) => Class::Forbidden,
+            Error::Signing(s) => match s {
+                SigningError::UnknownFormat(_)
+                | SigningError::Sha1
+                | SigningError::UnknownDigest(_)
+                | SigningError::BadDigest(_)
+                | SigningError::BadContent(_)
+                | SigningError::Unsupported(_)
+                | SigningError::BadMetadata(_) => Class::BadRequest,
+                SigningError::Internal(_) => Class::Internal,
+            },
             Error::Conflict(_) => Class::Conflict,
             Error::MalformedJson(_) | Error::Invalid(_) => Class::BadRequest,
             Error::UnsupportedMedia(_) => Class::UnsupportedMedia,
@@ -162,3 +177,25 @@ pub fn problem_type(kind: &str) -> String {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signing_refusals_are_the_client_s_and_its_faults_the_server_s() {
+        let client = Error::from(SigningError::BadDigest("the digest must be hex".into()));
+        assert_eq!(
+            (client.class(), client.kind()),
+            (Class::BadRequest, "bad-request")
+        );
+        assert_eq!(client.to_string(), "the digest must be hex");
+        let server = Error::from(SigningError::Internal(
+            "an ECDSA signature of 3 bytes".into(),
+        ));
+        assert_eq!(
+            (server.class(), server.kind()),
+            (Class::Internal, "internal")
+        );
+    }
+}

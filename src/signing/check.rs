@@ -29,8 +29,9 @@ pub(super) struct Checked {
 /// and nothing else; the DigestInfo (the hash of the signed file) must be SHA-256, SHA-384 or
 /// SHA-512 with a digest of that length. The service never signs a SHA-1 or MD5 file hash.
 pub(super) fn check_spc_indirect_data(contents: &[u8]) -> Result<()> {
-    let bad =
-        |why: &str| Error::Invalid(format!("content is not an SpcIndirectDataContent: {why}"));
+    let bad = |why: &str| -> Error {
+        SigningError::BadContent(format!("content is not an SpcIndirectDataContent: {why}")).into()
+    };
     let data = read_tlv(contents).map_err(|_| bad("unreadable"))?;
     let digest_info = read_tlv(data.rest).map_err(|_| bad("no DigestInfo"))?;
     if data.tag != 0x30 || digest_info.tag != 0x30 || !digest_info.rest.is_empty() {
@@ -62,7 +63,7 @@ pub(super) fn check_spc_indirect_data(contents: &[u8]) -> Result<()> {
             alg_oid.whole == oid(dotted).as_slice()
         })
         .ok_or_else(|| {
-            Error::Invalid(
+            SigningError::BadContent(
                 "the SpcIndirectDataContent's file digest must be SHA-256, SHA-384 or SHA-512 \
                  (SHA-1 and MD5 are refused)"
                     .into(),
@@ -85,49 +86,57 @@ pub(super) fn check_content(
         (None, None) => return Ok(None),
         (Some(ct), Some(c)) => (ct.trim(), c),
         _ => {
-            return Err(Error::Invalid(
+            return Err(SigningError::BadContent(
                 "content_type and content come together (or not at all)".into(),
-            ))
+            )
+            .into())
         }
     };
     if ct != SPC_INDIRECT_DATA {
-        return Err(Error::Invalid(format!(
+        return Err(SigningError::BadContent(format!(
             "content_type '{ct}' is not offered (only {SPC_INDIRECT_DATA}, SpcIndirectDataContent)"
-        )));
+        ))
+        .into());
     }
     // A base64 text at most this long decodes to at most MAX_CONTENT_BYTES.
     if b64.len() > MAX_CONTENT_BYTES.div_ceil(3) * 4 + 4 {
-        return Err(Error::Invalid(format!(
+        return Err(SigningError::BadContent(format!(
             "content is larger than {MAX_CONTENT_BYTES} bytes"
-        )));
+        ))
+        .into());
     }
     let der = base64::engine::general_purpose::STANDARD
         .decode(b64.trim())
-        .map_err(|_| Error::Invalid("content must be base64 (standard alphabet)".into()))?;
+        .map_err(|_| {
+            SigningError::BadContent("content must be base64 (standard alphabet)".into())
+        })?;
     if der.len() > MAX_CONTENT_BYTES {
-        return Err(Error::Invalid(format!(
+        return Err(SigningError::BadContent(format!(
             "content is larger than {MAX_CONTENT_BYTES} bytes ({} bytes)",
             der.len()
-        )));
+        ))
+        .into());
     }
-    let t =
-        read_tlv(&der).map_err(|e| Error::Invalid(format!("content is not one DER value: {e}")))?;
+    let t = read_tlv(&der)
+        .map_err(|e| SigningError::BadContent(format!("content is not one DER value: {e}")))?;
     if t.tag != 0x30 || !t.rest.is_empty() {
-        return Err(Error::Invalid(
+        return Err(SigningError::BadContent(
             "SpcIndirectDataContent content must be exactly one DER SEQUENCE".into(),
-        ));
+        )
+        .into());
     }
     check_spc_indirect_data(t.contents)?;
     // Authenticode's rule: the message digest covers the SEQUENCE's contents only.
     let computed = hash.digest(t.contents);
     if computed != digest {
-        return Err(Error::Invalid(format!(
+        return Err(SigningError::BadContent(format!(
             "content digest mismatch: the {} of the content (without its outer tag and length) \
              is {}, the request's digest is {}",
             digest_algorithm_name(hash),
             hex::encode(&computed),
             hex::encode(digest)
-        )));
+        ))
+        .into());
     }
     Ok(Some(Content {
         content_type: ct.to_string(),
@@ -138,48 +147,55 @@ pub(super) fn check_content(
 pub(super) fn check_request(req: &SignRequest) -> Result<Checked> {
     let hash = parse_digest_algorithm(&req.digest_algorithm)?;
     let digest = hex::decode(req.digest.trim())
-        .map_err(|_| Error::Invalid("the digest must be hex".into()))?;
+        .map_err(|_| SigningError::BadDigest("the digest must be hex".into()))?;
     if digest.len() != hash.output_len() {
-        return Err(Error::Invalid(format!(
+        return Err(SigningError::BadDigest(format!(
             "a {} digest is {} bytes ({} hex characters), this one is {} bytes",
             digest_algorithm_name(hash),
             hash.output_len(),
             hash.output_len() * 2,
             digest.len()
-        )));
+        ))
+        .into());
     }
     let format = SignatureFormat::parse(&req.format)?;
     let content = check_content(req, hash, &digest)?;
     if content.is_some() && format != SignatureFormat::Cms {
-        return Err(Error::Invalid(format!(
+        return Err(SigningError::Unsupported(format!(
             "content is signed as CMS only (format cms, not {})",
             format.name()
-        )));
+        ))
+        .into());
     }
     if req.timestamp && !matches!(format, SignatureFormat::Raw | SignatureFormat::Cms) {
-        return Err(Error::Invalid(format!(
+        return Err(SigningError::Unsupported(format!(
             "format {} cannot carry a time-stamp",
             format.name()
-        )));
+        ))
+        .into());
     }
     let metadata = match &req.metadata {
         None | Some(serde_json::Value::Null) => None,
         Some(v @ serde_json::Value::Object(o)) => {
             if o.contains_key(RESERVED_METADATA_KEY) {
-                return Err(Error::Invalid(format!(
+                return Err(SigningError::BadMetadata(format!(
                     "metadata key '{RESERVED_METADATA_KEY}' is reserved for hallmark"
-                )));
+                ))
+                .into());
             }
             let s = v.to_string();
             if s.len() > MAX_METADATA_BYTES {
-                return Err(Error::Invalid(format!(
+                return Err(SigningError::BadMetadata(format!(
                     "metadata is {} bytes; at most {MAX_METADATA_BYTES}",
                     s.len()
-                )));
+                ))
+                .into());
             }
             Some(s)
         }
-        Some(_) => return Err(Error::Invalid("metadata must be a JSON object".into())),
+        Some(_) => {
+            return Err(SigningError::BadMetadata("metadata must be a JSON object".into()).into())
+        }
     };
     Ok(Checked {
         hash,
@@ -283,7 +299,7 @@ pub(super) fn cose_scheme(
     match CoseAlg::for_key(alg, hash) {
         Ok((_, scheme, fixed)) => Ok((scheme, fixed)),
         Err(e @ CoseError::UnsupportedKey(_)) => Err(PolicyError::BadKey(e.to_string()).into()),
-        Err(e) => Err(Error::Invalid(e.to_string())),
+        Err(e) => Err(SigningError::Unsupported(e.to_string()).into()),
     }
 }
 
@@ -317,9 +333,10 @@ pub fn check_signature(
         S::RsaPssSha384 => (&sig::RSA_PSS_2048_8192_SHA384, &SHA384),
         S::RsaPssSha512 => (&sig::RSA_PSS_2048_8192_SHA512, &SHA512),
         other => {
-            return Err(Error::Invalid(format!(
+            return Err(SigningError::Internal(format!(
                 "{other:?} is not offered by the signing service"
-            )))
+            ))
+            .into())
         }
     };
     let failed = || {

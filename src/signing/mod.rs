@@ -59,11 +59,13 @@ pub use crate::issuer::cms::SPC_INDIRECT_DATA;
 
 mod approvals;
 mod check;
+mod error;
 mod keys;
 
 use crate::issuer::cms;
 pub use check::check_signature;
 use check::*;
+pub use error::SigningError;
 pub(crate) use keys::KeyCertFacts;
 use keys::*;
 
@@ -94,9 +96,7 @@ impl SignatureFormat {
             "raw" => Ok(SignatureFormat::Raw),
             "cms" => Ok(SignatureFormat::Cms),
             "cose_sign1" => Ok(SignatureFormat::CoseSign1),
-            other => Err(Error::Invalid(format!(
-                "format '{other}' is not offered (raw, cms, cose_sign1)"
-            ))),
+            other => Err(SigningError::UnknownFormat(other.to_string()).into()),
         }
     }
 }
@@ -107,13 +107,8 @@ pub fn parse_digest_algorithm(s: &str) -> Result<HashAlg> {
         "sha256" => Ok(HashAlg::Sha256),
         "sha384" => Ok(HashAlg::Sha384),
         "sha512" => Ok(HashAlg::Sha512),
-        "sha1" => Err(Error::Invalid(
-            "SHA-1 digests are refused: collisions are practical; use sha256, sha384 or sha512"
-                .into(),
-        )),
-        other => Err(Error::Invalid(format!(
-            "digest algorithm '{other}' is not accepted (sha256, sha384, sha512)"
-        ))),
+        "sha1" => Err(SigningError::Sha1.into()),
+        other => Err(SigningError::UnknownDigest(other.to_string()).into()),
     }
 }
 
@@ -387,7 +382,7 @@ impl Hallmark {
                 check_signature(scheme, signer.spki_der(), &checked.digest, &sig)?;
                 match fixed {
                     Some(n) => crate::formats::cose::ecdsa_der_to_fixed(&sig, n)
-                        .map_err(|e| Error::Invalid(e.to_string()))?,
+                        .map_err(|e| SigningError::Internal(e.to_string()))?,
                     None => sig,
                 }
             }
