@@ -50,6 +50,40 @@ pub enum Error {
     /// Too many requests (e.g. a key's signing rate); retry after the given seconds.
     #[error("{detail}")]
     RateLimited { detail: String, retry_after: u64 },
+    /// What an edge refuses before any service is called.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+}
+
+/// A request an edge refuses before any service sees it: nothing at the path, a method the
+/// path does not serve, a request over a limit, a body not sent in time. Each detail is the
+/// edge's own text, never a stored value or a secret.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    #[error("{0}")]
+    NotFound(String),
+    /// `allow`: the methods the path serves (the 405's Allow header).
+    #[error("{detail}")]
+    MethodNotAllowed { detail: String, allow: String },
+    #[error("{0}")]
+    UnsupportedMedia(String),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("{0}")]
+    UriTooLong(String),
+    #[error("{0}")]
+    HeadersTooLarge(String),
+    #[error("the request body was not sent in time")]
+    Timeout,
+    #[error("the request body is malformed (HTTP framing)")]
+    BadFraming,
+    /// The database or key store cannot answer now; the detail says which, in general terms.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A handler that did not finish (it panicked): the server's fault.
+    #[error("a request handler did not finish")]
+    Internal,
 }
 
 impl Error {
@@ -92,6 +126,18 @@ impl Error {
             Error::Io(_) => "io",
             Error::Corrupt(_) => "internal",
             Error::RateLimited { .. } => "rate-limited",
+            Error::Refused(r) => match r {
+                Refusal::NotFound(_) => "not-found",
+                Refusal::MethodNotAllowed { .. } => "method-not-allowed",
+                Refusal::UnsupportedMedia(_) => "unsupported-media-type",
+                Refusal::TooLarge(_) => "too-large",
+                Refusal::UriTooLong(_) => "uri-too-long",
+                Refusal::HeadersTooLarge(_) => "headers-too-large",
+                Refusal::Timeout => "timeout",
+                Refusal::BadFraming => "bad-request",
+                Refusal::Unavailable(_) => "unavailable",
+                Refusal::Internal => "internal",
+            },
         }
     }
 
@@ -146,12 +192,24 @@ impl Error {
             Error::UnsupportedMedia(_) => Class::UnsupportedMedia,
             Error::NotFound(_) => Class::NotFound,
             Error::RateLimited { .. } => Class::RateLimited,
+            Error::Refused(r) => match r {
+                Refusal::NotFound(_) => Class::NotFound,
+                Refusal::MethodNotAllowed { .. } => Class::MethodNotAllowed,
+                Refusal::UnsupportedMedia(_) => Class::UnsupportedMedia,
+                Refusal::TooLarge(_) => Class::TooLarge,
+                Refusal::UriTooLong(_) => Class::UriTooLong,
+                Refusal::HeadersTooLarge(_) => Class::HeadersTooLarge,
+                Refusal::Timeout => Class::Timeout,
+                Refusal::BadFraming => Class::BadRequest,
+                Refusal::Unavailable(_) => Class::Unavailable,
+                Refusal::Internal => Class::Internal,
+            },
         }
     }
 }
 
-/// How an edge answers an error: the client's fault (the first seven, with the error's own
-/// detail), or the server's (the last two: a generic detail, the error in the log).
+/// How an edge answers an error: the client's fault (all but the last two, with the error's
+/// own detail), or the server's (the last two: a generic detail, the error in the log).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Class {
     BadRequest,
@@ -159,7 +217,12 @@ pub enum Class {
     Unauthorized,
     Forbidden,
     NotFound,
+    MethodNotAllowed,
+    Timeout,
     Conflict,
+    TooLarge,
+    UriTooLong,
+    HeadersTooLarge,
     Unprocessable,
     RateLimited,
     /// The key store cannot sign now (a token away, a session lost): retry later.

@@ -39,3 +39,36 @@ fn a_corrupt_stored_key_certificate_is_a_500_without_detail() {
     }
     assert_eq!(env.recorded(), 0);
 }
+
+/// The public listener's refusals are problem documents from the one mapping: a 405 names the
+/// methods the path serves in Allow (RFC 9110), a 404 says where things are.
+#[test]
+fn public_refusals_are_problem_documents_with_allow() {
+    let ca = TestCa::new(Keys::Soft);
+    let server = Server::start(&ca, false);
+    for (path, allow) in [
+        ("/crl/tls-ca.crl", "GET, HEAD"),
+        ("/ca/root.pem", "GET, HEAD"),
+        ("/ocsp", "GET, HEAD, POST"),
+        ("/tsa", "POST"),
+    ] {
+        let url = format!("{}{path}", server.public);
+        let (code, body, ctype) = curl(&url, &["-X", "DELETE"]);
+        assert_eq!(code, 405, "{path}");
+        assert_eq!(ctype, "application/problem+json", "{path}");
+        let v: serde_json::Value = serde_json::from_slice(&body).expect("a problem document");
+        assert_eq!(v["type"], "urn:hallmark:problem:method-not-allowed", "{v}");
+        let head = run(std::process::Command::new(tool("curl"))
+            .args(["-s", "-o", "/dev/null", "-D", "-", "-X", "DELETE"])
+            .arg(&url));
+        let head = String::from_utf8_lossy(&head.stdout).to_ascii_lowercase();
+        assert!(
+            head.contains(&format!("allow: {}", allow.to_ascii_lowercase())),
+            "{path}: {head}"
+        );
+    }
+    let (code, body, _) = curl(&format!("{}/nothing-here", server.public), &[]);
+    assert_eq!(code, 404);
+    let v: serde_json::Value = serde_json::from_slice(&body).expect("a problem document");
+    assert_eq!(v["type"], "urn:hallmark:problem:not-found", "{v}");
+}

@@ -8,17 +8,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use hyper::header::{
-    HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, LOCATION, RETRY_AFTER,
-};
+use hyper::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, LOCATION};
 use hyper::{Method, Response, StatusCode};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::ratelimit::RateLimiter;
-use super::{problem, response, Body};
+use super::{error_response, refused, response, Body};
 use crate::engine::{Hallmark, Issued};
-use crate::error::Error;
+use crate::error::{Error, Refusal};
 use crate::policy::auth::{Credential, Scope};
 use crate::policy::IssueRequest;
 use crate::requests::{RequestView, Submitted};
@@ -253,49 +251,6 @@ pub struct ApiRequest {
 
 fn json_response(status: StatusCode, v: &Value) -> Response<Body> {
     response(status, "application/json", v.to_string())
-}
-
-/// Maps an engine error to a problem document: the one place an error becomes a status.
-pub fn error_response(e: &Error) -> Response<Body> {
-    use crate::error::Class;
-    let kind = e.kind();
-    let status = match e.class() {
-        Class::BadRequest => StatusCode::BAD_REQUEST,
-        Class::UnsupportedMedia => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        Class::Unauthorized => StatusCode::UNAUTHORIZED,
-        Class::Forbidden => StatusCode::FORBIDDEN,
-        Class::NotFound => StatusCode::NOT_FOUND,
-        Class::Conflict => StatusCode::CONFLICT,
-        Class::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
-        Class::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-        Class::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        Class::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-    };
-    if matches!(e.class(), Class::Internal | Class::Unavailable) {
-        tracing::error!("internal error ({kind}): {e}");
-        return problem(
-            status,
-            if e.class() == Class::Unavailable {
-                "unavailable"
-            } else {
-                "internal"
-            },
-            "the server could not complete the request; the error is in its log",
-        );
-    }
-    let mut r = problem(status, kind, &e.to_string());
-    if let Error::RateLimited { retry_after, .. } = e {
-        if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
-            r.headers_mut().insert(RETRY_AFTER, v);
-        }
-    }
-    if status == StatusCode::UNAUTHORIZED {
-        r.headers_mut().insert(
-            "www-authenticate",
-            HeaderValue::from_static("Bearer realm=\"hallmark\""),
-        );
-    }
-    r
 }
 
 fn pem_of(der: &[u8]) -> String {
@@ -554,18 +509,13 @@ fn authenticate(
         .authenticate(bearer, remote.map(|a| a.ip().to_string()))
         .map_err(|e| Box::new(error_response(&e)))?;
     if let Err(wait) = state.limiter.check(&cred.token_id) {
-        let mut r = problem(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate-limited",
-            &format!(
+        return Err(Box::new(error_response(&Error::RateLimited {
+            detail: format!(
                 "more than {} requests a minute with this token; retry in {wait} s",
                 hm.config.api.rate_limit_per_minute
             ),
-        );
-        if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
-            r.headers_mut().insert(RETRY_AFTER, v);
-        }
-        return Err(Box::new(r));
+            retry_after: wait,
+        })));
     }
     // The credential's right to the route is checked before its body is read: a token without
     // the scope gets 403 whatever it sent (the services check again).
@@ -654,23 +604,14 @@ fn route_of(m: &Method, path: &str) -> Result<&'static Route, Box<Response<Body>
     allowed.sort_unstable();
     allowed.dedup();
     let r = if !allowed.is_empty() {
-        let mut r = problem(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method-not-allowed",
-            &format!("{m} is not served at {path}"),
-        );
-        if let Ok(v) = HeaderValue::from_str(&allowed.join(", ")) {
-            r.headers_mut().insert(hyper::header::ALLOW, v);
+        Refusal::MethodNotAllowed {
+            detail: format!("{m} is not served at {path}"),
+            allow: allowed.join(", "),
         }
-        r
     } else {
-        problem(
-            StatusCode::NOT_FOUND,
-            "not-found",
-            &format!("nothing at {path}"),
-        )
+        Refusal::NotFound(format!("nothing at {path}"))
     };
-    Err(Box::new(r))
+    Err(Box::new(refused(r)))
 }
 
 /// Runs a route's handler; any error becomes its problem document.
@@ -721,11 +662,9 @@ fn readyz(c: &Ctx<'_>) -> Result<Response<Body>, Error> {
             .collect::<Vec<_>>()
             .join("; ");
             tracing::warn!("not ready: {why}");
-            problem(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "not ready: the database or the key store is unreachable",
-            )
+            refused(Refusal::Unavailable(
+                "not ready: the database or the key store is unreachable".into(),
+            ))
         }
     })
 }

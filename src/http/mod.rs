@@ -9,6 +9,7 @@ pub mod acme;
 pub mod api;
 mod idle;
 mod parse_errors;
+mod problem;
 pub mod provision;
 pub mod public;
 pub mod publication;
@@ -26,7 +27,9 @@ use hyper::{Request, Response, StatusCode};
 
 use crate::engine::Hallmark;
 
+use crate::error::Refusal;
 pub use crate::error::PROBLEM_BASE;
+pub use problem::{error_response, refused};
 
 pub type Body = Full<Bytes>;
 
@@ -37,17 +40,6 @@ pub fn response(status: StatusCode, content_type: &str, body: impl Into<Bytes>) 
         r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
     }
     r
-}
-
-/// An RFC 9457 problem document.
-pub fn problem(status: StatusCode, kind: &str, detail: &str) -> Response<Body> {
-    let body = serde_json::json!({
-        "type": format!("{PROBLEM_BASE}{kind}"),
-        "title": status.canonical_reason().unwrap_or("error"),
-        "status": status.as_u16(),
-        "detail": detail,
-    });
-    response(status, "application/problem+json", body.to_string())
 }
 
 /// The largest request body the public listener reads (OCSP requests are small).
@@ -67,11 +59,9 @@ pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 fn head_refusal(parts: &hyper::http::request::Parts) -> Option<Response<Body>> {
     let target = parts.uri.path_and_query().map_or(0, |p| p.as_str().len());
     if target > MAX_URI_BYTES {
-        return Some(problem(
-            StatusCode::URI_TOO_LONG,
-            "uri-too-long",
-            &format!("request targets here are limited to {MAX_URI_BYTES} bytes"),
-        ));
+        return Some(refused(Refusal::UriTooLong(format!(
+            "request targets here are limited to {MAX_URI_BYTES} bytes"
+        ))));
     }
     let head: usize = parts
         .headers
@@ -79,11 +69,9 @@ fn head_refusal(parts: &hyper::http::request::Parts) -> Option<Response<Body>> {
         .map(|(k, v)| k.as_str().len() + v.len() + 4)
         .sum();
     if head > MAX_HEADER_BYTES {
-        return Some(problem(
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "headers-too-large",
-            &format!("request headers here are limited to {MAX_HEADER_BYTES} bytes in all"),
-        ));
+        return Some(refused(Refusal::HeadersTooLarge(format!(
+            "request headers here are limited to {MAX_HEADER_BYTES} bytes in all"
+        ))));
     }
     None
 }
@@ -124,11 +112,7 @@ async fn handle_public(
     let limited = http_body_util::Limited::new(body, PUBLIC_BODY_LIMIT);
     let deadline = std::time::Duration::from_secs(hm.config.api.body_timeout_secs);
     let Ok(collected) = tokio::time::timeout(deadline, limited.collect()).await else {
-        return Ok(problem(
-            StatusCode::REQUEST_TIMEOUT,
-            "timeout",
-            "the request body was not sent in time",
-        ));
+        return Ok(refused(Refusal::Timeout));
     };
     let body = match collected {
         Ok(b) => b.to_bytes(),
@@ -136,11 +120,7 @@ async fn handle_public(
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_none() =>
         {
-            return Ok(problem(
-                StatusCode::BAD_REQUEST,
-                "bad-request",
-                "the request body is malformed (HTTP framing)",
-            ));
+            return Ok(refused(Refusal::BadFraming));
         }
         // An OCSP client gets an OCSP answer, even for a body too large to be a request.
         Err(_) if parts.method == hyper::Method::POST && parts.uri.path() == "/ocsp" => {
@@ -158,11 +138,9 @@ async fn handle_public(
             return Ok(r);
         }
         Err(_) => {
-            return Ok(problem(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too-large",
-                &format!("request bodies here are limited to {PUBLIC_BODY_LIMIT} bytes"),
-            ))
+            return Ok(refused(Refusal::TooLarge(format!(
+                "request bodies here are limited to {PUBLIC_BODY_LIMIT} bytes"
+            ))))
         }
     };
     let req = public::PublicRequest {
@@ -177,13 +155,7 @@ async fn handle_public(
     }
     let resp = tokio::task::spawn_blocking(move || public::route(&hm, &req))
         .await
-        .unwrap_or_else(|_| {
-            problem(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "internal error",
-            )
-        });
+        .unwrap_or_else(|_| refused(Refusal::Internal));
     Ok(resp)
 }
 
@@ -646,19 +618,13 @@ async fn handle_api_whole(
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_none() =>
         {
-            let r = problem(
-                StatusCode::BAD_REQUEST,
-                "bad-request",
-                "the request body is malformed (HTTP framing)",
-            );
+            let r = refused(Refusal::BadFraming);
             return (template, credential, r);
         }
         Ok(Err(_)) => {
-            let r = problem(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too-large",
-                &format!("the request body is over the limit of {limit} bytes"),
-            );
+            let r = refused(Refusal::TooLarge(format!(
+                "the request body is over the limit of {limit} bytes"
+            )));
             state
                 .hm
                 .metrics
@@ -666,11 +632,7 @@ async fn handle_api_whole(
             return (template, credential, r);
         }
         Err(_) => {
-            let r = problem(
-                StatusCode::REQUEST_TIMEOUT,
-                "timeout",
-                "the request body was not sent in time",
-            );
+            let r = refused(Refusal::Timeout);
             return (template, credential, r);
         }
     };
@@ -687,16 +649,7 @@ async fn handle_api_whole(
         api::route_admitted(&st, &req, template, cred.as_ref())
     })
     .await
-    .unwrap_or_else(|_| {
-        (
-            "panic",
-            problem(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "internal error",
-            ),
-        )
-    });
+    .unwrap_or_else(|_| ("panic", refused(Refusal::Internal)));
     state
         .hm
         .metrics

@@ -17,10 +17,11 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::{Frame, Incoming};
-use hyper::{Response, StatusCode};
+use hyper::Response;
 
-use super::{boxed, problem, ApiBody};
+use super::{boxed, error_response, refused, ApiBody};
 use crate::engine::Hallmark;
+use crate::error::Refusal;
 use crate::provision::{Lines, ProvisionAnswer};
 use crate::store::StationRecord;
 
@@ -60,15 +61,9 @@ pub async fn stream(
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             super::drain_refused(body).await;
-            return boxed(super::api::error_response(&e));
+            return boxed(error_response(&e));
         }
-        Err(_) => {
-            return boxed(problem(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "internal error",
-            ))
-        }
+        Err(_) => return boxed(refused(Refusal::Internal)),
     };
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
     // Chunks of lines, from the reader below to the issuance pipeline; the small bound keeps

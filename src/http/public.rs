@@ -2,8 +2,9 @@
 
 use hyper::{Method, Response, StatusCode};
 
-use super::{problem, response, Body};
+use super::{refused, response, Body};
 use crate::engine::Hallmark;
+use crate::error::Refusal;
 
 /// A request of the public listener, body already read (within [`super::PUBLIC_BODY_LIMIT`]).
 pub struct PublicRequest {
@@ -24,11 +25,10 @@ pub fn route(hm: &Hallmark, req: &PublicRequest) -> Response<Body> {
         return tsa(hm, req);
     }
     if method != Method::GET && method != Method::HEAD {
-        return problem(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method-not-allowed",
-            "only GET is served here",
-        );
+        return refused(Refusal::MethodNotAllowed {
+            detail: "only GET is served here".into(),
+            allow: "GET, HEAD".into(),
+        });
     }
     if path == "/healthz" {
         return response(StatusCode::OK, "text/plain", "ok\n");
@@ -39,11 +39,9 @@ pub fn route(hm: &Hallmark, req: &PublicRequest) -> Response<Body> {
         } else if let Some(n) = file.strip_suffix(".pem") {
             (n, true)
         } else {
-            return problem(
-                StatusCode::NOT_FOUND,
-                "not-found",
-                "CA certificates are at /ca/NAME.crt (DER) or /ca/NAME.pem",
-            );
+            return refused(Refusal::NotFound(
+                "CA certificates are at /ca/NAME.crt (DER) or /ca/NAME.pem".into(),
+            ));
         };
         return match hm.store.get_ca(name) {
             Ok(Some(ca)) => match ca.cert_der {
@@ -53,32 +51,18 @@ pub fn route(hm: &Hallmark, req: &PublicRequest) -> Response<Body> {
                     crate::pemfmt::encode("CERTIFICATE", der),
                 ),
                 Some(der) => response(StatusCode::OK, "application/pkix-cert", der),
-                None => problem(
-                    StatusCode::NOT_FOUND,
-                    "not-found",
-                    &format!("CA '{name}' has no certificate yet"),
-                ),
+                None => refused(Refusal::NotFound(format!(
+                    "CA '{name}' has no certificate yet"
+                ))),
             },
-            Ok(None) => problem(
-                StatusCode::NOT_FOUND,
-                "not-found",
-                &format!("no CA named '{name}'"),
-            ),
+            Ok(None) => refused(Refusal::NotFound(format!("no CA named '{name}'"))),
             Err(e) => {
                 tracing::error!("GET {path}: {e}");
-                problem(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
-                    "the database is not available",
-                )
+                refused(Refusal::Unavailable("the database is not available".into()))
             }
         };
     }
-    problem(
-        StatusCode::NOT_FOUND,
-        "not-found",
-        &format!("nothing at {path}"),
-    )
+    refused(Refusal::NotFound(format!("nothing at {path}")))
 }
 
 /// Every route the public listener serves: method and path template (the OpenAPI test reads it).
@@ -123,11 +107,10 @@ pub fn template_of(path: &str) -> &'static str {
 /// status rejection (HTTP 200), as clients expect.
 fn tsa(hm: &Hallmark, req: &PublicRequest) -> Response<Body> {
     if req.method != Method::POST {
-        return problem(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method-not-allowed",
-            "time-stamp queries are sent with POST /tsa",
-        );
+        return refused(Refusal::MethodNotAllowed {
+            detail: "time-stamp queries are sent with POST /tsa".into(),
+            allow: "POST".into(),
+        });
     }
     let ctype = req
         .headers
@@ -141,11 +124,9 @@ fn tsa(hm: &Hallmark, req: &PublicRequest) -> Response<Body> {
                 .to_ascii_lowercase()
         });
     if ctype.as_deref() != Some("application/timestamp-query") {
-        return problem(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported-media-type",
-            "time-stamp queries are application/timestamp-query",
-        );
+        return refused(Refusal::UnsupportedMedia(
+            "time-stamp queries are application/timestamp-query".into(),
+        ));
     }
     response(
         StatusCode::OK,

@@ -8,8 +8,9 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Response, StatusCode};
 
 use super::public::PublicRequest;
-use super::{problem, response, Body};
+use super::{error_response, refused, response, Body};
 use crate::engine::Hallmark;
+use crate::error::Refusal;
 use crate::issuer::ocsp::ResponseStatus;
 use crate::revocation::{OcspAnswer, PublishedCrl};
 use crate::store::now;
@@ -38,20 +39,18 @@ pub fn route(hm: &Hallmark, req: &PublicRequest) -> Option<Response<Body>> {
                 };
                 ocsp_answer(answer, true, hm.config.ocsp.max_age_seconds)
             }
-            _ => problem(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method-not-allowed",
-                "OCSP takes POST /ocsp or GET /ocsp/{base64 request}",
-            ),
+            _ => refused(Refusal::MethodNotAllowed {
+                detail: "OCSP takes POST /ocsp or GET /ocsp/{base64 request}".into(),
+                allow: "GET, HEAD, POST".into(),
+            }),
         });
     }
     let file = path.strip_prefix("/crl/")?;
     if req.method != Method::GET && req.method != Method::HEAD {
-        return Some(problem(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method-not-allowed",
-            "CRLs are fetched with GET",
-        ));
+        return Some(refused(Refusal::MethodNotAllowed {
+            detail: "CRLs are fetched with GET".into(),
+            allow: "GET, HEAD".into(),
+        }));
     }
     let scope = file
         .strip_suffix(".crl")
@@ -63,24 +62,18 @@ pub fn route(hm: &Hallmark, req: &PublicRequest) -> Option<Response<Body>> {
                 .map(|k| (ca, Some(k))),
         });
     let Some((ca, shard)) = scope.filter(|(ca, _)| crate::keys::validate_label(ca).is_ok()) else {
-        return Some(problem(
-            StatusCode::NOT_FOUND,
-            "not-found",
-            "CRLs are at /crl/CA.crl (and /crl/CA/shard-K.crl when partitioned)",
-        ));
+        return Some(refused(Refusal::NotFound(
+            "CRLs are at /crl/CA.crl (and /crl/CA/shard-K.crl when partitioned)".into(),
+        )));
     };
     Some(match hm.published_crl(ca, shard) {
         Ok(crl) => crl_response(&crl, req, hm.config.crl.max_age_seconds),
-        Err(e) if e.kind() == "not-found" => {
-            problem(StatusCode::NOT_FOUND, "not-found", &e.to_string())
-        }
+        Err(e) if e.class() == crate::error::Class::NotFound => error_response(&e),
         Err(e) => {
             tracing::error!("GET {path}: {e}");
-            problem(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "the CRL cannot be produced right now",
-            )
+            refused(Refusal::Unavailable(
+                "the CRL cannot be produced right now".into(),
+            ))
         }
     })
 }
