@@ -1,4 +1,5 @@
-//! CAs and publishers: the hierarchy's records and the verified identities certificates are issued to.
+//! CAs and publishers: the hierarchy's records and the verified identities certificates are issued
+//! to.
 
 use super::*;
 
@@ -87,7 +88,8 @@ pub trait AuthoritiesWrite: Send + Sync {
         actor: &str,
     ) -> Result<(), StoreError>;
 
-    /// Replaces the certificate of a CA or responder whose key stays (renewal), with an audit event.
+    /// Replaces the certificate of a CA or responder whose key stays (renewal), with an audit
+    /// event.
     #[allow(clippy::too_many_arguments)]
     fn renew_ca_certificate(
         &self,

@@ -109,7 +109,8 @@ pub trait RevocationRead: Send + Sync {
     /// Where a certificate stands (`None`: never recorded).
     fn certificate_standing(&self, serial: &str) -> Result<Option<CertStanding>, StoreError>;
 
-    /// [`RevocationRead::certificate_standing`] through the record cache, for the signing path (a key's
+    /// [`RevocationRead::certificate_standing`] through the record cache, for the signing path (a
+    /// key's
     /// certificate, checked on every signature). Only an issued certificate's standing is kept:
     /// from there only a revocation changes it, and a revocation empties the cache.
     fn certificate_standing_cached(&self, serial: &str)

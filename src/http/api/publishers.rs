@@ -1,0 +1,65 @@
+//! `/api/v1/publishers`: the verified publisher records (officers add them).
+
+use super::*;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PublisherBody {
+    id: String,
+    org: String,
+    country: String,
+    state: Option<String>,
+    locality: Option<String>,
+    profiles: Vec<String>,
+}
+
+pub(super) fn post_publisher_route(c: &Ctx<'_>) -> Result<Response<Body>, Error> {
+    let body: PublisherBody = json_body(c.req)?;
+    let cred = c.cred()?;
+    cred.require_officer()?;
+    let p = Publisher {
+        id: body.id,
+        org: body.org,
+        country: body.country,
+        state: body.state,
+        locality: body.locality,
+        profiles: body.profiles,
+        created_at: crate::store::now(),
+    };
+    c.hm.add_publisher(&p, &cred.actor())?;
+    let mut r = json_response(StatusCode::CREATED, &publisher_json(&p));
+    if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/publishers/{}", p.id)) {
+        r.headers_mut().insert(LOCATION, v);
+    }
+    Ok(r)
+}
+
+pub(super) fn list_publishers_route(c: &Ctx<'_>) -> Result<Response<Body>, Error> {
+    c.cred()?.require_officer()?;
+    // By id; the cursor is the last id of the previous page.
+    let limit = limit_param(&c.q)?;
+    let after = param(&c.q, "cursor");
+    let mut list = c.hm.store.list_publishers()?;
+    list.sort_by(|a, b| a.id.cmp(&b.id));
+    let page: Vec<&Publisher> = list
+        .iter()
+        .filter(|p| after.as_deref().is_none_or(|a| p.id.as_str() > a))
+        .take(limit)
+        .collect();
+    let next = if page.len() == limit {
+        page.last().map(|p| p.id.clone())
+    } else {
+        None
+    };
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({
+            "items": page.iter().map(|p| publisher_json(p)).collect::<Vec<_>>(),
+            "next_cursor": next,
+        }),
+    ))
+}
+
+pub(super) fn publisher_json(p: &Publisher) -> Value {
+    json!({"id": p.id, "org": p.org, "country": p.country, "state": p.state, "locality": p.locality, "profiles": p.profiles})
+}
