@@ -2089,7 +2089,7 @@ pub mod contract {
             publisher: "acme".into(),
             jwk: format!("{{\"kty\":\"EC\",\"x\":\"{id}\"}}"),
             thumbprint: format!("thumb-{id}"),
-            status: "valid".into(),
+            status: AcmeAccountStatus::Valid,
             contact: "[\"mailto:ops@example.com\"]".into(),
             eab_kid: eab_kid.map(Into::into),
             created_at: 1_700_000_000,
@@ -2101,7 +2101,7 @@ pub mod contract {
             id: id.into(),
             account_id: account.into(),
             directory: "tls".into(),
-            status: "pending".into(),
+            status: AcmeOrderStatus::Pending,
             identifiers: format!("[{{\"type\":\"dns\",\"value\":\"{id}.example\"}}]"),
             not_before: Some(1_000),
             not_after: Some(2_000),
@@ -2119,7 +2119,7 @@ pub mod contract {
             account_id: order.account_id.clone(),
             id_type: "dns".into(),
             id_value: value.into(),
-            status: "pending".into(),
+            status: AcmeAuthzStatus::Pending,
             expires_at: now() + 3_600,
         }
     }
@@ -2130,7 +2130,7 @@ pub mod contract {
             authz_id: authz.into(),
             kind: kind.into(),
             token: format!("token-{authz}-{kind}"),
-            status: "pending".into(),
+            status: AcmeChallengeStatus::Pending,
             validated_at: None,
             error: None,
         }
@@ -2145,6 +2145,7 @@ pub mod contract {
             .expect("get authz")
             .expect("the authz")
             .status
+            .to_string()
     }
 
     /// An order with one authorization and one http-01 challenge, inserted.
@@ -2318,7 +2319,7 @@ pub mod contract {
             .expect("update contact");
         let got = s.get_acme_account("acct-1").expect("get").expect("acct-1");
         assert_eq!(got.contact, "[\"mailto:new@example.com\"]");
-        assert_eq!(got.status, "valid");
+        assert_eq!(got.status.as_str(), "valid");
 
         // Key change.
         s.change_acme_account_key(
@@ -2426,7 +2427,8 @@ pub mod contract {
             s.get_acme_challenge(&ch_a_http.id)
                 .expect("get")
                 .expect("challenge")
-                .status,
+                .status
+                .as_str(),
             "processing"
         );
         let t1 = now();
@@ -2436,12 +2438,12 @@ pub mod contract {
             .get_acme_challenge(&ch_a_http.id)
             .expect("get")
             .expect("challenge");
-        assert_eq!(ch.status, "valid");
+        assert_eq!(ch.status.as_str(), "valid");
         assigned(ch.validated_at.expect("validated_at"), t1, "validated_at");
         assert_eq!(ch.error, None);
         assert_eq!(authz_status(s, "az-a"), "valid");
         assert_eq!(
-            order_status(s, "o1").status,
+            order_status(s, "o1").status.as_str(),
             "pending",
             "one authorization is still pending"
         );
@@ -2465,7 +2467,7 @@ pub mod contract {
         s.finish_acme_challenge(&ch_b_dns.id, None, "acme")
             .expect("valid");
         assert_eq!(
-            order_status(s, "o1").status,
+            order_status(s, "o1").status.as_str(),
             "ready",
             "every authorization is valid"
         );
@@ -2475,7 +2477,7 @@ pub mod contract {
         assert!(!s
             .start_acme_finalize("nope", "acme")
             .expect("finalize unknown"));
-        assert_eq!(order_status(s, "o1").status, "processing");
+        assert_eq!(order_status(s, "o1").status.as_str(), "processing");
         assert_eq!(s.list_acme_orders("acct-1").expect("orders"), ["o1"]);
         s.finish_acme_order("o1", Ok("serial-1"), "acme")
             .expect("valid");
@@ -2540,14 +2542,14 @@ pub mod contract {
         let (az, ch) = simple_order(s, "o4", "acct-1", 40);
         s.deactivate_acme_authz(&az, "acme").expect("deactivate");
         assert_eq!(authz_status(s, &az), "deactivated");
-        assert_eq!(order_status(s, "o4").status, "invalid");
+        assert_eq!(order_status(s, "o4").status.as_str(), "invalid");
         assert!(!s.start_acme_challenge(&ch, "acme").expect("start"));
 
         // Time runs out: expired orders and authorizations, and no authorization from them.
         let mut o5 = order("o5", "acct-1", 50);
         o5.expires_at = now() - 1;
         let mut az5 = authz("o5-az", &o5, "expired.example");
-        az5.status = "valid".into();
+        az5.status = AcmeAuthzStatus::Valid;
         az5.expires_at = now() - 1;
         s.insert_acme_order(&o5, &[(az5, vec![])], "acme")
             .expect("insert");
@@ -2556,7 +2558,7 @@ pub mod contract {
                 .expect("authorized"),
             "an expired authorization authorizes nothing"
         );
-        assert_eq!(order_status(s, "o5").status, "invalid");
+        assert_eq!(order_status(s, "o5").status.as_str(), "invalid");
         assert_eq!(authz_status(s, "o5-az"), "expired");
 
         // Open orders, oldest first.
@@ -2571,7 +2573,7 @@ pub mod contract {
         assert!(s
             .acme_account_authorized_for("acct-2", "dns", "o8.example")
             .expect("authorized"));
-        s.update_acme_account("acct-2", None, Some("deactivated"), "acme")
+        s.update_acme_account("acct-2", None, Some(AcmeAccountStatus::Deactivated), "acme")
             .expect("deactivate");
         let got = s.get_acme_account("acct-2").expect("get").expect("acct-2");
         assert_eq!(

@@ -12,7 +12,7 @@ use crate::policy::auth::{Credential, Scope};
 use crate::policy::{IssueRequest, PolicyError};
 use crate::requests::Submitted;
 use crate::revocation::RevocationReason;
-use crate::store::{AcmeAccount, AcmeOrder, CertStatus};
+use crate::store::{AcmeAccount, AcmeOrder, AcmeOrderStatus, CertStatus};
 use serde_json::Value;
 
 /// Who asks for a revocation.
@@ -33,7 +33,7 @@ impl Acme<'_> {
         payload: Option<&Value>,
     ) -> AResult<AcmeOrder> {
         let o = self.order(acct, id)?;
-        if o.status != "ready" {
+        if o.status != AcmeOrderStatus::Ready {
             return Err(AcmeError::new(
                 ProblemType::OrderNotReady,
                 format!("the order is {}, not ready", o.status),

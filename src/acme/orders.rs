@@ -14,7 +14,10 @@ use super::service::{actor, AResult, Acme};
 use super::validate::{self, Settings};
 use super::{random_token, AcmeError, ProblemType};
 use crate::engine::Hallmark;
-use crate::store::{AcmeAccount, AcmeAuthz, AcmeChallenge, AcmeOrder};
+use crate::store::{
+    AcmeAccount, AcmeAuthz, AcmeAuthzStatus, AcmeChallenge, AcmeChallengeStatus, AcmeOrder,
+    AcmeOrderStatus,
+};
 
 /// Validations running now, and the most there may be (each holds a thread for at most a few
 /// timeouts).
@@ -54,7 +57,7 @@ impl Acme<'_> {
                     authz_id: authz_id.clone(),
                     kind: k.to_string(),
                     token: random_token(32),
-                    status: "pending".into(),
+                    status: AcmeChallengeStatus::Pending,
                     validated_at: None,
                     error: None,
                 })
@@ -66,7 +69,7 @@ impl Acme<'_> {
                     account_id: acct.id.clone(),
                     id_type: id.kind.clone(),
                     id_value: id.value.clone(),
-                    status: "pending".into(),
+                    status: AcmeAuthzStatus::Pending,
                     expires_at: expires.min(now + cfg.authz_lifetime_secs as i64),
                 },
                 chs,
@@ -76,7 +79,7 @@ impl Acme<'_> {
             id: order_id,
             account_id: acct.id.clone(),
             directory: self.directory.to_string(),
-            status: "pending".into(),
+            status: AcmeOrderStatus::Pending,
             identifiers: serde_json::to_string(&ids).map_err(|_| AcmeError::internal())?,
             not_before: None,
             not_after: None,
@@ -158,8 +161,8 @@ impl Acme<'_> {
                 AcmeError::malformed(format!("no challenge {id}")).with_status(404)
             })?;
         let a = self.authz(acct, &c.authz_id)?;
-        if respond && c.status == "pending" {
-            if a.status != "pending" {
+        if respond && c.status == AcmeChallengeStatus::Pending {
+            if a.status != AcmeAuthzStatus::Pending {
                 return Err(AcmeError::malformed(format!(
                     "the authorization is {}",
                     a.status

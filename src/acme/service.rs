@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::jws::Jwk;
 use super::{eab, random_token, AcmeError, ProblemType};
 use crate::engine::Hallmark;
-use crate::store::{AcmeAccount, StoreError};
+use crate::store::{AcmeAccount, AcmeAccountStatus, StoreError};
 
 pub(super) type AResult<T> = Result<T, AcmeError>;
 
@@ -92,7 +92,7 @@ impl<'a> Acme<'a> {
                     format!("no account at {kid}"),
                 )
             })?;
-        if acct.status != "valid" {
+        if acct.status != AcmeAccountStatus::Valid {
             return Err(AcmeError::unauthorized(format!(
                 "the account is {}",
                 acct.status
@@ -115,7 +115,7 @@ impl<'a> Acme<'a> {
     pub fn new_account(&self, key: &Jwk, payload: &Value, url: &str) -> AResult<NewAccount> {
         let thumb = key.thumbprint();
         if let Some(existing) = self.hm.store.find_acme_account_by_thumbprint(&thumb)? {
-            if existing.directory == self.directory && existing.status != "valid" {
+            if existing.directory == self.directory && existing.status != AcmeAccountStatus::Valid {
                 return Err(AcmeError::unauthorized(format!(
                     "the account of this key is {}",
                     existing.status
@@ -171,7 +171,7 @@ impl<'a> Acme<'a> {
             publisher,
             jwk: key.canonical().to_string(),
             thumbprint: thumb,
-            status: "valid".into(),
+            status: AcmeAccountStatus::Valid,
             contact: contact.unwrap_or_else(|| "[]".into()),
             eab_kid,
             created_at: crate::store::now(),
@@ -192,14 +192,15 @@ impl<'a> Acme<'a> {
         contact: Option<&str>,
         status: Option<&str>,
     ) -> AResult<AcmeAccount> {
-        match status {
-            None | Some("deactivated") => {}
+        let status = match status {
+            None => None,
+            Some("deactivated") => Some(AcmeAccountStatus::Deactivated),
             Some(s) => {
                 return Err(AcmeError::malformed(format!(
                     "an account's status can only become 'deactivated', not '{s}'"
                 )))
             }
-        }
+        };
         if contact.is_some() || status.is_some() {
             self.hm
                 .store

@@ -15,7 +15,9 @@ use super::{response, Body};
 use crate::acme::jws::{Jwk, Jws};
 use crate::acme::{contacts, unb64, Acme, AcmeError, KeyChange, NewAccount, ProblemType, Revoker};
 use crate::store::rfc3339;
-use crate::store::{AcmeAccount, AcmeAuthz, AcmeChallenge, AcmeOrder};
+use crate::store::{
+    AcmeAccount, AcmeAuthz, AcmeAuthzStatus, AcmeChallenge, AcmeChallengeStatus, AcmeOrder,
+};
 
 /// Every ACME route (method and template): the router below matches against it, and
 /// `api::routes()` lists it with the others. newNonce also answers HEAD.
@@ -502,7 +504,7 @@ fn authz_json(ctx: &Ctx<'_>, a: &AcmeAuthz) -> AResult<Value> {
         .challenges_of(a)?
         .iter()
         // A valid authorization lists only the challenge that made it valid.
-        .filter(|c| a.status != "valid" || c.status == "valid")
+        .filter(|c| a.status != AcmeAuthzStatus::Valid || c.status == AcmeChallengeStatus::Valid)
         .map(|c| challenge_json(ctx, c))
         .collect();
     Ok(json!({

@@ -24,7 +24,7 @@ pub struct AcmeAccount {
     /// The account key as a JWK (JSON text).
     pub jwk: String,
     pub thumbprint: String,
-    pub status: String,
+    pub status: super::AcmeAccountStatus,
     /// JSON array of contact URLs.
     pub contact: String,
     pub eab_kid: Option<String>,
@@ -37,7 +37,7 @@ pub struct AcmeOrder {
     pub id: String,
     pub account_id: String,
     pub directory: String,
-    pub status: String,
+    pub status: super::AcmeOrderStatus,
     /// JSON array of `{type, value}`.
     pub identifiers: String,
     pub not_before: Option<i64>,
@@ -57,7 +57,7 @@ pub struct AcmeAuthz {
     pub account_id: String,
     pub id_type: String,
     pub id_value: String,
-    pub status: String,
+    pub status: super::AcmeAuthzStatus,
     pub expires_at: i64,
 }
 
@@ -69,7 +69,7 @@ pub struct AcmeChallenge {
     /// `http-01`, `tls-alpn-01` or `dns-01`.
     pub kind: String,
     pub token: String,
-    pub status: String,
+    pub status: super::AcmeChallengeStatus,
     pub validated_at: Option<i64>,
     /// A problem document (JSON) when the challenge failed.
     pub error: Option<String>,
@@ -138,7 +138,7 @@ pub trait AcmeWrite: Send + Sync {
         &self,
         id: &str,
         contact: Option<&str>,
-        status: Option<&str>,
+        status: Option<super::AcmeAccountStatus>,
         actor: &str,
     ) -> Result<(), StoreError>;
 

@@ -10,6 +10,7 @@
 mod acme;
 mod audit;
 mod authorities;
+mod cache;
 mod factory;
 #[cfg(feature = "test-hooks")]
 pub mod hooks;
@@ -41,7 +42,10 @@ pub use signing::{
     SigningRead, SigningWrite,
 };
 pub use sqlite::SqliteStore;
-pub use states::{CertStatus, RequestStatus, SignatureRequestStatus};
+pub use states::{
+    AcmeAccountStatus, AcmeAuthzStatus, AcmeChallengeStatus, AcmeOrderStatus, CertStatus,
+    RequestStatus, SignatureRequestStatus,
+};
 pub use tokens::{TokenRecord, TokensRead, TokensWrite};
 
 /// Errors from the store.

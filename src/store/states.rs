@@ -95,3 +95,46 @@ record_state!(
         Cancelled => "cancelled",
     }
 );
+
+record_state!(
+    /// An ACME account (RFC 8555 §7.1.6): usable, or closed by its holder or the server.
+    AcmeAccountStatus, "ACME account status" {
+        Valid => "valid",
+        Deactivated => "deactivated",
+        Revoked => "revoked",
+    }
+);
+
+record_state!(
+    /// An ACME order (RFC 8555 §7.1.6): authorizations outstanding, ready to finalize, being
+    /// issued, issued, or failed.
+    AcmeOrderStatus, "ACME order status" {
+        Pending => "pending",
+        Ready => "ready",
+        Processing => "processing",
+        Valid => "valid",
+        Invalid => "invalid",
+    }
+);
+
+record_state!(
+    /// An ACME authorization (RFC 8555 §7.1.6).
+    AcmeAuthzStatus, "ACME authorization status" {
+        Pending => "pending",
+        Valid => "valid",
+        Invalid => "invalid",
+        Deactivated => "deactivated",
+        Expired => "expired",
+        Revoked => "revoked",
+    }
+);
+
+record_state!(
+    /// An ACME challenge (RFC 8555 §7.1.6): waiting for the client, being validated, or decided.
+    AcmeChallengeStatus, "ACME challenge status" {
+        Pending => "pending",
+        Processing => "processing",
+        Valid => "valid",
+        Invalid => "invalid",
+    }
+);

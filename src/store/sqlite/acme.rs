@@ -233,7 +233,7 @@ impl AcmeWrite for SqliteStore {
         &self,
         id: &str,
         contact: Option<&str>,
-        status: Option<&str>,
+        status: Option<AcmeAccountStatus>,
         actor: &str,
     ) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
@@ -250,13 +250,13 @@ impl AcmeWrite for SqliteStore {
                 "UPDATE acme_accounts SET status = ?2 WHERE id = ?1",
                 params![id, s],
             )?;
-            if s == "deactivated" {
+            if s == AcmeAccountStatus::Deactivated {
                 tx.execute(
                     "UPDATE acme_authzs SET status = 'deactivated' WHERE account_id = ?1 AND status IN ('pending', 'valid')",
                     params![id],
                 )?;
             }
-            audit(&tx, actor, "acme.account.status", id, Some(s))?;
+            audit(&tx, actor, "acme.account.status", id, Some(s.as_str()))?;
         }
         tx.commit()?;
         Ok(())

@@ -6,7 +6,6 @@
 //! traits of [`crate::store`], which a second database implements the same way.
 
 mod acme;
-mod cache;
 #[cfg(feature = "test-hooks")]
 mod hooks;
 mod migrations;
@@ -24,6 +23,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use crate::store::cache::{Cache, State as CacheState};
 use crate::store::*;
 
 /// A database error, as the store reports it (no backend type crosses the store's edge).
@@ -47,8 +47,42 @@ pub struct SqliteStore {
     queue: Mutex<GroupQueue>,
     /// Read-only connections for the publication paths (OCSP, CRLs).
     readers: readers::Readers,
-    /// Records every API request reads (see `cache.rs`).
-    cache: cache::Cache,
+    /// Records every API request reads (see `store/cache.rs`).
+    cache: Cache,
+}
+
+/// Tables whose rows are cached (or decide a cached answer).
+const CACHED_TABLES: &[&str] = &[
+    "tokens",
+    "keys",
+    "key_policies",
+    "cas",
+    "publishers",
+    "revocations",
+];
+
+/// Hooks the writer connection: a committed change to a cached table is a local change for
+/// the cache (its epoch advances).
+fn watch(writer: &Connection, epoch: std::sync::Arc<std::sync::atomic::AtomicU64>) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let touched = Arc::new(AtomicBool::new(false));
+    let t = touched.clone();
+    writer.update_hook(Some(
+        move |_: rusqlite::hooks::Action, _: &str, table: &str, _: i64| {
+            if CACHED_TABLES.contains(&table) {
+                t.store(true, Ordering::SeqCst);
+            }
+        },
+    ));
+    let t = touched.clone();
+    writer.commit_hook(Some(move || {
+        if t.swap(false, Ordering::SeqCst) {
+            epoch.fetch_add(1, Ordering::SeqCst);
+        }
+        false // never turn a commit into a rollback
+    }));
+    writer.rollback_hook(Some(move || touched.store(false, Ordering::SeqCst)));
 }
 
 fn audit(
@@ -385,8 +419,8 @@ impl SqliteStore {
             tx.commit()?;
         }
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        let cache = cache::Cache::default();
-        cache.watch(&conn);
+        let cache = Cache::default();
+        watch(&conn, cache.epoch());
         Ok(SqliteStore {
             readers: readers::Readers::for_writer(&conn),
             queue: Mutex::new(GroupQueue::default()),
@@ -409,7 +443,7 @@ impl SqliteStore {
     /// A record through the cache (see `cache.rs`): `load` runs on a miss.
     pub(crate) fn cached<T: Clone>(
         &self,
-        pick: impl Fn(&mut cache::State) -> &mut HashMap<String, Option<T>>,
+        pick: impl Fn(&mut CacheState) -> &mut HashMap<String, Option<T>>,
         key: &str,
         load: impl FnOnce() -> Result<Option<T>, StoreError>,
     ) -> Result<Option<T>, StoreError> {

@@ -3,7 +3,10 @@
 
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 
-use crate::store::{CertStatus, RequestStatus, SignatureRequestStatus};
+use crate::store::{
+    AcmeAccountStatus, AcmeAuthzStatus, AcmeChallengeStatus, AcmeOrderStatus, CertStatus,
+    RequestStatus, SignatureRequestStatus,
+};
 
 macro_rules! sql_text {
     ($($name:ident),+) => {$(
@@ -21,4 +24,12 @@ macro_rules! sql_text {
     )+};
 }
 
-sql_text!(CertStatus, RequestStatus, SignatureRequestStatus);
+sql_text!(
+    CertStatus,
+    RequestStatus,
+    SignatureRequestStatus,
+    AcmeAccountStatus,
+    AcmeOrderStatus,
+    AcmeAuthzStatus,
+    AcmeChallengeStatus
+);

@@ -5,6 +5,9 @@
 //! counts once; a request expires after `api.request_ttl_hours`; a denied or expired request can
 //! never issue. When the last needed approval arrives, the certificate is issued in that call.
 
+mod approvals;
+mod tokens;
+
 use crate::engine::{Hallmark, Issued};
 use crate::error::{Error, Result};
 use crate::policy::auth::{self, AuthError, Credential, Scope};
@@ -29,106 +32,6 @@ pub struct RequestView {
 }
 
 impl Hallmark {
-    /// Creates an API token; returns its record and the secret, which is never shown again.
-    pub fn create_token(
-        &self,
-        publisher: Option<&str>,
-        name: Option<&str>,
-        scopes: &[Scope],
-        officer: bool,
-        expires_in: Option<i64>,
-        actor: &str,
-    ) -> Result<(TokenRecord, String)> {
-        if let Some(p) = publisher {
-            if self.store.get_publisher(p)?.is_none() {
-                return Err(policy::PolicyError::UnknownPublisher(p.to_string()).into());
-            }
-        } else if !officer {
-            return Err(Error::Invalid(
-                "a token needs --publisher, or --officer".into(),
-            ));
-        }
-        let t = auth::new_token();
-        let name = name
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("token-{}", t.id));
-        let ok = !name.is_empty()
-            && name.len() <= 64
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b));
-        if !ok {
-            return Err(Error::Invalid(format!(
-                "token name '{name}': use 1-64 of A-Z a-z 0-9 - _ . @"
-            )));
-        }
-        let rec = TokenRecord {
-            id: t.id,
-            name,
-            hash: t.hash,
-            publisher: publisher.map(str::to_string),
-            officer,
-            scopes: Scope::join(scopes),
-            expires_at: expires_in.map(|s| now() + s),
-            revoked_at: None,
-            created_at: now(),
-        };
-        self.store.insert_token(&rec, actor)?;
-        Ok((rec, t.secret_token))
-    }
-
-    /// Checks a bearer token: 401 for anything missing, malformed, unknown, revoked or expired.
-    pub fn authenticate(
-        &self,
-        bearer: Option<&str>,
-        address: Option<String>,
-    ) -> Result<Credential> {
-        let token = bearer.ok_or_else(|| {
-            AuthError::Unauthorized("no token: send Authorization: Bearer hmk_...".into())
-        })?;
-        let (id, secret) = auth::parse_token(token)?;
-        // One read of the record cache's generation per request: whatever another process
-        // (the command line) changed before this request began is seen by all its lookups.
-        self.store.sync_cache()?;
-        let rec = self
-            .store
-            .get_token(id)?
-            .ok_or_else(|| AuthError::Unauthorized("unknown token".into()))?;
-        if !auth::digest_eq(&auth::hash_secret(secret), &rec.hash) {
-            return Err(AuthError::Unauthorized("unknown token".into()).into());
-        }
-        if rec.revoked_at.is_some() {
-            return Err(AuthError::Unauthorized("this token was revoked".into()).into());
-        }
-        // A publisher created with a reserved id before it was reserved: its tokens act for
-        // nobody, so they cannot reach hallmark's own certificates (doctor names the record).
-        if rec
-            .publisher
-            .as_deref()
-            .is_some_and(policy::identity::is_reserved_publisher)
-        {
-            return Err(AuthError::Unauthorized(format!(
-                "this token's publisher id '{}' is reserved for hallmark itself; create a publisher with another id and a new token",
-                rec.publisher.as_deref().unwrap_or_default()
-            ))
-            .into());
-        }
-        if rec.expires_at.is_some_and(|e| e <= now()) {
-            return Err(AuthError::Unauthorized("this token has expired".into()).into());
-        }
-        let scopes = Scope::parse_list(&rec.scopes)
-            .map_err(|e| Error::Corrupt(format!("the stored token scopes: {e}")))?;
-        Ok(Credential {
-            token_id: rec.id,
-            name: rec.name,
-            publisher: rec.publisher,
-            officer: rec.officer,
-            scopes,
-            address,
-            request_id: None,
-        })
-    }
-
     /// Submits a certificate request: issued at once, or stored to wait for approvals.
     pub fn submit(&self, mut req: IssueRequest, cred: &Credential) -> Result<Submitted> {
         cred.require(Scope::Issue)?;
@@ -254,69 +157,6 @@ impl Hallmark {
             )));
         }
         self.request_view(id, cred)
-    }
-
-    /// Approves or denies a pending request. Returns the request as it stands, and the
-    /// certificate when this approval was the last one needed.
-    pub fn decide(
-        &self,
-        id: i64,
-        cred: &Credential,
-        approve: bool,
-        comment: Option<&str>,
-    ) -> Result<(RequestView, Option<Issued>)> {
-        cred.require(Scope::Approve)?;
-        let request = self.visible_request(id, cred)?;
-        if request.status != RequestStatus::Pending {
-            return Err(Error::Conflict(format!(
-                "request {id} is {}; it can no longer be decided",
-                request.status
-            )));
-        }
-        let profile = self.profiles.get(&request.profile)?;
-        let rules = profile.approvals.as_ref().ok_or_else(|| {
-            Error::Conflict(format!(
-                "profile '{}' no longer asks for approvals",
-                profile.name
-            ))
-        })?;
-        if !rules.approvers.iter().any(|a| a == &cred.name) {
-            return Err(AuthError::Forbidden(format!(
-                "'{}' is not an approver of profile '{}' (approvers: {})",
-                cred.name,
-                profile.name,
-                rules.approvers.join(", ")
-            ))
-            .into());
-        }
-        if cred.name == request.requester {
-            return Err(AuthError::Forbidden(
-                "the requester never approves its own request".into(),
-            )
-            .into());
-        }
-        let decision =
-            match self
-                .store
-                .record_decision(id, &cred.name, approve, comment, &cred.actor())
-            {
-                Ok(d) => d,
-                Err(StoreError::Conflict(_)) => {
-                    return Err(Error::Conflict(format!(
-                        "'{}' has already decided on request {id}",
-                        cred.name
-                    )))
-                }
-                Err(e) => return Err(e.into()),
-            };
-        // Only the approval that claimed the request issues: a concurrent approval or denial
-        // saw the request no longer pending and was refused.
-        let issued = if decision.claimed {
-            Some(self.issue_claimed(&request, &cred.actor())?)
-        } else {
-            None
-        };
-        Ok((self.request_view(id, cred)?, issued))
     }
 
     /// Issues the certificate of a claimed (fully approved) request and ends it as `issued`.

@@ -1,38 +1,26 @@
 //! A cache of the small records every API request reads — tokens, publisher keys, key policies,
 //! CA records, certificate standings — so that a signature costs one read of a counter at most,
-//! not half a dozen lookups (each of which, right after a commit, starts a read transaction that
-//! drops the connection's page cache).
+//! not half a dozen lookups. It works over any backend that reports two things:
 //!
-//! Why it stays correct: a `generation` counter in the database is bumped by triggers on every
-//! change to those tables, by any process (`hallmark token revoke` from the command line, say);
-//! the cache is emptied when the counter moves. Every API request reads the counter once, when
-//! its token is checked ([`Cache::sync`]), so a change committed by another process before the
-//! request began is always seen; lookups outside a request read it again at most every
-//! [`RECHECK`]. A change made through this process's own writer is seen at once: the writer
-//! connection's update and commit hooks advance the epoch, which empties the cache before the
-//! next lookup, and a value loaded while the epoch moved is not kept.
+//! - a *generation*: a counter the database moves on every change to those records, by any
+//!   process (`hallmark token revoke` from the command line, say); SQLite keeps it with
+//!   triggers. The cache is emptied when it moves. Every API request reads it once, when its
+//!   token is checked ([`Cache::sync`]), so a change committed by another process before the
+//!   request began is always seen; lookups outside a request read it again at most every
+//!   [`RECHECK`];
+//! - a *local change* (it advances [`Cache::epoch`]) when this process's own write to one of
+//!   those records commits (SQLite: the writer's update and commit hooks), which empties the
+//!   cache before the next lookup; a value loaded while that happened is not kept.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-use rusqlite::Connection;
 
 use crate::store::{CaRecord, CertStanding, KeyPolicyRecord, KeyRecord, StoreError, TokenRecord};
 
 /// How long a reading of the generation counter is trusted by lookups outside an API request.
 pub(crate) const RECHECK: Duration = Duration::from_millis(250);
-
-/// Tables whose rows are cached (or decide a cached answer).
-const CACHED_TABLES: &[&str] = &[
-    "tokens",
-    "keys",
-    "key_policies",
-    "cas",
-    "publishers",
-    "revocations",
-];
 
 #[derive(Default)]
 pub(crate) struct Cache {
@@ -64,25 +52,11 @@ impl State {
 }
 
 impl Cache {
-    /// Hooks the writer connection: a committed change to a cached table advances the epoch.
-    pub(crate) fn watch(&self, writer: &Connection) {
-        let touched = Arc::new(AtomicBool::new(false));
-        let t = touched.clone();
-        writer.update_hook(Some(
-            move |_: rusqlite::hooks::Action, _: &str, table: &str, _: i64| {
-                if CACHED_TABLES.contains(&table) {
-                    t.store(true, Ordering::SeqCst);
-                }
-            },
-        ));
-        let (t, epoch) = (touched.clone(), self.epoch.clone());
-        writer.commit_hook(Some(move || {
-            if t.swap(false, Ordering::SeqCst) {
-                epoch.fetch_add(1, Ordering::SeqCst);
-            }
-            false // never turn a commit into a rollback
-        }));
-        writer.rollback_hook(Some(move || touched.store(false, Ordering::SeqCst)));
+    /// The local-change counter: a backend advances it when its own write to a cached record
+    /// commits (from a commit hook, which may outlive a borrow of the cache), and the cache is
+    /// emptied before the next lookup.
+    pub(crate) fn epoch(&self) -> Arc<AtomicU64> {
+        self.epoch.clone()
     }
 
     /// Reads the generation counter now and empties the cache if it moved.
