@@ -445,49 +445,50 @@ impl Hallmark {
                 Err(_) => policy::SanEntry::Dns(h.clone()),
             })
             .collect();
-        let profile = self.profiles.get("tls-server")?.clone();
         let ks = self.key_store(&self.config.keys.default_store)?;
         let signer = ks.generate(label, alg)?;
+        let issued = self.issue_own("tls-server", first, sans, signer.as_ref(), actor)?;
+        Ok(issued.pem_chain())
+    }
+
+    /// A certificate of hallmark's own (its API's TLS, its TSA) from `profile` for the key of
+    /// `signer`: the operator is the publisher, the subject is `C, O` of the CA's and `cn`.
+    pub(crate) fn issue_own(
+        &self,
+        profile: &str,
+        cn: &str,
+        sans: Vec<policy::SanEntry>,
+        signer: &dyn crate::keys::Signer,
+        actor: &str,
+    ) -> Result<Issued> {
         let org = self.config.ca.organization.clone();
+        let attr = |k: &str, v: String| NameAttr {
+            kind: k.into(),
+            value: v,
+        };
         let subject = vec![
-            NameAttr {
-                kind: "C".into(),
-                value: self.config.ca.country.clone(),
-            },
-            NameAttr {
-                kind: "O".into(),
-                value: org.clone(),
-            },
-            NameAttr {
-                kind: "CN".into(),
-                value: first.clone(),
-            },
+            attr("C", self.config.ca.country.clone()),
+            attr("O", org.clone()),
+            attr("CN", cn.to_string()),
         ];
-        let csr = issuer::make_csr(&subject, signer.as_ref())?;
-        let verified = policy::csr::verify(&csr)?;
-        // hallmark's own certificate: the operator is the publisher, the subject is the CA's.
+        let csr = issuer::make_csr(&subject, signer)?;
         let approved = policy::Approved {
-            profile,
+            profile: self.profiles.get(profile)?.clone(),
             publisher: Publisher {
                 id: policy::identity::INTERNAL_PUBLISHER.into(),
                 org,
                 country: self.config.ca.country.clone(),
                 state: None,
                 locality: None,
-                profiles: vec!["tls-server".into()],
+                profiles: vec![profile.into()],
                 created_at: now(),
             },
-            csr: verified,
+            csr: policy::csr::verify(&csr)?,
             subject,
             sans,
             requester: actor.to_string(),
             device_serial: None,
         };
-        let issued = self.issue_approved(&approved, None)?;
-        let mut pem_text = crate::pemfmt::encode("CERTIFICATE", issued.cert_der);
-        for c in issued.chain {
-            pem_text.push_str(&crate::pemfmt::encode("CERTIFICATE", c));
-        }
-        Ok(pem_text)
+        self.issue_approved(&approved, None)
     }
 }

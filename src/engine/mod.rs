@@ -42,6 +42,17 @@ pub struct Issued {
     pub chain: Vec<Vec<u8>>,
 }
 
+impl Issued {
+    /// The certificate and its chain as PEM, leaf first.
+    pub fn pem_chain(&self) -> String {
+        let mut text = crate::pemfmt::encode("CERTIFICATE", self.cert_der.as_slice());
+        for c in &self.chain {
+            text.push_str(&crate::pemfmt::encode("CERTIFICATE", c.as_slice()));
+        }
+        text
+    }
+}
+
 pub struct Hallmark {
     pub config: Config,
     pub store: Arc<dyn Store>,

@@ -211,17 +211,7 @@ enum KeyRule {
 }
 
 fn verify_post(ctx: &Ctx<'_>, req: &ApiRequest, rule: KeyRule) -> AResult<Verified> {
-    let ct = req
-        .headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    if ct != "application/jose+json" {
+    if super::media_type(&req.headers) != "application/jose+json" {
         return Err(AcmeError::malformed(
             "ACME requests are sent as Content-Type: application/jose+json",
         )

@@ -42,6 +42,20 @@ pub fn response(status: StatusCode, content_type: &str, body: impl Into<Bytes>) 
     r
 }
 
+/// The media type of a request's Content-Type (lower case, parameters dropped; empty if none).
+pub fn media_type(h: &hyper::HeaderMap) -> String {
+    h.get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default()
+}
+
 /// The largest request body the public listener reads (OCSP requests are small).
 pub const PUBLIC_BODY_LIMIT: usize = 16 * 1024;
 

@@ -112,18 +112,7 @@ fn tsa(hm: &Hallmark, req: &PublicRequest) -> Response<Body> {
             allow: "POST".into(),
         });
     }
-    let ctype = req
-        .headers
-        .get(hyper::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        });
-    if ctype.as_deref() != Some("application/timestamp-query") {
+    if super::media_type(&req.headers) != "application/timestamp-query" {
         return refused(Refusal::UnsupportedMedia(
             "time-stamp queries are application/timestamp-query".into(),
         ));

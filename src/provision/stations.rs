@@ -129,10 +129,7 @@ impl Hallmark {
             created_at: now(),
         };
         self.store.insert_station(&rec, actor)?;
-        let mut chain_pem = crate::pemfmt::encode("CERTIFICATE", issued.cert_der.clone());
-        for c in &issued.chain {
-            chain_pem.push_str(&crate::pemfmt::encode("CERTIFICATE", c.clone()));
-        }
+        let chain_pem = issued.pem_chain();
         Ok((rec, StationCredentials { chain_pem, key_pem }))
     }
 

@@ -89,53 +89,37 @@ pub trait Maintenance: Send + Sync {
     fn sync_cache(&self) -> Result<(), StoreError>;
 }
 
-/// Every family, both halves: what the engine holds.
-pub trait Store:
-    Maintenance
-    + AuthoritiesRead
-    + AuthoritiesWrite
-    + IssuanceRead
-    + IssuanceWrite
-    + RevocationRead
-    + RevocationWrite
-    + RequestsRead
-    + RequestsWrite
-    + SigningRead
-    + SigningWrite
-    + AcmeRead
-    + AcmeWrite
-    + FactoryRead
-    + FactoryWrite
-    + TokensRead
-    + TokensWrite
-    + AuditRead
-    + AuditWrite
-{
+/// Declares [`Store`], every family's both halves, once for the trait and its blanket impl.
+macro_rules! store_of {
+    ($($family:ident),+) => {
+        /// Every family, both halves: what the engine holds.
+        pub trait Store: $($family +)+ {}
+
+        impl<T: $($family +)+ ?Sized> Store for T {}
+    };
 }
 
-impl<T> Store for T where
-    T: Maintenance
-        + AuthoritiesRead
-        + AuthoritiesWrite
-        + IssuanceRead
-        + IssuanceWrite
-        + RevocationRead
-        + RevocationWrite
-        + RequestsRead
-        + RequestsWrite
-        + SigningRead
-        + SigningWrite
-        + AcmeRead
-        + AcmeWrite
-        + FactoryRead
-        + FactoryWrite
-        + TokensRead
-        + TokensWrite
-        + AuditRead
-        + AuditWrite
-        + ?Sized
-{
-}
+store_of!(
+    Maintenance,
+    AuthoritiesRead,
+    AuthoritiesWrite,
+    IssuanceRead,
+    IssuanceWrite,
+    RevocationRead,
+    RevocationWrite,
+    RequestsRead,
+    RequestsWrite,
+    SigningRead,
+    SigningWrite,
+    AcmeRead,
+    AcmeWrite,
+    FactoryRead,
+    FactoryWrite,
+    TokensRead,
+    TokensWrite,
+    AuditRead,
+    AuditWrite
+);
 
 /// The traits, to call a store's methods: `use crate::store::prelude::*;`.
 pub mod prelude {

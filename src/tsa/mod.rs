@@ -19,8 +19,7 @@ use crate::engine::Hallmark;
 use crate::error::{Error, Result};
 use crate::issuer::{self, tsp};
 use crate::keys::{KeyAlgorithm, KeyError, Signer};
-use crate::policy::{self, NameAttr};
-use crate::store::{now, Publisher};
+use crate::store::now;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -62,7 +61,8 @@ pub fn init(hm: &Hallmark, alg: KeyAlgorithm, actor: &str) -> Result<PathBuf> {
             path.display()
         )));
     }
-    let profile = hm.profiles.get(TSA_PROFILE)?.clone();
+    // The profile is checked before a key is made.
+    hm.profiles.get(TSA_PROFILE)?;
     let ks = hm.key_store(&hm.config.keys.default_store)?;
     // Without tsa.pem, a `tsa` key in the store was left by an attempt that stopped before its
     // certificate was written: it never signed a token, so it is certified now instead of being
@@ -83,42 +83,9 @@ pub fn init(hm: &Hallmark, alg: KeyAlgorithm, actor: &str) -> Result<PathBuf> {
         }
         r => r?,
     };
-    let org = hm.config.ca.organization.clone();
-    let attr = |k: &str, v: String| NameAttr {
-        kind: k.into(),
-        value: v,
-    };
-    let subject = vec![
-        attr("C", hm.config.ca.country.clone()),
-        attr("O", org.clone()),
-        attr("CN", format!("{org} Time-Stamping Authority")),
-    ];
-    let csr = issuer::make_csr(&subject, signer.as_ref())?;
-    let verified = policy::csr::verify(&csr)?;
-    // hallmark's own certificate: the operator is the publisher, the subject is the CA's.
-    let approved = policy::Approved {
-        profile,
-        publisher: Publisher {
-            id: policy::identity::INTERNAL_PUBLISHER.into(),
-            org,
-            country: hm.config.ca.country.clone(),
-            state: None,
-            locality: None,
-            profiles: vec![TSA_PROFILE.into()],
-            created_at: now(),
-        },
-        csr: verified,
-        subject,
-        sans: vec![],
-        requester: actor.to_string(),
-        device_serial: None,
-    };
-    let issued = hm.issue_approved(&approved, None)?;
-    let mut text = crate::pemfmt::encode("CERTIFICATE", issued.cert_der);
-    for c in issued.chain {
-        text.push_str(&crate::pemfmt::encode("CERTIFICATE", c));
-    }
-    std::fs::write(&path, text)
+    let cn = format!("{} Time-Stamping Authority", hm.config.ca.organization);
+    let issued = hm.issue_own(TSA_PROFILE, &cn, vec![], signer.as_ref(), actor)?;
+    std::fs::write(&path, issued.pem_chain())
         .map_err(|e| Error::Io(format!("cannot write {}: {e}", path.display())))?;
     hm.store
         .audit("tsa.init", &issued.serial, Some(TSA_PROFILE), actor)?;

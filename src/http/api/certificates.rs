@@ -52,16 +52,7 @@ pub(super) fn revoke_certificate(
     cred: &Credential,
 ) -> Result<Response<Body>, Error> {
     cred.require(crate::policy::auth::Scope::Revoke)?;
-    let serial = serial.to_ascii_lowercase();
-    let rec = hm
-        .store
-        .get_certificate(&serial)?
-        .filter(|c| c.status == crate::store::CertStatus::Issued)
-        .filter(|c| {
-            cred.may_act_for(c.publisher.as_deref().unwrap_or(""))
-                .is_ok()
-        })
-        .ok_or_else(|| Error::NotFound(format!("certificate {serial}")))?;
+    let rec = visible_certificate(hm, serial, cred)?;
     let reason: crate::revocation::RevocationReason =
         body.reason.parse().map_err(Error::Invalid)?;
     let invalidity = match body.invalidity_date.as_deref() {
@@ -174,16 +165,7 @@ pub(super) fn get_certificate(
     serial: &str,
     cred: &Credential,
 ) -> Result<Response<Body>, Error> {
-    let serial = serial.to_ascii_lowercase();
-    let rec = hm
-        .store
-        .get_certificate(&serial)?
-        .filter(|c| c.status == crate::store::CertStatus::Issued)
-        .filter(|c| {
-            cred.may_act_for(c.publisher.as_deref().unwrap_or(""))
-                .is_ok()
-        })
-        .ok_or_else(|| Error::NotFound(format!("certificate {serial}")))?;
+    let rec = visible_certificate(hm, serial, cred)?;
     let revocation = hm.store.get_revocation(&rec.serial)?;
     let accept = req
         .headers
@@ -246,4 +228,22 @@ pub(super) fn list_certificates(
         StatusCode::OK,
         &json!({"items": rows.iter().map(cert_json).collect::<Vec<_>>(), "next_cursor": next}),
     ))
+}
+
+/// Issued certificate `serial` (any case), if the caller may see it: another publisher's
+/// certificate is a 404, as one that does not exist.
+fn visible_certificate(
+    hm: &Hallmark,
+    serial: &str,
+    cred: &Credential,
+) -> Result<CertRecord, Error> {
+    let serial = serial.to_ascii_lowercase();
+    hm.store
+        .get_certificate(&serial)?
+        .filter(|c| c.status == crate::store::CertStatus::Issued)
+        .filter(|c| {
+            cred.may_act_for(c.publisher.as_deref().unwrap_or(""))
+                .is_ok()
+        })
+        .ok_or_else(|| Error::NotFound(format!("certificate {serial}")))
 }

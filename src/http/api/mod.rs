@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use hyper::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, LOCATION};
+use hyper::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, LOCATION};
 use hyper::{Method, Response, StatusCode};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -340,16 +340,7 @@ fn page(q: &[(String, String)]) -> Result<(Option<i64>, usize), Error> {
 }
 
 fn content_type(h: &HeaderMap) -> String {
-    h.get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        })
-        .unwrap_or_default()
+    super::media_type(h)
 }
 
 /// Parses a JSON body, refusing other content types.

@@ -98,23 +98,11 @@ impl RequestsWrite for SqliteStore {
                 )))
             }
         };
-        let decision = if approve { "approve" } else { "deny" };
-        let r = tx.execute(
-            "INSERT INTO approvals (request_kind, request_id, approver, decision, comment, created_at) VALUES ('certificate', ?1, ?2, ?3, ?4, ?5)",
-            params![request_id, approver, decision, comment, now()],
-        );
-        match r {
-            Err(e) if is_unique_violation(&e) => {
-                return Err(StoreError::Conflict(format!(
-                    "a decision by '{approver}' on request {request_id}"
-                )))
-            }
-            r => r?,
-        };
-        let approvals: i64 = tx.query_row(
-            "SELECT count(*) FROM approvals WHERE request_kind = 'certificate' AND request_id = ?1 AND decision = 'approve'",
-            params![request_id],
-            |r| r.get(0),
+        let approvals = insert_decision(
+            &tx,
+            ("certificate", &format!("request {request_id}")),
+            request_id,
+            (approver, approve, comment),
         )?;
         let claimed = approve && approvals >= required;
         if !approve || claimed {
@@ -236,4 +224,33 @@ impl RequestsRead for SqliteStore {
         let rows = stmt.query_map([], from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+}
+
+/// Records one approver's decision on request `id` of `kind` (`certificate` or `signature`,
+/// named `what` in messages) and returns how many approvals it now has; a second decision by
+/// the same approver is a conflict.
+pub(super) fn insert_decision(
+    tx: &rusqlite::Connection,
+    (kind, what): (&str, &str),
+    id: i64,
+    (approver, approve, comment): (&str, bool, Option<&str>),
+) -> Result<i64, StoreError> {
+    let decision = if approve { "approve" } else { "deny" };
+    let r = tx.execute(
+        "INSERT INTO approvals (request_kind, request_id, approver, decision, comment, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![kind, id, approver, decision, comment, now()],
+    );
+    match r {
+        Err(e) if is_unique_violation(&e) => {
+            return Err(StoreError::Conflict(format!(
+                "a decision by '{approver}' on {what}"
+            )))
+        }
+        r => r?,
+    };
+    Ok(tx.query_row(
+        "SELECT count(*) FROM approvals WHERE request_kind = ?1 AND request_id = ?2 AND decision = 'approve'",
+        params![kind, id],
+        |r| r.get(0),
+    )?)
 }

@@ -300,23 +300,11 @@ impl SigningWrite for SqliteStore {
                 )))
             }
         };
-        let decision = if approve { "approve" } else { "deny" };
-        let r = tx.execute(
-            "INSERT INTO approvals (request_kind, request_id, approver, decision, comment, created_at) VALUES ('signature', ?1, ?2, ?3, ?4, ?5)",
-            params![id, approver, decision, comment, now()],
-        );
-        match r {
-            Err(e) if is_unique_violation(&e) => {
-                return Err(StoreError::Conflict(format!(
-                    "a decision by '{approver}' on signature request {id}"
-                )))
-            }
-            r => r?,
-        };
-        let approvals: i64 = tx.query_row(
-            "SELECT count(*) FROM approvals WHERE request_kind = 'signature' AND request_id = ?1 AND decision = 'approve'",
-            params![id],
-            |r| r.get(0),
+        let approvals = super::requests::insert_decision(
+            &tx,
+            ("signature", &format!("signature request {id}")),
+            id,
+            (approver, approve, comment),
         )?;
         let mut claimed = false;
         if !approve {
