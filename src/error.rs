@@ -47,6 +47,10 @@ pub enum Error {
     /// server's fault, never the client's.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The server's own fault (a poisoned lock, a key store that cannot seal, a key that could
+    /// not be made): never the client's, its detail for the log only.
+    #[error("{0}")]
+    Internal(String),
     /// Too many requests (e.g. a key's signing rate); retry after the given seconds.
     #[error("{detail}")]
     RateLimited { detail: String, retry_after: u64 },
@@ -124,7 +128,7 @@ impl Error {
             Error::MalformedJson(_) => "malformed-json",
             Error::UnsupportedMedia(_) => "unsupported-media-type",
             Error::Io(_) => "io",
-            Error::Corrupt(_) => "internal",
+            Error::Corrupt(_) | Error::Internal(_) => "internal",
             Error::RateLimited { .. } => "rate-limited",
             Error::Refused(r) => match r {
                 Refusal::NotFound(_) => "not-found",
@@ -172,9 +176,11 @@ impl Error {
             },
             Error::Key(_) => Class::Unavailable,
             Error::Issue(IssueError::Lint(_)) => Class::Unprocessable,
-            Error::Issue(_) | Error::Config(_) | Error::Io(_) | Error::Corrupt(_) => {
-                Class::Internal
-            }
+            Error::Issue(_)
+            | Error::Config(_)
+            | Error::Io(_)
+            | Error::Corrupt(_)
+            | Error::Internal(_) => Class::Internal,
             Error::Auth(AuthError::Unauthorized(_)) => Class::Unauthorized,
             Error::Auth(AuthError::Forbidden(_)) => Class::Forbidden,
             Error::Signing(s) => match s {

@@ -137,7 +137,7 @@ impl Hallmark {
         }
         let cfg =
             self.config.key_stores.get(name).ok_or_else(|| {
-                Error::Invalid(format!("key store '{name}' is not in the config"))
+                Error::Internal(format!("key store '{name}' is not in the config"))
             })?;
         let ks: Arc<dyn KeyStore> = match cfg {
             KeyStoreConfig::Soft {
@@ -212,7 +212,7 @@ impl Hallmark {
             }
             next = rec.parent;
             if out.len() > 8 {
-                return Err(Error::Invalid("CA chain loops".into()));
+                return Err(Error::Corrupt("the CA records' parents form a loop".into()));
             }
         }
         Ok(out)

@@ -120,7 +120,7 @@ impl Hallmark {
         let ca = self.ca(ca)?;
         let sig = ca.signer.sign(ca.scheme, tbs)?;
         let alg = crate::der::tbs_signature_algorithm(tbs)
-            .map_err(|e| Error::Invalid(format!("recorded certificate intent: {e}")))?
+            .map_err(|e| Error::Corrupt(format!("recorded certificate intent: {e}")))?
             .to_vec();
         Ok(crate::der::assemble(tbs, &alg, &sig))
     }

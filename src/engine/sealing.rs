@@ -36,7 +36,7 @@ impl Hallmark {
         let mut cached = self
             .seal_key
             .lock()
-            .map_err(|_| Error::Invalid("sealing key lock poisoned".into()))?;
+            .map_err(|_| Error::Internal("sealing key lock poisoned".into()))?;
         if cached.is_none() {
             let ks = self.key_store(&self.config.keys.default_store)?;
             let signer = match ks.open(SEAL_KEY) {
@@ -47,7 +47,7 @@ impl Hallmark {
             let first = signer.sign(SignatureScheme::RsaPkcs1Sha256, LABEL)?;
             let again = signer.sign(SignatureScheme::RsaPkcs1Sha256, LABEL)?;
             if first != again {
-                return Err(Error::Invalid(format!(
+                return Err(Error::Internal(format!(
                     "the key store's '{SEAL_KEY}' key does not sign deterministically; secrets cannot be sealed with it"
                 )));
             }
@@ -58,9 +58,9 @@ impl Hallmark {
         }
         let k = cached
             .as_ref()
-            .ok_or_else(|| Error::Invalid("no sealing key".into()))?;
+            .ok_or_else(|| Error::Internal("no sealing key".into()))?;
         let unbound = UnboundKey::new(&AES_256_GCM, k.as_ref())
-            .map_err(|_| Error::Invalid("the sealing key is not an AES-256 key".into()))?;
+            .map_err(|_| Error::Internal("the sealing key is not an AES-256 key".into()))?;
         Ok(LessSafeKey::new(unbound))
     }
 
@@ -76,7 +76,7 @@ impl Hallmark {
             Aad::from(name.as_bytes()),
             &mut body,
         )
-        .map_err(|_| Error::Invalid("sealing failed".into()))?;
+        .map_err(|_| Error::Internal("sealing failed".into()))?;
         Ok([MAGIC, &nonce[..], &body].concat())
     }
 
@@ -90,12 +90,12 @@ impl Hallmark {
         let rest = &stored[MAGIC.len()..];
         let (nonce, sealed) = rest.split_at(NONCE_LEN);
         let nonce = Nonce::try_assume_unique_for_key(nonce)
-            .map_err(|_| Error::Invalid("a sealed value's nonce is malformed".into()))?;
+            .map_err(|_| Error::Corrupt("a sealed value's nonce is malformed".into()))?;
         let mut body = Zeroizing::new(sealed.to_vec());
         let n = key
             .open_in_place(nonce, Aad::from(name.as_bytes()), &mut body)
             .map_err(|_| {
-                Error::Invalid(format!(
+                Error::Corrupt(format!(
                     "the sealed secret of '{name}' does not open with this key store's '{SEAL_KEY}' key"
                 ))
             })?

@@ -78,7 +78,7 @@ impl Hallmark {
                     &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
                     &rng,
                 )
-                .map_err(|_| Error::Invalid("generating the station key failed".into()))?;
+                .map_err(|_| Error::Internal("generating the station key failed".into()))?;
                 let signer = crate::keys::soft::SoftKey::ephemeral(name, p8.as_ref())?;
                 let subject = vec![NameAttr {
                     kind: "CN".into(),

@@ -70,7 +70,7 @@ impl Hallmark {
                 continue;
             };
             let (_, ic) = X509Certificate::from_der(&issuer)
-                .map_err(|e| Error::Invalid(format!("CA '{parent}' certificate: {e}")))?;
+                .map_err(|e| Error::Corrupt(format!("CA '{parent}' certificate: {e}")))?;
             let name_raw = ic.subject().as_raw().to_vec();
             let key_bits = ic.public_key().subject_public_key.data.to_vec();
             let signer = self.key_store(&rec.key_store)?.open(&rec.key_label)?;
