@@ -267,4 +267,15 @@ mod tests {
             (Class::Internal, "internal")
         );
     }
+
+    #[test]
+    fn the_server_s_own_faults_are_never_a_400() {
+        // A sealed secret that does not open, a key store that cannot seal: once 400s.
+        for e in [
+            Error::Corrupt("the sealed secret of 'kid' does not open".into()),
+            Error::Internal("sealing failed".into()),
+        ] {
+            assert_eq!((e.class(), e.kind()), (Class::Internal, "internal"), "{e}");
+        }
+    }
 }
