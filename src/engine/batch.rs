@@ -189,7 +189,7 @@ impl Hallmark {
                             .drain(..)
                             .map(|r| {
                                 r.unwrap_or_else(|| {
-                                    Err(Error::Invalid("the request was not processed".into()))
+                                    Err(Error::Internal("the request was not processed".into()))
                                 })
                             })
                             .collect();

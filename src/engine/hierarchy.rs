@@ -135,8 +135,8 @@ impl Hallmark {
         use sha2::Digest;
         let (serial, subject, nb, na) = issuer::cert_summary(cert)?;
         let (_, parsed) =
-            X509Certificate::from_der(cert).map_err(|e| Error::Invalid(e.to_string()))?;
-        let parts = crate::der::split_signed(cert).map_err(|e| Error::Invalid(e.to_string()))?;
+            X509Certificate::from_der(cert).map_err(|e| Error::Internal(e.to_string()))?;
+        let parts = crate::der::split_signed(cert).map_err(|e| Error::Internal(e.to_string()))?;
         let intent = Intent {
             serial: serial.clone(),
             ca: parent.to_string(),

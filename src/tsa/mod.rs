@@ -102,20 +102,20 @@ pub fn load(hm: &Hallmark) -> Result<Tsa> {
         ))
     })?;
     let blocks =
-        pem::parse_many(&text).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
+        pem::parse_many(&text).map_err(|e| Error::Internal(format!("{}: {e}", path.display())))?;
     let mut certs = blocks
         .into_iter()
         .filter(|b| b.tag() == "CERTIFICATE")
         .map(|b| b.into_contents());
     let cert_der = certs
         .next()
-        .ok_or_else(|| Error::Invalid(format!("{} holds no certificate", path.display())))?;
+        .ok_or_else(|| Error::Internal(format!("{} holds no certificate", path.display())))?;
     let chain = certs.collect();
     let signer = hm.key_store(&hm.config.keys.default_store)?.open(TSA_KEY)?;
     let (_, c) = x509_parser::parse_x509_certificate(&cert_der)
-        .map_err(|e| Error::Invalid(format!("TSA certificate: {e}")))?;
+        .map_err(|e| Error::Internal(format!("TSA certificate: {e}")))?;
     if c.public_key().raw != signer.spki_der() {
-        return Err(Error::Invalid(
+        return Err(Error::Internal(
             "the TSA certificate is not for the key 'tsa' (public keys differ)".into(),
         ));
     }
