@@ -7,8 +7,8 @@
 //! calls every method of both halves of its family and checks real behaviour: round trips of
 //! every field written, list order, paging, filters and counts, the refusals (`Conflict`,
 //! `NotFound`, `Decided`, `DeviceTaken`, `QuotaExceeded`), the one-winner state moves, and the
-//! audit event each change of a record leaves. A test marked `#[ignore = "contract violation: ..."]` states
-//! what the contract requires and the SQLite backend does not do yet.
+//! audit event each change of a record leaves. Every test runs: a backend that does not meet
+//! the contract fails here (the four defects this suite found in the SQLite backend were fixed).
 
 use std::sync::Arc;
 
