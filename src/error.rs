@@ -5,10 +5,14 @@
 //! answers it, both decided here by variant so the compiler sees every case.
 
 use crate::config::ConfigError;
+use crate::engine::EngineError;
 use crate::issuer::IssueError;
 use crate::keys::KeyError;
 use crate::policy::PolicyError;
 use crate::profile::ProfileError;
+use crate::provision::ProvisionError;
+use crate::requests::RequestError;
+use crate::revocation::RevocationError;
 use crate::signing::SigningError;
 use crate::store::StoreError;
 
@@ -31,6 +35,14 @@ pub enum Error {
     Auth(#[from] crate::policy::auth::AuthError),
     #[error(transparent)]
     Signing(#[from] crate::signing::SigningError),
+    #[error(transparent)]
+    Engine(#[from] crate::engine::EngineError),
+    #[error(transparent)]
+    Revocation(#[from] crate::revocation::RevocationError),
+    #[error(transparent)]
+    Request(#[from] crate::requests::RequestError),
+    #[error(transparent)]
+    Provision(#[from] crate::provision::ProvisionError),
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
@@ -39,8 +51,6 @@ pub enum Error {
     UnsupportedMedia(String),
     #[error("{0} was not found")]
     NotFound(String),
-    #[error("{0}")]
-    Invalid(String),
     #[error("{0}")]
     Io(String),
     /// A stored record that does not read back (a corrupt certificate in the database): the
@@ -82,6 +92,9 @@ pub enum Refusal {
     Timeout,
     #[error("the request body is malformed (HTTP framing)")]
     BadFraming,
+    /// A path segment, query parameter or body field the route cannot use.
+    #[error("{0}")]
+    BadParameter(String),
     /// The database or key store cannot answer now; the detail says which, in general terms.
     #[error("{0}")]
     Unavailable(String),
@@ -117,11 +130,14 @@ impl Error {
             Error::Store(_) => "internal",
             Error::Key(_) => "key-store",
             Error::Issue(IssueError::Lint(_)) => "lint",
+            Error::Issue(IssueError::Unreadable(_)) => "bad-request",
             Error::Issue(_) => "issuance",
             Error::Config(_) => "config",
             Error::Signing(SigningError::Internal(_)) => "internal",
+            Error::Engine(_) | Error::Revocation(_) | Error::Request(_) | Error::Provision(_) => {
+                "bad-request"
+            }
             Error::Signing(_) => "bad-request",
-            Error::Invalid(_) => "bad-request",
             Error::Auth(crate::policy::auth::AuthError::Unauthorized(_)) => "unauthorized",
             Error::Auth(crate::policy::auth::AuthError::Forbidden(_)) => "forbidden",
             Error::Conflict(_) => "conflict",
@@ -138,7 +154,7 @@ impl Error {
                 Refusal::UriTooLong(_) => "uri-too-long",
                 Refusal::HeadersTooLarge(_) => "headers-too-large",
                 Refusal::Timeout => "timeout",
-                Refusal::BadFraming => "bad-request",
+                Refusal::BadFraming | Refusal::BadParameter(_) => "bad-request",
                 Refusal::Unavailable(_) => "unavailable",
                 Refusal::Internal => "internal",
             },
@@ -176,6 +192,7 @@ impl Error {
             },
             Error::Key(_) => Class::Unavailable,
             Error::Issue(IssueError::Lint(_)) => Class::Unprocessable,
+            Error::Issue(IssueError::Unreadable(_)) => Class::BadRequest,
             Error::Issue(_)
             | Error::Config(_)
             | Error::Io(_)
@@ -193,8 +210,32 @@ impl Error {
                 | SigningError::BadMetadata(_) => Class::BadRequest,
                 SigningError::Internal(_) => Class::Internal,
             },
+            Error::Engine(e) => match e {
+                EngineError::UnknownPurpose(_)
+                | EngineError::Argument(_)
+                | EngineError::BadCertificate(_)
+                | EngineError::NotForKey(_)
+                | EngineError::NotACaCertificate
+                | EngineError::InitRefused(_) => Class::BadRequest,
+            },
+            Error::Revocation(r) => match r {
+                RevocationError::BadSerial(_) | RevocationError::FutureInvalidityDate => {
+                    Class::BadRequest
+                }
+            },
+            Error::Request(r) => match r {
+                RequestError::UnknownStatus(..)
+                | RequestError::TokenWithoutOwner
+                | RequestError::BadTokenName(_) => Class::BadRequest,
+            },
+            Error::Provision(p) => match p {
+                ProvisionError::NotDeviceProfile(_)
+                | ProvisionError::BadSerialPattern(..)
+                | ProvisionError::BadQuota
+                | ProvisionError::PublisherAmbiguous { .. } => Class::BadRequest,
+            },
             Error::Conflict(_) => Class::Conflict,
-            Error::MalformedJson(_) | Error::Invalid(_) => Class::BadRequest,
+            Error::MalformedJson(_) => Class::BadRequest,
             Error::UnsupportedMedia(_) => Class::UnsupportedMedia,
             Error::NotFound(_) => Class::NotFound,
             Error::RateLimited { .. } => Class::RateLimited,
@@ -206,7 +247,7 @@ impl Error {
                 Refusal::UriTooLong(_) => Class::UriTooLong,
                 Refusal::HeadersTooLarge(_) => Class::HeadersTooLarge,
                 Refusal::Timeout => Class::Timeout,
-                Refusal::BadFraming => Class::BadRequest,
+                Refusal::BadFraming | Refusal::BadParameter(_) => Class::BadRequest,
                 Refusal::Unavailable(_) => Class::Unavailable,
                 Refusal::Internal => Class::Internal,
             },
@@ -277,5 +318,30 @@ mod tests {
         ] {
             assert_eq!((e.class(), e.kind()), (Class::Internal, "internal"), "{e}");
         }
+    }
+
+    #[test]
+    fn each_layer_s_refusals_are_400s_with_their_own_words() {
+        let refusals: Vec<Error> = vec![
+            EngineError::UnknownPurpose("web".into()).into(),
+            EngineError::NotACaCertificate.into(),
+            RevocationError::FutureInvalidityDate.into(),
+            RequestError::TokenWithoutOwner.into(),
+            ProvisionError::BadQuota.into(),
+            IssueError::Unreadable("truncated".into()).into(),
+            Refusal::BadParameter("limit '0' must be 1..1000".into()).into(),
+        ];
+        for e in refusals {
+            assert_eq!(
+                (e.class(), e.kind()),
+                (Class::BadRequest, "bad-request"),
+                "{e}"
+            );
+            assert!(!e.to_string().is_empty());
+        }
+        assert_eq!(
+            Error::from(EngineError::UnknownPurpose("web".into())).to_string(),
+            "unknown CA purpose 'web' (code-signing, timestamping, devices or tls)"
+        );
     }
 }

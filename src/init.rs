@@ -9,7 +9,7 @@ use crate::config::{
     ApiSection, CaSection, Config, DatabaseSection, KeyStoreConfig, KeysSection, ProfilesSection,
     ServerSection,
 };
-use crate::engine::{CaPurpose, Hallmark};
+use crate::engine::{CaPurpose, EngineError, Hallmark};
 use crate::error::{Error, Result};
 use crate::keys::KeyAlgorithm;
 
@@ -124,16 +124,18 @@ pub fn init(opts: &InitOptions) -> Result<PathBuf> {
     let io = |what: &str, e: std::io::Error| Error::Io(format!("{what}: {e}"));
     let config_path = opts.dir.join("hallmark.toml");
     if config_path.exists() {
-        return Err(Error::Invalid(format!(
+        return Err(EngineError::InitRefused(format!(
             "{} already exists: init never overwrites a CA",
             config_path.display()
-        )));
+        ))
+        .into());
     }
     if opts.dir.join("hallmark.db").exists() {
-        return Err(Error::Invalid(format!(
+        return Err(EngineError::InitRefused(format!(
             "{} holds a database from an unfinished init; remove the directory to start over",
             opts.dir.display()
-        )));
+        ))
+        .into());
     }
     let new_dir = !opts.dir.exists();
     std::fs::create_dir_all(&opts.dir).map_err(|e| io(&opts.dir.display().to_string(), e))?;
@@ -230,8 +232,8 @@ pub fn init(opts: &InitOptions) -> Result<PathBuf> {
         base_dir: opts.dir.clone(),
         path: config_path.clone(),
     };
-    config.validate().map_err(Error::Invalid)?;
-    let text = config.to_toml().map_err(Error::Invalid)?;
+    config.validate().map_err(EngineError::Argument)?;
+    let text = config.to_toml().map_err(Error::Internal)?;
     crate::store::open(&config.database_path())?;
     config.base_dir = opts.dir.clone();
     let hm = Hallmark::with_config(config)?;

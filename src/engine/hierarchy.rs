@@ -28,9 +28,7 @@ impl CaPurpose {
             "timestamping" => Ok(CaPurpose::Timestamping),
             "devices" => Ok(CaPurpose::Devices),
             "tls" => Ok(CaPurpose::Tls),
-            o => Err(Error::Invalid(format!(
-                "unknown CA purpose '{o}' (code-signing, timestamping, devices or tls)"
-            ))),
+            o => Err(EngineError::UnknownPurpose(o.to_string()).into()),
         }
     }
     /// The EKU an issuing CA of this purpose carries: never codeSigning and timeStamping together.
@@ -253,9 +251,10 @@ impl Hallmark {
         let mut spec = self.issuing_spec(name, purpose, parent);
         if let Some(vid) = matter_vid {
             if purpose != CaPurpose::Devices || !crate::profile::is_matter_id(vid) {
-                return Err(Error::Invalid(format!(
+                return Err(EngineError::Argument(format!(
                     "--matter-vid '{vid}': four upper-case hex digits, for a devices CA"
-                )));
+                ))
+                .into());
             }
             spec.subject.push(NameAttr {
                 kind: "matterVID".into(),
@@ -372,19 +371,13 @@ impl Hallmark {
         }
         let signer = self.key_store(&rec.key_store)?.open(&rec.key_label)?;
         let (_, c) = X509Certificate::from_der(der)
-            .map_err(|e| Error::Invalid(format!("certificate does not parse: {e}")))?;
+            .map_err(|e| EngineError::BadCertificate(e.to_string()))?;
         if c.public_key().raw != signer.spki_der() {
-            return Err(Error::Invalid(format!(
-                "the certificate is not for CA '{name}' key (public keys differ)"
-            )));
+            return Err(EngineError::NotForKey(format!("CA '{name}' key")).into());
         }
         match c.basic_constraints() {
             Ok(Some(bc)) if bc.value.ca => {}
-            _ => {
-                return Err(Error::Invalid(
-                    "the certificate is not a CA certificate (basicConstraints CA:TRUE)".into(),
-                ))
-            }
+            _ => return Err(EngineError::NotACaCertificate.into()),
         }
         let (serial, subject, nb, na) = issuer::cert_summary(der)?;
         rec.cert_der = Some(der.to_vec());
@@ -437,7 +430,7 @@ impl Hallmark {
     ) -> Result<String> {
         let first = hostnames
             .first()
-            .ok_or_else(|| Error::Invalid("the API needs at least one host name".into()))?;
+            .ok_or_else(|| EngineError::Argument("the API needs at least one host name".into()))?;
         let sans = hostnames
             .iter()
             .map(|h| match h.parse::<std::net::IpAddr>() {

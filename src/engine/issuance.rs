@@ -99,7 +99,7 @@ impl Hallmark {
     /// Changes the profiles a publisher may use; every profile must exist.
     pub fn set_publisher_profiles(&self, id: &str, profiles: &[String], actor: &str) -> Result<()> {
         if profiles.is_empty() {
-            return Err(Error::Invalid("give at least one profile".into()));
+            return Err(EngineError::Argument("give at least one profile".into()).into());
         }
         for p in profiles {
             self.profiles.get(p)?;
@@ -238,11 +238,9 @@ impl Hallmark {
             .key_store(&rec.key_store)?
             .open(&publisher_key_label(label))?;
         let (_, c) = X509Certificate::from_der(der)
-            .map_err(|e| Error::Invalid(format!("certificate does not parse: {e}")))?;
+            .map_err(|e| EngineError::BadCertificate(e.to_string()))?;
         if c.public_key().raw != signer.spki_der() {
-            return Err(Error::Invalid(format!(
-                "the certificate is not for key '{label}' (public keys differ)"
-            )));
+            return Err(EngineError::NotForKey(format!("key '{label}'")).into());
         }
         let serial = hex::encode(c.raw_serial());
         self.store.set_key_certificate(label, &serial, der, actor)?;

@@ -22,6 +22,7 @@ use crate::store::{now, CaRecord, CaRole, Intent, KeyRecord, Publisher, Store, S
 
 mod batch;
 mod doctor;
+mod error;
 mod hierarchy;
 mod issuance;
 mod recovery;
@@ -29,6 +30,7 @@ pub mod sealing;
 
 pub use batch::ChunkInput;
 pub use doctor::Check;
+pub use error::EngineError;
 pub use hierarchy::CaPurpose;
 use issuance::intent_for;
 pub use recovery::Recovered;

@@ -4,6 +4,7 @@
 
 use crate::der::{read_tlv, seq, set_of, tlv};
 use crate::error::{Error, Result};
+use crate::issuer::IssueError;
 use crate::keys::{HashAlg, SignatureScheme};
 
 /// SPC_INDIRECT_DATA_OBJID: the content type of Authenticode's signed content.
@@ -66,9 +67,9 @@ fn signature_algorithm(s: SignatureScheme) -> Result<Vec<u8>> {
         S::RsaPkcs1Sha384 => rsa(0x0c),
         S::RsaPkcs1Sha512 => rsa(0x0d),
         other => {
-            return Err(Error::Invalid(format!(
-                "{other:?} is not offered for CMS here"
-            )))
+            return Err(
+                IssueError::Encoding(format!("{other:?} is not offered for CMS here")).into(),
+            )
         }
     })
 }
@@ -157,7 +158,9 @@ pub struct Parts<'a> {
 
 /// Issuer and serial number (both TLVs, byte for byte) of a DER certificate.
 fn issuer_and_serial(cert: &[u8]) -> Result<Vec<u8>> {
-    let bad = |e: crate::der::DerError| Error::Invalid(format!("signer certificate: {e}"));
+    let bad = |e: crate::der::DerError| -> Error {
+        IssueError::Encoding(format!("signer certificate: {e}")).into()
+    };
     let outer = read_tlv(cert).map_err(bad)?;
     let tbs = read_tlv(outer.contents).map_err(bad)?;
     let mut next = read_tlv(tbs.contents).map_err(bad)?;
@@ -168,9 +171,10 @@ fn issuer_and_serial(cert: &[u8]) -> Result<Vec<u8>> {
     let sig_alg = read_tlv(serial.rest).map_err(bad)?;
     let issuer = read_tlv(sig_alg.rest).map_err(bad)?;
     if serial.tag != 0x02 || issuer.tag != 0x30 {
-        return Err(Error::Invalid(
+        return Err(IssueError::Encoding(
             "signer certificate: unexpected TBSCertificate layout".into(),
-        ));
+        )
+        .into());
     }
     Ok(seq(&[issuer.whole, serial.whole]))
 }
@@ -183,7 +187,7 @@ pub fn signed_data(p: &Parts<'_>) -> Result<Vec<u8>> {
     // Signed attributes go into SignerInfo as [0] IMPLICIT.
     let mut attrs = p.signed_attrs.to_vec();
     if attrs.first() != Some(&0x31) {
-        return Err(Error::Invalid("signed attributes must be a SET".into()));
+        return Err(IssueError::Encoding("signed attributes must be a SET".into()).into());
     }
     attrs[0] = 0xa0;
     // Unsigned attributes go in as [1] IMPLICIT SET OF.
@@ -193,7 +197,7 @@ pub fn signed_data(p: &Parts<'_>) -> Result<Vec<u8>> {
             let mut rest = a;
             while !rest.is_empty() {
                 let t = read_tlv(rest)
-                    .map_err(|e| Error::Invalid(format!("unsigned attribute: {e}")))?;
+                    .map_err(|e| IssueError::Encoding(format!("unsigned attribute: {e}")))?;
                 items.push(t.whole.to_vec());
                 rest = t.rest;
             }

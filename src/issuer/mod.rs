@@ -43,6 +43,9 @@ pub enum IssueError {
     Expired(String),
     #[error("certificate encoding: {0}")]
     Encoding(String),
+    /// A certificate given to hallmark (to import or record) that does not parse.
+    #[error("certificate does not parse: {0}")]
+    Unreadable(String),
     #[error(transparent)]
     Key(#[from] KeyError),
 }
@@ -525,7 +528,7 @@ pub fn make_csr(subject: &[NameAttr], signer: &dyn Signer) -> Result<Vec<u8>, Is
 /// store records beside the DER.
 pub fn cert_summary(der: &[u8]) -> Result<(String, String, i64, i64), crate::error::Error> {
     let (_, c) = x509_parser::parse_x509_certificate(der)
-        .map_err(|e| crate::error::Error::Invalid(format!("certificate does not parse: {e}")))?;
+        .map_err(|e| IssueError::Unreadable(e.to_string()))?;
     Ok((
         hex::encode(c.raw_serial()),
         c.subject().to_string(),

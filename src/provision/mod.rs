@@ -9,8 +9,10 @@
 //! device: a partial unique index).
 
 mod batch;
+mod error;
 mod stations;
 
+pub use error::ProvisionError;
 pub use stations::StationCredentials;
 
 use crate::engine::{ChunkInput, Hallmark, Issued};

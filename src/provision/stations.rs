@@ -29,14 +29,13 @@ impl Hallmark {
         crate::keys::validate_label(name)?;
         let device_profile = self.profiles.get(profile)?;
         if device_profile.subject.device_serial != crate::profile::Requirement::Required {
-            return Err(Error::Invalid(format!(
-                "profile '{profile}' is not a device profile (it takes no device serial)"
-            )));
+            return Err(ProvisionError::NotDeviceProfile(profile.to_string()).into());
         }
-        regex_lite::Regex::new(serial_pattern)
-            .map_err(|e| Error::Invalid(format!("--serial-pattern '{serial_pattern}': {e}")))?;
+        regex_lite::Regex::new(serial_pattern).map_err(|e| {
+            ProvisionError::BadSerialPattern(serial_pattern.to_string(), e.to_string())
+        })?;
         if quota < 1 {
-            return Err(Error::Invalid("--quota must be at least 1".into()));
+            return Err(ProvisionError::BadQuota.into());
         }
         if self.store.get_station(name)?.is_some() {
             return Err(StoreError::Conflict(format!("station '{name}'")).into());
@@ -54,10 +53,11 @@ impl Hallmark {
                     .filter(|p| p.profiles.iter().any(|x| x == profile))
                     .collect();
                 if fits.len() != 1 {
-                    return Err(Error::Invalid(format!(
-                        "give --publisher: {} publishers may use profile '{profile}'",
-                        fits.len()
-                    )));
+                    return Err(ProvisionError::PublisherAmbiguous {
+                        profile: profile.to_string(),
+                        count: fits.len(),
+                    }
+                    .into());
                 }
                 fits.remove(0)
             }

@@ -6,7 +6,10 @@
 //! never issue. When the last needed approval arrives, the certificate is issued in that call.
 
 mod approvals;
+mod error;
 mod tokens;
+
+pub use error::RequestError;
 
 use crate::engine::{Hallmark, Issued};
 use crate::error::{Error, Result};
@@ -97,12 +100,13 @@ impl Hallmark {
         before: Option<i64>,
         limit: usize,
     ) -> Result<(Vec<RequestRecord>, Option<i64>)> {
-        let wanted = match status {
-            Some(s) => Some(RequestStatus::parse(s).map_err(|_| {
-                Error::Invalid(format!("unknown status '{s}' ({})", RequestStatus::names()))
-            })?),
-            None => None,
-        };
+        let wanted =
+            match status {
+                Some(s) => Some(RequestStatus::parse(s).map_err(|_| {
+                    RequestError::UnknownStatus(s.to_string(), RequestStatus::names())
+                })?),
+                None => None,
+            };
         let publisher = if cred.officer {
             None
         } else {

@@ -18,9 +18,7 @@ impl Hallmark {
                 return Err(policy::PolicyError::UnknownPublisher(p.to_string()).into());
             }
         } else if !officer {
-            return Err(Error::Invalid(
-                "a token needs --publisher, or --officer".into(),
-            ));
+            return Err(RequestError::TokenWithoutOwner.into());
         }
         let t = auth::new_token();
         let name = name
@@ -32,9 +30,7 @@ impl Hallmark {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b));
         if !ok {
-            return Err(Error::Invalid(format!(
-                "token name '{name}': use 1-64 of A-Z a-z 0-9 - _ . @"
-            )));
+            return Err(RequestError::BadTokenName(name.to_string()).into());
         }
         let rec = TokenRecord {
             id: t.id,

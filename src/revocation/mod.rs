@@ -36,8 +36,11 @@ use crate::store::{
 };
 
 mod crl;
+mod error;
 mod refresher;
 mod responder;
+
+pub use error::RevocationError;
 
 use crl::shard_in_crl_dp;
 pub use crl::PublishedCrl;
@@ -164,9 +167,7 @@ pub fn normalize_serial(s: &str) -> Result<String> {
         .collect::<String>()
         .to_ascii_lowercase();
     if hex.is_empty() || hex.len() > 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(Error::Invalid(format!(
-            "'{s}' is not a certificate serial (hex, as `hallmark cert list` prints it)"
-        )));
+        return Err(RevocationError::BadSerial(s.to_string()).into());
     }
     if hex.len() % 2 == 1 {
         hex.insert(0, '0');
@@ -273,9 +274,7 @@ impl Hallmark {
         let serial = normalize_serial(serial)?;
         if let Some(d) = invalidity_date {
             if d > now() + 300 {
-                return Err(Error::Invalid(
-                    "the invalidity date is in the future".into(),
-                ));
+                return Err(RevocationError::FutureInvalidityDate.into());
             }
         }
         let cert = self

@@ -40,7 +40,7 @@ pub fn stamp_digest(hm: &Hallmark, hash: crate::keys::HashAlg, digest: &[u8]) ->
         crate::keys::HashAlg::Sha512 => "2.16.840.1.101.3.4.2.3",
     };
     if digest.len() != hash.output_len() {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Internal(format!(
             "a {hash:?} imprint is {} bytes, not {}",
             hash.output_len(),
             digest.len()

@@ -54,11 +54,15 @@ pub(super) fn revoke_certificate(
     cred.require(crate::policy::auth::Scope::Revoke)?;
     let rec = visible_certificate(hm, serial, cred)?;
     let reason: crate::revocation::RevocationReason =
-        body.reason.parse().map_err(Error::Invalid)?;
+        body.reason.parse().map_err(Refusal::BadParameter)?;
     let invalidity = match body.invalidity_date.as_deref() {
         Some(d) => Some(
             time::OffsetDateTime::parse(d, &time::format_description::well_known::Rfc3339)
-                .map_err(|e| Error::Invalid(format!("invalidity_date '{d}' is not RFC 3339: {e}")))?
+                .map_err(|e| {
+                    Error::from(Refusal::BadParameter(format!(
+                        "invalidity_date '{d}' is not RFC 3339: {e}"
+                    )))
+                })?
                 .unix_timestamp(),
         ),
         None => None,
@@ -100,9 +104,11 @@ pub(super) fn post_certificate(
     cred: &Credential,
 ) -> Result<Response<Body>, Error> {
     let default_publisher = || {
-        cred.publisher
-            .clone()
-            .ok_or_else(|| Error::Invalid("officer tokens must name the publisher".into()))
+        cred.publisher.clone().ok_or_else(|| {
+            Error::from(Refusal::BadParameter(
+                "officer tokens must name the publisher".into(),
+            ))
+        })
     };
     let issue = match content_type(&req.headers).as_str() {
         "application/json" => {
@@ -121,7 +127,7 @@ pub(super) fn post_certificate(
             }
         }
         "application/pkcs10" => IssueRequest {
-            profile: param(q, "profile").ok_or_else(|| Error::Invalid("a raw CSR needs ?profile=NAME".into()))?,
+            profile: param(q, "profile").ok_or_else(|| Error::from(Refusal::BadParameter("a raw CSR needs ?profile=NAME".into())))?,
             publisher: match param(q, "publisher") {
                 Some(p) => p,
                 None => default_publisher()?,

@@ -320,7 +320,11 @@ fn limit_param(q: &[(String, String)]) -> Result<usize, Error> {
             .parse::<usize>()
             .ok()
             .filter(|v| (1..=1000).contains(v))
-            .ok_or_else(|| Error::Invalid(format!("limit '{l}' must be 1..1000"))),
+            .ok_or_else(|| {
+                Error::from(Refusal::BadParameter(format!(
+                    "limit '{l}' must be 1..1000"
+                )))
+            }),
         None => Ok(100),
     }
 }
@@ -330,9 +334,9 @@ fn limit_param(q: &[(String, String)]) -> Result<usize, Error> {
 fn page(q: &[(String, String)]) -> Result<(Option<i64>, usize), Error> {
     let cursor = match param(q, "cursor") {
         Some(c) => Some(c.parse::<i64>().ok().filter(|v| *v > 0).ok_or_else(|| {
-            Error::Invalid(format!(
+            Error::from(Refusal::BadParameter(format!(
                 "cursor '{c}' is not one this route gave out (next_cursor)"
-            ))
+            )))
         })?),
         None => None,
     };
@@ -519,5 +523,5 @@ fn parse_id(s: &str) -> Result<i64, Error> {
     s.parse::<i64>()
         .ok()
         .filter(|v| *v > 0)
-        .ok_or_else(|| Error::Invalid(format!("'{s}' is not a request id")))
+        .ok_or_else(|| Error::from(Refusal::BadParameter(format!("'{s}' is not a request id"))))
 }
