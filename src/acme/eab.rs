@@ -100,6 +100,40 @@ pub fn required() -> AcmeError {
     )
 }
 
+/// A new EAB key for `publisher`, sealed and recorded; the HMAC key comes back in clear, to be
+/// shown once, with the directories its accounts may order from. Refused for an unknown
+/// publisher and for one that may use the profile of no ACME directory (every order would fail
+/// at finalize).
+pub fn create(
+    hm: &crate::engine::Hallmark,
+    publisher: &str,
+    actor: &str,
+) -> crate::error::Result<(NewEabKey, Vec<String>)> {
+    use crate::error::Error;
+    let Some(p) = hm.store.get_publisher(publisher)? else {
+        return Err(crate::policy::PolicyError::UnknownPublisher(publisher.to_string()).into());
+    };
+    let directories: Vec<&String> = hm.config.acme.directories.keys().collect();
+    let usable: Vec<String> = directories
+        .iter()
+        .filter(|d| p.profiles.iter().any(|q| q == **d))
+        .map(|d| d.to_string())
+        .collect();
+    if usable.is_empty() {
+        return Err(Error::Conflict(format!(
+            "publisher '{publisher}' may not use the profile of any ACME directory ({}): its profiles are {}. Add one (hallmark publisher update {publisher} --profiles ...) or a directory for one of its profiles ([acme.directories.PROFILE] in the config), then create the key",
+            directories.iter().map(|d| format!("/acme/{d}/")).collect::<Vec<_>>().join(", "),
+            if p.profiles.is_empty() { "none".to_string() } else { p.profiles.join(", ") }
+        )));
+    }
+    let mut k = new_key(publisher);
+    let clear = k.record.hmac_key.clone();
+    // The database keeps the HMAC key sealed; it is shown once, in clear.
+    k.record.hmac_key = hm.seal(&k.record.kid, &clear)?;
+    hm.store.insert_eab_key(&k.record, actor)?;
+    Ok((k, usable))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

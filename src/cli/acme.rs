@@ -2,7 +2,7 @@
 //! for one publisher; an ACME account bound with it gets certificates as that publisher.
 
 use super::ts;
-use anyhow::{anyhow, bail};
+use anyhow::anyhow;
 use clap::Subcommand;
 
 use crate::engine::Hallmark;
@@ -34,27 +34,7 @@ pub enum EabCmd {
 pub fn run(hm: &Hallmark, actor: &str, c: &AcmeCmd) -> anyhow::Result<()> {
     match c {
         AcmeCmd::Eab(EabCmd::Create { publisher }) => {
-            let Some(p) = hm.store.get_publisher(publisher)? else {
-                bail!("unknown publisher '{publisher}' (hallmark publisher list)");
-            };
-            // Accounts bound with this key order from the ACME directories whose profile the
-            // publisher may use: with none, every order would fail at finalize.
-            let directories: Vec<&String> = hm.config.acme.directories.keys().collect();
-            let usable: Vec<&&String> = directories
-                .iter()
-                .filter(|d| p.profiles.iter().any(|q| q == **d))
-                .collect();
-            if usable.is_empty() {
-                bail!(
-                    "publisher '{publisher}' may not use the profile of any ACME directory ({}): its profiles are {}. Add one (hallmark publisher update {publisher} --profiles ...) or a directory for one of its profiles ([acme.directories.PROFILE] in the config), then create the key",
-                    directories.iter().map(|d| format!("/acme/{d}/")).collect::<Vec<_>>().join(", "),
-                    if p.profiles.is_empty() { "none".to_string() } else { p.profiles.join(", ") }
-                );
-            }
-            let mut k = crate::acme::eab::new_key(publisher);
-            // The database keeps the HMAC key sealed; it is shown once, below, in clear.
-            k.record.hmac_key = hm.seal(&k.record.kid, &k.record.hmac_key)?;
-            hm.store.insert_eab_key(&k.record, actor)?;
+            let (k, usable) = crate::acme::eab::create(hm, publisher, actor)?;
             eprintln!(
                 "EAB key for publisher {publisher} (directories: {}); the HMAC key is shown once:",
                 usable

@@ -25,6 +25,7 @@ mod doctor;
 mod error;
 mod hierarchy;
 mod issuance;
+mod records;
 mod recovery;
 pub mod sealing;
 
@@ -33,6 +34,7 @@ pub use doctor::Check;
 pub use error::EngineError;
 pub use hierarchy::CaPurpose;
 use issuance::intent_for;
+pub use records::Page;
 pub use recovery::Recovered;
 
 /// A certificate as returned to a caller: already recorded.

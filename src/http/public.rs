@@ -43,7 +43,7 @@ pub fn route(hm: &Hallmark, req: &PublicRequest) -> Response<Body> {
                 "CA certificates are at /ca/NAME.crt (DER) or /ca/NAME.pem".into(),
             ));
         };
-        return match hm.store.get_ca(name) {
+        return match hm.ca_record(name) {
             Ok(Some(ca)) => match ca.cert_der {
                 Some(der) if pem => response(
                     StatusCode::OK,

@@ -98,4 +98,21 @@ impl Hallmark {
             request_id: None,
         })
     }
+
+    /// Revokes token `id`; revoking it twice is refused, saying when it was.
+    pub fn revoke_token(&self, id: &str, actor: &str) -> Result<()> {
+        let Some(rec) = self.store.get_token(id)? else {
+            return Err(Error::NotFound(format!(
+                "token '{id}' (hallmark token list shows the ids)"
+            )));
+        };
+        if let Some(at) = rec.revoked_at {
+            return Err(Error::Conflict(format!(
+                "token {id} was already revoked at {}; nothing changed",
+                crate::store::rfc3339(at)
+            )));
+        }
+        self.store.revoke_token(id, now(), actor)?;
+        Ok(())
+    }
 }

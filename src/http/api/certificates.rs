@@ -52,7 +52,7 @@ pub(super) fn revoke_certificate(
     cred: &Credential,
 ) -> Result<Response<Body>, Error> {
     cred.require(crate::policy::auth::Scope::Revoke)?;
-    let rec = visible_certificate(hm, serial, cred)?;
+    let (rec, _) = hm.certificate_for(serial, cred)?;
     let reason: crate::revocation::RevocationReason =
         body.reason.parse().map_err(Refusal::BadParameter)?;
     let invalidity = match body.invalidity_date.as_deref() {
@@ -171,8 +171,7 @@ pub(super) fn get_certificate(
     serial: &str,
     cred: &Credential,
 ) -> Result<Response<Body>, Error> {
-    let rec = visible_certificate(hm, serial, cred)?;
-    let revocation = hm.store.get_revocation(&rec.serial)?;
+    let (rec, revocation) = hm.certificate_for(serial, cred)?;
     let accept = req
         .headers
         .get(ACCEPT)
@@ -208,48 +207,15 @@ pub(super) fn list_certificates(
     q: &[(String, String)],
     cred: &Credential,
 ) -> Result<Response<Body>, Error> {
-    let publisher = match (param(q, "publisher"), cred.officer) {
-        (Some(p), true) => Some(p),
-        (None, true) => None,
-        (Some(p), false) => {
-            cred.may_act_for(&p)?;
-            Some(p)
-        }
-        (None, false) => cred.publisher.clone(),
-    };
-    let limit = limit_param(q)?;
-    let rows = hm.store.list_certificates(&CertFilter {
-        publisher,
-        profile: param(q, "profile"),
-        ca: None,
-        after: param(q, "cursor").map(|c| c.to_ascii_lowercase()),
-        limit,
-    })?;
-    let next = if rows.len() == limit {
-        rows.last().map(|r| r.serial.clone())
-    } else {
-        None
-    };
+    let page = hm.certificates_page(
+        cred,
+        param(q, "publisher"),
+        param(q, "profile"),
+        param(q, "cursor"),
+        limit_param(q)?,
+    )?;
     Ok(json_response(
         StatusCode::OK,
-        &json!({"items": rows.iter().map(cert_json).collect::<Vec<_>>(), "next_cursor": next}),
+        &json!({"items": page.items.iter().map(cert_json).collect::<Vec<_>>(), "next_cursor": page.next}),
     ))
-}
-
-/// Issued certificate `serial` (any case), if the caller may see it: another publisher's
-/// certificate is a 404, as one that does not exist.
-fn visible_certificate(
-    hm: &Hallmark,
-    serial: &str,
-    cred: &Credential,
-) -> Result<CertRecord, Error> {
-    let serial = serial.to_ascii_lowercase();
-    hm.store
-        .get_certificate(&serial)?
-        .filter(|c| c.status == crate::store::CertStatus::Issued)
-        .filter(|c| {
-            cred.may_act_for(c.publisher.as_deref().unwrap_or(""))
-                .is_ok()
-        })
-        .ok_or_else(|| Error::NotFound(format!("certificate {serial}")))
 }

@@ -7,12 +7,7 @@ pub(super) fn healthz(_: &Ctx<'_>) -> Result<Response<Body>, Error> {
 }
 
 pub(super) fn readyz(c: &Ctx<'_>) -> Result<Response<Body>, Error> {
-    let hm = c.hm;
-    let db = hm.store.schema_version().map(|v| format!("schema {v}"));
-    let ks = hm
-        .key_store(&hm.config.keys.default_store)
-        .and_then(|k| k.check().map_err(Error::from));
-    Ok(match (db, ks) {
+    Ok(match c.hm.readiness() {
         (Ok(d), Ok(k)) => json_response(StatusCode::OK, &json!({"database": d, "key_store": k})),
         (d, k) => {
             let why = [

@@ -15,10 +15,6 @@ pub(super) fn get_key(
     cred: &Credential,
 ) -> Result<Response<Body>, Error> {
     cred.require(crate::policy::auth::Scope::Sign)?;
-    let not_found = || Error::NotFound(format!("key '{label}'"));
-    let key = match hm.store.get_key(label)? {
-        Some(k) if cred.may_act_for(&k.publisher).is_ok() => k,
-        _ => return Err(not_found()),
-    };
+    let key = hm.key_for(label, cred)?;
     Ok(json_response(StatusCode::OK, &hm.key_document(&key)?))
 }

@@ -37,7 +37,7 @@ use crate::policy::IssueRequest;
 use crate::requests::{RequestView, Submitted};
 use crate::signing::{SignSubmitted, SignatureById, SignatureRequestView};
 use crate::store::rfc3339;
-use crate::store::{CertFilter, CertRecord, Publisher, RequestRecord};
+use crate::store::{CertRecord, Publisher, RequestRecord};
 
 /// Who may call a route, settled from the head before the body is read (the services check
 /// again).

@@ -35,27 +35,15 @@ pub(super) fn post_publisher_route(c: &Ctx<'_>) -> Result<Response<Body>, Error>
 }
 
 pub(super) fn list_publishers_route(c: &Ctx<'_>) -> Result<Response<Body>, Error> {
-    c.cred()?.require_officer()?;
     // By id; the cursor is the last id of the previous page.
     let limit = limit_param(&c.q)?;
-    let after = param(&c.q, "cursor");
-    let mut list = c.hm.store.list_publishers()?;
-    list.sort_by(|a, b| a.id.cmp(&b.id));
-    let page: Vec<&Publisher> = list
-        .iter()
-        .filter(|p| after.as_deref().is_none_or(|a| p.id.as_str() > a))
-        .take(limit)
-        .collect();
-    let next = if page.len() == limit {
-        page.last().map(|p| p.id.clone())
-    } else {
-        None
-    };
+    let page =
+        c.hm.publishers_page(c.cred()?, param(&c.q, "cursor"), limit)?;
     Ok(json_response(
         StatusCode::OK,
         &json!({
-            "items": page.iter().map(|p| publisher_json(p)).collect::<Vec<_>>(),
-            "next_cursor": next,
+            "items": page.items.iter().map(publisher_json).collect::<Vec<_>>(),
+            "next_cursor": page.next,
         }),
     ))
 }
