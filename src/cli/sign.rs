@@ -84,6 +84,17 @@ pub enum SignatureCmd {
 
 /// Hashes a file as it streams by (never held in memory whole).
 pub fn hash_file(path: &Path, hash: HashAlg) -> anyhow::Result<Vec<u8>> {
+    hash_stream(path, &[], None, hash)
+}
+
+/// Hashes `prefix` and then the file, streaming; with `len`, checks the file still has that
+/// many bytes (it did not change between being measured and being read).
+pub fn hash_stream(
+    path: &Path,
+    prefix: &[u8],
+    len: Option<u64>,
+    hash: HashAlg,
+) -> anyhow::Result<Vec<u8>> {
     use aws_lc_rs::digest;
     let alg = match hash {
         HashAlg::Sha256 => &digest::SHA256,
@@ -92,7 +103,9 @@ pub fn hash_file(path: &Path, hash: HashAlg) -> anyhow::Result<Vec<u8>> {
     };
     let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut ctx = digest::Context::new(alg);
+    ctx.update(prefix);
     let mut buf = vec![0u8; 1 << 20];
+    let mut seen = 0u64;
     loop {
         let n = f
             .read(&mut buf)
@@ -100,7 +113,14 @@ pub fn hash_file(path: &Path, hash: HashAlg) -> anyhow::Result<Vec<u8>> {
         if n == 0 {
             break;
         }
+        seen += n as u64;
         ctx.update(&buf[..n]);
+    }
+    if let Some(len) = len.filter(|l| *l != seen) {
+        anyhow::bail!(
+            "{} changed while it was read ({len} bytes expected, {seen} read)",
+            path.display()
+        );
     }
     Ok(ctx.finish().as_ref().to_vec())
 }

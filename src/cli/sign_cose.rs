@@ -2,17 +2,13 @@
 //! hashed here while the file streams by (CBOR prefix, then the file's bytes); the server signs
 //! that hash in its `cose_sign1` format and this command assembles the message.
 
-use std::io::Read;
 use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Context};
 use clap::Args;
 
-use super::sign_mcuboot::{
-    certificate_spki, check_expected_key, remote_sign, verify_digest, RemoteArgs,
-};
+use super::sign_mcuboot::{remote_sign_checked, verify_digest, RemoteArgs};
 use crate::formats::cose::{self, CoseAlg};
-use crate::keys::HashAlg;
 use crate::signing::digest_algorithm_name;
 
 #[derive(Args, Debug)]
@@ -35,43 +31,6 @@ pub struct CoseArgs {
     pub no_x5chain: bool,
     #[command(flatten)]
     pub remote: RemoteArgs,
-}
-
-/// Hashes `prefix` and then the file, streaming; checks the file still has `len` bytes.
-fn hash_prefixed(
-    path: &std::path::Path,
-    prefix: &[u8],
-    len: u64,
-    hash: HashAlg,
-) -> anyhow::Result<Vec<u8>> {
-    use aws_lc_rs::digest;
-    let alg = match hash {
-        HashAlg::Sha256 => &digest::SHA256,
-        HashAlg::Sha384 => &digest::SHA384,
-        HashAlg::Sha512 => &digest::SHA512,
-    };
-    let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut ctx = digest::Context::new(alg);
-    ctx.update(prefix);
-    let mut buf = vec![0u8; 1 << 20];
-    let mut seen = 0u64;
-    loop {
-        let n = f
-            .read(&mut buf)
-            .with_context(|| format!("reading {}", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        seen += n as u64;
-        ctx.update(&buf[..n]);
-    }
-    if seen != len {
-        bail!(
-            "{} changed while it was read ({len} bytes expected, {seen} read)",
-            path.display()
-        );
-    }
-    Ok(ctx.finish().as_ref().to_vec())
 }
 
 /// The algorithm a key signs COSE with here: ES256 (P-256), ES384 (P-384), PS256 (RSA).
@@ -130,16 +89,14 @@ pub fn cmd_sign_cose(a: &CoseArgs) -> anyhow::Result<()> {
         .len();
     let protected = cose::protected_header(alg);
     let prefix = cose::sig_structure_prefix(&protected, len);
-    let digest = hash_prefixed(&a.file, &prefix, len, hash)?;
+    let digest = super::sign::hash_stream(&a.file, &prefix, Some(len), hash)?;
     let mut meta = serde_json::Map::new();
     meta.insert("cose_alg".into(), alg.name().into());
-    let remote = remote_sign(&a.remote, &a.file, &digest, hash, "cose_sign1", meta)?;
-    let spki = certificate_spki(&remote.certificate)?;
-    check_expected_key(
+    let (remote, spki) = remote_sign_checked(
+        &a.remote,
+        (&a.file, &digest, hash),
+        ("cose_sign1", meta),
         expected.as_deref(),
-        &spki,
-        &a.remote.request.key,
-        &remote.id,
     )?;
     // The server chose the scheme from the key; the header must name the same algorithm.
     let verifier: &'static dyn aws_lc_rs::signature::VerificationAlgorithm =

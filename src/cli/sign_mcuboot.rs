@@ -171,6 +171,20 @@ pub fn remote_sign(
     })
 }
 
+/// [`remote_sign`] of `file`'s `digest`, then the signing certificate's key (SPKI, DER), checked
+/// against `expected` (`--cert`) when given.
+pub fn remote_sign_checked(
+    r: &RemoteArgs,
+    (file, digest, hash): (&Path, &[u8], HashAlg),
+    (format, metadata): (&str, serde_json::Map<String, serde_json::Value>),
+    expected: Option<&[u8]>,
+) -> anyhow::Result<(Remote, Vec<u8>)> {
+    let remote = remote_sign(r, file, digest, hash, format, metadata)?;
+    let spki = certificate_spki(&remote.certificate)?;
+    check_expected_key(expected, &spki, &r.request.key, &remote.id)?;
+    Ok((remote, spki))
+}
+
 /// The SubjectPublicKeyInfo (DER) of a certificate.
 pub fn certificate_spki(cert_der: &[u8]) -> anyhow::Result<Vec<u8>> {
     use x509_parser::prelude::{FromDer, X509Certificate};
@@ -270,13 +284,11 @@ pub fn cmd_sign_mcuboot(a: &McubootArgs) -> anyhow::Result<()> {
     let digest = unsigned.digest();
     let mut meta = serde_json::Map::new();
     meta.insert("mcuboot_version".into(), version.to_string().into());
-    let remote = remote_sign(&a.remote, &a.file, &digest, hash, "raw", meta)?;
-    let spki = certificate_spki(&remote.certificate)?;
-    check_expected_key(
+    let (remote, spki) = remote_sign_checked(
+        &a.remote,
+        (&a.file, &digest, hash),
+        ("raw", meta),
         expected.as_deref(),
-        &spki,
-        &a.remote.request.key,
-        &remote.id,
     )?;
     // The key decides the hash MCUboot expects; refuse before writing anything unusable.
     let needs = mcuboot::hash_for_key(&spki)?;

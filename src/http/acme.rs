@@ -19,23 +19,14 @@ use crate::store::{
     AcmeAccount, AcmeAuthz, AcmeAuthzStatus, AcmeChallenge, AcmeChallengeStatus, AcmeOrder,
 };
 
-/// Every ACME route (method and template): the router below matches against it, and
-/// `api::routes()` lists it with the others. newNonce also answers HEAD.
-pub const ROUTES: &[(&str, &str)] = &[
-    ("GET", "/acme/{profile}/directory"),
-    ("GET", "/acme/{profile}/new-nonce"),
-    ("POST", "/acme/{profile}/new-account"),
-    ("POST", "/acme/{profile}/new-order"),
-    ("POST", "/acme/{profile}/revoke-cert"),
-    ("POST", "/acme/{profile}/key-change"),
-    ("POST", "/acme/{profile}/account/{id}"),
-    ("POST", "/acme/{profile}/account/{id}/orders"),
-    ("POST", "/acme/{profile}/order/{id}"),
-    ("POST", "/acme/{profile}/order/{id}/finalize"),
-    ("POST", "/acme/{profile}/authz/{id}"),
-    ("POST", "/acme/{profile}/chall/{id}"),
-    ("POST", "/acme/{profile}/cert/{serial}"),
-];
+/// Every ACME route (method and template): the entries of the API's one routing table that
+/// this router serves. newNonce also answers HEAD.
+pub fn routes() -> impl Iterator<Item = (&'static str, &'static str)> {
+    super::api::API_ROUTES
+        .iter()
+        .filter(|r| r.access == super::api::Access::Acme)
+        .map(|r| (r.method, r.template))
+}
 
 type AResult<T> = Result<T, AcmeError>;
 
@@ -88,7 +79,7 @@ pub fn route(state: &ApiState, req: &ApiRequest) -> (&'static str, Response<Body
     let method_fits = |r: &(&str, &str)| {
         r.0 == m.as_str() || (m.as_str() == "HEAD" && r.1 == "/acme/{profile}/new-nonce")
     };
-    let at_path = || ROUTES.iter().filter(|(_, t)| super::api::fits(t, 2, rest));
+    let at_path = || routes().filter(|(_, t)| super::api::fits(t, 2, rest));
     let template: &'static str = match at_path().find(|r| method_fits(r)) {
         Some((_, t)) => t,
         None => {

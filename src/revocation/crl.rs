@@ -141,6 +141,23 @@ impl Hallmark {
         actor: &str,
     ) -> Result<Arc<PublishedCrl>> {
         self.check_crl_scope(ca, shard)?;
+        self.with_crl_number(ca, actor, |pubn, number, t| {
+            let crl = Arc::new(self.build_crl(ca, shard, number, t)?);
+            if let Ok(mut m) = pubn.crls.lock() {
+                m.insert((ca.to_string(), shard), crl.clone());
+            }
+            Ok(crl)
+        })
+    }
+
+    /// Runs `build` with a new CRL number of `ca` (and its thisUpdate), holding the CA's CRL
+    /// build lock, so numbers are published in the order they were taken.
+    fn with_crl_number<T>(
+        &self,
+        ca: &str,
+        actor: &str,
+        build: impl FnOnce(&Publication, u64, i64) -> Result<T>,
+    ) -> Result<T> {
         let pubn = self.publication();
         let lock = pubn.build_lock(ca);
         let _g = lock
@@ -148,39 +165,30 @@ impl Hallmark {
             .map_err(|_| internal("CRL build lock poisoned"))?;
         let t = now();
         let number = self.store.next_crl_number(ca, t, actor)?;
-        let crl = Arc::new(self.build_crl(ca, shard, number, t)?);
-        if let Ok(mut m) = pubn.crls.lock() {
-            m.insert((ca.to_string(), shard), crl.clone());
-        }
-        Ok(crl)
+        build(&pubn, number, t)
     }
 
     /// Reissues every CRL of `ca` (full and partitions) under one new CRL number.
     pub fn publish_crls(&self, ca: &str, actor: &str) -> Result<u64> {
-        let pubn = self.publication();
-        let lock = pubn.build_lock(ca);
-        let _g = lock
-            .lock()
-            .map_err(|_| internal("CRL build lock poisoned"))?;
-        let t = now();
-        let number = self.store.next_crl_number(ca, t, actor)?;
-        let mut scopes = vec![None];
-        scopes.extend(self.crl_shards(ca)?.into_iter().map(Some));
-        // Partitions published on demand beyond `crl.shards` (older certificates) stay current.
-        if let Ok(m) = pubn.crls.lock() {
-            for (c, shard) in m.keys() {
-                if c == ca && shard.is_some() && !scopes.contains(shard) {
-                    scopes.push(*shard);
+        self.with_crl_number(ca, actor, |pubn, number, t| {
+            let mut scopes = vec![None];
+            scopes.extend(self.crl_shards(ca)?.into_iter().map(Some));
+            // Partitions published on demand beyond `crl.shards` (older certificates) stay current.
+            if let Ok(m) = pubn.crls.lock() {
+                for (c, shard) in m.keys() {
+                    if c == ca && shard.is_some() && !scopes.contains(shard) {
+                        scopes.push(*shard);
+                    }
                 }
             }
-        }
-        for shard in scopes {
-            let crl = Arc::new(self.build_crl(ca, shard, number, t)?);
-            if let Ok(mut m) = pubn.crls.lock() {
-                m.insert((ca.to_string(), shard), crl);
+            for shard in scopes {
+                let crl = Arc::new(self.build_crl(ca, shard, number, t)?);
+                if let Ok(mut m) = pubn.crls.lock() {
+                    m.insert((ca.to_string(), shard), crl);
+                }
             }
-        }
-        Ok(number)
+            Ok(number)
+        })
     }
 
     /// The published CRL of one scope: the current one, or a new one if there is none yet or it
