@@ -103,10 +103,12 @@ impl Hallmark {
             idp_url: idp.as_deref(),
             scheme: ca.scheme,
         };
-        let expected = self.store.count_revocations(ca_name, shard)?;
+        // The scan uses the read half only (read-only connections; it never waits on a writer).
+        let reads: &dyn crate::store::RevocationRead = &*self.store;
+        let expected = reads.count_revocations(ca_name, shard)?;
         let mut builder = CrlBuilder::new(&spec, expected as usize)?;
         let mut failed = None;
-        self.store.for_each_revocation(ca_name, shard, &mut |e| {
+        reads.for_each_revocation(ca_name, shard, &mut |e| {
             let pushed = builder.push(&CrlEntry {
                 serial_hex: e.serial,
                 revoked_at: e.revoked_at,

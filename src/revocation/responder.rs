@@ -144,6 +144,8 @@ impl Hallmark {
         &self,
         request: &[u8],
     ) -> std::result::Result<OcspAnswer, ResponseStatus> {
+        // Answering uses the read half only (read-only connections; never waits on a writer).
+        let reads: &dyn crate::store::RevocationRead = &*self.store;
         let req = ocsp::parse_request(request)
             .map_err(|RequestError::Malformed(_)| ResponseStatus::MalformedRequest)?;
         let fail = |what: &str, e: &dyn std::fmt::Display| {
@@ -174,8 +176,7 @@ impl Hallmark {
             let canonical =
                 ocsp::cert_id(CertIdHash::Sha1, &r.sha1_name, &r.sha1_key, &item.serial);
             if item.cert_id_der == canonical {
-                let stored = self
-                    .store
+                let stored = reads
                     .presigned_response(&item.serial_hex(), &r.ca)
                     .map_err(|e| fail("reading a pre-signed response", &e))?;
                 if let Some(s) =
@@ -193,8 +194,7 @@ impl Hallmark {
         let next_update = t + i64::from(self.config.ocsp.validity_hours) * 3600;
         let mut statuses = Vec::with_capacity(req.items.len());
         for item in &req.items {
-            let standing = self
-                .store
+            let standing = reads
                 .certificate_standing(&item.serial_hex())
                 .map_err(|e| fail("reading a certificate's status", &e))?;
             statuses.push(match standing {

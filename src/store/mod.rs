@@ -2,7 +2,7 @@
 //! database is a second implementation of the same calls.
 //!
 //! Each family has a read half and a write half (as Boulder splits its storage authority):
-//! the publication paths (OCSP, CRLs) hold only [`RevocationRead`]. Every write records its
+//! answering OCSP and scanning revocations for a CRL go through [`RevocationRead`] only. Every write records its
 //! audit event in the same transaction, and nothing signed is handed out before it is recorded.
 //! Records carry typed states ([`CertStatus`], ...); [`StoreError`] names no backend type. The
 //! SQLite backend is in [`sqlite`]; the contract a backend must meet is `tests/store_contract.rs`.
