@@ -110,7 +110,7 @@ pub(super) fn post_certificate(
             ))
         })
     };
-    let issue = match content_type(&req.headers).as_str() {
+    let issue = match crate::http::media_type(&req.headers).as_str() {
         "application/json" => {
             let b: CertificateBody = serde_json::from_slice(&req.body)
                 .map_err(|e| Error::MalformedJson(format!("the JSON body does not parse: {e}")))?;

@@ -366,13 +366,9 @@ fn page(q: &[(String, String)]) -> Result<(Option<i64>, usize), Error> {
     Ok((cursor, limit_param(q)?))
 }
 
-fn content_type(h: &HeaderMap) -> String {
-    super::media_type(h)
-}
-
 /// Parses a JSON body, refusing other content types.
 fn json_body<T: serde::de::DeserializeOwned>(req: &ApiRequest) -> Result<T, Error> {
-    if content_type(&req.headers) != "application/json" {
+    if super::media_type(&req.headers) != "application/json" {
         return Err(Error::UnsupportedMedia(
             "send Content-Type: application/json".into(),
         ));
