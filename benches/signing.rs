@@ -10,6 +10,10 @@
 //!    with software and SoftHSM2 publisher keys (made with `hallmark key create`) of two kinds:
 //!    P-256, the firmware key, whose signature costs less than an HTTPS round trip, and
 //!    RSA-3072, the usual Authenticode/JAR key. Goal: >= 0.80 of the raw rate.
+//! 3. Signatures per second over HTTPS authenticated with CI jobs' OIDC tokens (a local
+//!    issuer's RS256 JWTs; each client takes a new token every 100 requests) beside the same
+//!    run with a hallmark token, soft P-256 key, same clients, back to back. Goal: >= 0.90 of
+//!    the hallmark-token rate (verifying a cached key's token must not dominate).
 //!
 //! Prints markdown tables; no assertions. `HALLMARK_BENCH_FILE_MIB` shrinks the file (default
 //! 1024) for a quick run.
@@ -25,6 +29,26 @@ use hallmark::keys::SignatureScheme;
 
 mod common;
 use common::*;
+
+/// The local OIDC issuer the tests use (HTTPS, discovery, JWKS, RS256 tokens).
+#[allow(dead_code)]
+#[path = "../tests/common/oidc.rs"]
+mod oidc_issuer;
+use oidc_issuer::OidcIssuer;
+
+/// How a load run authenticates.
+#[derive(Clone)]
+enum Auth {
+    /// No credential: `GET /healthz`, the HTTPS floor.
+    Floor,
+    /// The CA's hallmark token.
+    Token,
+    /// OIDC tokens minted by this issuer, a new one every 100 requests per client.
+    Oidc(Arc<OidcIssuer>),
+}
+
+/// Requests each OIDC client sends with one token.
+const REQUESTS_PER_TOKEN: u64 = 100;
 
 /// The key `hallmark sign cms` uses.
 const KEY: &str = "bench-p256";
@@ -256,8 +280,9 @@ fn bench_https(
     key: &'static str,
     clients: usize,
     secs: f64,
-    floor: bool,
+    auth: &Auth,
 ) -> Res<HttpsRun> {
+    let floor = matches!(auth, Auth::Floor);
     use http_body_util::{BodyExt, Full};
     let addr: std::net::SocketAddr = api
         .strip_prefix("https://")
@@ -287,12 +312,13 @@ fn bench_https(
     rt.block_on(async {
         let mut tasks = Vec::new();
         for client in 0..clients {
-            let (connector, token, done, failed, first_error) = (
+            let (connector, mut token, done, failed, first_error, auth) = (
                 connector.clone(),
                 token.clone(),
                 done.clone(),
                 failed.clone(),
                 first_error.clone(),
+                auth.clone(),
             );
             tasks.push(tokio::spawn(async move {
                 let note = |e: String| {
@@ -316,6 +342,15 @@ fn bench_https(
                 };
                 let mut i = 0u64;
                 while Instant::now() < deadline {
+                    if let Auth::Oidc(issuer) = &auth {
+                        if i.is_multiple_of(REQUESTS_PER_TOKEN) {
+                            let claims = oidc_issuer::merged(
+                                &issuer.times("hallmark"),
+                                &oidc_issuer::github_job("acme/app", "refs/tags/v1.0.0", "release"),
+                            );
+                            token = Arc::new(issuer.mint(&claims));
+                        }
+                    }
                     i += 1;
                     // A distinct digest per request.
                     let mut d = [0u8; 32];
@@ -405,11 +440,11 @@ fn measured_https(
     server: &Server,
     key: &'static str,
     secs: f64,
-    floor: bool,
+    auth: &Auth,
 ) -> Res<(HttpsRun, f64, f64)> {
     let pid = server.0.id().to_string();
     let (s0, c0) = (cpu_secs(&pid)?, cpu_secs("self")?);
-    let run = bench_https(ca, api, key, CLIENTS, secs, floor)?;
+    let run = bench_https(ca, api, key, CLIENTS, secs, auth)?;
     let (s1, c1) = (cpu_secs(&pid)?, cpu_secs("self")?);
     let n = run.requests.max(1) as f64;
     Ok((run, (s1 - s0) * 1e6 / n, (c1 - c0) * 1e6 / n))
@@ -436,6 +471,43 @@ struct RateRow {
     client_us: f64,
 }
 
+/// The OIDC comparison: (rate, server µs/request) of each credential, best of two runs each.
+struct OidcRow {
+    token: (f64, f64),
+    oidc: (f64, f64),
+    fetches: u64,
+}
+
+/// Trusts a local issuer in the CA's config, serves, and runs the HTTPS load with the hallmark
+/// token and with OIDC tokens, alternating (token, OIDC, token, OIDC), best of each.
+fn bench_oidc(ca: &Ca, dir: &Path) -> Res<OidcRow> {
+    let issuer = Arc::new(OidcIssuer::start(dir, "bench-issuer"));
+    let mut text = std::fs::read_to_string(ca.config())?;
+    text.push_str(&format!(
+        "\n[[identity.oidc]]\nname = \"github\"\nissuer = \"{}\"\naudiences = [\"hallmark\"]\nca_file = \"{}\"\n\n[[identity.oidc.rule]]\nissuer = \"github\"\npublisher = \"acme\"\nscopes = [\"sign\"]\nclaims = {{ repository = \"acme/app\", ref = \"refs/tags/v*\" }}\nname = \"github:acme/app release\"\n",
+        issuer.url,
+        issuer.ca_file.display()
+    ));
+    std::fs::write(ca.config(), text)?;
+    let (server, api) = ca.serve(Stdio::inherit())?;
+    let oidc = Auth::Oidc(issuer.clone());
+    let (mut token, mut best) = ((0.0, 0.0), (0.0, 0.0));
+    for _ in 0..2 {
+        for (auth, slot) in [(&Auth::Token, &mut token), (&oidc, &mut best)] {
+            let (run, server_us, _) = measured_https(ca, &api, &server, KEY, HTTPS_SECS, auth)?;
+            if run.rate > slot.0 {
+                *slot = (run.rate, server_us);
+            }
+        }
+    }
+    drop(server);
+    Ok(OidcRow {
+        token,
+        oidc: best,
+        fetches: issuer.jwks_fetches(),
+    })
+}
+
 fn load() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
@@ -452,6 +524,7 @@ fn main() -> Res<()> {
     let mut cms = None;
     let mut loads = Vec::new();
     let mut floor = None;
+    let mut oidc = None;
     for store in ["soft", "softhsm2"] {
         if !common::wanted_store(store) {
             continue;
@@ -470,12 +543,12 @@ fn main() -> Res<()> {
         }
         if store == "soft" {
             loads.push(format!("before the HTTPS floor: {}", load()));
-            floor = Some(measured_https(&ca, &api, &server, KEY, 3.0, true)?);
+            floor = Some(measured_https(&ca, &api, &server, KEY, 3.0, &Auth::Floor)?);
         }
         for ((label, _, _, name), raw) in RATE_KEYS.into_iter().zip(raws) {
             loads.push(format!("before {store} {name} HTTPS: {}", load()));
             let (run, server_us, client_us) =
-                measured_https(&ca, &api, &server, label, HTTPS_SECS, false)?;
+                measured_https(&ca, &api, &server, label, HTTPS_SECS, &Auth::Token)?;
             rates.push(RateRow {
                 store: ca.store,
                 key: name,
@@ -486,6 +559,10 @@ fn main() -> Res<()> {
             });
         }
         drop(server);
+        if store == "soft" {
+            loads.push(format!("before OIDC: {}", load()));
+            oidc = Some(bench_oidc(&ca, dir.path())?);
+        }
     }
     loads.push(format!("end: {}", load()));
 
@@ -540,6 +617,24 @@ fn main() -> Res<()> {
             r.client_us,
             0.80 * r.raw.one * r.client_us / 1e6
         );
+    }
+    if let Some(o) = &oidc {
+        println!();
+        println!("signatures over HTTPS authenticated with OIDC tokens (a local issuer's RS256 JWTs, a new token every {REQUESTS_PER_TOKEN} requests per client) beside a hallmark token, soft P-256 key, {CLIENTS} clients, {HTTPS_SECS} s each, alternated twice; server and clients share this machine's {} cores", rates.first().map_or(0, |r| r.raw.threads));
+        println!("| credential | HTTPS signatures/s | server CPU µs/request | ratio to the hallmark token | goal >= 0.90 |");
+        println!("|---|---|---|---|---|");
+        println!(
+            "| hallmark token (peer) | {:.0} | {:.0} | 1.00 | |",
+            o.token.0, o.token.1
+        );
+        let ratio = o.oidc.0 / o.token.0;
+        println!(
+            "| OIDC token | {:.0} | {:.0} | **{ratio:.2}** | {} |",
+            o.oidc.0,
+            o.oidc.1,
+            if ratio >= 0.90 { "met" } else { "not met" }
+        );
+        println!("JWKS fetches during the OIDC runs: {}", o.fetches);
     }
     if let Some((f, server_us, client_us)) = &floor {
         println!("the HTTPS floor with the same {CLIENTS} clients: GET /healthz {:.0}/s (TLS, HTTP and the handler hop; no token, crypto or record); server {server_us:.0} µs, clients {client_us:.0} µs of CPU per request", f.rate);

@@ -34,7 +34,7 @@ fi
 # cbor2<6 (COSE_Sign1 verify; pycose 1.1.0 breaks on cbor2 6), certbot (ACME client), signify with
 # olefile (Authenticode verification by Windows' rules, PE and MSI: a second verifier beside
 # osslsigncode), schemathesis (the HTTP API against openapi.yaml).
-PY_PACKAGES="pkilint==$PKILINT_VERSION imgtool==2.5.0 pycose==1.1.0 cbor2<6 certbot==5.8.0 signify==0.9.3 olefile==0.47 schemathesis==4.32.5"
+PY_PACKAGES="pkilint==$PKILINT_VERSION imgtool==2.5.0 pycose==1.1.0 cbor2<6 certbot==5.8.0 signify==0.9.3 olefile==0.47 schemathesis==4.32.5 pyyaml==6.0.4"
 stamp=".venv/.hallmark-deps"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$PY_PACKAGES" ]; then
     echo "deps: .venv has $PY_PACKAGES"

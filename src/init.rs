@@ -228,6 +228,7 @@ pub fn init(opts: &InitOptions) -> Result<PathBuf> {
         crl: Default::default(),
         ocsp: Default::default(),
         acme: Default::default(),
+        identity: Default::default(),
         signing: Default::default(),
         base_dir: opts.dir.clone(),
         path: config_path.clone(),

@@ -17,6 +17,8 @@ pub mod issuer;
 pub mod keys;
 pub mod logging;
 pub mod metrics;
+pub mod oidc;
+pub mod outbound;
 pub mod pemfmt;
 pub mod policy;
 pub mod profile;

@@ -185,6 +185,7 @@ pub mod contract {
             request_id: None,
             device_serial: None,
             station: None,
+            identity: None,
         }
     }
 
@@ -767,6 +768,7 @@ pub mod contract {
             cn_name: Some("build".into()),
             approvals_required: approvals,
             expires_at: now() + 3_600,
+            identity: Some(r#"{"kind":"oidc","issuer":"github","rule":"github:acme/app","claims":{"ref":"refs/tags/v1"}}"#.into()),
         }
     }
 
@@ -795,6 +797,10 @@ pub mod contract {
         assert_eq!(got.cn_name, n1.cn_name);
         assert_eq!(got.approvals_required, 2);
         assert_eq!(got.certificate_serial, None);
+        assert_eq!(
+            got.identity, n1.identity,
+            "the requester's identity is kept"
+        );
         assert!(s.approvals(r1).expect("approvals").is_empty());
 
         // No certificate for a request still waiting.
@@ -1174,9 +1180,11 @@ pub mod contract {
             digest: format!("{n:02x}").repeat(32),
             format: "raw".into(),
             requester: "ci".into(),
-            approvers: (n % 2 == 0).then(|| "alice,bob".into()),
+            approvers: n.is_multiple_of(2).then(|| "alice,bob".into()),
             metadata: Some(format!("{{\"build\":{n}}}")),
             created_at: 1_700_000_000 + i64::from(n),
+            identity: (!n.is_multiple_of(2))
+                .then(|| format!("{{\"kind\":\"oidc\",\"rule\":\"r{n}\"}}")),
         }
     }
 
@@ -1198,6 +1206,7 @@ pub mod contract {
             signature_id: None,
             signature: None,
             timestamp_token: None,
+            identity: Some(r#"{"kind":"oidc","issuer":"github","rule":"github:acme/app","claims":{"ref":"refs/tags/v1"}}"#.into()),
         }
     }
 
@@ -1334,6 +1343,10 @@ pub mod contract {
 
         let got = s.get_signature_request(r1).expect("get").expect("r1");
         assert_eq!(got.id, r1);
+        assert_eq!(
+            got.identity, sr.identity,
+            "the requester's identity is kept"
+        );
         assert_eq!(got.key_label, sr.key_label);
         assert_eq!(got.publisher, sr.publisher);
         assert_eq!(got.requester, sr.requester);

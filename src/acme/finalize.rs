@@ -94,6 +94,7 @@ impl Acme<'_> {
             scopes: vec![Scope::Issue],
             address: None,
             request_id: None,
+            workload: None,
         };
         let issue = IssueRequest {
             profile: self.directory.to_string(),

@@ -10,12 +10,23 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 
-/// Where the API token comes from: an environment variable or a file, never argv.
+/// Where the credential comes from: a hallmark token in an environment variable or a file
+/// (never argv), or the CI job's own OIDC token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenSource {
     Env(String),
     File(std::path::PathBuf),
+    /// The job's OIDC token in this variable (GitLab's `id_tokens`, Buildkite, CircleCI).
+    OidcEnv(String),
+    /// GitHub Actions: asked of `ACTIONS_ID_TOKEN_REQUEST_URL` with
+    /// `ACTIONS_ID_TOKEN_REQUEST_TOKEN`, for this audience.
+    GithubActions {
+        audience: String,
+    },
 }
+
+/// What `--oidc` says when the job has no token to give.
+const NO_OIDC: &str = "--oidc: this job has no OIDC token to send. In GitHub Actions give the job `permissions: id-token: write`; elsewhere pass --oidc-token-env VAR, the variable that holds the job's token (GitLab CI: an `id_tokens:` entry with `aud: hallmark`)";
 
 impl TokenSource {
     /// The token; a message that names the source (never a value) when it is not there.
@@ -36,14 +47,72 @@ impl TokenSource {
                         path.display()
                     )
                 }),
+            TokenSource::OidcEnv(var) => {
+                let t = std::env::var(var)
+                    .map_err(|_| anyhow!("--oidc-token-env: ${var} is not set. {NO_OIDC}"))?;
+                let t = t.trim().to_string();
+                if !crate::oidc::token::looks_like_jwt(&t) {
+                    bail!("--oidc-token-env: ${var} does not hold a JWT (three base64url parts); give the variable your CI fills with the job's OIDC token");
+                }
+                Ok(t)
+            }
+            TokenSource::GithubActions { audience } => github_actions_token(audience),
         }
     }
 }
 
-/// One server: base URL, token (none for the public listener) and trust anchor.
+/// The job's OIDC token from GitHub Actions' token service, for `audience`.
+fn github_actions_token(audience: &str) -> anyhow::Result<String> {
+    let url = std::env::var("ACTIONS_ID_TOKEN_REQUEST_URL").map_err(|_| anyhow!(NO_OIDC))?;
+    let bearer = std::env::var("ACTIONS_ID_TOKEN_REQUEST_TOKEN").map_err(|_| {
+        anyhow!("ACTIONS_ID_TOKEN_REQUEST_URL is set but ACTIONS_ID_TOKEN_REQUEST_TOKEN is not: {NO_OIDC}")
+    })?;
+    let encoded: String = audience
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let full = format!("{url}{sep}audience={encoded}");
+    let tls = crate::outbound::Tls::new(None)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let r = rt
+        .block_on(crate::outbound::get(
+            &full,
+            Some(&bearer),
+            &tls,
+            std::time::Duration::from_secs(30),
+            64 * 1024,
+        ))
+        .context("asking GitHub Actions for the job's OIDC token")?;
+    if r.status != 200 {
+        bail!(
+            "GitHub Actions' token service answered HTTP {} (does the job have `permissions: id-token: write`?)",
+            r.status
+        );
+    }
+    let v: serde_json::Value = serde_json::from_slice(&r.body)
+        .context("GitHub Actions' token service did not answer JSON")?;
+    let t = v["value"]
+        .as_str()
+        .ok_or_else(|| anyhow!("GitHub Actions' token service answered no token (value)"))?;
+    Ok(t.to_string())
+}
+
+/// One server: base URL, credential (none for the public listener) and trust anchor.
 pub struct Client {
     base: String,
-    token: Option<String>,
+    token: std::sync::Mutex<Option<String>>,
+    /// A CI job's OIDC token lives minutes: where to ask again, and when it was last asked
+    /// (a command that waits days for approvals keeps polling with a fresh one).
+    refresh: Option<(TokenSource, std::sync::Mutex<std::time::Instant>)>,
     tls: Option<tokio_rustls::TlsConnector>,
     rt: tokio::runtime::Runtime,
     /// A bound on each exchange (connect to last byte); none by default.
@@ -150,11 +219,47 @@ impl Client {
             .build()?;
         Ok(Client {
             base,
-            token,
+            token: std::sync::Mutex::new(token),
+            refresh: None,
             tls,
             rt,
             timeout: None,
         })
+    }
+
+    /// A client whose credential is read from `source` (and, for a CI job's OIDC token, read
+    /// again when it is a few minutes old).
+    pub fn with_source(
+        server: &str,
+        source: TokenSource,
+        ca_file: Option<&std::path::Path>,
+    ) -> anyhow::Result<Client> {
+        let token = source.read()?;
+        let mut c = Client::new(server, Some(token), ca_file)?;
+        if matches!(
+            source,
+            TokenSource::OidcEnv(_) | TokenSource::GithubActions { .. }
+        ) {
+            c.refresh = Some((source, std::sync::Mutex::new(std::time::Instant::now())));
+        }
+        Ok(c)
+    }
+
+    /// The credential to send: an OIDC token older than two minutes is asked for again.
+    fn bearer(&self) -> anyhow::Result<Option<String>> {
+        if let Some((source, at)) = &self.refresh {
+            let mut at = at.lock().map_err(|_| anyhow!("token refresh lock"))?;
+            if at.elapsed() > std::time::Duration::from_secs(120) {
+                let fresh = source.read()?;
+                *self.token.lock().map_err(|_| anyhow!("token lock"))? = Some(fresh);
+                *at = std::time::Instant::now();
+            }
+        }
+        Ok(self
+            .token
+            .lock()
+            .map_err(|_| anyhow!("token lock"))?
+            .clone())
     }
 
     /// Bounds each exchange to `d`.
@@ -211,7 +316,7 @@ impl Client {
             .method(method)
             .uri(url.path_and_query().map(|p| p.as_str()).unwrap_or("/"))
             .header("host", format!("{host}:{port}"));
-        if let Some(token) = &self.token {
+        if let Some(token) = self.bearer()? {
             req = req.header("authorization", format!("Bearer {token}"));
         }
         if let Some(ct) = content_type {

@@ -35,6 +35,34 @@ pub struct ClientProfile {
     /// A file holding the API token.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_file: Option<PathBuf>,
+    /// Authenticate with the CI job's OIDC token (GitHub Actions', or `oidc_token_env`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub oidc: bool,
+    /// The variable holding the job's OIDC token (GitLab's `id_tokens`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oidc_token_env: Option<String>,
+    /// The audience asked of GitHub Actions (default `hallmark`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oidc_audience: Option<String>,
+}
+
+/// How a networked command authenticates, as its flags say.
+#[derive(Debug, Default, Clone)]
+pub struct CredentialFlags {
+    pub token_env: Option<String>,
+    pub oidc: bool,
+    pub oidc_token_env: Option<String>,
+    pub oidc_audience: Option<String>,
+}
+
+/// The OIDC source: a variable when one is named, else GitHub Actions' token service.
+fn oidc_source(env: Option<String>, audience: Option<String>) -> TokenSource {
+    match env {
+        Some(v) => TokenSource::OidcEnv(v),
+        None => TokenSource::GithubActions {
+            audience: audience.unwrap_or_else(|| "hallmark".into()),
+        },
+    }
 }
 
 /// `$XDG_CONFIG_HOME/hallmark`, else `$HOME/.config/hallmark`.
@@ -183,8 +211,35 @@ pub fn bootstrap(
 }
 
 /// `hallmark client login`: which credential the networked commands use.
-pub fn login(token_env: Option<&str>, token_file: Option<&Path>) -> anyhow::Result<()> {
+pub fn login(
+    token_env: Option<&str>,
+    token_file: Option<&Path>,
+    oidc: &CredentialFlags,
+) -> anyhow::Result<()> {
     let mut p = load()?;
+    if oidc.oidc || oidc.oidc_token_env.is_some() {
+        p.token_env = None;
+        p.token_file = None;
+        p.oidc = true;
+        p.oidc_token_env = oidc.oidc_token_env.clone();
+        p.oidc_audience = oidc.oidc_audience.clone();
+        let path = save(&p)?;
+        match &p.oidc_token_env {
+            Some(v) => println!(
+                "credential: the CI job's OIDC token in ${v} (read at each command; not stored) -> {}",
+                path.display()
+            ),
+            None => println!(
+                "credential: the CI job's OIDC token from GitHub Actions, audience {} (asked at each command) -> {}",
+                p.oidc_audience.as_deref().unwrap_or("hallmark"),
+                path.display()
+            ),
+        }
+        return Ok(());
+    }
+    p.oidc = false;
+    p.oidc_token_env = None;
+    p.oidc_audience = None;
     let source = match (token_env, token_file) {
         (Some(var), None) => {
             let s = TokenSource::Env(var.to_string());
@@ -217,6 +272,7 @@ pub fn login(token_env: Option<&str>, token_file: Option<&Path>) -> anyhow::Resu
             f.display(),
             path.display()
         ),
+        TokenSource::OidcEnv(_) | TokenSource::GithubActions { .. } => {}
     }
     Ok(())
 }
@@ -225,7 +281,7 @@ pub fn login(token_env: Option<&str>, token_file: Option<&Path>) -> anyhow::Resu
 /// `HALLMARK_CA` (clap reads those), then the client profile, then `HALLMARK_TOKEN`.
 pub fn client(
     server: Option<&str>,
-    token_env: Option<&str>,
+    flags: &CredentialFlags,
     ca: Option<&Path>,
 ) -> anyhow::Result<Client> {
     let p = load()?;
@@ -236,13 +292,27 @@ pub fn client(
             anyhow!("no server: pass --server URL (or set HALLMARK_SERVER), or run `hallmark client bootstrap --server URL --fingerprint SHA256` once")
         })?;
     let ca = ca.map(Path::to_path_buf).or(p.root);
-    let source = match (token_env, p.token_env, p.token_file) {
-        (Some(v), _, _) => TokenSource::Env(v.to_string()),
-        (None, Some(v), _) => TokenSource::Env(v),
-        (None, None, Some(f)) => TokenSource::File(f),
-        (None, None, None) => TokenSource::Env("HALLMARK_TOKEN".into()),
+    // Flags first (a token variable, or --oidc), then the profile, then HALLMARK_TOKEN.
+    let source = if let Some(v) = &flags.token_env {
+        TokenSource::Env(v.clone())
+    } else if flags.oidc || flags.oidc_token_env.is_some() {
+        oidc_source(
+            flags.oidc_token_env.clone().or(p.oidc_token_env),
+            flags.oidc_audience.clone().or(p.oidc_audience),
+        )
+    } else if let Some(v) = p.token_env {
+        TokenSource::Env(v)
+    } else if let Some(f) = p.token_file {
+        TokenSource::File(f)
+    } else if p.oidc {
+        oidc_source(
+            p.oidc_token_env,
+            flags.oidc_audience.clone().or(p.oidc_audience),
+        )
+    } else {
+        TokenSource::Env("HALLMARK_TOKEN".into())
     };
-    Client::new(&server, Some(source.read()?), ca.as_deref())
+    Client::with_source(&server, source, ca.as_deref())
 }
 
 #[cfg(test)]

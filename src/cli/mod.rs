@@ -293,9 +293,39 @@ pub struct ServerArgs {
     /// else HALLMARK_TOKEN).
     #[arg(long)]
     pub token_env: Option<String>,
+    #[command(flatten)]
+    pub oidc: OidcArgs,
     /// The root CA certificate to trust for https (hallmark's root).
     #[arg(long, env = "HALLMARK_CA")]
     pub ca: Option<PathBuf>,
+}
+
+/// A CI job's own OIDC token as the credential: no hallmark secret on the build server.
+#[derive(Args, Debug, Default, Clone)]
+pub struct OidcArgs {
+    /// Authenticate with the CI job's OIDC token: GitHub Actions' (the job needs
+    /// `permissions: id-token: write`), or the one in --oidc-token-env.
+    #[arg(long, conflicts_with = "token_env")]
+    pub oidc: bool,
+    /// The variable holding the job's OIDC token (GitLab CI: an `id_tokens:` entry); implies
+    /// --oidc.
+    #[arg(long, value_name = "VAR", conflicts_with = "token_env")]
+    pub oidc_token_env: Option<String>,
+    /// The audience asked of GitHub Actions (default: hallmark; the server's
+    /// `[[identity.oidc]] audiences` must list it).
+    #[arg(long, value_name = "AUD")]
+    pub oidc_audience: Option<String>,
+}
+
+impl OidcArgs {
+    fn flags(&self, token_env: Option<&str>) -> context::CredentialFlags {
+        context::CredentialFlags {
+            token_env: token_env.map(str::to_string),
+            oidc: self.oidc,
+            oidc_token_env: self.oidc_token_env.clone(),
+            oidc_audience: self.oidc_audience.clone(),
+        }
+    }
 }
 
 impl ServerArgs {
@@ -303,7 +333,7 @@ impl ServerArgs {
     pub fn client(&self) -> anyhow::Result<client::Client> {
         context::client(
             self.server.as_deref(),
-            self.token_env.as_deref(),
+            &self.oidc.flags(self.token_env.as_deref()),
             self.ca.as_deref(),
         )
     }
@@ -330,8 +360,10 @@ pub enum ClientCmd {
     Login {
         #[arg(long, conflicts_with = "token_file")]
         token_env: Option<String>,
-        #[arg(long)]
+        #[arg(long, conflicts_with = "oidc")]
         token_file: Option<PathBuf>,
+        #[command(flatten)]
+        oidc: OidcArgs,
     },
     /// Print the client profile.
     Show,
@@ -830,7 +862,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Client(ClientCmd::Login {
             token_env,
             token_file,
-        }) => context::login(token_env.as_deref(), token_file.as_deref()),
+            oidc,
+        }) => context::login(
+            token_env.as_deref(),
+            token_file.as_deref(),
+            &oidc.flags(None),
+        ),
         Command::Client(ClientCmd::Show) => {
             let p = context::load()?;
             print!("{}", toml::to_string(&p)?);

@@ -292,9 +292,16 @@ pub fn cmd_signature(cli: &super::Cli, c: &SignatureCmd) -> anyhow::Result<()> {
                         "format": s.format, "digest_algorithm": s.digest_algorithm,
                         "digest": s.digest, "requester": s.requester, "approvers": s.approvers,
                         "metadata": s.metadata.as_deref().and_then(|m| serde_json::from_str::<serde_json::Value>(m).ok()),
+                        "identity": crate::policy::workload::identity_value(s.identity.as_deref()),
                     });
+                    // A CI job's run (repository, ref, sha, run id) follows its name.
+                    let run = s
+                        .identity
+                        .as_deref()
+                        .map(|i| format!(" [{}]", crate::policy::workload::identity_line(i)))
+                        .unwrap_or_default();
                     let line = format!(
-                        "{:>6} {} {:<16} {:<4} {}:{} by {} {}",
+                        "{:>6} {} {:<16} {:<4} {}:{} by {}{run} {}",
                         s.id,
                         super::ts(s.created_at),
                         s.key_label,

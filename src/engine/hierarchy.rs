@@ -150,6 +150,7 @@ impl Hallmark {
             request_id: None,
             device_serial: None,
             station: None,
+            identity: None,
         };
         self.store.record_intent(&intent)?;
         self.store.complete_issuance(&serial, cert, actor)?;
@@ -481,6 +482,7 @@ impl Hallmark {
             sans,
             requester: actor.to_string(),
             device_serial: None,
+            identity: None,
         };
         self.issue_approved(&approved, None)
     }

@@ -26,6 +26,7 @@ pub(super) fn intent_for(
         request_id,
         device_serial: approved.device_serial.clone(),
         station: station.map(str::to_string),
+        identity: approved.identity.clone(),
     })
 }
 

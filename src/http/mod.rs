@@ -300,7 +300,11 @@ pub async fn serve(
     for c in hm.signing_policy_checks().into_iter().filter(|c| !c.ok) {
         tracing::warn!("{}: {}", c.name, c.detail);
     }
-    let api_state = Arc::new(api::ApiState::new(hm.clone()));
+    let api_state = Arc::new(api::ApiState::new(hm.clone()).map_err(std::io::Error::other)?);
+    if let Some(v) = api_state.oidc.clone() {
+        // The first CI job should not wait for the issuers' keys.
+        tokio::spawn(async move { v.warm().await });
+    }
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let header_timeout = std::time::Duration::from_secs(hm.config.api.header_timeout_secs);
     let lifetime = std::time::Duration::from_secs(hm.config.api.connection_timeout_secs);
@@ -606,7 +610,9 @@ async fn handle_api_whole(
         &parts.headers,
         Some(remote),
         Some(request_id),
-    ) {
+    )
+    .await
+    {
         api::Admission::Answered(route, r) => {
             state
                 .hm

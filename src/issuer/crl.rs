@@ -239,7 +239,7 @@ pub fn integer_content_from_hex<'a>(
     out: &'a mut [u8; 33],
 ) -> Result<&'a [u8], IssueError> {
     let h = hex.as_bytes();
-    if h.is_empty() || h.len() % 2 != 0 || h.len() > 64 {
+    if h.is_empty() || !h.len().is_multiple_of(2) || h.len() > 64 {
         return Err(IssueError::Encoding(format!(
             "stored serial '{hex}' is not hex of 1-32 octets"
         )));

@@ -17,7 +17,7 @@ pub fn subject_public_key_bits(spki_der: &[u8]) -> Result<Vec<u8>, KeyError> {
 
 /// Converts a raw `r || s` ECDSA signature (PKCS#11's form) to DER `Ecdsa-Sig-Value`.
 pub fn ecdsa_raw_to_der(raw: &[u8]) -> Result<Vec<u8>, KeyError> {
-    if raw.is_empty() || raw.len() % 2 != 0 || raw.len() > 132 {
+    if raw.is_empty() || !raw.len().is_multiple_of(2) || raw.len() > 132 {
         return Err(KeyError::Crypto(format!(
             "ECDSA signature of {} bytes is not r||s",
             raw.len()

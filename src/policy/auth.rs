@@ -82,22 +82,62 @@ pub struct Credential {
     pub address: Option<String>,
     /// The HTTP request's id (`X-Request-Id`, the access log), for the audit trail.
     pub request_id: Option<String>,
+    /// A CI job's identity, when an OIDC token (not a hallmark token) authenticated the caller.
+    pub workload: Option<std::sync::Arc<super::workload::WorkloadIdentity>>,
 }
 
 impl Credential {
-    /// How the audit trail names this caller: `token:ID(NAME)@ADDRESS request:REQUEST-ID`.
+    /// How the audit trail names this caller: `token:ID(NAME)@ADDRESS request:REQUEST-ID`, or
+    /// for a CI job `oidc:ISSUER/SUBJECT(RULE)@ADDRESS request:REQUEST-ID run:CLAIMS`.
     pub fn actor(&self) -> String {
-        let mut a = format!(
-            "token:{}({})@{}",
-            self.token_id,
-            self.name,
-            self.address.as_deref().unwrap_or("local")
-        );
+        let address = self.address.as_deref().unwrap_or("local");
+        let mut a = match &self.workload {
+            Some(w) => format!("oidc:{}/{}({})@{address}", w.issuer, w.subject, w.rule),
+            None => format!("token:{}({})@{address}", self.token_id, self.name),
+        };
         if let Some(id) = &self.request_id {
             a.push_str(" request:");
             a.push_str(id);
         }
+        if let Some(w) = &self.workload {
+            let run: Vec<String> = [
+                "repository",
+                "project_path",
+                "ref",
+                "sha",
+                "run_id",
+                "pipeline_id",
+            ]
+            .iter()
+            .filter_map(|k| {
+                w.claims.get(*k).map(|v| {
+                    format!(
+                        "{k}={}",
+                        v.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| v.to_string())
+                    )
+                })
+            })
+            .collect();
+            if !run.is_empty() {
+                a.push_str(" run:");
+                a.push_str(&run.join(","));
+            }
+        }
         a
+    }
+
+    /// Whether a name in a key policy or profile (`signers`, `approvers`) means this caller:
+    /// `token:NAME` or a bare NAME for a hallmark token, `oidc:RULE` for a CI job that rule
+    /// admitted.
+    pub fn answers_to(&self, entry: &str) -> bool {
+        names_match(entry, &self.name)
+    }
+
+    /// The identity recorded with what this caller asks for (JSON), when a CI job asks.
+    pub fn identity_json(&self) -> Option<String> {
+        self.workload.as_ref().map(|w| w.to_json())
     }
 
     pub fn require(&self, scope: Scope) -> Result<(), AuthError> {
@@ -105,7 +145,12 @@ impl Credential {
             Ok(())
         } else {
             Err(AuthError::Forbidden(format!(
-                "this token lacks the '{}' scope (it has: {})",
+                "this {} lacks the '{}' scope (it has: {})",
+                if self.workload.is_some() {
+                    "identity's rule"
+                } else {
+                    "token"
+                },
                 scope.name(),
                 if self.scopes.is_empty() {
                     "none".to_string()
@@ -122,7 +167,12 @@ impl Credential {
             Ok(())
         } else {
             Err(AuthError::Forbidden(format!(
-                "this token belongs to publisher '{}' and may not act for '{publisher}'",
+                "this {} belongs to publisher '{}' and may not act for '{publisher}'",
+                if self.workload.is_some() {
+                    "identity"
+                } else {
+                    "token"
+                },
                 self.publisher.as_deref().unwrap_or("-")
             )))
         }
@@ -137,6 +187,14 @@ impl Credential {
             ))
         }
     }
+}
+
+/// Whether `entry` of a signers or approvers list names the caller called `name`: a token's
+/// name is `ci` (written `ci` or `token:ci`); a CI job's is `oidc:RULE`. Token names hold no
+/// colon, so the two never meet.
+pub fn names_match(entry: &str, name: &str) -> bool {
+    let entry = entry.trim();
+    entry == name || (!name.contains(':') && entry.strip_prefix("token:") == Some(name))
 }
 
 /// A freshly made token: show `secret_token` once, store `id` and `hash`.

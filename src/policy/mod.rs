@@ -9,6 +9,7 @@ pub mod auth;
 pub mod csr;
 pub mod identity;
 pub mod signing;
+pub mod workload;
 
 use crate::profile::{ExtensionAction, Profile, ProfileError, Profiles, SanKind};
 use crate::store::{AuthoritiesRead, Publisher, StoreError};
@@ -75,6 +76,9 @@ pub struct Approved {
     pub requester: String,
     /// The device serial in the subject, for device profiles.
     pub device_serial: Option<String>,
+    /// Who asked, when a CI job did: its OIDC identity as JSON (issuer, subject, rule, the
+    /// run's claims); `None` for a hallmark token or the command line.
+    pub identity: Option<String>,
 }
 
 /// Runs every policy check on `req`.
@@ -175,6 +179,7 @@ pub fn check(
         sans,
         requester: req.requester.clone(),
         device_serial,
+        identity: None,
     })
 }
 

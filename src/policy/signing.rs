@@ -152,6 +152,7 @@ impl KeyPolicy {
     }
 
     /// May `signer` have `digest` signed in `format` with key `label`? (Names as canonical.)
+    /// A signer entry is a token name (`ci` or `token:ci`) or a CI identity (`oidc:RULE`).
     pub fn check(
         &self,
         label: &str,
@@ -171,7 +172,12 @@ impl KeyPolicy {
                 self.digests.join(", ")
             )));
         }
-        if !self.signers.is_empty() && !self.signers.iter().any(|s| s == signer) {
+        if !self.signers.is_empty()
+            && !self
+                .signers
+                .iter()
+                .any(|s| super::auth::names_match(s, signer))
+        {
             return Err(PolicyError::NotAuthorized(format!(
                 "'{signer}' may not sign with key '{label}' (its signers: {})",
                 self.signers.join(", ")
@@ -220,6 +226,18 @@ mod tests {
         assert!(p.check("k", "raw", "sha384", "ci").is_err());
         assert!(p.check("k", "cms", "sha256", "ci").is_err());
         assert!(p.check("k", "cms", "sha384", "other").is_err());
+        assert!(p.check("k", "cms", "sha384", "oidc:ci").is_err());
+        let named = KeyPolicy {
+            signers: v(&["token:ci", "oidc:github:acme/app release"]),
+            ..Default::default()
+        };
+        assert!(named.check("k", "raw", "sha256", "ci").is_ok());
+        assert!(named
+            .check("k", "raw", "sha256", "oidc:github:acme/app release")
+            .is_ok());
+        assert!(named
+            .check("k", "raw", "sha256", "oidc:github:other")
+            .is_err());
         assert!(KeyPolicy::default()
             .check("k", "raw", "sha512", "x")
             .is_ok());

@@ -115,6 +115,7 @@ impl Hallmark {
             sans: vec![],
             requester: actor.to_string(),
             device_serial: None,
+            identity: None,
         };
         let issued = self.issue_approved(&approved, None)?;
         let rec = StationRecord {

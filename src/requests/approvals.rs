@@ -27,7 +27,7 @@ impl Hallmark {
                 profile.name
             ))
         })?;
-        if !rules.approvers.iter().any(|a| a == &cred.name) {
+        if !rules.approvers.iter().any(|a| cred.answers_to(a)) {
             return Err(AuthError::Forbidden(format!(
                 "'{}' is not an approver of profile '{}' (approvers: {})",
                 cred.name,

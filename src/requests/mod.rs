@@ -46,6 +46,7 @@ impl Hallmark {
             // Direct issuance: the record names the token and the address it came from.
             let approved = policy::Approved {
                 requester: cred.actor(),
+                identity: cred.identity_json(),
                 ..approved
             };
             return Ok(Submitted::Issued(self.issue_approved(&approved, None)?));
@@ -61,6 +62,7 @@ impl Hallmark {
                 cn_name: req.name.clone(),
                 approvals_required: i64::from(rules.required),
                 expires_at: now() + i64::from(self.config.api.request_ttl_hours) * 3600,
+                identity: cred.identity_json(),
             },
             &cred.actor(),
         )?;

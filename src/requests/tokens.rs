@@ -96,6 +96,7 @@ impl Hallmark {
             scopes,
             address,
             request_id: None,
+            workload: None,
         })
     }
 

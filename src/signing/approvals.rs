@@ -54,7 +54,7 @@ impl Hallmark {
                 Some(signature) if signature == id => {
                     return Ok(SignatureById::Record(
                         self.signature_record(id, cred)?,
-                        Some(self.signature_request_view(id, cred)?),
+                        Some(Box::new(self.signature_request_view(id, cred)?)),
                     ));
                 }
                 None if self.store.get_signature(id)?.is_none() => {
@@ -153,15 +153,16 @@ impl Hallmark {
             .into());
         }
         let policy = self.key_policy(&request.key_label)?;
-        if !policy.approvers.iter().any(|a| a == &cred.name) {
+        let approvers = self.approvers_of(&policy, &request.requester);
+        if !approvers.iter().any(|a| cred.answers_to(a)) {
             return Err(AuthError::Forbidden(format!(
                 "'{}' is not an approver of key '{}' (approvers: {})",
                 cred.name,
                 request.key_label,
-                if policy.approvers.is_empty() {
+                if approvers.is_empty() {
                     "none".to_string()
                 } else {
-                    policy.approvers.join(", ")
+                    approvers.join(", ")
                 }
             ))
             .into());
@@ -307,6 +308,7 @@ impl Hallmark {
             None,
             // The signature takes the request's id (reserved from the same sequence).
             request.id,
+            request.identity.clone(),
         )
     }
 

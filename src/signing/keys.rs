@@ -124,6 +124,47 @@ impl Hallmark {
             .unwrap_or_default())
     }
 
+    /// How many approvals a signature by `cred` with key `label` needs: the key's policy's, or
+    /// more when the rule that admitted a CI job asks more. Refused when fewer approvers are
+    /// named than approvals needed.
+    pub(super) fn approvals_needed(
+        &self,
+        label: &str,
+        policy: &KeyPolicy,
+        cred: &Credential,
+    ) -> Result<u32> {
+        let rule = cred.workload.as_ref().map(|w| w.approvals).unwrap_or(0);
+        let needed = policy.approvals.max(rule);
+        let approvers = self.approvers_of(policy, &cred.name);
+        if needed > 0 && (approvers.len() as u64) < u64::from(needed) {
+            return Err(PolicyError::NotAuthorized(format!(
+                "a signature with key '{label}' by '{}' needs {needed} approvals, but only {} approvers are named (the key's policy and the identity rule's approvers)",
+                cred.name,
+                approvers.len()
+            ))
+            .into());
+        }
+        Ok(needed)
+    }
+
+    /// Who may approve a signature request of `requester` under `policy`: the key's approvers,
+    /// and those of the identity rule that admitted a CI job when that rule asks for approvals.
+    pub(super) fn approvers_of(&self, policy: &KeyPolicy, requester: &str) -> Vec<String> {
+        let mut all = policy.approvers.clone();
+        if let Some(rule) =
+            crate::policy::workload::rule_of_requester(&self.config.identity, requester)
+        {
+            if rule.approvals > 0 {
+                for a in rule.approvers {
+                    if !all.contains(&a) {
+                        all.push(a);
+                    }
+                }
+            }
+        }
+        all
+    }
+
     /// Where key `label`'s policy comes from: "config", "set" (`hallmark key policy`) or
     /// "default".
     pub fn key_policy_source(&self, label: &str) -> Result<&'static str> {

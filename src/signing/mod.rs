@@ -176,7 +176,7 @@ pub struct SignatureRequestView {
 #[derive(Debug, Clone)]
 pub enum SignatureById {
     /// A recorded signature, with the request it ended when it waited for approvals.
-    Record(SignatureRecord, Option<SignatureRequestView>),
+    Record(SignatureRecord, Option<Box<SignatureRequestView>>),
     /// A signature request not signed (yet): pending, denied, expired or failed.
     Request(SignatureRequestView),
 }
@@ -263,7 +263,8 @@ impl Hallmark {
         allow_pending: bool,
     ) -> Result<SignSubmitted> {
         let (key, checked, policy, cert) = self.admit(req, cred)?;
-        if policy.approvals == 0 {
+        let approvals = self.approvals_needed(&key.label, &policy, cred)?;
+        if approvals == 0 {
             return Ok(SignSubmitted::Signed(self.sign_checked(
                 &key,
                 &checked,
@@ -272,12 +273,13 @@ impl Hallmark {
                 None,
                 Some(cert),
                 0,
+                cred.identity_json(),
             )?));
         }
         if !allow_pending {
             return Err(PolicyError::ApprovalRequired(format!(
-                "key '{}' signs only with {} approvals",
-                key.label, policy.approvals
+                "key '{}' signs only with {approvals} approvals",
+                key.label
             ))
             .into());
         }
@@ -291,13 +293,14 @@ impl Hallmark {
             format: checked.format.name().to_string(),
             metadata: merged_metadata(checked.metadata.as_deref(), pending_extras(&checked)),
             status: SignatureRequestStatus::Pending,
-            approvals_required: i64::from(policy.approvals),
+            approvals_required: i64::from(approvals),
             created_at: 0,
             expires_at: now() + i64::from(self.config.api.request_ttl_hours) * 3600,
             decided_at: None,
             signature_id: None,
             signature: None,
             timestamp_token: None,
+            identity: cred.identity_json(),
         };
         let id = self.store.insert_signature_request(&rec, &cred.actor())?;
         let stored = self
@@ -340,6 +343,7 @@ impl Hallmark {
         approvers: Option<String>,
         cert: Option<UsableCert>,
         record_id: i64,
+        identity: Option<String>,
     ) -> Result<SignedDigest> {
         let cert = match cert {
             Some(c) => c,
@@ -434,6 +438,7 @@ impl Hallmark {
             approvers,
             metadata: merged_metadata(checked.metadata.as_deref(), extra),
             created_at: at,
+            identity,
         };
         let id = self.store.insert_signature(&record, actor)?;
         Ok(SignedDigest {

@@ -24,6 +24,9 @@ pub struct Intent {
     pub device_serial: Option<String>,
     /// The factory station that asked.
     pub station: Option<String>,
+    /// Who asked (recorded with the request of a direct issuance), when a CI job did: its OIDC identity as JSON (issuer, subject, rule, the
+    /// run's claims); `None` for a hallmark token or the command line.
+    pub identity: Option<String>,
 }
 
 /// An issued (or intended) certificate.

@@ -18,6 +18,9 @@ pub struct RequestRecord {
     pub cn_name: Option<String>,
     pub approvals_required: i64,
     pub certificate_serial: Option<String>,
+    /// Who asked, when a CI job did: its OIDC identity as JSON (issuer, subject, rule, the
+    /// run's claims); `None` for a hallmark token or the command line.
+    pub identity: Option<String>,
 }
 
 /// One approval or denial.
@@ -40,6 +43,9 @@ pub struct NewRequest {
     pub cn_name: Option<String>,
     pub approvals_required: i64,
     pub expires_at: i64,
+    /// Who asked, when a CI job did: its OIDC identity as JSON (issuer, subject, rule, the
+    /// run's claims); `None` for a hallmark token or the command line.
+    pub identity: Option<String>,
 }
 
 /// What a decision on a request (certificate or signature) came to.

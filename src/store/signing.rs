@@ -32,6 +32,9 @@ pub struct SignatureRecord {
     /// JSON object, as the client sent it.
     pub metadata: Option<String>,
     pub created_at: i64,
+    /// Who asked, when a CI job did: its OIDC identity as JSON (issuer, subject, rule, the
+    /// run's claims); `None` for a hallmark token or the command line.
+    pub identity: Option<String>,
 }
 
 /// A key's signing policy as stored; `None` lists mean "anything today's rules accept".
@@ -73,6 +76,9 @@ pub struct SignatureRequestRecord {
     pub signature: Option<Vec<u8>>,
     /// The RFC 3161 time-stamp token over the signature, when one was asked for.
     pub timestamp_token: Option<Vec<u8>>,
+    /// Who asked, when a CI job did: its OIDC identity as JSON (issuer, subject, rule, the
+    /// run's claims); `None` for a hallmark token or the command line.
+    pub identity: Option<String>,
 }
 
 /// What a signed request is finished with: the signature record, the signature and, when one

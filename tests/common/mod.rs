@@ -892,3 +892,4 @@ pub fn make_jar(dir: &Path, name: &str, files: &[(&str, &[u8])]) -> String {
     assert!(ok, "jar: {said}");
     jar
 }
+pub mod oidc;

@@ -265,15 +265,21 @@ pub fn fits(template: &str, skip: usize, segs: &[&str]) -> bool {
 pub struct ApiState {
     pub hm: Arc<Hallmark>,
     pub limiter: RateLimiter,
+    /// The trusted OIDC issuers and their rules (`[[identity.oidc]]`), when there are any.
+    pub oidc: Option<Arc<crate::oidc::Verifier>>,
 }
 
 impl ApiState {
-    pub fn new(hm: Arc<Hallmark>) -> ApiState {
+    /// The API's state; refused when an `[[identity.oidc]]` entry cannot be set up (its CA
+    /// bundle does not read).
+    pub fn new(hm: Arc<Hallmark>) -> Result<ApiState, String> {
         let per_minute = hm.config.api.rate_limit_per_minute;
-        ApiState {
+        let oidc = crate::oidc::Verifier::new(&hm.config)?.map(Arc::new);
+        Ok(ApiState {
             hm,
             limiter: RateLimiter::new(per_minute),
-        }
+            oidc,
+        })
     }
 }
 
@@ -388,7 +394,7 @@ fn authorize_route(route: &Route, cred: &Credential) -> Result<(), crate::policy
 
 /// The caller's credential from the head: authenticated, within its rate, and with the route's
 /// scope; otherwise the problem document to answer.
-fn authenticate(
+async fn authenticate(
     state: &ApiState,
     route: &Route,
     headers: &HeaderMap,
@@ -403,13 +409,20 @@ fn authenticate(
         .and_then(|v| v.trim_start().split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim());
-    let cred = hm
-        .authenticate(bearer, remote.map(|a| a.ip().to_string()))
-        .map_err(|e| Box::new(error_response(&e)))?;
+    let address = remote.map(|a| a.ip().to_string());
+    // A hallmark token (`hmk_...`), or a CI job's OIDC token (a JWT).
+    let cred = match bearer {
+        Some(jwt) if crate::oidc::token::looks_like_jwt(jwt) => match &state.oidc {
+            Some(v) => v.authenticate(jwt, address).await.map_err(Error::from),
+            None => Err(crate::oidc::OidcError::NotConfigured.into()),
+        },
+        _ => hm.authenticate(bearer, address),
+    }
+    .map_err(|e| Box::new(error_response(&e)))?;
     if let Err(wait) = state.limiter.check(&cred.token_id) {
         return Err(Box::new(error_response(&Error::RateLimited {
             detail: format!(
-                "more than {} requests a minute with this token; retry in {wait} s",
+                "more than {} requests a minute with this credential; retry in {wait} s",
                 hm.config.api.rate_limit_per_minute
             ),
             retry_after: wait,
@@ -433,7 +446,7 @@ pub enum Admission {
 
 /// The head's verdict: route, credential, rate limit and scope, before a byte of the body is
 /// read, so a caller without the right gets 401/403 whatever (and however slowly) it sends.
-pub fn admit(
+pub async fn admit(
     state: &ApiState,
     method: &Method,
     path: &str,
@@ -452,7 +465,7 @@ pub fn admit(
     if route.access == Access::Open {
         return Admission::Proceed(template, None);
     }
-    match authenticate(state, route, headers, remote) {
+    match authenticate(state, route, headers, remote).await {
         Ok(mut cred) => {
             cred.request_id = request_id.map(str::to_string);
             Admission::Proceed(template, Some(cred))
@@ -473,21 +486,6 @@ pub fn route_admitted(
     }
     let segs: Vec<&str> = req.path.trim_end_matches('/').split('/').skip(1).collect();
     (template, handle(state, req, template, &segs, cred))
-}
-
-/// Both steps for a request already read whole.
-pub fn route(state: &ApiState, req: &ApiRequest) -> (&'static str, Response<Body>) {
-    match admit(
-        state,
-        &req.method,
-        &req.path,
-        &req.headers,
-        req.remote,
-        None,
-    ) {
-        Admission::Answered(template, r) => (template, r),
-        Admission::Proceed(template, cred) => route_admitted(state, req, template, cred.as_ref()),
-    }
 }
 
 /// The route a method and path match; 405 (with Allow) or 404 otherwise.

@@ -14,6 +14,7 @@ pub(super) fn request_json(r: &RequestRecord, approvals: Option<&RequestView>) -
         "created_at": rfc3339(r.created_at),
         "expires_at": r.expires_at.map(rfc3339),
         "certificate_serial": r.certificate_serial,
+        "identity": crate::policy::workload::identity_value(r.identity.as_deref()),
     });
     if let Some(view) = approvals {
         v["approvals"] = view

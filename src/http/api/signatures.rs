@@ -150,6 +150,7 @@ pub(super) fn signature_request_json(
             .collect::<Vec<_>>(),
         "created_at": rfc3339(r.created_at),
         "expires_at": rfc3339(r.expires_at),
+        "identity": crate::policy::workload::identity_value(r.identity.as_deref()),
     });
     if let Some(id) = hm.signature_request_public_id(r)? {
         v["id"] = json!(id);
@@ -190,6 +191,7 @@ pub(super) fn signature_record_json(s: &crate::store::SignatureRecord) -> Value 
         "approvers": s.approvers,
         "metadata": s.metadata.as_deref().and_then(|m| serde_json::from_str::<Value>(m).ok()),
         "created_at": rfc3339(s.created_at),
+        "identity": crate::policy::workload::identity_value(s.identity.as_deref()),
     })
 }
 

@@ -405,4 +405,11 @@ DROP TABLE signature_requests;
 ALTER TABLE signature_requests_new RENAME TO signature_requests;
 CREATE INDEX signature_requests_by_status ON signature_requests (status, publisher);
 "#,
+    // A CI job that authenticates with an OIDC token is recorded with what it asks for: its
+    // identity (issuer, subject, the rule that admitted it, the run's claims) as JSON.
+    r#"
+ALTER TABLE requests ADD COLUMN identity TEXT;
+ALTER TABLE signature_requests ADD COLUMN identity TEXT;
+ALTER TABLE signatures ADD COLUMN identity TEXT;
+"#,
 ];

@@ -300,9 +300,9 @@ fn insert_intent(tx: &Connection, i: &Intent) -> Result<i64, StoreError> {
         }
         None => {
             tx.prepare_cached(
-                "INSERT INTO requests (profile, publisher, requester, csr_der, status, created_at, decided_at) VALUES (?1,?2,?3,?4,'approved',?5,?5)",
+                "INSERT INTO requests (profile, publisher, requester, csr_der, status, created_at, decided_at, identity) VALUES (?1,?2,?3,?4,'approved',?5,?5,?6)",
             )?
-            .execute(params![i.profile, i.publisher, i.requester, i.csr_der, t])?;
+            .execute(params![i.profile, i.publisher, i.requester, i.csr_der, t, i.identity])?;
             tx.last_insert_rowid()
         }
     };
@@ -1030,6 +1030,7 @@ mod tests {
             request_id: None,
             device_serial: None,
             station: None,
+            identity: None,
         }
     }
 
@@ -1123,6 +1124,7 @@ mod tests {
                     cn_name: None,
                     approvals_required: 1,
                     expires_at: 9_999_999_999,
+                    identity: None,
                 },
                 "test",
             )
@@ -1144,6 +1146,7 @@ mod tests {
             approvers: None,
             metadata: None,
             created_at: 0,
+            identity: None,
         };
         let request = SignatureRequestRecord {
             id: 0,
@@ -1162,6 +1165,7 @@ mod tests {
             signature_id: None,
             signature: None,
             timestamp_token: None,
+            identity: None,
         };
         // A request reserves the next number even before any signature exists.
         let r1 = s.insert_signature_request(&request, "t").unwrap();
@@ -1178,7 +1182,8 @@ mod tests {
         assert_eq!(s.count_signatures().unwrap(), 5);
 
         // A database from before ids were shared, with request numbers above the signatures':
-        // once migrated, new signatures start above every request number.
+        // once migrated, new signatures start above every request number. (Rewound to that
+        // version: the columns later migrations add are taken out again.)
         let path = dir.path().join("old.sqlite");
         drop(SqliteStore::open(&path).unwrap());
         let conn = Connection::open(&path).unwrap();
@@ -1188,6 +1193,7 @@ mod tests {
              INSERT INTO signatures (key_label, digest_algorithm, digest, format, requester, created_at)
                  VALUES ('k', 'sha256', '00', 'raw', 'ci', 0);
              UPDATE sqlite_sequence SET seq = 1 WHERE name = 'signatures';
+             ALTER TABLE signatures DROP COLUMN identity;
              PRAGMA user_version = {};",
             migrations::MIGRATIONS
                 .iter()
@@ -1222,6 +1228,7 @@ mod tests {
                                 approvers: None,
                                 metadata: None,
                                 created_at: 0,
+                                identity: None,
                             };
                             s.insert_signature(&rec, "test").unwrap()
                         })
@@ -1301,6 +1308,7 @@ mod tests {
                     cn_name: None,
                     approvals_required: 2,
                     expires_at: now() + 60,
+                    identity: None,
                 },
                 "ci",
             )

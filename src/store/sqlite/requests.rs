@@ -5,7 +5,7 @@ use rusqlite::{params, OptionalExtension};
 use super::{audit, is_unique_violation, SqliteStore};
 use crate::store::*;
 
-const COLS: &str = "id, profile, publisher, requester, csr_der, status, created_at, expires_at, decided_at, device_serial, cn_name, approvals_required, certificate_serial";
+const COLS: &str = "id, profile, publisher, requester, csr_der, status, created_at, expires_at, decided_at, device_serial, cn_name, approvals_required, certificate_serial, identity";
 
 fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RequestRecord> {
     Ok(RequestRecord {
@@ -22,6 +22,7 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RequestRecord> {
         cn_name: r.get(10)?,
         approvals_required: r.get(11)?,
         certificate_serial: r.get(12)?,
+        identity: r.get(13)?,
     })
 }
 
@@ -53,9 +54,9 @@ impl RequestsWrite for SqliteStore {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute(
-            "INSERT INTO requests (profile, publisher, requester, csr_der, status, created_at, expires_at, device_serial, cn_name, approvals_required)
-             VALUES (?1,?2,?3,?4,'pending',?5,?6,?7,?8,?9)",
-            params![n.profile, n.publisher, n.requester, n.csr_der, now(), n.expires_at, n.device_serial, n.cn_name, n.approvals_required],
+            "INSERT INTO requests (profile, publisher, requester, csr_der, status, created_at, expires_at, device_serial, cn_name, approvals_required, identity)
+             VALUES (?1,?2,?3,?4,'pending',?5,?6,?7,?8,?9,?10)",
+            params![n.profile, n.publisher, n.requester, n.csr_der, now(), n.expires_at, n.device_serial, n.cn_name, n.approvals_required, n.identity],
         )?;
         let id = tx.last_insert_rowid();
         audit(

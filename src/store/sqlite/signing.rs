@@ -9,7 +9,7 @@ use crate::store::*;
 const POLICY_COLS: &str =
     "key_label, formats, digests, signers, approvals_required, approvers, rate_per_minute, updated_at";
 
-const REQ_COLS: &str = "id, key_label, publisher, requester, digest_algorithm, digest, format, metadata, status, approvals_required, created_at, expires_at, decided_at, signature_id, signature, timestamp_token";
+const REQ_COLS: &str = "id, key_label, publisher, requester, digest_algorithm, digest, format, metadata, status, approvals_required, created_at, expires_at, decided_at, signature_id, signature, timestamp_token, identity";
 
 fn req_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SignatureRequestRecord> {
     Ok(SignatureRequestRecord {
@@ -29,11 +29,12 @@ fn req_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SignatureRequestRecor
         signature_id: r.get(13)?,
         signature: r.get(14)?,
         timestamp_token: r.get(15)?,
+        identity: r.get(16)?,
     })
 }
 
 const SIGNATURE_COLS: &str =
-    "id, key_label, digest_algorithm, digest, format, requester, approvers, metadata, created_at";
+    "id, key_label, digest_algorithm, digest, format, requester, approvers, metadata, created_at, identity";
 
 fn signature_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SignatureRecord> {
     Ok(SignatureRecord {
@@ -46,6 +47,7 @@ fn signature_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SignatureRecord
         approvers: r.get(6)?,
         metadata: r.get(7)?,
         created_at: r.get(8)?,
+        identity: r.get(9)?,
     })
 }
 
@@ -244,8 +246,8 @@ impl SigningWrite for SqliteStore {
             |row| row.get(0),
         )?;
         tx.execute(
-            "INSERT INTO signature_requests (id, key_label, publisher, requester, digest_algorithm, digest, format, metadata, status, approvals_required, created_at, expires_at)
-             VALUES (?11,?1,?2,?3,?4,?5,?6,?7,'pending',?8,?9,?10)",
+            "INSERT INTO signature_requests (id, key_label, publisher, requester, digest_algorithm, digest, format, metadata, status, approvals_required, created_at, expires_at, identity)
+             VALUES (?11,?1,?2,?3,?4,?5,?6,?7,'pending',?8,?9,?10,?12)",
             params![
                 r.key_label,
                 r.publisher,
@@ -257,7 +259,8 @@ impl SigningWrite for SqliteStore {
                 r.approvals_required,
                 now(),
                 r.expires_at,
-                id
+                id,
+                r.identity
             ],
         )?;
         audit(
@@ -385,8 +388,8 @@ impl SigningWrite for SqliteStore {
                 None
             };
             tx.prepare_cached(
-                "INSERT INTO signatures (id, key_label, digest_algorithm, digest, format, requester, approvers, metadata, created_at)
-                 VALUES (?9,?1,?2,?3,?4,?5,?6,?7,?8)",
+                "INSERT INTO signatures (id, key_label, digest_algorithm, digest, format, requester, approvers, metadata, created_at, identity)
+                 VALUES (?9,?1,?2,?3,?4,?5,?6,?7,?8,?10)",
             )?
             .execute(params![
                 s.key_label,
@@ -397,7 +400,8 @@ impl SigningWrite for SqliteStore {
                 s.approvers,
                 s.metadata,
                 s.created_at,
-                wanted
+                wanted,
+                s.identity
             ])?;
             let id = tx.last_insert_rowid();
             let detail = format!(

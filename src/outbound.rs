@@ -1,0 +1,157 @@
+//! Outbound HTTPS GETs to third parties: an OIDC issuer's discovery document and keys (the
+//! server), a CI system's token endpoint (the command line). HTTPS only, bounded in time and
+//! size, trusting the system's roots (which honour `SSL_CERT_FILE`) or one given PEM bundle.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper::header::HeaderMap;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("'{0}' is not an https:// URL")]
+    NotHttps(String),
+    #[error("'{url}': {why}")]
+    Failed { url: String, why: String },
+    #[error("the trust anchors for {what}: {why}")]
+    Trust { what: String, why: String },
+}
+
+/// Whom an HTTPS connection trusts.
+#[derive(Clone)]
+pub struct Tls(tokio_rustls::TlsConnector);
+
+impl Tls {
+    /// The system's roots (Debian's ca-certificates; `SSL_CERT_FILE` / `SSL_CERT_DIR` when set),
+    /// or only the certificates of `bundle`.
+    pub fn new(bundle: Option<&Path>) -> Result<Tls, FetchError> {
+        let trust = |why: String| FetchError::Trust {
+            what: bundle
+                .map(|b| b.display().to_string())
+                .unwrap_or_else(|| "the system".into()),
+            why,
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        match bundle {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| trust(e.to_string()))?;
+                let blocks = pem::parse_many(&text).map_err(|e| trust(e.to_string()))?;
+                for b in blocks.into_iter().filter(|b| b.tag() == "CERTIFICATE") {
+                    roots
+                        .add(rustls::pki_types::CertificateDer::from(b.into_contents()))
+                        .map_err(|e| trust(e.to_string()))?;
+                }
+            }
+            None => {
+                let found = rustls_native_certs::load_native_certs();
+                for c in found.certs {
+                    // A system store may hold a certificate rustls cannot use; skip it.
+                    let _ = roots.add(c);
+                }
+            }
+        }
+        if roots.is_empty() {
+            return Err(trust("no certificate to trust".into()));
+        }
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let cfg = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| trust(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(Tls(tokio_rustls::TlsConnector::from(Arc::new(cfg))))
+    }
+}
+
+/// An answer: status, headers and body.
+#[derive(Debug)]
+pub struct Fetched {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// GET `url` over HTTPS (with a bearer token when given), within `timeout`, reading at most
+/// `max_bytes` of body.
+pub async fn get(
+    url: &str,
+    bearer: Option<&str>,
+    tls: &Tls,
+    timeout: Duration,
+    max_bytes: usize,
+) -> Result<Fetched, FetchError> {
+    let failed = |why: String| FetchError::Failed {
+        url: url.to_string(),
+        why,
+    };
+    if !url.starts_with("https://") {
+        return Err(FetchError::NotHttps(url.to_string()));
+    }
+    let uri: hyper::Uri = url.parse().map_err(|e| failed(format!("{e}")))?;
+    let host = uri
+        .host()
+        .ok_or_else(|| failed("no host".into()))?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let port = uri.port_u16().unwrap_or(443);
+    let authority = uri
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .unwrap_or_else(|| host.clone());
+    let mut req = hyper::Request::builder()
+        .method("GET")
+        .uri(uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"))
+        .header("host", authority)
+        .header("accept", "application/json")
+        .header(
+            "user-agent",
+            concat!("hallmark/", env!("CARGO_PKG_VERSION")),
+        );
+    if let Some(b) = bearer {
+        req = req.header("authorization", format!("Bearer {b}"));
+    }
+    let req = req
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| failed(e.to_string()))?;
+    let connector = tls.0.clone();
+    let exchange = async move {
+        let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
+            .await
+            .map_err(|e| format!("connecting: {e}"))?;
+        let name = rustls::pki_types::ServerName::try_from(host.clone())
+            .map_err(|e| format!("server name: {e}"))?;
+        let stream = connector
+            .connect(name, tcp)
+            .await
+            .map_err(|e| format!("TLS: {e}"))?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .map_err(|e| format!("HTTP: {e}"))?;
+        tokio::spawn(conn);
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| format!("HTTP: {e}"))?;
+        let status = resp.status().as_u16();
+        let (parts, body) = resp.into_parts();
+        let body = Limited::new(body, max_bytes)
+            .collect()
+            .await
+            .map_err(|e| format!("reading the answer (at most {max_bytes} bytes): {e}"))?
+            .to_bytes();
+        Ok::<_, String>(Fetched {
+            status,
+            headers: parts.headers,
+            body,
+        })
+    };
+    match tokio::time::timeout(timeout, exchange).await {
+        Ok(r) => r.map_err(failed),
+        Err(_) => Err(failed(format!("no answer within {} s", timeout.as_secs()))),
+    }
+}
