@@ -105,6 +105,17 @@ struct Remembered {
     claims: Arc<Map<String, Value>>,
     exp: i64,
     iat: i64,
+    /// What the rules made of it (they are fixed while the server runs).
+    admitted: Option<Arc<Admitted>>,
+}
+
+/// A token's standing once a rule admitted it: the credential's fixed parts.
+struct Admitted {
+    token_id: String,
+    name: String,
+    publisher: String,
+    scopes: Vec<crate::policy::auth::Scope>,
+    identity: Arc<WorkloadIdentity>,
 }
 
 /// How many verified tokens are remembered at most.
@@ -186,49 +197,69 @@ impl Verifier {
             .map(|i| i.keys.fetches())
     }
 
-    /// The credential a bearer JWT stands for: verified, then admitted by a rule.
+    /// The credential a bearer JWT stands for: verified, then admitted by a rule. A token seen
+    /// before (and still valid) costs a hash and a lookup.
     pub async fn authenticate(
         &self,
         token: &str,
         address: Option<String>,
     ) -> Result<Credential, OidcError> {
-        let (issuer, claims) = self.verify(token).await?;
-        let rule = self
-            .rules
-            .find(&issuer.name, &claims)
-            .map_err(OidcError::NoRule)?;
-        let identity = WorkloadIdentity::new(rule, &issuer.issuer, &claims);
+        let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        let admitted = match self.recall(&digest).and_then(|r| r.admitted) {
+            Some(a) => a,
+            None => {
+                let (issuer, claims) = self.verify(token, &digest).await?;
+                let rule = self
+                    .rules
+                    .find(&issuer.name, &claims)
+                    .map_err(OidcError::NoRule)?;
+                let identity = WorkloadIdentity::new(rule, &issuer.issuer, &claims);
+                let a = Arc::new(Admitted {
+                    token_id: format!("oidc:{}:{}", issuer.name, identity.subject),
+                    name: format!("oidc:{}", rule.name),
+                    publisher: rule.publisher.clone(),
+                    scopes: rule.scopes.clone(),
+                    identity: Arc::new(identity),
+                });
+                if let Ok(mut m) = self.remembered.lock() {
+                    if let Some(r) = m.get_mut(&digest) {
+                        r.admitted = Some(a.clone());
+                    }
+                }
+                a
+            }
+        };
         Ok(Credential {
-            token_id: format!("oidc:{}:{}", issuer.name, identity.subject),
-            name: format!("oidc:{}", rule.name),
-            publisher: Some(rule.publisher.clone()),
+            token_id: admitted.token_id.clone(),
+            name: admitted.name.clone(),
+            publisher: Some(admitted.publisher.clone()),
             officer: false,
-            scopes: rule.scopes.clone(),
+            scopes: admitted.scopes.clone(),
             address,
             request_id: None,
-            workload: Some(Arc::new(identity)),
+            workload: Some(admitted.identity.clone()),
         })
     }
 
-    /// A token's issuer and verified claims.
-    pub async fn verify(
+    /// A token verified before whose times still hold now.
+    fn recall(&self, digest: &[u8; 32]) -> Option<Remembered> {
+        let r = self.remembered.lock().ok()?.get(digest).cloned()?;
+        let i = &self.issuers[r.issuer].cfg;
+        let now = crate::store::now();
+        let leeway = i64::try_from(i.leeway_secs).unwrap_or(0);
+        let max_age = i64::try_from(i.max_token_age_secs).unwrap_or(i64::MAX);
+        (r.exp + leeway > now && now - r.iat <= max_age + leeway).then_some(r)
+    }
+
+    /// A token's issuer and verified claims (`digest`: the token's SHA-256).
+    async fn verify(
         &self,
         token: &str,
+        digest: &[u8; 32],
     ) -> Result<(&OidcIssuerConfig, Arc<Map<String, Value>>), OidcError> {
         let now = crate::store::now();
-        let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
-        let known = self
-            .remembered
-            .lock()
-            .ok()
-            .and_then(|m| m.get(&digest).cloned());
-        if let Some(r) = known {
-            let i = &self.issuers[r.issuer].cfg;
-            let leeway = i64::try_from(i.leeway_secs).unwrap_or(0);
-            let max_age = i64::try_from(i.max_token_age_secs).unwrap_or(i64::MAX);
-            if r.exp + leeway > now && now - r.iat <= max_age + leeway {
-                return Ok((i, r.claims));
-            }
+        if let Some(r) = self.recall(digest) {
+            return Ok((&self.issuers[r.issuer].cfg, r.claims));
         }
         let u = token::read(token)?;
         let (index, issuer) = self
@@ -290,12 +321,13 @@ impl Verifier {
                 }
             }
             m.insert(
-                digest,
+                *digest,
                 Remembered {
                     issuer: index,
                     claims: claims.clone(),
                     exp,
                     iat,
+                    admitted: None,
                 },
             );
         }

@@ -100,29 +100,9 @@ impl Credential {
             a.push_str(id);
         }
         if let Some(w) = &self.workload {
-            let run: Vec<String> = [
-                "repository",
-                "project_path",
-                "ref",
-                "sha",
-                "run_id",
-                "pipeline_id",
-            ]
-            .iter()
-            .filter_map(|k| {
-                w.claims.get(*k).map(|v| {
-                    format!(
-                        "{k}={}",
-                        v.as_str()
-                            .map(str::to_string)
-                            .unwrap_or_else(|| v.to_string())
-                    )
-                })
-            })
-            .collect();
-            if !run.is_empty() {
+            if !w.run.is_empty() {
                 a.push_str(" run:");
-                a.push_str(&run.join(","));
+                a.push_str(&w.run);
             }
         }
         a
@@ -137,7 +117,7 @@ impl Credential {
 
     /// The identity recorded with what this caller asks for (JSON), when a CI job asks.
     pub fn identity_json(&self) -> Option<String> {
-        self.workload.as_ref().map(|w| w.to_json())
+        self.workload.as_ref().map(|w| w.json.clone())
     }
 
     pub fn require(&self, scope: Scope) -> Result<(), AuthError> {

@@ -352,6 +352,12 @@ pub struct WorkloadIdentity {
     pub approvals: u32,
     #[serde(skip)]
     pub approvers: Vec<String>,
+    /// The record's JSON ([`WorkloadIdentity::to_json`]), made once per token.
+    #[serde(skip)]
+    pub json: String,
+    /// `repository=…,ref=…,sha=…,run_id=…`: the run, for the audit trail's actor.
+    #[serde(skip)]
+    pub run: String,
 }
 
 impl WorkloadIdentity {
@@ -373,7 +379,19 @@ impl WorkloadIdentity {
                 kept.insert(k.to_string(), v);
             }
         }
-        WorkloadIdentity {
+        let run = [
+            "repository",
+            "project_path",
+            "ref",
+            "sha",
+            "run_id",
+            "pipeline_id",
+        ]
+        .iter()
+        .filter_map(|k| kept.get(*k).map(|v| format!("{k}={}", shown(v))))
+        .collect::<Vec<_>>()
+        .join(",");
+        let mut w = WorkloadIdentity {
             issuer: rule.issuer.clone(),
             issuer_url: issuer_url.to_string(),
             subject: claims.get("sub").map(shown).unwrap_or_default(),
@@ -381,7 +399,11 @@ impl WorkloadIdentity {
             claims: kept,
             approvals: rule.approvals,
             approvers: rule.approvers.clone(),
-        }
+            json: String::new(),
+            run,
+        };
+        w.json = w.to_json();
+        w
     }
 
     /// The record's JSON: `{"kind":"oidc","issuer":...,"subject":...,"rule":...,"claims":{...}}`.
