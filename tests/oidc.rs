@@ -755,6 +755,19 @@ name = "r3""#,
     )
     .expect("write");
     ca.hm(&["publisher", "list"]);
+    // doctor says when a rule's publisher does not exist (yet).
+    let out = run(&mut ca.cmd(&["doctor"]));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("identity.oidc.rule 'any'")
+            && text.contains("publisher 'acme' does not exist (yet)"),
+        "{text}"
+    );
 }
 
 /// The pipelines in examples/ use OIDC only (no hallmark secret, no token variable), and their

@@ -93,7 +93,38 @@ impl Hallmark {
         }
         out.extend(self.acme_checks());
         out.extend(self.signing_policy_checks());
+        out.extend(self.identity_rule_checks());
         out
+    }
+
+    /// Each `[[identity.oidc.rule]]`: its publisher exists (a job it admits can act), or not
+    /// (yet).
+    pub fn identity_rule_checks(&self) -> Vec<Check> {
+        self.config
+            .identity
+            .rules()
+            .map(|r| {
+                let (ok, detail) = match self.store.get_publisher(&r.publisher) {
+                    Ok(Some(_)) => (
+                        true,
+                        format!("jobs of issuer '{}' act for '{}'", r.issuer, r.publisher),
+                    ),
+                    Ok(None) => (
+                        false,
+                        format!(
+                            "publisher '{}' does not exist (yet): the jobs it admits can do nothing",
+                            r.publisher
+                        ),
+                    ),
+                    Err(e) => (false, e.to_string()),
+                };
+                Check {
+                    name: format!("identity.oidc.rule '{}'", r.name),
+                    ok,
+                    detail,
+                }
+            })
+            .collect()
     }
 
     /// Each key policy the config sets: in force, or naming a key that does not exist (a typo,

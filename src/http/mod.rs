@@ -297,7 +297,12 @@ pub async fn serve(
             tracing::info!("{}: {}", c.name, c.detail);
         }
     }
-    for c in hm.signing_policy_checks().into_iter().filter(|c| !c.ok) {
+    for c in hm
+        .signing_policy_checks()
+        .into_iter()
+        .chain(hm.identity_rule_checks())
+        .filter(|c| !c.ok)
+    {
         tracing::warn!("{}: {}", c.name, c.detail);
     }
     let api_state = Arc::new(api::ApiState::new(hm.clone()).map_err(std::io::Error::other)?);

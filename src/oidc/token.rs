@@ -68,7 +68,12 @@ pub fn read(token: &str) -> Result<Unverified, OidcError> {
     }
     let kid = match header.get("kid") {
         None => None,
-        Some(Value::String(k)) => Some(k.clone()),
+        Some(Value::String(k)) if k.len() <= 256 => Some(k.clone()),
+        Some(Value::String(_)) => {
+            return Err(OidcError::Malformed(
+                "its kid is over 256 characters".into(),
+            ))
+        }
         Some(_) => return Err(OidcError::Malformed("its kid is not a string".into())),
     };
     let payload = segment(parts[1], "payload")?;
@@ -77,6 +82,11 @@ pub fn read(token: &str) -> Result<Unverified, OidcError> {
         .and_then(Value::as_str)
         .ok_or_else(|| OidcError::Malformed("it has no iss (issuer) claim".into()))?
         .to_string();
+    if iss.len() > 512 || iss.chars().any(char::is_control) {
+        return Err(OidcError::Malformed(
+            "its iss is not an issuer URL (over 512 characters, or control characters)".into(),
+        ));
+    }
     Ok(Unverified { alg, kid, iss })
 }
 
