@@ -9,7 +9,7 @@ VENV_BIN := $(CURDIR)/.venv/bin
 help:
 	@echo "make run    build, create a demo CA in ./demo (SoftHSM2 if installed) and serve it"
 	@echo "make test   install test tools (make deps), then fmt check, clippy and every test"
-	@echo "make deps   apt packages (softhsm2 opensc openssl curl osslsigncode JDK gcab msitools wixl) and .venv (pkilint imgtool pycose certbot signify schemathesis)"
+	@echo "make deps   apt packages (softhsm2 opensc openssl curl osslsigncode JDK gcab msitools wixl, libp11 engine, sbsigntool, p11-kit) and .venv (pkilint imgtool pycose certbot signify schemathesis pyyaml)"
 	@echo "make lint   cargo fmt --check and clippy"
 	@echo "make bench  issuance, revocation, factory and signing benchmarks against their peers (prints ratios)"
 	@echo "make crash-test  kill -9 the server at random moments under load, restart, check every record (HALLMARK_CRASH_KILLS, default 8)"
@@ -23,16 +23,17 @@ deps:
 # target/; export CARGO_INCREMENTAL=1 to keep them while iterating.
 test: export CARGO_INCREMENTAL ?= 0
 test: deps
-	cargo fmt --check
-	cargo clippy --all-targets -- -D warnings
-	PATH="$(VENV_BIN):$$PATH" HALLMARK_TOOLS_BIN="$(VENV_BIN)" cargo test --no-fail-fast
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo build -p hallmark-pkcs11
+	PATH="$(VENV_BIN):$$PATH" HALLMARK_TOOLS_BIN="$(VENV_BIN)" cargo test --workspace --no-fail-fast
 
 lint:
-	cargo fmt --check
-	cargo clippy --all-targets -- -D warnings
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
 
 run:
-	cargo build --release
+	cargo build --release --workspace
 	@scripts/demo.sh
 
 bench:

@@ -76,7 +76,7 @@ fn make_run_serves_a_demo_ca_and_its_hints_work() {
         .collect();
     assert_eq!(
         recipe,
-        ["cargo build --release", "@scripts/demo.sh"],
+        ["cargo build --release --workspace", "@scripts/demo.sh"],
         "the Makefile's run recipe changed: update this test"
     );
 

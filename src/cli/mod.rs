@@ -1,8 +1,8 @@
 //! The `hallmark` command line: parse, call the engine, print. No policy and no signing here.
 
 mod acme;
-mod client;
-mod context;
+pub mod client;
+pub mod context;
 mod revoke;
 mod sign;
 mod sign_authenticode;

@@ -1,0 +1,440 @@
+//! hallmark-pkcs11 driven by real tools against a real server (SoftHSM2 keys): OpenSC's
+//! pkcs11-tool lists the slot, objects and mechanisms and signs (ECDSA P-256, RSA-PSS, RSA
+//! PKCS#1 v1.5); openssl signs through libp11's engine; osslsigncode signs a PE through the
+//! engine and verifies it. Every signature verifies with openssl against the key's certificate
+//! and is recorded with the tool that asked. Refusals sign and record nothing.
+
+mod common;
+
+use common::*;
+
+/// `target/debug/libhallmark_pkcs11.so`, built by `make test` (`cargo build -p hallmark-pkcs11`).
+fn module_path() -> String {
+    let p = hallmark_bin()
+        .parent()
+        .expect("target dir")
+        .join("libhallmark_pkcs11.so");
+    assert!(
+        p.exists(),
+        "{} is missing: build it with `cargo build -p hallmark-pkcs11` (make test does)",
+        p.display()
+    );
+    p.display().to_string()
+}
+
+const ENGINE: &str = "/usr/lib/x86_64-linux-gnu/engines-3/pkcs11.so";
+
+struct Env {
+    sign: SignEnv,
+    module: String,
+    config: String,
+    token: String,
+}
+
+impl Env {
+    /// Keys `release` (P-256) and `release-rsa` (RSA-3072) of acme, globex's `tool`, a sign
+    /// token of acme's, and the module's config naming all three (and one that does not exist).
+    fn start() -> Env {
+        let (sign, ()) = SignEnv::start(Keys::SoftHsm, |ca| {
+            ca.add_globex();
+            ca.create_key("acme", "release", "p256", &[]);
+            ca.create_key("acme", "release-rsa", "rsa3072", &[]);
+            ca.create_key("globex", "tool", "p256", &[]);
+        });
+        let token = sign
+            .ca
+            .token(&["--publisher", "acme", "--scopes", "sign", "--name", "ci"]);
+        let config = sign.path("hallmark-pkcs11.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "server = \"{}\"\nca = \"{}\"\ntoken_env = \"HALLMARK_TOKEN\"\nkeys = [\"release\", \"release-rsa\", \"tool\", \"nonexistent\"]\npoll_secs = 1\n\n[metadata]\nteam = \"release-eng\"\n",
+                sign.api(),
+                sign.root
+            ),
+        )
+        .expect("config");
+        Env {
+            module: module_path(),
+            config,
+            token,
+            sign,
+        }
+    }
+
+    /// A tool run with the module's environment.
+    fn tool(&self, name: &str, args: &[&str]) -> std::process::Command {
+        let mut c = std::process::Command::new(tool(name));
+        c.args(args)
+            .current_dir(self.sign.ca.dir.path())
+            .env("HALLMARK_PKCS11_CONFIG", &self.config)
+            .env("HALLMARK_TOKEN", &self.token)
+            .env(
+                "HALLMARK_PKCS11_LOG",
+                std::env::var("HALLMARK_PKCS11_LOG").unwrap_or(self.sign.path("pkcs11.log")),
+            )
+            .env("HALLMARK_META_BUILD", "1234")
+            .env("XDG_CONFIG_HOME", self.sign.path("xdg"));
+        c
+    }
+
+    fn p11(&self, args: &[&str]) -> (bool, String) {
+        let mut a = vec!["--module", self.module.as_str()];
+        a.extend_from_slice(args);
+        let out = run(&mut self.tool("pkcs11-tool", &a));
+        (out.status.success(), text_of(&out))
+    }
+
+    fn openssl_conf(&self) -> String {
+        let conf = self.sign.path("openssl-pkcs11.cnf");
+        std::fs::write(
+            &conf,
+            format!(
+                "openssl_conf = openssl_init\n[openssl_init]\nengines = engine_section\n[engine_section]\npkcs11 = pkcs11_section\n[pkcs11_section]\nengine_id = pkcs11\ndynamic_path = {ENGINE}\nMODULE_PATH = {}\ninit = 0\n",
+                self.module
+            ),
+        )
+        .expect("openssl conf");
+        conf
+    }
+}
+
+fn file(env: &Env, name: &str, data: &[u8]) -> String {
+    let p = env.sign.path(name);
+    std::fs::write(&p, data).expect("write");
+    p
+}
+
+#[test]
+fn pkcs11_tool_lists_and_signs_and_openssl_verifies() {
+    let env = Env::start();
+    let (ok, out) = env.p11(&["--list-slots"]);
+    assert!(ok && out.contains("hallmark"), "{out}");
+    let (ok, out) = env.p11(&["--list-mechanisms"]);
+    assert!(ok, "{out}");
+    for m in ["ECDSA-SHA256", "RSA-PKCS-PSS", "SHA256-RSA-PKCS", "ECDSA"] {
+        assert!(out.contains(m), "{m} missing:\n{out}");
+    }
+    let (ok, out) = env.p11(&["--list-objects"]);
+    assert!(ok, "{out}");
+    // acme's keys with their certificates; globex's key and a missing one are not there.
+    for want in [
+        "Private Key Object; EC",
+        "Private Key Object; RSA",
+        "Certificate Object",
+        "label:      release",
+        "label:      release-rsa",
+    ] {
+        assert!(out.contains(want), "{want} missing:\n{out}");
+    }
+    assert!(!out.contains("label:      tool"), "{out}");
+    assert!(!out.contains("nonexistent"), "{out}");
+
+    // The certificates and public keys, as files for openssl.
+    let (cert, pubkey) = env.sign.cert_and_public_key("release");
+    let (_, rsa_pub) = env.sign.cert_and_public_key("release-rsa");
+    assert!(std::path::Path::new(&cert).exists());
+    let data = file(&env, "data.bin", &b"artifact bytes\n".repeat(1000));
+    let digest = file(
+        &env,
+        "digest.bin",
+        aws_lc_rs::digest::digest(
+            &aws_lc_rs::digest::SHA256,
+            &b"artifact bytes\n".repeat(1000),
+        )
+        .as_ref(),
+    );
+    let before = env.sign.recorded();
+
+    // ECDSA over the caller's digest, and ECDSA-SHA256 hashing here.
+    for (mech, input) in [("ECDSA", &digest), ("ECDSA-SHA256", &data)] {
+        let sig = env.sign.path(&format!("{mech}.sig"));
+        let (ok, out) = env.p11(&[
+            "--sign",
+            "--mechanism",
+            mech,
+            "--id",
+            &hex::encode("release"),
+            "--signature-format",
+            "openssl",
+            "-i",
+            input,
+            "-o",
+            &sig,
+        ]);
+        assert!(ok, "{mech}: {out}");
+        let (ok, out) = tool_run(
+            env.sign.ca.dir.path(),
+            "openssl",
+            &[
+                "pkeyutl", "-verify", "-pubin", "-inkey", &pubkey, "-in", &digest, "-sigfile", &sig,
+            ],
+        );
+        assert!(
+            ok && out.contains("Signature Verified Successfully"),
+            "{mech}: {out}"
+        );
+    }
+    // RSA-PSS (SHA-256, MGF1-SHA256, 32-byte salt) and PKCS#1 v1.5, hashing here.
+    for (mech, opts) in [
+        (
+            "SHA256-RSA-PKCS-PSS",
+            vec![
+                "-sigopt",
+                "rsa_padding_mode:pss",
+                "-sigopt",
+                "rsa_pss_saltlen:32",
+            ],
+        ),
+        ("SHA256-RSA-PKCS", vec![]),
+    ] {
+        let sig = env.sign.path(&format!("{mech}.sig"));
+        let (ok, out) = env.p11(&[
+            "--sign",
+            "--mechanism",
+            mech,
+            "--id",
+            &hex::encode("release-rsa"),
+            "-i",
+            &data,
+            "-o",
+            &sig,
+        ]);
+        assert!(ok, "{mech}: {out}");
+        let mut args = vec!["dgst", "-sha256", "-verify", &rsa_pub, "-signature", &sig];
+        args.extend(opts.iter().copied());
+        args.push(&data);
+        let (ok, out) = tool_run(env.sign.ca.dir.path(), "openssl", &args);
+        assert!(ok && out.contains("Verified OK"), "{mech}: {out}");
+    }
+    assert_eq!(env.sign.recorded(), before + 4);
+
+    // Each signature records the tool that asked.
+    let listed = env.sign.ca.hm(&["signature", "list", "--output", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&listed).expect("json");
+    let first = &v["items"][0];
+    let m = &first["metadata"];
+    assert_eq!(m["via"], "pkcs11", "{v}");
+    assert_eq!(m["tool"], "pkcs11-tool", "{v}");
+    assert_eq!(m["team"], "release-eng", "{v}");
+    assert_eq!(m["build"], "1234", "{v}");
+    assert!(m["host"].is_string(), "{v}");
+    assert_eq!(first["requester"], "ci", "{v}");
+
+    // Refusals: SHA-1 (a 20-byte digest), another publisher's key, a wrong token.
+    let sha1 = file(&env, "sha1.bin", &[7u8; 20]);
+    let (ok, out) = env.p11(&[
+        "--sign",
+        "--mechanism",
+        "ECDSA",
+        "--id",
+        &hex::encode("release"),
+        "-i",
+        &sha1,
+        "-o",
+        &env.sign.path("x.sig"),
+    ]);
+    assert!(!ok, "{out}");
+    let (ok, out) = env.p11(&[
+        "--sign",
+        "--mechanism",
+        "ECDSA",
+        "--id",
+        &hex::encode("tool"),
+        "-i",
+        &digest,
+        "-o",
+        &env.sign.path("y.sig"),
+    ]);
+    assert!(!ok, "{out}");
+    let out = run(env
+        .tool("pkcs11-tool", &["--module", &env.module, "--list-objects"])
+        .env(
+            "HALLMARK_TOKEN",
+            "hmk_000000000000_0000000000000000000000000000000000000000000000000000000000000000",
+        ));
+    assert!(
+        !text_of(&out).contains("Private Key Object"),
+        "{}",
+        text_of(&out)
+    );
+    assert_eq!(env.sign.recorded(), before + 4, "nothing more signed");
+}
+
+#[test]
+fn openssl_and_osslsigncode_sign_through_the_engine() {
+    let env = Env::start();
+    let conf = env.openssl_conf();
+    let (cert, pubkey) = env.sign.cert_and_public_key("release");
+    let digest = file(&env, "digest.bin", &[0x42u8; 32]);
+    let sig = env.sign.path("engine.sig");
+    let out = run(env
+        .tool(
+            "openssl",
+            &[
+                "pkeyutl",
+                "-engine",
+                "pkcs11",
+                "-keyform",
+                "engine",
+                "-inkey",
+                "pkcs11:object=release;type=private",
+                "-sign",
+                "-in",
+                &digest,
+                "-out",
+                &sig,
+            ],
+        )
+        .env("OPENSSL_CONF", &conf));
+    assert!(
+        out.status.success(),
+        "openssl pkeyutl -engine pkcs11: {}",
+        text_of(&out)
+    );
+    let (ok, text) = tool_run(
+        env.sign.ca.dir.path(),
+        "openssl",
+        &[
+            "pkeyutl", "-verify", "-pubin", "-inkey", &pubkey, "-in", &digest, "-sigfile", &sig,
+        ],
+    );
+    assert!(ok, "{text}");
+
+    // osslsigncode through the same engine: a PE signed with the key that stays on the server.
+    let exe = file(&env, "app.exe", &tiny_pe(true));
+    let signed = env.sign.path("app-signed.exe");
+    let chain = env.sign.path("chain.pem");
+    let mut pems = std::fs::read_to_string(&cert).expect("cert");
+    pems.push_str(&env.sign.ca.hm(&["ca", "cert", "code-signing-ca"]));
+    std::fs::write(&chain, pems).expect("chain");
+    let out = run(&mut env.tool(
+        "osslsigncode",
+        &[
+            "sign",
+            "-pkcs11engine",
+            ENGINE,
+            "-pkcs11module",
+            &env.module,
+            "-key",
+            "pkcs11:object=release;type=private",
+            "-certs",
+            &chain,
+            "-h",
+            "sha256",
+            "-in",
+            &exe,
+            "-out",
+            &signed,
+        ],
+    ));
+    assert!(out.status.success(), "osslsigncode sign: {}", text_of(&out));
+    let crls = env.sign.path("crls.pem");
+    let mut text = String::new();
+    for ca in ["root", "code-signing-ca"] {
+        let one = env.sign.path(&format!("{ca}.crl.pem"));
+        env.sign.ca.hm(&["crl", "--ca", ca, "--out", &one, "--pem"]);
+        text.push_str(&std::fs::read_to_string(&one).expect("crl"));
+    }
+    std::fs::write(&crls, text).expect("crls");
+    let (ok, text) = tool_run(
+        env.sign.ca.dir.path(),
+        "osslsigncode",
+        &[
+            "verify",
+            "-in",
+            &signed,
+            "-CAfile",
+            &env.sign.root,
+            "-CRLfile",
+            &crls,
+            "-ignore-cdp",
+        ],
+    );
+    assert!(
+        ok,
+        "osslsigncode verify: {}",
+        &text[text.len().saturating_sub(1500)..]
+    );
+    let listed = env.sign.ca.hm(&["signature", "list", "--output", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&listed).expect("json");
+    assert_eq!(v["items"][0]["metadata"]["tool"], "osslsigncode", "{v}");
+}
+
+/// Through the `cryptoki` crate against the built module: 16 threads, a session each, sign at
+/// once (every signature recorded, each verifying); C_Finalize, then C_Initialize again works.
+#[test]
+fn sixteen_threads_sign_at_once_and_the_module_reinitializes() {
+    use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+    use cryptoki::mechanism::Mechanism;
+    use cryptoki::object::{Attribute, ObjectClass};
+    let env = Env::start();
+    std::env::set_var("HALLMARK_PKCS11_CONFIG", &env.config);
+    std::env::set_var("HALLMARK_TOKEN", &env.token);
+    std::env::set_var("XDG_CONFIG_HOME", env.sign.path("xdg"));
+    let before = env.sign.recorded();
+    let (_, pubkey) = env.sign.cert_and_public_key("release");
+    for round in 0..2 {
+        let ctx = Pkcs11::new(&env.module).expect("load the module");
+        ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+            .expect("C_Initialize");
+        let slot = ctx.get_slots_with_token().expect("slots")[0];
+        let sigs: Vec<(Vec<u8>, Vec<u8>)> = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..16u8)
+                .map(|t| {
+                    let ctx = ctx.clone();
+                    s.spawn(move || {
+                        let session = ctx.open_ro_session(slot).expect("session");
+                        let key = session
+                            .find_objects(&[
+                                Attribute::Class(ObjectClass::PRIVATE_KEY),
+                                Attribute::Label(b"release".to_vec()),
+                            ])
+                            .expect("find")[0];
+                        let digest = vec![t.wrapping_add(round); 32];
+                        let sig = session
+                            .sign(&Mechanism::Ecdsa, key, &digest)
+                            .expect("C_Sign");
+                        (digest, sig)
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().expect("thread"))
+                .collect()
+        });
+        assert_eq!(sigs.len(), 16);
+        // One of them, checked with openssl (r || s as DER).
+        let (digest, sig) = &sigs[0];
+        assert_eq!(sig.len(), 64);
+        let int = |b: &[u8]| {
+            let b: Vec<u8> = b.iter().copied().skip_while(|x| *x == 0).collect();
+            let mut v = if b.first().is_some_and(|x| x & 0x80 != 0) {
+                vec![0]
+            } else {
+                vec![]
+            };
+            v.extend(b);
+            let mut out = vec![0x02, v.len() as u8];
+            out.extend(v);
+            out
+        };
+        let mut body = int(&sig[..32]);
+        body.extend(int(&sig[32..]));
+        let mut der = vec![0x30, body.len() as u8];
+        der.extend(body);
+        let d = file(&env, "t.digest", digest);
+        let s = file(&env, "t.sig", &der);
+        let (ok, text) = tool_run(
+            env.sign.ca.dir.path(),
+            "openssl",
+            &[
+                "pkeyutl", "-verify", "-pubin", "-inkey", &pubkey, "-in", &d, "-sigfile", &s,
+            ],
+        );
+        assert!(ok, "{text}");
+        ctx.finalize().expect("C_Finalize");
+    }
+    assert_eq!(env.sign.recorded(), before + 32);
+}
