@@ -438,3 +438,132 @@ fn sixteen_threads_sign_at_once_and_the_module_reinitializes() {
     }
     assert_eq!(env.sign.recorded(), before + 32);
 }
+
+/// jarsigner through SunPKCS11 (the JDK's PKCS#11 provider) and sbsign through libp11's
+/// engine sign with the keys on the server; `jarsigner -verify -strict` and `sbverify` accept
+/// the results.
+#[test]
+fn jarsigner_and_sbsign_sign_through_the_module() {
+    let env = Env::start();
+    let dir = env.sign.ca.dir.path();
+    // A jar, signed with each key through SunPKCS11.
+    let src = env.sign.path("jar-src");
+    std::fs::create_dir_all(format!("{src}/com/acme")).expect("mkdir");
+    std::fs::write(
+        format!("{src}/com/acme/App.class"),
+        [0xca, 0xfe, 0xba, 0xbe, 0, 0, 0, 61],
+    )
+    .expect("class");
+    let jar = env.sign.path("app.jar");
+    let (ok, text) = tool_run(dir, "jar", &["--create", "--file", &jar, "-C", &src, "."]);
+    assert!(ok, "jar: {text}");
+    let p11cfg = env.sign.path("sunpkcs11.cfg");
+    std::fs::write(
+        &p11cfg,
+        format!("name = hallmark\nlibrary = {}\nslot = 1\n", env.module),
+    )
+    .expect("sunpkcs11 config");
+    let trust = env.sign.path("trust.p12");
+    for (alias, file) in [
+        ("hallmark-root", env.sign.root.clone()),
+        (
+            "hallmark-code-signing-ca",
+            env.sign.ca.ca_pem("code-signing-ca").display().to_string(),
+        ),
+    ] {
+        let (ok, text) = tool_run(
+            dir,
+            "keytool",
+            &[
+                "-importcert",
+                "-noprompt",
+                "-alias",
+                alias,
+                "-file",
+                &file,
+                "-keystore",
+                &trust,
+                "-storetype",
+                "PKCS12",
+                "-storepass",
+                "changeit",
+            ],
+        );
+        assert!(ok, "keytool: {text}");
+    }
+    for key in ["release", "release-rsa"] {
+        let signed = env.sign.path(&format!("app-{key}.jar"));
+        let out = run(&mut env.tool(
+            "jarsigner",
+            &[
+                "-keystore",
+                "NONE",
+                "-storetype",
+                "PKCS11",
+                "-providerClass",
+                "sun.security.pkcs11.SunPKCS11",
+                "-providerArg",
+                &p11cfg,
+                "-storepass",
+                "unused",
+                "-signedjar",
+                &signed,
+                &jar,
+                key,
+            ],
+        ));
+        assert!(out.status.success(), "jarsigner ({key}): {}", text_of(&out));
+        let (ok, text) = tool_run(
+            dir,
+            "jarsigner",
+            &[
+                "-verify",
+                "-strict",
+                "-verbose",
+                "-certs",
+                "-keystore",
+                &trust,
+                "-storetype",
+                "PKCS12",
+                "-storepass",
+                "changeit",
+                &signed,
+            ],
+        );
+        assert!(
+            ok && text.contains("jar verified."),
+            "jarsigner -verify ({key}): {text}"
+        );
+    }
+    let listed = env.sign.ca.hm(&["signature", "list", "--output", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&listed).expect("json");
+    assert_eq!(v["items"][0]["metadata"]["tool"], "jarsigner", "{v}");
+
+    // sbsign: an EFI (PE32+) image signed with the RSA key through the engine.
+    let conf = env.openssl_conf();
+    let (cert, _) = env.sign.cert_and_public_key("release-rsa");
+    let efi = file(&env, "app.efi", &tiny_pe(true));
+    let signed = env.sign.path("app-signed.efi");
+    let out = run(env
+        .tool(
+            "sbsign",
+            &[
+                "--engine",
+                "pkcs11",
+                "--key",
+                "pkcs11:object=release-rsa;type=private",
+                "--cert",
+                &cert,
+                "--output",
+                &signed,
+                &efi,
+            ],
+        )
+        .env("OPENSSL_CONF", &conf));
+    assert!(out.status.success(), "sbsign: {}", text_of(&out));
+    let (ok, text) = tool_run(dir, "sbverify", &["--cert", &cert, &signed]);
+    assert!(
+        ok && text.contains("Signature verification OK"),
+        "sbverify: {text}"
+    );
+}
