@@ -99,6 +99,32 @@ impl Env {
     }
 }
 
+/// `osslsigncode verify` against hallmark's root, with the CAs' CRLs.
+fn osslsigncode_verify(env: &Env, signed: &str) -> (bool, String) {
+    let crls = env.sign.path("crls.pem");
+    let mut text = String::new();
+    for ca in ["root", "code-signing-ca"] {
+        let one = env.sign.path(&format!("{ca}.crl.pem"));
+        env.sign.ca.hm(&["crl", "--ca", ca, "--out", &one, "--pem"]);
+        text.push_str(&std::fs::read_to_string(&one).expect("crl"));
+    }
+    std::fs::write(&crls, text).expect("crls");
+    tool_run(
+        env.sign.ca.dir.path(),
+        "osslsigncode",
+        &[
+            "verify",
+            "-in",
+            signed,
+            "-CAfile",
+            &env.sign.root,
+            "-CRLfile",
+            &crls,
+            "-ignore-cdp",
+        ],
+    )
+}
+
 fn file(env: &Env, name: &str, data: &[u8]) -> String {
     let p = env.sign.path(name);
     std::fs::write(&p, data).expect("write");
@@ -329,28 +355,7 @@ fn openssl_and_osslsigncode_sign_through_the_engine() {
         ],
     ));
     assert!(out.status.success(), "osslsigncode sign: {}", text_of(&out));
-    let crls = env.sign.path("crls.pem");
-    let mut text = String::new();
-    for ca in ["root", "code-signing-ca"] {
-        let one = env.sign.path(&format!("{ca}.crl.pem"));
-        env.sign.ca.hm(&["crl", "--ca", ca, "--out", &one, "--pem"]);
-        text.push_str(&std::fs::read_to_string(&one).expect("crl"));
-    }
-    std::fs::write(&crls, text).expect("crls");
-    let (ok, text) = tool_run(
-        env.sign.ca.dir.path(),
-        "osslsigncode",
-        &[
-            "verify",
-            "-in",
-            &signed,
-            "-CAfile",
-            &env.sign.root,
-            "-CRLfile",
-            &crls,
-            "-ignore-cdp",
-        ],
-    );
+    let (ok, text) = osslsigncode_verify(&env, &signed);
     assert!(
         ok,
         "osslsigncode verify: {}",
@@ -566,4 +571,255 @@ fn jarsigner_and_sbsign_sign_through_the_module() {
         ok && text.contains("Signature verification OK"),
         "sbverify: {text}"
     );
+}
+
+/// A key needing 2-of-3 approvals: `osslsigncode sign` waits in C_Sign, two approvers approve,
+/// the file is signed and verifies. A denial makes the tool fail (CKR_FUNCTION_REJECTED) and
+/// write nothing.
+#[test]
+fn a_tool_waits_for_approvals_and_a_denial_fails_it() {
+    let env = Env::start();
+    env.sign.ca.hm(&[
+        "key",
+        "policy",
+        "release",
+        "--approvals",
+        "2",
+        "--approvers",
+        "security-lead,qa-lead,cto",
+    ]);
+    let tok = |name: &str| {
+        env.sign
+            .ca
+            .token(&["--publisher", "acme", "--scopes", "approve", "--name", name])
+    };
+    let (sl, qa, cto) = (tok("security-lead"), tok("qa-lead"), tok("cto"));
+    let (cert, _) = env.sign.cert_and_public_key("release");
+    let chain = env.sign.path("chain.pem");
+    let mut pems = std::fs::read_to_string(&cert).expect("cert");
+    pems.push_str(&env.sign.ca.hm(&["ca", "cert", "code-signing-ca"]));
+    std::fs::write(&chain, pems).expect("chain");
+    let exe = file(&env, "app.exe", &tiny_pe(true));
+    let osslsigncode = |out: &str| {
+        env.tool(
+            "osslsigncode",
+            &[
+                "sign",
+                "-pkcs11engine",
+                ENGINE,
+                "-pkcs11module",
+                &env.module,
+                "-key",
+                "pkcs11:object=release;type=private",
+                "-certs",
+                &chain,
+                "-h",
+                "sha256",
+                "-in",
+                &exe,
+                "-out",
+                out,
+            ],
+        )
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("osslsigncode")
+    };
+
+    let signed = env.sign.path("approved.exe");
+    let child = osslsigncode(&signed);
+    let id = env.sign.pending_request();
+    for t in [&sl, &qa] {
+        let out = env.sign.approve(id, t);
+        assert!(out.status.success(), "approve: {}", text_of(&out));
+    }
+    let out = child.wait_with_output().expect("osslsigncode");
+    assert!(
+        out.status.success(),
+        "osslsigncode after approvals: {}",
+        text_of(&out)
+    );
+    let (ok, text) = osslsigncode_verify(&env, &signed);
+    assert!(
+        ok,
+        "osslsigncode verify: {}",
+        &text[text.len().saturating_sub(800)..]
+    );
+    let rec = env
+        .sign
+        .store()
+        .get_signature(id)
+        .expect("read")
+        .expect("signed");
+    assert_eq!(rec.approvers.as_deref(), Some("security-lead,qa-lead"));
+
+    // Denied: the tool fails and writes no file.
+    let denied = env.sign.path("denied.exe");
+    let child = osslsigncode(&denied);
+    let start = std::time::Instant::now();
+    let id2 = loop {
+        let ids = env
+            .sign
+            .store()
+            .signature_request_ids(hallmark::store::SignatureRequestStatus::Pending)
+            .expect("ids");
+        if let Some(i) = ids.into_iter().find(|i| *i != id) {
+            break i;
+        }
+        assert!(start.elapsed().as_secs() < 30, "no second request");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let out = run(env
+        .sign
+        .ca
+        .cmd(&[
+            "deny",
+            "--signature",
+            &id2.to_string(),
+            "--server",
+            env.sign.api(),
+            "--token-env",
+            "DENY_TOKEN",
+            "--ca",
+            &env.sign.root,
+        ])
+        .env("DENY_TOKEN", &cto));
+    assert!(out.status.success(), "deny: {}", text_of(&out));
+    let out = child.wait_with_output().expect("osslsigncode");
+    assert!(!out.status.success(), "osslsigncode signed after a denial");
+    assert!(!std::path::Path::new(&denied).exists());
+}
+
+/// Refusals sign and record nothing: a revoked token, a revoked key certificate; a server that
+/// is down answers CKR_DEVICE_ERROR, and the module works again once it is back.
+#[test]
+fn revoked_credentials_and_a_server_outage() {
+    let mut env = Env::start();
+    let digest = file(&env, "digest.bin", &[0x11u8; 32]);
+    let id = hex::encode("release");
+    let sign = |env: &Env, key: &str| {
+        env.p11(&[
+            "--sign",
+            "--mechanism",
+            "ECDSA",
+            "--id",
+            &hex::encode(key),
+            "-i",
+            &digest,
+            "-o",
+            &env.sign.path("out.sig"),
+        ])
+    };
+    let (ok, out) = sign(&env, "release");
+    assert!(ok, "{out}");
+    let before = env.sign.recorded();
+
+    // The server goes away: the device's error. Back on the same port: signing works again.
+    let api = env.sign.api().to_string();
+    let public = env.sign.server.public.clone();
+    env.sign.server.kill();
+    let (ok, out) = sign(&env, "release");
+    assert!(!ok && out.contains("CKR_DEVICE_ERROR"), "{out}");
+    let port = |u: &str| {
+        u.rsplit(':')
+            .next()
+            .unwrap_or("")
+            .trim_end_matches('/')
+            .to_string()
+    };
+    let mut args = vec!["serve".to_string()];
+    args.extend([
+        "--public-listen".into(),
+        format!("127.0.0.1:{}", port(&public)),
+        "--api-listen".into(),
+        format!("127.0.0.1:{}", port(&api)),
+    ]);
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut server = env
+        .sign
+        .ca
+        .cmd(&argv)
+        .env("HALLMARK_LOG_LEVEL", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("serve again");
+    let start = std::time::Instant::now();
+    let (ok, out) = loop {
+        let r = sign(&env, "release");
+        if r.0 || start.elapsed().as_secs() > 30 {
+            break r;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    };
+    assert!(ok, "after the restart: {out}");
+    let before = before + 1;
+
+    // The key's certificate revoked: the key may not sign.
+    let (cert, _) = env.sign.cert_and_public_key("release");
+    let serial = openssl(
+        env.sign.ca.dir.path(),
+        &["x509", "-in", &cert, "-noout", "-serial"],
+    );
+    let serial = serial.trim().trim_start_matches("serial=").to_string();
+    env.sign
+        .ca
+        .hm(&["revoke", &serial, "--reason", "keyCompromise"]);
+    let (ok, out) = sign(&env, "release");
+    assert!(
+        !ok && out.contains("CKR_KEY_FUNCTION_NOT_PERMITTED"),
+        "{out}"
+    );
+
+    // The token revoked: nothing is listed or signed.
+    let token_id = env.token.split('_').nth(1).expect("token id").to_string();
+    env.sign.ca.hm(&["token", "revoke", &token_id]);
+    let (ok, out) = sign(&env, "release-rsa");
+    assert!(!ok, "{out}");
+    assert_eq!(
+        env.sign.recorded(),
+        before,
+        "nothing signed after the refusals"
+    );
+    assert!(!id.is_empty());
+    let _ = server.kill();
+    let _ = server.wait();
+    env.sign.server.kill();
+}
+
+/// Without a credential in its config, the PIN carries the token (as CloudHSM's `user:password`
+/// does): nothing private is listed before login, a wrong PIN is CKR_PIN_INCORRECT, the token
+/// as PIN logs in and signs.
+#[test]
+fn the_pin_carries_the_token_when_the_config_names_none() {
+    let env = Env::start();
+    let text = std::fs::read_to_string(&env.config).expect("config");
+    std::fs::write(
+        &env.config,
+        text.replace("token_env = \"HALLMARK_TOKEN\"\n", ""),
+    )
+    .expect("config");
+    let (ok, out) = env.p11(&["--list-token-slots"]);
+    assert!(ok && out.contains("login required"), "{out}");
+    let (ok, out) = env.p11(&["--list-objects"]);
+    assert!(ok && !out.contains("Private Key Object"), "{out}");
+    let (ok, out) = env.p11(&["--login", "--pin", "hmk_wrong", "--list-objects"]);
+    assert!(!ok && out.contains("CKR_PIN_INCORRECT"), "{out}");
+    let digest = file(&env, "digest.bin", &[0x33u8; 32]);
+    let (ok, out) = env.p11(&[
+        "--login",
+        "--pin",
+        &env.token,
+        "--sign",
+        "--mechanism",
+        "ECDSA",
+        "--id",
+        &hex::encode("release"),
+        "-i",
+        &digest,
+        "-o",
+        &env.sign.path("pin.sig"),
+    ]);
+    assert!(ok, "{out}");
+    assert_eq!(env.sign.recorded(), 1);
 }

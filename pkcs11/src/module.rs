@@ -23,7 +23,14 @@ pub struct Module {
     pub settings: Settings,
     metadata: serde_json::Value,
     inner: Mutex<Inner>,
+    /// Digests refused a moment ago (denied, timed out, refused by policy), by key: a tool
+    /// that tries the same signature again (libp11 falls back to a second ECDSA path when the
+    /// first fails) gets the refusal at once, not a new request for approvers.
+    refused: Mutex<Vec<(usize, Vec<u8>, std::time::Instant)>>,
 }
+
+/// How long a refused digest is refused without asking the server again.
+const REFUSED_FOR: std::time::Duration = std::time::Duration::from_secs(300);
 
 #[derive(Default)]
 struct Inner {
@@ -71,6 +78,7 @@ pub fn initialize() -> R<()> {
             next: 1,
             ..Default::default()
         }),
+        refused: Mutex::new(Vec::new()),
     }));
     Ok(())
 }
@@ -466,7 +474,19 @@ impl Module {
         let keys = self.keys()?;
         let key = keys.get(op.key).ok_or(CKR_KEY_HANDLE_INVALID)?;
         let pss = op.pss;
+        let key_index = op.key;
         let (hash, digest) = op.digest()?;
+        {
+            let mut refused = self.refused.lock().map_err(poisoned)?;
+            refused.retain(|(_, _, at)| at.elapsed() < REFUSED_FOR);
+            if refused
+                .iter()
+                .any(|(k, d, _)| *k == key_index && *d == digest)
+            {
+                crate::log("sign: this digest was refused a moment ago; refused again");
+                return Err(CKR_FUNCTION_REJECTED);
+            }
+        }
         let client = match &s.client {
             Some(c) => c.clone(),
             None => {
@@ -476,7 +496,7 @@ impl Module {
                 c
             }
         };
-        sign::sign_remote(
+        let result = sign::sign_remote(
             &sign::Request {
                 client: &client,
                 key,
@@ -487,6 +507,12 @@ impl Module {
             hash,
             &digest,
             pss,
-        )
+        );
+        if result == Err(CKR_FUNCTION_REJECTED) {
+            if let Ok(mut refused) = self.refused.lock() {
+                refused.push((key_index, digest, std::time::Instant::now()));
+            }
+        }
+        result
     }
 }
