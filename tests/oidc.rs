@@ -902,3 +902,55 @@ print(json.dumps({
         "{listed}"
     );
 }
+
+/// `hallmark client login --oidc-token-env VAR` makes the job's OIDC token the client profile's
+/// credential: after `client bootstrap`, `hallmark sign` needs no flag.
+#[test]
+fn the_client_profile_takes_an_oidc_source() {
+    let env = Env::start(Keys::Soft, &[], "");
+    let xdg = env.sign.path("xdg");
+    let fingerprint = env.sign.ca.hm(&["ca", "fingerprint", "root"]);
+    let with_profile = |args: &[&str]| {
+        let mut c = env.sign.ca.cmd(args);
+        c.env("XDG_CONFIG_HOME", &xdg).env_remove("HALLMARK_TOKEN");
+        c
+    };
+    ok(&mut with_profile(&[
+        "client",
+        "bootstrap",
+        "--server",
+        env.sign.api(),
+        "--fingerprint",
+        fingerprint.trim(),
+        "--public",
+        &env.sign.server.public,
+    ]));
+    let out = ok(&mut with_profile(&[
+        "client",
+        "login",
+        "--oidc-token-env",
+        "HALLMARK_ID_TOKEN",
+    ]));
+    assert!(out.contains("OIDC token in $HALLMARK_ID_TOKEN"), "{out}");
+    let shown = ok(&mut with_profile(&["client", "show"]));
+    assert!(
+        shown.contains("oidc = true") && !shown.lines().any(|l| l.starts_with("token_env")),
+        "{shown}"
+    );
+    let file = env.sign.path("app.bin");
+    std::fs::write(&file, b"app").expect("file");
+    let gl = env.gitlab.mint(&merged(
+        &env.gitlab.times("hallmark"),
+        &gitlab_job("acme/app", "main"),
+    ));
+    let out = run(
+        with_profile(&["sign", "raw", &file, "--key", "release"]).env("HALLMARK_ID_TOKEN", &gl)
+    );
+    assert!(
+        out.status.success(),
+        "sign with the profile: {}",
+        text_of(&out)
+    );
+    let listed = env.sign.ca.hm(&["signature", "list"]);
+    assert!(listed.contains("by oidc:gitlab:acme/app main"), "{listed}");
+}

@@ -372,7 +372,7 @@ fn openssl_and_osslsigncode_sign_through_the_engine() {
 fn sixteen_threads_sign_at_once_and_the_module_reinitializes() {
     use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
     use cryptoki::mechanism::Mechanism;
-    use cryptoki::object::{Attribute, ObjectClass};
+    use cryptoki::object::{Attribute, AttributeType, ObjectClass};
     let env = Env::start();
     std::env::set_var("HALLMARK_PKCS11_CONFIG", &env.config);
     std::env::set_var("HALLMARK_TOKEN", &env.token);
@@ -384,6 +384,58 @@ fn sixteen_threads_sign_at_once_and_the_module_reinitializes() {
         ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
             .expect("C_Initialize");
         let slot = ctx.get_slots_with_token().expect("slots")[0];
+        if round == 0 {
+            // The private key signs, is sensitive and never extractable; its value is not read.
+            let session = ctx.open_ro_session(slot).expect("session");
+            let key = session
+                .find_objects(&[
+                    Attribute::Class(ObjectClass::PRIVATE_KEY),
+                    Attribute::Label(b"release".to_vec()),
+                ])
+                .expect("find")[0];
+            let attrs = session
+                .get_attributes(
+                    key,
+                    &[
+                        AttributeType::Value,
+                        AttributeType::Sign,
+                        AttributeType::Sensitive,
+                        AttributeType::Extractable,
+                        AttributeType::NeverExtractable,
+                    ],
+                )
+                .expect("attributes");
+            assert!(
+                !attrs.iter().any(|a| matches!(a, Attribute::Value(_))),
+                "{attrs:?}"
+            );
+            for (ok, what) in [
+                (
+                    attrs.iter().any(|a| matches!(a, Attribute::Sign(true))),
+                    "CKA_SIGN",
+                ),
+                (
+                    attrs
+                        .iter()
+                        .any(|a| matches!(a, Attribute::Sensitive(true))),
+                    "CKA_SENSITIVE",
+                ),
+                (
+                    attrs
+                        .iter()
+                        .any(|a| matches!(a, Attribute::Extractable(false))),
+                    "CKA_EXTRACTABLE false",
+                ),
+                (
+                    attrs
+                        .iter()
+                        .any(|a| matches!(a, Attribute::NeverExtractable(true))),
+                    "CKA_NEVER_EXTRACTABLE",
+                ),
+            ] {
+                assert!(ok, "{what}: {attrs:?}");
+            }
+        }
         let sigs: Vec<(Vec<u8>, Vec<u8>)> = std::thread::scope(|s| {
             let workers: Vec<_> = (0..16u8)
                 .map(|t| {
