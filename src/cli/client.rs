@@ -117,7 +117,16 @@ pub struct Client {
     rt: tokio::runtime::Runtime,
     /// A bound on each exchange (connect to last byte); none by default.
     timeout: Option<std::time::Duration>,
+    /// The open connection (HTTP/1.1 keep-alive) and when it last answered: the next request
+    /// reuses it unless it closed or idled longer than [`IDLE_REUSE`].
+    conn: tokio::sync::Mutex<Option<(Sender, std::time::Instant)>>,
 }
+
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+/// A connection idle longer than this is not reused (the server closes idle ones after
+/// `api.connection_timeout_secs`, 120 s by default; a request must not race that close).
+const IDLE_REUSE: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// A response: status and body.
 pub struct Reply {
@@ -224,6 +233,7 @@ impl Client {
             tls,
             rt,
             timeout: None,
+            conn: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -328,34 +338,54 @@ impl Client {
         let req = req.body(Full::new(Bytes::from(body))).context("request")?;
         let tls = self.tls.clone();
         let limit = self.timeout;
+        let conn = &self.conn;
         let exchange = async move {
-            let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
-                .await
-                .with_context(|| format!("connecting to {host}:{port}"))?;
-            let resp = match tls {
-                Some(conn) => {
-                    let name = rustls::pki_types::ServerName::try_from(host.clone())
-                        .context("server name")?;
-                    let stream = conn
-                        .connect(name, tcp)
-                        .await
-                        .context("TLS handshake (is --ca the server's root?)")?;
-                    let (mut sender, c) =
-                        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                            .await?;
-                    tokio::spawn(c);
-                    sender.send_request(req).await?
+            let mut slot = conn.lock().await;
+            // Reuse the open connection when it is alive and was used a moment ago.
+            let mut sender = match slot.take() {
+                Some((mut s, at)) if at.elapsed() < IDLE_REUSE && !s.is_closed() => {
+                    match s.ready().await {
+                        Ok(()) => Some(s),
+                        Err(_) => None,
+                    }
                 }
-                None => {
-                    let (mut sender, c) =
-                        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
-                            .await?;
-                    tokio::spawn(c);
-                    sender.send_request(req).await?
-                }
+                _ => None,
             };
+            if sender.is_none() {
+                let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
+                    .await
+                    .with_context(|| format!("connecting to {host}:{port}"))?;
+                let s = match tls {
+                    Some(c) => {
+                        let name = rustls::pki_types::ServerName::try_from(host.clone())
+                            .context("server name")?;
+                        let stream = c
+                            .connect(name, tcp)
+                            .await
+                            .context("TLS handshake (is --ca the server's root?)")?;
+                        let (s, c) = hyper::client::conn::http1::handshake(
+                            hyper_util::rt::TokioIo::new(stream),
+                        )
+                        .await?;
+                        tokio::spawn(c);
+                        s
+                    }
+                    None => {
+                        let (s, c) = hyper::client::conn::http1::handshake(
+                            hyper_util::rt::TokioIo::new(tcp),
+                        )
+                        .await?;
+                        tokio::spawn(c);
+                        s
+                    }
+                };
+                sender = Some(s);
+            }
+            let mut s = sender.ok_or_else(|| anyhow!("no connection"))?;
+            let resp = s.send_request(req).await?;
             let status = resp.status().as_u16();
             let body = resp.into_body().collect().await?.to_bytes().to_vec();
+            *slot = Some((s, std::time::Instant::now()));
             Ok(Reply { status, body })
         };
         self.rt.block_on(async move {
