@@ -103,7 +103,7 @@ impl Env {
 fn osslsigncode_verify(env: &Env, signed: &str) -> (bool, String) {
     let crls = env.sign.path("crls.pem");
     let mut text = String::new();
-    for ca in ["root", "code-signing-ca"] {
+    for ca in ["root", "code-signing-ca", "timestamping-ca"] {
         let one = env.sign.path(&format!("{ca}.crl.pem"));
         env.sign.ca.hm(&["crl", "--ca", ca, "--out", &one, "--pem"]);
         text.push_str(&std::fs::read_to_string(&one).expect("crl"));
@@ -119,6 +119,10 @@ fn osslsigncode_verify(env: &Env, signed: &str) -> (bool, String) {
             "-CAfile",
             &env.sign.root,
             "-CRLfile",
+            &crls,
+            "-TSA-CAfile",
+            &env.sign.root,
+            "-TSA-CRLfile",
             &crls,
             "-ignore-cdp",
         ],
@@ -273,6 +277,20 @@ fn pkcs11_tool_lists_and_signs_and_openssl_verifies() {
         &env.sign.path("y.sig"),
     ]);
     assert!(!ok, "{out}");
+    // CKM_RSA_PKCS over something that is not a SHA-2 DigestInfo: refused before the server.
+    let raw = file(&env, "raw.bin", &[9u8; 51]);
+    let (ok, out) = env.p11(&[
+        "--sign",
+        "--mechanism",
+        "RSA-PKCS",
+        "--id",
+        &hex::encode("release-rsa"),
+        "-i",
+        &raw,
+        "-o",
+        &env.sign.path("z.sig"),
+    ]);
+    assert!(!ok && out.contains("CKR_DATA_INVALID"), "{out}");
     let out = run(env
         .tool("pkcs11-tool", &["--module", &env.module, "--list-objects"])
         .env(
@@ -348,6 +366,8 @@ fn openssl_and_osslsigncode_sign_through_the_engine() {
             &chain,
             "-h",
             "sha256",
+            "-ts",
+            &format!("{}/tsa", env.sign.server.public),
             "-in",
             &exe,
             "-out",
@@ -359,6 +379,13 @@ fn openssl_and_osslsigncode_sign_through_the_engine() {
     assert!(
         ok,
         "osslsigncode verify: {}",
+        &text[text.len().saturating_sub(1500)..]
+    );
+    // The signature carries hallmark's RFC 3161 time-stamp (osslsigncode -ts).
+    assert!(
+        text.contains("Timestamp Server Signature verification: ok")
+            || text.contains("Timestamp verified by"),
+        "no time-stamp verified: {}",
         &text[text.len().saturating_sub(1500)..]
     );
     let listed = env.sign.ca.hm(&["signature", "list", "--output", "json"]);
