@@ -30,6 +30,7 @@ const CHAPTERS: &[&str] = &[
     "Matter-style device attestation (DAC/PAI)",
     "Firmware release signing",
     "Signed formats: Authenticode, JAR, MCUboot, COSE, time-stamped CMS",
+    "Any PKCS#11 tool: `libhallmark_pkcs11.so`",
     "Verifying: `hallmark verify`",
     "docs/signing-formats.md",
     "docs/signing-firmware.md",
