@@ -40,19 +40,6 @@ const SHA256_INFO: [u8; 19] = [
     0x00, 0x04, 0x20,
 ];
 
-/// CPU seconds (user + system) of process `pid` ("self" for this one) and of its children
-/// that ended and were reaped (p11-kit's server serves each connection in a child), from /proc.
-fn cpu_secs(pid: &str) -> Res<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let rest = stat.rsplit_once(") ").ok_or("unreadable /proc stat")?.1;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let mut ticks = 0.0;
-    for i in [11, 12, 13, 14] {
-        ticks += f.get(i).ok_or("short /proc stat")?.parse::<f64>()?;
-    }
-    Ok(ticks / 100.0)
-}
-
 /// C_Sign/s from THREADS sessions of module `path` on key `label` for SECS, and the CPU per
 /// signature of process `server` (if any) and of this process, in µs.
 fn rate(
@@ -71,10 +58,10 @@ fn rate(
     }
     let spid = server.map(|p| p.to_string());
     let s0 = match &spid {
-        Some(p) => cpu_secs(p)?,
+        Some(p) => cpu_secs(p, true)?,
         None => 0.0,
     };
-    let c0 = cpu_secs("self")?;
+    let c0 = cpu_secs("self", true)?;
     let start = Instant::now();
     let deadline = start + Duration::from_secs_f64(SECS);
     let total: usize = std::thread::scope(|s| {
@@ -122,10 +109,10 @@ fn rate(
     // reaped before their CPU is read.
     std::thread::sleep(Duration::from_millis(500));
     let s1 = match &spid {
-        Some(p) => cpu_secs(p)?,
+        Some(p) => cpu_secs(p, true)?,
         None => 0.0,
     };
-    let c1 = cpu_secs("self")?;
+    let c1 = cpu_secs("self", true)?;
     let n = total.max(1) as f64;
     Ok((
         total as f64 / elapsed,

@@ -418,20 +418,6 @@ struct HttpsRun {
     requests: usize,
 }
 
-/// CPU seconds (user + system) process `pid` ("self" for this one) has used so far, from
-/// /proc/PID/stat (clock ticks of 1/100 s).
-fn cpu_secs(pid: &str) -> Res<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    let rest = stat.rsplit_once(") ").ok_or("unreadable /proc stat")?.1;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = f.get(11).ok_or("no utime")?.parse::<f64>()?
-        + f.get(12).ok_or("no stime")?.parse::<f64>()?;
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    Ok(ticks / if hz > 0 { hz as f64 } else { 100.0 })
-}
-
 /// An HTTPS load run with the CPU each side spent on it: (run, server µs per request, clients µs
 /// per request).
 fn measured_https(
@@ -443,9 +429,9 @@ fn measured_https(
     auth: &Auth,
 ) -> Res<(HttpsRun, f64, f64)> {
     let pid = server.0.id().to_string();
-    let (s0, c0) = (cpu_secs(&pid)?, cpu_secs("self")?);
+    let (s0, c0) = (cpu_secs(&pid, false)?, cpu_secs("self", false)?);
     let run = bench_https(ca, api, key, CLIENTS, secs, auth)?;
-    let (s1, c1) = (cpu_secs(&pid)?, cpu_secs("self")?);
+    let (s1, c1) = (cpu_secs(&pid, false)?, cpu_secs("self", false)?);
     let n = run.requests.max(1) as f64;
     Ok((run, (s1 - s0) * 1e6 / n, (c1 - c0) * 1e6 / n))
 }

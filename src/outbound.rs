@@ -66,6 +66,13 @@ impl Tls {
     }
 }
 
+impl Tls {
+    /// The connector, for a client that speaks its own protocol over it.
+    pub fn connector(&self) -> tokio_rustls::TlsConnector {
+        self.0.clone()
+    }
+}
+
 /// An answer: status, headers and body.
 #[derive(Debug)]
 pub struct Fetched {

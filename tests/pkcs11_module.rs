@@ -85,6 +85,32 @@ impl Env {
         (out.status.success(), text_of(&out))
     }
 
+    /// `osslsigncode sign` through libp11's engine with key `release` (its certificate and the
+    /// code-signing CA as `-certs`), EXTRA before `-in EXE -out OUT`.
+    fn osslsigncode_sign(&self, exe: &str, out: &str, extra: &[&str]) -> std::process::Command {
+        let (cert, _) = self.sign.cert_and_public_key("release");
+        let chain = self.sign.path("chain.pem");
+        let mut pems = std::fs::read_to_string(&cert).expect("cert");
+        pems.push_str(&self.sign.ca.hm(&["ca", "cert", "code-signing-ca"]));
+        std::fs::write(&chain, pems).expect("chain");
+        let mut args = vec![
+            "sign",
+            "-pkcs11engine",
+            ENGINE,
+            "-pkcs11module",
+            &self.module,
+            "-key",
+            "pkcs11:object=release;type=private",
+            "-certs",
+            &chain,
+            "-h",
+            "sha256",
+        ];
+        args.extend_from_slice(extra);
+        args.extend(["-in", exe, "-out", out]);
+        self.tool("osslsigncode", &args)
+    }
+
     fn openssl_conf(&self) -> String {
         let conf = self.sign.path("openssl-pkcs11.cnf");
         std::fs::write(
@@ -309,7 +335,7 @@ fn pkcs11_tool_lists_and_signs_and_openssl_verifies() {
 fn openssl_and_osslsigncode_sign_through_the_engine() {
     let env = Env::start();
     let conf = env.openssl_conf();
-    let (cert, pubkey) = env.sign.cert_and_public_key("release");
+    let (_, pubkey) = env.sign.cert_and_public_key("release");
     let digest = file(&env, "digest.bin", &[0x42u8; 32]);
     let sig = env.sign.path("engine.sig");
     let out = run(env
@@ -348,32 +374,8 @@ fn openssl_and_osslsigncode_sign_through_the_engine() {
     // osslsigncode through the same engine: a PE signed with the key that stays on the server.
     let exe = file(&env, "app.exe", &tiny_pe(true));
     let signed = env.sign.path("app-signed.exe");
-    let chain = env.sign.path("chain.pem");
-    let mut pems = std::fs::read_to_string(&cert).expect("cert");
-    pems.push_str(&env.sign.ca.hm(&["ca", "cert", "code-signing-ca"]));
-    std::fs::write(&chain, pems).expect("chain");
-    let out = run(&mut env.tool(
-        "osslsigncode",
-        &[
-            "sign",
-            "-pkcs11engine",
-            ENGINE,
-            "-pkcs11module",
-            &env.module,
-            "-key",
-            "pkcs11:object=release;type=private",
-            "-certs",
-            &chain,
-            "-h",
-            "sha256",
-            "-ts",
-            &format!("{}/tsa", env.sign.server.public),
-            "-in",
-            &exe,
-            "-out",
-            &signed,
-        ],
-    ));
+    let tsa = format!("{}/tsa", env.sign.server.public);
+    let out = run(&mut env.osslsigncode_sign(&exe, &signed, &["-ts", &tsa]));
     assert!(out.status.success(), "osslsigncode sign: {}", text_of(&out));
     let (ok, text) = osslsigncode_verify(&env, &signed);
     assert!(
@@ -673,37 +675,13 @@ fn a_tool_waits_for_approvals_and_a_denial_fails_it() {
             .token(&["--publisher", "acme", "--scopes", "approve", "--name", name])
     };
     let (sl, qa, cto) = (tok("security-lead"), tok("qa-lead"), tok("cto"));
-    let (cert, _) = env.sign.cert_and_public_key("release");
-    let chain = env.sign.path("chain.pem");
-    let mut pems = std::fs::read_to_string(&cert).expect("cert");
-    pems.push_str(&env.sign.ca.hm(&["ca", "cert", "code-signing-ca"]));
-    std::fs::write(&chain, pems).expect("chain");
     let exe = file(&env, "app.exe", &tiny_pe(true));
     let osslsigncode = |out: &str| {
-        env.tool(
-            "osslsigncode",
-            &[
-                "sign",
-                "-pkcs11engine",
-                ENGINE,
-                "-pkcs11module",
-                &env.module,
-                "-key",
-                "pkcs11:object=release;type=private",
-                "-certs",
-                &chain,
-                "-h",
-                "sha256",
-                "-in",
-                &exe,
-                "-out",
-                out,
-            ],
-        )
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("osslsigncode")
+        env.osslsigncode_sign(&exe, out, &[])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("osslsigncode")
     };
 
     let signed = env.sign.path("approved.exe");

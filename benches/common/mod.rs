@@ -210,3 +210,25 @@ pub fn wanted_store(store: &str) -> bool {
 /// request; the peers beside them log no requests either: nginx `access_log off`, cfssl at
 /// level 5).
 pub const SERVE_LOG_LEVEL: &str = "info,hallmark::access=off";
+
+/// CPU seconds (user + system) process `pid` ("self" for this one) has used so far, from
+/// /proc/PID/stat; with `children`, also that of its children that ended and were reaped (a
+/// server that serves each connection in a process of its own, as p11-kit's does).
+pub fn cpu_secs(pid: &str, children: bool) -> Res<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the parenthesised command name: utime, stime, cutime, cstime are 14 to 17.
+    let rest = stat.rsplit_once(") ").ok_or("unreadable /proc stat")?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let fields: &[usize] = if children {
+        &[11, 12, 13, 14]
+    } else {
+        &[11, 12]
+    };
+    let mut ticks = 0.0;
+    for i in fields {
+        ticks += f.get(*i).ok_or("short /proc stat")?.parse::<f64>()?;
+    }
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    Ok(ticks / if hz > 0 { hz as f64 } else { 100.0 })
+}

@@ -3,8 +3,6 @@
 //! It trusts only the CA file it is given (hallmark's root), never the system store, and sends
 //! the token from an environment variable or a file so it never appears in argv.
 
-use std::sync::Arc;
-
 use anyhow::{anyhow, bail, Context};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -198,26 +196,8 @@ impl Client {
         let base = server.trim_end_matches('/').to_string();
         let tls = if base.starts_with("https://") {
             let ca_file = ca_file.ok_or_else(|| anyhow!("an https server needs --ca ROOT.pem"))?;
-            let text = std::fs::read_to_string(ca_file)
-                .with_context(|| format!("reading {}", ca_file.display()))?;
-            let mut roots = rustls::RootCertStore::empty();
-            for b in pem::parse_many(&text).context("reading the CA file")? {
-                if b.tag() == "CERTIFICATE" {
-                    roots
-                        .add(rustls::pki_types::CertificateDer::from(b.into_contents()))
-                        .context("CA certificate")?;
-                }
-            }
-            if roots.is_empty() {
-                bail!("{} holds no certificate", ca_file.display());
-            }
-            let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-            let cfg = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .context("TLS versions")?
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-            Some(tokio_rustls::TlsConnector::from(Arc::new(cfg)))
+            // Only hallmark's root is trusted, never the system's store.
+            Some(crate::outbound::Tls::new(Some(ca_file))?.connector())
         } else if base.starts_with("http://") {
             None
         } else {
