@@ -43,6 +43,10 @@ pub const DEFAULT_PROFILES: &[(&str, &str)] = &[
         "matter-dac.toml",
         include_str!("../ca-profiles/matter-dac.toml"),
     ),
+    (
+        "package-signing.toml",
+        include_str!("../ca-profiles/package-signing.toml"),
+    ),
 ];
 
 /// Where `init` puts keys.

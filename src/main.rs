@@ -16,6 +16,21 @@ fn default_sigpipe() {
 }
 
 fn main() {
+    // The gpg front end parses gpg's syntax itself: as `hallmark gpg ...`, or when this binary
+    // is run under a gpg name (a symlink `hallmark-gpg`, or rpmsign's argv[0] "gpg").
+    let mut args = std::env::args_os();
+    let argv0 = args.next().unwrap_or_default();
+    let name = std::path::Path::new(&argv0)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let rest: Vec<std::ffi::OsString> = args.collect();
+    if matches!(name.as_str(), "hallmark-gpg" | "gpg" | "gpg2") {
+        std::process::exit(hallmark::cli::gpg::main(rest));
+    }
+    if rest.first().is_some_and(|a| a == "gpg") {
+        std::process::exit(hallmark::cli::gpg::main(rest[1..].to_vec()));
+    }
     let cli = Cli::parse();
     let networked = matches!(
         cli.command,

@@ -3,12 +3,14 @@
 mod acme;
 pub mod client;
 pub mod context;
+pub mod gpg;
 mod revoke;
 mod sign;
 mod sign_authenticode;
 mod sign_cose;
 mod sign_jar;
 mod sign_mcuboot;
+mod sign_openpgp;
 mod station;
 mod verify;
 
@@ -126,6 +128,13 @@ pub enum Command {
     /// Recorded signatures.
     #[command(subcommand)]
     Signature(sign::SignatureCmd),
+    /// A gpg-compatible signing front end (also installed as `hallmark-gpg`) for rpmsign and
+    /// repository scripts: -u LABEL, -sb/--detach-sign, --clearsign, -a/--armor, -o FILE,
+    /// --digest-algo. Takes gpg's own syntax: `hallmark gpg -u release -sbo sig file`.
+    Gpg {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Verify anything hallmark signs: detached CMS, Authenticode PE, jars, MCUboot images,
     /// COSE_Sign1, RFC 3161 tokens and raw signatures; the chain to the root, key usage, the
     /// time-stamp and revocation (OCSP, else CRL). One line per check; exit 0 only when all pass.
@@ -153,7 +162,7 @@ pub enum TsaCmd {
     /// Make the TSA key (`tsa` in the default key store) and its certificate (profile
     /// `timestamping`, issued by `timestamping-ca`), written to tsa.pem beside the config.
     Init {
-        /// p256, p384, rsa3072 or rsa4096.
+        /// p256, p384, rsa3072, rsa4096, or ed25519 (profile package-signing: OpenPGP only).
         #[arg(long, default_value = "p256")]
         algorithm: KeyAlgorithm,
     },
@@ -527,12 +536,28 @@ pub enum KeyCmd {
     /// Change a key's signing policy (the fields given; the others stay), or print it when no
     /// flag is given. Prints the policy stored.
     Policy(KeyPolicyArgs),
+    /// Make, once, the key's OpenPGP certificate (v4; the key as the primary key, its user ID
+    /// bound by a self-signature the key store makes) and print it armored. Again later: print
+    /// the stored one.
+    Openpgp {
+        label: String,
+        /// The user ID, e.g. "Acme Release <release@acme.example>"; needed the first time.
+        #[arg(long)]
+        uid: Option<String>,
+        /// Binary instead of armored (what apt's `signed-by` keyrings and `gpgv --keyring`
+        /// read).
+        #[arg(long)]
+        export: bool,
+        /// Write it here instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Args, Debug)]
 pub struct KeyPolicyArgs {
     pub label: String,
-    /// Formats the key signs (raw, cms, cose_sign1); all when left out.
+    /// Formats the key signs (raw, cms, cose_sign1, openpgp); all when left out.
     #[arg(long, value_delimiter = ',')]
     pub formats: Vec<String>,
     /// Digest algorithms the key signs (sha256, sha384, sha512); all when left out.
@@ -852,6 +877,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Revoke(a) => revoke::cmd_revoke(&cli, a),
         Command::Crl(a) => revoke::cmd_crl(&cli, a),
         Command::Sign(c) => sign::cmd_sign(c),
+        Command::Gpg { args } => {
+            let code = gpg::main(args.iter().map(std::ffi::OsString::from).collect());
+            if code != 0 {
+                std::process::exit(code);
+            }
+            Ok(())
+        }
         Command::Signature(c) => sign::cmd_signature(&cli, c),
         Command::Verify(a) => verify::cmd_verify(cli.output, a),
         Command::Client(ClientCmd::Bootstrap {
@@ -1333,6 +1365,49 @@ fn cmd_key(cli: &Cli, c: &KeyCmd) -> anyhow::Result<()> {
                 out.as_deref(),
                 &crate::pemfmt::encode("CERTIFICATE REQUEST", rec.csr_der),
             )?;
+        }
+        KeyCmd::Openpgp {
+            label,
+            uid,
+            export,
+            out,
+        } => {
+            let made = match uid {
+                Some(uid) => hm.make_openpgp_key(label, uid, &actor())?,
+                None => match hm.store.get_openpgp_key(label)? {
+                    Some(record) => crate::signing::OpenPgpKey {
+                        record,
+                        made: false,
+                        warning: None,
+                    },
+                    None => bail!(
+                        "key '{label}' has no OpenPGP certificate yet: give its user ID, \
+                         e.g. --uid \"Acme Release <release@acme.example>\""
+                    ),
+                },
+            };
+            if let Some(w) = &made.warning {
+                eprintln!("warning: {w}");
+            }
+            eprintln!(
+                "{} OpenPGP certificate of key '{label}': {} \"{}\"",
+                if made.made { "made the" } else { "the" },
+                made.record.fingerprint,
+                made.record.user_id
+            );
+            if *export {
+                match out {
+                    Some(p) => std::fs::write(p, &made.record.certificate)
+                        .with_context(|| format!("writing {}", p.display()))?,
+                    None => {
+                        let mut o = std::io::stdout().lock();
+                        o.write_all(&made.record.certificate)?;
+                        o.flush()?;
+                    }
+                }
+            } else {
+                output(out.as_deref(), &made.armored()?)?;
+            }
         }
         KeyCmd::ImportCert { label, cert } => {
             let der = read_cert(cert)?;

@@ -30,6 +30,10 @@ pub enum SignCmd {
     Mcuboot(super::sign_mcuboot::McubootArgs),
     /// A COSE_Sign1 (RFC 9052) with a detached payload over the file (the SUIT building block).
     Cose(super::sign_cose::CoseArgs),
+    /// An OpenPGP signature: detached (binary, or --armor) or --clearsign (apt's InRelease),
+    /// verified by gpgv, rpm and apt. The key needs an OpenPGP certificate (`hallmark key
+    /// openpgp`).
+    Openpgp(super::sign_openpgp::OpenPgpArgs),
 }
 
 /// What every `hallmark sign` command asks the server besides its artifact: which key, the
@@ -133,6 +137,7 @@ pub fn cmd_sign(c: &SignCmd) -> anyhow::Result<()> {
         SignCmd::Jar(x) => return super::sign_jar::cmd_sign_jar(x),
         SignCmd::Mcuboot(m) => return super::sign_mcuboot::cmd_sign_mcuboot(m),
         SignCmd::Cose(m) => return super::sign_cose::cmd_sign_cose(m),
+        SignCmd::Openpgp(m) => return super::sign_openpgp::cmd_sign_openpgp(m),
     };
     let hash = parse_digest_algorithm(&a.digest).map_err(|e| anyhow!("--digest: {e}"))?;
     let client = a.request.server.client()?;

@@ -9,3 +9,4 @@ pub mod cose;
 pub mod jar;
 pub mod mcuboot;
 pub mod msi;
+pub mod openpgp;

@@ -125,7 +125,8 @@ impl KeyPolicy {
         for f in &self.formats {
             if crate::signing::SignatureFormat::parse(f).is_err() {
                 return bad(format!(
-                    "format '{f}' is not offered (raw, cms, cose_sign1)"
+                    "format '{f}' is not offered ({})",
+                    crate::signing::SignatureFormat::NAMES.join(", ")
                 ));
             }
         }

@@ -289,6 +289,15 @@ pub(super) fn scheme_for(alg: KeyAlgorithm, hash: HashAlg) -> Result<SignatureSc
     })
 }
 
+/// The scheme a key signs an OpenPGP digest with: as [`scheme_for`], and Ed25519 (the digest
+/// as its message: OpenPGP's EdDSA) for an Ed25519 key.
+pub(super) fn openpgp_scheme(alg: KeyAlgorithm, hash: HashAlg) -> SignatureScheme {
+    match scheme_for(alg, hash) {
+        Ok(s) => s,
+        Err(_) => SignatureScheme::Ed25519,
+    }
+}
+
 /// The scheme (and, for ECDSA, the size of r and of s) a key signs `cose_sign1` with: ECDSA
 /// only with its curve's hash, RSA with PSS; PKCS#1 v1.5 (RS256) is never used for COSE.
 pub(super) fn cose_scheme(
@@ -317,6 +326,19 @@ pub fn check_signature(
     use aws_lc_rs::signature::{self as sig, UnparsedPublicKey, VerificationAlgorithm};
     use SignatureScheme as S;
     let bits = crate::keys::subject_public_key_bits(spki)?;
+    if scheme == S::Ed25519 {
+        // `digest` is the message (OpenPGP's EdDSA signs the digest itself).
+        return UnparsedPublicKey::new(&sig::ED25519, &bits)
+            .verify(digest, signature)
+            .map_err(|_| {
+                crate::keys::KeyError::Crypto(
+                    "the key store returned an Ed25519 signature that does not verify with the \
+                     key's certificate"
+                        .into(),
+                )
+                .into()
+            });
+    }
     // The curve is in the SPKI: P-256 keys have a 65-byte point, P-384 97 bytes.
     let p256 = bits.len() == 65;
     let (alg, hash): (&'static dyn VerificationAlgorithm, _) = match scheme {

@@ -7,7 +7,7 @@
 #[non_exhaustive]
 pub enum SigningError {
     /// A format hallmark does not sign.
-    #[error("format '{0}' is not offered (raw, cms, cose_sign1)")]
+    #[error("format '{0}' is not offered (raw, cms, cose_sign1, openpgp)")]
     UnknownFormat(String),
     /// SHA-1, named as the digest algorithm.
     #[error("SHA-1 digests are refused: collisions are practical; use sha256, sha384 or sha512")]

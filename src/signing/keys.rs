@@ -220,6 +220,7 @@ impl Hallmark {
             "certificate": certificate,
             "chain": chain,
             "not_after": not_after,
+            "openpgp": self.openpgp_document(&key.label)?,
             "policy": {
                 "formats": p.formats,
                 "digests": p.digests,

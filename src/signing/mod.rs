@@ -61,6 +61,8 @@ mod approvals;
 mod check;
 mod error;
 mod keys;
+mod openpgp;
+pub use openpgp::OpenPgpKey;
 
 use crate::issuer::cms;
 pub use check::check_signature;
@@ -80,14 +82,23 @@ pub enum SignatureFormat {
     /// (ES256 with P-256 and SHA-256, ES384 with P-384 and SHA-384), RSA as RSASSA-PSS
     /// (PS256/384/512). The client builds the message (`crate::formats::cose`).
     CoseSign1,
+    /// The key's signature over an OpenPGP digest (the data and the signature packet's hashed
+    /// trailer, hashed by the client, which builds the packet: `crate::formats::openpgp`). As
+    /// `raw`, except that the key needs an OpenPGP certificate and an Ed25519 key signs the
+    /// digest as its message (OpenPGP's EdDSA).
+    OpenPgp,
 }
 
 impl SignatureFormat {
+    /// Every format's name, as policies and requests spell them.
+    pub const NAMES: [&'static str; 4] = ["raw", "cms", "cose_sign1", "openpgp"];
+
     pub fn name(self) -> &'static str {
         match self {
             SignatureFormat::Raw => "raw",
             SignatureFormat::Cms => "cms",
             SignatureFormat::CoseSign1 => "cose_sign1",
+            SignatureFormat::OpenPgp => "openpgp",
         }
     }
 
@@ -96,6 +107,7 @@ impl SignatureFormat {
             "raw" => Ok(SignatureFormat::Raw),
             "cms" => Ok(SignatureFormat::Cms),
             "cose_sign1" => Ok(SignatureFormat::CoseSign1),
+            "openpgp" => Ok(SignatureFormat::OpenPgp),
             other => Err(SigningError::UnknownFormat(other.to_string()).into()),
         }
     }
@@ -235,6 +247,9 @@ impl Hallmark {
                 .map_err(|e: String| Error::Corrupt(format!("the stored key algorithm: {e}")))?;
             cose_scheme(alg, checked.hash)?;
         }
+        if checked.format == SignatureFormat::OpenPgp {
+            self.openpgp_key(&key)?;
+        }
         if let Some(rate) = policy.rate_per_minute {
             self.take_sign_rate(&key.label, rate)?;
         }
@@ -356,7 +371,10 @@ impl Hallmark {
             .algorithm
             .parse()
             .map_err(|e: String| Error::Corrupt(format!("the stored key algorithm: {e}")))?;
-        let scheme = scheme_for(alg, checked.hash)?;
+        let scheme = match checked.format {
+            SignatureFormat::OpenPgp => openpgp_scheme(alg, checked.hash),
+            _ => scheme_for(alg, checked.hash)?,
+        };
         let signer = self.publisher_signer(key)?;
         if cert.spki() != signer.spki_der() {
             return Err(PolicyError::BadKey(format!(
@@ -378,6 +396,14 @@ impl Hallmark {
                 if checked.timestamp {
                     timestamp_token = Some(self.timestamp_signature(&sig)?);
                 }
+                sig
+            }
+            SignatureFormat::OpenPgp => {
+                let sig = match scheme {
+                    SignatureScheme::Ed25519 => signer.sign(scheme, &checked.digest)?,
+                    _ => signer.sign_digest(scheme, &checked.digest)?,
+                };
+                check_signature(scheme, signer.spki_der(), &checked.digest, &sig)?;
                 sig
             }
             SignatureFormat::CoseSign1 => {

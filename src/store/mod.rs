@@ -38,8 +38,8 @@ pub use revocation::{
     RevocationWrite, RevokeOutcome, RevokedEntry, StoredResponse,
 };
 pub use signing::{
-    KeyPolicyRecord, KeyRecord, SignatureRecord, SignatureRequestRecord, SignedRequest,
-    SigningRead, SigningWrite,
+    KeyPolicyRecord, KeyRecord, OpenPgpKeyRecord, SignatureRecord, SignatureRequestRecord,
+    SignedRequest, SigningRead, SigningWrite,
 };
 pub use sqlite::SqliteStore;
 pub use states::{

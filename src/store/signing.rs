@@ -37,6 +37,18 @@ pub struct SignatureRecord {
     pub identity: Option<String>,
 }
 
+/// A key's OpenPGP certificate (`hallmark key openpgp`): made once, never replaced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenPgpKeyRecord {
+    pub key_label: String,
+    /// Upper-case hex of the v4 fingerprint.
+    pub fingerprint: String,
+    pub user_id: String,
+    /// The transferable public key, binary.
+    pub certificate: Vec<u8>,
+    pub created_at: i64,
+}
+
 /// A key's signing policy as stored; `None` lists mean "anything today's rules accept".
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KeyPolicyRecord {
@@ -112,6 +124,9 @@ pub trait SigningRead: Send + Sync {
 
     fn get_key_policy(&self, label: &str) -> Result<Option<KeyPolicyRecord>, StoreError>;
 
+    /// A key's OpenPGP certificate, when one was made.
+    fn get_openpgp_key(&self, label: &str) -> Result<Option<OpenPgpKeyRecord>, StoreError>;
+
     fn get_signature_request(&self, id: i64) -> Result<Option<SignatureRequestRecord>, StoreError>;
 
     /// The decisions on a signature request, oldest first.
@@ -142,6 +157,10 @@ pub trait SigningWrite: Send + Sync {
     /// ends, reserved from this table's sequence) is kept when no signature has it — a request
     /// from before ids were shared may collide, and then gets a new one.
     fn insert_signature(&self, s: &SignatureRecord, actor: &str) -> Result<i64, StoreError>;
+
+    /// Stores a key's OpenPGP certificate with a `key.openpgp` audit event; a key that has one
+    /// already is a conflict (the first stays).
+    fn insert_openpgp_key(&self, k: &OpenPgpKeyRecord, actor: &str) -> Result<(), StoreError>;
 
     /// Sets (replaces) a key's policy, with a `key.policy` audit event.
     fn set_key_policy(&self, p: &KeyPolicyRecord, actor: &str) -> Result<(), StoreError>;

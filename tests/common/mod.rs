@@ -283,7 +283,7 @@ impl TestCa {
             "--locality",
             "San Jose",
             "--profiles",
-            "code-signing,firmware-signing,timestamping,iot-device,station,tls-server,matter-dac",
+            "code-signing,firmware-signing,timestamping,iot-device,station,tls-server,matter-dac,package-signing",
         ]);
     }
 }

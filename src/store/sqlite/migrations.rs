@@ -412,4 +412,15 @@ ALTER TABLE requests ADD COLUMN identity TEXT;
 ALTER TABLE signature_requests ADD COLUMN identity TEXT;
 ALTER TABLE signatures ADD COLUMN identity TEXT;
 "#,
+    // A key's OpenPGP certificate (issue 18): the key store's key as an OpenPGP primary key with
+    // its user ID, made once by `hallmark key openpgp` and handed to clients that build packets.
+    r#"
+CREATE TABLE openpgp_keys (
+    key_label   TEXT PRIMARY KEY REFERENCES keys(label),
+    fingerprint TEXT NOT NULL UNIQUE,
+    user_id     TEXT NOT NULL,
+    certificate BLOB NOT NULL,
+    created_at  INTEGER NOT NULL
+);
+"#,
 ];

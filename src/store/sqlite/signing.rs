@@ -181,6 +181,26 @@ impl SigningRead for SqliteStore {
         )
     }
 
+    fn get_openpgp_key(&self, label: &str) -> Result<Option<OpenPgpKeyRecord>, StoreError> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT key_label, fingerprint, user_id, certificate, created_at
+                     FROM openpgp_keys WHERE key_label = ?1",
+                )?
+                .query_row(params![label], |r| {
+                    Ok(OpenPgpKeyRecord {
+                        key_label: r.get(0)?,
+                        fingerprint: r.get(1)?,
+                        user_id: r.get(2)?,
+                        certificate: r.get(3)?,
+                        created_at: r.get(4)?,
+                    })
+                })
+                .optional()?)
+        })
+    }
+
     fn list_keys(&self, publisher: Option<&str>) -> Result<Vec<KeyRecord>, StoreError> {
         let conn = self.conn()?;
         let mut stmt = conn.prepare(&format!(
@@ -192,6 +212,40 @@ impl SigningRead for SqliteStore {
 }
 
 impl SigningWrite for SqliteStore {
+    fn insert_openpgp_key(&self, k: &OpenPgpKeyRecord, actor: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let r = tx.execute(
+            "INSERT INTO openpgp_keys (key_label, fingerprint, user_id, certificate, created_at)
+             VALUES (?1,?2,?3,?4,?5)",
+            params![
+                k.key_label,
+                k.fingerprint,
+                k.user_id,
+                k.certificate,
+                k.created_at
+            ],
+        );
+        match r {
+            Err(e) if is_unique_violation(&e) => {
+                return Err(StoreError::Conflict(format!(
+                    "the OpenPGP certificate of key '{}'",
+                    k.key_label
+                )))
+            }
+            r => r?,
+        };
+        audit(
+            &tx,
+            actor,
+            "key.openpgp",
+            &k.key_label,
+            Some(&format!("{} {}", k.fingerprint, k.user_id)),
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
     fn set_key_policy(&self, p: &KeyPolicyRecord, actor: &str) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;

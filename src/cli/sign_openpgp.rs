@@ -1,0 +1,213 @@
+//! `hallmark sign openpgp`: OpenPGP detached and cleartext signatures (what rpm, apt's
+//! `Release.gpg`/`InRelease` and `gpgv` verify). The data and the signature packet's hashed
+//! trailer are hashed here as the file streams by; the server signs that final digest in its
+//! `openpgp` format; the packet is assembled here around the key's certificate, fetched from
+//! the server (`GET /api/v1/keys/{label}`).
+
+use std::cell::RefCell;
+use std::io::{Read, Write};
+use std::path::PathBuf;
+
+use anyhow::{anyhow, bail, Context};
+use clap::Args;
+
+use super::client::Client;
+use super::sign::{metadata, post_signature, RequestArgs};
+use crate::formats::openpgp::{self as pgp, DigestSigner};
+use crate::keys::HashAlg;
+use crate::signing::{digest_algorithm_name, parse_digest_algorithm};
+
+#[derive(Args, Debug)]
+pub struct OpenPgpArgs {
+    /// The file to sign (`-` for standard input). Only a digest leaves this machine.
+    pub file: PathBuf,
+    /// ASCII armor ("-----BEGIN PGP SIGNATURE-----") instead of the binary packet.
+    #[arg(long)]
+    pub armor: bool,
+    /// A cleartext signed message (the text with its signature, as apt's InRelease) instead
+    /// of a detached signature. The file must be UTF-8 text.
+    #[arg(long, conflicts_with = "armor")]
+    pub clearsign: bool,
+    /// sha256, sha384 or sha512 (default: SHA-512 for RSA keys, SHA-384 for P-384, else
+    /// SHA-256).
+    #[arg(long)]
+    pub digest: Option<String>,
+    /// Where to write the signature (`-` for standard output).
+    #[arg(long)]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub request: RequestArgs,
+}
+
+/// What to make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Mode {
+    Detached { armor: bool },
+    Clear,
+}
+
+/// The signing service as the OpenPGP code's [`DigestSigner`]: one `POST /api/v1/signatures`
+/// in format `openpgp` (waiting for approvals when the key needs them).
+struct Service<'a> {
+    client: &'a Client,
+    key: &'a str,
+    metadata: serde_json::Map<String, serde_json::Value>,
+    timeout: u64,
+    poll: u64,
+    /// The record id of the signature made.
+    record: RefCell<Option<serde_json::Value>>,
+}
+
+impl DigestSigner for Service<'_> {
+    fn sign_digest(&self, hash: HashAlg, digest: &[u8]) -> Result<Vec<u8>, String> {
+        let body = serde_json::json!({
+            "key": self.key,
+            "digest": hex::encode(digest),
+            "digest_algorithm": digest_algorithm_name(hash),
+            "format": "openpgp",
+            "metadata": self.metadata,
+        });
+        let (v, sig) = post_signature(self.client, &body, self.timeout, self.poll)
+            .map_err(|e| format!("{e:#}"))?;
+        *self.record.borrow_mut() = Some(v["id"].clone());
+        Ok(sig)
+    }
+}
+
+/// The key's OpenPGP certificate, from the server.
+pub(super) fn key_certificate(
+    client: &Client,
+    label: &str,
+) -> anyhow::Result<pgp::SignedPublicKey> {
+    if label.is_empty()
+        || !label
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        bail!("'{label}' is not a key label (letters, digits, '-', '_' and '.')");
+    }
+    let path = format!("/api/v1/keys/{label}");
+    let r = client.send("GET", &path, None, vec![])?;
+    match r.status {
+        200 => {}
+        404 => bail!(
+            "the server has no key '{label}' this credential may use (`hallmark key list` on the \
+             server shows the labels)"
+        ),
+        s => bail!("reading key '{label}': {s} {}", r.problem()),
+    }
+    let v = r.json()?;
+    let Some(armored) = v["openpgp"]["certificate"].as_str() else {
+        bail!(
+            "key '{label}' has no OpenPGP certificate yet: an officer makes it once with \
+             `hallmark key openpgp {label} --uid \"Name <email>\"`"
+        );
+    };
+    pgp::parse_certificate(armored.as_bytes())
+        .map_err(|e| anyhow!("the server's OpenPGP certificate of key '{label}': {e}"))
+}
+
+/// Signs what `input` yields with key `label` and writes the result to `out`; the record id.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn sign(
+    client: &Client,
+    label: &str,
+    digest: Option<HashAlg>,
+    mode: Mode,
+    input: &mut dyn Read,
+    out: &mut dyn Write,
+    metadata: serde_json::Map<String, serde_json::Value>,
+    timeout: u64,
+    poll: u64,
+) -> anyhow::Result<serde_json::Value> {
+    let cert = key_certificate(client, label)?;
+    let key = &cert.primary_key;
+    let alg = pgp::key_algorithm(key).map_err(|e| anyhow!("key '{label}': {e}"))?;
+    let hash = digest.unwrap_or_else(|| pgp::default_hash(alg));
+    let service = Service {
+        client,
+        key: label,
+        metadata,
+        timeout,
+        poll,
+        record: RefCell::new(None),
+    };
+    let at = u32::try_from(crate::store::now()).unwrap_or(u32::MAX);
+    let bytes = match mode {
+        Mode::Detached { armor } => {
+            let sig = pgp::detached(key, hash, input, &service, at)?;
+            pgp::signature_bytes_out(sig, armor)?
+        }
+        Mode::Clear => {
+            let mut text = String::new();
+            input
+                .read_to_string(&mut text)
+                .context("a cleartext signature is over UTF-8 text; this input is not")?;
+            pgp::clearsign(key, hash, &text, &service, at)?.into_bytes()
+        }
+    };
+    out.write_all(&bytes).context("writing the signature")?;
+    out.flush().context("writing the signature")?;
+    let id = service.record.borrow_mut().take();
+    Ok(id.unwrap_or(serde_json::Value::Null))
+}
+
+pub fn cmd_sign_openpgp(a: &OpenPgpArgs) -> anyhow::Result<()> {
+    let hash = a
+        .digest
+        .as_deref()
+        .map(parse_digest_algorithm)
+        .transpose()
+        .map_err(|e| anyhow!("--digest: {e}"))?;
+    let client = a.request.server.client()?;
+    let stdin = a.file.as_os_str() == "-";
+    let mut meta = metadata(&a.file, &a.request.meta)?;
+    if stdin {
+        meta.remove("artifact");
+    }
+    meta.insert(
+        "openpgp".into(),
+        if a.clearsign { "cleartext" } else { "detached" }.into(),
+    );
+    let mut input: Box<dyn Read> = if stdin {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(std::io::BufReader::with_capacity(
+            1 << 20,
+            std::fs::File::open(&a.file)
+                .with_context(|| format!("opening {}", a.file.display()))?,
+        ))
+    };
+    let mode = if a.clearsign {
+        Mode::Clear
+    } else {
+        Mode::Detached { armor: a.armor }
+    };
+    let to_stdout = a.out.as_os_str() == "-";
+    let mut buf = Vec::new();
+    let id = sign(
+        &client,
+        &a.request.key,
+        hash,
+        mode,
+        &mut input,
+        &mut buf,
+        meta,
+        a.request.timeout,
+        a.request.poll,
+    )?;
+    if to_stdout {
+        let mut o = std::io::stdout().lock();
+        o.write_all(&buf).context("writing to standard output")?;
+        o.flush().context("writing to standard output")?;
+    } else {
+        std::fs::write(&a.out, &buf).with_context(|| format!("writing {}", a.out.display()))?;
+        eprintln!(
+            "signed {} with key '{}' (OpenPGP, record {id}): {}",
+            a.file.display(),
+            a.request.key,
+            a.out.display()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,486 @@
+//! OpenPGP signatures from HSM keys, checked by the tools that verify them: `gpgv` and `apt-get`
+//! for an APT repository (`Release.gpg`, `InRelease`), `rpmkeys --checksig` for packages signed
+//! by `rpmsign` through `hallmark-gpg`. Each verifier also rejects a tampered artifact; the
+//! refusals (policy, unknown options, unknown keys, a key without an OpenPGP certificate)
+//! record nothing.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+
+struct Fixture {
+    env: SignEnv,
+    /// acme, scope sign.
+    token: String,
+}
+
+impl std::ops::Deref for Fixture {
+    type Target = SignEnv;
+    fn deref(&self) -> &SignEnv {
+        &self.env
+    }
+}
+
+const UID: &str = "Acme Release <release@acme.example>";
+
+impl Fixture {
+    /// A server with KEYS (label, algorithm) under package-signing, each with its OpenPGP
+    /// certificate, and `cms-only`, whose policy refuses openpgp.
+    fn start(keys: Keys, labels: &[(&'static str, &'static str)]) -> Fixture {
+        let labels = labels.to_vec();
+        let (env, token) = SignEnv::start(keys, move |ca| {
+            for (label, alg) in &labels {
+                ca.create_key("acme", label, alg, &["--profile", "package-signing"]);
+                let out = run(&mut ca.cmd(&["key", "openpgp", label, "--uid", UID]));
+                assert!(out.status.success(), "{}", text_of(&out));
+                let text = text_of(&out);
+                assert!(
+                    text.contains("-----BEGIN PGP PUBLIC KEY BLOCK-----"),
+                    "{text}"
+                );
+                if alg.starts_with('p') {
+                    assert!(text.contains("rpm 4.18"), "ECDSA warns about rpm: {text}");
+                }
+            }
+            ca.create_key(
+                "acme",
+                "cms-only",
+                "p256",
+                &["--profile", "package-signing"],
+            );
+            ca.hm(&["key", "openpgp", "cms-only", "--uid", UID]);
+            ca.hm(&["key", "policy", "cms-only", "--formats", "cms"]);
+            ca.create_key("acme", "no-pgp", "p256", &["--profile", "package-signing"]);
+            ca.token(&["--publisher", "acme", "--scopes", "sign", "--name", "ci"])
+        });
+        Fixture { env, token }
+    }
+
+    fn dir(&self) -> &Path {
+        self.ca.dir.path()
+    }
+
+    /// The key's certificate: armored (KEY.asc) and binary (KEY.gpg, `--export`); their paths.
+    fn key_files(&self, label: &str) -> (String, String) {
+        let asc = self.path(&format!("{label}.asc"));
+        let gpg = self.path(&format!("{label}.gpg"));
+        self.ca.hm(&["key", "openpgp", label, "--out", &asc]);
+        self.ca
+            .hm(&["key", "openpgp", label, "--export", "--out", &gpg]);
+        (asc, gpg)
+    }
+
+    /// The client's environment for `hallmark-gpg` (no flags: server, root and token come
+    /// from HALLMARK_SERVER, HALLMARK_CA and HALLMARK_TOKEN).
+    fn client_env(&self, c: &mut Command) {
+        c.env("HALLMARK_SERVER", self.api())
+            .env("HALLMARK_CA", &self.root)
+            .env("HALLMARK_TOKEN", &self.token)
+            .env("XDG_CONFIG_HOME", self.path("xdg"));
+    }
+
+    fn gpg(&self, args: &[&str], cwd: &Path) -> std::process::Output {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_hallmark-gpg"));
+        c.args(args).current_dir(cwd);
+        self.client_env(&mut c);
+        run(&mut c)
+    }
+}
+
+fn write(path: &Path, text: &str) {
+    if let Some(p) = path.parent() {
+        std::fs::create_dir_all(p).expect("mkdir");
+    }
+    std::fs::write(path, text).expect("write");
+}
+
+/// A one-package APT repository (flat, `./`) in DIR: the .deb, Packages and Release.
+fn apt_repository(dir: &Path) -> PathBuf {
+    let pkg = dir.join("pkg");
+    write(
+        &pkg.join("DEBIAN/control"),
+        "Package: hallmark-hello\nVersion: 1.0\nArchitecture: all\nMaintainer: Acme <r@acme.example>\n\
+         Description: a package signed by hallmark\n",
+    );
+    write(&pkg.join("usr/share/hallmark-hello/hello.txt"), "hello\n");
+    let repo = dir.join("repo");
+    std::fs::create_dir_all(&repo).expect("mkdir");
+    ok(Command::new(tool("dpkg-deb")).args([
+        "--build",
+        "--root-owner-group",
+        &pkg.display().to_string(),
+        &repo
+            .join("hallmark-hello_1.0_all.deb")
+            .display()
+            .to_string(),
+    ]));
+    let packages = ok(Command::new(tool("apt-ftparchive"))
+        .args(["packages", "."])
+        .current_dir(&repo));
+    write(&repo.join("Packages"), &packages);
+    let release = ok(Command::new(tool("apt-ftparchive"))
+        .args([
+            "-o",
+            "APT::FTPArchive::Release::Origin=Acme",
+            "-o",
+            "APT::FTPArchive::Release::Suite=stable",
+            "release",
+            ".",
+        ])
+        .current_dir(&repo));
+    write(&repo.join("Release"), &release);
+    repo
+}
+
+/// `apt-get ARGS` against only REPO (signed-by KEYRING), with its own state, cache and lists
+/// under DIR/apt: the system's apt configuration is untouched.
+fn apt_get(dir: &Path, repo: &Path, keyring: &str, args: &[&str]) -> (bool, String) {
+    let apt = dir.join("apt");
+    for d in [
+        "lists/partial",
+        "cache/archives/partial",
+        "etc/sources.list.d",
+    ] {
+        std::fs::create_dir_all(apt.join(d)).expect("mkdir");
+    }
+    let status = apt.join("status");
+    if !status.exists() {
+        write(&status, "");
+    }
+    write(
+        &apt.join("etc/sources.list"),
+        &format!("deb [signed-by={keyring}] file:{} ./\n", repo.display()),
+    );
+    let o = |k: &str, v: &Path| format!("{k}={}", v.display());
+    let opts = [
+        o("Dir::Etc::sourcelist", &apt.join("etc/sources.list")),
+        o("Dir::Etc::sourceparts", &apt.join("etc/sources.list.d")),
+        o("Dir::State::Lists", &apt.join("lists")),
+        o("Dir::State::status", &status),
+        o("Dir::Cache", &apt.join("cache")),
+        "Debug::NoLocking=1".to_string(),
+        "APT::Sandbox::User=root".to_string(),
+    ];
+    let mut c = Command::new(tool("apt-get"));
+    for x in &opts {
+        c.args(["-o", x]);
+    }
+    c.args(args).current_dir(dir);
+    let out = run(&mut c);
+    (out.status.success(), text_of(&out))
+}
+
+#[test]
+fn apt_repository_signed_by_an_hsm_key_verifies_with_gpgv_and_apt() {
+    let f = Fixture::start(Keys::SoftHsm, &[("release", "p256")]);
+    let (_, keyring) = f.key_files("release");
+    // The key's document carries the certificate.
+    let (code, doc) = f.call(None, "/api/v1/keys/release", Some(&f.token), None);
+    assert_eq!(code, 200, "{doc}");
+    assert_eq!(doc["openpgp"]["user_id"], UID);
+    let fpr = doc["openpgp"]["fingerprint"].as_str().expect("fingerprint");
+    // gpg reads the binary export (its exit status is about its missing home keyring).
+    let shown = text_of(&run(Command::new(tool("gpg"))
+        .args(["--homedir", &f.path("gnupg-show"), "--show-keys", &keyring])
+        .env("GNUPGHOME", f.path("gnupg-show"))));
+    assert!(shown.contains(fpr) && shown.contains(UID), "{shown}");
+
+    let repo = apt_repository(f.dir());
+    let before = f.recorded();
+    // Release.gpg with `hallmark sign openpgp --armor`, InRelease with `hallmark-gpg --clearsign`.
+    let release = repo.join("Release").display().to_string();
+    let out = run(&mut f.sign_cmd(
+        &f.token,
+        "openpgp",
+        &release,
+        "release",
+        &[
+            "--armor",
+            "--out",
+            &repo.join("Release.gpg").display().to_string(),
+        ],
+        &[],
+    ));
+    assert!(out.status.success(), "{}", text_of(&out));
+    let out = f.gpg(
+        &[
+            "--batch",
+            "-u",
+            "release",
+            "--clearsign",
+            "-o",
+            "InRelease",
+            "Release",
+        ],
+        &repo,
+    );
+    assert!(out.status.success(), "{}", text_of(&out));
+    assert_eq!(f.recorded(), before + 2);
+    let signed = std::fs::read_to_string(repo.join("Release.gpg")).expect("Release.gpg");
+    assert!(
+        signed.starts_with("-----BEGIN PGP SIGNATURE-----"),
+        "{signed}"
+    );
+    let inrelease = std::fs::read_to_string(repo.join("InRelease")).expect("InRelease");
+    assert!(
+        inrelease.starts_with("-----BEGIN PGP SIGNED MESSAGE-----"),
+        "{inrelease}"
+    );
+
+    let gpgv = |args: &[&str]| -> (bool, String) {
+        let mut a = vec!["--keyring", keyring.as_str()];
+        a.extend_from_slice(args);
+        tool_run(&repo, "gpgv", &a)
+    };
+    let (good, text) = gpgv(&["Release.gpg", "Release"]);
+    assert!(good && text.contains("Good signature"), "{text}");
+    let (good, text) = gpgv(&["InRelease"]);
+    assert!(good && text.contains("Good signature"), "{text}");
+
+    // apt takes the repository and fetches the package.
+    let (good, text) = apt_get(f.dir(), &repo, &keyring, &["update"]);
+    assert!(good, "apt-get update: {text}");
+    assert!(
+        !text.contains("NO_PUBKEY") && !text.contains("not signed"),
+        "{text}"
+    );
+    let (good, text) = apt_get(f.dir(), &repo, &keyring, &["download", "hallmark-hello"]);
+    assert!(good, "apt-get download: {text}");
+    assert!(
+        f.dir().join("hallmark-hello_1.0_all.deb").exists(),
+        "{text}"
+    );
+
+    // A tampered Release: gpgv refuses both signatures and apt refuses the repository.
+    let tampered = std::fs::read_to_string(repo.join("Release"))
+        .expect("Release")
+        .replace("Origin: Acme", "Origin: Evil");
+    std::fs::write(repo.join("Release"), &tampered).expect("tamper");
+    std::fs::write(
+        repo.join("InRelease"),
+        inrelease.replace("Origin: Acme", "Origin: Evil"),
+    )
+    .expect("tamper");
+    let (good, text) = gpgv(&["Release.gpg", "Release"]);
+    assert!(!good && text.contains("BAD signature"), "{text}");
+    let (good, text) = gpgv(&["InRelease"]);
+    assert!(!good && text.contains("BAD signature"), "{text}");
+    std::fs::remove_dir_all(f.dir().join("apt/lists")).expect("clear lists");
+    let (good, text) = apt_get(f.dir(), &repo, &keyring, &["update"]);
+    assert!(!good, "apt-get update took a tampered repository: {text}");
+    assert!(
+        text.contains("BADSIG") || text.contains("not signed") || text.contains("invalid"),
+        "{text}"
+    );
+}
+
+/// A minimal noarch package built with rpmbuild in DIR; its path.
+fn rpm_package(dir: &Path) -> PathBuf {
+    let top = dir.join("rpmbuild");
+    write(
+        &top.join("SPECS/hello.spec"),
+        "Name: hallmark-hello\nVersion: 1.0\nRelease: 1\nSummary: signed by hallmark\n\
+         License: MIT\nBuildArch: noarch\n\n%description\nA package signed by hallmark.\n\n\
+         %install\nmkdir -p %{buildroot}/usr/share/hallmark-hello\n\
+         echo hello > %{buildroot}/usr/share/hallmark-hello/hello.txt\n\n\
+         %files\n/usr/share/hallmark-hello/hello.txt\n",
+    );
+    ok(Command::new(tool("rpmbuild"))
+        .args([
+            "--define",
+            &format!("_topdir {}", top.display()),
+            "--define",
+            "_build_id_links none",
+            "-bb",
+            &top.join("SPECS/hello.spec").display().to_string(),
+        ])
+        .env("HOME", dir));
+    top.join("RPMS/noarch/hallmark-hello-1.0-1.noarch.rpm")
+}
+
+#[test]
+fn rpmsign_through_hallmark_gpg_with_rsa_and_ed25519_keys() {
+    let f = Fixture::start(
+        Keys::SoftHsm,
+        &[("release-rsa", "rsa3072"), ("release-ed", "ed25519")],
+    );
+    let built = rpm_package(f.dir());
+    for (label, expect) in [
+        ("release-rsa", "RSA/SHA512 Signature"),
+        ("release-ed", "EdDSA/SHA256 Signature"),
+    ] {
+        let pkg = f.path(&format!("{label}.rpm"));
+        std::fs::copy(&built, &pkg).expect("copy");
+        let before = f.recorded();
+        let mut c = Command::new(tool("rpmsign"));
+        c.args([
+            "--define",
+            &format!("%__gpg {}", env!("CARGO_BIN_EXE_hallmark-gpg")),
+            "--define",
+            &format!("%_gpg_name {label}"),
+            "--addsign",
+            &pkg,
+        ])
+        .env("HOME", f.dir());
+        f.client_env(&mut c);
+        let out = run(&mut c);
+        assert!(out.status.success(), "rpmsign: {}", text_of(&out));
+        assert!(
+            f.recorded() > before,
+            "rpmsign signed nothing through hallmark"
+        );
+
+        let (asc, _) = f.key_files(label);
+        let db = f.path(&format!("rpmdb-{label}"));
+        std::fs::create_dir_all(&db).expect("mkdir");
+        ok(Command::new(tool("rpmkeys")).args(["--dbpath", &db, "--import", &asc]));
+        let check = |file: &str| {
+            let out = run(Command::new(tool("rpmkeys")).args([
+                "--dbpath",
+                &db,
+                "--checksig",
+                "-v",
+                file,
+            ]));
+            (out.status.success(), text_of(&out))
+        };
+        let (good, text) = check(&pkg);
+        assert!(good, "{text}");
+        assert!(
+            text.contains(&format!("Header V4 {expect}")) && text.contains(": OK"),
+            "{text}"
+        );
+        assert!(!text.contains("NOKEY") && !text.contains("BAD"), "{text}");
+
+        // The record names rpmsign and the package.
+        let list =
+            f.ca.hm(&["--output", "json", "signature", "list", "--key", label]);
+        let v: serde_json::Value = serde_json::from_str(&list).expect("json");
+        let rec = &v["items"][0];
+        assert_eq!(rec["format"], "openpgp", "{rec}");
+        assert_eq!(rec["metadata"]["caller"]["program"], "rpmsign", "{rec}");
+        assert!(
+            rec["metadata"]["caller"]["files"]
+                .to_string()
+                .contains(&format!("{label}.rpm")),
+            "{rec}"
+        );
+
+        // A changed payload byte fails.
+        let mut bytes = std::fs::read(&pkg).expect("read");
+        let n = bytes.len();
+        bytes[n - 20] ^= 0x01;
+        let bad = f.path(&format!("{label}-tampered.rpm"));
+        std::fs::write(&bad, &bytes).expect("write");
+        let (good, text) = check(&bad);
+        assert!(!good, "a tampered package passed: {text}");
+    }
+}
+
+#[test]
+fn refusals_sign_nothing() {
+    let f = Fixture::start(Keys::Soft, &[("release", "rsa3072")]);
+    let dir = f.dir().to_path_buf();
+    write(&dir.join("data"), "some data\n");
+    let before = f.recorded();
+    let refused = |args: &[&str], why: &str| {
+        let out = f.gpg(args, &dir);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text_of(&out));
+        let text = text_of(&out);
+        assert!(text.contains(why), "{args:?}: {text}");
+        assert!(!dir.join("out.sig").exists(), "{args:?} wrote a signature");
+    };
+    refused(
+        &["-u", "release", "-sb", "--encrypt", "-o", "out.sig", "data"],
+        "'--encrypt' is not supported",
+    );
+    refused(
+        &[
+            "-u",
+            "release",
+            "-sb",
+            "--homedir",
+            "/tmp",
+            "-o",
+            "out.sig",
+            "data",
+        ],
+        "'--homedir' is not supported",
+    );
+    refused(
+        &[
+            "-u",
+            "release",
+            "-sbo",
+            "out.sig",
+            "--digest-algo",
+            "SHA1",
+            "data",
+        ],
+        "SHA-1",
+    );
+    refused(
+        &["-u", "nosuch", "-sbo", "out.sig", "data"],
+        "no key 'nosuch'",
+    );
+    refused(
+        &["-u", "cms-only", "-sbo", "out.sig", "data"],
+        "does not sign format 'openpgp'",
+    );
+    refused(
+        &["-u", "no-pgp", "-sbo", "out.sig", "data"],
+        "has no OpenPGP certificate",
+    );
+    refused(&["-sbo", "out.sig", "data"], "-u LABEL");
+    assert_eq!(f.recorded(), before, "a refusal recorded a signature");
+
+    // The same through the API: a key without a certificate is 409, nothing recorded.
+    let body = serde_json::json!({
+        "key": "no-pgp", "digest": "00".repeat(32), "digest_algorithm": "sha256", "format": "openpgp",
+    });
+    let (code, v) = f.call(
+        Some("POST"),
+        "/api/v1/signatures",
+        Some(&f.token),
+        Some(&body.to_string()),
+    );
+    assert_eq!(code, 409, "{v}");
+    assert_eq!(f.recorded(), before);
+
+    // A second `key openpgp` with another user ID is refused; the first stays.
+    let out = run(&mut f
+        .ca
+        .cmd(&["key", "openpgp", "release", "--uid", "Other <o@x>"]));
+    assert!(!out.status.success());
+    assert!(
+        text_of(&out).contains("already has an OpenPGP certificate"),
+        "{}",
+        text_of(&out)
+    );
+    let (_, doc) = f.call(None, "/api/v1/keys/release", Some(&f.token), None);
+    assert_eq!(doc["openpgp"]["user_id"], UID);
+
+    // A good one for contrast: detached binary over standard input, verified by gpgv.
+    let (_, keyring) = f.key_files("release");
+    let mut c = Command::new(env!("CARGO_BIN_EXE_hallmark-gpg"));
+    c.args([
+        "--no-verbose",
+        "--no-armor",
+        "--no-secmem-warning",
+        "-u",
+        "release",
+        "-sbo",
+        "good.sig",
+    ])
+    .current_dir(&dir)
+    .stdin(std::fs::File::open(dir.join("data")).expect("open"));
+    f.client_env(&mut c);
+    let out = run(&mut c);
+    assert!(out.status.success(), "{}", text_of(&out));
+    let (good, text) = tool_run(&dir, "gpgv", &["--keyring", &keyring, "good.sig", "data"]);
+    assert!(good, "{text}");
+    assert_eq!(f.recorded(), before + 1);
+}
