@@ -339,6 +339,7 @@ fn a_claimed_signature_request_is_finished_at_start() {
         timestamp: false,
         content_type: None,
         content: None,
+        openpgp_trailer: None,
     };
     let id = match hm.submit_signature(&req, &cred, true).expect("submit") {
         SignSubmitted::Pending(r) => r.id,

@@ -182,6 +182,11 @@ fn every_profile_passes_pkilint(keys: Keys) {
             make_csr(dir, "p7", &p256, "/serialNumber=ACME-DAC-0001", &[]),
             vec![],
         ),
+        (
+            "package-signing",
+            make_csr(dir, "p8", &["-algorithm", "ED25519"], ACME_SUBJ, &[]),
+            vec![],
+        ),
     ];
     // The Matter-style DAC profile is issued by a product attestation intermediate (pathlen 0).
     ca.hm(&[

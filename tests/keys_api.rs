@@ -57,7 +57,7 @@ fn a_publisher_reads_its_own_key_and_no_one_elses() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("format 'pdf' is not offered (raw, cms, cose_sign1)"),
+        err.contains("format 'pdf' is not offered (raw, cms, cose_sign1, openpgp, image)"),
         "{err}"
     );
     ca.hm(&[

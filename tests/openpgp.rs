@@ -484,3 +484,326 @@ fn refusals_sign_nothing() {
     assert!(good, "{text}");
     assert_eq!(f.recorded(), before + 1);
 }
+
+/// Debian's docker-registry on 127.0.0.1, storing under DIR; stopped when dropped.
+struct Registry {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl Registry {
+    fn start(dir: &Path) -> Registry {
+        let port = free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let config = dir.join("registry.yml");
+        write(
+            &config,
+            &format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
+                dir.join("registry-data").display()
+            ),
+        );
+        let child = Command::new(tool("docker-registry"))
+            .args(["serve", &config.display().to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start docker-registry");
+        let start = std::time::Instant::now();
+        while std::net::TcpStream::connect(&addr).is_err() {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(30),
+                "docker-registry did not listen on {addr}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Registry { child, addr }
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    hex::encode(hallmark::keys::HashAlg::Sha256.digest(b))
+}
+
+/// A one-layer OCI image layout in DIR/NAME (a file with TEXT), tagged TAG.
+fn oci_layout(dir: &Path, name: &str, tag: &str, text: &str) -> PathBuf {
+    let root = dir.join(format!("{name}-rootfs"));
+    write(&root.join("hello.txt"), text);
+    let tar = dir.join(format!("{name}-layer.tar"));
+    ok(Command::new(tool("tar")).args([
+        "--sort=name",
+        "--mtime=@0",
+        "--owner=0",
+        "--group=0",
+        "-cf",
+        &tar.display().to_string(),
+        "-C",
+        &root.display().to_string(),
+        ".",
+    ]));
+    let layer = std::fs::read(&tar).expect("layer");
+    let layout = dir.join(name);
+    let blob = |bytes: &[u8]| -> String {
+        let h = sha256_hex(bytes);
+        let p = layout.join("blobs/sha256").join(&h);
+        std::fs::create_dir_all(p.parent().unwrap()).expect("mkdir");
+        std::fs::write(&p, bytes).expect("blob");
+        format!("sha256:{h}")
+    };
+    let layer_digest = blob(&layer);
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
+    })
+    .to_string();
+    let config_digest = blob(config.as_bytes());
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": config.len(), "digest": config_digest},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "size": layer.len(), "digest": layer_digest}],
+    })
+    .to_string();
+    let manifest_digest = blob(manifest.as_bytes());
+    write(
+        &layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    );
+    write(
+        &layout.join("index.json"),
+        &serde_json::json!({
+            "schemaVersion": 2,
+            "manifests": [{
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "size": manifest.len(), "digest": manifest_digest,
+                "annotations": {"org.opencontainers.image.ref.name": tag},
+            }],
+        })
+        .to_string(),
+    );
+    layout
+}
+
+#[test]
+fn container_images_signed_for_skopeo_and_cosign() {
+    let f = Fixture::start(Keys::Soft, &[("release", "p256")]);
+    let dir = f.dir().to_path_buf();
+    let reg = Registry::start(&dir);
+    let skopeo = |args: &[&str]| -> (bool, String) { tool_run(&dir, "skopeo", args) };
+    for (name, text) in [("v1", "one\n"), ("v2", "two\n")] {
+        let layout = oci_layout(&dir, name, name, text);
+        let (good, out) = skopeo(&[
+            "copy",
+            "--dest-tls-verify=false",
+            &format!("oci:{}:{name}", layout.display()),
+            &format!("docker://{}/app:{name}", reg.addr),
+        ]);
+        assert!(good, "skopeo push: {out}");
+    }
+    let digest_of = |tag: &str| -> String {
+        let (good, out) = skopeo(&[
+            "inspect",
+            "--tls-verify=false",
+            &format!("docker://{}/app:{tag}", reg.addr),
+        ]);
+        assert!(good, "{out}");
+        let v: serde_json::Value = serde_json::from_str(&out).expect("inspect json");
+        v["Digest"].as_str().expect("Digest").to_string()
+    };
+    let d1 = digest_of("v1");
+    let d2 = digest_of("v2");
+
+    // Sign app:v1: simple signing into the lookaside directory, and cosign in the registry.
+    let lookaside = f.path("lookaside");
+    let before = f.recorded();
+    let image = format!("{}/app:v1", reg.addr);
+    let out = run(&mut f.sign_cmd(
+        &f.token,
+        "image",
+        &image,
+        "release",
+        &["--lookaside", &lookaside, "--registry-plain-http"],
+        &[],
+    ));
+    assert!(out.status.success(), "{}", text_of(&out));
+    assert_eq!(f.recorded(), before + 2, "two signatures recorded");
+    let list =
+        f.ca.hm(&["--output", "json", "signature", "list", "--key", "release"]);
+    let v: serde_json::Value = serde_json::from_str(&list).expect("json");
+    for rec in v["items"].as_array().expect("items").iter().take(2) {
+        assert_eq!(rec["format"], "image", "{rec}");
+        assert_eq!(rec["metadata"]["_hallmark"]["image"], d1.as_str(), "{rec}");
+    }
+    let sig_file = Path::new(&lookaside)
+        .join(format!("app@{}", d1.replacen(':', "=", 1)))
+        .join("signature-1");
+    assert!(
+        sig_file.exists(),
+        "no simple signature at {}",
+        sig_file.display()
+    );
+
+    // skopeo pulls it under a signedBy policy with the key's OpenPGP certificate.
+    let (_, keyring) = f.key_files("release");
+    let policy = f.path("policy.json");
+    write(
+        Path::new(&policy),
+        &serde_json::json!({
+            "default": [{"type": "reject"}],
+            "transports": {
+                "docker": {reg.addr.as_str(): [{"type": "signedBy", "keyType": "GPGKeys", "keyPath": keyring}]},
+                "oci": {"": [{"type": "insecureAcceptAnything"}]},
+            },
+        })
+        .to_string(),
+    );
+    let regd = f.path("registries.d");
+    write(
+        &Path::new(&regd).join("hallmark.yaml"),
+        &format!(
+            "docker:\n  {}:\n    lookaside: file://{lookaside}\n",
+            reg.addr
+        ),
+    );
+    let pull = |tag: &str| -> (bool, String) {
+        skopeo(&[
+            "--policy",
+            &policy,
+            "--registries.d",
+            &regd,
+            "copy",
+            "--src-tls-verify=false",
+            &format!("docker://{}/app:{tag}", reg.addr),
+            &format!("dir:{}", dir.join(format!("pulled-{tag}")).display()),
+        ])
+    };
+    let (good, text) = pull("v1");
+    assert!(good, "skopeo refused the signed image: {text}");
+    // An unsigned image is refused...
+    let (good, text) = pull("v2");
+    assert!(!good, "skopeo pulled an unsigned image: {text}");
+    assert!(text.contains("no signature exists"), "{text}");
+    // ...and so is one whose signature was made for another digest.
+    let other = Path::new(&lookaside)
+        .join(format!("app@{}", d2.replacen(':', "=", 1)))
+        .join("signature-1");
+    std::fs::create_dir_all(other.parent().unwrap()).expect("mkdir");
+    std::fs::copy(&sig_file, &other).expect("copy");
+    let (good, text) = pull("v2");
+    assert!(!good, "skopeo took v1's signature for v2: {text}");
+    assert!(text.contains("does not match"), "{text}");
+
+    // The cosign signature: the .sig manifest, its payload names the digest, and its
+    // annotation verifies over the payload with the key's certificate.
+    let hex1 = d1.trim_start_matches("sha256:");
+    let (code, body, _) = curl(
+        &format!("http://{}/v2/app/manifests/sha256-{hex1}.sig", reg.addr),
+        &["-H", "Accept: application/vnd.oci.image.manifest.v1+json"],
+    );
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+    let manifest: serde_json::Value = serde_json::from_slice(&body).expect("manifest");
+    let layer = &manifest["layers"][0];
+    assert_eq!(
+        layer["mediaType"],
+        "application/vnd.dev.cosign.simplesigning.v1+json"
+    );
+    let (code, payload, _) = curl(
+        &format!(
+            "http://{}/v2/app/blobs/{}",
+            reg.addr,
+            layer["digest"].as_str().expect("digest")
+        ),
+        &["-L"],
+    );
+    assert_eq!(code, 200);
+    let p: serde_json::Value = serde_json::from_slice(&payload).expect("payload");
+    assert_eq!(
+        p["critical"]["image"]["docker-manifest-digest"],
+        d1.as_str()
+    );
+    assert_eq!(p["critical"]["type"], "cosign container image signature");
+    use base64::Engine as _;
+    let sig = base64::engine::general_purpose::STANDARD
+        .decode(
+            layer["annotations"]["dev.cosignproject.cosign/signature"]
+                .as_str()
+                .expect("annotation"),
+        )
+        .expect("base64");
+    std::fs::write(dir.join("cosign.sig"), &sig).expect("write");
+    std::fs::write(dir.join("cosign.payload"), &payload).expect("write");
+    let (_, pubkey) = f.cert_and_public_key("release");
+    let verify = |file: &str| {
+        tool_run(
+            &dir,
+            "openssl",
+            &[
+                "dgst",
+                "-sha256",
+                "-verify",
+                &pubkey,
+                "-signature",
+                "cosign.sig",
+                file,
+            ],
+        )
+    };
+    let (good, text) = verify("cosign.payload");
+    assert!(good && text.contains("Verified OK"), "{text}");
+    let mut tampered = payload.clone();
+    let n = tampered.len();
+    tampered[n / 2] ^= 0x01;
+    std::fs::write(dir.join("cosign.tampered"), &tampered).expect("write");
+    let (good, text) = verify("cosign.tampered");
+    assert!(!good, "a tampered payload verified: {text}");
+
+    // Refusals, nothing signed: a digest the registry does not have; through the API, a digest
+    // that is not the payload's.
+    let before = f.recorded();
+    let out = run(&mut f.sign_cmd(
+        &f.token,
+        "image",
+        &format!("{}/app@sha256:{}", reg.addr, "0".repeat(64)),
+        "release",
+        &["--lookaside", &lookaside, "--registry-plain-http"],
+        &[],
+    ));
+    assert!(!out.status.success());
+    assert!(text_of(&out).contains("has no image"), "{}", text_of(&out));
+    let body = serde_json::json!({
+        "key": "release", "digest": "00".repeat(32), "digest_algorithm": "sha256", "format": "image",
+        "content": base64::engine::general_purpose::STANDARD.encode(&payload),
+    });
+    let (code, v) = f.call(
+        Some("POST"),
+        "/api/v1/signatures",
+        Some(&f.token),
+        Some(&body.to_string()),
+    );
+    assert_eq!(code, 400, "{v}");
+    assert!(
+        v["detail"]
+            .to_string()
+            .contains("not the sha256 of the image signature payload"),
+        "{v}"
+    );
+    // A key whose policy does not allow images.
+    let (code, v) = f.call(
+        Some("POST"),
+        "/api/v1/signatures",
+        Some(&f.token),
+        Some(&serde_json::json!({
+            "key": "cms-only", "digest": sha256_hex(&payload), "digest_algorithm": "sha256", "format": "image",
+            "content": base64::engine::general_purpose::STANDARD.encode(&payload),
+        }).to_string()),
+    );
+    assert_eq!(code, 403, "{v}");
+    assert_eq!(f.recorded(), before, "a refusal recorded a signature");
+}

@@ -8,6 +8,7 @@ mod revoke;
 mod sign;
 mod sign_authenticode;
 mod sign_cose;
+mod sign_image;
 mod sign_jar;
 mod sign_mcuboot;
 mod sign_openpgp;

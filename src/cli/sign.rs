@@ -34,6 +34,10 @@ pub enum SignCmd {
     /// verified by gpgv, rpm and apt. The key needs an OpenPGP certificate (`hallmark key
     /// openpgp`).
     Openpgp(super::sign_openpgp::OpenPgpArgs),
+    /// Container image signatures from the image's manifest digest: simple signing (OpenPGP,
+    /// into --lookaside DIR; skopeo and podman verify it) and a cosign-compatible signature
+    /// pushed as the `sha256-HEX.sig` tag.
+    Image(super::sign_image::ImageArgs),
 }
 
 /// What every `hallmark sign` command asks the server besides its artifact: which key, the
@@ -138,6 +142,7 @@ pub fn cmd_sign(c: &SignCmd) -> anyhow::Result<()> {
         SignCmd::Mcuboot(m) => return super::sign_mcuboot::cmd_sign_mcuboot(m),
         SignCmd::Cose(m) => return super::sign_cose::cmd_sign_cose(m),
         SignCmd::Openpgp(m) => return super::sign_openpgp::cmd_sign_openpgp(m),
+        SignCmd::Image(m) => return super::sign_image::cmd_sign_image(m),
     };
     let hash = parse_digest_algorithm(&a.digest).map_err(|e| anyhow!("--digest: {e}"))?;
     let client = a.request.server.client()?;

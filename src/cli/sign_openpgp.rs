@@ -47,26 +47,32 @@ pub(super) enum Mode {
 }
 
 /// The signing service as the OpenPGP code's [`DigestSigner`]: one `POST /api/v1/signatures`
-/// in format `openpgp` (waiting for approvals when the key needs them).
-struct Service<'a> {
-    client: &'a Client,
-    key: &'a str,
-    metadata: serde_json::Map<String, serde_json::Value>,
-    timeout: u64,
-    poll: u64,
+/// in `format` (`openpgp`, or `image` with the payload and trailer in `extra`), waiting for
+/// approvals when the key needs them.
+pub(super) struct Service<'a> {
+    pub(super) client: &'a Client,
+    pub(super) key: &'a str,
+    pub(super) format: &'static str,
+    pub(super) extra: serde_json::Map<String, serde_json::Value>,
+    pub(super) metadata: serde_json::Map<String, serde_json::Value>,
+    pub(super) timeout: u64,
+    pub(super) poll: u64,
     /// The record id of the signature made.
-    record: RefCell<Option<serde_json::Value>>,
+    pub(super) record: RefCell<Option<serde_json::Value>>,
 }
 
 impl DigestSigner for Service<'_> {
     fn sign_digest(&self, hash: HashAlg, digest: &[u8]) -> Result<Vec<u8>, String> {
-        let body = serde_json::json!({
+        let mut body = serde_json::json!({
             "key": self.key,
             "digest": hex::encode(digest),
             "digest_algorithm": digest_algorithm_name(hash),
-            "format": "openpgp",
+            "format": self.format,
             "metadata": self.metadata,
         });
+        if let Some(o) = body.as_object_mut() {
+            o.extend(self.extra.clone());
+        }
         let (v, sig) = post_signature(self.client, &body, self.timeout, self.poll)
             .map_err(|e| format!("{e:#}"))?;
         *self.record.borrow_mut() = Some(v["id"].clone());
@@ -74,11 +80,8 @@ impl DigestSigner for Service<'_> {
     }
 }
 
-/// The key's OpenPGP certificate, from the server.
-pub(super) fn key_certificate(
-    client: &Client,
-    label: &str,
-) -> anyhow::Result<pgp::SignedPublicKey> {
+/// The key's document (`GET /api/v1/keys/{label}`).
+pub(super) fn key_document(client: &Client, label: &str) -> anyhow::Result<serde_json::Value> {
     if label.is_empty()
         || !label
             .chars()
@@ -96,7 +99,15 @@ pub(super) fn key_certificate(
         ),
         s => bail!("reading key '{label}': {s} {}", r.problem()),
     }
-    let v = r.json()?;
+    r.json()
+}
+
+/// The key's OpenPGP certificate, from the server.
+pub(super) fn key_certificate(
+    client: &Client,
+    label: &str,
+) -> anyhow::Result<pgp::SignedPublicKey> {
+    let v = key_document(client, label)?;
     let Some(armored) = v["openpgp"]["certificate"].as_str() else {
         bail!(
             "key '{label}' has no OpenPGP certificate yet: an officer makes it once with \
@@ -127,6 +138,8 @@ pub(super) fn sign(
     let service = Service {
         client,
         key: label,
+        format: "openpgp",
+        extra: serde_json::Map::new(),
         metadata,
         timeout,
         poll,

@@ -459,6 +459,81 @@ pub fn clearsign(
         .map_err(packet)
 }
 
+/// Records what rPGP hashes (to hand a signature's hashed part to a server that hashes it after
+/// a payload it was given).
+#[derive(Clone, Default)]
+struct Recorder(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl digest::DynDigest for Recorder {
+    fn update(&mut self, data: &[u8]) {
+        if let Ok(mut v) = self.0.lock() {
+            v.extend_from_slice(data);
+        }
+    }
+    fn finalize_into(self, _buf: &mut [u8]) -> std::result::Result<(), digest::InvalidBufferSize> {
+        Ok(())
+    }
+    fn finalize_into_reset(
+        &mut self,
+        _out: &mut [u8],
+    ) -> std::result::Result<(), digest::InvalidBufferSize> {
+        Ok(())
+    }
+    fn reset(&mut self) {
+        if let Ok(mut v) = self.0.lock() {
+            v.clear();
+        }
+    }
+    fn output_size(&self) -> usize {
+        0
+    }
+    fn box_clone(&self) -> Box<dyn digest::DynDigest> {
+        Box::new(self.clone())
+    }
+}
+
+/// What a binary signature made with `key`, `hash` and `at` hashes after the data: its hashed
+/// part (version, type, algorithms, hashed subpackets) and the v4 trailer. [`signed_message`]
+/// with the same arguments signs exactly the data followed by these bytes.
+pub fn binary_trailer(key: &PublicKey, hash: HashAlg, at: u32) -> Result<Vec<u8>> {
+    let cfg = config(key, SignatureType::Binary, hash, at)?;
+    let rec = Recorder::default();
+    let mut boxed: Box<dyn digest::DynDigest + Send> = Box::new(rec.clone());
+    let len = cfg.hash_signature_data(&mut boxed).map_err(packet)?;
+    let mut out = rec
+        .0
+        .lock()
+        .map_err(|_| packet("the trailer recorder failed"))?
+        .clone();
+    out.extend_from_slice(&cfg.trailer(len).map_err(packet)?);
+    Ok(out)
+}
+
+/// An OpenPGP signed message (one-pass signature, literal data, signature; not compressed)
+/// over `payload`: what containers/image's simple signing stores as a signature.
+pub fn signed_message(
+    key: &PublicKey,
+    hash: HashAlg,
+    payload: &[u8],
+    signer: &dyn DigestSigner,
+    at: u32,
+) -> Result<Vec<u8>> {
+    use pgp::packet::{LiteralData, OnePassSignature, PacketTrait};
+    let sig = detached(key, hash, &mut &payload[..], signer, at)?;
+    let ops = OnePassSignature::v3(
+        SignatureType::Binary,
+        pgp_hash(hash),
+        key.algorithm(),
+        key.legacy_key_id(),
+    );
+    let lit = LiteralData::from_bytes("", payload.to_vec().into()).map_err(packet)?;
+    let mut out = Vec::new();
+    ops.to_writer_with_header(&mut out).map_err(packet)?;
+    lit.to_writer_with_header(&mut out).map_err(packet)?;
+    sig.to_writer_with_header(&mut out).map_err(packet)?;
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -557,6 +632,37 @@ mod tests {
             .unwrap();
             let (msg, _) = CleartextSignedMessage::from_string(&text).unwrap();
             msg.verify(&cert.primary_key).unwrap();
+        }
+    }
+
+    #[test]
+    fn the_trailer_is_what_the_signature_hashes_after_the_data() {
+        struct Check<'a>(&'a Soft, Vec<u8>, HashAlg);
+        impl DigestSigner for Check<'_> {
+            fn sign_digest(
+                &self,
+                hash: HashAlg,
+                digest: &[u8],
+            ) -> std::result::Result<Vec<u8>, String> {
+                assert_eq!(
+                    self.2.digest(&self.1),
+                    digest,
+                    "digest = H(payload || trailer)"
+                );
+                self.0.sign_digest(hash, digest)
+            }
+        }
+        let s = soft(KeyAlgorithm::P256);
+        let cert = certificate(KeyAlgorithm::P256, s.0.spki_der(), 1, "A", &s).unwrap();
+        let payload = br#"{"critical":{}}"#;
+        for hash in [HashAlg::Sha256, HashAlg::Sha512] {
+            let trailer = binary_trailer(&cert.primary_key, hash, 77).unwrap();
+            assert_eq!(trailer[0], 4);
+            let mut all = payload.to_vec();
+            all.extend_from_slice(&trailer);
+            let msg = signed_message(&cert.primary_key, hash, payload, &Check(&s, all, hash), 77)
+                .unwrap();
+            assert_eq!(msg[0] & 0x3F, 4, "starts with a one-pass signature packet");
         }
     }
 

@@ -283,6 +283,7 @@ impl Hallmark {
                 .unwrap_or(false),
             content_type: text("content_type"),
             content: text("content"),
+            openpgp_trailer: text("openpgp_trailer"),
         })?;
         let key = self.key(&request.key_label)?;
         policy.check(

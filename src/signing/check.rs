@@ -22,6 +22,8 @@ pub(super) struct Checked {
     pub(super) metadata: Option<String>,
     pub(super) timestamp: bool,
     pub(super) content: Option<Content>,
+    /// Format `image`: the payload and which signature.
+    pub(super) image: Option<super::image::ImageCheck>,
 }
 
 /// Checks the shape of an SpcIndirectDataContent (its SEQUENCE's contents):
@@ -159,7 +161,20 @@ pub(super) fn check_request(req: &SignRequest) -> Result<Checked> {
         .into());
     }
     let format = SignatureFormat::parse(&req.format)?;
-    let content = check_content(req, hash, &digest)?;
+    let image = match format {
+        SignatureFormat::Image => Some(super::image::check_image(req, hash, &digest)?),
+        _ if req.openpgp_trailer.is_some() => {
+            return Err(SigningError::Unsupported(
+                "openpgp_trailer is sent with format image only".into(),
+            )
+            .into())
+        }
+        _ => None,
+    };
+    let content = match format {
+        SignatureFormat::Image => None,
+        _ => check_content(req, hash, &digest)?,
+    };
     if content.is_some() && format != SignatureFormat::Cms {
         return Err(SigningError::Unsupported(format!(
             "content is signed as CMS only (format cms, not {})",
@@ -204,6 +219,7 @@ pub(super) fn check_request(req: &SignRequest) -> Result<Checked> {
         metadata,
         timestamp: req.timestamp,
         content,
+        image,
     })
 }
 
@@ -237,6 +253,19 @@ pub(super) fn pending_extras(c: &Checked) -> serde_json::Map<String, serde_json:
     let mut m = serde_json::Map::new();
     if c.timestamp {
         m.insert("timestamp".into(), true.into());
+    }
+    if let Some(image) = &c.image {
+        m.insert(
+            "content".into(),
+            base64::engine::general_purpose::STANDARD
+                .encode(&image.payload)
+                .into(),
+        );
+        if let super::image::ImageKind::Simple { trailer } = &image.kind {
+            m.insert("openpgp_trailer".into(), hex::encode(trailer).into());
+        }
+        m.insert("image".into(), image.manifest_digest.clone().into());
+        m.insert("reference".into(), image.reference.clone().into());
     }
     if let Some(content) = &c.content {
         m.insert("content_type".into(), content.content_type.clone().into());

@@ -60,8 +60,10 @@ pub use crate::issuer::cms::SPC_INDIRECT_DATA;
 mod approvals;
 mod check;
 mod error;
+mod image;
 mod keys;
 mod openpgp;
+pub use image::{COSIGN_TYPE, SIMPLE_SIGNING_TYPE};
 pub use openpgp::OpenPgpKey;
 
 use crate::issuer::cms;
@@ -87,11 +89,15 @@ pub enum SignatureFormat {
     /// `raw`, except that the key needs an OpenPGP certificate and an Ed25519 key signs the
     /// digest as its message (OpenPGP's EdDSA).
     OpenPgp,
+    /// A container image signature over a payload the client sends (`content`): simple
+    /// signing (OpenPGP, with `openpgp_trailer`) or cosign (ECDSA over the payload's SHA-256).
+    /// The server checks the digest against the payload and records the image (`image`).
+    Image,
 }
 
 impl SignatureFormat {
     /// Every format's name, as policies and requests spell them.
-    pub const NAMES: [&'static str; 4] = ["raw", "cms", "cose_sign1", "openpgp"];
+    pub const NAMES: [&'static str; 5] = ["raw", "cms", "cose_sign1", "openpgp", "image"];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -99,6 +105,7 @@ impl SignatureFormat {
             SignatureFormat::Cms => "cms",
             SignatureFormat::CoseSign1 => "cose_sign1",
             SignatureFormat::OpenPgp => "openpgp",
+            SignatureFormat::Image => "image",
         }
     }
 
@@ -108,6 +115,7 @@ impl SignatureFormat {
             "cms" => Ok(SignatureFormat::Cms),
             "cose_sign1" => Ok(SignatureFormat::CoseSign1),
             "openpgp" => Ok(SignatureFormat::OpenPgp),
+            "image" => Ok(SignatureFormat::Image),
             other => Err(SigningError::UnknownFormat(other.to_string()).into()),
         }
     }
@@ -150,6 +158,9 @@ pub struct SignRequest {
     /// Base64 DER of a small content to embed as the SignedData's eContent; `digest` must be its
     /// hash (for SpcIndirectDataContent: of its DER without the outer tag and length).
     pub content: Option<String>,
+    /// Format `image`, simple signing: hex of the OpenPGP signature's hashed part and trailer
+    /// (the digest is the hash of the payload and these bytes).
+    pub openpgp_trailer: Option<String>,
 }
 
 /// A signature handed out.
@@ -249,6 +260,26 @@ impl Hallmark {
         }
         if checked.format == SignatureFormat::OpenPgp {
             self.openpgp_key(&key)?;
+        }
+        if let Some(image) = &checked.image {
+            match image.kind {
+                image::ImageKind::Simple { .. } => {
+                    self.openpgp_key(&key)?;
+                }
+                image::ImageKind::Cosign => {
+                    let alg: KeyAlgorithm = key.algorithm.parse().map_err(|e: String| {
+                        Error::Corrupt(format!("the stored key algorithm: {e}"))
+                    })?;
+                    if !matches!(alg, KeyAlgorithm::P256 | KeyAlgorithm::P384) {
+                        return Err(PolicyError::BadKey(format!(
+                            "cosign signatures are made with ECDSA keys; key '{}' is {}",
+                            key.label,
+                            alg.name()
+                        ))
+                        .into());
+                    }
+                }
+            }
         }
         if let Some(rate) = policy.rate_per_minute {
             self.take_sign_rate(&key.label, rate)?;
@@ -371,8 +402,13 @@ impl Hallmark {
             .algorithm
             .parse()
             .map_err(|e: String| Error::Corrupt(format!("the stored key algorithm: {e}")))?;
+        let simple_image = checked
+            .image
+            .as_ref()
+            .is_some_and(|i| matches!(i.kind, image::ImageKind::Simple { .. }));
         let scheme = match checked.format {
             SignatureFormat::OpenPgp => openpgp_scheme(alg, checked.hash),
+            SignatureFormat::Image if simple_image => openpgp_scheme(alg, checked.hash),
             _ => scheme_for(alg, checked.hash)?,
         };
         let signer = self.publisher_signer(key)?;
@@ -398,7 +434,7 @@ impl Hallmark {
                 }
                 sig
             }
-            SignatureFormat::OpenPgp => {
+            SignatureFormat::OpenPgp | SignatureFormat::Image => {
                 let sig = match scheme {
                     SignatureScheme::Ed25519 => signer.sign(scheme, &checked.digest)?,
                     _ => signer.sign_digest(scheme, &checked.digest)?,
@@ -453,6 +489,11 @@ impl Hallmark {
         }
         if let Some(c) = &checked.content {
             extra.insert("content_type".into(), c.content_type.clone().into());
+        }
+        if let Some(i) = &checked.image {
+            extra.insert("image".into(), i.manifest_digest.clone().into());
+            extra.insert("reference".into(), i.reference.clone().into());
+            extra.insert("signature".into(), i.kind_name().into());
         }
         let record = SignatureRecord {
             id: record_id,

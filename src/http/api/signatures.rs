@@ -72,6 +72,7 @@ pub(super) struct SignatureBody {
     timestamp: bool,
     content_type: Option<String>,
     content: Option<String>,
+    openpgp_trailer: Option<String>,
 }
 
 pub(super) fn post_signature(
@@ -91,6 +92,7 @@ pub(super) fn post_signature(
             timestamp: b.timestamp,
             content_type: b.content_type,
             content: b.content,
+            openpgp_trailer: b.openpgp_trailer,
         },
         cred,
         true,

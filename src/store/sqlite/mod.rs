@@ -1194,6 +1194,7 @@ mod tests {
                  VALUES ('k', 'sha256', '00', 'raw', 'ci', 0);
              UPDATE sqlite_sequence SET seq = 1 WHERE name = 'signatures';
              ALTER TABLE signatures DROP COLUMN identity;
+             DROP TABLE openpgp_keys;
              PRAGMA user_version = {};",
             migrations::MIGRATIONS
                 .iter()
