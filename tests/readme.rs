@@ -1,7 +1,7 @@
 //! The README works as written: the shell blocks of the chapters listed in [`CHAPTERS`] (and of
 //! the docs/ pages listed there) run in
 //! order, in one shell, in a temporary directory, with the `hallmark` the tests built first on
-//! `PATH`, on free ports (the README's 8080, 8443, 18080, 18443 and 8088 are replaced). A block fenced ```` ```sh no-run ```` is
+//! `PATH`, on free ports (the README's 8080, 8443, 18080, 18443, 8088 and 5000 are replaced). A block fenced ```` ```sh no-run ```` is
 //! illustrative (it needs two machines, a real HSM, ...); ```` ```sh setup ```` is what a person
 //! runs once in the repository (the build), which the test has done. Any other block failing
 //! fails the test, with the block's README line.
@@ -31,6 +31,7 @@ const CHAPTERS: &[&str] = &[
     "Firmware release signing",
     "Signed formats: Authenticode, JAR, MCUboot, COSE, time-stamped CMS",
     "Any PKCS#11 tool: `libhallmark_pkcs11.so`",
+    "Packages, repositories and container images: OpenPGP",
     "Verifying: `hallmark verify`",
     "docs/signing-formats.md",
     "docs/signing-firmware.md",
@@ -164,6 +165,8 @@ fn readme_chapters_run_as_written() {
     let (public2, api2) = (free_port(), free_port());
     // The ACME chapter's http-01 port (certbot listens there).
     let http01 = free_port();
+    // The OpenPGP chapter's container registry.
+    let registry = free_port();
     let bin_dir = hallmark_bin()
         .parent()
         .expect("binary directory")
@@ -190,6 +193,7 @@ fn readme_chapters_run_as_written() {
             // 8088 first: a free port put in for another one may contain "8088".
             let text = text
                 .replace("8088", &http01.to_string())
+                .replace("127.0.0.1:5000", &format!("127.0.0.1:{registry}"))
                 .replace("127.0.0.1:8080", &format!("127.0.0.1:{public}"))
                 .replace("127.0.0.1:8443", &format!("127.0.0.1:{api}"))
                 .replace("127.0.0.1:18080", &format!("127.0.0.1:{public2}"))
