@@ -87,7 +87,7 @@ fn main() -> Res<()> {
             "Bench <bench@acme.example>",
         ]))?;
         let keyring = dir.join(format!("{label}.gpg"));
-        ok(&mut ca
+        ok(ca
             .cmd(&["key", "openpgp", label, "--export", "--out"])
             .arg(&keyring))?;
     }
