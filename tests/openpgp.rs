@@ -450,6 +450,78 @@ fn refusals_sign_nothing() {
     assert_eq!(code, 409, "{v}");
     assert_eq!(f.recorded(), before);
 
+    // Image payloads the server cannot vouch for are 400: not JSON, an unknown type, no
+    // payload, a trailer on another format, a simple-signing payload without its trailer.
+    use base64::Engine as _;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let simple = r#"{"critical":{"identity":{"docker-reference":"r.example/app:v1"},"image":{"docker-manifest-digest":"sha256:0000000000000000000000000000000000000000000000000000000000000000"},"type":"atomic container signature"},"optional":null}"#;
+    for (body, why) in [
+        (serde_json::json!({"content": b64("not json")}), "not JSON"),
+        (
+            serde_json::json!({"content": b64(&simple.replace("atomic", "other"))}),
+            "neither",
+        ),
+        (serde_json::json!({}), "needs content"),
+        (
+            serde_json::json!({"content": b64(simple)}),
+            "send openpgp_trailer",
+        ),
+        (
+            serde_json::json!({"format": "openpgp", "openpgp_trailer": "04"}),
+            "format image only",
+        ),
+        (
+            serde_json::json!({"content": b64(simple), "openpgp_trailer": "zz"}),
+            "hex",
+        ),
+        (
+            serde_json::json!({"content": b64(simple), "openpgp_trailer": "0400080a0000"}),
+            "trailer",
+        ),
+    ] {
+        let mut req = serde_json::json!({
+            "key": "release", "digest": "00".repeat(32), "digest_algorithm": "sha256", "format": "image",
+        });
+        for (k, v) in body.as_object().expect("object") {
+            req[k] = v.clone();
+        }
+        let (code, v) = f.call(
+            Some("POST"),
+            "/api/v1/signatures",
+            Some(&f.token),
+            Some(&req.to_string()),
+        );
+        assert_eq!(code, 400, "{req}: {v}");
+        assert!(v["detail"].to_string().contains(why), "{req}: {v}");
+    }
+    // The CLI refuses a bad image reference and an unknown key before anything is signed.
+    let out = run(&mut f.sign_cmd(
+        &f.token,
+        "image",
+        "not a reference",
+        "release",
+        &["--lookaside", "x"],
+        &[],
+    ));
+    assert!(!out.status.success());
+    assert!(
+        text_of(&out).contains("is not an image reference"),
+        "{}",
+        text_of(&out)
+    );
+    let out = run(&mut f.ca.cmd(&["key", "openpgp", "nosuch", "--uid", UID]));
+    assert!(!out.status.success());
+    assert!(
+        text_of(&out).contains("key 'nosuch' was not found"),
+        "{}",
+        text_of(&out)
+    );
+    let out = run(&mut f
+        .ca
+        .cmd(&["key", "openpgp", "no-pgp", "--uid", "two\nlines"]));
+    assert!(text_of(&out).contains("one line"), "{}", text_of(&out));
+    assert_eq!(f.recorded(), before);
+
     // A second `key openpgp` with another user ID is refused; the first stays.
     let out = run(&mut f
         .ca
@@ -806,4 +878,109 @@ fn container_images_signed_for_skopeo_and_cosign() {
     );
     assert_eq!(code, 403, "{v}");
     assert_eq!(f.recorded(), before, "a refusal recorded a signature");
+}
+
+#[test]
+fn approvals_gate_gpg_and_image_signatures() {
+    let f = Fixture::start(Keys::Soft, &[("gated", "p256")]);
+    f.ca.hm(&[
+        "key",
+        "policy",
+        "gated",
+        "--approvals",
+        "1",
+        "--approvers",
+        "security-lead",
+    ]);
+    let lead = f.ca.token(&[
+        "--publisher",
+        "acme",
+        "--scopes",
+        "approve",
+        "--name",
+        "security-lead",
+    ]);
+    let dir = f.dir().to_path_buf();
+    write(&dir.join("Release"), "Origin: Acme\nSuite: stable\n");
+    let (_, keyring) = f.key_files("gated");
+
+    // hallmark-gpg waits for the approval, then writes the signature gpgv accepts.
+    let mut c = Command::new(env!("CARGO_BIN_EXE_hallmark-gpg"));
+    c.args(["-u", "gated", "--clearsign", "-o", "InRelease", "Release"])
+        .current_dir(&dir)
+        .env("HALLMARK_APPROVAL_POLL_SECS", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    f.client_env(&mut c);
+    let child = c.spawn().expect("hallmark-gpg");
+    let id = f.pending_request();
+    let out = f.approve(id, &lead);
+    assert!(out.status.success(), "{}", text_of(&out));
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success(), "{}", text_of(&out));
+    let (good, text) = tool_run(&dir, "gpgv", &["--keyring", &keyring, "InRelease"]);
+    assert!(good && text.contains("Good signature"), "{text}");
+
+    // An image payload waits too, and is checked again when the approval signs it.
+    use base64::Engine as _;
+    let payload = serde_json::json!({
+        "critical": {
+            "identity": {"docker-reference": "registry.example/app"},
+            "image": {"docker-manifest-digest": format!("sha256:{}", "ab".repeat(32))},
+            "type": "cosign container image signature",
+        },
+        "optional": null,
+    })
+    .to_string();
+    let body = serde_json::json!({
+        "key": "gated", "digest": sha256_hex(payload.as_bytes()), "digest_algorithm": "sha256",
+        "format": "image", "content": base64::engine::general_purpose::STANDARD.encode(&payload),
+    });
+    let (code, v) = f.call(
+        Some("POST"),
+        "/api/v1/signatures",
+        Some(&f.token),
+        Some(&body.to_string()),
+    );
+    assert_eq!(code, 202, "{v}");
+    let id = v["request_id"].as_i64().expect("request id");
+    let out = f.approve(id, &lead);
+    assert!(out.status.success(), "{}", text_of(&out));
+    let (code, v) = f.call(
+        None,
+        &format!("/api/v1/signatures/requests/{id}"),
+        Some(&f.token),
+        None,
+    );
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["status"], "signed", "{v}");
+    let sig = base64::engine::general_purpose::STANDARD
+        .decode(v["signature"].as_str().expect("signature"))
+        .expect("base64");
+    std::fs::write(dir.join("image.sig"), &sig).expect("write");
+    std::fs::write(dir.join("image.payload"), &payload).expect("write");
+    let (_, pubkey) = f.cert_and_public_key("gated");
+    let (good, text) = tool_run(
+        &dir,
+        "openssl",
+        &[
+            "dgst",
+            "-sha256",
+            "-verify",
+            &pubkey,
+            "-signature",
+            "image.sig",
+            "image.payload",
+        ],
+    );
+    assert!(good && text.contains("Verified OK"), "{text}");
+    let list =
+        f.ca.hm(&["--output", "json", "signature", "list", "--key", "gated"]);
+    let v: serde_json::Value = serde_json::from_str(&list).expect("json");
+    assert_eq!(v["items"][0]["format"], "image", "{v}");
+    assert_eq!(
+        v["items"][0]["metadata"]["_hallmark"]["reference"], "registry.example/app",
+        "{v}"
+    );
+    assert_eq!(v["items"][0]["approvers"], "security-lead", "{v}");
 }

@@ -3,7 +3,8 @@
 //! accepts the arguments those tools pass and nothing else, and signs through the signing
 //! service like `hallmark sign openpgp`: detached or cleartext, the key named with `-u LABEL`.
 //! The server and credential come from the client profile (`hallmark client login`) or
-//! HALLMARK_SERVER, HALLMARK_CA and HALLMARK_TOKEN.
+//! HALLMARK_SERVER, HALLMARK_CA and HALLMARK_TOKEN; a key that needs approvals makes it wait
+//! (HALLMARK_APPROVAL_TIMEOUT_SECS, default 600; polling every HALLMARK_APPROVAL_POLL_SECS, 5).
 //!
 //! gpg's own syntax is kept: short options combine (`-sbo FILE`, `-abs`), a long option takes
 //! its value after `=` or as the next argument, `--` ends the options, and the one input is a
