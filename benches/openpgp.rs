@@ -7,44 +7,10 @@
 //! Goal: <= 1.2x gpg's time. Each signature made is checked with gpgv. Prints a markdown
 //! table; no assertions. `HALLMARK_BENCH_FILE_MIB` shrinks the file (default 1024).
 
-use std::io::Write;
-use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Instant;
 
 mod common;
 use common::*;
-
-/// Best and median of `runs` timings of `f`, in seconds.
-fn timings(runs: usize, mut f: impl FnMut() -> Res<()>) -> Res<(f64, f64)> {
-    let mut t = Vec::with_capacity(runs);
-    for _ in 0..runs {
-        let s = Instant::now();
-        f()?;
-        t.push(s.elapsed().as_secs_f64());
-    }
-    t.sort_by(f64::total_cmp);
-    Ok((t[0], t[t.len() / 2]))
-}
-
-fn write_file(file: &Path, mib: usize) -> Res<()> {
-    let mut block = vec![0u8; 1 << 20];
-    let mut x = 0x9e37_79b9_7f4a_7c15_u64;
-    for b in block.iter_mut() {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        *b = x as u8;
-    }
-    let mut f = std::io::BufWriter::new(std::fs::File::create(file)?);
-    for i in 0..mib {
-        block[0..8].copy_from_slice(&(i as u64).to_le_bytes());
-        f.write_all(&block)?;
-    }
-    f.into_inner().map_err(|e| e.to_string())?.sync_all()?;
-    std::io::copy(&mut std::fs::File::open(file)?, &mut std::io::sink())?;
-    Ok(())
-}
 
 fn main() -> Res<()> {
     let mib: usize = std::env::var("HALLMARK_BENCH_FILE_MIB")
@@ -91,20 +57,9 @@ fn main() -> Res<()> {
             .cmd(&["key", "openpgp", label, "--export", "--out"])
             .arg(&keyring))?;
     }
-    let token = ok(&mut ca.cmd(&[
-        "token",
-        "create",
-        "--publisher",
-        "acme",
-        "--scopes",
-        "sign",
-        "--name",
-        "bench",
-    ]))?
-    .trim()
-    .to_string();
+    let token = ca.sign_token()?;
     let root = dir.join("root.pem");
-    std::fs::write(&root, ok(&mut ca.cmd(&["ca", "cert", "root"]))?)?;
+    ca.write_root(&root)?;
     let (_server, api) = ca.serve(Stdio::null())?;
 
     // gpg's own keys of the same types, without a passphrase.
@@ -132,7 +87,7 @@ fn main() -> Res<()> {
     }
 
     let file = dir.join("artifact.bin");
-    write_file(&file, mib)?;
+    page_cached_file(&file, mib)?;
     let sig = dir.join("artifact.bin.sig");
     println!(
         "hallmark-gpg -sbo (hash here, one TLS round trip, soft key on a local hallmark serve) against gpg --detach-sign with a local key, {mib} MiB file in the page cache, 3 runs each; both hash on one core\n"

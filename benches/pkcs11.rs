@@ -148,20 +148,9 @@ fn main() -> Res<()> {
             alg,
         ]))?;
     }
-    let token = ok(&mut ca.cmd(&[
-        "token",
-        "create",
-        "--publisher",
-        "acme",
-        "--scopes",
-        "sign",
-        "--name",
-        "bench",
-    ]))?
-    .trim()
-    .to_string();
+    let token = ca.sign_token()?;
     let root = dir.path().join("root.pem");
-    std::fs::write(&root, ok(&mut ca.cmd(&["ca", "cert", "root"]))?)?;
+    ca.write_root(&root)?;
     let (server, api) = ca.serve(Stdio::inherit())?;
     let config = dir.path().join("pkcs11.toml");
     std::fs::write(

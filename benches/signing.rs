@@ -18,7 +18,6 @@
 //! Prints markdown tables; no assertions. `HALLMARK_BENCH_FILE_MIB` shrinks the file (default
 //! 1024) for a quick run.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -99,20 +98,9 @@ impl Ca {
                 alg,
             ]))?;
         }
-        let token = ok(&mut ca.cmd(&[
-            "token",
-            "create",
-            "--publisher",
-            "acme",
-            "--scopes",
-            "sign",
-            "--name",
-            "bench",
-        ]))?
-        .trim()
-        .to_string();
+        let token = ca.sign_token()?;
         let root = dir.join("root.pem");
-        std::fs::write(&root, ok(&mut ca.cmd(&["ca", "cert", "root"]))?)?;
+        ca.write_root(&root)?;
         Ok(Ca {
             store,
             ca,
@@ -179,18 +167,6 @@ impl Ca {
     }
 }
 
-/// Best and median of `runs` timings of `f`, in seconds.
-fn timings(runs: usize, mut f: impl FnMut() -> Res<()>) -> Res<(f64, f64)> {
-    let mut t = Vec::with_capacity(runs);
-    for _ in 0..runs {
-        let s = Instant::now();
-        f()?;
-        t.push(s.elapsed().as_secs_f64());
-    }
-    t.sort_by(f64::total_cmp);
-    Ok((t[0], t[t.len() / 2]))
-}
-
 struct CmsRow {
     mib: usize,
     sha256sum: (f64, f64),
@@ -201,23 +177,7 @@ struct CmsRow {
 fn bench_cms(ca: &Ca, api: &str, mib: usize) -> Res<CmsRow> {
     // On the same disk as the rest of the run; written once, read once to warm the cache.
     let file = ca.dir.join("artifact.bin");
-    {
-        let mut block = vec![0u8; 1 << 20];
-        let mut x = 0x9e37_79b9_7f4a_7c15_u64;
-        for b in block.iter_mut() {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            *b = x as u8;
-        }
-        let mut f = std::io::BufWriter::new(std::fs::File::create(&file)?);
-        for i in 0..mib {
-            block[0..8].copy_from_slice(&(i as u64).to_le_bytes());
-            f.write_all(&block)?;
-        }
-        f.into_inner().map_err(|e| e.to_string())?.sync_all()?;
-    }
-    std::io::copy(&mut std::fs::File::open(&file)?, &mut std::io::sink())?;
+    page_cached_file(&file, mib)?;
     let expected = ok(Command::new("sha256sum").arg(&file))?;
     let expected = expected
         .split_whitespace()

@@ -139,6 +139,28 @@ impl BenchCa {
         }
     }
 
+    /// A token of publisher `acme` with scope `sign`, named `bench`.
+    pub fn sign_token(&self) -> Res<String> {
+        Ok(ok(&mut self.cmd(&[
+            "token",
+            "create",
+            "--publisher",
+            "acme",
+            "--scopes",
+            "sign",
+            "--name",
+            "bench",
+        ]))?
+        .trim()
+        .to_string())
+    }
+
+    /// The root certificate written to PATH (PEM).
+    pub fn write_root(&self, path: &Path) -> Res<()> {
+        std::fs::write(path, ok(&mut self.cmd(&["ca", "cert", "root"]))?)?;
+        Ok(())
+    }
+
     /// Publisher `acme` (Acme Corp, US, California) with PROFILES.
     pub fn add_acme(&self, profiles: &str) -> Res<()> {
         ok(&mut self.cmd(&[
@@ -231,4 +253,38 @@ pub fn cpu_secs(pid: &str, children: bool) -> Res<f64> {
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     Ok(ticks / if hz > 0 { hz as f64 } else { 100.0 })
+}
+
+/// Best and median of `runs` timings of `f`, in seconds.
+pub fn timings(runs: usize, mut f: impl FnMut() -> Res<()>) -> Res<(f64, f64)> {
+    let mut t = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let s = std::time::Instant::now();
+        f()?;
+        t.push(s.elapsed().as_secs_f64());
+    }
+    t.sort_by(f64::total_cmp);
+    Ok((t[0], t[t.len() / 2]))
+}
+
+/// Writes MIB mebibytes of pseudo-random bytes (xorshift, each MiB numbered) to FILE, synced,
+/// then reads it once so that it sits in the page cache.
+pub fn page_cached_file(file: &Path, mib: usize) -> Res<()> {
+    use std::io::Write;
+    let mut block = vec![0u8; 1 << 20];
+    let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+    for b in block.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    let mut f = std::io::BufWriter::new(std::fs::File::create(file)?);
+    for i in 0..mib {
+        block[0..8].copy_from_slice(&(i as u64).to_le_bytes());
+        f.write_all(&block)?;
+    }
+    f.into_inner().map_err(|e| e.to_string())?.sync_all()?;
+    std::io::copy(&mut std::fs::File::open(file)?, &mut std::io::sink())?;
+    Ok(())
 }
