@@ -565,13 +565,18 @@ struct Registry {
 
 impl Registry {
     fn start(dir: &Path) -> Registry {
+        Registry::start_with(dir, "")
+    }
+
+    /// With EXTRA appended to the configuration (TLS under `http:`, then `auth:`).
+    fn start_with(dir: &Path, extra: &str) -> Registry {
         let port = free_port();
         let addr = format!("127.0.0.1:{port}");
         let config = dir.join("registry.yml");
         write(
             &config,
             &format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n{extra}",
                 dir.join("registry-data").display()
             ),
         );
@@ -983,4 +988,138 @@ fn approvals_gate_gpg_and_image_signatures() {
         "{v}"
     );
     assert_eq!(v["items"][0]["approvers"], "security-lead", "{v}");
+}
+
+#[test]
+fn a_registry_over_tls_with_basic_authentication() {
+    let f = Fixture::start(Keys::Soft, &[("release", "p256")]);
+    let dir = f.dir().to_path_buf();
+    // The registry's certificate, for 127.0.0.1, from hallmark's own tls-ca (bundle: leaf then
+    // tls-ca; the root is what --registry-ca names), and an htpasswd user.
+    let csr = make_csr(
+        &dir,
+        "registry",
+        &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
+        "/CN=127.0.0.1",
+        &["-addext", "subjectAltName=IP:127.0.0.1"],
+    );
+    f.ca.hm(&[
+        "issue",
+        "--profile",
+        "tls-server",
+        "--publisher",
+        "acme",
+        "--csr",
+        &csr.display().to_string(),
+        "--out",
+        &dir.join("registry.crt").display().to_string(),
+        "--name",
+        "127.0.0.1",
+    ]);
+    let htpasswd = ok(Command::new(tool("htpasswd")).args(["-Bbn", "ci", "registry secret"]));
+    write(&dir.join("htpasswd"), &htpasswd);
+    let reg = Registry::start_with(
+        &dir,
+        &format!(
+            "  tls:\n    certificate: {0}/registry.crt\n    key: {0}/registry.key\nauth:\n  htpasswd:\n    realm: hallmark-test\n    path: {0}/htpasswd\n",
+            dir.display()
+        ),
+    );
+    let layout = oci_layout(&dir, "v1", "v1", "one\n");
+    let (good, out) = tool_run(
+        &dir,
+        "skopeo",
+        &[
+            "copy",
+            "--dest-tls-verify=false",
+            "--dest-creds",
+            "ci:registry secret",
+            &format!("oci:{}:v1", layout.display()),
+            &format!("docker://{}/app:v1", reg.addr),
+        ],
+    );
+    assert!(good, "skopeo push: {out}");
+    let image = format!("{}/app:v1", reg.addr);
+    let sign = |extra: &[&str]| {
+        let mut opts = vec!["--registry-ca", f.root.as_str()];
+        opts.extend_from_slice(extra);
+        let mut c = f.sign_cmd(&f.token, "image", &image, "release", &opts, &[]);
+        c.current_dir(&dir)
+            .env("REGISTRY_PASSWORD", "registry secret");
+        run(&mut c)
+    };
+    let before = f.recorded();
+    // Without credentials the registry says 401: nothing is signed.
+    let out = sign(&[]);
+    assert!(!out.status.success(), "{}", text_of(&out));
+    assert!(
+        text_of(&out).contains("Not authorized"),
+        "{}",
+        text_of(&out)
+    );
+    assert_eq!(f.recorded(), before);
+    // With them (the password from a variable, never a flag), the cosign signature is pushed
+    // over TLS to a registry whose certificate --registry-ca names.
+    let out = sign(&[
+        "--registry-user",
+        "ci",
+        "--registry-password-env",
+        "REGISTRY_PASSWORD",
+    ]);
+    assert!(out.status.success(), "{}", text_of(&out));
+    assert!(
+        !text_of(&out).contains("registry secret"),
+        "the password was printed"
+    );
+    assert_eq!(f.recorded(), before + 1);
+    let (good, text) = tool_run(
+        &dir,
+        "skopeo",
+        &[
+            "inspect",
+            "--tls-verify=false",
+            "--creds",
+            "ci:registry secret",
+            &format!("docker://{}/app:v1", reg.addr),
+        ],
+    );
+    assert!(good, "{text}");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("inspect");
+    let digest = v["Digest"].as_str().expect("Digest");
+    let (code, body, _) = curl(
+        &format!(
+            "https://{}/v2/app/manifests/sha256-{}.sig",
+            reg.addr,
+            digest.trim_start_matches("sha256:")
+        ),
+        &[
+            "--cacert",
+            &dir.join("registry.crt").display().to_string(),
+            "-u",
+            "ci:registry secret",
+            "-H",
+            "Accept: application/vnd.oci.image.manifest.v1+json",
+        ],
+    );
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+    // A registry certificate nobody vouched for is refused.
+    let mut c = f.sign_cmd(
+        &f.token,
+        "image",
+        &image,
+        "release",
+        &[
+            "--registry-user",
+            "ci",
+            "--registry-password-env",
+            "REGISTRY_PASSWORD",
+        ],
+        &[],
+    );
+    c.current_dir(&dir)
+        .env("REGISTRY_PASSWORD", "registry secret");
+    let out = run(&mut c);
+    assert!(!out.status.success(), "{}", text_of(&out));
+    assert!(text_of(&out).contains("UnknownIssuer"), "{}", text_of(&out));
+    assert_eq!(f.recorded(), before + 1);
 }

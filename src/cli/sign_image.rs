@@ -60,6 +60,21 @@ pub struct ImageArgs {
     pub request: RequestArgs,
 }
 
+/// An error with its causes (reqwest's own message hides the TLS or connection reason).
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut next = e.source();
+    while let Some(c) = next {
+        let s = c.to_string();
+        if !text.contains(&s) {
+            text.push_str(": ");
+            text.push_str(&s);
+        }
+        next = c.source();
+    }
+    text
+}
+
 fn sha256_hex(b: &[u8]) -> String {
     hex::encode(HashAlg::Sha256.digest(b))
 }
@@ -137,7 +152,11 @@ impl Registry {
                 if unknown {
                     Ok(None)
                 } else {
-                    Err(anyhow!("reading {} from the registry: {e}", r.whole()))
+                    Err(anyhow!(
+                        "reading {} from the registry: {}",
+                        r.whole(),
+                        causes(&e)
+                    ))
                 }
             }
         }
@@ -147,7 +166,7 @@ impl Registry {
         let digest = format!("sha256:{}", sha256_hex(data));
         self.rt
             .block_on(self.client.push_blob(r, data.to_vec(), &digest))
-            .map_err(|e| anyhow!("pushing a blob to {}: {e}", r.whole()))?;
+            .map_err(|e| anyhow!("pushing a blob to {}: {}", r.whole(), causes(&e)))?;
         Ok(digest)
     }
 
@@ -155,7 +174,13 @@ impl Registry {
         let ct = hyper::header::HeaderValue::from_static(OCI_IMAGE_MEDIA_TYPE);
         self.rt
             .block_on(self.client.push_manifest_raw(r, body.to_vec(), ct))
-            .map_err(|e| anyhow!("pushing the signature manifest {}: {e}", r.whole()))?;
+            .map_err(|e| {
+                anyhow!(
+                    "pushing the signature manifest {}: {}",
+                    r.whole(),
+                    causes(&e)
+                )
+            })?;
         Ok(())
     }
 }
