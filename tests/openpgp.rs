@@ -205,11 +205,13 @@ fn apt_repository_signed_by_an_hsm_key_verifies_with_gpgv_and_apt() {
         &[],
     ));
     assert!(out.status.success(), "{}", text_of(&out));
+    // -u by the long key ID, as repository scripts often name it.
+    let key_id = format!("0x{}", &fpr[fpr.len() - 16..]);
     let out = f.gpg(
         &[
             "--batch",
             "-u",
-            "release",
+            &key_id,
             "--clearsign",
             "-o",
             "InRelease",
@@ -315,12 +317,23 @@ fn rpmsign_through_hallmark_gpg_with_rsa_and_ed25519_keys() {
         let pkg = f.path(&format!("{label}.rpm"));
         std::fs::copy(&built, &pkg).expect("copy");
         let before = f.recorded();
+        // rpm configurations name the key as gpg knows it: here by label, and by the OpenPGP
+        // fingerprint.
+        let name = if label == "release-ed" {
+            let (_, doc) = f.call(None, &format!("/api/v1/keys/{label}"), Some(&f.token), None);
+            doc["openpgp"]["fingerprint"]
+                .as_str()
+                .expect("fingerprint")
+                .to_string()
+        } else {
+            label.to_string()
+        };
         let mut c = Command::new(tool("rpmsign"));
         c.args([
             "--define",
             &format!("%__gpg {}", env!("CARGO_BIN_EXE_hallmark-gpg")),
             "--define",
-            &format!("%_gpg_name {label}"),
+            &format!("%_gpg_name {name}"),
             "--addsign",
             &pkg,
         ])
@@ -435,6 +448,24 @@ fn refusals_sign_nothing() {
         "has no OpenPGP certificate",
     );
     refused(&["-sbo", "out.sig", "data"], "-u LABEL");
+    refused(
+        &["-u", "Acme Release", "-sbo", "out.sig", "data"],
+        "names several keys",
+    );
+    refused(
+        &["-u", "0xDEADBEEFDEADBEEF", "-sbo", "out.sig", "data"],
+        "no key '0xDEADBEEFDEADBEEF'",
+    );
+    // GET /api/v1/keys lists what this token may use.
+    let (code, v) = f.call(None, "/api/v1/keys", Some(&f.token), None);
+    assert_eq!(code, 200, "{v}");
+    let labels: Vec<&str> = v["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|k| k["label"].as_str())
+        .collect();
+    assert_eq!(labels, ["cms-only", "no-pgp", "release"], "{v}");
     assert_eq!(f.recorded(), before, "a refusal recorded a signature");
 
     // The same through the API: a key without a certificate is 409, nothing recorded.

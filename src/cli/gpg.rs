@@ -33,7 +33,7 @@ pub struct GpgArgs {
     pub version: bool,
 }
 
-const SUPPORTED: &str = "hallmark-gpg signs only: -u/--local-user LABEL, -s/--sign with \
+const SUPPORTED: &str = "hallmark-gpg signs only: -u/--local-user KEY, -s/--sign with \
     -b/--detach-sign, --clearsign, -a/--armor, --no-armor, -o/--output FILE, --digest-algo \
     SHA256|SHA384|SHA512, --batch, --yes, --quiet, --no-tty, --no-verbose, --no-secmem-warning, \
     --pinentry-mode MODE, --";
@@ -178,7 +178,10 @@ pub fn parse(args: &[String]) -> anyhow::Result<GpgArgs> {
         );
     }
     if a.user.is_none() {
-        bail!("name the key with -u LABEL (a hallmark key label); nothing was signed");
+        bail!(
+            "name the key with -u LABEL (a hallmark key label, or its OpenPGP fingerprint, key \
+             ID or user ID); nothing was signed"
+        );
     }
     Ok(a)
 }
@@ -215,10 +218,11 @@ fn run(args: &[String]) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let label = a.user.as_deref().unwrap_or_default();
     let server = std::env::var("HALLMARK_SERVER").ok();
     let ca = std::env::var_os("HALLMARK_CA").map(PathBuf::from);
     let client = super::context::client(server.as_deref(), &Default::default(), ca.as_deref())?;
+    let label = super::sign_openpgp::resolve_key(&client, a.user.as_deref().unwrap_or_default())?;
+    let label = label.as_str();
     let mut meta = serde_json::Map::new();
     meta.insert("tool".into(), "gpg".into());
     meta.insert(

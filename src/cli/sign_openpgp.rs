@@ -80,6 +80,76 @@ impl DigestSigner for Service<'_> {
     }
 }
 
+/// Whether NAME matches a key document's OpenPGP certificate the way gpg's `-u` matches: the
+/// fingerprint, or the long (16) or short (8 hex digits) key ID at its end (`0x` and spaces
+/// allowed), the user ID exactly, `<email>` or the email, or else a part of the user ID
+/// (case-insensitive).
+fn names_openpgp_key(doc: &serde_json::Value, name: &str) -> bool {
+    let fpr = doc["openpgp"]["fingerprint"].as_str().unwrap_or_default();
+    let uid = doc["openpgp"]["user_id"].as_str().unwrap_or_default();
+    if fpr.is_empty() {
+        return false;
+    }
+    let hex: String = name
+        .trim()
+        .trim_start_matches("0x")
+        .trim_end_matches('!')
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_uppercase();
+    if matches!(hex.len(), 8 | 16 | 40) && hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return fpr.ends_with(&hex);
+    }
+    let email = name.trim().trim_start_matches('<').trim_end_matches('>');
+    uid == name
+        || (!email.is_empty() && uid.contains(&format!("<{email}>")))
+        || uid.to_lowercase().contains(&name.to_lowercase())
+}
+
+/// The label of the key NAME designates: a key label, else (as gpg's `-u`) a key whose OpenPGP
+/// certificate has that fingerprint, key ID or user ID, among the keys this credential may use.
+pub(super) fn resolve_key(client: &Client, name: &str) -> anyhow::Result<String> {
+    let label_shape = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if label_shape {
+        let r = client.send("GET", &format!("/api/v1/keys/{name}"), None, vec![])?;
+        match r.status {
+            200 => return Ok(name.to_string()),
+            404 => {}
+            s => bail!("reading key '{name}': {s} {}", r.problem()),
+        }
+    }
+    let r = client.send("GET", "/api/v1/keys", None, vec![])?;
+    if r.status != 200 {
+        bail!("listing the keys: {} {}", r.status, r.problem());
+    }
+    let v = r.json()?;
+    let found: Vec<String> = v["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter(|d| names_openpgp_key(d, name))
+                .filter_map(|d| d["label"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    match found.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => bail!(
+            "the server has no key '{name}' this credential may use (name a key label, or an \
+             OpenPGP fingerprint, key ID or user ID of a key made with `hallmark key openpgp`)"
+        ),
+        many => bail!(
+            "'{name}' names several keys ({}); name one by its label or fingerprint",
+            many.join(", ")
+        ),
+    }
+}
+
 /// The key's document (`GET /api/v1/keys/{label}`).
 pub(super) fn key_document(client: &Client, label: &str) -> anyhow::Result<serde_json::Value> {
     if label.is_empty()
@@ -223,4 +293,36 @@ pub fn cmd_sign_openpgp(a: &OpenPgpArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gpg_names_for_a_key() {
+        let doc = serde_json::json!({"label": "release", "openpgp": {
+            "fingerprint": "467187C84DD7ECCE476E2B2D5ED06D76C7C776BC",
+            "user_id": "Acme Release <release@acme.example>",
+        }});
+        for name in [
+            "467187C84DD7ECCE476E2B2D5ED06D76C7C776BC",
+            "0x5ED06D76C7C776BC",
+            "c7c776bc",
+            "4671 87C8 4DD7 ECCE 476E  2B2D 5ED0 6D76 C7C7 76BC",
+            "Acme Release <release@acme.example>",
+            "release@acme.example",
+            "<release@acme.example>",
+            "acme release",
+        ] {
+            assert!(names_openpgp_key(&doc, name), "{name}");
+        }
+        for name in ["DEADBEEF", "other@acme.example", "Globex"] {
+            assert!(!names_openpgp_key(&doc, name), "{name}");
+        }
+        assert!(!names_openpgp_key(
+            &serde_json::json!({"openpgp": null}),
+            "x"
+        ));
+    }
 }

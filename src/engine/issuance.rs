@@ -220,6 +220,16 @@ impl Hallmark {
 
     /// A key the credential may use: another publisher's key is answered exactly as a key that
     /// does not exist, so a label never reveals who owns it.
+    /// The keys a credential may use: its publisher's, or every key for an officer.
+    pub fn keys_for(&self, cred: &crate::policy::auth::Credential) -> Result<Vec<KeyRecord>> {
+        Ok(self
+            .store
+            .list_keys(None)?
+            .into_iter()
+            .filter(|k| cred.may_act_for(&k.publisher).is_ok())
+            .collect())
+    }
+
     pub fn key_for(
         &self,
         label: &str,

@@ -1,4 +1,4 @@
-//! `/api/v1/keys/{label}`: a signing key, its certificate and policy.
+//! `/api/v1/keys` and `/api/v1/keys/{label}`: signing keys, their certificates and policies.
 
 use super::*;
 
@@ -17,4 +17,18 @@ pub(super) fn get_key(
     cred.require(crate::policy::auth::Scope::Sign)?;
     let key = hm.key_for(label, cred)?;
     Ok(json_response(StatusCode::OK, &hm.key_document(&key)?))
+}
+
+pub(super) fn list_keys_route(c: &Ctx<'_>) -> Result<Response<Body>, Error> {
+    let cred = c.cred()?;
+    cred.require(crate::policy::auth::Scope::Sign)?;
+    let docs =
+        c.hm.keys_for(cred)?
+            .iter()
+            .map(|k| c.hm.key_document(k))
+            .collect::<Result<Vec<_>, _>>()?;
+    Ok(json_response(
+        StatusCode::OK,
+        &serde_json::json!({"items": docs, "next_cursor": null}),
+    ))
 }

@@ -219,6 +219,7 @@ pub const API_ROUTES: &[Route] = &[
         Access::Token,
         cancel_signature_route,
     ),
+    r("GET", "/api/v1/keys", Access::Token, list_keys_route),
     r("GET", "/api/v1/keys/{label}", Access::Token, get_key_route),
     // ACME (RFC 8555), served by `http::acme`; newNonce also answers HEAD.
     acme("GET", "/acme/{profile}/directory"),
