@@ -565,6 +565,72 @@ impl OcspSection {
     }
 }
 
+/// One `[[webhook]]`: a receiver of events.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// How `hallmark webhook test NAME` and the logs call it (letters, digits, `-`, `_`).
+    pub name: String,
+    /// https:// (or http:// for a receiver on a trusted network).
+    pub url: String,
+    /// The events it gets (`request.pending`, ...); every event when empty.
+    #[serde(default)]
+    pub events: Vec<String>,
+    /// The HMAC-SHA256 key, in the file itself (keep the file private), or ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    /// ... the variable that holds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_env: Option<String>,
+    /// `json` (hallmark's document) or `slack` (`{"text": ...}`, for an incoming webhook).
+    #[serde(default = "default_webhook_format")]
+    pub format: String,
+    /// The CA certificates (PEM) to trust for an https:// receiver; the system's when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<PathBuf>,
+}
+
+fn default_webhook_format() -> String {
+    "json".into()
+}
+
+impl WebhookConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        let at = |why: String| format!("webhook '{}': {why}", self.name);
+        if self.name.is_empty()
+            || !self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(format!(
+                "webhook name '{}' must be letters, digits, '-' and '_'",
+                self.name
+            ));
+        }
+        if !(self.url.starts_with("https://") || self.url.starts_with("http://"))
+            || self.url.parse::<hyper::Uri>().is_err()
+        {
+            return Err(at(format!("url '{}' is not an http(s) URL", self.url)));
+        }
+        for e in &self.events {
+            if !crate::webhooks::EVENTS.contains(&e.as_str()) {
+                return Err(at(format!(
+                    "unknown event '{e}' (known: {})",
+                    crate::webhooks::EVENTS.join(", ")
+                )));
+            }
+        }
+        if self.secret.is_some() == self.secret_env.is_some() {
+            return Err(at("give exactly one of secret, secret_env".into()));
+        }
+        if !matches!(self.format.as_str(), "json" | "slack") {
+            return Err(at(format!("format '{}' is not json or slack", self.format)));
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -586,6 +652,9 @@ pub struct Config {
     pub signing: SigningSection,
     #[serde(default, skip_serializing_if = "IdentitySection::is_empty")]
     pub identity: IdentitySection,
+    /// `[[webhook]]`: where events are delivered (see [`crate::webhooks`]).
+    #[serde(default, rename = "webhook", skip_serializing_if = "Vec::is_empty")]
+    pub webhooks: Vec<WebhookConfig>,
     /// The directory of the config file (not in the file).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -620,6 +689,13 @@ impl Config {
 
     pub fn validate(&self) -> Result<(), String> {
         self.api.validate()?;
+        let mut names = std::collections::BTreeSet::new();
+        for w in &self.webhooks {
+            w.validate()?;
+            if !names.insert(w.name.as_str()) {
+                return Err(format!("webhook '{}' is defined twice", w.name));
+            }
+        }
         self.crl.validate()?;
         self.ocsp.validate()?;
         self.acme.validate()?;

@@ -233,6 +233,7 @@ pub fn init(opts: &InitOptions) -> Result<PathBuf> {
         ocsp: Default::default(),
         acme: Default::default(),
         identity: Default::default(),
+        webhooks: Vec::new(),
         signing: Default::default(),
         base_dir: opts.dir.clone(),
         path: config_path.clone(),

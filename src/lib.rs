@@ -29,3 +29,4 @@ pub mod signing;
 pub mod store;
 pub mod tsa;
 pub mod verify;
+pub mod webhooks;

@@ -1,13 +1,14 @@
-//! Outbound HTTPS GETs to third parties: an OIDC issuer's discovery document and keys (the
-//! server), a CI system's token endpoint (the command line). HTTPS only, bounded in time and
-//! size, trusting the system's roots (which honour `SSL_CERT_FILE`) or one given PEM bundle.
+//! Outbound HTTP to third parties: an OIDC issuer's discovery document and keys (the server), a
+//! CI system's token endpoint (the command line), webhook deliveries (the server). GETs are
+//! HTTPS only; a webhook may name http://. Bounded in time and size, trusting the system's
+//! roots (which honour `SSL_CERT_FILE`) or one given PEM bundle.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Limited};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::header::HeaderMap;
 
 #[derive(Debug, thiserror::Error)]
@@ -90,11 +91,44 @@ pub async fn get(
     timeout: Duration,
     max_bytes: usize,
 ) -> Result<Fetched, FetchError> {
+    if !url.starts_with("https://") {
+        return Err(FetchError::NotHttps(url.to_string()));
+    }
+    let mut headers = vec![("accept".to_string(), "application/json".to_string())];
+    if let Some(b) = bearer {
+        headers.push(("authorization".into(), format!("Bearer {b}")));
+    }
+    exchange("GET", url, &headers, Bytes::new(), tls, timeout, max_bytes).await
+}
+
+/// POST `body` to `url` (https://, or http:// for a receiver the operator named: webhooks) with
+/// `headers`, within `timeout`, reading at most `max_bytes` of the answer.
+pub async fn post(
+    url: &str,
+    headers: &[(String, String)],
+    body: Bytes,
+    tls: &Tls,
+    timeout: Duration,
+    max_bytes: usize,
+) -> Result<Fetched, FetchError> {
+    exchange("POST", url, headers, body, tls, timeout, max_bytes).await
+}
+
+async fn exchange(
+    method: &str,
+    url: &str,
+    headers: &[(String, String)],
+    body: Bytes,
+    tls: &Tls,
+    timeout: Duration,
+    max_bytes: usize,
+) -> Result<Fetched, FetchError> {
     let failed = |why: String| FetchError::Failed {
         url: url.to_string(),
         why,
     };
-    if !url.starts_with("https://") {
+    let https = url.starts_with("https://");
+    if !https && !url.starts_with("http://") {
         return Err(FetchError::NotHttps(url.to_string()));
     }
     let uri: hyper::Uri = url.parse().map_err(|e| failed(format!("{e}")))?;
@@ -104,46 +138,41 @@ pub async fn get(
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_string();
-    let port = uri.port_u16().unwrap_or(443);
+    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
     let authority = uri
         .authority()
         .map(|a| a.as_str().to_string())
         .unwrap_or_else(|| host.clone());
     let mut req = hyper::Request::builder()
-        .method("GET")
+        .method(method)
         .uri(uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"))
         .header("host", authority)
-        .header("accept", "application/json")
         .header(
             "user-agent",
             concat!("hallmark/", env!("CARGO_PKG_VERSION")),
         );
-    if let Some(b) = bearer {
-        req = req.header("authorization", format!("Bearer {b}"));
+    for (k, v) in headers {
+        req = req.header(k.as_str(), v.as_str());
     }
     let req = req
-        .body(Empty::<Bytes>::new())
+        .body(Full::new(body))
         .map_err(|e| failed(e.to_string()))?;
     let connector = tls.0.clone();
     let exchange = async move {
         let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
             .await
             .map_err(|e| format!("connecting: {e}"))?;
-        let name = rustls::pki_types::ServerName::try_from(host.clone())
-            .map_err(|e| format!("server name: {e}"))?;
-        let stream = connector
-            .connect(name, tcp)
-            .await
-            .map_err(|e| format!("TLS: {e}"))?;
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+        let resp = if https {
+            let name = rustls::pki_types::ServerName::try_from(host.clone())
+                .map_err(|e| format!("server name: {e}"))?;
+            let stream = connector
+                .connect(name, tcp)
                 .await
-                .map_err(|e| format!("HTTP: {e}"))?;
-        tokio::spawn(conn);
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(|e| format!("HTTP: {e}"))?;
+                .map_err(|e| format!("TLS: {e}"))?;
+            send(hyper_util::rt::TokioIo::new(stream), req).await?
+        } else {
+            send(hyper_util::rt::TokioIo::new(tcp), req).await?
+        };
         let status = resp.status().as_u16();
         let (parts, body) = resp.into_parts();
         let body = Limited::new(body, max_bytes)
@@ -161,4 +190,22 @@ pub async fn get(
         Ok(r) => r.map_err(failed),
         Err(_) => Err(failed(format!("no answer within {} s", timeout.as_secs()))),
     }
+}
+
+/// One request on a fresh HTTP/1.1 connection over `io`.
+async fn send<T>(
+    io: T,
+    req: hyper::Request<Full<Bytes>>,
+) -> Result<hyper::Response<hyper::body::Incoming>, String>
+where
+    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|e| format!("HTTP: {e}"))?;
+    tokio::spawn(conn);
+    sender
+        .send_request(req)
+        .await
+        .map_err(|e| format!("HTTP: {e}"))
 }

@@ -13,9 +13,31 @@ pub struct AuditEvent {
     pub detail: Option<String>,
 }
 
+/// Where a webhook's deliveries stand: the audit trail is its outbox (every event is written
+/// in the transaction of the change it records), and this is its cursor in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookCursor {
+    pub name: String,
+    /// The last audit event delivered (or passed over: not one of its events).
+    pub last_id: i64,
+    /// Failed attempts at the next event.
+    pub attempts: i64,
+    /// Not before (seconds since the epoch): the backoff after a failure.
+    pub next_at: i64,
+    pub last_error: Option<String>,
+}
+
 /// Reads of the audit trail.
 pub trait AuditRead: Send + Sync {
     fn audit_events(&self, limit: usize) -> Result<Vec<AuditEvent>, StoreError>;
+
+    /// Events after id `after`, oldest first, at most `limit`.
+    fn audit_after(&self, after: i64, limit: usize) -> Result<Vec<AuditEvent>, StoreError>;
+
+    /// The newest event's id (0 when there is none).
+    fn audit_last_id(&self) -> Result<i64, StoreError>;
+
+    fn webhook_cursor(&self, name: &str) -> Result<Option<WebhookCursor>, StoreError>;
 }
 
 /// Writes to the audit trail.
@@ -28,4 +50,7 @@ pub trait AuditWrite: Send + Sync {
         detail: Option<&str>,
         actor: &str,
     ) -> Result<(), StoreError>;
+
+    /// Sets (creates or replaces) a webhook's cursor.
+    fn set_webhook_cursor(&self, c: &WebhookCursor) -> Result<(), StoreError>;
 }

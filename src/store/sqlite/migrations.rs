@@ -423,4 +423,15 @@ CREATE TABLE openpgp_keys (
     created_at  INTEGER NOT NULL
 );
 "#,
+    // Webhooks (issue 19): the audit trail is their outbox; a cursor per webhook says what was
+    // delivered, and how its next delivery is backing off.
+    r#"
+CREATE TABLE webhook_cursors (
+    name       TEXT PRIMARY KEY,
+    last_id    INTEGER NOT NULL,
+    attempts   INTEGER NOT NULL DEFAULT 0,
+    next_at    INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT
+);
+"#,
 ];

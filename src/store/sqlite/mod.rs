@@ -987,24 +987,71 @@ impl AuditWrite for SqliteStore {
         tx.commit()?;
         Ok(())
     }
+
+    fn set_webhook_cursor(&self, c: &WebhookCursor) -> Result<(), StoreError> {
+        let conn = self.conn()?;
+        conn.execute(
+            "INSERT OR REPLACE INTO webhook_cursors (name, last_id, attempts, next_at, last_error)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![c.name, c.last_id, c.attempts, c.next_at, c.last_error],
+        )?;
+        Ok(())
+    }
+}
+
+fn audit_event_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEvent> {
+    Ok(AuditEvent {
+        id: r.get(0)?,
+        at: r.get(1)?,
+        actor: r.get(2)?,
+        action: r.get(3)?,
+        subject: r.get(4)?,
+        detail: r.get(5)?,
+    })
 }
 
 impl AuditRead for SqliteStore {
+    fn audit_after(&self, after: i64, limit: usize) -> Result<Vec<AuditEvent>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, at, actor, action, subject, detail FROM audit WHERE id > ?1 ORDER BY id LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![after, limit as i64], audit_event_from_row)?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    fn audit_last_id(&self) -> Result<i64, StoreError> {
+        self.read(|conn| {
+            Ok(conn.query_row("SELECT COALESCE(MAX(id), 0) FROM audit", [], |r| r.get(0))?)
+        })
+    }
+
+    fn webhook_cursor(&self, name: &str) -> Result<Option<WebhookCursor>, StoreError> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT name, last_id, attempts, next_at, last_error FROM webhook_cursors WHERE name = ?1",
+                )?
+                .query_row(params![name], |r| {
+                    Ok(WebhookCursor {
+                        name: r.get(0)?,
+                        last_id: r.get(1)?,
+                        attempts: r.get(2)?,
+                        next_at: r.get(3)?,
+                        last_error: r.get(4)?,
+                    })
+                })
+                .optional()?)
+        })
+    }
+
     fn audit_events(&self, limit: usize) -> Result<Vec<AuditEvent>, StoreError> {
         let conn = self.conn()?;
         let mut stmt = conn.prepare(
             "SELECT id, at, actor, action, subject, detail FROM audit ORDER BY id DESC LIMIT ?1",
         )?;
-        let rows = stmt.query_map(params![limit as i64], |r| {
-            Ok(AuditEvent {
-                id: r.get(0)?,
-                at: r.get(1)?,
-                actor: r.get(2)?,
-                action: r.get(3)?,
-                subject: r.get(4)?,
-                detail: r.get(5)?,
-            })
-        })?;
+        let rows = stmt.query_map(params![limit as i64], audit_event_from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 }
@@ -1195,6 +1242,7 @@ mod tests {
              UPDATE sqlite_sequence SET seq = 1 WHERE name = 'signatures';
              ALTER TABLE signatures DROP COLUMN identity;
              DROP TABLE openpgp_keys;
+             DROP TABLE webhook_cursors;
              PRAGMA user_version = {};",
             migrations::MIGRATIONS
                 .iter()
