@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES="softhsm2 opensc openssl curl jq python3-venv osslsigncode openjdk-17-jdk-headless gcab msitools wixl libengine-pkcs11-openssl sbsigntool p11-kit rpm apt-utils gpg gpgv skopeo docker-registry apache2-utils"
+PACKAGES="softhsm2 opensc openssl curl jq python3-venv osslsigncode openjdk-17-jdk-headless gcab msitools wixl libengine-pkcs11-openssl sbsigntool p11-kit rpm apt-utils gpg gpgv skopeo docker-registry apache2-utils reprepro"
 # `scripts/deps.sh bench` (make bench) adds the benchmarks' peers and load generator: wrk,
 # cfssl's OCSP responder and nginx.
 if [ "${1:-}" = "bench" ]; then

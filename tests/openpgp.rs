@@ -1154,3 +1154,62 @@ fn a_registry_over_tls_with_basic_authentication() {
     assert!(text_of(&out).contains("UnknownIssuer"), "{}", text_of(&out));
     assert_eq!(f.recorded(), before + 1);
 }
+
+#[test]
+fn reprepro_signs_its_repository_through_the_example_hook() {
+    let f = Fixture::start(Keys::Soft, &[("release", "p256")]);
+    let dir = f.dir().to_path_buf();
+    let (_, keyring) = f.key_files("release");
+    let base = dir.join("reprepro");
+    let hook = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/reprepro-sign");
+    write(
+        &base.join("conf/distributions"),
+        &format!(
+            "Codename: stable\nComponents: main\nArchitectures: amd64\nSignWith: ! {}\n",
+            hook.display()
+        ),
+    );
+    // A .deb to include.
+    let pkg = dir.join("pkg");
+    write(
+        &pkg.join("DEBIAN/control"),
+        "Package: hallmark-hello\nVersion: 1.0\nSection: misc\nPriority: optional\nArchitecture: all\nMaintainer: Acme <r@acme.example>\n\
+         Description: a package signed by hallmark\n",
+    );
+    let deb = dir.join("hallmark-hello_1.0_all.deb");
+    ok(Command::new(tool("dpkg-deb")).args([
+        "--build",
+        "--root-owner-group",
+        &pkg.display().to_string(),
+        &deb.display().to_string(),
+    ]));
+    let before = f.recorded();
+    let mut c = Command::new(tool("reprepro"));
+    c.args([
+        "-b",
+        &base.display().to_string(),
+        "includedeb",
+        "stable",
+        &deb.display().to_string(),
+    ])
+    .env("HALLMARK_GPG_KEY", "release")
+    .env("HALLMARK_GPG", env!("CARGO_BIN_EXE_hallmark-gpg"));
+    f.client_env(&mut c);
+    let out = run(&mut c);
+    assert!(out.status.success(), "reprepro: {}", text_of(&out));
+    assert_eq!(f.recorded(), before + 2, "InRelease and Release.gpg");
+    let stable = base.join("dists/stable");
+    let (good, text) = tool_run(&stable, "gpgv", &["--keyring", &keyring, "InRelease"]);
+    assert!(good && text.contains("Good signature"), "{text}");
+    let (good, text) = tool_run(
+        &stable,
+        "gpgv",
+        &["--keyring", &keyring, "Release.gpg", "Release"],
+    );
+    assert!(good && text.contains("Good signature"), "{text}");
+    let signed = std::fs::read_to_string(stable.join("Release.gpg")).expect("Release.gpg");
+    assert!(
+        signed.starts_with("-----BEGIN PGP SIGNATURE-----"),
+        "{signed}"
+    );
+}
