@@ -370,6 +370,38 @@ mod tests {
     use super::*;
 
     #[test]
+    fn bodies_as_json_and_as_slack_text() {
+        let mut w = WebhookConfig {
+            name: "h".into(),
+            url: "https://h.example/".into(),
+            events: Vec::new(),
+            secret: Some("s".into()),
+            secret_env: None,
+            format: "json".into(),
+            ca: None,
+        };
+        let e = Event {
+            id: 7,
+            name: "request.pending",
+            at: 0,
+            actor: "token:ci".into(),
+            data: serde_json::json!({"kind": "signature", "request_id": 12, "key": "release"}),
+        };
+        let v: serde_json::Value = serde_json::from_slice(&body(&w, &e)).unwrap();
+        assert_eq!(v["id"], 7);
+        assert_eq!(v["event"], "request.pending");
+        assert_eq!(v["at"], "1970-01-01T00:00:00Z");
+        assert_eq!(v["data"]["request_id"], 12);
+        w.format = "slack".into();
+        let v: serde_json::Value = serde_json::from_slice(&body(&w, &e)).unwrap();
+        assert_eq!(
+            v["text"],
+            "hallmark: request.pending — signature request 12, key release (by token:ci)"
+        );
+        assert!(w.events.is_empty());
+    }
+
+    #[test]
     fn signatures_are_hmac_sha256_hex() {
         // RFC 4231 test case 2.
         assert_eq!(
