@@ -565,6 +565,34 @@ impl OcspSection {
     }
 }
 
+/// `[notifications]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationsSection {
+    /// `certificate.expiring` is sent this many days before a certificate (a publisher key's,
+    /// a TLS server's, ...; not a factory line's devices) ends.
+    #[serde(default = "default_expiring_days")]
+    pub expiring_days: u32,
+}
+
+fn default_expiring_days() -> u32 {
+    30
+}
+
+impl NotificationsSection {
+    fn is_default(&self) -> bool {
+        *self == NotificationsSection::default()
+    }
+}
+
+impl Default for NotificationsSection {
+    fn default() -> Self {
+        NotificationsSection {
+            expiring_days: default_expiring_days(),
+        }
+    }
+}
+
 /// One `[[webhook]]`: a receiver of events.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -652,6 +680,9 @@ pub struct Config {
     pub signing: SigningSection,
     #[serde(default, skip_serializing_if = "IdentitySection::is_empty")]
     pub identity: IdentitySection,
+    /// `[notifications]`: when a certificate's coming end is announced.
+    #[serde(default, skip_serializing_if = "NotificationsSection::is_default")]
+    pub notifications: NotificationsSection,
     /// `[[webhook]]`: where events are delivered (see [`crate::webhooks`]).
     #[serde(default, rename = "webhook", skip_serializing_if = "Vec::is_empty")]
     pub webhooks: Vec<WebhookConfig>,
@@ -689,6 +720,9 @@ impl Config {
 
     pub fn validate(&self) -> Result<(), String> {
         self.api.validate()?;
+        if !(1..=3650).contains(&self.notifications.expiring_days) {
+            return Err("notifications.expiring_days must be 1 to 3650".into());
+        }
         let mut names = std::collections::BTreeSet::new();
         for w in &self.webhooks {
             w.validate()?;

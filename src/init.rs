@@ -234,6 +234,7 @@ pub fn init(opts: &InitOptions) -> Result<PathBuf> {
         acme: Default::default(),
         identity: Default::default(),
         webhooks: Vec::new(),
+        notifications: Default::default(),
         signing: Default::default(),
         base_dir: opts.dir.clone(),
         path: config_path.clone(),

@@ -172,7 +172,7 @@ fn events_reach_the_receiver_signed_and_survive_an_outage_and_a_restart() {
     let port = free_port();
     let mut config = std::fs::read_to_string(ca.config()).expect("config");
     config.push_str(&format!(
-        "\n[[webhook]]\nname = \"approvers\"\nurl = \"http://127.0.0.1:{port}/hook\"\nevents = [\"request.pending\", \"request.approved\", \"request.denied\", \"signature.made\"]\nsecret_env = \"WEBHOOK_SECRET\"\n"
+        "\n[[webhook]]\nname = \"approvers\"\nurl = \"http://127.0.0.1:{port}/hook\"\nevents = [\"request.pending\", \"request.approved\", \"request.denied\", \"signature.made\", \"certificate.expiring\"]\nsecret_env = \"WEBHOOK_SECRET\"\n\n[notifications]\nexpiring_days = 400\n"
     ));
     std::fs::write(ca.config(), config).expect("config");
     let env = [("WEBHOOK_SECRET", SECRET)];
@@ -227,6 +227,23 @@ fn events_reach_the_receiver_signed_and_survive_an_outage_and_a_restart() {
             String::from_utf8_lossy(&raw)
         );
     };
+
+    // 0. The key's certificate ends within 400 days: announced once, naming the key.
+    let d = wait_for(&got, "certificate.expiring", None, Duration::from_secs(20));
+    assert!(hmac_ok(&d));
+    let key_cert = got
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|d| d.body["event"] == "certificate.expiring" && d.body["data"]["key"] == "gated")
+        .cloned()
+        .expect("the gated key's certificate is announced");
+    assert!(
+        key_cert.body["data"]["days_left"].as_i64().unwrap_or(0) > 300,
+        "{}",
+        key_cert.body
+    );
+    assert_eq!(key_cert.body["data"]["profile"], "code-signing");
 
     // 1. A request that waits: request.pending, with what an approver needs, signed.
     let digest = "ab".repeat(32);
@@ -304,6 +321,15 @@ fn events_reach_the_receiver_signed_and_survive_an_outage_and_a_restart() {
             .any(|d| d.body["data"]["request_id"] == id),
         "an event was delivered twice"
     );
+    // The restarted server announced no certificate a second time.
+    assert!(
+        !got2
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|d| d.body["event"] == "certificate.expiring"),
+        "a certificate was announced twice"
+    );
     // 5. A denial carries its comment.
     decide(&api, id2, "deny", "wrong commit");
     let d = wait_for(&got2, "request.denied", Some(id2), Duration::from_secs(20));
@@ -342,5 +368,17 @@ fn bad_webhook_settings_are_refused_at_load() {
         assert!(!out.status.success(), "{hook}");
         assert!(text_of(&out).contains(why), "{hook}: {}", text_of(&out));
     }
+    std::fs::write(
+        ca.config(),
+        format!("{base}\n[notifications]\nexpiring_days = 0\n"),
+    )
+    .expect("config");
+    let out = run(&mut ca.cmd(&["webhook", "list"]));
+    assert!(!out.status.success());
+    assert!(
+        text_of(&out).contains("expiring_days must be 1 to 3650"),
+        "{}",
+        text_of(&out)
+    );
     std::fs::write(ca.config(), base).expect("config");
 }

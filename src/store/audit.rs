@@ -27,6 +27,16 @@ pub struct WebhookCursor {
     pub last_error: Option<String>,
 }
 
+/// A certificate that ends soon and has not been announced yet (`certificate.expiring`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpiringCert {
+    pub serial: String,
+    pub publisher: Option<String>,
+    pub profile: String,
+    pub subject: String,
+    pub not_after: i64,
+}
+
 /// Reads of the audit trail.
 pub trait AuditRead: Send + Sync {
     fn audit_events(&self, limit: usize) -> Result<Vec<AuditEvent>, StoreError>;
@@ -38,6 +48,15 @@ pub trait AuditRead: Send + Sync {
     fn audit_last_id(&self) -> Result<i64, StoreError>;
 
     fn webhook_cursor(&self, name: &str) -> Result<Option<WebhookCursor>, StoreError>;
+
+    /// Issued, unrevoked certificates (not a factory line's devices) whose validity ends after
+    /// `now` and by `before`, not announced yet, soonest first, at most `limit`.
+    fn expiring_unnoticed(
+        &self,
+        now: i64,
+        before: i64,
+        limit: usize,
+    ) -> Result<Vec<ExpiringCert>, StoreError>;
 }
 
 /// Writes to the audit trail.
@@ -48,6 +67,15 @@ pub trait AuditWrite: Send + Sync {
         action: &str,
         subject: &str,
         detail: Option<&str>,
+        actor: &str,
+    ) -> Result<(), StoreError>;
+
+    /// Records that a certificate's end was announced, with its `certificate.expiring` audit
+    /// event (subject: the serial; detail: JSON), once: a second call does nothing.
+    fn notice_expiring(
+        &self,
+        c: &ExpiringCert,
+        detail: &str,
         actor: &str,
     ) -> Result<(), StoreError>;
 

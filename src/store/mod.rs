@@ -26,7 +26,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use acme::{AcmeAccount, AcmeAuthz, AcmeChallenge, AcmeOrder, AcmeRead, AcmeWrite, EabKey};
-pub use audit::{AuditEvent, AuditRead, AuditWrite, WebhookCursor};
+pub use audit::{AuditEvent, AuditRead, AuditWrite, ExpiringCert, WebhookCursor};
 pub use authorities::{AuthoritiesRead, AuthoritiesWrite, CaRecord, CaRole, Publisher};
 pub use factory::{DeviceCertificate, FactoryRead, FactoryWrite, StationRecord};
 pub use issuance::{CertFilter, CertRecord, Intent, IssuanceRead, IssuanceWrite};

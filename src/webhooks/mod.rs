@@ -10,7 +10,9 @@
 //! delivery (no answer, or not 2xx) is tried again after 1, 2, 4 ... seconds, at most 5 minutes
 //! apart, until it succeeds; the cursor moves only after a success, so neither a receiver that
 //! is down nor a restart of the server loses an event. A new webhook starts at the newest event
-//! (history is not replayed).
+//! (history is not replayed). Certificates that end within `[notifications] expiring_days`
+//! (default 30; not a factory line's devices) are announced once each as
+//! `certificate.expiring`, looked for every minute.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +34,7 @@ pub const EVENTS: &[&str] = &[
     "request.cancelled",
     "signature.made",
     "certificate.revoked",
+    "certificate.expiring",
 ];
 
 /// The longest wait between two attempts.
@@ -63,6 +66,7 @@ pub fn event_of(hm: &Hallmark, a: &AuditEvent) -> Option<Event> {
         "signature.cancelled" => ("request.cancelled", "signature"),
         "signature.created" => ("signature.made", "signature"),
         "certificate.revoked" => ("certificate.revoked", "certificate"),
+        "certificate.expiring" => ("certificate.expiring", "certificate"),
         _ => return None,
     };
     let subject = a.subject.clone().unwrap_or_default();
@@ -75,6 +79,12 @@ pub fn event_of(hm: &Hallmark, a: &AuditEvent) -> Option<Event> {
             .unwrap_or(serde_json::Value::Null)
     };
     match (name, kind, id) {
+        ("certificate.expiring", _, _) => {
+            data.insert("serial".into(), subject.into());
+            if let serde_json::Value::Object(d) = json(&a.detail) {
+                data.extend(d);
+            }
+        }
         ("certificate.revoked", _, _) => {
             data.insert("serial".into(), subject.into());
             data.insert("detail".into(), a.detail.clone().into());
@@ -318,6 +328,40 @@ async fn drain(hm: &Hallmark, r: &Receiver) -> Result<usize> {
     }
 }
 
+/// How often certificates are looked at for `certificate.expiring`.
+const EXPIRY_SCAN: Duration = Duration::from_secs(60);
+
+/// Announces (as `certificate.expiring` audit events, the outbox) the certificates that end
+/// within `[notifications] expiring_days` and were not announced yet; how many.
+pub fn announce_expiring(hm: &Hallmark) -> Result<usize> {
+    let t = now();
+    let days = i64::from(hm.config.notifications.expiring_days);
+    let soon = hm.store.expiring_unnoticed(t, t + days * 86_400, 500)?;
+    // A publisher key's certificate is named by its key.
+    let keys: std::collections::HashMap<String, String> = if soon.is_empty() {
+        Default::default()
+    } else {
+        hm.store
+            .list_keys(None)?
+            .into_iter()
+            .filter_map(|k| k.cert_serial.map(|s| (s, k.label)))
+            .collect()
+    };
+    for c in &soon {
+        let detail = serde_json::json!({
+            "not_after": rfc3339(c.not_after),
+            "days_left": (c.not_after - t) / 86_400,
+            "publisher": c.publisher,
+            "profile": c.profile,
+            "subject": c.subject,
+            "key": keys.get(&c.serial),
+        });
+        hm.store
+            .notice_expiring(c, &detail.to_string(), "hallmark")?;
+    }
+    Ok(soon.len())
+}
+
 /// Starts the deliverer (a thread of `hallmark serve`) when webhooks are configured. A webhook
 /// whose secret or trust cannot be read is reported and left out.
 pub fn spawn(hm: Arc<Hallmark>) {
@@ -349,11 +393,20 @@ pub fn spawn(hm: Arc<Hallmark>) {
                     return;
                 }
             };
+            let announce = receivers.iter().any(|r| r.wants("certificate.expiring"));
+            let mut scanned: Option<std::time::Instant> = None;
             rt.block_on(async {
                 loop {
+                    // Delivery first: a new webhook's cursor is set before anything is announced.
                     for r in &receivers {
                         if let Err(e) = drain(&hm, r).await {
                             tracing::warn!(webhook = %r.config.name, "webhook outbox: {e}");
+                        }
+                    }
+                    if announce && scanned.is_none_or(|t| t.elapsed() >= EXPIRY_SCAN) {
+                        scanned = Some(std::time::Instant::now());
+                        if let Err(e) = announce_expiring(&hm) {
+                            tracing::warn!("announcing expiring certificates: {e}");
                         }
                     }
                     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -433,5 +433,13 @@ CREATE TABLE webhook_cursors (
     next_at    INTEGER NOT NULL DEFAULT 0,
     last_error TEXT
 );
+-- Certificates whose coming end was announced (certificate.expiring), once each; the index
+-- finds the next ones to end among all but the factory line's devices.
+CREATE TABLE expiry_notices (
+    serial     TEXT PRIMARY KEY,
+    not_after  INTEGER NOT NULL,
+    noticed_at INTEGER NOT NULL
+);
+CREATE INDEX certificates_by_not_after ON certificates (not_after) WHERE station IS NULL;
 "#,
 ];

@@ -988,6 +988,25 @@ impl AuditWrite for SqliteStore {
         Ok(())
     }
 
+    fn notice_expiring(
+        &self,
+        c: &ExpiringCert,
+        detail: &str,
+        actor: &str,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let n = tx.execute(
+            "INSERT OR IGNORE INTO expiry_notices (serial, not_after, noticed_at) VALUES (?1, ?2, ?3)",
+            params![c.serial, c.not_after, now()],
+        )?;
+        if n == 1 {
+            audit(&tx, actor, "certificate.expiring", &c.serial, Some(detail))?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     fn set_webhook_cursor(&self, c: &WebhookCursor) -> Result<(), StoreError> {
         let conn = self.conn()?;
         conn.execute(
@@ -1017,6 +1036,33 @@ impl AuditRead for SqliteStore {
                 "SELECT id, at, actor, action, subject, detail FROM audit WHERE id > ?1 ORDER BY id LIMIT ?2",
             )?;
             let rows = stmt.query_map(params![after, limit as i64], audit_event_from_row)?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    fn expiring_unnoticed(
+        &self,
+        now: i64,
+        before: i64,
+        limit: usize,
+    ) -> Result<Vec<ExpiringCert>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT c.serial, c.publisher, c.profile, c.subject, c.not_after FROM certificates c
+                 WHERE c.station IS NULL AND c.status = 'issued' AND c.not_after > ?1 AND c.not_after <= ?2
+                   AND NOT EXISTS (SELECT 1 FROM revocations r WHERE r.serial = c.serial)
+                   AND NOT EXISTS (SELECT 1 FROM expiry_notices n WHERE n.serial = c.serial)
+                 ORDER BY c.not_after LIMIT ?3",
+            )?;
+            let rows = stmt.query_map(params![now, before, limit as i64], |r| {
+                Ok(ExpiringCert {
+                    serial: r.get(0)?,
+                    publisher: r.get(1)?,
+                    profile: r.get(2)?,
+                    subject: r.get(3)?,
+                    not_after: r.get(4)?,
+                })
+            })?;
             Ok(rows.collect::<Result<_, _>>()?)
         })
     }
@@ -1243,6 +1289,8 @@ mod tests {
              ALTER TABLE signatures DROP COLUMN identity;
              DROP TABLE openpgp_keys;
              DROP TABLE webhook_cursors;
+             DROP TABLE expiry_notices;
+             DROP INDEX certificates_by_not_after;
              PRAGMA user_version = {};",
             migrations::MIGRATIONS
                 .iter()
