@@ -90,6 +90,24 @@ impl Fixture {
     }
 }
 
+/// `openssl dgst -sha256 -verify PUBKEY -signature SIG FILE` in DIR: (verified, output).
+fn ecdsa_verify(dir: &Path, pubkey: &str, sig: &str, file: &str) -> (bool, String) {
+    let (good, text) = tool_run(
+        dir,
+        "openssl",
+        &[
+            "dgst",
+            "-sha256",
+            "-verify",
+            pubkey,
+            "-signature",
+            sig,
+            file,
+        ],
+    );
+    (good && text.contains("Verified OK"), text)
+}
+
 fn write(path: &Path, text: &str) {
     if let Some(p) = path.parent() {
         std::fs::create_dir_all(p).expect("mkdir");
@@ -848,21 +866,7 @@ fn container_images_signed_for_skopeo_and_cosign() {
     std::fs::write(dir.join("cosign.sig"), &sig).expect("write");
     std::fs::write(dir.join("cosign.payload"), &payload).expect("write");
     let (_, pubkey) = f.cert_and_public_key("release");
-    let verify = |file: &str| {
-        tool_run(
-            &dir,
-            "openssl",
-            &[
-                "dgst",
-                "-sha256",
-                "-verify",
-                &pubkey,
-                "-signature",
-                "cosign.sig",
-                file,
-            ],
-        )
-    };
+    let verify = |file: &str| ecdsa_verify(&dir, &pubkey, "cosign.sig", file);
     let (good, text) = verify("cosign.payload");
     assert!(good && text.contains("Verified OK"), "{text}");
     let mut tampered = payload.clone();
@@ -996,19 +1000,7 @@ fn approvals_gate_gpg_and_image_signatures() {
     std::fs::write(dir.join("image.sig"), &sig).expect("write");
     std::fs::write(dir.join("image.payload"), &payload).expect("write");
     let (_, pubkey) = f.cert_and_public_key("gated");
-    let (good, text) = tool_run(
-        &dir,
-        "openssl",
-        &[
-            "dgst",
-            "-sha256",
-            "-verify",
-            &pubkey,
-            "-signature",
-            "image.sig",
-            "image.payload",
-        ],
-    );
+    let (good, text) = ecdsa_verify(&dir, &pubkey, "image.sig", "image.payload");
     assert!(good && text.contains("Verified OK"), "{text}");
     let list =
         f.ca.hm(&["--output", "json", "signature", "list", "--key", "gated"]);

@@ -15,6 +15,7 @@ use std::io::Read;
 use pgp::composed::{
     ArmorOptions, CleartextSignedMessage, Deserializable, DetachedSignature, SignedKeyDetails,
 };
+use pgp::crypto::ecc_curve::ECCCurve;
 use pgp::crypto::hash::HashAlgorithm;
 use pgp::crypto::public_key::PublicKeyAlgorithm;
 use pgp::packet::{
@@ -283,18 +284,21 @@ pub fn key_algorithm(key: &PublicKey) -> Result<KeyAlgorithm> {
             // The modulus length decides 3072 or 4096.
             let mut wire = Vec::new();
             key.public_params().to_writer(&mut wire).map_err(packet)?;
-            let bits = u16::from_be_bytes([wire[0], wire[1]]);
+            let bits = match wire.get(..2) {
+                Some(&[a, b]) => u16::from_be_bytes([a, b]),
+                _ => 0,
+            };
             match bits {
-                3065..=3072 => Ok(KeyAlgorithm::Rsa3072),
-                4089..=4096 => Ok(KeyAlgorithm::Rsa4096),
+                3072 => Ok(KeyAlgorithm::Rsa3072),
+                4096 => Ok(KeyAlgorithm::Rsa4096),
                 n => Err(OpenPgpError::Unsupported(format!(
                     "an RSA key of {n} bits is not offered"
                 ))),
             }
         }
-        PublicParams::ECDSA(p) => match p.curve().to_string().as_str() {
-            "NistP256" | "P256" | "NIST P-256" => Ok(KeyAlgorithm::P256),
-            "NistP384" | "P384" | "NIST P-384" => Ok(KeyAlgorithm::P384),
+        PublicParams::ECDSA(p) => match p.curve() {
+            ECCCurve::P256 => Ok(KeyAlgorithm::P256),
+            ECCCurve::P384 => Ok(KeyAlgorithm::P384),
             other => Err(OpenPgpError::Unsupported(format!(
                 "the curve {other} is not offered"
             ))),
