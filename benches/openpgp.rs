@@ -33,18 +33,7 @@ fn main() -> Res<()> {
         ),
     ];
     for (label, alg, _, _, _) in kinds {
-        ok(&mut ca.cmd(&[
-            "key",
-            "create",
-            "--publisher",
-            "acme",
-            "--label",
-            label,
-            "--algorithm",
-            alg,
-            "--profile",
-            "package-signing",
-        ]))?;
+        ca.create_key(label, alg, &["--profile", "package-signing"])?;
         ok(&mut ca.cmd(&[
             "key",
             "openpgp",

@@ -137,16 +137,7 @@ fn main() -> Res<()> {
     let ca = BenchCa::init("softhsm2", dir.path())?;
     ca.add_acme("code-signing")?;
     for (label, alg, _) in KEYS {
-        ok(&mut ca.cmd(&[
-            "key",
-            "create",
-            "--publisher",
-            "acme",
-            "--label",
-            label,
-            "--algorithm",
-            alg,
-        ]))?;
+        ca.create_key(label, alg, &[])?;
     }
     let token = ca.sign_token()?;
     let root = dir.path().join("root.pem");

@@ -87,16 +87,7 @@ impl Ca {
         let ca = BenchCa::init(store, dir)?;
         ca.add_acme("code-signing")?;
         for (label, alg, _, _) in RATE_KEYS {
-            ok(&mut ca.cmd(&[
-                "key",
-                "create",
-                "--publisher",
-                "acme",
-                "--label",
-                label,
-                "--algorithm",
-                alg,
-            ]))?;
+            ca.create_key(label, alg, &[])?;
         }
         let token = ca.sign_token()?;
         let root = dir.join("root.pem");

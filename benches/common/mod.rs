@@ -139,6 +139,23 @@ impl BenchCa {
         }
     }
 
+    /// `key create --publisher acme --label LABEL --algorithm ALG EXTRA...`.
+    pub fn create_key(&self, label: &str, alg: &str, extra: &[&str]) -> Res<()> {
+        let mut args = vec![
+            "key",
+            "create",
+            "--publisher",
+            "acme",
+            "--label",
+            label,
+            "--algorithm",
+            alg,
+        ];
+        args.extend_from_slice(extra);
+        ok(&mut self.cmd(&args))?;
+        Ok(())
+    }
+
     /// A token of publisher `acme` with scope `sign`, named `bench`.
     pub fn sign_token(&self) -> Res<String> {
         Ok(ok(&mut self.cmd(&[
