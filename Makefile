@@ -9,7 +9,7 @@ VENV_BIN := $(CURDIR)/.venv/bin
 help:
 	@echo "make run    build, create a demo CA in ./demo (SoftHSM2 if installed) and serve it"
 	@echo "make test   install test tools (make deps), then fmt check, clippy and every test"
-	@echo "make deps   apt packages (softhsm2 opensc openssl curl osslsigncode JDK gcab msitools wixl, libp11 engine, sbsigntool, p11-kit) and .venv (pkilint imgtool pycose certbot signify schemathesis pyyaml)"
+	@echo "make deps   apt packages (softhsm2 opensc openssl curl osslsigncode JDK gcab msitools wixl, libp11 engine, sbsigntool, p11-kit, rpm, gpg, skopeo, docker-registry, reprepro, chromium), .venv (pkilint imgtool pycose certbot signify schemathesis pyyaml) and tests/console (npm: playwright-core axe-core)"
 	@echo "make lint   cargo fmt --check and clippy"
 	@echo "make bench  issuance, revocation, factory, signing, PKCS#11 and OpenPGP benchmarks against their peers (prints ratios)"
 	@echo "make crash-test  kill -9 the server at random moments under load, restart, check every record (HALLMARK_CRASH_KILLS, default 8)"

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES="softhsm2 opensc openssl curl jq python3-venv osslsigncode openjdk-17-jdk-headless gcab msitools wixl libengine-pkcs11-openssl sbsigntool p11-kit rpm apt-utils gpg gpgv skopeo docker-registry apache2-utils reprepro"
+PACKAGES="softhsm2 opensc openssl curl jq python3-venv osslsigncode openjdk-17-jdk-headless gcab msitools wixl libengine-pkcs11-openssl sbsigntool p11-kit rpm apt-utils gpg gpgv skopeo docker-registry apache2-utils reprepro chromium"
 # `scripts/deps.sh bench` (make bench) adds the benchmarks' peers and load generator: wrk,
 # cfssl's OCSP responder and nginx.
 if [ "${1:-}" = "bench" ]; then
@@ -66,3 +66,20 @@ PY
     .venv/bin/python -c 'import signify.authenticode, olefile' || { echo "deps: signify does not import" >&2; exit 1; }
     echo "$PY_PACKAGES" > "$stamp"
 fi
+
+# The web console's browser tests (tests/console.rs): playwright-core drives Debian's chromium
+# (no browser download), axe-core checks accessibility; pinned by tests/console/package-lock.json.
+for t in node npm; do
+    command -v "$t" >/dev/null || { echo "deps: '$t' is not installed; the console's browser tests need Node.js 20 and npm (Debian: apt-get install nodejs npm)" >&2; exit 1; }
+done
+if [ -f tests/console/node_modules/.package-lock.json ] \
+    && cmp -s <(grep -v '"lockfileVersion"' tests/console/package-lock.json | grep -E '"version"') \
+              <(grep -v '"lockfileVersion"' tests/console/node_modules/.package-lock.json | grep -E '"version"'); then
+    echo "deps: tests/console has playwright-core and axe-core"
+else
+    echo "deps: npm ci in tests/console (playwright-core, axe-core)"
+    npm ci --prefix tests/console --no-audit --no-fund --loglevel=error
+fi
+for m in playwright-core axe-core; do
+    test -d "tests/console/node_modules/$m" || { echo "deps: tests/console/node_modules/$m missing after npm ci" >&2; exit 1; }
+done

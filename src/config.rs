@@ -593,6 +593,31 @@ impl Default for NotificationsSection {
     }
 }
 
+/// `[console]`: the web console's sessions (served at `/ui/` on the API listener).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleSection {
+    /// A session unused this long ends (sign in again).
+    pub idle_minutes: u32,
+    /// A session ends this long after sign-in, however busy.
+    pub absolute_hours: u32,
+}
+
+impl ConsoleSection {
+    fn is_default(&self) -> bool {
+        *self == ConsoleSection::default()
+    }
+}
+
+impl Default for ConsoleSection {
+    fn default() -> Self {
+        ConsoleSection {
+            idle_minutes: 30,
+            absolute_hours: 12,
+        }
+    }
+}
+
 /// One `[[webhook]]`: a receiver of events.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -683,6 +708,9 @@ pub struct Config {
     /// `[notifications]`: when a certificate's coming end is announced.
     #[serde(default, skip_serializing_if = "NotificationsSection::is_default")]
     pub notifications: NotificationsSection,
+    /// `[console]`: web console session lifetimes.
+    #[serde(default, skip_serializing_if = "ConsoleSection::is_default")]
+    pub console: ConsoleSection,
     /// `[[webhook]]`: where events are delivered (see [`crate::webhooks`]).
     #[serde(default, rename = "webhook", skip_serializing_if = "Vec::is_empty")]
     pub webhooks: Vec<WebhookConfig>,
@@ -720,6 +748,18 @@ impl Config {
 
     pub fn validate(&self) -> Result<(), String> {
         self.api.validate()?;
+        if !(1..=1440).contains(&self.console.idle_minutes) {
+            return Err(format!(
+                "console.idle_minutes = {} must be 1..1440",
+                self.console.idle_minutes
+            ));
+        }
+        if !(1..=720).contains(&self.console.absolute_hours) {
+            return Err(format!(
+                "console.absolute_hours = {} must be 1..720",
+                self.console.absolute_hours
+            ));
+        }
         if !(1..=3650).contains(&self.notifications.expiring_days) {
             return Err("notifications.expiring_days must be 1 to 3650".into());
         }

@@ -235,6 +235,7 @@ pub fn init(opts: &InitOptions) -> Result<PathBuf> {
         identity: Default::default(),
         webhooks: Vec::new(),
         notifications: Default::default(),
+        console: Default::default(),
         signing: Default::default(),
         base_dir: opts.dir.clone(),
         path: config_path.clone(),

@@ -6,6 +6,7 @@
 pub mod acme;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod der;
 pub mod engine;
 pub mod envvar;

@@ -280,10 +280,30 @@ pub(super) fn wait_for_approvals(
                     client.cancel(&path)
                 )
             }
-            Some(other) => bail!("signature request {id} was {other}; nothing was signed"),
+            Some(other) => bail!(
+                "signature request {id} was {other}{}; nothing was signed",
+                denials(&v)
+            ),
             None => bail!("signature request {id}: unexpected answer"),
         }
     }
+}
+
+/// Who denied a request and why, as the request's approvals list them: ` by NAME ("COMMENT")`.
+fn denials(v: &serde_json::Value) -> String {
+    let Some(list) = v["approvals"].as_array() else {
+        return String::new();
+    };
+    list.iter()
+        .filter(|a| a["decision"] == "deny")
+        .map(|a| {
+            let who = a["approver"].as_str().unwrap_or("?");
+            match a["comment"].as_str() {
+                Some(c) if !c.is_empty() => format!(" by {who} (\"{c}\")"),
+                _ => format!(" by {who}"),
+            }
+        })
+        .collect()
 }
 
 pub fn cmd_signature(cli: &super::Cli, c: &SignatureCmd) -> anyhow::Result<()> {

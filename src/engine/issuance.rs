@@ -218,8 +218,6 @@ impl Hallmark {
             .ok_or_else(|| Error::NotFound(format!("key '{label}'")))
     }
 
-    /// A key the credential may use: another publisher's key is answered exactly as a key that
-    /// does not exist, so a label never reveals who owns it.
     /// The keys a credential may use: its publisher's, or every key for an officer.
     pub fn keys_for(&self, cred: &crate::policy::auth::Credential) -> Result<Vec<KeyRecord>> {
         Ok(self
@@ -230,6 +228,8 @@ impl Hallmark {
             .collect())
     }
 
+    /// A key the credential may use: another publisher's key is answered exactly as a key that
+    /// does not exist, so a label never reveals who owns it.
     pub fn key_for(
         &self,
         label: &str,

@@ -15,6 +15,7 @@ pub mod public;
 pub mod publication;
 pub mod ratelimit;
 pub mod tls;
+pub mod ui;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -29,7 +30,7 @@ use crate::engine::Hallmark;
 
 use crate::error::Refusal;
 pub use crate::error::PROBLEM_BASE;
-pub use problem::{error_response, refused};
+pub use problem::{error_response, public_detail, refused, status_of};
 
 pub type Body = Full<Bytes>;
 
@@ -582,8 +583,11 @@ async fn handle_api(
         .log(resp.status(), None);
         return Ok(resp);
     }
-    let (route, credential, resp) =
-        handle_api_whole(state, remote, req, started, &request_id).await;
+    let (route, credential, resp) = if ui::is_console(req.uri().path()) {
+        ("/ui", None, handle_console(state, remote, req).await)
+    } else {
+        handle_api_whole(state, remote, req, started, &request_id).await
+    };
     let done = access::Done {
         listener: "api",
         method: &method,
@@ -593,6 +597,44 @@ async fn handle_api(
         started,
     };
     Ok(boxed(done.finish(resp).await))
+}
+
+/// A web console request: its form read (within the console's limit), then the page.
+async fn handle_console(
+    state: Arc<api::ApiState>,
+    remote: SocketAddr,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    use http_body_util::BodyExt;
+    let (parts, body) = req.into_parts();
+    let body = match tokio::time::timeout(
+        std::time::Duration::from_secs(state.hm.config.api.body_timeout_secs),
+        http_body_util::Limited::new(body, ui::BODY_LIMIT).collect(),
+    )
+    .await
+    {
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(_)) => {
+            return refused(Refusal::TooLarge(format!(
+                "the console reads forms of at most {} bytes",
+                ui::BODY_LIMIT
+            )))
+        }
+        Err(_) => return refused(Refusal::Timeout),
+    };
+    let req = ui::UiRequest {
+        method: parts.method,
+        path: parts.uri.path().to_string(),
+        query: parts.uri.query().map(str::to_string),
+        headers: parts.headers,
+        body,
+        remote: Some(remote),
+        tls: state.hm.config.api.transport == crate::config::Transport::Tls,
+    };
+    let st = state.clone();
+    tokio::task::spawn_blocking(move || ui::handle(&st.hm, &st.limiter, &req))
+        .await
+        .unwrap_or_else(|_| refused(Refusal::Internal))
 }
 
 /// A request read whole: (route template, credential id, response).

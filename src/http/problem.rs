@@ -9,10 +9,9 @@ use hyper::{Response, StatusCode};
 use super::{response, Body};
 use crate::error::{Class, Error, Refusal, PROBLEM_BASE};
 
-/// The problem document of `e`.
-pub fn error_response(e: &Error) -> Response<Body> {
-    let kind = e.kind();
-    let status = match e.class() {
+/// The HTTP status of an error, by its class: the one mapping both the API and the console use.
+pub fn status_of(e: &Error) -> StatusCode {
+    match e.class() {
         Class::BadRequest => StatusCode::BAD_REQUEST,
         Class::UnsupportedMedia => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         Class::Unauthorized => StatusCode::UNAUTHORIZED,
@@ -28,7 +27,26 @@ pub fn error_response(e: &Error) -> Response<Body> {
         Class::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         Class::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         Class::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-    };
+    }
+}
+
+/// What an answer may say of an error: its own words, or for a fault of the server a generic
+/// sentence (the error itself goes to the log, once, here).
+pub fn public_detail(e: &Error) -> String {
+    match (e.class(), e) {
+        (_, Error::Refused(Refusal::Unavailable(detail))) => detail.clone(),
+        (Class::Internal | Class::Unavailable, _) => {
+            tracing::error!("internal error ({}): {e}", e.kind());
+            "the server could not complete the request; the error is in its log".into()
+        }
+        _ => e.to_string(),
+    }
+}
+
+/// The problem document of `e`.
+pub fn error_response(e: &Error) -> Response<Body> {
+    let kind = e.kind();
+    let status = status_of(e);
     match (e.class(), e) {
         // The edge's own words about what is unreachable (no stored value in them).
         (_, Error::Refused(Refusal::Unavailable(detail))) => {

@@ -136,6 +136,14 @@ pub fn verify(der: &[u8]) -> Result<VerifiedCsr, PolicyError> {
     })
 }
 
+/// A key as people name it (`RSA-3072`, `ECDSA P-256`), or the algorithm's OID when it is none
+/// of the kinds hallmark accepts.
+pub fn describe_key(spki: &SubjectPublicKeyInfo<'_>) -> String {
+    classify_key(spki)
+        .map(SubjectKey::describe)
+        .unwrap_or_else(|_| spki.algorithm.algorithm.to_id_string())
+}
+
 fn classify_key(spki: &SubjectPublicKeyInfo<'_>) -> Result<SubjectKey, PolicyError> {
     let alg = spki.algorithm.algorithm.to_id_string();
     match alg.as_str() {

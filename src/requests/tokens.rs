@@ -67,37 +67,23 @@ impl Hallmark {
         if !auth::digest_eq(&auth::hash_secret(secret), &rec.hash) {
             return Err(AuthError::Unauthorized("unknown token".into()).into());
         }
-        if rec.revoked_at.is_some() {
-            return Err(AuthError::Unauthorized("this token was revoked".into()).into());
-        }
-        // A publisher created with a reserved id before it was reserved: its tokens act for
-        // nobody, so they cannot reach hallmark's own certificates (doctor names the record).
-        if rec
-            .publisher
-            .as_deref()
-            .is_some_and(policy::identity::is_reserved_publisher)
-        {
-            return Err(AuthError::Unauthorized(format!(
-                "this token's publisher id '{}' is reserved for hallmark itself; create a publisher with another id and a new token",
-                rec.publisher.as_deref().unwrap_or_default()
-            ))
-            .into());
-        }
-        if rec.expires_at.is_some_and(|e| e <= now()) {
-            return Err(AuthError::Unauthorized("this token has expired".into()).into());
-        }
-        let scopes = Scope::parse_list(&rec.scopes)
-            .map_err(|e| Error::Corrupt(format!("the stored token scopes: {e}")))?;
-        Ok(Credential {
-            token_id: rec.id,
-            name: rec.name,
-            publisher: rec.publisher,
-            officer: rec.officer,
-            scopes,
-            address,
-            request_id: None,
-            workload: None,
-        })
+        credential_of(rec, address)
+    }
+
+    /// The credential of token `id` as it stands now, without its secret: a console session
+    /// proved the secret at sign-in and asks again on every request whether the token still
+    /// holds (not revoked, not expired).
+    pub(crate) fn credential_of_token(
+        &self,
+        id: &str,
+        address: Option<String>,
+    ) -> Result<Credential> {
+        self.store.sync_cache()?;
+        let rec = self
+            .store
+            .get_token(id)?
+            .ok_or_else(|| AuthError::Unauthorized("unknown token".into()))?;
+        credential_of(rec, address)
     }
 
     /// Revokes token `id`; revoking it twice is refused, saying when it was.
@@ -116,4 +102,40 @@ impl Hallmark {
         self.store.revoke_token(id, now(), actor)?;
         Ok(())
     }
+}
+
+/// A stored token's credential, if it still holds: not revoked, not of a reserved publisher,
+/// not expired.
+fn credential_of(rec: TokenRecord, address: Option<String>) -> Result<Credential> {
+    if rec.revoked_at.is_some() {
+        return Err(AuthError::Unauthorized("this token was revoked".into()).into());
+    }
+    // A publisher created with a reserved id before it was reserved: its tokens act for
+    // nobody, so they cannot reach hallmark's own certificates (doctor names the record).
+    if rec
+        .publisher
+        .as_deref()
+        .is_some_and(policy::identity::is_reserved_publisher)
+    {
+        return Err(AuthError::Unauthorized(format!(
+            "this token's publisher id '{}' is reserved for hallmark itself; create a publisher with another id and a new token",
+            rec.publisher.as_deref().unwrap_or_default()
+        ))
+        .into());
+    }
+    if rec.expires_at.is_some_and(|e| e <= now()) {
+        return Err(AuthError::Unauthorized("this token has expired".into()).into());
+    }
+    let scopes = Scope::parse_list(&rec.scopes)
+        .map_err(|e| Error::Corrupt(format!("the stored token scopes: {e}")))?;
+    Ok(Credential {
+        token_id: rec.id,
+        name: rec.name,
+        publisher: rec.publisher,
+        officer: rec.officer,
+        scopes,
+        address,
+        request_id: None,
+        workload: None,
+    })
 }

@@ -260,6 +260,20 @@ impl Hallmark {
         p
     }
 
+    /// Revokes certificate `serial` for a caller: the `revoke` scope, and a certificate the
+    /// caller may see (another publisher's is "not found"), as the API and the console ask.
+    pub fn revoke_for(
+        &self,
+        serial: &str,
+        cred: &crate::policy::auth::Credential,
+        reason: RevocationReason,
+        invalidity_date: Option<i64>,
+    ) -> Result<Revocation> {
+        cred.require(crate::policy::auth::Scope::Revoke)?;
+        let (rec, _) = self.certificate_for(serial, cred)?;
+        self.revoke(&rec.serial, reason, invalidity_date, &cred.actor())
+    }
+
     /// Revokes a certificate this CA issued. `invalidity_date` (Unix seconds) is when the key is
     /// known or suspected to have been compromised; it cannot be in the future. Errors:
     /// `not-found` for a serial never issued, `conflict` for a second revocation (except moving

@@ -5,7 +5,7 @@
 use super::*;
 
 impl Hallmark {
-    pub(super) fn expire_signature_request_if_due(
+    pub(crate) fn expire_signature_request_if_due(
         &self,
         mut r: SignatureRequestRecord,
     ) -> Result<SignatureRequestRecord> {

@@ -149,7 +149,7 @@ impl Hallmark {
 
     /// Who may approve a signature request of `requester` under `policy`: the key's approvers,
     /// and those of the identity rule that admitted a CI job when that rule asks for approvals.
-    pub(super) fn approvers_of(&self, policy: &KeyPolicy, requester: &str) -> Vec<String> {
+    pub(crate) fn approvers_of(&self, policy: &KeyPolicy, requester: &str) -> Vec<String> {
         let mut all = policy.approvers.clone();
         if let Some(rule) =
             crate::policy::workload::rule_of_requester(&self.config.identity, requester)

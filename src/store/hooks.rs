@@ -32,6 +32,10 @@ pub trait TestHooks: Send + Sync {
     /// `locked` once it is held; returns when the lock is released.
     fn hold_write_lock(&self, hold: Duration, locked: &dyn Fn()) -> Result<(), StoreError>;
 
+    /// Moves the last use of every console session of token `token_id` `secs` into the past
+    /// (a session left idle); returns how many there were.
+    fn age_sessions(&self, token_id: &str, secs: i64) -> Result<usize, StoreError>;
+
     /// Records issued certificates of `ca`, revoked (keyCompromise) at `revoked_at`, in bulk
     /// and without audit events: the CRL and OCSP benchmarks' million revocations.
     fn load_revoked(&self, ca: &str, serials: &[String], revoked_at: i64)

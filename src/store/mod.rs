@@ -11,6 +11,7 @@ mod acme;
 mod audit;
 mod authorities;
 mod cache;
+mod console;
 mod factory;
 #[cfg(feature = "test-hooks")]
 pub mod hooks;
@@ -28,6 +29,7 @@ use std::sync::Arc;
 pub use acme::{AcmeAccount, AcmeAuthz, AcmeChallenge, AcmeOrder, AcmeRead, AcmeWrite, EabKey};
 pub use audit::{AuditEvent, AuditRead, AuditWrite, ExpiringCert, WebhookCursor};
 pub use authorities::{AuthoritiesRead, AuthoritiesWrite, CaRecord, CaRole, Publisher};
+pub use console::{Activity, AuditSearch, CertSearch, ConsoleRead, SignatureSearch, Validity};
 pub use factory::{DeviceCertificate, FactoryRead, FactoryWrite, StationRecord};
 pub use issuance::{CertFilter, CertRecord, Intent, IssuanceRead, IssuanceWrite};
 pub use requests::{
@@ -46,7 +48,7 @@ pub use states::{
     AcmeAccountStatus, AcmeAuthzStatus, AcmeChallengeStatus, AcmeOrderStatus, CertStatus,
     RequestStatus, SignatureRequestStatus,
 };
-pub use tokens::{TokenRecord, TokensRead, TokensWrite};
+pub use tokens::{SessionRecord, TokenRecord, TokensRead, TokensWrite};
 
 /// Errors from the store.
 #[derive(Debug, thiserror::Error)]
@@ -118,17 +120,18 @@ store_of!(
     TokensRead,
     TokensWrite,
     AuditRead,
-    AuditWrite
+    AuditWrite,
+    ConsoleRead
 );
 
 /// The traits, to call a store's methods: `use crate::store::prelude::*;`.
 pub mod prelude {
     pub use super::{
         AcmeRead as _, AcmeWrite as _, AuditRead as _, AuditWrite as _, AuthoritiesRead as _,
-        AuthoritiesWrite as _, FactoryRead as _, FactoryWrite as _, IssuanceRead as _,
-        IssuanceWrite as _, Maintenance as _, RequestsRead as _, RequestsWrite as _,
-        RevocationRead as _, RevocationWrite as _, SigningRead as _, SigningWrite as _,
-        TokensRead as _, TokensWrite as _,
+        AuthoritiesWrite as _, ConsoleRead as _, FactoryRead as _, FactoryWrite as _,
+        IssuanceRead as _, IssuanceWrite as _, Maintenance as _, RequestsRead as _,
+        RequestsWrite as _, RevocationRead as _, RevocationWrite as _, SigningRead as _,
+        SigningWrite as _, TokensRead as _, TokensWrite as _,
     };
 }
 

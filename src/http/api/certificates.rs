@@ -51,8 +51,6 @@ pub(super) fn revoke_certificate(
     body: RevokeBody,
     cred: &Credential,
 ) -> Result<Response<Body>, Error> {
-    cred.require(crate::policy::auth::Scope::Revoke)?;
-    let (rec, _) = hm.certificate_for(serial, cred)?;
     let reason: crate::revocation::RevocationReason =
         body.reason.parse().map_err(Refusal::BadParameter)?;
     let invalidity = match body.invalidity_date.as_deref() {
@@ -67,7 +65,7 @@ pub(super) fn revoke_certificate(
         ),
         None => None,
     };
-    let r = hm.revoke(&rec.serial, reason, invalidity, &cred.actor())?;
+    let r = hm.revoke_for(serial, cred, reason, invalidity)?;
     Ok(json_response(
         StatusCode::OK,
         &json!({

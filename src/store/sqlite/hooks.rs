@@ -18,6 +18,13 @@ impl SqliteStore {
 }
 
 impl TestHooks for SqliteStore {
+    fn age_sessions(&self, token_id: &str, secs: i64) -> Result<usize, StoreError> {
+        Ok(self.conn()?.execute(
+            "UPDATE ui_sessions SET last_seen = last_seen - ?2 WHERE token_id = ?1",
+            params![token_id, secs],
+        )?)
+    }
+
     fn expire_request_now(&self, id: i64) -> Result<(), StoreError> {
         let sql = "UPDATE requests SET expires_at = 1 WHERE id = ?1";
         self.one_row(sql, params![id], &format!("request {id}"))

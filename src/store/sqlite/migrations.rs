@@ -442,4 +442,18 @@ CREATE TABLE expiry_notices (
 );
 CREATE INDEX certificates_by_not_after ON certificates (not_after) WHERE station IS NULL;
 "#,
+    // The web console's sign-ins (issue 19): the SHA-256 of the cookie's opaque id (never the
+    // id), the token it was made with (checked again on every request) and its clocks.
+    r#"
+CREATE TABLE ui_sessions (
+    id_hash    TEXT PRIMARY KEY,
+    token_id   TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    last_seen  INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+CREATE INDEX ui_sessions_by_token ON ui_sessions (token_id);
+-- A key's signatures by time (the console's Keys page counts them per day).
+CREATE INDEX signatures_by_key ON signatures (key_label, created_at);
+"#,
 ];

@@ -6,6 +6,7 @@
 //! traits of [`crate::store`], which a second database implements the same way.
 
 mod acme;
+mod console;
 #[cfg(feature = "test-hooks")]
 mod hooks;
 mod migrations;
@@ -1018,7 +1019,7 @@ impl AuditWrite for SqliteStore {
     }
 }
 
-fn audit_event_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEvent> {
+pub(super) fn audit_event_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEvent> {
     Ok(AuditEvent {
         id: r.get(0)?,
         at: r.get(1)?,

@@ -9,9 +9,9 @@ use crate::store::*;
 const POLICY_COLS: &str =
     "key_label, formats, digests, signers, approvals_required, approvers, rate_per_minute, updated_at";
 
-const REQ_COLS: &str = "id, key_label, publisher, requester, digest_algorithm, digest, format, metadata, status, approvals_required, created_at, expires_at, decided_at, signature_id, signature, timestamp_token, identity";
+pub(super) const REQ_COLS: &str = "id, key_label, publisher, requester, digest_algorithm, digest, format, metadata, status, approvals_required, created_at, expires_at, decided_at, signature_id, signature, timestamp_token, identity";
 
-fn req_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SignatureRequestRecord> {
+pub(super) fn req_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SignatureRequestRecord> {
     Ok(SignatureRequestRecord {
         id: r.get(0)?,
         key_label: r.get(1)?,
@@ -33,10 +33,10 @@ fn req_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SignatureRequestRecor
     })
 }
 
-const SIGNATURE_COLS: &str =
+pub(super) const SIGNATURE_COLS: &str =
     "id, key_label, digest_algorithm, digest, format, requester, approvers, metadata, created_at, identity";
 
-fn signature_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SignatureRecord> {
+pub(super) fn signature_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SignatureRecord> {
     Ok(SignatureRecord {
         id: r.get(0)?,
         key_label: r.get(1)?,

@@ -84,6 +84,73 @@ impl TokensWrite for SqliteStore {
         tx.commit()?;
         Ok(())
     }
+
+    fn insert_session(&self, s: &SessionRecord, actor: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute(
+            "DELETE FROM ui_sessions WHERE expires_at <= ?1",
+            params![s.created_at],
+        )?;
+        let r = tx.execute(
+            &format!("INSERT INTO ui_sessions ({SESSION_COLS}) VALUES (?1,?2,?3,?4,?5)"),
+            params![
+                s.id_hash,
+                s.token_id,
+                s.created_at,
+                s.last_seen,
+                s.expires_at
+            ],
+        );
+        match r {
+            Err(e) if is_unique_violation(&e) => {
+                return Err(StoreError::Conflict("a session with this id".into()))
+            }
+            r => r?,
+        };
+        let detail = format!("until={}", rfc3339(s.expires_at));
+        audit(&tx, actor, "session.created", &s.token_id, Some(&detail))?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn touch_session(&self, id_hash: &str, at: i64) -> Result<(), StoreError> {
+        let conn = self.conn()?;
+        conn.execute(
+            "UPDATE ui_sessions SET last_seen = ?2 WHERE id_hash = ?1 AND last_seen < ?2",
+            params![id_hash, at],
+        )?;
+        Ok(())
+    }
+
+    fn end_session(&self, id_hash: &str, actor: Option<&str>) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let token: Option<String> = tx
+            .query_row(
+                "DELETE FROM ui_sessions WHERE id_hash = ?1 RETURNING token_id",
+                params![id_hash],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let (Some(token), Some(actor)) = (token, actor) {
+            audit(&tx, actor, "session.ended", &token, None)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+const SESSION_COLS: &str = "id_hash, token_id, created_at, last_seen, expires_at";
+
+fn session_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRecord> {
+    Ok(SessionRecord {
+        id_hash: r.get(0)?,
+        token_id: r.get(1)?,
+        created_at: r.get(2)?,
+        last_seen: r.get(3)?,
+        expires_at: r.get(4)?,
+    })
 }
 
 impl TokensRead for SqliteStore {
@@ -101,6 +168,17 @@ impl TokensRead for SqliteStore {
                 })
             },
         )
+    }
+
+    fn get_session(&self, id_hash: &str) -> Result<Option<SessionRecord>, StoreError> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached(&format!(
+                    "SELECT {SESSION_COLS} FROM ui_sessions WHERE id_hash = ?1"
+                ))?
+                .query_row(params![id_hash], session_from_row)
+                .optional()?)
+        })
     }
 
     fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {

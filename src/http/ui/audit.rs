@@ -1,0 +1,73 @@
+//! Audit: the trail of every change, searchable by actor, action, object and time (officers:
+//! it names every publisher's records).
+
+use hyper::Response;
+use maud::html;
+
+use super::layout::when;
+use super::signatures::encode;
+use super::{id_param, ok_page, time_param, Body, Ui};
+use crate::error::Error;
+use crate::store::AuditSearch;
+
+const PAGE: usize = 100;
+
+pub(super) fn page(ui: &Ui<'_>) -> Result<Response<Body>, Error> {
+    let search = AuditSearch {
+        actor: ui.q("actor"),
+        action: ui.q("action"),
+        subject: ui.q("object"),
+        from: time_param(ui.q("from"), "from")?,
+        to: time_param(ui.q("to"), "to")?.map(|t| t + 86_400),
+        before: id_param(ui.q("before").as_deref(), "before")?,
+        limit: PAGE,
+    };
+    let rows = ui.hm.console_audit(&ui.session.cred, &search)?;
+    let v = |k: &str| ui.q(k).unwrap_or_default();
+    let next = (rows.len() == PAGE)
+        .then(|| rows.last().map(|r| r.id))
+        .flatten();
+    let mut next_q: Vec<(String, String)> =
+        ui.q.iter()
+            .filter(|(k, _)| k != "before")
+            .cloned()
+            .collect();
+    if let Some(n) = next {
+        next_q.push(("before".into(), n.to_string()));
+    }
+    let content = html! {
+        form.search method="get" action="/ui/audit" role="search" {
+            div { label for="actor" { "Actor contains" } input id="actor" name="actor" value=(v("actor")); }
+            div { label for="action" { "Action (or prefix ending in .)" } input id="action" name="action" value=(v("action")); }
+            div { label for="object" { "Object" } input id="object" name="object" value=(v("object")); }
+            div { label for="from" { "From (date)" } input id="from" name="from" type="date" value=(v("from")); }
+            div { label for="to" { "To (date)" } input id="to" name="to" type="date" value=(v("to")); }
+            button type="submit" { "Search" }
+        }
+        @if rows.is_empty() {
+            p.note { "No event matches." }
+        } @else {
+            div.table-wrap tabindex="0" role="region" aria-label="Audit events" {
+                table {
+                    thead { tr { th { "Id" } th { "When" } th { "Actor" } th { "Action" } th { "Object" } th { "Detail" } } }
+                    tbody {
+                        @for e in &rows {
+                            tr {
+                                td { (e.id) }
+                                td { (when(e.at)) }
+                                td { span.mono { (e.actor) } }
+                                td { code { (e.action) } }
+                                td { span.mono { (e.subject.as_deref().unwrap_or("")) } }
+                                td { span.mono { (e.detail.as_deref().unwrap_or("")) } }
+                            }
+                        }
+                    }
+                }
+            }
+            @if next.is_some() {
+                p.pager { a href={ "/ui/audit?" (encode(&next_q)) } { "Older events" } }
+            }
+        }
+    };
+    ok_page(ui, "Audit", "/ui/audit", None, content)
+}

@@ -1,0 +1,100 @@
+//! Signatures: the record of every signature this person may see, searchable by key, digest,
+//! text (artifact name, metadata, requester, CI identity, approvers) and time, newest first.
+
+use hyper::Response;
+use maud::html;
+use serde_json::Value;
+
+use super::layout::when;
+use super::{id_param, ok_page, time_param, Body, Ui};
+use crate::error::Error;
+use crate::store::SignatureSearch;
+
+const PAGE: usize = 50;
+
+pub(super) fn page(ui: &Ui<'_>) -> Result<Response<Body>, Error> {
+    let search = SignatureSearch {
+        key: ui.q("key"),
+        digest: ui.q("digest"),
+        text: ui.q("q"),
+        from: time_param(ui.q("from"), "from")?,
+        // `to` is a day: everything before the next midnight.
+        to: time_param(ui.q("to"), "to")?.map(|t| t + 86_400),
+        before: id_param(ui.q("before").as_deref(), "before")?,
+        limit: PAGE,
+        publisher: None,
+    };
+    let rows = ui.hm.console_signatures(&ui.session.cred, search)?;
+    let v = |k: &str| ui.q(k).unwrap_or_default();
+    let next = (rows.len() == PAGE)
+        .then(|| rows.last().map(|r| r.id))
+        .flatten();
+    let mut next_q: Vec<(String, String)> =
+        ui.q.iter()
+            .filter(|(k, _)| k != "before")
+            .cloned()
+            .collect();
+    if let Some(n) = next {
+        next_q.push(("before".into(), n.to_string()));
+    }
+    let content = html! {
+        form.search method="get" action="/ui/signatures" role="search" {
+            div { label for="key" { "Key" } input id="key" name="key" value=(v("key")); }
+            div { label for="digest" { "Digest starts with" } input id="digest" name="digest" value=(v("digest")); }
+            div { label for="q" { "Artifact, identity or text" } input id="q" name="q" value=(v("q")); }
+            div { label for="from" { "From (date)" } input id="from" name="from" type="date" value=(v("from")); }
+            div { label for="to" { "To (date)" } input id="to" name="to" type="date" value=(v("to")); }
+            button type="submit" { "Search" }
+        }
+        @if rows.is_empty() {
+            p.note { "No signature matches." }
+        } @else {
+            div.table-wrap tabindex="0" role="region" aria-label="Signatures" {
+                table {
+                    thead { tr { th { "Id" } th { "When" } th { "Key" } th { "Artifact" } th { "Digest" } th { "Format" } th { "Requested by" } th { "Approvers" } } }
+                    tbody {
+                        @for s in &rows {
+                            @let meta = s.metadata.as_deref().and_then(|m| serde_json::from_str::<Value>(m).ok());
+                            tr {
+                                td { (s.id) }
+                                td { (when(s.created_at)) }
+                                td { code { (s.key_label) } }
+                                td { @if let Some(a) = meta.as_ref().and_then(|m| m.get("artifact")).and_then(Value::as_str) { code { (a) } } }
+                                td { (s.digest_algorithm) " " code { (s.digest) } }
+                                td { (s.format) }
+                                td {
+                                    (s.requester)
+                                    @if let Some(i) = &s.identity { br; span.note { (crate::policy::workload::identity_line(i)) } }
+                                }
+                                td { (s.approvers.as_deref().unwrap_or("-")) }
+                            }
+                        }
+                    }
+                }
+            }
+            @if next.is_some() {
+                p.pager { a href={ "/ui/signatures?" (encode(&next_q)) } { "Older signatures" } }
+            }
+        }
+    };
+    ok_page(ui, "Signatures", "/ui/signatures", None, content)
+}
+
+/// A query string from pairs, percent-encoded.
+pub(super) fn encode(pairs: &[(String, String)]) -> String {
+    fn enc(s: &str) -> String {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    }
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}

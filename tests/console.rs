@@ -1,0 +1,689 @@
+//! The web console in a real browser (Debian's chromium, headless, driven by Playwright's
+//! playwright-core from npm; tests/console/console.mjs holds the browser side): two approvers
+//! approve a `hallmark sign cms` in the browser and the CLI's `.p7s` verifies; the requester
+//! cannot approve its own request; a denial in the browser fails the CLI with its comment;
+//! hostile metadata and artifact names render as text with no script run under a strict CSP;
+//! posts without the CSRF token or from another origin change nothing; idle sessions and
+//! revoked tokens are sent to sign in; one publisher's approver sees nothing of another's; a
+//! certificate is revoked through the confirmation step; axe-core finds no serious or critical
+//! violation on any page at 1280 px and phone width, and every page is screenshotted into
+//! target/console-screenshots (docs/console.md shows them).
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use common::*;
+
+/// A signing CA with publishers acme and globex, key `fw-release` (acme, CMS, 2 of
+/// security-lead, qa-lead, cto) and key `globex-fw` (globex, 1 approval by globex-lead), and
+/// their people's tokens.
+struct Console {
+    env: SignEnv,
+    spki: String,
+    ci: String,
+    security_lead: String,
+    qa_lead: String,
+    officer: String,
+    globex_ci: String,
+    globex_lead: String,
+}
+
+impl Console {
+    fn start() -> Console {
+        let (env, _) = SignEnv::start(Keys::Soft, |ca| {
+            ca.add_globex();
+            ca.create_key(
+                "acme",
+                "fw-release",
+                "p256",
+                &["--profile", "firmware-signing"],
+            );
+            ca.hm(&[
+                "key",
+                "policy",
+                "fw-release",
+                "--formats",
+                "cms",
+                "--approvals",
+                "2",
+                "--approvers",
+                "security-lead,qa-lead,cto",
+            ]);
+            ca.create_key(
+                "globex",
+                "globex-fw",
+                "p256",
+                &["--profile", "code-signing"],
+            );
+            ca.hm(&[
+                "key",
+                "policy",
+                "globex-fw",
+                "--approvals",
+                "1",
+                "--approvers",
+                "globex-lead",
+            ]);
+        });
+        let token = |publisher: &str, name: &str, scopes: &str| {
+            env.ca
+                .token(&["--publisher", publisher, "--name", name, "--scopes", scopes])
+        };
+        let ci = token("acme", "ci", "sign");
+        let security_lead = token("acme", "security-lead", "approve");
+        let qa_lead = token("acme", "qa-lead", "approve");
+        let globex_ci = token("globex", "globex-ci", "sign");
+        let globex_lead = token("globex", "globex-lead", "approve");
+        let officer = env.ca.token(&[
+            "--officer",
+            "--name",
+            "officer",
+            "--scopes",
+            "issue,approve,revoke,sign",
+        ]);
+        // The API listener's certificate, trusted in the browser by its SPKI hash only.
+        let cert = env
+            .ca
+            .dir
+            .path()
+            .join("ca/tls/api.pem")
+            .display()
+            .to_string();
+        let spki = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "openssl x509 -in '{cert}' -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | openssl base64 -A"
+            ))
+            .output()
+            .expect("openssl");
+        let spki = String::from_utf8_lossy(&spki.stdout).trim().to_string();
+        assert_eq!(spki.len(), 44, "the API certificate's SPKI hash: {spki}");
+        Console {
+            env,
+            spki,
+            ci,
+            security_lead,
+            qa_lead,
+            officer,
+            globex_ci,
+            globex_lead,
+        }
+    }
+
+    /// `node console.mjs SCENARIO` with UI_URL, UI_SPKI and VARS; its output (stdout+stderr) and
+    /// whether it passed.
+    fn scenario_cmd(&self, name: &str, vars: &[(&str, String)]) -> Command {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/console");
+        assert!(
+            dir.join("node_modules/playwright-core").is_dir() && dir.join("node_modules/axe-core").is_dir(),
+            "playwright-core and axe-core are not installed in tests/console: run `make deps` (or `make test`)"
+        );
+        let chromium = tool("chromium");
+        let mut c = Command::new(tool("node"));
+        c.current_dir(&dir)
+            .arg("console.mjs")
+            .arg(name)
+            .env("UI_URL", self.env.api())
+            .env("UI_SPKI", &self.spki)
+            .env("UI_CHROMIUM", chromium);
+        for (k, v) in vars {
+            c.env(k, v);
+        }
+        c
+    }
+
+    fn scenario(&self, name: &str, vars: &[(&str, String)]) -> String {
+        let out = run(&mut self.scenario_cmd(name, vars));
+        let text = text_of(&out);
+        assert!(
+            out.status.success(),
+            "browser scenario '{name}' failed:\n{text}"
+        );
+        text
+    }
+
+    fn file(&self, name: &str, content: &[u8]) -> String {
+        let p = self.env.path(name);
+        std::fs::write(&p, content).expect("write");
+        p
+    }
+
+    /// `hallmark sign cms FILE --key KEY --meta ...` in the background, as TOKEN.
+    fn sign_in_background(
+        &self,
+        token: &str,
+        file: &str,
+        key: &str,
+        out: &str,
+        meta: &[&str],
+    ) -> std::process::Child {
+        let mut opts = vec!["--out", out, "--poll", "1", "--timeout", "300"];
+        for m in meta {
+            opts.extend(["--meta", m]);
+        }
+        self.env
+            .sign_cmd(token, "cms", file, key, &opts, &[])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn sign")
+    }
+
+    /// The pending signature requests, oldest first.
+    fn pending(&self) -> Vec<i64> {
+        self.env
+            .store()
+            .signature_request_ids(hallmark::store::SignatureRequestStatus::Pending)
+            .expect("read")
+    }
+
+    /// Waits for a pending request that is not in BEFORE.
+    fn new_pending(&self, before: &[i64]) -> i64 {
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(id) = self.pending().into_iter().find(|i| !before.contains(i)) {
+                return id;
+            }
+            assert!(
+                start.elapsed().as_secs() < 60,
+                "no new pending signature request"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
+    fn request(&self, id: i64) -> hallmark::store::SignatureRequestRecord {
+        self.env
+            .store()
+            .get_signature_request(id)
+            .expect("read")
+            .expect("request")
+    }
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data))
+}
+
+fn json(v: &[&str]) -> String {
+    serde_json::to_string(v).expect("json")
+}
+
+/// The id part of a token `hmk_ID_SECRET`.
+fn token_id(token: &str) -> String {
+    token.split('_').nth(1).expect("token id").to_string()
+}
+
+#[test]
+fn two_approvers_in_the_browser_let_the_cli_sign_and_the_requester_cannot_approve() {
+    let c = Console::start();
+    let data = b"firmware 3.1 for the console test\n".repeat(3000);
+    let fw = c.file("fw-3.1.bin", &data);
+    let p7s = c.env.path("fw-3.1.p7s");
+    let child = c.sign_in_background(
+        &c.ci,
+        &fw,
+        "fw-release",
+        &p7s,
+        &["build=1234", "branch=release/3.1"],
+    );
+    let id = c.new_pending(&[]);
+    let digest = sha256_hex(&data);
+    let expect = json(&[
+        &digest,
+        "fw-3.1.bin",
+        "build: 1234",
+        "branch: release/3.1",
+        "fw-release",
+        "Requested by\nci",
+        "0 of 2 needed",
+        "security-lead, qa-lead, cto",
+        "left",
+    ]);
+    // The requester sees its request and cannot approve it.
+    c.scenario(
+        "own",
+        &[
+            ("UI_TOKEN", c.ci.clone()),
+            ("UI_KIND", "signature".into()),
+            ("UI_ID", id.to_string()),
+        ],
+    );
+    let seen = c.scenario(
+        "decide",
+        &[
+            ("UI_TOKEN", c.security_lead.clone()),
+            ("UI_KIND", "signature".into()),
+            ("UI_ID", id.to_string()),
+            ("UI_EXPECT", expect),
+            ("UI_DECISION", "approve".into()),
+            ("UI_COMMENT", "checked the release notes".into()),
+        ],
+    );
+    assert!(seen.contains("\"decided\""), "{seen}");
+    assert!(
+        !Path::new(&p7s).exists(),
+        "signed after one approval of two"
+    );
+    c.scenario(
+        "decide",
+        &[
+            ("UI_TOKEN", c.qa_lead.clone()),
+            ("UI_KIND", "signature".into()),
+            ("UI_ID", id.to_string()),
+            (
+                "UI_EXPECT",
+                json(&[
+                    "1 of 2 needed",
+                    "security-lead approved",
+                    "checked the release notes",
+                ]),
+            ),
+            ("UI_DECISION", "approve".into()),
+            ("UI_COMMENT", String::new()),
+        ],
+    );
+    let out = child.wait_with_output().expect("sign");
+    assert!(
+        out.status.success(),
+        "sign: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (ok, text) = c.env.cms_verify(&p7s, &fw);
+    assert!(ok, "openssl cms -verify: {text}");
+    let rec = c.request(id);
+    assert_eq!(rec.status.as_str(), "signed");
+    let sig = c
+        .env
+        .store()
+        .get_signature(rec.signature_id.expect("signature id"))
+        .expect("read")
+        .expect("record");
+    assert_eq!(sig.approvers.as_deref(), Some("security-lead,qa-lead"));
+}
+
+#[test]
+fn a_denial_in_the_browser_fails_the_cli_with_its_comment() {
+    let c = Console::start();
+    let fw = c.file("fw-9.bin", b"not a release\n");
+    let p7s = c.env.path("fw-9.p7s");
+    let child = c.sign_in_background(&c.ci, &fw, "fw-release", &p7s, &[]);
+    let id = c.new_pending(&[]);
+    c.scenario(
+        "decide",
+        &[
+            ("UI_TOKEN", c.security_lead.clone()),
+            ("UI_KIND", "signature".into()),
+            ("UI_ID", id.to_string()),
+            ("UI_EXPECT", json(&["fw-9.bin"])),
+            ("UI_DECISION", "deny".into()),
+            ("UI_COMMENT", "not built from a release branch".into()),
+        ],
+    );
+    let out = child.wait_with_output().expect("sign");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "signed after a denial: {said}");
+    assert!(
+        said.contains("denied")
+            && said.contains("security-lead")
+            && said.contains("not built from a release branch"),
+        "{said}"
+    );
+    assert!(!Path::new(&p7s).exists());
+    assert_eq!(c.env.recorded(), 0);
+}
+
+#[test]
+fn hostile_metadata_and_artifact_names_render_as_text() {
+    let c = Console::start();
+    let script = "<script>window.__pwned=1</script>";
+    let img = "\"><img src=x onerror=window.__pwned=1>";
+    // An artifact whose very file name is markup.
+    let fw = c.file(&format!("{img}.bin"), b"hostile names\n");
+    let p7s = c.env.path("hostile.p7s");
+    let child = c.sign_in_background(
+        &c.ci,
+        &fw,
+        "fw-release",
+        &p7s,
+        &[&format!("note={script}"), &format!("{script}={img}")],
+    );
+    let id = c.new_pending(&[]);
+    c.scenario(
+        "xss",
+        &[
+            ("UI_TOKEN", c.officer.clone()),
+            ("UI_PAGES", json(&["/ui/requests"])),
+            ("UI_EXPECT", json(&[script, &format!("{img}.bin")])),
+        ],
+    );
+    for t in [&c.security_lead, &c.qa_lead] {
+        let out = c.env.approve(id, t);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = child.wait_with_output().expect("sign");
+    assert!(
+        out.status.success(),
+        "sign: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Signed: the record, the decided list and the audit trail show the same values as text.
+    let seen = c.scenario(
+        "xss",
+        &[
+            ("UI_TOKEN", c.officer.clone()),
+            (
+                "UI_PAGES",
+                json(&[
+                    "/ui/requests",
+                    "/ui/signatures",
+                    "/ui/signatures?q=%3Cscript%3E",
+                ]),
+            ),
+            ("UI_EXPECT", json(&[&format!("{img}.bin")])),
+        ],
+    );
+    assert_eq!(seen.matches("xss-safe").count(), 3, "{seen}");
+}
+
+#[test]
+fn csrf_origin_idle_revoked_tokens_and_publishers_are_kept_apart() {
+    let c = Console::start();
+    let fw = c.file("fw-4.bin", b"acme firmware 4\n");
+    let acme_child = c.sign_in_background(&c.ci, &fw, "fw-release", &c.env.path("fw-4.p7s"), &[]);
+    let acme = c.new_pending(&[]);
+    let gx = c.file("globex-secret-project.exe", b"globex tool\n");
+    let globex_child =
+        c.sign_in_background(&c.globex_ci, &gx, "globex-fw", &c.env.path("gx.p7s"), &[]);
+    let globex = c.new_pending(&[acme]);
+
+    // CSRF: no token, a wrong token, another origin, a real cross-site form: all refused.
+    let seen = c.scenario(
+        "csrf",
+        &[
+            ("UI_TOKEN", c.security_lead.clone()),
+            ("UI_KIND", "signature".into()),
+            ("UI_ID", acme.to_string()),
+        ],
+    );
+    for step in ["no-token", "wrong-token", "cross-site-form", "session"] {
+        assert!(seen.contains(step), "{step} missing:\n{seen}");
+    }
+    // With the session's own cookie and CSRF token, a post that says it comes from another
+    // origin is refused too (and a same-origin one passes both checks: its bad decision is
+    // what is refused).
+    let session: serde_json::Value = seen
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["what"] == "session")
+        .expect("session line");
+    let cookie = format!(
+        "Cookie: __Host-hallmark_session={}",
+        session["cookie"].as_str().expect("cookie")
+    );
+    let form = format!(
+        "csrf={}&decision=approve",
+        session["csrf"].as_str().expect("csrf")
+    );
+    let url = format!("{}/ui/requests/signature/{acme}", c.env.api());
+    let post = |headers: &[&str], body: &str| {
+        let mut args = vec!["--cacert", &c.env.root, "-H", &cookie, "--data", body];
+        for h in headers {
+            args.extend(["-H", h]);
+        }
+        let (code, body, _) = curl(&url, &args);
+        (code, String::from_utf8_lossy(&body).into_owned())
+    };
+    let (code, body) = post(&["Origin: https://evil.example"], &form);
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("another site"), "{body}");
+    let (code, body) = post(&["Sec-Fetch-Site: cross-site"], &form);
+    assert_eq!(code, 403, "{body}");
+    let (code, body) = post(&["Origin: null"], &form);
+    assert_eq!(code, 403, "{body}");
+    let origin = format!("Origin: {}", c.env.api());
+    let bad = form.replace("approve", "maybe");
+    let (code, body) = post(&[&origin, "Sec-Fetch-Site: same-origin"], &bad);
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("neither approve nor deny"), "{body}");
+    // ... and nothing changed.
+    let rec = c.request(acme);
+    assert_eq!(rec.status.as_str(), "pending");
+    assert!(c
+        .env
+        .store()
+        .signature_approvals(acme)
+        .expect("read")
+        .is_empty());
+
+    // acme's approver sees acme's request and nothing of globex's, not even by its address.
+    let globex_key_cert = c
+        .env
+        .store()
+        .get_key("globex-fw")
+        .expect("read")
+        .expect("key")
+        .cert_serial
+        .expect("globex key certificate");
+    c.scenario(
+        "visible",
+        &[
+            ("UI_TOKEN", c.security_lead.clone()),
+            ("UI_SEE", json(&[&format!("sig-{acme}")])),
+            ("UI_HIDDEN", json(&[&format!("sig-{globex}")])),
+            (
+                "UI_HIDDEN_TEXT",
+                json(&["globex-secret-project", "globex-fw"]),
+            ),
+            (
+                "UI_NOT_FOUND",
+                json(&[&format!("/ui/certificates/{globex_key_cert}")]),
+            ),
+        ],
+    );
+    // globex's approver sees globex's only; the officer sees both.
+    c.scenario(
+        "visible",
+        &[
+            ("UI_TOKEN", c.globex_lead.clone()),
+            ("UI_SEE", json(&[&format!("sig-{globex}")])),
+            ("UI_HIDDEN", json(&[&format!("sig-{acme}")])),
+            ("UI_HIDDEN_TEXT", json(&["fw-4.bin", "fw-release"])),
+        ],
+    );
+    c.scenario(
+        "visible",
+        &[
+            ("UI_TOKEN", c.officer.clone()),
+            (
+                "UI_SEE",
+                json(&[&format!("sig-{acme}"), &format!("sig-{globex}")]),
+            ),
+        ],
+    );
+
+    // A session idle past [console] idle_minutes is sent to sign in.
+    let ended = |token: &str, between: &dyn Fn(), says: &str| {
+        let mut child = c
+            .scenario_cmd(
+                "ended",
+                &[
+                    ("UI_TOKEN", token.to_string()),
+                    ("UI_ENDED", says.to_string()),
+                ],
+            )
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("node");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let mut seen = String::new();
+        for line in lines.by_ref() {
+            let line = line.expect("line");
+            seen.push_str(&line);
+            if line.contains("\"ready\"") {
+                break;
+            }
+        }
+        assert!(
+            seen.contains("ready"),
+            "the browser did not sign in: {seen}"
+        );
+        between();
+        let mut stdin = child.stdin.take().expect("stdin");
+        writeln!(stdin, "go").expect("write");
+        drop(stdin);
+        let rest: Vec<String> = lines.map_while(Result::ok).collect();
+        let out = child.wait_with_output().expect("node");
+        assert!(
+            out.status.success(),
+            "{seen}\n{}\n{}",
+            rest.join("\n"),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let store = c.env.store();
+    ended(
+        &c.qa_lead,
+        &|| {
+            let aged = store
+                .age_sessions(&token_id(&c.qa_lead), 31 * 60)
+                .expect("age");
+            assert_eq!(aged, 1);
+        },
+        "after a time without use",
+    );
+    // A revoked token ends its sessions at once.
+    let lead = c.security_lead.clone();
+    ended(
+        &lead,
+        &|| {
+            c.env.ca.hm(&["token", "revoke", &token_id(&lead)]);
+        },
+        "was revoked or has expired",
+    );
+    let audit = c.env.ca.hm(&["audit", "--limit", "200"]);
+    assert!(audit.contains("session.created"), "{audit}");
+
+    for mut child in [acme_child, globex_child] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+#[test]
+fn every_page_is_accessible_at_desktop_and_phone_width_and_revocation_asks_first() {
+    let c = Console::start();
+    // Something on every page: a pending and a signed request, a station, certificates.
+    let fw = c.file("fw-5.bin", b"firmware 5\n");
+    let signed = c.sign_in_background(
+        &c.ci,
+        &fw,
+        "fw-release",
+        &c.env.path("fw-5.p7s"),
+        &["build=5"],
+    );
+    let first = c.new_pending(&[]);
+    for t in [&c.security_lead, &c.qa_lead] {
+        assert!(c.env.approve(first, t).status.success());
+    }
+    assert!(signed.wait_with_output().expect("sign").status.success());
+    let fw6 = c.file("fw-6.bin", b"firmware 6\n");
+    let mut pending = c.sign_in_background(
+        &c.ci,
+        &fw6,
+        "fw-release",
+        &c.env.path("fw-6.p7s"),
+        &["build=6"],
+    );
+    c.new_pending(&[first]);
+    c.env.ca.hm(&[
+        "station",
+        "add",
+        "line-1",
+        "--profile",
+        "iot-device",
+        "--serial-pattern",
+        "^SN[0-9]{6}$",
+        "--quota",
+        "1000",
+        "--out-dir",
+        &c.env.path("stations"),
+    ]);
+
+    let shots: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/console-screenshots");
+    let seen = c.scenario(
+        "tour",
+        &[
+            ("UI_TOKEN", c.officer.clone()),
+            (
+                "UI_PAGES",
+                json(&[
+                    "/ui/requests",
+                    "/ui/signatures",
+                    "/ui/certificates",
+                    "/ui/keys",
+                    "/ui/stations",
+                    "/ui/audit",
+                ]),
+            ),
+            ("UI_SCREENSHOTS", shots.display().to_string()),
+        ],
+    );
+    assert_eq!(seen.matches("\"what\":\"page\"").count(), 12, "{seen}");
+    for name in [
+        "sign-in",
+        "requests",
+        "signatures",
+        "certificates",
+        "keys",
+        "stations",
+        "audit",
+        "requests-phone",
+    ] {
+        let f = shots.join(format!("{name}.png"));
+        assert!(
+            std::fs::metadata(&f)
+                .map(|m| m.len() > 1000)
+                .unwrap_or(false),
+            "no screenshot {}",
+            f.display()
+        );
+    }
+
+    // Revocation through the form, after its confirmation step.
+    let serial = c
+        .env
+        .store()
+        .get_key("globex-fw")
+        .expect("read")
+        .expect("key")
+        .cert_serial
+        .expect("certificate");
+    c.scenario(
+        "revoke",
+        &[
+            ("UI_TOKEN", c.officer.clone()),
+            ("UI_SERIAL", serial.clone()),
+            ("UI_REASON", "keyCompromise".into()),
+        ],
+    );
+    let r = c
+        .env
+        .store()
+        .get_revocation(&serial)
+        .expect("read")
+        .expect("revoked");
+    assert_eq!(r.reason, 1);
+    assert!(r.actor.contains("officer"), "{}", r.actor);
+    let _ = pending.kill();
+    let _ = pending.wait();
+}

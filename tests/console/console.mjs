@@ -1,0 +1,320 @@
+// The web console in a real browser: Debian's chromium, headless, driven by playwright-core.
+// tests/console.rs runs one scenario per call: `node console.mjs SCENARIO`, its inputs in the
+// environment (UI_*). A scenario prints what it saw as JSON lines and exits 1 on the first
+// thing that is not as expected. The server's TLS certificate is trusted by its SPKI hash only
+// (--ignore-certificate-errors-spki-list), not by ignoring certificate errors.
+
+import { chromium } from 'playwright-core';
+import fs from 'node:fs';
+import path from 'node:path';
+import readline from 'node:readline';
+
+const env = process.env;
+const base = env.UI_URL;
+const axeSource = fs.readFileSync(
+  new URL('./node_modules/axe-core/axe.min.js', import.meta.url),
+  'utf8',
+);
+
+function fail(msg) {
+  console.error(`console test: ${msg}`);
+  process.exit(1);
+}
+function check(cond, msg) {
+  if (!cond) fail(msg);
+}
+function say(what, detail = {}) {
+  console.log(JSON.stringify({ what, ...detail }));
+}
+const list = (name) => (env[name] ? JSON.parse(env[name]) : []);
+
+async function launch() {
+  return chromium.launch({
+    executablePath: env.UI_CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      `--ignore-certificate-errors-spki-list=${env.UI_SPKI}`,
+    ],
+  });
+}
+
+/// A new page, with every script error and dialog recorded (none may happen).
+async function newPage(browser, viewport = { width: 1280, height: 900 }) {
+  const context = await browser.newContext({ viewport });
+  const page = await context.newPage();
+  page.errors = [];
+  page.on('pageerror', (e) => page.errors.push(String(e)));
+  page.on('dialog', async (d) => {
+    page.errors.push(`dialog: ${d.message()}`);
+    await d.dismiss();
+  });
+  page.on('console', (m) => {
+    if (m.type() === 'error') page.errors.push(`console: ${m.text()}`);
+  });
+  return page;
+}
+
+/// Signs in with the token through the form, by keyboard; lands on Requests.
+async function signIn(page, token) {
+  const r = await page.goto(`${base}/ui/`);
+  check(r.ok(), `GET /ui/ answered ${r.status()}`);
+  check(page.url().endsWith('/ui/login'), `not sent to sign in: ${page.url()}`);
+  await page.getByLabel('Token').fill(token);
+  await page.getByLabel('Token').press('Enter');
+  await page.waitForURL('**/ui/requests');
+  const cookies = await page.context().cookies();
+  const c = cookies.find((c) => c.name === '__Host-hallmark_session');
+  check(c, 'no session cookie');
+  check(c.httpOnly && c.secure && c.sameSite === 'Strict', `cookie flags: ${JSON.stringify(c)}`);
+  say('signed-in', { url: page.url() });
+}
+
+function card(page, kind, id) {
+  const prefix = kind === 'signature' ? 'sig' : 'cert';
+  return page.locator(`section[aria-labelledby="${prefix}-${id}"]`);
+}
+
+async function noScriptRan(page) {
+  const pwned = await page.evaluate(() => window.__pwned);
+  check(pwned === undefined, `a script from a request ran: window.__pwned = ${pwned}`);
+  check(page.errors.length === 0, `script errors or dialogs: ${page.errors.join(' | ')}`);
+}
+
+async function waitForLine() {
+  const rl = readline.createInterface({ input: process.stdin });
+  for await (const line of rl) {
+    rl.close();
+    return line;
+  }
+  return '';
+}
+
+const scenarios = {
+  // Sign in, check the request card shows every UI_EXPECT text, then decide it.
+  async decide(browser) {
+    const page = await newPage(browser);
+    await signIn(page, env.UI_TOKEN);
+    const c = card(page, env.UI_KIND, env.UI_ID);
+    check((await c.count()) === 1, `request ${env.UI_KIND} ${env.UI_ID} is not on the page`);
+    const text = await c.innerText();
+    for (const want of list('UI_EXPECT')) {
+      check(text.includes(want), `request card lacks '${want}':\n${text}`);
+    }
+    say('card', { text });
+    await c.getByLabel('Comment (optional)').fill(env.UI_COMMENT || '');
+    const button = env.UI_DECISION === 'deny' ? 'Deny' : 'Approve';
+    await c.getByRole('button', { name: button }).click();
+    await page.waitForURL(`**/ui/requests?done=${env.UI_DECISION}`);
+    const flash = await page.locator('p.flash').innerText();
+    check(flash.includes('recorded'), `no confirmation: ${flash}`);
+    say('decided', { decision: env.UI_DECISION, flash });
+    await noScriptRan(page);
+  },
+
+  // The requester sees its own request but no way to approve it.
+  async own(browser) {
+    const page = await newPage(browser);
+    await signIn(page, env.UI_TOKEN);
+    const c = card(page, env.UI_KIND, env.UI_ID);
+    check((await c.count()) === 1, `own request ${env.UI_ID} is not shown`);
+    check((await c.getByRole('button', { name: 'Approve' }).count()) === 0, 'an Approve button on the requester\'s own request');
+    const text = await c.innerText();
+    check(text.includes('You asked for this'), `no note for the requester: ${text}`);
+    say('own', { text });
+  },
+
+  // Pages with hostile values from requests: rendered as text, no script runs, CSP present.
+  async xss(browser) {
+    const page = await newPage(browser);
+    await signIn(page, env.UI_TOKEN);
+    for (const p of list('UI_PAGES')) {
+      const r = await page.goto(`${base}${p}`);
+      check(r.status() === 200, `${p}: ${r.status()}`);
+      const csp = r.headers()['content-security-policy'] || '';
+      check(csp.includes("default-src 'none'") && csp.includes("frame-ancestors 'none'"), `${p}: CSP '${csp}'`);
+      check(!csp.includes('unsafe-inline'), `${p}: CSP allows inline code: ${csp}`);
+      const body = await page.locator('main').innerText();
+      for (const want of list('UI_EXPECT')) {
+        check(body.includes(want), `${p}: '${want}' is not shown as text:\n${body}`);
+      }
+      const injected = await page.locator('main img, main script, main [onerror]').count();
+      check(injected === 0, `${p}: ${injected} elements from request values`);
+      await page.waitForTimeout(300);
+      await noScriptRan(page);
+      say('xss-safe', { page: p, csp });
+    }
+  },
+
+  // State-changing posts without the CSRF token, or from another origin, are refused.
+  async csrf(browser) {
+    const page = await newPage(browser);
+    await signIn(page, env.UI_TOKEN);
+    const c = card(page, env.UI_KIND, env.UI_ID);
+    check((await c.count()) === 1, `request ${env.UI_ID} is not on the page`);
+    const token = await c.locator('input[name=csrf]').inputValue();
+    const action = `${base}/ui/requests/${env.UI_KIND}/${env.UI_ID}`;
+    // Same-origin posts from the page itself: a form built in the page and submitted by the
+    // browser (it sends the cookie and its own Origin).
+    const post = async (fields) => {
+      await page.goto(`${base}/ui/requests`);
+      const [resp] = await Promise.all([
+        page.waitForNavigation(),
+        page.evaluate(([url, f]) => {
+          const form = document.createElement('form');
+          form.method = 'post';
+          form.action = url;
+          for (const [k, v] of Object.entries(f)) {
+            const i = document.createElement('input');
+            i.name = k;
+            i.value = v;
+            form.appendChild(i);
+          }
+          document.body.appendChild(form);
+          form.submit();
+        }, [action, fields]),
+      ]);
+      return resp.status();
+    };
+    let status = await post({ decision: 'approve', comment: 'no token' });
+    check(status === 403, `a post without the CSRF token answered ${status}`);
+    say('no-token', { status });
+    status = await post({ csrf: 'f'.repeat(32), decision: 'approve' });
+    check(status === 403, `a post with a wrong CSRF token answered ${status}`);
+    say('wrong-token', { status });
+    // A real cross-site form, submitted by the browser from another origin: the SameSite=Strict
+    // cookie is not sent, so it reaches no session.
+    const evil = await page.context().newPage();
+    await evil.setContent(`<form method="post" action="${action}"><input name="csrf" value="${token}"><input name="decision" value="approve"><button>go</button></form>`);
+    const [resp] = await Promise.all([
+      evil.waitForNavigation(),
+      evil.click('button'),
+    ]);
+    const landed = evil.url();
+    check(landed.includes('/ui/login') || resp.status() === 403, `a cross-site form reached ${landed} (${resp.status()})`);
+    say('cross-site-form', { landed, status: resp.status() });
+    // The session outlived the cross-site post (nothing cleared its cookie); its cookie and
+    // CSRF token, for the test to post with from another origin.
+    const cookie = (await page.context().cookies()).find((c) => c.name === '__Host-hallmark_session');
+    check(cookie && cookie.value, 'a cross-site post ended the session');
+    await page.goto(`${base}/ui/requests`);
+    check(page.url().endsWith('/ui/requests'), `signed out by a cross-site post: ${page.url()}`);
+    say('session', { cookie: cookie.value, csrf: token });
+  },
+
+  // Signs in, says READY, waits for a line on stdin (the test ages or revokes meanwhile), then
+  // reloads and expects the sign-in page with UI_ENDED's text.
+  async ended(browser) {
+    const page = await newPage(browser);
+    await signIn(page, env.UI_TOKEN);
+    say('ready');
+    await waitForLine();
+    await page.goto(`${base}/ui/requests`);
+    check(page.url().includes('/ui/login'), `still signed in: ${page.url()}`);
+    const text = await page.locator('main').innerText();
+    check(text.includes(env.UI_ENDED), `the sign-in page does not say '${env.UI_ENDED}': ${text}`);
+    // The cookie went with the session.
+    const cookies = await page.context().cookies();
+    check(!cookies.some((c) => c.name === '__Host-hallmark_session' && c.value), 'the cookie is still set');
+    say('ended', { url: page.url() });
+  },
+
+  // What a person sees: UI_SEE ids are on Requests, UI_HIDDEN are not; UI_NOT_FOUND paths are
+  // 404 (another publisher's records answer as if they did not exist).
+  async visible(browser) {
+    const page = await newPage(browser);
+    await signIn(page, env.UI_TOKEN);
+    for (const id of list('UI_SEE')) {
+      check((await page.locator(`section[aria-labelledby="${id}"]`).count()) === 1, `${id} is not shown`);
+    }
+    for (const id of list('UI_HIDDEN')) {
+      check((await page.locator(`[id="${id}"]`).count()) === 0, `${id} is shown to someone who may not see it`);
+    }
+    const main = await page.locator('main').innerText();
+    for (const t of list('UI_HIDDEN_TEXT')) {
+      check(!main.includes(t), `'${t}' is shown to someone who may not see it`);
+    }
+    for (const p of list('UI_NOT_FOUND')) {
+      const r = await page.goto(`${base}${p}`);
+      check(r.status() === 404, `${p} answered ${r.status()}`);
+      const t = await page.locator('main').innerText();
+      for (const h of list('UI_HIDDEN_TEXT')) check(!t.includes(h), `${p} shows '${h}'`);
+    }
+    say('visible', {});
+  },
+
+  // Revokes a certificate through the form and its confirmation.
+  async revoke(browser) {
+    const page = await newPage(browser);
+    await signIn(page, env.UI_TOKEN);
+    await page.goto(`${base}/ui/certificates/${env.UI_SERIAL}`);
+    await page.getByLabel('Reason').selectOption(env.UI_REASON);
+    await page.getByRole('button', { name: 'Revoke…' }).click();
+    await page.waitForURL('**/revoke');
+    const text = await page.locator('main').innerText();
+    check(text.includes('cannot be undone') && text.includes(env.UI_REASON), `no confirmation step: ${text}`);
+    say('confirm', {});
+    await page.getByRole('button', { name: 'Yes, revoke it' }).click();
+    await page.waitForURL(`**/ui/certificates/${env.UI_SERIAL}?revoked=1`);
+    const after = await page.locator('main').innerText();
+    check(after.includes('revoked') && after.includes(env.UI_REASON), `not shown revoked: ${after}`);
+    say('revoked', {});
+  },
+
+  // Every page: axe-core finds no serious or critical violation, at 1280 px and phone width;
+  // the first Tab reaches the skip link; screenshots into UI_SCREENSHOTS.
+  async tour(browser) {
+    const pages = list('UI_PAGES');
+    const dir = env.UI_SCREENSHOTS;
+    if (dir) fs.mkdirSync(dir, { recursive: true });
+    for (const [label, viewport] of [['', { width: 1280, height: 900 }], ['-phone', { width: 390, height: 844 }]]) {
+      const page = await newPage(browser, viewport);
+      if (dir && !label) {
+        await page.goto(`${base}/ui/login`);
+        await page.screenshot({ path: path.join(dir, 'sign-in.png'), fullPage: true });
+      }
+      await signIn(page, env.UI_TOKEN);
+      for (const p of pages) {
+        const r = await page.goto(`${base}${p}`);
+        check(r.status() === 200, `${p}: ${r.status()}`);
+        if (dir) {
+          const name = p.replace('/ui/', '').replace(/\//g, '-') || 'requests';
+          await page.screenshot({ path: path.join(dir, `${name}${label}.png`), fullPage: !label });
+        }
+        await page.keyboard.press('Tab');
+        const focused = await page.evaluate(() => document.activeElement && document.activeElement.textContent);
+        check(focused === 'Skip to content', `${p}: the first Tab reaches '${focused}'`);
+        await page.evaluate(axeSource);
+        const result = await page.evaluate(async () => {
+          const r = await window.axe.run(document, { resultTypes: ['violations'] });
+          return r.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.length, help: v.help }));
+        });
+        const bad = result.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+        check(bad.length === 0, `${p}${label}: axe: ${JSON.stringify(bad)}`);
+        // No horizontal scrolling of the page itself (wide tables scroll in their own region).
+        const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+        check(overflow <= 1, `${p}${label}: the page is ${overflow}px wider than the screen`);
+        await noScriptRan(page);
+        say('page', { page: p, viewport: viewport.width, axe: result });
+      }
+    }
+  },
+};
+
+const name = process.argv[2];
+const scenario = scenarios[name];
+if (!scenario) fail(`no scenario '${name}' (${Object.keys(scenarios).join(', ')})`);
+const browser = await launch();
+try {
+  await scenario(browser);
+} catch (e) {
+  await browser.close();
+  fail(`${name}: ${e.stack || e}`);
+}
+await browser.close();
