@@ -601,6 +601,55 @@ pub struct ConsoleSection {
     pub idle_minutes: u32,
     /// A session ends this long after sign-in, however busy.
     pub absolute_hours: u32,
+    /// `[console.oidc]`: people also sign in through an identity provider.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oidc: Option<ConsoleOidcConfig>,
+    /// `[[console.person]]`: who may sign in through the identity provider, and with which
+    /// token's rights.
+    #[serde(rename = "person", skip_serializing_if = "Vec::is_empty")]
+    pub people: Vec<ConsolePersonConfig>,
+}
+
+/// `[console.oidc]`: an OpenID Connect provider people sign in with (authorization code flow
+/// with PKCE, S256).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleOidcConfig {
+    /// What the sign-in button says: "Sign in with NAME".
+    pub name: String,
+    /// The provider's issuer, exactly as its ID tokens' `iss` (its discovery document is at
+    /// `{issuer}/.well-known/openid-configuration`).
+    pub issuer: String,
+    pub client_id: String,
+    /// The environment variable holding the client secret (a confidential client); none for a
+    /// public client (PKCE alone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret_env: Option<String>,
+    /// The redirect URI registered with the provider: `https://HOST:PORT/ui/login/callback`.
+    pub redirect_url: String,
+    /// The ID token claim that names a person (`email`, which must then be verified, or `sub`,
+    /// or another the provider sets).
+    #[serde(default = "default_person_claim")]
+    pub claim: String,
+    /// PEM bundle the provider's TLS certificate must chain to; default: the system's roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+}
+
+fn default_person_claim() -> String {
+    "email".into()
+}
+
+/// `[[console.person]]`: a person the identity provider names (by `[console.oidc] claim`) and
+/// the hallmark token whose rights (publisher, scopes, name in approvals) they act with.
+/// Revoking the token ends their sessions.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ConsolePersonConfig {
+    /// The claim's value (`alice@example.com`).
+    pub id: String,
+    /// The token's id (`hallmark token list`).
+    pub token: String,
 }
 
 impl ConsoleSection {
@@ -614,6 +663,8 @@ impl Default for ConsoleSection {
         ConsoleSection {
             idle_minutes: 30,
             absolute_hours: 12,
+            oidc: None,
+            people: Vec::new(),
         }
     }
 }
@@ -759,6 +810,33 @@ impl Config {
                 "console.absolute_hours = {} must be 1..720",
                 self.console.absolute_hours
             ));
+        }
+        if let Some(o) = &self.console.oidc {
+            let at = |why: String| format!("[console.oidc]: {why}");
+            if !o.issuer.starts_with("https://") {
+                return Err(at(format!("issuer '{}' is not an https:// URL", o.issuer)));
+            }
+            if !(o.redirect_url.starts_with("https://") || o.redirect_url.starts_with("http://"))
+                || !o.redirect_url.ends_with("/ui/login/callback")
+            {
+                return Err(at(format!(
+                    "redirect_url '{}' must be this server's https://HOST:PORT/ui/login/callback",
+                    o.redirect_url
+                )));
+            }
+            if o.client_id.is_empty() || o.claim.is_empty() || o.name.is_empty() {
+                return Err(at("name, client_id and claim must not be empty".into()));
+            }
+        } else if !self.console.people.is_empty() {
+            return Err(
+                "[[console.person]] needs a [console.oidc] provider to sign in with".into(),
+            );
+        }
+        let mut ids = std::collections::BTreeSet::new();
+        for p in &self.console.people {
+            if !ids.insert(p.id.as_str()) {
+                return Err(format!("[[console.person]] '{}' is listed twice", p.id));
+            }
         }
         if !(1..=3650).contains(&self.notifications.expiring_days) {
             return Err("notifications.expiring_days must be 1 to 3650".into());

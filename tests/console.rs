@@ -15,6 +15,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use common::oidc::OidcIssuer;
 use common::*;
 
 /// A signing CA with publishers acme and globex, key `fw-release` (acme, CMS, 2 of
@@ -33,77 +34,94 @@ struct Console {
 
 impl Console {
     fn start() -> Console {
-        let (env, _) = SignEnv::start(Keys::Soft, |ca| {
-            ca.add_globex();
-            ca.create_key(
-                "acme",
-                "fw-release",
-                "p256",
-                &["--profile", "firmware-signing"],
-            );
-            ca.hm(&[
-                "key",
-                "policy",
-                "fw-release",
-                "--formats",
-                "cms",
-                "--approvals",
-                "2",
-                "--approvers",
-                "security-lead,qa-lead,cto",
-            ]);
-            ca.create_key(
-                "globex",
-                "globex-fw",
-                "p256",
-                &["--profile", "code-signing"],
-            );
-            ca.hm(&[
-                "key",
-                "policy",
-                "globex-fw",
-                "--approvals",
-                "1",
-                "--approvers",
-                "globex-lead",
-            ]);
-        });
+        Console::start_with(None)
+    }
+
+    /// The console's CA and server; with IDP, people also sign in through that identity
+    /// provider (`[console.oidc]`), alice@example.com with security-lead's token.
+    fn start_with(idp: Option<&OidcIssuer>) -> Console {
+        let ca = TestCa::new(Keys::Soft);
+        ca.add_acme();
+        ca.add_globex();
+        ca.create_key(
+            "acme",
+            "fw-release",
+            "p256",
+            &["--profile", "firmware-signing"],
+        );
+        ca.hm(&[
+            "key",
+            "policy",
+            "fw-release",
+            "--formats",
+            "cms",
+            "--approvals",
+            "2",
+            "--approvers",
+            "security-lead,qa-lead,cto",
+        ]);
+        ca.create_key(
+            "globex",
+            "globex-fw",
+            "p256",
+            &["--profile", "code-signing"],
+        );
+        ca.hm(&[
+            "key",
+            "policy",
+            "globex-fw",
+            "--approvals",
+            "1",
+            "--approvers",
+            "globex-lead",
+        ]);
         let token = |publisher: &str, name: &str, scopes: &str| {
-            env.ca
-                .token(&["--publisher", publisher, "--name", name, "--scopes", scopes])
+            ca.token(&["--publisher", publisher, "--name", name, "--scopes", scopes])
         };
         let ci = token("acme", "ci", "sign");
         let security_lead = token("acme", "security-lead", "approve");
         let qa_lead = token("acme", "qa-lead", "approve");
         let globex_ci = token("globex", "globex-ci", "sign");
         let globex_lead = token("globex", "globex-lead", "approve");
-        let officer = env.ca.token(&[
+        let officer = ca.token(&[
             "--officer",
             "--name",
             "officer",
             "--scopes",
             "issue,approve,revoke,sign",
         ]);
-        // The API listener's certificate, trusted in the browser by its SPKI hash only.
-        let cert = env
-            .ca
-            .dir
-            .path()
-            .join("ca/tls/api.pem")
-            .display()
-            .to_string();
-        let spki = Command::new("sh")
-            .arg("-c")
-            .arg(format!(
-                "openssl x509 -in '{cert}' -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | openssl base64 -A"
-            ))
-            .output()
-            .expect("openssl");
-        let spki = String::from_utf8_lossy(&spki.stdout).trim().to_string();
-        assert_eq!(spki.len(), 44, "the API certificate's SPKI hash: {spki}");
+        // The API listener's address is known before it starts: the provider redirects to it.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let api = format!("127.0.0.1:{port}");
+        if let Some(idp) = idp {
+            let mut text = std::fs::read_to_string(ca.config()).expect("config");
+            text.push_str(&format!(
+                "\n[console.oidc]\nname = \"Example SSO\"\nissuer = \"{}\"\nclient_id = \"hallmark-console\"\nclient_secret_env = \"CONSOLE_CLIENT_SECRET\"\nredirect_url = \"https://{api}/ui/login/callback\"\nca_file = \"{}\"\n\n[[console.person]]\nid = \"alice@example.com\"\ntoken = \"{}\"\n",
+                idp.url,
+                idp.ca_file.display(),
+                token_id(&security_lead)
+            ));
+            std::fs::write(ca.config(), text).expect("config");
+        }
+        let root = ca.ca_pem("root").display().to_string();
+        let server = Server::start_listening(
+            &ca,
+            "127.0.0.1:0",
+            Some(&api),
+            &[("CONSOLE_CLIENT_SECRET", "console client secret")],
+        );
+        let env = SignEnv { server, ca, root };
+        // The browser trusts the servers it talks to by their certificates' SPKI hashes only.
+        let mut spki = vec![spki_of(&api)];
+        if let Some(idp) = idp {
+            spki.push(spki_of(idp.url.trim_start_matches("https://")));
+        }
         Console {
             env,
-            spki,
+            spki: spki.join(","),
             ci,
             security_lead,
             qa_lead,
@@ -202,6 +220,21 @@ impl Console {
             .expect("read")
             .expect("request")
     }
+}
+
+/// The base64 SHA-256 of the SubjectPublicKeyInfo of the TLS certificate the server at ADDR
+/// presents (what chromium's --ignore-certificate-errors-spki-list takes).
+fn spki_of(addr: &str) -> String {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl s_client -connect {addr} </dev/null 2>/dev/null | openssl x509 -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | openssl base64 -A"
+        ))
+        .output()
+        .expect("openssl");
+    let spki = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert_eq!(spki.len(), 44, "the SPKI hash of {addr}: '{spki}'");
+    spki
 }
 
 fn sha256_hex(data: &[u8]) -> String {
@@ -686,4 +719,80 @@ fn every_page_is_accessible_at_desktop_and_phone_width_and_revocation_asks_first
     assert!(r.actor.contains("officer"), "{}", r.actor);
     let _ = pending.kill();
     let _ = pending.wait();
+}
+
+#[test]
+fn people_sign_in_through_the_identity_provider_with_pkce() {
+    let dir = tempfile::tempdir().expect("dir");
+    let idp = OidcIssuer::start(dir.path(), "sso");
+    idp.register_client("hallmark-console", "console client secret");
+    let c = Console::start_with(Some(&idp));
+    let fw = c.file("fw-7.bin", b"firmware 7\n");
+    let mut child = c.sign_in_background(&c.ci, &fw, "fw-release", &c.env.path("fw-7.p7s"), &[]);
+    let id = c.new_pending(&[]);
+    // alice, a [[console.person]], signs in at the provider and decides with security-lead's
+    // rights.
+    idp.sign_in_as(
+        &serde_json::json!({"sub": "u-1001", "email": "alice@example.com", "email_verified": true}),
+    );
+    let seen = c.scenario(
+        "idp",
+        &[
+            ("UI_PROVIDER", "Example SSO".into()),
+            ("UI_EXPECT_NAME", "security-lead".into()),
+            ("UI_KIND", "signature".into()),
+            ("UI_ID", id.to_string()),
+        ],
+    );
+    assert!(seen.contains("\"approved\""), "{seen}");
+    let approvals = c.env.store().signature_approvals(id).expect("read");
+    assert_eq!(approvals.len(), 1);
+    assert_eq!(approvals[0].approver, "security-lead");
+    let audit = c.env.ca.hm(&["audit", "--limit", "100"]);
+    assert!(audit.contains("person:alice@example.com"), "{audit}");
+
+    // Someone the provider knows but the console does not, and an unverified email, are
+    // refused; nothing is decided.
+    for (who, says) in [
+        (
+            serde_json::json!({"sub": "u-2", "email": "mallory@example.com", "email_verified": true}),
+            "not a [[console.person]]",
+        ),
+        (
+            serde_json::json!({"sub": "u-3", "email": "alice@example.com", "email_verified": false}),
+            "not verified",
+        ),
+    ] {
+        idp.sign_in_as(&who);
+        c.scenario(
+            "idp-refused",
+            &[
+                ("UI_PROVIDER", "Example SSO".into()),
+                ("UI_SAYS", says.into()),
+            ],
+        );
+    }
+    // A callback this browser did not start (no flow cookie, a made-up state) is refused.
+    let (code, body, _) = curl(
+        &format!("{}/ui/login/callback?code=abc&state=forged", c.env.api()),
+        &["--cacert", &c.env.root],
+    );
+    assert_eq!(code, 403, "{}", String::from_utf8_lossy(&body));
+    let (code, body, _) = curl(
+        &format!("{}/ui/login/callback?code=abc&state=forged", c.env.api()),
+        &[
+            "--cacert",
+            &c.env.root,
+            "-H",
+            "Cookie: __Host-hallmark_login=forged",
+        ],
+    );
+    assert_eq!(code, 401, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("unknown"));
+    assert_eq!(
+        c.env.store().signature_approvals(id).expect("read").len(),
+        1
+    );
+    let _ = child.kill();
+    let _ = child.wait();
 }

@@ -63,8 +63,32 @@ impl Hallmark {
     /// Signs in with a hallmark token: the cookie's value (returned once, kept only as a hash)
     /// and the session. A bad token is refused as the API refuses it.
     pub fn sign_in(&self, token: &str, address: Option<String>) -> Result<(String, Session)> {
-        use base64::Engine as _;
         let cred = self.authenticate(Some(token.trim()), address)?;
+        let actor = cred.actor();
+        self.open_session(cred, &actor)
+    }
+
+    /// Signs in a person the console's identity provider vouched for (`id`: the value of its
+    /// `[console.oidc] claim`), with the rights of the token `[[console.person]]` gives them.
+    pub fn sign_in_person(&self, id: &str, address: Option<String>) -> Result<(String, Session)> {
+        let Some(person) = self.config.console.people.iter().find(|p| p.id == id) else {
+            return Err(AuthError::Forbidden(format!(
+                "'{id}' signed in at the identity provider but is not a [[console.person]] here; ask an officer to add them"
+            ))
+            .into());
+        };
+        let cred = self.credential_of_token(&person.token, address.clone())?;
+        let actor = format!(
+            "person:{id}@{} token:{}({})",
+            address.as_deref().unwrap_or("local"),
+            cred.token_id,
+            cred.name
+        );
+        self.open_session(cred, &actor)
+    }
+
+    fn open_session(&self, cred: Credential, actor: &str) -> Result<(String, Session)> {
+        use base64::Engine as _;
         let mut raw = [0u8; 32];
         rand::Rng::fill(&mut rand::rngs::OsRng, &mut raw);
         let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
@@ -78,7 +102,7 @@ impl Hallmark {
                 last_seen: at,
                 expires_at,
             },
-            &cred.actor(),
+            actor,
         )?;
         let csrf = csrf_of(&secret);
         Ok((

@@ -631,10 +631,7 @@ async fn handle_console(
         remote: Some(remote),
         tls: state.hm.config.api.transport == crate::config::Transport::Tls,
     };
-    let st = state.clone();
-    tokio::task::spawn_blocking(move || ui::handle(&st.hm, &st.limiter, &req))
-        .await
-        .unwrap_or_else(|_| refused(Refusal::Internal))
+    ui::serve(state, req).await
 }
 
 /// A request read whole: (route template, credential id, response).

@@ -10,6 +10,7 @@
 //! the run's claims).
 
 pub mod jwks;
+pub mod people;
 pub mod token;
 
 use std::collections::{BTreeSet, HashMap};

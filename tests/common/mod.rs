@@ -371,12 +371,23 @@ impl Server {
     /// Like `start_with_env`, with the public listener on PUBLIC (the address the CA's
     /// certificates name for OCSP and CRLs, when a test fetches them from there).
     pub fn start_at(ca: &TestCa, public: &str, with_api: bool, env: &[(&str, &str)]) -> Server {
+        Server::start_listening(ca, public, with_api.then_some("127.0.0.1:0"), env)
+    }
+
+    /// Like `start_at`, with the API listener at API (none: `--no-api`), for a test that must
+    /// know its address before the server starts (a redirect URI in the config).
+    pub fn start_listening(
+        ca: &TestCa,
+        public: &str,
+        api: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> Server {
         use std::io::BufRead;
+        let with_api = api.is_some();
         let mut args = vec!["serve", "--public-listen", public];
-        if with_api {
-            args.extend(["--api-listen", "127.0.0.1:0"]);
-        } else {
-            args.push("--no-api");
+        match api {
+            Some(a) => args.extend(["--api-listen", a]),
+            None => args.push("--no-api"),
         }
         // Access lines for every request would flood the test output: warnings and errors
         // only (a test's ENV may say otherwise).

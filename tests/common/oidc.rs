@@ -4,6 +4,11 @@
 //! (`ACTIONS_ID_TOKEN_REQUEST_URL`, answering `{"value": JWT}` to the request bearer token).
 //! Keys rotate on demand, the issuer can go down, and it counts JWKS fetches. It signs with
 //! aws-lc-rs directly, not with the verifier's JWT library.
+//!
+//! For people (the console's sign-in) it is also an OpenID provider's authorization server:
+//! `/authorize` (the authorization code flow; it signs in the person `sign_in_as` set, without
+//! a login form) and `/token` (client_secret_basic, PKCE S256 checked, codes used once),
+//! answering an ID token with the person's claims, the client's audience and the nonce.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -64,6 +69,20 @@ struct State {
     request_token: String,
     /// The claims GitHub's token endpoint puts in the job's token (besides aud and times).
     job: Value,
+    /// The person `/authorize` signs in (their claims), and the client it knows.
+    person: Value,
+    client: Option<(String, String)>,
+    /// Codes given out and not yet redeemed.
+    codes: std::collections::HashMap<String, Grant>,
+}
+
+/// What an authorization code stands for.
+struct Grant {
+    client_id: String,
+    redirect_uri: String,
+    challenge: String,
+    nonce: String,
+    person: Value,
 }
 
 /// A running issuer; stops with the test process.
@@ -107,6 +126,9 @@ impl OidcIssuer {
             max_age: 300,
             request_token: format!("{name}-request-token"),
             job: json!({}),
+            person: json!({}),
+            client: None,
+            codes: std::collections::HashMap::new(),
         }));
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let tls = rustls::ServerConfig::builder_with_provider(provider)
@@ -137,10 +159,21 @@ impl OidcIssuer {
                         let Ok(stream) = acceptor.accept(tcp).await else {
                             return;
                         };
-                        let svc = hyper::service::service_fn(move |req| {
-                            let st = st.clone();
-                            async move { Ok::<_, std::convert::Infallible>(answer(&st, req)) }
-                        });
+                        let svc = hyper::service::service_fn(
+                            move |req: hyper::Request<hyper::body::Incoming>| {
+                                let st = st.clone();
+                                async move {
+                                    use http_body_util::BodyExt;
+                                    let (parts, body) = req.into_parts();
+                                    let body = body
+                                        .collect()
+                                        .await
+                                        .map(|b| b.to_bytes())
+                                        .unwrap_or_default();
+                                    Ok::<_, std::convert::Infallible>(answer(&st, &parts, &body))
+                                }
+                            },
+                        );
                         let _ = hyper::server::conn::http1::Builder::new()
                             .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
                             .await;
@@ -255,6 +288,16 @@ impl OidcIssuer {
         })
     }
 
+    /// The OAuth client `/token` accepts (client_secret_basic).
+    pub fn register_client(&self, client_id: &str, secret: &str) {
+        self.with(|s| s.client = Some((client_id.to_string(), secret.to_string())))
+    }
+
+    /// The person `/authorize` signs in from now on: their ID token claims (sub, email, ...).
+    pub fn sign_in_as(&self, claims: &Value) {
+        self.with(|s| s.person = claims.clone())
+    }
+
     /// Registered claims for now: iss, aud, iat, nbf, exp (5 minutes), jti.
     pub fn times(&self, aud: &str) -> Value {
         let now = std::time::SystemTime::now()
@@ -360,20 +403,156 @@ fn reply(status: u16, headers: &[(&str, String)], body: Value) -> Reply {
     .expect("response")
 }
 
-fn answer(st: &Arc<Mutex<State>>, req: hyper::Request<hyper::body::Incoming>) -> Reply {
+/// `a=b&c=d` with %XX and +, as a map.
+fn form_pairs(q: &str) -> std::collections::HashMap<String, String> {
+    fn dec(s: &str) -> String {
+        let b = s.replace('+', " ");
+        let b = b.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] == b'%' && i + 2 < b.len() {
+                if let Ok(v) = u8::from_str_radix(&String::from_utf8_lossy(&b[i + 1..i + 3]), 16) {
+                    out.push(v);
+                    i += 3;
+                    continue;
+                }
+            }
+            out.push(b[i]);
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+    q.split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (dec(k), dec(v)))
+        .collect()
+}
+
+/// The authorization endpoint: checks the request as a provider would and, the person being
+/// signed in already, redirects back with a code (or an error when no client is registered).
+fn authorize(s: &mut State, query: &str) -> Reply {
+    let q = form_pairs(query);
+    let get = |k: &str| q.get(k).cloned().unwrap_or_default();
+    let redirect = get("redirect_uri");
+    let Some((client_id, _)) = s.client.clone() else {
+        return reply(400, &[], json!({"error": "unauthorized_client"}));
+    };
+    if get("client_id") != client_id
+        || get("response_type") != "code"
+        || get("code_challenge_method") != "S256"
+        || get("code_challenge").len() != 43
+        || !get("scope").split(' ').any(|x| x == "openid")
+        || get("state").is_empty()
+        || get("nonce").is_empty()
+    {
+        return reply(
+            400,
+            &[],
+            json!({"error": "invalid_request", "query": query}),
+        );
+    }
+    let code = format!("{:x}{:x}", rand_u64(), rand_u64());
+    s.codes.insert(
+        code.clone(),
+        Grant {
+            client_id,
+            redirect_uri: redirect.clone(),
+            challenge: get("code_challenge"),
+            nonce: get("nonce"),
+            person: s.person.clone(),
+        },
+    );
+    let to = format!("{redirect}?code={code}&state={}", get("state"));
+    reply(302, &[("location", to)], json!({}))
+}
+
+/// The token endpoint: client_secret_basic, the code once, the same redirect_uri, and the
+/// PKCE verifier whose S256 is the code's challenge; then an ID token.
+fn token_endpoint(s: &mut State, parts: &hyper::http::request::Parts, body: &[u8]) -> Reply {
+    let f = form_pairs(&String::from_utf8_lossy(body));
+    let get = |k: &str| f.get(k).cloned().unwrap_or_default();
+    let Some((client_id, secret)) = s.client.clone() else {
+        return reply(401, &[], json!({"error": "invalid_client"}));
+    };
+    // client_secret_basic (RFC 6749 §2.3.1): id and secret form-encoded, then joined by ':'.
+    let presented = parts
+        .headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .and_then(|b| {
+            b.split_once(':')
+                .map(|(i, p)| form_pairs(&format!("i={i}&p={p}")))
+        });
+    let ok =
+        presented.is_some_and(|f| f.get("i") == Some(&client_id) && f.get("p") == Some(&secret));
+    if !ok {
+        return reply(401, &[], json!({"error": "invalid_client"}));
+    }
+    if get("grant_type") != "authorization_code" {
+        return reply(400, &[], json!({"error": "unsupported_grant_type"}));
+    }
+    let Some(grant) = s.codes.remove(&get("code")) else {
+        return reply(400, &[], json!({"error": "invalid_grant"}));
+    };
+    let challenge = b64(aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        get("code_verifier").as_bytes(),
+    )
+    .as_ref());
+    if grant.redirect_uri != get("redirect_uri")
+        || challenge != grant.challenge
+        || grant.client_id != client_id
+    {
+        return reply(
+            400,
+            &[],
+            json!({"error": "invalid_grant", "why": "redirect_uri or PKCE verifier"}),
+        );
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    let claims = merged(
+        &grant.person,
+        &json!({"iss": s.url, "aud": grant.client_id, "iat": now, "exp": now + 300, "nonce": grant.nonce}),
+    );
+    let k = &s.keys[s.current];
+    let id_token = sign_with(
+        k,
+        &json!({"alg": "RS256", "typ": "JWT", "kid": k.kid}),
+        &claims,
+    );
+    reply(
+        200,
+        &[],
+        json!({"access_token": format!("{:x}", rand_u64()), "token_type": "Bearer", "expires_in": 300, "id_token": id_token}),
+    )
+}
+
+fn answer(st: &Arc<Mutex<State>>, parts: &hyper::http::request::Parts, body: &[u8]) -> Reply {
     let mut s = st.lock().expect("state");
     if s.down {
         return reply(503, &[], json!({"error": "down"}));
     }
-    match req.uri().path() {
+    match parts.uri.path() {
+        "/authorize" => authorize(&mut s, parts.uri.query().unwrap_or("")),
+        "/token" if parts.method == hyper::Method::POST => token_endpoint(&mut s, parts, body),
         "/.well-known/openid-configuration" => reply(
             200,
             &[],
             json!({
                 "issuer": s.url,
+                "authorization_endpoint": format!("{}/authorize", s.url),
+                "token_endpoint": format!("{}/token", s.url),
+                "code_challenge_methods_supported": ["S256"],
                 "jwks_uri": format!("{}/.well-known/jwks", s.url),
                 "subject_types_supported": ["public", "pairwise"],
-                "response_types_supported": ["id_token"],
+                "response_types_supported": ["code", "id_token"],
                 "id_token_signing_alg_values_supported": ["RS256"],
                 "claims_supported": ["sub", "aud", "exp", "iat", "iss", "jti", "nbf", "ref", "repository", "sha"],
                 "scopes_supported": ["openid"],
@@ -389,16 +568,16 @@ fn answer(st: &Arc<Mutex<State>>, req: hyper::Request<hyper::body::Incoming>) ->
             )
         }
         "/_apis/token" => {
-            let auth = req
-                .headers()
+            let auth = parts
+                .headers
                 .get("authorization")
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("");
             if auth != format!("Bearer {}", s.request_token) {
                 return reply(401, &[], json!({"message": "bad request token"}));
             }
-            let aud = req
-                .uri()
+            let aud = parts
+                .uri
                 .query()
                 .unwrap_or("")
                 .split('&')

@@ -249,6 +249,46 @@ const scenarios = {
     say('visible', {});
   },
 
+  // Signs in through the identity provider (the login page's button, the provider's redirect
+  // back), lands signed in as UI_EXPECT_NAME, and approves request UI_KIND UI_ID.
+  async idp(browser) {
+    const page = await newPage(browser);
+    await page.goto(`${base}/ui/login`);
+    const trail = [];
+    page.on('response', (r) => trail.push(`${r.status()} ${r.url()}`));
+    await page.getByRole('link', { name: `Sign in with ${env.UI_PROVIDER}` }).click();
+    try {
+      await page.waitForURL('**/ui/requests', { timeout: 15000 });
+    } catch (e) {
+      fail(`not signed in: at ${page.url()} after ${trail.join(' -> ')}:\n${await page.locator('body').innerText()}`);
+    }
+    const who = await page.locator('header .who').innerText();
+    check(who.includes(env.UI_EXPECT_NAME), `signed in as '${who}'`);
+    const cookies = await page.context().cookies();
+    const c = cookies.find((c) => c.name === '__Host-hallmark_session');
+    check(c && c.httpOnly && c.secure && c.sameSite === 'Strict', `cookie: ${JSON.stringify(c)}`);
+    check(!cookies.some((c) => c.name === '__Host-hallmark_login' && c.value), 'the sign-in flow cookie outlived the sign-in');
+    say('signed-in', { who });
+    const card_ = card(page, env.UI_KIND, env.UI_ID);
+    await card_.getByRole('button', { name: 'Approve' }).click();
+    await page.waitForURL('**/ui/requests?done=approve');
+    say('approved', {});
+    await noScriptRan(page);
+  },
+
+  // The provider signs someone in whom the console refuses: the page says UI_SAYS.
+  async 'idp-refused'(browser) {
+    const page = await newPage(browser);
+    await page.goto(`${base}/ui/login`);
+    await page.getByRole('link', { name: `Sign in with ${env.UI_PROVIDER}` }).click();
+    await page.waitForURL('**/ui/login/callback**');
+    const text = await page.locator('main').innerText();
+    check(text.includes(env.UI_SAYS), `the refusal does not say '${env.UI_SAYS}': ${text}`);
+    const cookies = await page.context().cookies();
+    check(!cookies.some((c) => c.name === '__Host-hallmark_session'), 'a session cookie after a refused sign-in');
+    say('refused', {});
+  },
+
   // Revokes a certificate through the form and its confirmation.
   async revoke(browser) {
     const page = await newPage(browser);

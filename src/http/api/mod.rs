@@ -268,6 +268,8 @@ pub struct ApiState {
     pub limiter: RateLimiter,
     /// The trusted OIDC issuers and their rules (`[[identity.oidc]]`), when there are any.
     pub oidc: Option<Arc<crate::oidc::Verifier>>,
+    /// The console's identity provider for people (`[console.oidc]`), when there is one.
+    pub people: Option<Arc<crate::oidc::people::PeopleLogin>>,
 }
 
 impl ApiState {
@@ -276,10 +278,12 @@ impl ApiState {
     pub fn new(hm: Arc<Hallmark>) -> Result<ApiState, String> {
         let per_minute = hm.config.api.rate_limit_per_minute;
         let oidc = crate::oidc::Verifier::new(&hm.config)?.map(Arc::new);
+        let people = crate::oidc::people::PeopleLogin::new(&hm.config)?.map(Arc::new);
         Ok(ApiState {
             hm,
             limiter: RateLimiter::new(per_minute),
             oidc,
+            people,
         })
     }
 }

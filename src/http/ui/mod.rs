@@ -9,6 +9,7 @@ mod certificates;
 mod chart;
 mod keys;
 mod layout;
+mod people;
 mod requests;
 mod signatures;
 mod stations;
@@ -59,13 +60,18 @@ impl UiRequest {
 
     /// The cookie's session secret, if the browser sent one.
     fn cookie(&self) -> Option<&str> {
+        self.cookie_named(COOKIE)
+    }
+
+    /// Cookie `name`'s value, if the browser sent one (empty and overlong ones are none).
+    fn cookie_named(&self, name: &str) -> Option<&str> {
         self.headers
             .get_all(hyper::header::COOKIE)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(';'))
             .filter_map(|c| c.trim().split_once('='))
-            .find(|(k, _)| *k == COOKIE)
+            .find(|(k, _)| *k == name)
             .map(|(_, v)| v)
             .filter(|v| !v.is_empty() && v.len() <= 128)
     }
@@ -149,13 +155,24 @@ const ROUTES: &[(&str, &str, Handler)] = &[
     ("POST", "logout", logout),
 ];
 
-/// Answers a console request; every answer gets the console's security headers.
-pub fn handle(
-    hm: &Hallmark,
-    limiter: &super::ratelimit::RateLimiter,
-    req: &UiRequest,
-) -> Response<Body> {
-    let mut r = route(hm, limiter, req);
+/// Answers a console request: the identity provider's sign-in steps here (they wait on the
+/// provider), the rest on a blocking worker (they read and write the store).
+pub async fn serve(state: std::sync::Arc<super::api::ApiState>, req: UiRequest) -> Response<Body> {
+    let tls = req.tls;
+    let r = match people::route(&state, &req).await {
+        Some(r) => r,
+        None => {
+            let st = state.clone();
+            tokio::task::spawn_blocking(move || route(&st, &req))
+                .await
+                .unwrap_or_else(|_| super::refused(Refusal::Internal))
+        }
+    };
+    secured(r, tls)
+}
+
+/// Every console answer, with the console's security headers.
+fn secured(mut r: Response<Body>, tls: bool) -> Response<Body> {
     let h = r.headers_mut();
     for (k, v) in [
         ("content-security-policy", CSP),
@@ -169,7 +186,7 @@ pub fn handle(
     if !h.contains_key(CACHE_CONTROL) {
         h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
-    if req.tls {
+    if tls {
         h.insert(
             "strict-transport-security",
             HeaderValue::from_static("max-age=31536000"),
@@ -178,11 +195,8 @@ pub fn handle(
     r
 }
 
-fn route(
-    hm: &Hallmark,
-    limiter: &super::ratelimit::RateLimiter,
-    req: &UiRequest,
-) -> Response<Body> {
+fn route(state: &super::api::ApiState, req: &UiRequest) -> Response<Body> {
+    let hm = &*state.hm;
     let rest = req.path.trim_start_matches("/ui").trim_matches('/');
     let segs: Vec<&str> = if rest.is_empty() {
         vec![]
@@ -204,8 +218,8 @@ fn route(
                 .insert(CACHE_CONTROL, HeaderValue::from_static("max-age=3600"));
             return r;
         }
-        (true, ["login"]) => return login_page(hm, req, None, StatusCode::OK),
-        (false, ["login"]) if req.method == Method::POST => return login(hm, limiter, req),
+        (true, ["login"]) => return login_page(state, req, None, StatusCode::OK),
+        (false, ["login"]) if req.method == Method::POST => return login(state, req),
         _ => {}
     }
     let Some((method, _, handler)) = ROUTES.iter().find(|(m, t, _)| {
@@ -298,6 +312,17 @@ fn to_sign_in(ended: Ended) -> Response<Body> {
     see_other(&format!("/ui/login{why}"))
 }
 
+/// The session's cookie: its opaque id, this origin only, never to scripts, never sent from
+/// another site, gone at the session's absolute end.
+fn set_session_cookie(r: &mut Response<Body>, secret: &str, s: &Session) {
+    let max_age = (s.expires_at - crate::store::now()).max(0);
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "{COOKIE}={secret}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={max_age}"
+    )) {
+        r.headers_mut().append(SET_COOKIE, v);
+    }
+}
+
 fn clear_cookie(r: &mut Response<Body>) {
     r.headers_mut().insert(
         SET_COOKIE,
@@ -327,11 +352,12 @@ fn error_page(session: Option<&Session>, e: &Error) -> Response<Body> {
 }
 
 fn login_page(
-    hm: &Hallmark,
+    state: &super::api::ApiState,
     req: &UiRequest,
     error: Option<String>,
     status: StatusCode,
 ) -> Response<Body> {
+    let hm = &*state.hm;
     // Already signed in: on to the requests.
     if error.is_none() {
         if let Some(secret) = req.cookie() {
@@ -362,31 +388,32 @@ fn login_page(
                     input id="token" name="token" type="password" autocomplete="off" required;
                     button type="submit" { "Sign in" }
                 }
+                @if let Some(p) = &state.people {
+                    p { "Or, as a person your organisation's identity provider knows:" }
+                    p { a.button href="/ui/login/oidc" { "Sign in with " (p.name()) } }
+                }
             }
         },
     );
     html_response(status, body)
 }
 
-fn login(
-    hm: &Hallmark,
-    limiter: &super::ratelimit::RateLimiter,
-    req: &UiRequest,
-) -> Response<Body> {
+fn login(state: &super::api::ApiState, req: &UiRequest) -> Response<Body> {
+    let hm = &*state.hm;
     if req.cross_origin() {
         return login_page(
-            hm,
+            state,
             req,
             Some("this sign-in was sent from another site".into()),
             StatusCode::FORBIDDEN,
         );
     }
-    if let Err(wait) = limiter.check(&format!(
+    if let Err(wait) = state.limiter.check(&format!(
         "console-sign-in:{}",
         req.address().unwrap_or_default()
     )) {
         return login_page(
-            hm,
+            state,
             req,
             Some(format!(
                 "too many sign-ins from this address; retry in {wait} s"
@@ -396,17 +423,12 @@ fn login(
     }
     let token = match req.form() {
         Ok(f) => param(&f, "token").unwrap_or_default(),
-        Err(e) => return login_page(hm, req, Some(public_detail(&e)), status_of(&e)),
+        Err(e) => return login_page(state, req, Some(public_detail(&e)), status_of(&e)),
     };
     match hm.sign_in(&token, req.address()) {
         Ok((secret, s)) => {
             let mut r = see_other("/ui/requests");
-            let max_age = (s.expires_at - crate::store::now()).max(0);
-            if let Ok(v) = HeaderValue::from_str(&format!(
-                "{COOKIE}={secret}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={max_age}"
-            )) {
-                r.headers_mut().insert(SET_COOKIE, v);
-            }
+            set_session_cookie(&mut r, &secret, &s);
             r
         }
         Err(e) => {
@@ -416,7 +438,7 @@ fn login(
             } else {
                 public_detail(&e)
             };
-            login_page(hm, req, Some(msg), status)
+            login_page(state, req, Some(msg), status)
         }
     }
 }
