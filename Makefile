@@ -11,7 +11,7 @@ help:
 	@echo "make test   install test tools (make deps), then fmt check, clippy and every test"
 	@echo "make deps   apt packages (softhsm2 opensc openssl curl osslsigncode JDK gcab msitools wixl, libp11 engine, sbsigntool, p11-kit, rpm, gpg, skopeo, docker-registry, reprepro, chromium), .venv (pkilint imgtool pycose certbot signify schemathesis pyyaml) and tests/console (npm: playwright-core axe-core)"
 	@echo "make lint   cargo fmt --check and clippy"
-	@echo "make bench  issuance, revocation, factory, signing, PKCS#11 and OpenPGP benchmarks against their peers (prints ratios)"
+	@echo "make bench  issuance, revocation, factory, signing, PKCS#11, OpenPGP and console benchmarks against their peers (prints ratios)"
 	@echo "make crash-test  kill -9 the server at random moments under load, restart, check every record (HALLMARK_CRASH_KILLS, default 8)"
 	@echo "make fuzz   every cargo-fuzz target for FUZZ_SECONDS (default 60) each, from fuzz/corpus; prints executions"
 	@echo "make clean  cargo clean and remove .venv (./demo is kept)"
@@ -39,7 +39,7 @@ run:
 bench:
 	@scripts/deps.sh bench
 	cargo build --release -p hallmark-pkcs11
-	PATH="$(VENV_BIN):$$PATH" cargo bench --bench issuance --bench revocation --bench factory --bench signing --bench pkcs11 --bench openpgp
+	PATH="$(VENV_BIN):$$PATH" cargo bench --bench issuance --bench revocation --bench factory --bench signing --bench pkcs11 --bench openpgp --bench console
 
 crash-test: deps
 	PATH="$(VENV_BIN):$$PATH" HALLMARK_TOOLS_BIN="$(VENV_BIN)" cargo test --features crash-test --test crash -- --nocapture

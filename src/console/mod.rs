@@ -70,11 +70,25 @@ impl Request {
     }
 }
 
-/// The Requests page: pending requests, and the latest decided ones.
+/// The Requests page: a page of the pending signature and certificate requests (newest first),
+/// how many are pending in all, and the latest decided ones.
 #[derive(Debug, Clone, Default)]
 pub struct Requests {
-    pub pending: Vec<Request>,
+    pub signatures: Vec<Request>,
+    pub certificates: Vec<Request>,
+    pub pending_signatures: i64,
+    pub pending_certificates: i64,
+    /// Where the next pages start (`before` ids), when there are more.
+    pub next_signatures: Option<i64>,
+    pub next_certificates: Option<i64>,
     pub decided: Vec<Request>,
+}
+
+/// Which page of the pending requests: below these ids, newest first.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestsPage {
+    pub signatures_before: Option<i64>,
+    pub certificates_before: Option<i64>,
 }
 
 /// A key on the Keys page.
@@ -98,8 +112,8 @@ pub struct StationOverview {
     pub activity: Activity,
 }
 
-/// How many requests of each kind the Requests page lists.
-const PENDING_SHOWN: usize = 200;
+/// How many pending requests of each kind a page lists, and how many decided ones.
+const PENDING_PAGE: usize = 50;
 const DECIDED_SHOWN: usize = 50;
 
 fn standing(
@@ -133,99 +147,137 @@ fn scope_of(cred: &Credential) -> Result<Option<&str>> {
     })
 }
 
+/// Builds requests' contexts for one page: the decisions of all its requests in one read, each
+/// key's policy once.
+struct Contexts<'a> {
+    hm: &'a Hallmark,
+    cred: &'a Credential,
+    policies: std::collections::HashMap<String, KeyPolicy>,
+}
+
+impl<'a> Contexts<'a> {
+    fn new(hm: &'a Hallmark, cred: &'a Credential) -> Contexts<'a> {
+        Contexts {
+            hm,
+            cred,
+            policies: std::collections::HashMap::new(),
+        }
+    }
+
+    fn signatures(&mut self, rs: Vec<SignatureRequestRecord>) -> Result<Vec<Request>> {
+        let ids: Vec<i64> = rs.iter().map(|r| r.id).collect();
+        let mut decisions = self.hm.store.approvals_of("signature", &ids)?;
+        let mut out = Vec::with_capacity(rs.len());
+        for request in rs {
+            let policy = match self.policies.get(&request.key_label) {
+                Some(p) => p.clone(),
+                None => {
+                    let p = self.hm.key_policy(&request.key_label)?;
+                    self.policies.insert(request.key_label.clone(), p.clone());
+                    p
+                }
+            };
+            let approvals = decisions.remove(&request.id).unwrap_or_default();
+            let approvers = self.hm.approvers_of(&policy, &request.requester);
+            let standing = standing(self.cred, &request.requester, &approvers, &approvals);
+            out.push(Request::Signature(Box::new(SignatureRequest {
+                request,
+                approvals,
+                policy,
+                approvers,
+                standing,
+            })));
+        }
+        Ok(out)
+    }
+
+    fn certificates(&mut self, rs: Vec<RequestRecord>) -> Result<Vec<Request>> {
+        use x509_parser::prelude::FromDer;
+        let ids: Vec<i64> = rs.iter().map(|r| r.id).collect();
+        let mut decisions = self.hm.store.approvals_of("certificate", &ids)?;
+        let mut out = Vec::with_capacity(rs.len());
+        for request in rs {
+            let approvals = decisions.remove(&request.id).unwrap_or_default();
+            let approvers = self
+                .hm
+                .profiles
+                .get(&request.profile)
+                .ok()
+                .and_then(|p| p.approvals.as_ref().map(|a| a.approvers.clone()))
+                .unwrap_or_default();
+            let (csr_subject, csr_key) =
+                match x509_parser::certification_request::X509CertificationRequest::from_der(
+                    &request.csr_der,
+                ) {
+                    Ok((_, csr)) => (
+                        csr.certification_request_info.subject.to_string(),
+                        crate::policy::csr::describe_key(
+                            &csr.certification_request_info.subject_pki,
+                        ),
+                    ),
+                    Err(_) => ("(the stored CSR does not parse)".into(), String::new()),
+                };
+            let standing = standing(self.cred, &request.requester, &approvers, &approvals);
+            out.push(Request::Certificate(Box::new(CertificateRequest {
+                request,
+                approvals,
+                approvers,
+                csr_subject,
+                csr_key,
+                standing,
+            })));
+        }
+        Ok(out)
+    }
+}
+
 impl Hallmark {
-    /// The Requests page for `cred`: pending requests (certificate and signature) first, oldest
-    /// first, then the latest decided ones.
-    pub fn console_requests(&self, cred: &Credential) -> Result<Requests> {
+    /// The Requests page for `cred`: a page of each kind of pending request, newest first,
+    /// then the latest decided ones.
+    pub fn console_requests(&self, cred: &Credential, at: RequestsPage) -> Result<Requests> {
         let publisher = scope_of(cred)?;
         let mut out = Requests::default();
-        let (certs, _) = self.list_requests(None, cred, None, PENDING_SHOWN)?;
-        // A request that needed no approvals is a direct issuance's record: not a decision.
-        for r in certs.into_iter().filter(|r| r.approvals_required > 0) {
-            let pending = r.status == RequestStatus::Pending;
-            if !pending && out.decided.len() >= DECIDED_SHOWN {
-                continue;
-            }
-            let item = Request::Certificate(Box::new(self.certificate_request_context(r, cred)?));
-            if pending {
-                out.pending.push(item);
-            } else {
-                out.decided.push(item);
-            }
+        let mut sigs = Vec::new();
+        let listed = self.store.list_signature_requests(
+            Some(SignatureRequestStatus::Pending),
+            publisher,
+            at.signatures_before,
+            PENDING_PAGE,
+        )?;
+        if listed.len() == PENDING_PAGE {
+            out.next_signatures = listed.last().map(|r| r.id);
         }
-        let sigs = self
-            .store
-            .list_signature_requests(None, publisher, None, PENDING_SHOWN)?;
-        for r in sigs {
+        for r in listed {
+            // A request past its deadline is expired as it is read, and left out.
             let r = self.expire_signature_request_if_due(r)?;
-            let pending = r.status == SignatureRequestStatus::Pending;
-            if !pending && out.decided.len() >= 2 * DECIDED_SHOWN {
-                continue;
-            }
-            let item = Request::Signature(Box::new(self.signature_request_context(r, cred)?));
-            if pending {
-                out.pending.push(item);
-            } else {
-                out.decided.push(item);
+            if r.status == SignatureRequestStatus::Pending {
+                sigs.push(r);
             }
         }
-        out.pending.sort_by_key(Request::created_at);
+        let (certs, next) = self.list_requests(
+            Some(RequestStatus::Pending.as_str()),
+            cred,
+            at.certificates_before,
+            PENDING_PAGE,
+        )?;
+        out.next_certificates = next;
+        (out.pending_certificates, out.pending_signatures) = self.store.count_pending(publisher)?;
+        let (decided_certs, decided_sigs) =
+            self.store.decided_requests(publisher, DECIDED_SHOWN)?;
+        let pending_sigs = sigs.len();
+        let pending_certs = certs.len();
+        let mut contexts = Contexts::new(self, cred);
+        let mut sig_items = contexts.signatures(sigs.into_iter().chain(decided_sigs).collect())?;
+        let mut cert_items =
+            contexts.certificates(certs.into_iter().chain(decided_certs).collect())?;
+        out.decided = sig_items.split_off(pending_sigs);
+        out.decided.extend(cert_items.split_off(pending_certs));
+        out.signatures = sig_items;
+        out.certificates = cert_items;
         out.decided
             .sort_by_key(|r| std::cmp::Reverse(r.created_at()));
         out.decided.truncate(DECIDED_SHOWN);
         Ok(out)
-    }
-
-    fn certificate_request_context(
-        &self,
-        request: RequestRecord,
-        cred: &Credential,
-    ) -> Result<CertificateRequest> {
-        use x509_parser::prelude::FromDer;
-        let approvals = self.store.approvals(request.id)?;
-        let approvers = self
-            .profiles
-            .get(&request.profile)
-            .ok()
-            .and_then(|p| p.approvals.as_ref().map(|a| a.approvers.clone()))
-            .unwrap_or_default();
-        let (csr_subject, csr_key) =
-            match x509_parser::certification_request::X509CertificationRequest::from_der(
-                &request.csr_der,
-            ) {
-                Ok((_, csr)) => (
-                    csr.certification_request_info.subject.to_string(),
-                    crate::policy::csr::describe_key(&csr.certification_request_info.subject_pki),
-                ),
-                Err(_) => ("(the stored CSR does not parse)".into(), String::new()),
-            };
-        let standing = standing(cred, &request.requester, &approvers, &approvals);
-        Ok(CertificateRequest {
-            request,
-            approvals,
-            approvers,
-            csr_subject,
-            csr_key,
-            standing,
-        })
-    }
-
-    fn signature_request_context(
-        &self,
-        request: SignatureRequestRecord,
-        cred: &Credential,
-    ) -> Result<SignatureRequest> {
-        let approvals = self.store.signature_approvals(request.id)?;
-        let policy = self.key_policy(&request.key_label)?;
-        let approvers = self.approvers_of(&policy, &request.requester);
-        let standing = standing(cred, &request.requester, &approvers, &approvals);
-        Ok(SignatureRequest {
-            request,
-            approvals,
-            policy,
-            approvers,
-            standing,
-        })
     }
 
     /// Signatures matching a search, limited to what `cred` may see.

@@ -77,6 +77,25 @@ pub trait ConsoleRead: Send + Sync {
         limit: usize,
     ) -> Result<Vec<SignatureRequestRecord>, StoreError>;
 
+    /// How many certificate and signature requests are pending (of a publisher when given).
+    fn count_pending(&self, publisher: Option<&str>) -> Result<(i64, i64), StoreError>;
+
+    /// The latest decided (no longer pending) certificate requests that needed approvals, and
+    /// signature requests, newest first, of a publisher when given.
+    fn decided_requests(
+        &self,
+        publisher: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<RequestRecord>, Vec<SignatureRequestRecord>), StoreError>;
+
+    /// The decisions on many requests of one kind (`certificate` or `signature`) at once, by
+    /// request id, each oldest first.
+    fn approvals_of(
+        &self,
+        kind: &str,
+        ids: &[i64],
+    ) -> Result<std::collections::HashMap<i64, Vec<ApprovalRecord>>, StoreError>;
+
     fn search_signatures(&self, s: &SignatureSearch) -> Result<Vec<SignatureRecord>, StoreError>;
 
     fn search_certificates(&self, s: &CertSearch) -> Result<Vec<CertRecord>, StoreError>;

@@ -36,6 +36,16 @@ pub trait TestHooks: Send + Sync {
     /// (a session left idle); returns how many there were.
     fn age_sessions(&self, token_id: &str, secs: i64) -> Result<usize, StoreError>;
 
+    /// Records issued certificates of `ca` for `publisher`, in bulk and without audit events
+    /// (the console benchmark's million certificates): each `(serial, not_after)`.
+    fn load_issued(
+        &self,
+        ca: &str,
+        publisher: &str,
+        certs: &[(String, i64)],
+        now: i64,
+    ) -> Result<(), StoreError>;
+
     /// Records issued certificates of `ca`, revoked (keyCompromise) at `revoked_at`, in bulk
     /// and without audit events: the CRL and OCSP benchmarks' million revocations.
     fn load_revoked(&self, ca: &str, serials: &[String], revoked_at: i64)

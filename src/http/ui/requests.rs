@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::layout::{badge, left, list_or_any, list_or_none, when, Flash};
 use super::{id_param, ok_page, see_other, Ui};
-use crate::console::{CertificateRequest, Request, SignatureRequest, Standing};
+use crate::console::{CertificateRequest, Request, RequestsPage, SignatureRequest, Standing};
 use crate::error::{Error, Refusal};
 use crate::store::{now, ApprovalRecord};
 use hyper::Response;
@@ -16,7 +16,14 @@ use hyper::Response;
 use super::Body;
 
 pub(super) fn page(ui: &Ui<'_>) -> Result<Response<Body>, Error> {
-    let r = ui.hm.console_requests(&ui.session.cred)?;
+    let at = RequestsPage {
+        signatures_before: id_param(ui.q("signatures_before").as_deref(), "signatures_before")?,
+        certificates_before: id_param(
+            ui.q("certificates_before").as_deref(),
+            "certificates_before",
+        )?,
+    };
+    let r = ui.hm.console_requests(&ui.session.cred, at)?;
     let t = now();
     let flash = match ui.q("done").as_deref() {
         Some("approve") => Some(Flash::Info("Your approval was recorded.".into())),
@@ -24,12 +31,25 @@ pub(super) fn page(ui: &Ui<'_>) -> Result<Response<Body>, Error> {
         _ => None,
     };
     let content = html! {
-        h2 { "Pending (" (r.pending.len()) ")" }
-        @if r.pending.is_empty() {
-            p.note { "Nothing waits for a decision." }
+        h2 { "Signature requests pending (" (r.pending_signatures) ")" }
+        @if r.signatures.is_empty() {
+            p.note { "No signature request waits for a decision." }
         }
-        @for item in &r.pending {
+        @for item in &r.signatures {
             (card(ui, item, t))
+        }
+        @if let Some(n) = r.next_signatures {
+            p.pager { a href={ "/ui/requests?signatures_before=" (n) } { "Older signature requests" } }
+        }
+        h2 { "Certificate requests pending (" (r.pending_certificates) ")" }
+        @if r.certificates.is_empty() {
+            p.note { "No certificate request waits for a decision." }
+        }
+        @for item in &r.certificates {
+            (card(ui, item, t))
+        }
+        @if let Some(n) = r.next_certificates {
+            p.pager { a href={ "/ui/requests?certificates_before=" (n) } { "Older certificate requests" } }
         }
         h2 { "Decided" }
         @if r.decided.is_empty() {

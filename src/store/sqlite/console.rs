@@ -3,6 +3,7 @@
 
 use rusqlite::params;
 
+use super::requests::{from_row as request_from_row, COLS as REQUEST_COLS};
 use super::signing::{req_from_row, signature_from_row, REQ_COLS, SIGNATURE_COLS};
 use super::{audit_event_from_row, cert_from_row, SqliteStore, CERT_COLS};
 use crate::store::*;
@@ -50,6 +51,86 @@ impl ConsoleRead for SqliteStore {
                 stmt.query_map(params![status, publisher, before, limit(n)], req_from_row)?;
             Ok(rows.collect::<Result<_, _>>()?)
         })
+    }
+
+    fn count_pending(&self, publisher: Option<&str>) -> Result<(i64, i64), StoreError> {
+        self.read(|conn| {
+            let certs = conn
+                .prepare_cached(
+                    "SELECT count(*) FROM requests WHERE status = 'pending' AND (?1 IS NULL OR publisher = ?1)",
+                )?
+                .query_row(params![publisher], |r| r.get(0))?;
+            let sigs = conn
+                .prepare_cached(
+                    "SELECT count(*) FROM signature_requests WHERE status = 'pending' AND (?1 IS NULL OR publisher = ?1)",
+                )?
+                .query_row(params![publisher], |r| r.get(0))?;
+            Ok((certs, sigs))
+        })
+    }
+
+    fn decided_requests(
+        &self,
+        publisher: Option<&str>,
+        n: usize,
+    ) -> Result<(Vec<RequestRecord>, Vec<SignatureRequestRecord>), StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {REQUEST_COLS} FROM requests
+                 WHERE status != 'pending' AND approvals_required > 0 AND (?1 IS NULL OR publisher = ?1)
+                 ORDER BY id DESC LIMIT ?2"
+            ))?;
+            let certs = stmt
+                .query_map(params![publisher, limit(n)], request_from_row)?
+                .collect::<Result<_, _>>()?;
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {REQ_COLS} FROM signature_requests
+                 WHERE status != 'pending' AND (?1 IS NULL OR publisher = ?1)
+                 ORDER BY id DESC LIMIT ?2"
+            ))?;
+            let sigs = stmt
+                .query_map(params![publisher, limit(n)], req_from_row)?
+                .collect::<Result<_, _>>()?;
+            Ok((certs, sigs))
+        })
+    }
+
+    fn approvals_of(
+        &self,
+        kind: &str,
+        ids: &[i64],
+    ) -> Result<std::collections::HashMap<i64, Vec<ApprovalRecord>>, StoreError> {
+        let mut out: std::collections::HashMap<i64, Vec<ApprovalRecord>> =
+            std::collections::HashMap::new();
+        if ids.is_empty() {
+            return Ok(out);
+        }
+        // The ids as one JSON array parameter: one statement, whatever the page's size.
+        let list = serde_json::to_string(ids).map_err(|e| StoreError::Backend(e.to_string()))?;
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT request_id, approver, decision, comment, created_at FROM approvals
+                 WHERE request_kind = ?1 AND request_id IN (SELECT value FROM json_each(?2))
+                 ORDER BY id",
+            )?;
+            let rows = stmt.query_map(params![kind, list], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    ApprovalRecord {
+                        approver: r.get(1)?,
+                        decision: r.get(2)?,
+                        comment: r.get(3)?,
+                        created_at: r.get(4)?,
+                    },
+                ))
+            })?;
+            for row in rows {
+                let (id, a) = row?;
+                out.entry(id).or_default().push(a);
+            }
+            Ok(())
+        })?;
+        Ok(out)
     }
 
     fn search_signatures(&self, s: &SignatureSearch) -> Result<Vec<SignatureRecord>, StoreError> {

@@ -62,6 +62,32 @@ impl TestHooks for SqliteStore {
         Ok(())
     }
 
+    fn load_issued(
+        &self,
+        ca: &str,
+        publisher: &str,
+        certs: &[(String, i64)],
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        conn.pragma_update(None, "synchronous", "OFF")?;
+        let mut certs: Vec<&(String, i64)> = certs.iter().collect();
+        certs.sort_unstable();
+        let tx = conn.transaction()?;
+        {
+            let mut cert = tx.prepare(
+                "INSERT INTO certificates (serial, ca, profile, publisher, subject, spki_sha256, not_before, not_after, status, tbs_der, created_at, issued_at)
+                 VALUES (?1, ?2, 'bench', ?3, 'CN=bench ' || ?1, '00', ?4, ?5, 'issued', x'00', ?4, ?4)",
+            )?;
+            for (serial, not_after) in &certs {
+                cert.execute(params![serial, ca, publisher, now - 86_400, not_after])?;
+            }
+        }
+        tx.commit()?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        Ok(())
+    }
+
     fn load_revoked(
         &self,
         ca: &str,

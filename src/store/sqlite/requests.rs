@@ -5,9 +5,9 @@ use rusqlite::{params, OptionalExtension};
 use super::{audit, is_unique_violation, SqliteStore};
 use crate::store::*;
 
-const COLS: &str = "id, profile, publisher, requester, csr_der, status, created_at, expires_at, decided_at, device_serial, cn_name, approvals_required, certificate_serial, identity";
+pub(super) const COLS: &str = "id, profile, publisher, requester, csr_der, status, created_at, expires_at, decided_at, device_serial, cn_name, approvals_required, certificate_serial, identity";
 
-fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RequestRecord> {
+pub(super) fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RequestRecord> {
     Ok(RequestRecord {
         id: r.get(0)?,
         profile: r.get(1)?,
@@ -33,19 +33,20 @@ impl SqliteStore {
         kind: &str,
         request_id: i64,
     ) -> Result<Vec<ApprovalRecord>, StoreError> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare(
-            "SELECT approver, decision, comment, created_at FROM approvals WHERE request_kind = ?1 AND request_id = ?2 ORDER BY id",
-        )?;
-        let rows = stmt.query_map(params![kind, request_id], |r| {
-            Ok(ApprovalRecord {
-                approver: r.get(0)?,
-                decision: r.get(1)?,
-                comment: r.get(2)?,
-                created_at: r.get(3)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT approver, decision, comment, created_at FROM approvals WHERE request_kind = ?1 AND request_id = ?2 ORDER BY id",
+            )?;
+            let rows = stmt.query_map(params![kind, request_id], |r| {
+                Ok(ApprovalRecord {
+                    approver: r.get(0)?,
+                    decision: r.get(1)?,
+                    comment: r.get(2)?,
+                    created_at: r.get(3)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
     }
 }
 
