@@ -43,6 +43,12 @@ impl Console {
         let ca = TestCa::new(Keys::Soft);
         ca.add_acme();
         ca.add_globex();
+        // A profile whose certificates need 2 of 3 approvals (publisher `rel` uses it).
+        std::fs::write(
+            ca.dir.path().join("ca/ca-profiles/release-signing.toml"),
+            RELEASE_PROFILE,
+        )
+        .expect("profile");
         ca.create_key(
             "acme",
             "fw-release",
@@ -795,4 +801,97 @@ fn people_sign_in_through_the_identity_provider_with_pkce() {
     );
     let _ = child.kill();
     let _ = child.wait();
+}
+
+#[test]
+fn certificate_requests_are_decided_in_the_browser_too() {
+    let c = Console::start();
+    c.env.ca.hm(&[
+        "publisher",
+        "add",
+        "rel",
+        "--org",
+        "Acme Releases",
+        "--country",
+        "US",
+        "--state",
+        "California",
+        "--profiles",
+        "release-signing",
+    ]);
+    let token = |name: &str, scopes: &str| {
+        c.env
+            .ca
+            .token(&["--publisher", "rel", "--name", name, "--scopes", scopes])
+    };
+    let ci = token("rel-ci", "issue");
+    let rm = token("release-manager", "approve");
+    let qa = token("qa-lead", "approve");
+    let csr = make_csr(
+        c.env.ca.dir.path(),
+        "rel",
+        &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
+        "/CN=Acme Releases/O=Acme Releases",
+        &[],
+    );
+    let body = serde_json::json!({
+        "profile": "release-signing",
+        "csr": std::fs::read_to_string(csr).expect("csr"),
+    });
+    let (code, v) = c.env.call(
+        Some("POST"),
+        "/api/v1/certificates",
+        Some(&ci),
+        Some(&body.to_string()),
+    );
+    assert_eq!(code, 202, "{v}");
+    let id = v["id"].as_i64().expect("request id");
+    c.scenario(
+        "decide",
+        &[
+            ("UI_TOKEN", rm.clone()),
+            ("UI_KIND", "certificate".into()),
+            ("UI_ID", id.to_string()),
+            (
+                "UI_EXPECT",
+                json(&[
+                    "release-signing",
+                    "CN=Acme Releases",
+                    "ECDSA P-256",
+                    "Requested by\nrel-ci",
+                    "0 of 2 needed",
+                    "release-manager, security-lead, qa-lead",
+                ]),
+            ),
+            ("UI_DECISION", "approve".into()),
+            ("UI_COMMENT", "release 3.1".into()),
+        ],
+    );
+    c.scenario(
+        "decide",
+        &[
+            ("UI_TOKEN", qa.clone()),
+            ("UI_KIND", "certificate".into()),
+            ("UI_ID", id.to_string()),
+            ("UI_EXPECT", json(&["1 of 2 needed", "release 3.1"])),
+            ("UI_DECISION", "approve".into()),
+            ("UI_COMMENT", String::new()),
+        ],
+    );
+    let rec = c
+        .env
+        .store()
+        .get_request(id)
+        .expect("read")
+        .expect("request");
+    assert_eq!(rec.status.as_str(), "issued");
+    let serial = rec.certificate_serial.expect("serial");
+    // The certificate's subject is the publisher's verified identity, not the CSR's.
+    let cert = c
+        .env
+        .store()
+        .get_certificate(&serial)
+        .expect("read")
+        .expect("certificate");
+    assert!(cert.subject.contains("Acme Releases"), "{}", cert.subject);
 }

@@ -325,7 +325,7 @@ const scenarios = {
         check(r.status() === 200, `${p}: ${r.status()}`);
         if (dir) {
           const name = p.replace('/ui/', '').replace(/\//g, '-') || 'requests';
-          await page.screenshot({ path: path.join(dir, `${name}${label}.png`), fullPage: !label });
+          await page.screenshot({ path: path.join(dir, `${name}${label}.png`), fullPage: false });
         }
         await page.keyboard.press('Tab');
         const focused = await page.evaluate(() => document.activeElement && document.activeElement.textContent);

@@ -118,6 +118,10 @@ pub fn left(t: i64, now: i64) -> String {
     if s <= 0 {
         return "ended".into();
     }
+    // 99991231235959Z: "no well-defined expiration date" (RFC 5280 §4.1.2.5).
+    if t >= 253_402_300_799 {
+        return "no end date".into();
+    }
     let (d, h, m) = (s / 86_400, (s % 86_400) / 3600, (s % 3600) / 60);
     if d > 0 {
         format!("{d} d {h} h left")
