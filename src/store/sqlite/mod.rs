@@ -1292,6 +1292,9 @@ mod tests {
              DROP TABLE webhook_cursors;
              DROP TABLE expiry_notices;
              DROP INDEX certificates_by_not_after;
+             DROP TABLE ui_sessions;
+             DROP INDEX signatures_by_key;
+             DROP INDEX approvals_by_request;
              PRAGMA user_version = {};",
             migrations::MIGRATIONS
                 .iter()
