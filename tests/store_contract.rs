@@ -100,6 +100,18 @@ fn sqlite_tokens() {
 }
 
 #[test]
+fn sqlite_sessions() {
+    let (_dir, s) = sqlite();
+    contract::sessions(&*s);
+}
+
+#[test]
+fn sqlite_console() {
+    let (_dir, s) = sqlite();
+    contract::console(&*s);
+}
+
+#[test]
 fn sqlite_audit() {
     let (_dir, s) = sqlite();
     contract::audit(&*s);
@@ -3003,6 +3015,231 @@ pub mod contract {
             ],
         );
         assert!(!audited(s, "token.created", "t3"));
+        healthy(s);
+    }
+
+    /// Console sessions: a round trip, touches that only move forward, ends that are audited
+    /// when an actor is named (and idempotent), expired sessions dropped at the next sign-in.
+    pub fn sessions(s: &dyn Store) {
+        s.insert_token(&token("t1", 200), "officer").expect("token");
+        assert!(s.get_session("h1").expect("get").is_none());
+        let s1 = SessionRecord {
+            id_hash: "h1".into(),
+            token_id: "t1".into(),
+            created_at: 1_000,
+            last_seen: 1_000,
+            expires_at: 5_000,
+        };
+        s.insert_session(&s1, "token:t1").expect("insert");
+        assert_eq!(s.get_session("h1").expect("get"), Some(s1.clone()));
+        assert_err!(s.insert_session(&s1, "token:t1"), Conflict);
+        s.touch_session("h1", 2_000).expect("touch");
+        s.touch_session("h1", 1_500).expect("an older touch");
+        assert_eq!(
+            s.get_session("h1").expect("get").expect("h1").last_seen,
+            2_000,
+            "the last use only moves forward"
+        );
+        // A sign-in after h1's end drops it.
+        let s2 = SessionRecord {
+            id_hash: "h2".into(),
+            created_at: 6_000,
+            last_seen: 6_000,
+            expires_at: 9_000,
+            ..s1.clone()
+        };
+        s.insert_session(&s2, "token:t1").expect("insert");
+        assert!(s.get_session("h1").expect("get").is_none());
+        s.end_session("h2", Some("token:t1")).expect("end");
+        assert!(s.get_session("h2").expect("get").is_none());
+        s.end_session("h2", Some("token:t1"))
+            .expect("ending twice is no error");
+        s.end_session("nope", None).expect("an unknown one too");
+        assert_audited(s, &[("session.created", "t1"), ("session.ended", "t1")]);
+        healthy(s);
+    }
+
+    /// The console's reads: a page of requests (pending ones newest first with cursors, counts,
+    /// decided ones, every listed request's decisions), searches of signatures, certificates and
+    /// the audit trail, and activity counts.
+    pub fn console(s: &dyn Store) {
+        for p in ["acme", "beta"] {
+            s.add_publisher(
+                &Publisher {
+                    id: p.into(),
+                    org: p.into(),
+                    country: "DE".into(),
+                    state: None,
+                    locality: None,
+                    profiles: vec!["code-signing".into()],
+                    created_at: 1,
+                },
+                "officer",
+            )
+            .expect("a publisher");
+        }
+        s.insert_key(&key("k1", "acme"), "officer").expect("key");
+        s.insert_key(&key("k2", "beta"), "officer").expect("key");
+        let mut ids = Vec::new();
+        for (key, publisher) in [
+            ("k1", "acme"),
+            ("k1", "acme"),
+            ("k2", "beta"),
+            ("k1", "acme"),
+        ] {
+            let r = SignatureRequestRecord {
+                publisher: publisher.into(),
+                ..signature_request(key, 1)
+            };
+            ids.push(s.insert_signature_request(&r, "ci").expect("request"));
+        }
+        // The first is denied (decided), with its decision.
+        s.record_signature_decision(ids[0], "alice", false, Some("no"), "alice")
+            .expect("deny");
+        let q = RequestsQuery {
+            publisher: Some("acme"),
+            pending: 1,
+            decided: 10,
+            ..Default::default()
+        };
+        let page = s.requests_page(&q).expect("page");
+        assert_eq!(page.pending_signatures, 2, "acme's pending ones");
+        assert_eq!(
+            page.signatures.iter().map(|r| r.id).collect::<Vec<_>>(),
+            [ids[3]],
+            "newest first, one a page"
+        );
+        let next = s
+            .requests_page(&RequestsQuery {
+                signatures_before: Some(ids[3]),
+                ..q
+            })
+            .expect("page");
+        assert_eq!(
+            next.signatures.iter().map(|r| r.id).collect::<Vec<_>>(),
+            [ids[1]],
+            "the next page skips beta's"
+        );
+        assert_eq!(
+            page.decided_signatures
+                .iter()
+                .map(|r| r.id)
+                .collect::<Vec<_>>(),
+            [ids[0]]
+        );
+        let d = &page.signature_approvals[&ids[0]];
+        assert_eq!(
+            (d[0].approver.as_str(), d[0].comment.as_deref()),
+            ("alice", Some("no"))
+        );
+        let all = s
+            .requests_page(&RequestsQuery {
+                publisher: None,
+                pending: 10,
+                decided: 10,
+                ..Default::default()
+            })
+            .expect("page");
+        assert_eq!(all.pending_signatures, 3);
+        assert_eq!(all.pending_certificates, 0);
+
+        // Signatures: by key, publisher, digest prefix, text, time; newest first.
+        let a = s
+            .insert_signature(&signature(0, "k1", 1), "ci")
+            .expect("sign");
+        let b = s
+            .insert_signature(&signature(0, "k1", 2), "ci")
+            .expect("sign");
+        let c = s
+            .insert_signature(&signature(0, "k2", 3), "ci")
+            .expect("sign");
+        let found = |q: SignatureSearch| {
+            signature_ids(
+                &s.search_signatures(&SignatureSearch { limit: 10, ..q })
+                    .expect("search"),
+            )
+        };
+        assert_eq!(found(SignatureSearch::default()), [c, b, a]);
+        assert_eq!(
+            found(SignatureSearch {
+                publisher: Some("acme".into()),
+                ..Default::default()
+            }),
+            [b, a]
+        );
+        assert_eq!(
+            found(SignatureSearch {
+                digest: Some("0202".into()),
+                ..Default::default()
+            }),
+            [b]
+        );
+        assert_eq!(
+            found(SignatureSearch {
+                text: Some("\"build\":3".into()),
+                ..Default::default()
+            }),
+            [c]
+        );
+        assert_eq!(
+            found(SignatureSearch {
+                text: Some("%".into()),
+                ..Default::default()
+            }),
+            Vec::<i64>::new(),
+            "wildcards are literal"
+        );
+        assert_eq!(
+            found(SignatureSearch {
+                from: Some(1_700_000_002),
+                ..Default::default()
+            }),
+            [c, b]
+        );
+        assert_eq!(
+            found(SignatureSearch {
+                before: Some(c),
+                ..Default::default()
+            }),
+            [b, a]
+        );
+        let act = s.signature_activity("k1", 0, 86_400).expect("activity");
+        assert_eq!(act.last, Some(1_700_000_002));
+        assert_eq!(act.counts.iter().map(|(_, n)| n).sum::<i64>(), 2);
+
+        // The audit trail: by actor text, action (exact or `prefix.`), object, newest first.
+        let ev = |q: AuditSearch| {
+            s.search_audit(&AuditSearch { limit: 100, ..q })
+                .expect("search")
+                .into_iter()
+                .map(|e| (e.action, e.subject.unwrap_or_default()))
+                .collect::<Vec<_>>()
+        };
+        let keys = ev(AuditSearch {
+            action: Some("key.".into()),
+            ..Default::default()
+        });
+        assert_eq!(keys.len(), 2, "{keys:?}");
+        assert!(keys.iter().all(|(a, _)| a.starts_with("key.")));
+        assert_eq!(
+            ev(AuditSearch {
+                action: Some("key.created".into()),
+                subject: Some("k2".into()),
+                ..Default::default()
+            }),
+            [("key.created".to_string(), "k2".to_string())]
+        );
+        assert!(ev(AuditSearch {
+            actor: Some("alice".into()),
+            ..Default::default()
+        })
+        .iter()
+        .any(|(a, _)| a == "signature.denied"));
+        assert!(ev(AuditSearch {
+            to: Some(0),
+            ..Default::default()
+        })
+        .is_empty());
         healthy(s);
     }
 

@@ -11,8 +11,8 @@ use crate::policy::auth::{Credential, Scope};
 use crate::policy::signing::KeyPolicy;
 use crate::store::{
     now, Activity, ApprovalRecord, AuditEvent, AuditSearch, CertRecord, CertSearch, KeyRecord,
-    RequestRecord, RequestStatus, SignatureRecord, SignatureRequestRecord, SignatureRequestStatus,
-    SignatureSearch, StationRecord,
+    RequestRecord, RequestStatus, RequestsQuery, SignatureRecord, SignatureRequestRecord,
+    SignatureRequestStatus, SignatureSearch, StationRecord,
 };
 
 pub use sessions::{Ended, Session};
@@ -147,8 +147,7 @@ fn scope_of(cred: &Credential) -> Result<Option<&str>> {
     })
 }
 
-/// Builds requests' contexts for one page: the decisions of all its requests in one read, each
-/// key's policy once.
+/// Builds requests' contexts for one page: each key's policy read once.
 struct Contexts<'a> {
     hm: &'a Hallmark,
     cred: &'a Credential,
@@ -164,70 +163,58 @@ impl<'a> Contexts<'a> {
         }
     }
 
-    fn signatures(&mut self, rs: Vec<SignatureRequestRecord>) -> Result<Vec<Request>> {
-        let ids: Vec<i64> = rs.iter().map(|r| r.id).collect();
-        let mut decisions = self.hm.store.approvals_of("signature", &ids)?;
-        let mut out = Vec::with_capacity(rs.len());
-        for request in rs {
-            let policy = match self.policies.get(&request.key_label) {
-                Some(p) => p.clone(),
-                None => {
-                    let p = self.hm.key_policy(&request.key_label)?;
-                    self.policies.insert(request.key_label.clone(), p.clone());
-                    p
-                }
-            };
-            let approvals = decisions.remove(&request.id).unwrap_or_default();
-            let approvers = self.hm.approvers_of(&policy, &request.requester);
-            let standing = standing(self.cred, &request.requester, &approvers, &approvals);
-            out.push(Request::Signature(Box::new(SignatureRequest {
-                request,
-                approvals,
-                policy,
-                approvers,
-                standing,
-            })));
-        }
-        Ok(out)
+    fn signature(
+        &mut self,
+        request: SignatureRequestRecord,
+        approvals: Vec<ApprovalRecord>,
+    ) -> Result<Request> {
+        let policy = match self.policies.get(&request.key_label) {
+            Some(p) => p.clone(),
+            None => {
+                let p = self.hm.key_policy(&request.key_label)?;
+                self.policies.insert(request.key_label.clone(), p.clone());
+                p
+            }
+        };
+        let approvers = self.hm.approvers_of(&policy, &request.requester);
+        let standing = standing(self.cred, &request.requester, &approvers, &approvals);
+        Ok(Request::Signature(Box::new(SignatureRequest {
+            request,
+            approvals,
+            policy,
+            approvers,
+            standing,
+        })))
     }
 
-    fn certificates(&mut self, rs: Vec<RequestRecord>) -> Result<Vec<Request>> {
+    fn certificate(&mut self, request: RequestRecord, approvals: Vec<ApprovalRecord>) -> Request {
         use x509_parser::prelude::FromDer;
-        let ids: Vec<i64> = rs.iter().map(|r| r.id).collect();
-        let mut decisions = self.hm.store.approvals_of("certificate", &ids)?;
-        let mut out = Vec::with_capacity(rs.len());
-        for request in rs {
-            let approvals = decisions.remove(&request.id).unwrap_or_default();
-            let approvers = self
-                .hm
-                .profiles
-                .get(&request.profile)
-                .ok()
-                .and_then(|p| p.approvals.as_ref().map(|a| a.approvers.clone()))
-                .unwrap_or_default();
-            let (csr_subject, csr_key) =
-                match x509_parser::certification_request::X509CertificationRequest::from_der(
-                    &request.csr_der,
-                ) {
-                    Ok((_, csr)) => (
-                        csr.certification_request_info.subject.to_string(),
-                        crate::policy::csr::describe_key(
-                            &csr.certification_request_info.subject_pki,
-                        ),
-                    ),
-                    Err(_) => ("(the stored CSR does not parse)".into(), String::new()),
-                };
-            let standing = standing(self.cred, &request.requester, &approvers, &approvals);
-            out.push(Request::Certificate(Box::new(CertificateRequest {
-                request,
-                approvals,
-                approvers,
-                csr_subject,
-                csr_key,
-                standing,
-            })));
-        }
-        Ok(out)
+        let approvers = self
+            .hm
+            .profiles
+            .get(&request.profile)
+            .ok()
+            .and_then(|p| p.approvals.as_ref().map(|a| a.approvers.clone()))
+            .unwrap_or_default();
+        let (csr_subject, csr_key) =
+            match x509_parser::certification_request::X509CertificationRequest::from_der(
+                &request.csr_der,
+            ) {
+                Ok((_, csr)) => (
+                    csr.certification_request_info.subject.to_string(),
+                    crate::policy::csr::describe_key(&csr.certification_request_info.subject_pki),
+                ),
+                Err(_) => ("(the stored CSR does not parse)".into(), String::new()),
+            };
+        let standing = standing(self.cred, &request.requester, &approvers, &approvals);
+        Request::Certificate(Box::new(CertificateRequest {
+            request,
+            approvals,
+            approvers,
+            csr_subject,
+            csr_key,
+            standing,
+        }))
     }
 }
 
@@ -236,44 +223,50 @@ impl Hallmark {
     /// then the latest decided ones.
     pub fn console_requests(&self, cred: &Credential, at: RequestsPage) -> Result<Requests> {
         let publisher = scope_of(cred)?;
-        let mut out = Requests::default();
-        let mut sigs = Vec::new();
-        let listed = self.store.list_signature_requests(
-            Some(SignatureRequestStatus::Pending),
+        let page = self.store.requests_page(&RequestsQuery {
             publisher,
-            at.signatures_before,
-            PENDING_PAGE,
-        )?;
-        if listed.len() == PENDING_PAGE {
-            out.next_signatures = listed.last().map(|r| r.id);
-        }
-        for r in listed {
+            signatures_before: at.signatures_before,
+            certificates_before: at.certificates_before,
+            pending: PENDING_PAGE,
+            decided: DECIDED_SHOWN,
+        })?;
+        let mut out = Requests {
+            pending_signatures: page.pending_signatures,
+            pending_certificates: page.pending_certificates,
+            next_signatures: (page.signatures.len() == PENDING_PAGE)
+                .then(|| page.signatures.last().map(|r| r.id))
+                .flatten(),
+            next_certificates: (page.certificates.len() == PENDING_PAGE)
+                .then(|| page.certificates.last().map(|r| r.id))
+                .flatten(),
+            ..Requests::default()
+        };
+        let mut contexts = Contexts::new(self, cred);
+        let mut approvals = page.signature_approvals;
+        for r in page.signatures {
             // A request past its deadline is expired as it is read, and left out.
             let r = self.expire_signature_request_if_due(r)?;
             if r.status == SignatureRequestStatus::Pending {
-                sigs.push(r);
+                let a = approvals.remove(&r.id).unwrap_or_default();
+                out.signatures.push(contexts.signature(r, a)?);
             }
         }
-        let (certs, next) = self.list_requests(
-            Some(RequestStatus::Pending.as_str()),
-            cred,
-            at.certificates_before,
-            PENDING_PAGE,
-        )?;
-        out.next_certificates = next;
-        (out.pending_certificates, out.pending_signatures) = self.store.count_pending(publisher)?;
-        let (decided_certs, decided_sigs) =
-            self.store.decided_requests(publisher, DECIDED_SHOWN)?;
-        let pending_sigs = sigs.len();
-        let pending_certs = certs.len();
-        let mut contexts = Contexts::new(self, cred);
-        let mut sig_items = contexts.signatures(sigs.into_iter().chain(decided_sigs).collect())?;
-        let mut cert_items =
-            contexts.certificates(certs.into_iter().chain(decided_certs).collect())?;
-        out.decided = sig_items.split_off(pending_sigs);
-        out.decided.extend(cert_items.split_off(pending_certs));
-        out.signatures = sig_items;
-        out.certificates = cert_items;
+        for r in page.decided_signatures {
+            let a = approvals.remove(&r.id).unwrap_or_default();
+            out.decided.push(contexts.signature(r, a)?);
+        }
+        let mut approvals = page.certificate_approvals;
+        for r in page.certificates {
+            let r = self.expire_if_due(r)?;
+            if r.status == RequestStatus::Pending {
+                let a = approvals.remove(&r.id).unwrap_or_default();
+                out.certificates.push(contexts.certificate(r, a));
+            }
+        }
+        for r in page.decided_certificates {
+            let a = approvals.remove(&r.id).unwrap_or_default();
+            out.decided.push(contexts.certificate(r, a));
+        }
         out.decided
             .sort_by_key(|r| std::cmp::Reverse(r.created_at()));
         out.decided.truncate(DECIDED_SHOWN);

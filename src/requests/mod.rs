@@ -132,7 +132,7 @@ impl Hallmark {
         Ok((out, next))
     }
 
-    fn expire_if_due(&self, mut r: RequestRecord) -> Result<RequestRecord> {
+    pub(crate) fn expire_if_due(&self, mut r: RequestRecord) -> Result<RequestRecord> {
         if r.status == RequestStatus::Pending && r.expires_at.is_some_and(|e| e <= now()) {
             self.store
                 .finish_request(r.id, RequestStatus::Expired, None, "hallmark")?;

@@ -65,36 +65,40 @@ pub struct Activity {
     pub counts: Vec<(i64, i64)>,
 }
 
+/// Which page of requests [`ConsoleRead::requests_page`] reads.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestsQuery<'a> {
+    /// Only this publisher's requests.
+    pub publisher: Option<&'a str>,
+    pub signatures_before: Option<i64>,
+    pub certificates_before: Option<i64>,
+    /// Pending requests of each kind on the page.
+    pub pending: usize,
+    /// Decided requests of each kind.
+    pub decided: usize,
+}
+
+/// What [`ConsoleRead::requests_page`] read.
+#[derive(Debug, Clone, Default)]
+pub struct RequestsPageRecords {
+    pub signatures: Vec<SignatureRequestRecord>,
+    pub certificates: Vec<RequestRecord>,
+    pub pending_signatures: i64,
+    pub pending_certificates: i64,
+    pub decided_signatures: Vec<SignatureRequestRecord>,
+    /// Decided certificate requests that needed approvals.
+    pub decided_certificates: Vec<RequestRecord>,
+    /// Decisions by request id, oldest first.
+    pub signature_approvals: std::collections::HashMap<i64, Vec<ApprovalRecord>>,
+    pub certificate_approvals: std::collections::HashMap<i64, Vec<ApprovalRecord>>,
+}
+
 /// The console's reads.
 pub trait ConsoleRead: Send + Sync {
-    /// Signature requests, newest first below id `before`, of a status and a publisher when
-    /// given.
-    fn list_signature_requests(
-        &self,
-        status: Option<SignatureRequestStatus>,
-        publisher: Option<&str>,
-        before: Option<i64>,
-        limit: usize,
-    ) -> Result<Vec<SignatureRequestRecord>, StoreError>;
-
-    /// How many certificate and signature requests are pending (of a publisher when given).
-    fn count_pending(&self, publisher: Option<&str>) -> Result<(i64, i64), StoreError>;
-
-    /// The latest decided (no longer pending) certificate requests that needed approvals, and
-    /// signature requests, newest first, of a publisher when given.
-    fn decided_requests(
-        &self,
-        publisher: Option<&str>,
-        limit: usize,
-    ) -> Result<(Vec<RequestRecord>, Vec<SignatureRequestRecord>), StoreError>;
-
-    /// The decisions on many requests of one kind (`certificate` or `signature`) at once, by
-    /// request id, each oldest first.
-    fn approvals_of(
-        &self,
-        kind: &str,
-        ids: &[i64],
-    ) -> Result<std::collections::HashMap<i64, Vec<ApprovalRecord>>, StoreError>;
+    /// One page of the Requests view, read in one transaction: pending signature and
+    /// certificate requests (newest first, below the given ids), how many are pending in all,
+    /// the latest decided ones, and the decisions on every request listed.
+    fn requests_page(&self, q: &RequestsQuery<'_>) -> Result<RequestsPageRecords, StoreError>;
 
     fn search_signatures(&self, s: &SignatureSearch) -> Result<Vec<SignatureRecord>, StoreError>;
 

@@ -29,7 +29,10 @@ use std::sync::Arc;
 pub use acme::{AcmeAccount, AcmeAuthz, AcmeChallenge, AcmeOrder, AcmeRead, AcmeWrite, EabKey};
 pub use audit::{AuditEvent, AuditRead, AuditWrite, ExpiringCert, WebhookCursor};
 pub use authorities::{AuthoritiesRead, AuthoritiesWrite, CaRecord, CaRole, Publisher};
-pub use console::{Activity, AuditSearch, CertSearch, ConsoleRead, SignatureSearch, Validity};
+pub use console::{
+    Activity, AuditSearch, CertSearch, ConsoleRead, RequestsPageRecords, RequestsQuery,
+    SignatureSearch, Validity,
+};
 pub use factory::{DeviceCertificate, FactoryRead, FactoryWrite, StationRecord};
 pub use issuance::{CertFilter, CertRecord, Intent, IssuanceRead, IssuanceWrite};
 pub use requests::{

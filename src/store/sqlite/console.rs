@@ -33,104 +33,16 @@ fn limit(l: usize) -> i64 {
 }
 
 impl ConsoleRead for SqliteStore {
-    fn list_signature_requests(
-        &self,
-        status: Option<SignatureRequestStatus>,
-        publisher: Option<&str>,
-        before: Option<i64>,
-        n: usize,
-    ) -> Result<Vec<SignatureRequestRecord>, StoreError> {
+    fn requests_page(&self, q: &RequestsQuery<'_>) -> Result<RequestsPageRecords, StoreError> {
         self.read(|conn| {
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {REQ_COLS} FROM signature_requests
-                 WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR publisher = ?2)
-                   AND (?3 IS NULL OR id < ?3)
-                 ORDER BY id DESC LIMIT ?4"
-            ))?;
-            let rows =
-                stmt.query_map(params![status, publisher, before, limit(n)], req_from_row)?;
-            Ok(rows.collect::<Result<_, _>>()?)
+            // One read transaction: one snapshot and one WAL read lock for the whole page.
+            conn.execute_batch("BEGIN")?;
+            let page = requests_page_in(conn, q);
+            let end = conn.execute_batch(if page.is_ok() { "COMMIT" } else { "ROLLBACK" });
+            let page = page?;
+            end?;
+            Ok(page)
         })
-    }
-
-    fn count_pending(&self, publisher: Option<&str>) -> Result<(i64, i64), StoreError> {
-        self.read(|conn| {
-            let certs = conn
-                .prepare_cached(
-                    "SELECT count(*) FROM requests WHERE status = 'pending' AND (?1 IS NULL OR publisher = ?1)",
-                )?
-                .query_row(params![publisher], |r| r.get(0))?;
-            let sigs = conn
-                .prepare_cached(
-                    "SELECT count(*) FROM signature_requests WHERE status = 'pending' AND (?1 IS NULL OR publisher = ?1)",
-                )?
-                .query_row(params![publisher], |r| r.get(0))?;
-            Ok((certs, sigs))
-        })
-    }
-
-    fn decided_requests(
-        &self,
-        publisher: Option<&str>,
-        n: usize,
-    ) -> Result<(Vec<RequestRecord>, Vec<SignatureRequestRecord>), StoreError> {
-        self.read(|conn| {
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {REQUEST_COLS} FROM requests
-                 WHERE status != 'pending' AND approvals_required > 0 AND (?1 IS NULL OR publisher = ?1)
-                 ORDER BY id DESC LIMIT ?2"
-            ))?;
-            let certs = stmt
-                .query_map(params![publisher, limit(n)], request_from_row)?
-                .collect::<Result<_, _>>()?;
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {REQ_COLS} FROM signature_requests
-                 WHERE status != 'pending' AND (?1 IS NULL OR publisher = ?1)
-                 ORDER BY id DESC LIMIT ?2"
-            ))?;
-            let sigs = stmt
-                .query_map(params![publisher, limit(n)], req_from_row)?
-                .collect::<Result<_, _>>()?;
-            Ok((certs, sigs))
-        })
-    }
-
-    fn approvals_of(
-        &self,
-        kind: &str,
-        ids: &[i64],
-    ) -> Result<std::collections::HashMap<i64, Vec<ApprovalRecord>>, StoreError> {
-        let mut out: std::collections::HashMap<i64, Vec<ApprovalRecord>> =
-            std::collections::HashMap::new();
-        if ids.is_empty() {
-            return Ok(out);
-        }
-        // The ids as one JSON array parameter: one statement, whatever the page's size.
-        let list = serde_json::to_string(ids).map_err(|e| StoreError::Backend(e.to_string()))?;
-        self.read(|conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT request_id, approver, decision, comment, created_at FROM approvals
-                 WHERE request_kind = ?1 AND request_id IN (SELECT value FROM json_each(?2))
-                 ORDER BY id",
-            )?;
-            let rows = stmt.query_map(params![kind, list], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    ApprovalRecord {
-                        approver: r.get(1)?,
-                        decision: r.get(2)?,
-                        comment: r.get(3)?,
-                        created_at: r.get(4)?,
-                    },
-                ))
-            })?;
-            for row in rows {
-                let (id, a) = row?;
-                out.entry(id).or_default().push(a);
-            }
-            Ok(())
-        })?;
-        Ok(out)
     }
 
     fn search_signatures(&self, s: &SignatureSearch) -> Result<Vec<SignatureRecord>, StoreError> {
@@ -306,4 +218,107 @@ impl ConsoleRead for SqliteStore {
             })
         })
     }
+}
+
+fn requests_page_in(
+    conn: &rusqlite::Connection,
+    q: &RequestsQuery<'_>,
+) -> Result<RequestsPageRecords, StoreError> {
+    let mut out = RequestsPageRecords::default();
+    // The partial indexes hold only the pending requests, in id order: a page reads its rows
+    // and stops, however many requests there are.
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {REQ_COLS} FROM signature_requests INDEXED BY signature_requests_pending
+         WHERE status = 'pending' AND (?1 IS NULL OR publisher = ?1) AND (?2 IS NULL OR id < ?2)
+         ORDER BY id DESC LIMIT ?3"
+    ))?;
+    out.signatures = stmt
+        .query_map(
+            params![q.publisher, q.signatures_before, limit(q.pending)],
+            req_from_row,
+        )?
+        .collect::<Result<_, _>>()?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {REQUEST_COLS} FROM requests INDEXED BY requests_pending
+         WHERE status = 'pending' AND (?1 IS NULL OR publisher = ?1) AND (?2 IS NULL OR id < ?2)
+         ORDER BY id DESC LIMIT ?3"
+    ))?;
+    out.certificates = stmt
+        .query_map(
+            params![q.publisher, q.certificates_before, limit(q.pending)],
+            request_from_row,
+        )?
+        .collect::<Result<_, _>>()?;
+    out.pending_certificates = conn
+        .prepare_cached(
+            "SELECT count(*) FROM requests WHERE status = 'pending' AND (?1 IS NULL OR publisher = ?1)",
+        )?
+        .query_row(params![q.publisher], |r| r.get(0))?;
+    out.pending_signatures = conn
+        .prepare_cached(
+            "SELECT count(*) FROM signature_requests WHERE status = 'pending' AND (?1 IS NULL OR publisher = ?1)",
+        )?
+        .query_row(params![q.publisher], |r| r.get(0))?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {REQUEST_COLS} FROM requests
+         WHERE status != 'pending' AND approvals_required > 0 AND (?1 IS NULL OR publisher = ?1)
+         ORDER BY id DESC LIMIT ?2"
+    ))?;
+    out.decided_certificates = stmt
+        .query_map(params![q.publisher, limit(q.decided)], request_from_row)?
+        .collect::<Result<_, _>>()?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {REQ_COLS} FROM signature_requests
+         WHERE status != 'pending' AND (?1 IS NULL OR publisher = ?1)
+         ORDER BY id DESC LIMIT ?2"
+    ))?;
+    out.decided_signatures = stmt
+        .query_map(params![q.publisher, limit(q.decided)], req_from_row)?
+        .collect::<Result<_, _>>()?;
+    let ids = |a: &[i64], b: &[i64]| {
+        let all: Vec<i64> = a.iter().chain(b).copied().collect();
+        serde_json::to_string(&all).map_err(|e| StoreError::Backend(e.to_string()))
+    };
+    let sig_ids = ids(
+        &out.signatures.iter().map(|r| r.id).collect::<Vec<_>>(),
+        &out.decided_signatures
+            .iter()
+            .map(|r| r.id)
+            .collect::<Vec<_>>(),
+    )?;
+    let cert_ids = ids(
+        &out.certificates.iter().map(|r| r.id).collect::<Vec<_>>(),
+        &out.decided_certificates
+            .iter()
+            .map(|r| r.id)
+            .collect::<Vec<_>>(),
+    )?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT request_id, approver, decision, comment, created_at FROM approvals
+         WHERE request_kind = ?1 AND request_id IN (SELECT value FROM json_each(?2))
+         ORDER BY id",
+    )?;
+    for (kind, list) in [("signature", &sig_ids), ("certificate", &cert_ids)] {
+        let rows = stmt.query_map(params![kind, list], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                ApprovalRecord {
+                    approver: r.get(1)?,
+                    decision: r.get(2)?,
+                    comment: r.get(3)?,
+                    created_at: r.get(4)?,
+                },
+            ))
+        })?;
+        let map = if kind == "signature" {
+            &mut out.signature_approvals
+        } else {
+            &mut out.certificate_approvals
+        };
+        for row in rows {
+            let (id, a) = row?;
+            map.entry(id).or_default().push(a);
+        }
+    }
+    Ok(out)
 }

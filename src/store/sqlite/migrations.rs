@@ -455,7 +455,8 @@ CREATE TABLE ui_sessions (
 CREATE INDEX ui_sessions_by_token ON ui_sessions (token_id);
 -- A key's signatures by time (the console's Keys page counts them per day).
 CREATE INDEX signatures_by_key ON signatures (key_label, created_at);
--- A request's decisions (every request shown reads them).
-CREATE INDEX approvals_by_request ON approvals (request_kind, request_id);
+-- The pending requests, newest first, however many ended ones there are.
+CREATE INDEX signature_requests_pending ON signature_requests (id) WHERE status = 'pending';
+CREATE INDEX requests_pending ON requests (id) WHERE status = 'pending';
 "#,
 ];

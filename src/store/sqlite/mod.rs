@@ -1294,7 +1294,8 @@ mod tests {
              DROP INDEX certificates_by_not_after;
              DROP TABLE ui_sessions;
              DROP INDEX signatures_by_key;
-             DROP INDEX approvals_by_request;
+             DROP INDEX signature_requests_pending;
+             DROP INDEX requests_pending;
              PRAGMA user_version = {};",
             migrations::MIGRATIONS
                 .iter()

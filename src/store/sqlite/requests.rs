@@ -205,13 +205,15 @@ impl RequestsRead for SqliteStore {
         before: Option<i64>,
         limit: usize,
     ) -> Result<Vec<RequestRecord>, StoreError> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {COLS} FROM requests WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR publisher = ?2)
-               AND (?4 IS NULL OR id < ?4) ORDER BY id DESC LIMIT ?3"
-        ))?;
-        let rows = stmt.query_map(params![status, publisher, limit as i64, before], from_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {COLS} FROM requests WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR publisher = ?2)
+                   AND (?4 IS NULL OR id < ?4) ORDER BY id DESC LIMIT ?3"
+            ))?;
+            let rows =
+                stmt.query_map(params![status, publisher, limit as i64, before], from_row)?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
     }
 
     fn approvals(&self, request_id: i64) -> Result<Vec<ApprovalRecord>, StoreError> {
