@@ -3,8 +3,8 @@
 //! approve a `hallmark sign cms` in the browser and the CLI's `.p7s` verifies; the requester
 //! cannot approve its own request; a denial in the browser fails the CLI with its comment;
 //! hostile metadata and artifact names render as text with no script run under a strict CSP;
-//! posts without the CSRF token or from another origin change nothing; idle sessions and
-//! revoked tokens are sent to sign in; one publisher's approver sees nothing of another's; a
+//! posts without the CSRF token or from another origin change nothing; idle sessions, revoked
+//! tokens and signed-out sessions are sent to sign in (and the security headers are there); one publisher's approver sees nothing of another's; a
 //! certificate is revoked through the confirmation step; axe-core finds no serious or critical
 //! violation on any page at 1280 px and phone width, and every page is screenshotted into
 //! target/console-screenshots (docs/console.md shows them).
@@ -609,8 +609,13 @@ fn csrf_origin_idle_revoked_tokens_and_publishers_are_kept_apart() {
         },
         "was revoked or has expired",
     );
+    // Sign-out ends the session (the cookie it leaves behind opens nothing); the headers.
+    c.scenario("logout", &[("UI_TOKEN", c.officer.clone())]);
     let audit = c.env.ca.hm(&["audit", "--limit", "200"]);
-    assert!(audit.contains("session.created"), "{audit}");
+    assert!(
+        audit.contains("session.created") && audit.contains("session.ended"),
+        "{audit}"
+    );
 
     for mut child in [acme_child, globex_child] {
         let _ = child.kill();

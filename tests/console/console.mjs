@@ -289,6 +289,30 @@ const scenarios = {
     say('refused', {});
   },
 
+  // The security headers on a page, then Sign out: the sign-in page says so, and the old
+  // cookie no longer opens a page.
+  async logout(browser) {
+    const page = await newPage(browser);
+    await signIn(page, env.UI_TOKEN);
+    const r = await page.goto(`${base}/ui/requests`);
+    const h = r.headers();
+    check(h['strict-transport-security'] && h['strict-transport-security'].includes('max-age='), `HSTS: ${h['strict-transport-security']}`);
+    check(h['x-frame-options'] === 'DENY', `X-Frame-Options: ${h['x-frame-options']}`);
+    check(h['referrer-policy'] === 'no-referrer', `Referrer-Policy: ${h['referrer-policy']}`);
+    check((h['cache-control'] || '').includes('no-store'), `Cache-Control: ${h['cache-control']}`);
+    check((h['content-security-policy'] || '').includes("frame-ancestors 'none'"), 'CSP');
+    const old = (await page.context().cookies()).find((c) => c.name === '__Host-hallmark_session');
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.waitForURL('**/ui/login?ended=out');
+    const text = await page.locator('main').innerText();
+    check(text.includes('You signed out'), `no sign-out message: ${text}`);
+    // The cookie the browser held before no longer opens a page (the session is gone).
+    await page.context().addCookies([{ ...old }]);
+    await page.goto(`${base}/ui/requests`);
+    check(page.url().includes('/ui/login'), `the old cookie still opens ${page.url()}`);
+    say('signed-out', {});
+  },
+
   // Revokes a certificate through the form and its confirmation.
   async revoke(browser) {
     const page = await newPage(browser);
