@@ -240,16 +240,7 @@ fn bench_https(
         .ok_or("API URL")?
         .trim_end_matches('/')
         .parse()?;
-    let mut roots = rustls::RootCertStore::empty();
-    for c in rustls::pki_types::pem::PemObject::pem_file_iter(&ca.root)? {
-        roots.add(c?)?;
-    }
-    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let cfg = tls_client(Path::new(&ca.root))?;
     let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
     let token = Arc::new(ca.token.clone());
     let done = Arc::new(AtomicUsize::new(0));

@@ -21,6 +21,21 @@ pub enum FetchError {
     Trust { what: String, why: String },
 }
 
+/// Percent-encodes a query or `application/x-www-form-urlencoded` component: everything but
+/// RFC 3986's unreserved characters.
+pub fn form_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
 /// Whom an HTTPS connection trusts.
 #[derive(Clone)]
 pub struct Tls(tokio_rustls::TlsConnector);

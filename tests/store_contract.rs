@@ -1222,17 +1222,13 @@ pub mod contract {
         }
     }
 
-    fn signature_ids(list: &[SignatureRecord]) -> Vec<i64> {
-        list.iter().map(|s| s.id).collect()
-    }
-
-    pub fn signing(s: &dyn Store) {
-        let t0 = now();
-        for p in ["acme", "beta"] {
+    /// Publishers IDS (code signing, Germany).
+    fn add_publishers(s: &dyn Store, ids: &[&str]) {
+        for p in ids {
             s.add_publisher(
                 &Publisher {
-                    id: p.into(),
-                    org: p.into(),
+                    id: (*p).into(),
+                    org: (*p).into(),
                     country: "DE".into(),
                     state: None,
                     locality: None,
@@ -1243,6 +1239,15 @@ pub mod contract {
             )
             .expect("a publisher");
         }
+    }
+
+    fn signature_ids(list: &[SignatureRecord]) -> Vec<i64> {
+        list.iter().map(|s| s.id).collect()
+    }
+
+    pub fn signing(s: &dyn Store) {
+        let t0 = now();
+        add_publishers(s, &["acme", "beta"]);
 
         // Keys.
         assert!(s.get_key("k1").expect("get").is_none());
@@ -3063,21 +3068,7 @@ pub mod contract {
     /// decided ones, every listed request's decisions), searches of signatures, certificates and
     /// the audit trail, and activity counts.
     pub fn console(s: &dyn Store) {
-        for p in ["acme", "beta"] {
-            s.add_publisher(
-                &Publisher {
-                    id: p.into(),
-                    org: p.into(),
-                    country: "DE".into(),
-                    state: None,
-                    locality: None,
-                    profiles: vec!["code-signing".into()],
-                    created_at: 1,
-                },
-                "officer",
-            )
-            .expect("a publisher");
-        }
+        add_publishers(s, &["acme", "beta"]);
         s.insert_key(&key("k1", "acme"), "officer").expect("key");
         s.insert_key(&key("k2", "beta"), "officer").expect("key");
         let mut ids = Vec::new();

@@ -227,6 +227,23 @@ impl BenchCa {
     }
 }
 
+/// A TLS client configuration trusting only the root certificate(s) in the PEM file `root`
+/// (aws-lc-rs, TLS 1.2 and 1.3).
+pub fn tls_client(root: &Path) -> Res<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls::pki_types::pem::PemObject::pem_file_iter(root)? {
+        roots.add(c?)?;
+    }
+    Ok(
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth(),
+    )
+}
+
 /// A server process, killed on drop.
 pub struct Server(pub Child);
 

@@ -599,28 +599,41 @@ async fn handle_api(
     Ok(boxed(done.finish(resp).await))
 }
 
+/// A request's body, read whole within `limit` bytes and `timeout_secs`; otherwise the refusal
+/// (a body that is not valid HTTP framing, a malformed chunk, is the client's error, not a size
+/// problem).
+async fn read_body(body: Incoming, limit: usize, timeout_secs: u64) -> Result<Bytes, Refusal> {
+    use http_body_util::BodyExt;
+    match tokio::time::timeout(
+        std::time::Duration::from_secs(timeout_secs),
+        http_body_util::Limited::new(body, limit).collect(),
+    )
+    .await
+    {
+        Ok(Ok(b)) => Ok(b.to_bytes()),
+        Ok(Err(e))
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_none() =>
+        {
+            Err(Refusal::BadFraming)
+        }
+        Ok(Err(_)) => Err(Refusal::TooLarge(format!(
+            "the request body is over the limit of {limit} bytes"
+        ))),
+        Err(_) => Err(Refusal::Timeout),
+    }
+}
+
 /// A web console request: its form read (within the console's limit), then the page.
 async fn handle_console(
     state: Arc<api::ApiState>,
     remote: SocketAddr,
     req: Request<Incoming>,
 ) -> Response<Body> {
-    use http_body_util::BodyExt;
     let (parts, body) = req.into_parts();
-    let body = match tokio::time::timeout(
-        std::time::Duration::from_secs(state.hm.config.api.body_timeout_secs),
-        http_body_util::Limited::new(body, ui::BODY_LIMIT).collect(),
-    )
-    .await
-    {
-        Ok(Ok(b)) => b.to_bytes(),
-        Ok(Err(_)) => {
-            return refused(Refusal::TooLarge(format!(
-                "the console reads forms of at most {} bytes",
-                ui::BODY_LIMIT
-            )))
-        }
-        Err(_) => return refused(Refusal::Timeout),
+    let body = match read_body(body, ui::BODY_LIMIT, state.hm.config.api.body_timeout_secs).await {
+        Ok(b) => b,
+        Err(r) => return refused(r),
     };
     let req = ui::UiRequest {
         method: parts.method,
@@ -642,7 +655,6 @@ async fn handle_api_whole(
     started: std::time::Instant,
     request_id: &str,
 ) -> (&'static str, Option<String>, Response<Body>) {
-    use http_body_util::BodyExt;
     let limit = state.hm.config.api.body_limit;
     let (parts, body) = req.into_parts();
     // The route, the credential, its rate and its scope are settled from the head, before the
@@ -670,35 +682,16 @@ async fn handle_api_whole(
         api::Admission::Proceed(template, cred) => (template, cred),
     };
     let credential = cred.as_ref().map(|c| c.token_id.clone());
-    let body = match tokio::time::timeout(
-        std::time::Duration::from_secs(state.hm.config.api.body_timeout_secs),
-        http_body_util::Limited::new(body, limit).collect(),
-    )
-    .await
-    {
-        Ok(Ok(b)) => b.to_bytes(),
-        // A body that is not valid HTTP framing (a malformed chunk) is the client's error, not
-        // a size problem.
-        Ok(Err(e))
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_none() =>
-        {
-            let r = refused(Refusal::BadFraming);
-            return (template, credential, r);
-        }
-        Ok(Err(_)) => {
-            let r = refused(Refusal::TooLarge(format!(
-                "the request body is over the limit of {limit} bytes"
-            )));
-            state
-                .hm
-                .metrics
-                .observe_request("too-large", 413, started.elapsed());
-            return (template, credential, r);
-        }
-        Err(_) => {
-            let r = refused(Refusal::Timeout);
-            return (template, credential, r);
+    let body = match read_body(body, limit, state.hm.config.api.body_timeout_secs).await {
+        Ok(b) => b,
+        Err(r) => {
+            if matches!(r, Refusal::TooLarge(_)) {
+                state
+                    .hm
+                    .metrics
+                    .observe_request("too-large", 413, started.elapsed());
+            }
+            return (template, credential, refused(r));
         }
     };
     let req = api::ApiRequest {

@@ -18,7 +18,7 @@ use sha2::Digest;
 use super::jwks::{IssuerKeys, Lookup, Source};
 use super::token;
 use crate::config::{Config, ConsoleOidcConfig};
-use crate::outbound::{self, Tls};
+use crate::outbound::{self, form_encode as enc, Tls};
 
 /// How long a started sign-in may take at the provider.
 const FLOW_LIFETIME: Duration = Duration::from_secs(600);
@@ -87,18 +87,6 @@ fn random(n: usize) -> String {
     let mut b = vec![0u8; n];
     rand::Rng::fill(&mut rand::rngs::OsRng, &mut b[..]);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
-}
-
-/// `application/x-www-form-urlencoded` / query component encoding.
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 impl PeopleLogin {

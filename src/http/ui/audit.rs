@@ -5,7 +5,6 @@ use hyper::Response;
 use maud::html;
 
 use super::layout::when;
-use super::signatures::encode;
 use super::{id_param, ok_page, time_param, Body, Ui};
 use crate::error::Error;
 use crate::store::AuditSearch;
@@ -24,17 +23,13 @@ pub(super) fn page(ui: &Ui<'_>) -> Result<Response<Body>, Error> {
     };
     let rows = ui.hm.console_audit(&ui.session.cred, &search)?;
     let v = |k: &str| ui.q(k).unwrap_or_default();
-    let next = (rows.len() == PAGE)
-        .then(|| rows.last().map(|r| r.id))
-        .flatten();
-    let mut next_q: Vec<(String, String)> =
-        ui.q.iter()
-            .filter(|(k, _)| k != "before")
-            .cloned()
-            .collect();
-    if let Some(n) = next {
-        next_q.push(("before".into(), n.to_string()));
-    }
+    let next = ui.next_page(
+        "/ui/audit",
+        "before",
+        (rows.len() == PAGE)
+            .then(|| rows.last().map(|r| r.id.to_string()))
+            .flatten(),
+    );
     let content = html! {
         form.search method="get" action="/ui/audit" role="search" {
             div { label for="actor" { "Actor contains" } input id="actor" name="actor" value=(v("actor")); }
@@ -64,8 +59,8 @@ pub(super) fn page(ui: &Ui<'_>) -> Result<Response<Body>, Error> {
                     }
                 }
             }
-            @if next.is_some() {
-                p.pager { a href={ "/ui/audit?" (encode(&next_q)) } { "Older events" } }
+            @if let Some(href) = &next {
+                p.pager { a href=(href) { "Older events" } }
             }
         }
     };

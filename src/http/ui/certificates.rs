@@ -6,7 +6,6 @@ use hyper::Response;
 use maud::{html, Markup};
 
 use super::layout::{badge, left, when, Flash};
-use super::signatures::encode;
 use super::{ok_page, see_other, Body, Ui};
 use crate::error::{Error, Refusal};
 use crate::policy::auth::Scope;
@@ -47,14 +46,13 @@ pub(super) fn list(ui: &Ui<'_>) -> Result<Response<Body>, Error> {
     let t = now();
     let v = |k: &str| ui.q(k).unwrap_or_default();
     let status = v("status");
-    let next = (rows.len() == PAGE)
-        .then(|| rows.last().map(|r| r.serial.clone()))
-        .flatten();
-    let mut next_q: Vec<(String, String)> =
-        ui.q.iter().filter(|(k, _)| k != "after").cloned().collect();
-    if let Some(n) = &next {
-        next_q.push(("after".into(), n.clone()));
-    }
+    let next = ui.next_page(
+        "/ui/certificates",
+        "after",
+        (rows.len() == PAGE)
+            .then(|| rows.last().map(|r| r.serial.clone()))
+            .flatten(),
+    );
     let content = html! {
         h2 { "Ending in the next " (ENDING_DAYS) " days" }
         @if ending.is_empty() {
@@ -81,8 +79,8 @@ pub(super) fn list(ui: &Ui<'_>) -> Result<Response<Body>, Error> {
             p.note { "No certificate matches." }
         } @else {
             (table("Certificates", &rows, t))
-            @if next.is_some() {
-                p.pager { a href={ "/ui/certificates?" (encode(&next_q)) } { "Next certificates" } }
+            @if let Some(href) = &next {
+                p.pager { a href=(href) { "Next certificates" } }
             }
         }
     };

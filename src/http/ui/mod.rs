@@ -25,6 +25,7 @@ use super::{public_detail, response, status_of, Body};
 use crate::console::{Ended, Session};
 use crate::engine::Hallmark;
 use crate::error::{Error, Refusal};
+use crate::outbound::form_encode;
 use layout::{page, Flash};
 
 /// The session cookie: `__Host-` binds it to this origin, path `/`, Secure.
@@ -128,6 +129,20 @@ impl Ui<'_> {
 
     fn field(&self, k: &str) -> Option<String> {
         param(&self.form, k)
+    }
+
+    /// The address of the page after this one (`after`: where it starts, when there is one):
+    /// this page's query with `key` set to it.
+    fn next_page(&self, path: &str, key: &str, after: Option<String>) -> Option<String> {
+        let after = after?;
+        let mut q: Vec<String> = self
+            .q
+            .iter()
+            .filter(|(k, _)| k != key)
+            .map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v)))
+            .collect();
+        q.push(format!("{key}={}", form_encode(&after)));
+        Some(format!("{path}?{}", q.join("&")))
     }
 }
 

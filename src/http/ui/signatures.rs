@@ -26,17 +26,13 @@ pub(super) fn page(ui: &Ui<'_>) -> Result<Response<Body>, Error> {
     };
     let rows = ui.hm.console_signatures(&ui.session.cred, search)?;
     let v = |k: &str| ui.q(k).unwrap_or_default();
-    let next = (rows.len() == PAGE)
-        .then(|| rows.last().map(|r| r.id))
-        .flatten();
-    let mut next_q: Vec<(String, String)> =
-        ui.q.iter()
-            .filter(|(k, _)| k != "before")
-            .cloned()
-            .collect();
-    if let Some(n) = next {
-        next_q.push(("before".into(), n.to_string()));
-    }
+    let next = ui.next_page(
+        "/ui/signatures",
+        "before",
+        (rows.len() == PAGE)
+            .then(|| rows.last().map(|r| r.id.to_string()))
+            .flatten(),
+    );
     let content = html! {
         form.search method="get" action="/ui/signatures" role="search" {
             div { label for="key" { "Key" } input id="key" name="key" value=(v("key")); }
@@ -72,29 +68,10 @@ pub(super) fn page(ui: &Ui<'_>) -> Result<Response<Body>, Error> {
                     }
                 }
             }
-            @if next.is_some() {
-                p.pager { a href={ "/ui/signatures?" (encode(&next_q)) } { "Older signatures" } }
+            @if let Some(href) = &next {
+                p.pager { a href=(href) { "Older signatures" } }
             }
         }
     };
     ok_page(ui, "Signatures", "/ui/signatures", None, content)
-}
-
-/// A query string from pairs, percent-encoded.
-pub(super) fn encode(pairs: &[(String, String)]) -> String {
-    fn enc(s: &str) -> String {
-        s.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                    (b as char).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect()
-    }
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
-        .collect::<Vec<_>>()
-        .join("&")
 }
