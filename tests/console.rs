@@ -900,3 +900,131 @@ fn certificate_requests_are_decided_in_the_browser_too() {
         .expect("certificate");
     assert!(cert.subject.contains("Acme Releases"), "{}", cert.subject);
 }
+
+/// Bad input to the console gets a clear page with the API's status, never a 500, and changes
+/// nothing; bad `[console]` settings stop every command naming the setting.
+#[test]
+fn bad_console_input_and_settings_are_refused_clearly() {
+    let c = Console::start();
+    let api = c.env.api().to_string();
+    let root = c.env.root.clone();
+    let call = |method: &str, path: &str, extra: &[&str]| {
+        let mut args = vec!["--cacert", root.as_str(), "-X", method];
+        args.extend_from_slice(extra);
+        let (code, body, ctype) = curl(&format!("{api}{path}"), &args);
+        (code, String::from_utf8_lossy(&body).into_owned(), ctype)
+    };
+    // A wrong token at sign-in.
+    let (code, body, ctype) = call(
+        "POST",
+        "/ui/login",
+        &["--data-urlencode", "token=hmk_000000000000_nope"],
+    );
+    assert_eq!(code, 401, "{body}");
+    assert!(
+        ctype.starts_with("text/html") && body.contains("not accepted"),
+        "{body}"
+    );
+    // Signed in (as a browser would, with curl keeping the cookie).
+    let jar = c.env.path("cookies");
+    let token = format!("token={}", c.officer);
+    let (code, body, _) = call(
+        "POST",
+        "/ui/login",
+        &["-c", &jar, "--data-urlencode", &token],
+    );
+    assert_eq!(code, 303, "{body}");
+    let get = |path: &str| call("GET", path, &["-b", &jar]);
+    for (path, status, says) in [
+        (
+            "/ui/certificates?status=bogus",
+            400,
+            "not one of all, valid, revoked, expired",
+        ),
+        ("/ui/signatures?before=abc", 400, "is not a number"),
+        ("/ui/signatures?from=yesterday", 400, "is not a date"),
+        ("/ui/audit?to=2026-13-45", 400, "is not a date"),
+        ("/ui/requests?signatures_before=-3", 400, "is not a number"),
+        ("/ui/certificates/00ff", 404, "certificate 00ff"),
+        ("/ui/nothing/here", 404, "nothing at /ui/nothing/here"),
+    ] {
+        let (code, body, ctype) = get(path);
+        assert_eq!(code, status, "{path}: {body}");
+        assert!(ctype.starts_with("text/html"), "{path}: {ctype}");
+        assert!(body.contains(says), "{path}: {body}");
+    }
+    let (code, _, _) = call("PUT", "/ui/requests", &["-b", &jar]);
+    assert_eq!(code, 405);
+    // A form of the wrong kind, an unknown kind of request, an oversized form: refused, with
+    // the session's own CSRF token and origin (so only the input is at fault).
+    let keys = get("/ui/keys").1;
+    let csrf = keys
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("a CSRF token on the page")
+        .to_string();
+    let origin = format!("Origin: {api}");
+    let form = format!("csrf={csrf}&decision=approve");
+    let (code, body, _) = call(
+        "POST",
+        "/ui/requests/bogus/1",
+        &["-b", &jar, "-H", &origin, "--data", &form],
+    );
+    assert_eq!(code, 404, "{body}");
+    assert!(body.contains("no kind of request 'bogus'"), "{body}");
+    let (code, body, _) = call(
+        "POST",
+        "/ui/requests/signature/1",
+        &[
+            "-b",
+            &jar,
+            "-H",
+            &origin,
+            "-H",
+            "Content-Type: application/json",
+            "--data",
+            "{}",
+        ],
+    );
+    assert_eq!(code, 415, "{body}");
+    let big = format!("csrf={csrf}&comment={}", "x".repeat(70_000));
+    let (code, _, _) = call(
+        "POST",
+        "/ui/requests/signature/1",
+        &["-b", &jar, "-H", &origin, "--data", &big],
+    );
+    assert_eq!(code, 413);
+    let (code, body, _) = call(
+        "POST",
+        "/ui/requests/signature/999",
+        &["-b", &jar, "-H", &origin, "--data", &form],
+    );
+    assert_eq!(code, 404, "{body}");
+    assert_eq!(c.env.recorded(), 0);
+
+    // Settings.
+    let base = std::fs::read_to_string(c.env.ca.config()).expect("config");
+    for (extra, says) in [
+        ("[console]\nidle_minutes = 0\n", "console.idle_minutes = 0 must be 1..1440"),
+        ("[console]\nabsolute_hours = 1000\n", "console.absolute_hours = 1000 must be 1..720"),
+        (
+            "[[console.person]]\nid = \"a@example.com\"\ntoken = \"x\"\n",
+            "needs a [console.oidc] provider",
+        ),
+        (
+            "[console.oidc]\nname = \"SSO\"\nissuer = \"http://sso\"\nclient_id = \"c\"\nredirect_url = \"https://h/ui/login/callback\"\n",
+            "is not an https:// URL",
+        ),
+        (
+            "[console.oidc]\nname = \"SSO\"\nissuer = \"https://sso\"\nclient_id = \"c\"\nredirect_url = \"https://h/elsewhere\"\n",
+            "must be this server's https://HOST:PORT/ui/login/callback",
+        ),
+    ] {
+        std::fs::write(c.env.ca.config(), format!("{base}\n{extra}")).expect("config");
+        let out = run(&mut c.env.ca.cmd(&["doctor"]));
+        assert!(!out.status.success(), "{extra}");
+        assert!(text_of(&out).contains(says), "{extra}: {}", text_of(&out));
+    }
+    std::fs::write(c.env.ca.config(), base).expect("config");
+}
