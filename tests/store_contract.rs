@@ -3065,8 +3065,9 @@ pub mod contract {
     }
 
     /// The console's reads: a page of requests (pending ones newest first with cursors, counts,
-    /// decided ones, every listed request's decisions), searches of signatures, certificates and
-    /// the audit trail, and activity counts.
+    /// decided ones, every listed request's decisions), searches of signatures, the audit trail
+    /// and certificates (by validity, publisher, paging; those ending soon), activity counts of
+    /// a key and a station.
     pub fn console(s: &dyn Store) {
         add_publishers(s, &["acme", "beta"]);
         s.insert_key(&key("k1", "acme"), "officer").expect("key");
@@ -3231,6 +3232,82 @@ pub mod contract {
             ..Default::default()
         })
         .is_empty());
+        // Certificates: by validity at a time, publisher, paging; those ending soon, soonest
+        // first and unrevoked; a station's certificates per hour.
+        let now = now();
+        let mut ending = intent("e1");
+        ending.not_after = now + 5 * 86_400;
+        let mut later = intent("e2");
+        later.not_after = now + 20 * 86_400;
+        let mut gone = intent("e3");
+        gone.not_after = now - 10;
+        let mut far = intent("e4");
+        far.not_after = now + 400 * 86_400;
+        let mut other = intent("e5");
+        other.publisher = Some("beta".into());
+        other.not_after = now + 2 * 86_400;
+        let mut revoked = intent("e6");
+        revoked.not_after = now + 3 * 86_400;
+        let mut device = intent("e7");
+        device.not_after = now + 86_400;
+        device.station = Some("line-1".into());
+        for i in [&ending, &later, &gone, &far, &other, &revoked, &device] {
+            issue(s, i);
+        }
+        s.revoke(&new_revocation("e6", 1, None), "officer")
+            .expect("revoke");
+        let certs = |q: CertSearch| {
+            s.search_certificates(&CertSearch {
+                at: now,
+                limit: 10,
+                ..q
+            })
+            .expect("search")
+            .into_iter()
+            .map(|c| c.serial)
+            .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            certs(CertSearch::default()),
+            ["e1", "e2", "e3", "e4", "e5", "e6", "e7"]
+        );
+        assert_eq!(
+            certs(CertSearch {
+                validity: Some(Validity::Revoked),
+                ..Default::default()
+            }),
+            ["e6"]
+        );
+        assert_eq!(
+            certs(CertSearch {
+                validity: Some(Validity::Expired),
+                ..Default::default()
+            }),
+            ["e3"]
+        );
+        assert_eq!(
+            certs(CertSearch {
+                validity: Some(Validity::Valid),
+                publisher: Some("acme".into()),
+                after: Some("e1".into()),
+                ..Default::default()
+            }),
+            ["e2", "e4", "e7"]
+        );
+        let soon: Vec<String> = s
+            .certificates_ending(now, now + 30 * 86_400, Some("acme"), 10)
+            .expect("ending")
+            .into_iter()
+            .map(|c| c.serial)
+            .collect();
+        assert_eq!(
+            soon,
+            ["e1", "e2"],
+            "soonest first: not beta's, the revoked, the device's, the ended or the far one"
+        );
+        let line = s.station_activity("line-1", 0, 3600).expect("activity");
+        assert_eq!(line.counts.iter().map(|(_, n)| n).sum::<i64>(), 1);
+        assert!(line.last.is_some());
         healthy(s);
     }
 
