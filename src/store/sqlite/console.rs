@@ -225,8 +225,8 @@ fn requests_page_in(
     q: &RequestsQuery<'_>,
 ) -> Result<RequestsPageRecords, StoreError> {
     let mut out = RequestsPageRecords::default();
-    // The partial indexes hold only the pending requests, in id order: a page reads its rows
-    // and stops, however many requests there are.
+    // Partial indexes hold the pending requests, and the ended ones, in id order: a page reads
+    // its rows and stops, however many of the other kind there are.
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {REQ_COLS} FROM signature_requests INDEXED BY signature_requests_pending
          WHERE status = 'pending' AND (?1 IS NULL OR publisher = ?1) AND (?2 IS NULL OR id < ?2)
@@ -260,7 +260,7 @@ fn requests_page_in(
         )?
         .query_row(params![q.publisher], |r| r.get(0))?;
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {REQUEST_COLS} FROM requests
+        "SELECT {REQUEST_COLS} FROM requests INDEXED BY requests_decided
          WHERE status != 'pending' AND approvals_required > 0 AND (?1 IS NULL OR publisher = ?1)
          ORDER BY id DESC LIMIT ?2"
     ))?;
@@ -268,7 +268,7 @@ fn requests_page_in(
         .query_map(params![q.publisher, limit(q.decided)], request_from_row)?
         .collect::<Result<_, _>>()?;
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {REQ_COLS} FROM signature_requests
+        "SELECT {REQ_COLS} FROM signature_requests INDEXED BY signature_requests_ended
          WHERE status != 'pending' AND (?1 IS NULL OR publisher = ?1)
          ORDER BY id DESC LIMIT ?2"
     ))?;

@@ -455,8 +455,11 @@ CREATE TABLE ui_sessions (
 CREATE INDEX ui_sessions_by_token ON ui_sessions (token_id);
 -- A key's signatures by time (the console's Keys page counts them per day).
 CREATE INDEX signatures_by_key ON signatures (key_label, created_at);
--- The pending requests, newest first, however many ended ones there are.
+-- The pending requests, newest first, however many ended ones there are; and the ended ones,
+-- however many are pending.
 CREATE INDEX signature_requests_pending ON signature_requests (id) WHERE status = 'pending';
 CREATE INDEX requests_pending ON requests (id) WHERE status = 'pending';
+CREATE INDEX signature_requests_ended ON signature_requests (id) WHERE status != 'pending';
+CREATE INDEX requests_decided ON requests (id) WHERE status != 'pending' AND approvals_required > 0;
 "#,
 ];

@@ -1296,6 +1296,8 @@ mod tests {
              DROP INDEX signatures_by_key;
              DROP INDEX signature_requests_pending;
              DROP INDEX requests_pending;
+             DROP INDEX signature_requests_ended;
+             DROP INDEX requests_decided;
              PRAGMA user_version = {};",
             migrations::MIGRATIONS
                 .iter()
