@@ -1002,6 +1002,12 @@ fn bad_console_input_and_settings_are_refused_clearly() {
     );
     assert_eq!(code, 404, "{body}");
     assert_eq!(c.env.recorded(), 0);
+    // The console's answers are counted in /metrics like the API's.
+    let (_, metrics, _) = call("GET", "/metrics", &[]);
+    assert!(
+        metrics.contains("hallmark_http_requests_total{route=\"/ui\",status=\"400\"}"),
+        "{metrics}"
+    );
 
     // Settings.
     let base = std::fs::read_to_string(c.env.ca.config()).expect("config");

@@ -584,7 +584,12 @@ async fn handle_api(
         return Ok(resp);
     }
     let (route, credential, resp) = if ui::is_console(req.uri().path()) {
-        ("/ui", None, handle_console(state, remote, req).await)
+        let st = state.clone();
+        let r = handle_console(state, remote, req).await;
+        st.hm
+            .metrics
+            .observe_request("/ui", r.status().as_u16(), started.elapsed());
+        ("/ui", None, r)
     } else {
         handle_api_whole(state, remote, req, started, &request_id).await
     };
