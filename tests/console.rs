@@ -196,6 +196,25 @@ impl Console {
             .expect("spawn sign")
     }
 
+    /// Approves signature request ID with the CLI as security-lead and qa-lead (fw-release's
+    /// two approvals), then waits for the `hallmark sign` CHILD that asked for it to succeed.
+    fn approve_and_sign(&self, id: i64, child: std::process::Child) {
+        for t in [&self.security_lead, &self.qa_lead] {
+            let out = self.env.approve(id, t);
+            assert!(
+                out.status.success(),
+                "approve: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let out = child.wait_with_output().expect("sign");
+        assert!(
+            out.status.success(),
+            "sign: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// The pending signature requests, oldest first.
     fn pending(&self) -> Vec<i64> {
         self.env
@@ -399,21 +418,8 @@ fn hostile_metadata_and_artifact_names_render_as_text() {
             ("UI_EXPECT", json(&[script, &format!("{img}.bin")])),
         ],
     );
-    for t in [&c.security_lead, &c.qa_lead] {
-        let out = c.env.approve(id, t);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let out = child.wait_with_output().expect("sign");
-    assert!(
-        out.status.success(),
-        "sign: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // Signed: the record, the decided list and the audit trail show the same values as text.
+    c.approve_and_sign(id, child);
+    // Signed: the record and the decided list show the same values as text.
     let seen = c.scenario(
         "xss",
         &[
@@ -636,10 +642,7 @@ fn every_page_is_accessible_at_desktop_and_phone_width_and_revocation_asks_first
         &["build=5"],
     );
     let first = c.new_pending(&[]);
-    for t in [&c.security_lead, &c.qa_lead] {
-        assert!(c.env.approve(first, t).status.success());
-    }
-    assert!(signed.wait_with_output().expect("sign").status.success());
+    c.approve_and_sign(first, signed);
     let fw6 = c.file("fw-6.bin", b"firmware 6\n");
     let mut pending = c.sign_in_background(
         &c.ci,

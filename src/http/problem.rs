@@ -45,29 +45,15 @@ pub fn public_detail(e: &Error) -> String {
 
 /// The problem document of `e`.
 pub fn error_response(e: &Error) -> Response<Body> {
-    let kind = e.kind();
     let status = status_of(e);
-    match (e.class(), e) {
-        // The edge's own words about what is unreachable (no stored value in them).
-        (_, Error::Refused(Refusal::Unavailable(detail))) => {
-            return problem(status, "unavailable", detail)
-        }
-        (Class::Internal | Class::Unavailable, _) => {
-            tracing::error!("internal error ({kind}): {e}");
-            let kind = if e.class() == Class::Unavailable {
-                "unavailable"
-            } else {
-                "internal"
-            };
-            return problem(
-                status,
-                kind,
-                "the server could not complete the request; the error is in its log",
-            );
-        }
-        _ => {}
-    }
-    let mut r = problem(status, kind, &e.to_string());
+    // A fault of the server answers a generic kind (and `public_detail` a generic sentence);
+    // the edge's own words about what is unreachable are kept.
+    let kind = match (e.class(), e) {
+        (_, Error::Refused(Refusal::Unavailable(_))) | (Class::Unavailable, _) => "unavailable",
+        (Class::Internal, _) => "internal",
+        _ => e.kind(),
+    };
+    let mut r = problem(status, kind, &public_detail(e));
     match e {
         Error::RateLimited { retry_after, .. } => {
             if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {

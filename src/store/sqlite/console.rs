@@ -8,20 +8,21 @@ use super::signing::{req_from_row, signature_from_row, REQ_COLS, SIGNATURE_COLS}
 use super::{audit_event_from_row, cert_from_row, SqliteStore, CERT_COLS};
 use crate::store::*;
 
-/// `%TEXT%` for `LIKE ... ESCAPE '\'`, the user's `%`, `_` and `\` taken literally.
-fn contains(text: &Option<String>) -> Option<String> {
-    text.as_ref().map(|t| {
-        let mut s = String::with_capacity(t.len() + 2);
-        s.push('%');
-        for c in t.chars() {
-            if matches!(c, '%' | '_' | '\\') {
-                s.push('\\');
-            }
-            s.push(c);
+/// TEXT for a `LIKE ... ESCAPE '\'` pattern, its `%`, `_` and `\` taken literally.
+fn like_literal(text: &str) -> String {
+    let mut s = String::with_capacity(text.len() + 2);
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            s.push('\\');
         }
-        s.push('%');
-        s
-    })
+        s.push(c);
+    }
+    s
+}
+
+/// `%TEXT%`: a pattern finding TEXT anywhere.
+fn contains(text: &Option<String>) -> Option<String> {
+    text.as_deref().map(|t| format!("%{}%", like_literal(t)))
 }
 
 fn limit(l: usize) -> i64 {
@@ -137,9 +138,7 @@ impl ConsoleRead for SqliteStore {
     fn search_audit(&self, s: &AuditSearch) -> Result<Vec<AuditEvent>, StoreError> {
         // `request.` finds every request.* action; anything else is an action's exact name.
         let (exact, prefix) = match &s.action {
-            Some(a) if a.ends_with('.') => {
-                (None, contains(&Some(a.clone())).map(|p| p[1..].to_string()))
-            }
+            Some(a) if a.ends_with('.') => (None, Some(format!("{}%", like_literal(a)))),
             Some(a) => (Some(a.clone()), None),
             None => (None, None),
         };
