@@ -90,6 +90,9 @@ pub enum Refusal {
     HeadersTooLarge(String),
     #[error("the request body was not sent in time")]
     Timeout,
+    /// A body that kept arriving, but slower than `[api] min_body_rate` once its grace was over.
+    #[error("the request body arrived slower than {0} bytes a second")]
+    TooSlow(u64),
     #[error("the request body is malformed (HTTP framing)")]
     BadFraming,
     /// A path segment, query parameter or body field the route cannot use.
@@ -153,11 +156,35 @@ impl Error {
                 Refusal::TooLarge(_) => "too-large",
                 Refusal::UriTooLong(_) => "uri-too-long",
                 Refusal::HeadersTooLarge(_) => "headers-too-large",
-                Refusal::Timeout => "timeout",
+                Refusal::Timeout | Refusal::TooSlow(_) => "timeout",
                 Refusal::BadFraming | Refusal::BadParameter(_) => "bad-request",
                 Refusal::Unavailable(_) => "unavailable",
                 Refusal::Internal => "internal",
             },
+        }
+    }
+
+    /// The kind a client is told: [`Error::kind`], except that a fault of the server is only
+    /// `internal` (or `unavailable`), whatever failed inside.
+    pub fn public_kind(&self) -> &'static str {
+        match (self.class(), self) {
+            (_, Error::Refused(Refusal::Unavailable(_))) | (Class::Unavailable, _) => "unavailable",
+            (Class::Internal, _) => "internal",
+            _ => self.kind(),
+        }
+    }
+
+    /// What a client may read of this error: its own words, or for a fault of the server a
+    /// generic sentence (the error itself goes to the log, once, here). Every edge that answers
+    /// a client (the API, the console, a factory station's batch lines) says it through this.
+    pub fn public_detail(&self) -> String {
+        match (self.class(), self) {
+            (_, Error::Refused(Refusal::Unavailable(detail))) => detail.clone(),
+            (Class::Internal | Class::Unavailable, _) => {
+                tracing::error!("internal error ({}): {self}", self.kind());
+                "the server could not complete the request; the error is in its log".into()
+            }
+            _ => self.to_string(),
         }
     }
 
@@ -246,7 +273,7 @@ impl Error {
                 Refusal::TooLarge(_) => Class::TooLarge,
                 Refusal::UriTooLong(_) => Class::UriTooLong,
                 Refusal::HeadersTooLarge(_) => Class::HeadersTooLarge,
-                Refusal::Timeout => Class::Timeout,
+                Refusal::Timeout | Refusal::TooSlow(_) => Class::Timeout,
                 Refusal::BadFraming | Refusal::BadParameter(_) => Class::BadRequest,
                 Refusal::Unavailable(_) => Class::Unavailable,
                 Refusal::Internal => Class::Internal,

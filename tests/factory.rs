@@ -687,3 +687,55 @@ fn station_run_reads_the_client_profile() {
         .lines()
         .all(|l| l.contains("\"issued\"")));
 }
+
+/// A fault of the database in the middle of a batch: the station reads a generic line (kind
+/// `internal`, no text of the fault), the server's log keeps the fault's own words, and once
+/// the fault is gone the same lines are issued.
+#[test]
+fn a_store_fault_gives_the_station_a_generic_line_and_the_log_the_detail() {
+    let line = Line::new();
+    let (devices, input) = line.station_with_batch(
+        "line-12",
+        "^ACME-L12-[0-9]{4}$",
+        10,
+        3,
+        |i| format!("ACME-L12-{i:04}"),
+        "l12.ndjson",
+    );
+    const FAULT: &str = "disk sector 4711 unreadable";
+    line.store()
+        .fail_certificate_records(Some(FAULT))
+        .expect("fault");
+    let output = line.ca.path("l12.out");
+    let status = line.run("line-12", &input, &output).status().expect("run");
+    let got = answers(&output);
+    assert_eq!(got.len(), devices.len(), "{got:?}");
+    for a in &got {
+        let text = a.to_string();
+        assert_eq!(a["status"], "refused", "{text}");
+        assert!(
+            a["error"]["type"]
+                .as_str()
+                .is_some_and(|t| t.ends_with(":internal")),
+            "{text}"
+        );
+        assert!(
+            !text.contains("4711"),
+            "the fault's text reached the station: {text}"
+        );
+        assert!(!text.contains("database"), "{text}");
+    }
+    assert!(status.success(), "refusals are answers, not a failed run");
+    assert!(
+        line.server.log_text().contains(FAULT),
+        "the log keeps the detail: {}",
+        line.server.log_text()
+    );
+    assert!(line.station_certs("line-12").is_empty());
+    line.store().fail_certificate_records(None).expect("heal");
+    let again = line.ca.path("l12-again.out");
+    let status = line.run("line-12", &input, &again).status().expect("run");
+    assert!(status.success());
+    assert!(answers(&again).iter().all(|a| a["status"] == "issued"));
+    assert_eq!(line.station_certs("line-12").len(), devices.len());
+}

@@ -30,17 +30,9 @@ pub fn status_of(e: &Error) -> StatusCode {
     }
 }
 
-/// What an answer may say of an error: its own words, or for a fault of the server a generic
-/// sentence (the error itself goes to the log, once, here).
+/// What an answer may say of an error: [`Error::public_detail`], the one place that decides.
 pub fn public_detail(e: &Error) -> String {
-    match (e.class(), e) {
-        (_, Error::Refused(Refusal::Unavailable(detail))) => detail.clone(),
-        (Class::Internal | Class::Unavailable, _) => {
-            tracing::error!("internal error ({}): {e}", e.kind());
-            "the server could not complete the request; the error is in its log".into()
-        }
-        _ => e.to_string(),
-    }
+    e.public_detail()
 }
 
 /// The problem document of `e`.
@@ -48,11 +40,7 @@ pub fn error_response(e: &Error) -> Response<Body> {
     let status = status_of(e);
     // A fault of the server answers a generic kind (and `public_detail` a generic sentence);
     // the edge's own words about what is unreachable are kept.
-    let kind = match (e.class(), e) {
-        (_, Error::Refused(Refusal::Unavailable(_))) | (Class::Unavailable, _) => "unavailable",
-        (Class::Internal, _) => "internal",
-        _ => e.kind(),
-    };
+    let kind = e.public_kind();
     let mut r = problem(status, kind, &public_detail(e));
     match e {
         Error::RateLimited { retry_after, .. } => {

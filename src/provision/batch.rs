@@ -113,8 +113,9 @@ impl Hallmark {
         let mut quota_used = match self.store.station_issued_count(&station.name) {
             Ok(n) => n,
             Err(e) => {
+                let failure = Error::from(e);
                 for a in plan.answers.iter_mut() {
-                    *a = Some(ProvisionAnswer::refused(None, "internal", e.to_string()));
+                    *a = Some(ProvisionAnswer::failed(None, &failure));
                 }
                 return (plan, reqs);
             }
@@ -188,12 +189,9 @@ impl Hallmark {
         let existing = match self.store.device_certificates(&station.profile, &devices) {
             Ok(e) => e,
             Err(e) => {
+                let failure = Error::from(e);
                 for (i, dev, _, _) in &firsts {
-                    plan.answers[*i] = Some(ProvisionAnswer::refused(
-                        Some(dev),
-                        "internal",
-                        e.to_string(),
-                    ));
+                    plan.answers[*i] = Some(ProvisionAnswer::failed(Some(dev), &failure));
                 }
                 return (plan, reqs);
             }
@@ -214,7 +212,7 @@ impl Hallmark {
                             serial: existing.serial.clone(),
                             cert_der,
                         },
-                        Err(e) => ProvisionAnswer::refused(Some(dev), e.kind(), e.to_string()),
+                        Err(e) => ProvisionAnswer::failed(Some(dev), &e),
                     });
                     continue;
                 }
@@ -242,8 +240,7 @@ impl Hallmark {
                                 .map_err(Error::from)
                         });
                     if let Err(e) = r {
-                        plan.answers[i] =
-                            Some(ProvisionAnswer::refused(Some(dev), e.kind(), e.to_string()));
+                        plan.answers[i] = Some(ProvisionAnswer::failed(Some(dev), &e));
                         continue;
                     }
                 }
@@ -310,7 +307,7 @@ impl Hallmark {
                 Err(e) if e.kind() == "device-exists" => {
                     self.answer_for_existing(station, &dev, &csr, e)
                 }
-                Err(e) => ProvisionAnswer::refused(Some(&dev), e.kind(), e.to_string()),
+                Err(e) => ProvisionAnswer::failed(Some(&dev), &e),
             });
         }
         for (i, dev, csr) in deferred {
@@ -353,10 +350,10 @@ impl Hallmark {
                         serial: existing.serial,
                         cert_der,
                     },
-                    Err(e) => ProvisionAnswer::refused(Some(dev), e.kind(), e.to_string()),
+                    Err(e) => ProvisionAnswer::failed(Some(dev), &e),
                 }
             }
-            _ => ProvisionAnswer::refused(Some(dev), original.kind(), original.to_string()),
+            _ => ProvisionAnswer::failed(Some(dev), &original),
         }
     }
 

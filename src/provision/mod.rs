@@ -49,6 +49,12 @@ impl ProvisionAnswer {
         }
     }
 
+    /// A line that failed: the station reads what [`Error::public_detail`] lets a client read
+    /// (a fault of the database or the key store is a generic line; the log keeps the detail).
+    fn failed(device: Option<&str>, e: &Error) -> Self {
+        ProvisionAnswer::refused(device, e.public_kind(), e.public_detail())
+    }
+
     /// The NDJSON line (without newline).
     pub fn to_json(&self) -> String {
         use base64::Engine;

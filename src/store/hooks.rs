@@ -32,6 +32,10 @@ pub trait TestHooks: Send + Sync {
     /// `locked` once it is held; returns when the lock is released.
     fn hold_write_lock(&self, hold: Duration, locked: &dyn Fn()) -> Result<(), StoreError>;
 
+    /// Makes every new certificate record fail with a fault of the backend whose text holds
+    /// `message` (a database fault in the middle of issuance), or with `None` ends that.
+    fn fail_certificate_records(&self, message: Option<&str>) -> Result<(), StoreError>;
+
     /// Moves the last use of every console session of token `token_id` `secs` into the past
     /// (a session left idle); returns how many there were.
     fn age_sessions(&self, token_id: &str, secs: i64) -> Result<usize, StoreError>;

@@ -348,6 +348,9 @@ pub struct Server {
     child: std::process::Child,
     pub public: String,
     pub api: Option<String>,
+    /// What the server wrote to standard error so far, a line each (also passed on to the
+    /// test's own standard error).
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Drop for Server {
@@ -382,6 +385,22 @@ impl Server {
         api: Option<&str>,
         env: &[(&str, &str)],
     ) -> Server {
+        Server::spawn(ca, public, api, env, None)
+    }
+
+    /// Both listeners, the server's descriptor limit (soft and hard, as `ulimit -n` sets them)
+    /// at NOFILE.
+    pub fn start_with_nofile(ca: &TestCa, nofile: u64) -> Server {
+        Server::spawn(ca, "127.0.0.1:0", Some("127.0.0.1:0"), &[], Some(nofile))
+    }
+
+    fn spawn(
+        ca: &TestCa,
+        public: &str,
+        api: Option<&str>,
+        env: &[(&str, &str)],
+        nofile: Option<u64>,
+    ) -> Server {
         use std::io::BufRead;
         let with_api = api.is_some();
         let mut args = vec!["serve", "--public-listen", public];
@@ -389,16 +408,41 @@ impl Server {
             Some(a) => args.extend(["--api-listen", a]),
             None => args.push("--no-api"),
         }
+        let mut cmd = match nofile {
+            None => ca.cmd(&args),
+            Some(n) => {
+                let mut c = Command::new(tool("prlimit"));
+                c.arg(format!("--nofile={n}:{n}"))
+                    .arg("--")
+                    .arg(hallmark_bin())
+                    .arg("--config")
+                    .arg(ca.config())
+                    .args(&args);
+                ca.apply_env(&mut c);
+                c
+            }
+        };
         // Access lines for every request would flood the test output: warnings and errors
         // only (a test's ENV may say otherwise).
-        let mut child = ca
-            .cmd(&args)
+        let mut child = cmd
             .env("HALLMARK_LOG_LEVEL", "warn")
             .envs(env.iter().copied())
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::inherit())
+            .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("spawn serve");
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        if let Some(err) = child.stderr.take() {
+            let sink = log.clone();
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+                    eprintln!("{line}");
+                    if let Ok(mut l) = sink.lock() {
+                        l.push(line);
+                    }
+                }
+            });
+        }
         let stdout = child.stdout.take().expect("stdout");
         let mut reader = std::io::BufReader::new(stdout);
         let mut url_of = |what: &str| -> String {
@@ -419,7 +463,17 @@ impl Server {
                 sink.clear();
             }
         });
-        Server { child, public, api }
+        Server {
+            child,
+            public,
+            api,
+            log,
+        }
+    }
+
+    /// The server's log lines so far, joined.
+    pub fn log_text(&self) -> String {
+        self.log.lock().map(|l| l.join("\n")).unwrap_or_default()
     }
 
     pub fn pid(&self) -> u32 {

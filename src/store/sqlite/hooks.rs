@@ -18,6 +18,23 @@ impl SqliteStore {
 }
 
 impl TestHooks for SqliteStore {
+    fn fail_certificate_records(&self, message: Option<&str>) -> Result<(), StoreError> {
+        let conn = self.conn()?;
+        conn.execute("DROP TRIGGER IF EXISTS test_fault_certificates", [])?;
+        if let Some(m) = message {
+            // A trigger's RAISE takes a literal, not a parameter.
+            let quoted = m.replace('\'', "''");
+            conn.execute(
+                &format!(
+                    "CREATE TRIGGER test_fault_certificates BEFORE INSERT ON certificates \
+                     BEGIN SELECT RAISE(ABORT, '{quoted}'); END"
+                ),
+                [],
+            )?;
+        }
+        Ok(())
+    }
+
     fn age_sessions(&self, token_id: &str, secs: i64) -> Result<usize, StoreError> {
         Ok(self.conn()?.execute(
             "UPDATE ui_sessions SET last_seen = last_seen - ?2 WHERE token_id = ?1",
