@@ -13,7 +13,7 @@
 mod common;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -33,6 +33,27 @@ fn b64() -> base64::engine::GeneralPurpose {
 struct Received {
     certs: HashMap<String, Vec<u8>>,
     signatures: HashMap<i64, (String, String)>,
+}
+
+/// What one round's clients got before the kill: a round that received nothing tested nothing.
+#[derive(Default)]
+struct Round {
+    issued: AtomicUsize,
+    approved: AtomicUsize,
+    signatures: AtomicUsize,
+    /// Answers that are neither the success asked for nor a lost connection (the kill): a
+    /// refusal here means the load stopped testing (a broken token, a changed route).
+    unexpected: Mutex<Vec<String>>,
+}
+
+impl Round {
+    fn unexpected(&self, what: &str, code: u16, v: &Value) {
+        if (400..500).contains(&code) {
+            if let Ok(mut u) = self.unexpected.lock() {
+                u.push(format!("{what}: {code} {v}"));
+            }
+        }
+    }
 }
 
 fn pem_der(pem_text: &str) -> Vec<u8> {
@@ -135,10 +156,12 @@ fn crash_loop(keys: Keys, kills: usize) {
         }
         std::fs::write(&input, text).expect("batch");
         let stop = AtomicBool::new(false);
-        let kill_after = Duration::from_millis(rng.gen_range(300..2_500));
+        // Long enough for every kind of load to get answers before the kill.
+        let kill_after = Duration::from_millis(rng.gen_range(1_000..3_000));
+        let tally = Round::default();
         std::thread::scope(|s| {
-            let (api, root, ci, csr, stop, received, approvers) =
-                (&api, &root, &ci, &csr, &stop, &received, &approvers);
+            let (api, root, ci, csr, stop, received, approvers, tally) =
+                (&api, &root, &ci, &csr, &stop, &received, &approvers, &tally);
             let mut station = std::process::Command::new(hallmark_bin());
             station
                 .args(["station", "run", "--quiet", "--server", api, "--ca", root])
@@ -157,10 +180,12 @@ fn crash_loop(keys: Keys, kills: usize) {
                 while !stop.load(Ordering::Relaxed) {
                     let (code, v) =
                         call(api, root, ci, "POST", "/api/v1/certificates", Some(&body));
+                    tally.unexpected("issue", code, &v);
                     if code == 201 {
                         if let (Some(serial), Some(pem)) =
                             (v["serial"].as_str(), v["certificate"].as_str())
                         {
+                            tally.issued.fetch_add(1, Ordering::Relaxed);
                             received
                                 .lock()
                                 .expect("lock")
@@ -181,8 +206,10 @@ fn crash_loop(keys: Keys, kills: usize) {
                     ));
                     let body = json!({"key": "release", "digest": digest, "digest_algorithm": "sha256", "format": "raw"});
                     let (code, v) = call(api, root, ci, "POST", "/api/v1/signatures", Some(&body));
+                    tally.unexpected("sign", code, &v);
                     if code == 201 {
                         if let Some(id) = v["id"].as_i64() {
+                            tally.signatures.fetch_add(1, Ordering::Relaxed);
                             received.lock().expect("lock").signatures.insert(id, ("release".into(), digest));
                         }
                     }
@@ -194,6 +221,7 @@ fn crash_loop(keys: Keys, kills: usize) {
                 while !stop.load(Ordering::Relaxed) {
                     let (code, v) =
                         call(api, root, ci, "POST", "/api/v1/certificates", Some(&body));
+                    tally.unexpected("request", code, &v);
                     let Some(id) = v["request_id"].as_i64().filter(|_| code == 202) else {
                         continue;
                     };
@@ -206,11 +234,13 @@ fn crash_loop(keys: Keys, kills: usize) {
                             &format!("/api/v1/requests/{id}/approve"),
                             Some(&json!({})),
                         );
+                        tally.unexpected("approve", code, &v);
                         if code == 200 {
                             if let (Some(serial), Some(pem)) = (
                                 v["certificate"]["serial"].as_str(),
                                 v["certificate"]["certificate"].as_str(),
                             ) {
+                                tally.approved.fetch_add(1, Ordering::Relaxed);
                                 received
                                     .lock()
                                     .expect("lock")
@@ -245,6 +275,7 @@ fn crash_loop(keys: Keys, kills: usize) {
             started.elapsed()
         );
         // Factory answers the client wrote before the kill.
+        let mut devices = 0usize;
         if let Ok(text) = std::fs::read_to_string(&out) {
             let mut r = received.lock().expect("lock");
             for l in text.lines() {
@@ -253,9 +284,31 @@ fn crash_loop(keys: Keys, kills: usize) {
                 };
                 if let (Some(serial), Some(c)) = (a["serial"].as_str(), a["certificate"].as_str()) {
                     r.certs.insert(serial.into(), b64().decode(c).expect("b64"));
+                    devices += 1;
+                } else {
+                    tally.unexpected("device line", 400, &a);
                 }
             }
         }
+        let (issued, approved, signatures) = (
+            tally.issued.load(Ordering::Relaxed),
+            tally.approved.load(Ordering::Relaxed),
+            tally.signatures.load(Ordering::Relaxed),
+        );
+        eprintln!(
+            "crash round {round}: before the kill {issued} certificates issued directly, \
+             {approved} after approvals, {signatures} signatures, {devices} device lines"
+        );
+        let unexpected = tally.unexpected.lock().expect("lock");
+        assert!(
+            unexpected.is_empty(),
+            "round {round}: answers that stop the load from testing: {unexpected:?}"
+        );
+        assert!(
+            issued > 0 && signatures > 0 && devices > 0,
+            "round {round}: the load got no answers to check (issued {issued}, signatures \
+             {signatures}, device lines {devices})"
+        );
         let r = received.lock().expect("lock");
         eprintln!(
             "crash round {round}: {} certificates and {} signatures received so far, all checked",
