@@ -149,6 +149,10 @@ fn apt_repository(dir: &Path) -> PathBuf {
             ".",
         ])
         .current_dir(&repo));
+    // Lines that end in spaces and tabs: RFC 9580 §7.1 says they are not signed (gpgv and apt
+    // strip them before they hash).
+    let release = release.replacen("Suite: stable\n", "Suite: stable \t \n", 1)
+        + "Description: packages signed by hallmark\t \n";
     write(&repo.join("Release"), &release);
     repo
 }
@@ -259,6 +263,22 @@ fn apt_repository_signed_by_an_hsm_key_verifies_with_gpgv_and_apt() {
     assert!(good && text.contains("Good signature"), "{text}");
     let (good, text) = gpgv(&["InRelease"]);
     assert!(good && text.contains("Good signature"), "{text}");
+    // The lines keep their trailing white space in the text.
+    assert!(inrelease.contains("Suite: stable \t \n"), "{inrelease}");
+    // `hallmark sign openpgp --clearsign` makes the same kind of message.
+    let cleartext = repo.join("InRelease.cli").display().to_string();
+    let out = run(&mut f.sign_cmd(
+        &f.token,
+        "openpgp",
+        &release,
+        "release",
+        &["--clearsign", "--out", &cleartext],
+        &[],
+    ));
+    assert!(out.status.success(), "{}", text_of(&out));
+    let (good, text) = gpgv(&["InRelease.cli"]);
+    assert!(good && text.contains("Good signature"), "{text}");
+    std::fs::remove_file(&cleartext).expect("rm");
 
     // apt takes the repository and fetches the package.
     let (good, text) = apt_get(f.dir(), &repo, &keyring, &["update"]);
@@ -1204,4 +1224,114 @@ fn reprepro_signs_its_repository_through_the_example_hook() {
         signed.starts_with("-----BEGIN PGP SIGNATURE-----"),
         "{signed}"
     );
+}
+
+/// cosign signatures with RSA and Ed25519 keys (cosign verifies both, as sigstore's verifiers
+/// load them: RSA PKCS#1 v1.5 over the payload's SHA-256, Ed25519 over the payload itself),
+/// checked with openssl the same way; both land in the image's one `.sig` manifest.
+#[test]
+fn cosign_signatures_with_rsa_and_ed25519_keys() {
+    use base64::Engine as _;
+    let f = Fixture::start(Keys::Soft, &[("rsa", "rsa3072"), ("ed", "ed25519")]);
+    let dir = f.dir().to_path_buf();
+    let reg = Registry::start(&dir);
+    let layout = oci_layout(&dir, "v1", "v1", "one\n");
+    let (good, out) = tool_run(
+        &dir,
+        "skopeo",
+        &[
+            "copy",
+            "--dest-tls-verify=false",
+            &format!("oci:{}:v1", layout.display()),
+            &format!("docker://{}/app:v1", reg.addr),
+        ],
+    );
+    assert!(good, "skopeo push: {out}");
+    let before = f.recorded();
+    let lookaside = f.path("lookaside");
+    for key in ["rsa", "ed"] {
+        let out = run(&mut f.sign_cmd(
+            &f.token,
+            "image",
+            &format!("{}/app:v1", reg.addr),
+            key,
+            &["--lookaside", &lookaside, "--registry-plain-http"],
+            &[],
+        ));
+        assert!(out.status.success(), "{key}: {}", text_of(&out));
+    }
+    assert_eq!(f.recorded(), before + 4, "simple signing and cosign, twice");
+    let (code, body, _) = curl(
+        &format!("http://{}/v2/app/manifests/v1", reg.addr),
+        &[
+            "-I",
+            "-H",
+            "Accept: application/vnd.oci.image.manifest.v1+json",
+        ],
+    );
+    assert_eq!(code, 200);
+    let head = String::from_utf8_lossy(&body).to_ascii_lowercase();
+    let digest = head
+        .lines()
+        .find_map(|l| l.strip_prefix("docker-content-digest: "))
+        .expect("digest header")
+        .trim()
+        .to_string();
+    let hex = digest.trim_start_matches("sha256:");
+    let (code, body, _) = curl(
+        &format!("http://{}/v2/app/manifests/sha256-{hex}.sig", reg.addr),
+        &["-H", "Accept: application/vnd.oci.image.manifest.v1+json"],
+    );
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+    let manifest: serde_json::Value = serde_json::from_slice(&body).expect("manifest");
+    let layers = manifest["layers"].as_array().expect("layers");
+    assert_eq!(layers.len(), 2, "{manifest}");
+    for (key, layer) in ["rsa", "ed"].into_iter().zip(layers) {
+        let (code, payload, _) = curl(
+            &format!(
+                "http://{}/v2/app/blobs/{}",
+                reg.addr,
+                layer["digest"].as_str().expect("digest")
+            ),
+            &["-L"],
+        );
+        assert_eq!(code, 200);
+        let sig = base64::engine::general_purpose::STANDARD
+            .decode(
+                layer["annotations"]["dev.cosignproject.cosign/signature"]
+                    .as_str()
+                    .expect("annotation"),
+            )
+            .expect("base64");
+        let (sig_file, payload_file) = (format!("{key}.sig"), format!("{key}.payload"));
+        std::fs::write(dir.join(&sig_file), &sig).expect("write");
+        std::fs::write(dir.join(&payload_file), &payload).expect("write");
+        let (_, pubkey) = f.cert_and_public_key(key);
+        let verify = |file: &str| -> (bool, String) {
+            if key == "rsa" {
+                ecdsa_verify(&dir, &pubkey, &sig_file, file)
+            } else {
+                let (good, text) = tool_run(
+                    &dir,
+                    "openssl",
+                    &[
+                        "pkeyutl", "-verify", "-pubin", "-inkey", &pubkey, "-rawin", "-in", file,
+                        "-sigfile", &sig_file,
+                    ],
+                );
+                (
+                    good && text.contains("Signature Verified Successfully"),
+                    text,
+                )
+            }
+        };
+        let (good, text) = verify(&payload_file);
+        assert!(good, "{key}: {text}");
+        let mut tampered = payload.clone();
+        let n = tampered.len();
+        tampered[n / 2] ^= 0x01;
+        std::fs::write(dir.join("tampered"), &tampered).expect("write");
+        let (good, text) = verify("tampered");
+        assert!(!good, "{key}: a tampered payload verified: {text}");
+    }
 }

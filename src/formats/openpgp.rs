@@ -444,9 +444,11 @@ pub fn signature_bytes_out(sig: Signature, armor: bool) -> Result<Vec<u8>> {
     }
 }
 
-/// A cleartext signed message (`InRelease`): the text, dash-escaped, and its text signature
-/// (type 0x01; lines ending in CR LF for the hash, trailing spaces and tabs removed, the last
-/// line break not signed).
+/// A cleartext signed message (`InRelease`): the text as given, dash-escaped, and its text
+/// signature (type 0x01) over what RFC 9580 §7.1 (RFC 4880 §7.1) says is signed: each line
+/// ending in CR LF, with its trailing spaces and tabs removed (verifiers such as gpgv remove
+/// them before they hash; rPGP's `CleartextSignedMessage::new` does not, so the lines are
+/// trimmed here), the last line break not signed.
 pub fn clearsign(
     key: &PublicKey,
     hash: HashAlg,
@@ -457,10 +459,27 @@ pub fn clearsign(
     let alg = key_algorithm(key)?;
     let r = remote(key, alg, hash, signer);
     let cfg = config(key, SignatureType::Text, hash, at)?;
-    let msg =
-        CleartextSignedMessage::new(text, cfg, &r, &Password::empty()).map_err(|e| r.error(e))?;
+    let msg = CleartextSignedMessage::new_many(text, |normalized| {
+        let signed = trim_line_ends(normalized);
+        Ok(vec![cfg.sign(&r, &Password::empty(), signed.as_bytes())?])
+    })
+    .map_err(|e| r.error(e))?;
     msg.to_armored_string(ArmorOptions::default())
         .map_err(packet)
+}
+
+/// `text` (lines ending in CR LF) with the spaces and tabs at the end of each line removed.
+fn trim_line_ends(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let (content, end) = match line.strip_suffix("\r\n") {
+            Some(c) => (c, "\r\n"),
+            None => (line, ""),
+        };
+        out.push_str(content.trim_end_matches([' ', '\t']));
+        out.push_str(end);
+    }
+    out
 }
 
 /// Records what rPGP hashes (to hand a signature's hashed part to a server that hashes it after
@@ -634,6 +653,16 @@ mod tests {
                 1,
             )
             .unwrap();
+            let (msg, _) = CleartextSignedMessage::from_string(&text).unwrap();
+            msg.verify(&cert.primary_key).unwrap();
+            // Trailing spaces and tabs are not signed (rPGP's verifier trims them, as gpgv
+            // does), but stay in the text.
+            let spaced = "Origin: x \nSuite: y\t\n- dashed \t\n";
+            let text = clearsign(&cert.primary_key, HashAlg::Sha256, spaced, &s, 1).unwrap();
+            assert!(
+                text.contains("Origin: x \nSuite: y\t\n- - dashed \t\n"),
+                "{text}"
+            );
             let (msg, _) = CleartextSignedMessage::from_string(&text).unwrap();
             msg.verify(&cert.primary_key).unwrap();
         }
