@@ -880,3 +880,70 @@ fn the_pin_carries_the_token_when_the_config_names_none() {
     assert!(ok, "{out}");
     assert_eq!(env.sign.recorded(), 1);
 }
+
+/// The minimal configuration (server, ca, token_env; no `keys`) shows every key the
+/// credential may sign with; a configuration the module cannot use says why on standard
+/// error, in one line without the credential, since a PKCS#11 caller has no other channel.
+#[test]
+fn without_keys_every_usable_key_shows_and_a_bad_config_says_why() {
+    let env = Env::start();
+    std::fs::write(
+        &env.config,
+        format!(
+            "server = \"{}\"\nca = \"{}\"\ntoken_env = \"HALLMARK_TOKEN\"\n",
+            env.sign.api(),
+            env.sign.root
+        ),
+    )
+    .expect("config");
+    let (ok, out) = env.p11(&["--list-objects"]);
+    assert!(ok, "{out}");
+    for label in ["release", "release-rsa"] {
+        assert!(out.contains(&format!("label:      {label}\n")), "{out}");
+    }
+    assert!(
+        !out.contains("label:      tool"),
+        "globex's key showed: {out}"
+    );
+    assert!(out.contains("Private Key Object"), "{out}");
+    // Signing with a key found that way.
+    let digest = file(&env, "digest.bin", &[0x44u8; 32]);
+    let (ok, out) = env.p11(&[
+        "--sign",
+        "--mechanism",
+        "ECDSA",
+        "--label",
+        "release",
+        "-i",
+        &digest,
+        "-o",
+        &env.sign.path("nokeys.sig"),
+    ]);
+    assert!(ok, "{out}");
+    assert_eq!(env.sign.recorded(), 1);
+
+    // No server anywhere (no client profile either), and a secret pasted into a setting the
+    // module does not know.
+    for (config, why) in [
+        ("token_env = \"HALLMARK_TOKEN\"\n", "no server"),
+        (
+            "server = \"https://127.0.0.1:1\"\ntoken = \"hmk_pasted_secret\"\n",
+            "unknown field `token`",
+        ),
+    ] {
+        std::fs::write(&env.config, config).expect("config");
+        let mut c = env.tool("pkcs11-tool", &["--module", &env.module, "--list-slots"]);
+        let out = run(c.env_remove("HALLMARK_PKCS11_LOG"));
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        let line = err
+            .lines()
+            .find(|l| l.starts_with("hallmark PKCS#11 module: "))
+            .unwrap_or_else(|| panic!("no line from the module: {err}"));
+        assert!(line.contains(why), "{line}");
+        assert!(
+            !err.contains("hmk_pasted_secret") && !err.contains(&env.token),
+            "{err}"
+        );
+    }
+}

@@ -23,7 +23,8 @@ pub struct Config {
     pub oidc: bool,
     pub oidc_token_env: Option<String>,
     pub oidc_audience: Option<String>,
-    /// The key labels the token shows (each with its certificate and public key).
+    /// The key labels the token shows (each with its certificate and public key); none: every
+    /// key the credential may sign with.
     pub keys: Vec<String>,
     /// How long a signature that needs approvals waits (C_Sign blocks), in seconds.
     pub approval_timeout_secs: Option<u64>,
@@ -52,8 +53,19 @@ pub fn load() -> Result<Settings, String> {
         Some(path) => {
             let text = std::fs::read_to_string(&path)
                 .map_err(|e| format!("HALLMARK_PKCS11_CONFIG {}: {e}", path.to_string_lossy()))?;
-            toml::from_str::<Config>(&text)
-                .map_err(|e| format!("HALLMARK_PKCS11_CONFIG {}: {e}", path.to_string_lossy()))?
+            toml::from_str::<Config>(&text).map_err(|e| {
+                // The parser's message without its quote of the file, which could hold a
+                // secret pasted into the wrong setting.
+                let line = e
+                    .span()
+                    .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+                format!(
+                    "HALLMARK_PKCS11_CONFIG {}{}: {}",
+                    path.to_string_lossy(),
+                    line.map(|l| format!(" line {l}")).unwrap_or_default(),
+                    e.message()
+                )
+            })?
         }
         None => Config::default(),
     };
@@ -82,9 +94,6 @@ pub fn load() -> Result<Settings, String> {
     } else {
         profile.token_file.clone().map(TokenSource::File)
     };
-    if cfg.keys.is_empty() {
-        return Err("no keys: list the key labels to show in the HALLMARK_PKCS11_CONFIG file (keys = [\"release\"])".into());
-    }
     Ok(Settings {
         server,
         ca: cfg.ca.clone().or(profile.root.clone()),

@@ -257,6 +257,10 @@ pub unsafe extern "C" fn C_GetTokenInfo(slot: CK_SLOT_ID, info: *mut CK_TOKEN_IN
         let mut flags = CKF_TOKEN_INITIALIZED | CKF_WRITE_PROTECTED | CKF_USER_PIN_INITIALIZED;
         if m.login_required() {
             flags |= CKF_LOGIN_REQUIRED;
+        } else {
+            // The credential is in the module's settings: a caller that logs in anyway passes
+            // no PIN (PKCS#11 2.40 §5.6.1, C_Login with a protected authentication path).
+            flags |= CKF_PROTECTED_AUTHENTICATION_PATH;
         }
         const NONE: CK_ULONG = CK_UNAVAILABLE_INFORMATION;
         let v = CK_TOKEN_INFO {
@@ -438,7 +442,7 @@ pub unsafe extern "C" fn C_GetAttributeValue(
         for i in 0..count as usize {
             // SAFETY: `template` holds `count` attributes (the contract); i < count.
             let a = unsafe { &mut *template.add(i) };
-            match objects::attribute(&keys, obj, a.type_) {
+            match objects::attribute(&keys, obj, a.type_, m.login_required()) {
                 objects::Value::Bytes(v) => {
                     if a.pValue.is_null() {
                         a.ulValueLen = v.len() as CK_ULONG;
@@ -639,6 +643,12 @@ macro_rules! unsupported {
     };
 }
 
+/// C_GetFunctionStatus and C_CancelFunction: legacy functions that a module answers with
+/// CKR_FUNCTION_NOT_PARALLEL (PKCS#11 2.40 §5.20).
+extern "C" fn not_parallel(_: CK_SESSION_HANDLE) -> CK_RV {
+    CKR_FUNCTION_NOT_PARALLEL
+}
+
 type S = CK_SESSION_HANDLE;
 type O = CK_OBJECT_HANDLE;
 type B = *mut CK_BYTE;
@@ -674,7 +684,6 @@ unsupported! {
     no_unwrap_key(S, M, O, B, L, A, L, PO);
     no_derive_key(S, M, O, A, L, PO);
     no_random(S, B, L);
-    no_function_status(S);
     no_wait_for_slot_event(CK_FLAGS, *mut CK_SLOT_ID, *mut c_void);
 }
 
@@ -749,8 +758,8 @@ static FUNCTIONS: CK_FUNCTION_LIST = CK_FUNCTION_LIST {
     C_DeriveKey: Some(no_derive_key),
     C_SeedRandom: Some(no_random),
     C_GenerateRandom: Some(no_random),
-    C_GetFunctionStatus: Some(no_function_status),
-    C_CancelFunction: Some(no_function_status),
+    C_GetFunctionStatus: Some(not_parallel),
+    C_CancelFunction: Some(not_parallel),
     C_WaitForSlotEvent: Some(no_wait_for_slot_event),
 };
 
@@ -857,6 +866,31 @@ mod tests {
                 ),
                 CKR_OK
             );
+            // The credential is in the settings: no login is required, a caller that logs in
+            // passes no PIN (protected authentication path), and the session follows §5.6.1's
+            // states: public, user functions after C_Login, public again after C_Logout.
+            let mut ti: CK_TOKEN_INFO = std::mem::zeroed();
+            assert_eq!(C_GetTokenInfo(module::SLOT, &mut ti), CKR_OK);
+            assert_eq!(ti.flags & CKF_LOGIN_REQUIRED, 0);
+            assert_ne!(ti.flags & CKF_PROTECTED_AUTHENTICATION_PATH, 0);
+            let state = |h| {
+                let mut si: CK_SESSION_INFO = std::mem::zeroed();
+                assert_eq!(C_GetSessionInfo(h, &mut si), CKR_OK);
+                si.state
+            };
+            assert_eq!(state(h), CKS_RO_PUBLIC_SESSION);
+            assert_eq!(C_Logout(h), CKR_USER_NOT_LOGGED_IN);
+            assert_eq!(C_Login(h, CKU_USER, std::ptr::null_mut(), 0), CKR_OK);
+            assert_eq!(state(h), CKS_RO_USER_FUNCTIONS);
+            assert_eq!(C_Logout(h), CKR_OK);
+            assert_eq!(state(h), CKS_RO_PUBLIC_SESSION);
+            // The legacy parallel functions (§5.20), through the function list as callers
+            // reach them.
+            let f = &*list;
+            for func in [f.C_GetFunctionStatus, f.C_CancelFunction] {
+                let func = func.expect("listed");
+                assert_eq!(func(h), CKR_FUNCTION_NOT_PARALLEL);
+            }
             // Signing without C_SignInit, and a length query without it.
             let mut data = [0u8; 32];
             let mut sig = [0u8; 64];

@@ -67,7 +67,10 @@ pub fn initialize() -> R<()> {
         return Err(CKR_CRYPTOKI_ALREADY_INITIALIZED);
     }
     let settings = crate::config::load().map_err(|e| {
+        // A PKCS#11 caller shows only the return value: the reason goes to standard error
+        // too, in one line (the settings' own words, never a credential).
         crate::log(&format!("C_Initialize: {e}"));
+        eprintln!("hallmark PKCS#11 module: {e}");
         CKR_GENERAL_ERROR
     })?;
     let metadata = metadata(&settings);
@@ -163,35 +166,53 @@ impl Module {
 
     /// The exposed keys, fetched once with a working credential (another publisher's key, or
     /// one without a certificate, is left out: it does not exist for this credential).
+    /// The keys the settings name, or with none named every key the credential may sign with
+    /// (`GET /api/v1/keys`); each with its certificate.
     fn fetch_keys(&self, client: &Client) -> R<Vec<Key>> {
-        let mut keys = Vec::new();
-        for label in &self.settings.keys {
-            let reply = client
-                .send("GET", &format!("/api/v1/keys/{label}"), None, vec![])
-                .map_err(|e| {
-                    crate::log(&format!("keys: the server cannot be reached: {e:#}"));
-                    CKR_DEVICE_ERROR
-                })?;
+        let get = |path: &str| -> R<Option<serde_json::Value>> {
+            let reply = client.send("GET", path, None, vec![]).map_err(|e| {
+                crate::log(&format!("keys: the server cannot be reached: {e:#}"));
+                CKR_DEVICE_ERROR
+            })?;
             match reply.status {
-                200 => {}
-                401 => return Err(CKR_PIN_INCORRECT),
+                200 => reply.json().map(Some).map_err(|_| CKR_DEVICE_ERROR),
+                401 => Err(CKR_PIN_INCORRECT),
                 404 | 403 => {
-                    crate::log(&format!(
-                        "keys: '{label}' is not visible to this credential"
-                    ));
-                    continue;
+                    crate::log(&format!("keys: {path}: {}", reply.problem()));
+                    Ok(None)
                 }
                 s => {
-                    crate::log(&format!("keys: '{label}': {s} {}", reply.problem()));
-                    return Err(CKR_DEVICE_ERROR);
+                    crate::log(&format!("keys: {path}: {s} {}", reply.problem()));
+                    Err(CKR_DEVICE_ERROR)
                 }
             }
-            let v = reply.json().map_err(|_| CKR_DEVICE_ERROR)?;
-            let der = |p: &str| -> Option<Vec<u8>> {
-                pem::parse(p)
-                    .ok()
-                    .filter(|b| b.tag() == "CERTIFICATE")
-                    .map(|b| b.into_contents())
+        };
+        let docs: Vec<serde_json::Value> = if self.settings.keys.is_empty() {
+            get("/api/v1/keys")?
+                .and_then(|v| v["items"].as_array().cloned())
+                .unwrap_or_default()
+        } else {
+            let mut docs = Vec::new();
+            for label in &self.settings.keys {
+                match get(&format!("/api/v1/keys/{label}"))? {
+                    Some(v) => docs.push(v),
+                    None => crate::log(&format!(
+                        "keys: '{label}' is not visible to this credential"
+                    )),
+                }
+            }
+            docs
+        };
+        let der = |p: &str| -> Option<Vec<u8>> {
+            pem::parse(p)
+                .ok()
+                .filter(|b| b.tag() == "CERTIFICATE")
+                .map(|b| b.into_contents())
+        };
+        let mut keys = Vec::new();
+        for v in docs {
+            let Some(label) = v["label"].as_str() else {
+                continue;
             };
             let Some(cert) = v["certificate"].as_str().and_then(der) else {
                 crate::log(&format!("keys: '{label}' has no certificate yet"));
@@ -309,13 +330,21 @@ impl Module {
             .remove(&h)
             .map(|_| ())
             .ok_or(CKR_SESSION_HANDLE_INVALID)?;
-        if inner.sessions.is_empty() && self.settings.source.is_none() {
+        if inner.sessions.is_empty() {
             // The last session closed logs the user out (PKCS#11 §5.6).
-            inner.logged_in = false;
+            self.logged_out(&mut inner);
+        }
+        Ok(())
+    }
+
+    /// The user is logged out: a credential that came from the PIN is forgotten with the keys
+    /// it read; one from the settings stays.
+    fn logged_out(&self, inner: &mut Inner) {
+        inner.logged_in = false;
+        if self.settings.source.is_none() {
             inner.pin = None;
             inner.keys = None;
         }
-        Ok(())
     }
 
     pub fn close_all(&self, slot: CK_SLOT_ID) -> R<()> {
@@ -324,11 +353,7 @@ impl Module {
         }
         let mut inner = self.inner()?;
         inner.sessions.clear();
-        if self.settings.source.is_none() {
-            inner.logged_in = false;
-            inner.pin = None;
-            inner.keys = None;
-        }
+        self.logged_out(&mut inner);
         Ok(())
     }
 
@@ -340,8 +365,11 @@ impl Module {
             .ok_or(CKR_SESSION_HANDLE_INVALID)
     }
 
+    /// A session is a public one until C_Login, and again after C_Logout, whether or not the
+    /// credential is in the settings (PKCS#11 2.40 §5.6.1's state machine); what it may use
+    /// is [`Module::user_functions`].
     pub fn session_state(&self) -> R<CK_STATE> {
-        Ok(if self.user_functions()? {
+        Ok(if self.inner()?.logged_in {
             CKS_RO_USER_FUNCTIONS
         } else {
             CKS_RO_PUBLIC_SESSION
@@ -361,11 +389,12 @@ impl Module {
         }
         let keys = self.keys()?;
         let visible = objects::all(&keys, self.user_functions()?);
+        let login_required = self.login_required();
         s.found = visible
             .into_iter()
             .filter(|o| {
                 template.iter().all(|(t, want)| {
-                    matches!(objects::attribute(&keys, *o, *t), objects::Value::Bytes(v) if v == *want)
+                    matches!(objects::attribute(&keys, *o, *t, login_required), objects::Value::Bytes(v) if v == *want)
                 })
             })
             .rev()

@@ -180,8 +180,10 @@ fn bool_(b: bool) -> Value {
     Value::Bytes(vec![if b { CK_TRUE } else { CK_FALSE }])
 }
 
-/// Attribute `t` of object `o`.
-pub fn attribute(keys: &[Key], o: Object, t: CK_ATTRIBUTE_TYPE) -> Value {
+/// Attribute `t` of object `o`. A private key is a private object (CKA_PRIVATE) only where
+/// the token needs a login: with the credential in the module's settings it is usable from a
+/// public session, so it is not private (PKCS#11 2.40 §4.4).
+pub fn attribute(keys: &[Key], o: Object, t: CK_ATTRIBUTE_TYPE, login_required: bool) -> Value {
     let (i, is_ca) = match o {
         Object::Private(i) | Object::Public(i) | Object::Certificate(i) => (i, None),
         Object::Authority(i, j) => (i, Some(j)),
@@ -194,7 +196,7 @@ pub fn attribute(keys: &[Key], o: Object, t: CK_ATTRIBUTE_TYPE) -> Value {
     match t {
         CKA_TOKEN => return bool_(true),
         CKA_MODIFIABLE | CKA_COPYABLE | CKA_DESTROYABLE => return bool_(false),
-        CKA_PRIVATE => return bool_(matches!(o, Object::Private(_))),
+        CKA_PRIVATE => return bool_(login_required && matches!(o, Object::Private(_))),
         _ => {}
     }
     match o {
