@@ -242,6 +242,15 @@ pub fn cmd_sign_image(a: &ImageArgs) -> anyhow::Result<()> {
     };
     let client = a.request.server.client()?;
     let doc = key_document(&client, &a.request.key)?;
+    // What cannot be done is refused before anything is written: cosign verifies ECDSA, RSA
+    // and Ed25519 keys, every kind the key stores hold.
+    let alg = doc["algorithm"].as_str().unwrap_or_default();
+    if !a.no_cosign && alg.parse::<crate::keys::KeyAlgorithm>().is_err() {
+        bail!(
+            "key '{}' is of a kind cosign cannot verify ({alg}); nothing was signed",
+            a.request.key
+        );
+    }
     let mut meta = super::sign::metadata(Path::new(""), &a.request.meta)?;
     meta.insert("image".into(), format!("{repo_name}@{digest}").into());
     let now = crate::store::now();
@@ -296,14 +305,6 @@ pub fn cmd_sign_image(a: &ImageArgs) -> anyhow::Result<()> {
     }
 
     if !a.no_cosign {
-        let alg = doc["algorithm"].as_str().unwrap_or_default();
-        if !matches!(alg, "p256" | "p384") {
-            bail!(
-                "cosign signatures are made with ECDSA keys; key '{}' is {alg} (use --no-cosign, \
-                 or a P-256 key)",
-                a.request.key
-            );
-        }
         let payload = serde_json::json!({
             "critical": {
                 "identity": {"docker-reference": repo_name},

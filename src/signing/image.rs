@@ -20,7 +20,7 @@ pub const COSIGN_TYPE: &str = "cosign container image signature";
 pub(super) enum ImageKind {
     /// OpenPGP over the payload; the signature packet's hashed part and trailer.
     Simple { trailer: Vec<u8> },
-    /// ECDSA over the payload's SHA-256.
+    /// cosign's: ECDSA or RSA over the payload's SHA-256, Ed25519 over the payload.
     Cosign,
 }
 

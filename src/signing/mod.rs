@@ -90,7 +90,8 @@ pub enum SignatureFormat {
     /// digest as its message (OpenPGP's EdDSA).
     OpenPgp,
     /// A container image signature over a payload the client sends (`content`): simple
-    /// signing (OpenPGP, with `openpgp_trailer`) or cosign (ECDSA over the payload's SHA-256).
+    /// signing (OpenPGP, with `openpgp_trailer`) or cosign (ECDSA or RSA PKCS#1 v1.5 over the
+    /// payload's digest, Ed25519 over the payload itself: what cosign verifies).
     /// The server checks the digest against the payload and records the image (`image`).
     Image,
 }
@@ -261,25 +262,13 @@ impl Hallmark {
         if checked.format == SignatureFormat::OpenPgp {
             self.openpgp_key(&key)?;
         }
-        if let Some(image) = &checked.image {
-            match image.kind {
-                image::ImageKind::Simple { .. } => {
-                    self.openpgp_key(&key)?;
-                }
-                image::ImageKind::Cosign => {
-                    let alg: KeyAlgorithm = key.algorithm.parse().map_err(|e: String| {
-                        Error::Corrupt(format!("the stored key algorithm: {e}"))
-                    })?;
-                    if !matches!(alg, KeyAlgorithm::P256 | KeyAlgorithm::P384) {
-                        return Err(PolicyError::BadKey(format!(
-                            "cosign signatures are made with ECDSA keys; key '{}' is {}",
-                            key.label,
-                            alg.name()
-                        ))
-                        .into());
-                    }
-                }
-            }
+        // A simple-signing image signature is an OpenPGP one; cosign takes every key type.
+        if checked
+            .image
+            .as_ref()
+            .is_some_and(|i| matches!(i.kind, image::ImageKind::Simple { .. }))
+        {
+            self.openpgp_key(&key)?;
         }
         if let Some(rate) = policy.rate_per_minute {
             self.take_sign_rate(&key.label, rate)?;
@@ -402,13 +391,10 @@ impl Hallmark {
             .algorithm
             .parse()
             .map_err(|e: String| Error::Corrupt(format!("the stored key algorithm: {e}")))?;
-        let simple_image = checked
-            .image
-            .as_ref()
-            .is_some_and(|i| matches!(i.kind, image::ImageKind::Simple { .. }));
+        // Image signatures of either kind take every key type, as OpenPGP does: an Ed25519
+        // key signs a message (below), the others the digest.
         let scheme = match checked.format {
-            SignatureFormat::OpenPgp => openpgp_scheme(alg, checked.hash),
-            SignatureFormat::Image if simple_image => openpgp_scheme(alg, checked.hash),
+            SignatureFormat::OpenPgp | SignatureFormat::Image => openpgp_scheme(alg, checked.hash),
             _ => scheme_for(alg, checked.hash)?,
         };
         let signer = self.publisher_signer(key)?;
@@ -435,11 +421,20 @@ impl Hallmark {
                 sig
             }
             SignatureFormat::OpenPgp | SignatureFormat::Image => {
-                let sig = match scheme {
-                    SignatureScheme::Ed25519 => signer.sign(scheme, &checked.digest)?,
-                    _ => signer.sign_digest(scheme, &checked.digest)?,
+                // What Ed25519 signs as its message: OpenPGP's EdDSA the digest, cosign the
+                // payload itself (sigstore's Ed25519 verifier checks the whole payload).
+                let message = match &checked.image {
+                    Some(i) if i.kind == image::ImageKind::Cosign => &i.payload,
+                    _ => &checked.digest,
                 };
-                check_signature(scheme, signer.spki_der(), &checked.digest, &sig)?;
+                let (sig, signed) = match scheme {
+                    SignatureScheme::Ed25519 => (signer.sign(scheme, message)?, message),
+                    _ => (
+                        signer.sign_digest(scheme, &checked.digest)?,
+                        &checked.digest,
+                    ),
+                };
+                check_signature(scheme, signer.spki_der(), signed, &sig)?;
                 sig
             }
             SignatureFormat::CoseSign1 => {
