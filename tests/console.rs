@@ -786,6 +786,45 @@ fn people_sign_in_through_the_identity_provider_with_pkce() {
             ],
         );
     }
+    // A provider that releases the email only from UserInfo (OIDC Core §5.4): alice signs in
+    // all the same; with the claim nowhere, the refusal names the missing claim.
+    idp.release_in_userinfo(&["email", "email_verified"]);
+    idp.sign_in_as(
+        &serde_json::json!({"sub": "u-1001", "email": "alice@example.com", "email_verified": true}),
+    );
+    let fw8 = c.file("fw-8.bin", b"firmware 8\n");
+    let mut child2 = c.sign_in_background(&c.ci, &fw8, "fw-release", &c.env.path("fw-8.p7s"), &[]);
+    let id2 = c.new_pending(&[id]);
+    let seen = c.scenario(
+        "idp",
+        &[
+            ("UI_PROVIDER", "Example SSO".into()),
+            ("UI_EXPECT_NAME", "security-lead".into()),
+            ("UI_KIND", "signature".into()),
+            ("UI_ID", id2.to_string()),
+        ],
+    );
+    assert!(seen.contains("\"approved\""), "{seen}");
+    let approvals = c.env.store().signature_approvals(id2).expect("read");
+    assert_eq!(approvals.len(), 1);
+    assert_eq!(approvals[0].approver, "security-lead");
+    for (who, says) in [
+        (serde_json::json!({"sub": "u-4"}), "names the claim 'email'"),
+        (
+            serde_json::json!({"sub": "u-5", "email": "alice@example.com", "email_verified": false}),
+            "not verified",
+        ),
+    ] {
+        idp.sign_in_as(&who);
+        c.scenario(
+            "idp-refused",
+            &[
+                ("UI_PROVIDER", "Example SSO".into()),
+                ("UI_SAYS", says.into()),
+            ],
+        );
+    }
+    idp.release_in_userinfo(&[]);
     // A callback this browser did not start (no flow cookie, a made-up state) is refused.
     let (code, body, _) = curl(
         &format!("{}/ui/login/callback?code=abc&state=forged", c.env.api()),
@@ -807,8 +846,10 @@ fn people_sign_in_through_the_identity_provider_with_pkce() {
         c.env.store().signature_approvals(id).expect("read").len(),
         1
     );
-    let _ = child.kill();
-    let _ = child.wait();
+    for ch in [&mut child, &mut child2] {
+        let _ = ch.kill();
+        let _ = ch.wait();
+    }
 }
 
 #[test]

@@ -38,10 +38,14 @@ pub enum PeopleError {
     Unreachable(String),
     #[error("the identity provider's ID token is not acceptable: {0}")]
     BadIdToken(String),
-    #[error("the ID token names no {0} (the claim [console.oidc] claim says names a person)")]
+    #[error(
+        "neither the ID token nor the provider's UserInfo answer names the claim '{0}' \
+         ([console.oidc] claim says which claim names a person; the provider may need the scope \
+         that releases it)"
+    )]
     NoClaim(String),
-    #[error("the ID token's email is not verified by the identity provider")]
-    UnverifiedEmail,
+    #[error("the email {0} is not verified by the identity provider (email_verified is not true)")]
+    UnverifiedEmail(String),
 }
 
 impl From<PeopleError> for crate::error::Error {
@@ -71,6 +75,8 @@ struct Flow {
 struct Endpoints {
     authorization: String,
     token: String,
+    /// OIDC Core §5.3: where a provider may release claims instead of in the ID token.
+    userinfo: Option<String>,
 }
 
 /// The console's identity provider.
@@ -166,6 +172,7 @@ impl PeopleLogin {
         let found = Endpoints {
             authorization: https("authorization_endpoint")?,
             token: https("token_endpoint")?,
+            userinfo: https("userinfo_endpoint").ok(),
         };
         *e = Some(found.clone());
         Ok(found)
@@ -279,17 +286,74 @@ impl PeopleLogin {
                 "its nonce is not this sign-in's".into(),
             ));
         }
+        // The claim from the ID token, else (OIDC Core §5.4: a provider may return the scope's
+        // claims from UserInfo only) from the UserInfo endpoint.
+        let named = |c: &Map<String, Value>| {
+            c.get(&self.cfg.claim)
+                .and_then(Value::as_str)
+                .filter(|v| !v.is_empty())
+                .map(str::to_string)
+        };
+        let (person, source) = match named(&claims) {
+            Some(p) => (p, claims),
+            None => {
+                let info = self
+                    .userinfo(&ep, doc["access_token"].as_str(), &claims)
+                    .await?;
+                match named(&info) {
+                    Some(p) => (p, info),
+                    None => return Err(PeopleError::NoClaim(self.cfg.claim.clone())),
+                }
+            }
+        };
+        // An email names a person only when the same answer says it is verified.
         if self.cfg.claim == "email"
-            && claims.get("email_verified").and_then(Value::as_bool) != Some(true)
+            && source.get("email_verified").and_then(Value::as_bool) != Some(true)
         {
-            return Err(PeopleError::UnverifiedEmail);
+            return Err(PeopleError::UnverifiedEmail(person));
         }
-        claims
-            .get(&self.cfg.claim)
-            .and_then(Value::as_str)
-            .filter(|v| !v.is_empty())
-            .map(str::to_string)
-            .ok_or_else(|| PeopleError::NoClaim(self.cfg.claim.clone()))
+        Ok(person)
+    }
+
+    /// The provider's UserInfo answer for `access_token` (OIDC Core §5.3), whose `sub` must be
+    /// the ID token's (§5.3.2: otherwise the answer is not used).
+    async fn userinfo(
+        &self,
+        ep: &Endpoints,
+        access_token: Option<&str>,
+        id_claims: &Map<String, Value>,
+    ) -> Result<Map<String, Value>, PeopleError> {
+        let (Some(url), Some(access_token)) = (&ep.userinfo, access_token) else {
+            return Err(PeopleError::NoClaim(self.cfg.claim.clone()));
+        };
+        let r = outbound::get(
+            url,
+            Some(access_token),
+            &self.tls,
+            FETCH_TIMEOUT,
+            MAX_DOCUMENT,
+        )
+        .await
+        .map_err(|e| PeopleError::Unreachable(e.to_string()))?;
+        if r.status != 200 {
+            return Err(PeopleError::Provider(format!(
+                "the UserInfo endpoint answered HTTP {}",
+                r.status
+            )));
+        }
+        let info: Map<String, Value> = serde_json::from_slice(&r.body).map_err(|_| {
+            PeopleError::Provider(
+                "the UserInfo answer is not a JSON object (a signed UserInfo JWT is not read)"
+                    .into(),
+            )
+        })?;
+        let sub = |c: &Map<String, Value>| c.get("sub").and_then(Value::as_str).map(str::to_string);
+        if sub(&info).is_none() || sub(&info) != sub(id_claims) {
+            return Err(PeopleError::BadIdToken(
+                "the UserInfo answer is about another subject than the ID token".into(),
+            ));
+        }
+        Ok(info)
     }
 
     async fn verify(&self, id_token: &str) -> Result<Map<String, Value>, PeopleError> {

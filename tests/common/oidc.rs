@@ -7,7 +7,9 @@
 //!
 //! For people (the console's sign-in) it is also an OpenID provider's authorization server:
 //! `/authorize` (the authorization code flow; it signs in the person `sign_in_as` set, without
-//! a login form) and `/token` (client_secret_basic, PKCE S256 checked, codes used once),
+//! a login form), `/userinfo` (the person's claims for the access token; `release_in_userinfo`
+//! keeps chosen claims out of the ID token) and `/token` (client_secret_basic, PKCE S256
+//! checked, codes used once),
 //! answering an ID token with the person's claims, the client's audience and the nonce.
 
 use std::path::{Path, PathBuf};
@@ -74,6 +76,11 @@ struct State {
     client: Option<(String, String)>,
     /// Codes given out and not yet redeemed.
     codes: std::collections::HashMap<String, Grant>,
+    /// Claims of the person released only by `/userinfo`, not in the ID token (OIDC Core
+    /// §5.4 allows either).
+    userinfo_only: Vec<String>,
+    /// Access tokens given out: the person each stands for.
+    access: std::collections::HashMap<String, Value>,
 }
 
 /// What an authorization code stands for.
@@ -129,6 +136,8 @@ impl OidcIssuer {
             person: json!({}),
             client: None,
             codes: std::collections::HashMap::new(),
+            userinfo_only: Vec::new(),
+            access: std::collections::HashMap::new(),
         }));
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let tls = rustls::ServerConfig::builder_with_provider(provider)
@@ -296,6 +305,11 @@ impl OidcIssuer {
     /// The person `/authorize` signs in from now on: their ID token claims (sub, email, ...).
     pub fn sign_in_as(&self, claims: &Value) {
         self.with(|s| s.person = claims.clone())
+    }
+
+    /// From now on CLAIMS of the person come only from `/userinfo`, not in the ID token.
+    pub fn release_in_userinfo(&self, claims: &[&str]) {
+        self.with(|s| s.userinfo_only = claims.iter().map(|c| c.to_string()).collect())
     }
 
     /// Registered claims for now: iss, aud, iat, nbf, exp (5 minutes), jti.
@@ -517,8 +531,12 @@ fn token_endpoint(s: &mut State, parts: &hyper::http::request::Parts, body: &[u8
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
         .as_secs() as i64;
+    let mut person = grant.person.clone();
+    if let Some(p) = person.as_object_mut() {
+        p.retain(|k, _| !s.userinfo_only.contains(k));
+    }
     let claims = merged(
-        &grant.person,
+        &person,
         &json!({"iss": s.url, "aud": grant.client_id, "iat": now, "exp": now + 300, "nonce": grant.nonce}),
     );
     let k = &s.keys[s.current];
@@ -527,11 +545,31 @@ fn token_endpoint(s: &mut State, parts: &hyper::http::request::Parts, body: &[u8
         &json!({"alg": "RS256", "typ": "JWT", "kid": k.kid}),
         &claims,
     );
+    let access_token = format!("{:x}{:x}", rand_u64(), rand_u64());
+    s.access.insert(access_token.clone(), grant.person);
     reply(
         200,
         &[],
-        json!({"access_token": format!("{:x}", rand_u64()), "token_type": "Bearer", "expires_in": 300, "id_token": id_token}),
+        json!({"access_token": access_token, "token_type": "Bearer", "expires_in": 300, "id_token": id_token}),
     )
+}
+
+/// The UserInfo endpoint (OIDC Core §5.3): the person's claims for a Bearer access token.
+fn userinfo(s: &State, parts: &hyper::http::request::Parts) -> Reply {
+    let token = parts
+        .headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    match s.access.get(token) {
+        Some(person) => reply(200, &[], person.clone()),
+        None => reply(
+            401,
+            &[("www-authenticate", "Bearer error=\"invalid_token\"".into())],
+            json!({"error": "invalid_token"}),
+        ),
+    }
 }
 
 fn answer(st: &Arc<Mutex<State>>, parts: &hyper::http::request::Parts, body: &[u8]) -> Reply {
@@ -542,6 +580,7 @@ fn answer(st: &Arc<Mutex<State>>, parts: &hyper::http::request::Parts, body: &[u
     match parts.uri.path() {
         "/authorize" => authorize(&mut s, parts.uri.query().unwrap_or("")),
         "/token" if parts.method == hyper::Method::POST => token_endpoint(&mut s, parts, body),
+        "/userinfo" => userinfo(&s, parts),
         "/.well-known/openid-configuration" => reply(
             200,
             &[],
@@ -549,6 +588,7 @@ fn answer(st: &Arc<Mutex<State>>, parts: &hyper::http::request::Parts, body: &[u
                 "issuer": s.url,
                 "authorization_endpoint": format!("{}/authorize", s.url),
                 "token_endpoint": format!("{}/token", s.url),
+                "userinfo_endpoint": format!("{}/userinfo", s.url),
                 "code_challenge_methods_supported": ["S256"],
                 "jwks_uri": format!("{}/.well-known/jwks", s.url),
                 "subject_types_supported": ["public", "pairwise"],
