@@ -85,9 +85,15 @@ pub struct ApiSection {
     /// Time allowed to send a request body once the headers are in (408 after it), on both
     /// listeners: with `header_timeout_secs` it bounds the whole request.
     pub body_timeout_secs: u64,
-    /// Open connections each listener (public, API) holds at most; a connection beyond it is
-    /// closed as soon as it is accepted, so slow clients cannot use up the descriptors.
+    /// Open connections each listener (public, API) holds at most (fewer when the descriptor
+    /// limit leaves no room for them); when a listener is full, the connection that has made
+    /// the least progress is closed to admit a new one.
     pub max_connections: usize,
+    /// Once `min_body_rate_grace_secs` have passed, a request body must keep arriving at this
+    /// many bytes a second on average (408 otherwise); 0: no minimum (Apache's `MinRate`).
+    pub min_body_rate: u64,
+    /// How long a body may arrive slower than `min_body_rate`.
+    pub min_body_rate_grace_secs: u64,
 }
 
 impl ApiSection {
@@ -99,6 +105,9 @@ impl ApiSection {
         }
         if !(16..=1_000_000).contains(&self.max_connections) {
             return Err("api.max_connections must be 16 to 1000000".into());
+        }
+        if self.min_body_rate_grace_secs == 0 {
+            return Err("api.min_body_rate_grace_secs must be at least 1".into());
         }
         Ok(())
     }
@@ -121,6 +130,8 @@ impl Default for ApiSection {
             connection_timeout_secs: 120,
             body_timeout_secs: 30,
             max_connections: 4096,
+            min_body_rate: 500,
+            min_body_rate_grace_secs: 10,
         }
     }
 }

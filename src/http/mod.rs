@@ -8,12 +8,14 @@ pub mod access;
 pub mod acme;
 pub mod api;
 mod idle;
+mod linger;
 mod parse_errors;
 mod problem;
 pub mod provision;
 pub mod public;
 pub mod publication;
 pub mod ratelimit;
+mod slots;
 pub mod tls;
 pub mod ui;
 
@@ -116,7 +118,6 @@ async fn handle_public(
     hm: Arc<Hallmark>,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
-    use http_body_util::BodyExt;
     let (parts, body) = req.into_parts();
     // An OCSP GET too long to be a request still gets an OCSP answer (malformedRequest).
     if !parts.uri.path().starts_with("/ocsp/") {
@@ -124,21 +125,9 @@ async fn handle_public(
             return Ok(r);
         }
     }
-    let limited = http_body_util::Limited::new(body, PUBLIC_BODY_LIMIT);
-    let deadline = std::time::Duration::from_secs(hm.config.api.body_timeout_secs);
-    let Ok(collected) = tokio::time::timeout(deadline, limited.collect()).await else {
-        return Ok(refused(Refusal::Timeout));
-    };
-    let body = match collected {
-        Ok(b) => b.to_bytes(),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_none() =>
-        {
-            return Ok(refused(Refusal::BadFraming));
-        }
-        // An OCSP client gets an OCSP answer, even for a body too large to be a request.
-        Err(_) if parts.method == hyper::Method::POST && parts.uri.path() == "/ocsp" => {
+    // An OCSP client gets an OCSP answer, even for a body too large to be a request.
+    let too_large = |parts: &hyper::http::request::Parts| {
+        if parts.method == hyper::Method::POST && parts.uri.path() == "/ocsp" {
             let mut r = response(
                 StatusCode::OK,
                 "application/ocsp-response",
@@ -150,13 +139,20 @@ async fn handle_public(
                 hyper::header::CACHE_CONTROL,
                 hyper::header::HeaderValue::from_static("no-cache, no-store"),
             );
-            return Ok(r);
-        }
-        Err(_) => {
-            return Ok(refused(Refusal::TooLarge(format!(
+            closing(r)
+        } else {
+            too_large_answer(format!(
                 "request bodies here are limited to {PUBLIC_BODY_LIMIT} bytes"
-            ))))
+            ))
         }
+    };
+    if declared_over(&parts.headers, PUBLIC_BODY_LIMIT) {
+        return Ok(too_large(&parts));
+    }
+    let body = match read_body(body, PUBLIC_BODY_LIMIT, &hm.config.api).await {
+        Ok(b) => b,
+        Err(Refusal::TooLarge(_)) => return Ok(too_large(&parts)),
+        Err(r) => return Ok(refused(r)),
     };
     let req = public::PublicRequest {
         method: parts.method,
@@ -315,11 +311,24 @@ pub async fn serve(
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let header_timeout = std::time::Duration::from_secs(hm.config.api.header_timeout_secs);
     let lifetime = std::time::Duration::from_secs(hm.config.api.connection_timeout_secs);
-    // Each listener holds at most `max_connections`; one more is closed at once (before any
-    // byte is read), so a flood of slow clients cannot take every descriptor.
-    let max = hm.config.api.max_connections;
-    let public_slots = Arc::new(tokio::sync::Semaphore::new(max));
-    let api_slots = Arc::new(tokio::sync::Semaphore::new(max));
+    // Each listener holds at most `max_connections`, and no more than the descriptor limit
+    // leaves room for; when one is full, the connection that has made the least progress
+    // closes to admit the new one (`slots`), so slow clients cannot lock a fresh one out.
+    let (nofile, max) = slots::descriptor_budget(
+        hm.config.api.max_connections,
+        if api.is_some() { 2 } else { 1 },
+    );
+    if max < hm.config.api.max_connections {
+        tracing::warn!(
+            descriptors = nofile.unwrap_or(0),
+            per_listener = max,
+            "the descriptor limit allows {max} connections per listener, fewer than \
+             api.max_connections ({}); raise the limit (systemd: LimitNOFILE=) to hold more",
+            hm.config.api.max_connections
+        );
+    }
+    let public_slots = slots::Slots::new(max);
+    let api_slots = slots::Slots::new(max);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
         tokio::select! {
@@ -328,23 +337,36 @@ pub async fn serve(
                     Ok((stream, _)) => stream,
                     Err(e) => { accept_failed("public", &e).await; continue }
                 };
-                let Ok(slot) = public_slots.clone().try_acquire_owned() else {
+                let (slot, made_room) = public_slots.admit();
+                if let Some(victim) = made_room {
                     hm.metrics.count_refused_connection("public");
-                    continue;
-                };
+                    // Its descriptor is free before the next accept (bounded: a connection
+                    // closes as soon as its task runs).
+                    let _ = tokio::time::timeout(std::time::Duration::from_millis(100), victim.closed()).await;
+                }
                 let hm = hm.clone();
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {
-                    let _slot = slot;
                     let io = hyper_util::rt::TokioIo::new(parse_errors::ParseErrors::new(
-                        idle::IdleIo::new(stream, lifetime),
+                        linger::Linger::new(idle::IdleIo::new(stream, lifetime)),
                     ));
-                    let svc = hyper::service::service_fn(move |req| handle(hm.clone(), req));
+                    let answered = slot.answered.clone();
+                    let svc = hyper::service::service_fn(move |req| {
+                        let (hm, answered) = (hm.clone(), answered.clone());
+                        async move {
+                            let r = handle(hm, req).await;
+                            answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            r
+                        }
+                    });
                     let conn = hyper::server::conn::http1::Builder::new()
                         .header_read_timeout(header_timeout)
                         .timer(hyper_util::rt::TokioTimer::new())
                         .serve_connection(io, svc);
-                    let _ = watcher.watch(conn).await;
+                    tokio::select! {
+                        _ = watcher.watch(conn) => {}
+                        _ = slot.evicted.notified() => {}
+                    }
                 });
             }
             r = async { match &api { Some(l) => l.accept().await, None => std::future::pending().await } } => {
@@ -352,15 +374,24 @@ pub async fn serve(
                     Ok(s) => s,
                     Err(e) => { accept_failed("API", &e).await; continue }
                 };
-                let Ok(slot) = api_slots.clone().try_acquire_owned() else {
+                let (slot, made_room) = api_slots.admit();
+                if let Some(victim) = made_room {
                     hm.metrics.count_refused_connection("api");
-                    continue;
-                };
+                    // Its descriptor is free before the next accept (bounded: a connection
+                    // closes as soon as its task runs).
+                    let _ = tokio::time::timeout(std::time::Duration::from_millis(100), victim.closed()).await;
+                }
                 let state = api_state.clone();
                 let acceptor = acceptor.clone();
                 let watcher = graceful.watcher();
-                tokio::spawn(async move {
+                let evicted = slot.evicted.clone();
+                let connection = async move {
+                    let answered = slot.answered.clone();
                     let _slot = slot;
+                    let served = move |r| {
+                        answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        r
+                    };
                     let builder = {
                         let mut b = hyper::server::conn::http1::Builder::new();
                         b.header_read_timeout(header_timeout).timer(hyper_util::rt::TokioTimer::new());
@@ -389,16 +420,31 @@ pub async fn serve(
                                 .peer_certificates()
                                 .and_then(|c| c.first())
                                 .map(|c| Arc::new(c.to_vec()));
-                            let svc = hyper::service::service_fn(move |req| handle_api(state.clone(), remote, peer.clone(), req));
-                            let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(parse_errors::ParseErrors::new(tls)), svc);
+                            let svc = hyper::service::service_fn(move |req| {
+                                let served = served.clone();
+                                let f = handle_api(state.clone(), remote, peer.clone(), req);
+                                async move { served(f.await) }
+                            });
+                            let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(parse_errors::ParseErrors::new(linger::Linger::new(tls))), svc);
                             let _ = watcher.watch(conn).await;
                         }
                         None => {
                             let stream = idle::IdleIo::new(stream, lifetime);
-                            let svc = hyper::service::service_fn(move |req| handle_api(state.clone(), remote, None, req));
-                            let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(parse_errors::ParseErrors::new(stream)), svc);
+                            let svc = hyper::service::service_fn(move |req| {
+                                let served = served.clone();
+                                let f = handle_api(state.clone(), remote, None, req);
+                                async move { served(f.await) }
+                            });
+                            let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(parse_errors::ParseErrors::new(linger::Linger::new(stream))), svc);
                             let _ = watcher.watch(conn).await;
                         }
+                    }
+                };
+                // A connection told to make room ends here, its socket closed.
+                tokio::spawn(async move {
+                    tokio::select! {
+                        _ = connection => {}
+                        _ = evicted.notified() => {}
                     }
                 });
             }
@@ -408,7 +454,7 @@ pub async fn serve(
     }
     drop(public);
     drop(api);
-    let open = |slots: &tokio::sync::Semaphore| max.saturating_sub(slots.available_permits());
+    let open = |slots: &slots::Slots| slots.open();
     tracing::info!(
         public_connections = open(&public_slots),
         api_connections = open(&api_slots),
@@ -604,28 +650,79 @@ async fn handle_api(
     Ok(boxed(done.finish(resp).await))
 }
 
-/// A request's body, read whole within `limit` bytes and `timeout_secs`; otherwise the refusal
-/// (a body that is not valid HTTP framing, a malformed chunk, is the client's error, not a size
-/// problem).
-async fn read_body(body: Incoming, limit: usize, timeout_secs: u64) -> Result<Bytes, Refusal> {
+/// A request's body, read whole within `limit` bytes and `[api] body_timeout_secs`, and, once
+/// `min_body_rate_grace_secs` have passed, arriving at `min_body_rate` bytes a second on
+/// average (a slow client trickling a body frees its connection: Apache's `MinRate`); otherwise
+/// the refusal (a body that is not valid HTTP framing, a malformed chunk, is the client's
+/// error, not a size problem).
+async fn read_body(
+    mut body: Incoming,
+    limit: usize,
+    api: &crate::config::ApiSection,
+) -> Result<Bytes, Refusal> {
     use http_body_util::BodyExt;
-    match tokio::time::timeout(
-        std::time::Duration::from_secs(timeout_secs),
-        http_body_util::Limited::new(body, limit).collect(),
-    )
-    .await
-    {
-        Ok(Ok(b)) => Ok(b.to_bytes()),
-        Ok(Err(e))
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_none() =>
-        {
-            Err(Refusal::BadFraming)
+    let start = tokio::time::Instant::now();
+    let end = start + std::time::Duration::from_secs(api.body_timeout_secs);
+    let grace = std::time::Duration::from_secs(api.min_body_rate_grace_secs);
+    let mut got = bytes::BytesMut::new();
+    loop {
+        // By when the next bytes must arrive: the end of the grace, extended by the time the
+        // bytes so far buy at the minimum rate (never past the body's own deadline).
+        let due = match api.min_body_rate {
+            0 => end,
+            rate => end.min(
+                start + grace + std::time::Duration::from_secs_f64(got.len() as f64 / rate as f64),
+            ),
+        };
+        let frame = match tokio::time::timeout_at(due, body.frame()).await {
+            Err(_) if due < end => return Err(Refusal::TooSlow(api.min_body_rate)),
+            Err(_) => return Err(Refusal::Timeout),
+            Ok(None) => return Ok(got.freeze()),
+            Ok(Some(Err(_))) => return Err(Refusal::BadFraming),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        if let Ok(data) = frame.into_data() {
+            if got.len() + data.len() > limit {
+                return Err(Refusal::TooLarge(format!(
+                    "the request body is over the limit of {limit} bytes"
+                )));
+            }
+            got.extend_from_slice(&data);
         }
-        Ok(Err(_)) => Err(Refusal::TooLarge(format!(
-            "the request body is over the limit of {limit} bytes"
-        ))),
-        Err(_) => Err(Refusal::Timeout),
+    }
+}
+
+/// Whether the request's `Content-Length` declares a body over `limit`: decided from the head,
+/// so such a request is answered before any of its body is read (and a client that sent
+/// `Expect: 100-continue` gets no `100 Continue`, and sends nothing).
+fn declared_over(headers: &hyper::HeaderMap, limit: usize) -> bool {
+    headers
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .is_some_and(|n| n > limit as u64)
+}
+
+/// `r` with `Connection: close`: what the client is still sending of a refused body is not read
+/// as a next request (the connection lingers, [`linger`], so the answer arrives).
+fn closing(mut r: Response<Body>) -> Response<Body> {
+    r.headers_mut().insert(
+        hyper::header::CONNECTION,
+        hyper::header::HeaderValue::from_static("close"),
+    );
+    r
+}
+
+/// The 413 problem document for a body over a limit, closing the connection.
+fn too_large_answer(detail: String) -> Response<Body> {
+    closing(refused(Refusal::TooLarge(detail)))
+}
+
+/// An edge's refusal of a body; one over the limit closes the connection.
+fn body_refused(r: Refusal) -> Response<Body> {
+    match r {
+        Refusal::TooLarge(d) => too_large_answer(d),
+        other => refused(other),
     }
 }
 
@@ -636,9 +733,15 @@ async fn handle_console(
     req: Request<Incoming>,
 ) -> Response<Body> {
     let (parts, body) = req.into_parts();
-    let body = match read_body(body, ui::BODY_LIMIT, state.hm.config.api.body_timeout_secs).await {
+    if declared_over(&parts.headers, ui::BODY_LIMIT) {
+        return too_large_answer(format!(
+            "the request body is over the limit of {} bytes",
+            ui::BODY_LIMIT
+        ));
+    }
+    let body = match read_body(body, ui::BODY_LIMIT, &state.hm.config.api).await {
         Ok(b) => b,
-        Err(r) => return refused(r),
+        Err(r) => return body_refused(r),
     };
     let req = ui::UiRequest {
         method: parts.method,
@@ -687,7 +790,14 @@ async fn handle_api_whole(
         api::Admission::Proceed(template, cred) => (template, cred),
     };
     let credential = cred.as_ref().map(|c| c.token_id.clone());
-    let body = match read_body(body, limit, state.hm.config.api.body_timeout_secs).await {
+    let read = if declared_over(&parts.headers, limit) {
+        Err(Refusal::TooLarge(format!(
+            "the request body is over the limit of {limit} bytes"
+        )))
+    } else {
+        read_body(body, limit, &state.hm.config.api).await
+    };
+    let body = match read {
         Ok(b) => b,
         Err(r) => {
             if matches!(r, Refusal::TooLarge(_)) {
@@ -696,7 +806,7 @@ async fn handle_api_whole(
                     .metrics
                     .observe_request("too-large", 413, started.elapsed());
             }
-            return (template, credential, refused(r));
+            return (template, credential, body_refused(r));
         }
     };
     let req = api::ApiRequest {
