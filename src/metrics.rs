@@ -88,7 +88,8 @@ impl Metrics {
         }
     }
 
-    /// A connection closed at once because its listener held `max_connections` already.
+    /// A connection closed because its listener held `max_connections` already (the one with
+    /// the least progress, to admit a new one).
     pub fn count_refused_connection(&self, listener: &'static str) {
         if let Ok(mut m) = self.inner.lock() {
             *m.refused_connections.entry(listener).or_default() += 1;
@@ -129,7 +130,7 @@ impl Metrics {
                 "hallmark_certificates_issued_total{{profile=\"{profile}\"}} {n}"
             );
         }
-        out.push_str("# HELP hallmark_connections_refused_total Connections closed at once because the listener held api.max_connections.\n# TYPE hallmark_connections_refused_total counter\n");
+        out.push_str("# HELP hallmark_connections_refused_total Connections closed because their listener held api.max_connections: the one with the least progress, to admit a new one.\n# TYPE hallmark_connections_refused_total counter\n");
         for (listener, n) in &m.refused_connections {
             let _ = writeln!(
                 out,
