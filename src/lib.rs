@@ -28,6 +28,7 @@ pub mod requests;
 pub mod revocation;
 pub mod signing;
 pub mod store;
+pub mod timespec;
 pub mod tsa;
 pub mod verify;
 pub mod webhooks;

@@ -3034,6 +3034,7 @@ pub mod contract {
             created_at: 1_000,
             last_seen: 1_000,
             expires_at: 5_000,
+            person: None,
         };
         s.insert_session(&s1, "token:t1").expect("insert");
         assert_eq!(s.get_session("h1").expect("get"), Some(s1.clone()));
@@ -3055,6 +3056,16 @@ pub mod contract {
         };
         s.insert_session(&s2, "token:t1").expect("insert");
         assert!(s.get_session("h1").expect("get").is_none());
+        // A person's session keeps who they are.
+        let s3 = SessionRecord {
+            id_hash: "h3".into(),
+            person: Some("alice@example.com".into()),
+            ..s2.clone()
+        };
+        s.insert_session(&s3, "person:alice@example.com")
+            .expect("insert");
+        assert_eq!(s.get_session("h3").expect("get"), Some(s3));
+        s.end_session("h3", None).expect("end");
         s.end_session("h2", Some("token:t1")).expect("end");
         assert!(s.get_session("h2").expect("get").is_none());
         s.end_session("h2", Some("token:t1"))

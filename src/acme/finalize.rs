@@ -95,6 +95,7 @@ impl Acme<'_> {
             address: None,
             request_id: None,
             workload: None,
+            person: None,
         };
         let issue = IssueRequest {
             profile: self.directory.to_string(),

@@ -10,9 +10,9 @@ use crate::error::{Error, Result};
 use crate::policy::auth::{Credential, Scope};
 use crate::policy::signing::KeyPolicy;
 use crate::store::{
-    now, Activity, ApprovalRecord, AuditEvent, AuditSearch, CertRecord, CertSearch, KeyRecord,
-    RequestRecord, RequestStatus, RequestsQuery, SignatureRecord, SignatureRequestRecord,
-    SignatureRequestStatus, SignatureSearch, StationRecord,
+    now, Activity, ApprovalRecord, CertRecord, CertSearch, KeyRecord, RequestRecord, RequestStatus,
+    RequestsQuery, SignatureRecord, SignatureRequestRecord, SignatureRequestStatus,
+    SignatureSearch, StationRecord,
 };
 
 pub use sessions::{Ended, Session};
@@ -357,15 +357,5 @@ impl Hallmark {
             });
         }
         Ok(out)
-    }
-
-    /// The audit trail (officers only: it names every publisher's records).
-    pub fn console_audit(
-        &self,
-        cred: &Credential,
-        search: &AuditSearch,
-    ) -> Result<Vec<AuditEvent>> {
-        cred.require_officer()?;
-        Ok(self.store.search_audit(search)?)
     }
 }

@@ -77,13 +77,9 @@ impl Hallmark {
             ))
             .into());
         };
-        let cred = self.credential_of_token(&person.token, address.clone())?;
-        let actor = format!(
-            "person:{id}@{} token:{}({})",
-            address.as_deref().unwrap_or("local"),
-            cred.token_id,
-            cred.name
-        );
+        let mut cred = self.credential_of_token(&person.token, address)?;
+        cred.person = Some(id.to_string());
+        let actor = cred.actor();
         self.open_session(cred, &actor)
     }
 
@@ -101,6 +97,7 @@ impl Hallmark {
                 created_at: at,
                 last_seen: at,
                 expires_at,
+                person: cred.person.clone(),
             },
             actor,
         )?;
@@ -138,7 +135,7 @@ impl Hallmark {
             self.store.end_session(&id_hash, None)?;
             return Ok(Err(e));
         }
-        let cred = match self.credential_of_token(&s.token_id, address) {
+        let mut cred = match self.credential_of_token(&s.token_id, address) {
             Ok(c) => c,
             Err(Error::Auth(AuthError::Unauthorized(_))) => {
                 self.store.end_session(&id_hash, None)?;
@@ -146,6 +143,8 @@ impl Hallmark {
             }
             Err(e) => return Err(e),
         };
+        // Every event the session causes names the person, beside the token's rights.
+        cred.person = s.person.clone();
         if at - s.last_seen >= TOUCH_EVERY_SECS {
             self.store.touch_session(&id_hash, at)?;
         }

@@ -5,7 +5,7 @@
 
 use super::*;
 use crate::policy::auth::Credential;
-use crate::store::{CertFilter, CertRecord, RevocationRecord};
+use crate::store::{AuditEvent, AuditSearch, CertFilter, CertRecord, RevocationRecord};
 
 /// One page of a listing and the cursor of the next (none on the last page).
 pub struct Page<T, C> {
@@ -108,5 +108,26 @@ impl Hallmark {
             .key_store(&self.config.keys.default_store)
             .and_then(|k| k.check().map_err(Error::from));
         (db, ks)
+    }
+
+    /// A page of the audit trail, newest first, for the operator on this machine (the CLI):
+    /// the events `search` matches below its `before` cursor, and the cursor of the next page.
+    pub fn audit_page(&self, search: &AuditSearch) -> Result<Page<AuditEvent, i64>> {
+        let items = self.store.search_audit(search)?;
+        let next = (items.len() == search.limit)
+            .then(|| items.last().map(|e| e.id))
+            .flatten();
+        Ok(Page { items, next })
+    }
+
+    /// [`Hallmark::audit_page`] for a caller: officers only (the trail names every publisher's
+    /// records).
+    pub fn audit_for(
+        &self,
+        cred: &Credential,
+        search: &AuditSearch,
+    ) -> Result<Page<AuditEvent, i64>> {
+        cred.require_officer()?;
+        self.audit_page(search)
     }
 }

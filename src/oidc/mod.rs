@@ -239,6 +239,7 @@ impl Verifier {
             address,
             request_id: None,
             workload: Some(admitted.identity.clone()),
+            person: None,
         })
     }
 

@@ -84,16 +84,24 @@ pub struct Credential {
     pub request_id: Option<String>,
     /// A CI job's identity, when an OIDC token (not a hallmark token) authenticated the caller.
     pub workload: Option<std::sync::Arc<super::workload::WorkloadIdentity>>,
+    /// The person the console's identity provider signed in, acting with this token's rights.
+    pub person: Option<String>,
 }
 
 impl Credential {
-    /// How the audit trail names this caller: `token:ID(NAME)@ADDRESS request:REQUEST-ID`, or
-    /// for a CI job `oidc:ISSUER/SUBJECT(RULE)@ADDRESS request:REQUEST-ID run:CLAIMS`.
+    /// How the audit trail names this caller: `token:ID(NAME)@ADDRESS request:REQUEST-ID`; a
+    /// person signed in to the console through its identity provider
+    /// `person:ID@ADDRESS token:ID(NAME) ...` (the token whose rights they use); for a CI job
+    /// `oidc:ISSUER/SUBJECT(RULE)@ADDRESS request:REQUEST-ID run:CLAIMS`.
     pub fn actor(&self) -> String {
         let address = self.address.as_deref().unwrap_or("local");
-        let mut a = match &self.workload {
-            Some(w) => format!("oidc:{}/{}({})@{address}", w.issuer, w.subject, w.rule),
-            None => format!("token:{}({})@{address}", self.token_id, self.name),
+        let mut a = match (&self.workload, &self.person) {
+            (Some(w), _) => format!("oidc:{}/{}({})@{address}", w.issuer, w.subject, w.rule),
+            (None, Some(p)) => format!(
+                "person:{p}@{address} token:{}({})",
+                self.token_id, self.name
+            ),
+            (None, None) => format!("token:{}({})@{address}", self.token_id, self.name),
         };
         if let Some(id) = &self.request_id {
             a.push_str(" request:");

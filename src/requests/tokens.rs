@@ -137,5 +137,6 @@ fn credential_of(rec: TokenRecord, address: Option<String>) -> Result<Credential
         address,
         request_id: None,
         workload: None,
+        person: None,
     })
 }

@@ -41,6 +41,10 @@ pub struct ExpiringCert {
 pub trait AuditRead: Send + Sync {
     fn audit_events(&self, limit: usize) -> Result<Vec<AuditEvent>, StoreError>;
 
+    /// The events `s` matches, newest first: text in the actor, an action or a prefix of one
+    /// ending in `.`, the object exactly, a time range, below the `before` id.
+    fn search_audit(&self, s: &AuditSearch) -> Result<Vec<AuditEvent>, StoreError>;
+
     /// Events after id `after`, oldest first, at most `limit`.
     fn audit_after(&self, after: i64, limit: usize) -> Result<Vec<AuditEvent>, StoreError>;
 

@@ -57,6 +57,18 @@ pub struct AuditSearch {
     pub limit: usize,
 }
 
+impl AuditSearch {
+    /// The `action` filter for an audit `kind`: an action (`certificate.issued`), or a family of
+    /// them with or without its final dot (`certificate`, `certificate.`).
+    pub fn kind(kind: String) -> String {
+        if kind.contains('.') {
+            kind
+        } else {
+            format!("{kind}.")
+        }
+    }
+}
+
 /// Counts per period (`start` of each, Unix seconds) since a time, and the latest event.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Activity {
@@ -113,8 +125,6 @@ pub trait ConsoleRead: Send + Sync {
         publisher: Option<&str>,
         limit: usize,
     ) -> Result<Vec<CertRecord>, StoreError>;
-
-    fn search_audit(&self, s: &AuditSearch) -> Result<Vec<AuditEvent>, StoreError>;
 
     /// A key's signatures per `period` seconds since `since`, and its last signature.
     fn signature_activity(

@@ -27,6 +27,9 @@ pub struct SessionRecord {
     pub last_seen: i64,
     /// The absolute end, whatever the activity.
     pub expires_at: i64,
+    /// The person the console's identity provider signed in (its `[console.oidc] claim`), when
+    /// a person, not a token, signed in.
+    pub person: Option<String>,
 }
 
 /// Reads of API tokens and console sessions.

@@ -14,6 +14,7 @@ use hyper::{Method, Response, StatusCode};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+mod audit;
 mod certificates;
 mod health;
 mod keys;
@@ -21,6 +22,7 @@ mod publishers;
 mod requests;
 mod signatures;
 
+use audit::*;
 use certificates::*;
 use health::*;
 use keys::*;
@@ -220,6 +222,7 @@ pub const API_ROUTES: &[Route] = &[
         cancel_signature_route,
     ),
     r("GET", "/api/v1/keys", Access::Token, list_keys_route),
+    r("GET", "/api/v1/audit", Access::Officer, list_audit_route),
     r("GET", "/api/v1/keys/{label}", Access::Token, get_key_route),
     // ACME (RFC 8555), served by `http::acme`; newNonce also answers HEAD.
     acme("GET", "/acme/{profile}/directory"),

@@ -21,15 +21,10 @@ pub(super) fn page(ui: &Ui<'_>) -> Result<Response<Body>, Error> {
         before: id_param(ui.q("before").as_deref(), "before")?,
         limit: PAGE,
     };
-    let rows = ui.hm.console_audit(&ui.session.cred, &search)?;
+    let page = ui.hm.audit_for(&ui.session.cred, &search)?;
+    let rows = page.items;
     let v = |k: &str| ui.q(k).unwrap_or_default();
-    let next = ui.next_page(
-        "/ui/audit",
-        "before",
-        (rows.len() == PAGE)
-            .then(|| rows.last().map(|r| r.id.to_string()))
-            .flatten(),
-    );
+    let next = ui.next_page("/ui/audit", "before", page.next.map(|n| n.to_string()));
     let content = html! {
         form.search method="get" action="/ui/audit" role="search" {
             div { label for="actor" { "Actor contains" } input id="actor" name="actor" value=(v("actor")); }

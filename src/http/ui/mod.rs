@@ -484,15 +484,9 @@ fn ok_page(
 /// A time from a date field (`YYYY-MM-DD`, UTC midnight) or RFC 3339.
 fn time_param(v: Option<String>, name: &str) -> Result<Option<i64>, Error> {
     let Some(v) = v else { return Ok(None) };
-    if let Ok(t) = time::OffsetDateTime::parse(&v, &time::format_description::well_known::Rfc3339) {
-        return Ok(Some(t.unix_timestamp()));
-    }
-    time::Date::parse(
-        &v,
-        time::macros::format_description!("[year]-[month]-[day]"),
-    )
-    .map(|d| Some(d.midnight().assume_utc().unix_timestamp()))
-    .map_err(|_| Refusal::BadParameter(format!("{name} '{v}' is not a date (YYYY-MM-DD)")).into())
+    crate::timespec::parse(&v).map(Some).ok_or_else(|| {
+        Refusal::BadParameter(format!("{name} '{v}' is not a date (YYYY-MM-DD)")).into()
+    })
 }
 
 /// A positive id from a query or path.

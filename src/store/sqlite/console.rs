@@ -33,6 +33,44 @@ fn limit(l: usize) -> i64 {
     }
 }
 
+/// The audit trail searched (`AuditRead::search_audit`), beside the other LIKE searches.
+pub(super) fn search_audit(
+    store: &SqliteStore,
+    s: &AuditSearch,
+) -> Result<Vec<AuditEvent>, StoreError> {
+    // `request.` finds every request.* action; anything else is an action's exact name.
+    let (exact, prefix) = match &s.action {
+        Some(a) if a.ends_with('.') => (None, Some(format!("{}%", like_literal(a)))),
+        Some(a) => (Some(a.clone()), None),
+        None => (None, None),
+    };
+    store.read(|conn| {
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, at, actor, action, subject, detail FROM audit
+             WHERE (?1 IS NULL OR actor LIKE ?1 ESCAPE '\\')
+               AND (?2 IS NULL OR action = ?2) AND (?3 IS NULL OR action LIKE ?3 ESCAPE '\\')
+               AND (?4 IS NULL OR subject = ?4)
+               AND (?5 IS NULL OR at >= ?5) AND (?6 IS NULL OR at < ?6)
+               AND (?7 IS NULL OR id < ?7)
+             ORDER BY id DESC LIMIT ?8",
+        )?;
+        let rows = stmt.query_map(
+            params![
+                contains(&s.actor),
+                exact,
+                prefix,
+                s.subject,
+                s.from,
+                s.to,
+                s.before,
+                limit(s.limit)
+            ],
+            audit_event_from_row,
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    })
+}
+
 impl ConsoleRead for SqliteStore {
     fn requests_page(&self, q: &RequestsQuery<'_>) -> Result<RequestsPageRecords, StoreError> {
         self.read(|conn| {
@@ -131,40 +169,6 @@ impl ConsoleRead for SqliteStore {
                  ORDER BY not_after LIMIT ?4"
             ))?;
             let rows = stmt.query_map(params![now, by, publisher, limit(n)], cert_from_row)?;
-            Ok(rows.collect::<Result<_, _>>()?)
-        })
-    }
-
-    fn search_audit(&self, s: &AuditSearch) -> Result<Vec<AuditEvent>, StoreError> {
-        // `request.` finds every request.* action; anything else is an action's exact name.
-        let (exact, prefix) = match &s.action {
-            Some(a) if a.ends_with('.') => (None, Some(format!("{}%", like_literal(a)))),
-            Some(a) => (Some(a.clone()), None),
-            None => (None, None),
-        };
-        self.read(|conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT id, at, actor, action, subject, detail FROM audit
-                 WHERE (?1 IS NULL OR actor LIKE ?1 ESCAPE '\\')
-                   AND (?2 IS NULL OR action = ?2) AND (?3 IS NULL OR action LIKE ?3 ESCAPE '\\')
-                   AND (?4 IS NULL OR subject = ?4)
-                   AND (?5 IS NULL OR at >= ?5) AND (?6 IS NULL OR at < ?6)
-                   AND (?7 IS NULL OR id < ?7)
-                 ORDER BY id DESC LIMIT ?8",
-            )?;
-            let rows = stmt.query_map(
-                params![
-                    contains(&s.actor),
-                    exact,
-                    prefix,
-                    s.subject,
-                    s.from,
-                    s.to,
-                    s.before,
-                    limit(s.limit)
-                ],
-                audit_event_from_row,
-            )?;
             Ok(rows.collect::<Result<_, _>>()?)
         })
     }

@@ -462,4 +462,9 @@ CREATE INDEX requests_pending ON requests (id) WHERE status = 'pending';
 CREATE INDEX signature_requests_ended ON signature_requests (id) WHERE status != 'pending';
 CREATE INDEX requests_decided ON requests (id) WHERE status != 'pending' AND approvals_required > 0;
 "#,
+    // A person signed in through the console's identity provider: named on every event their
+    // session causes, beside the token whose rights they use.
+    r#"
+ALTER TABLE ui_sessions ADD COLUMN person TEXT;
+"#,
 ];

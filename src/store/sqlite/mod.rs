@@ -1093,6 +1093,10 @@ impl AuditRead for SqliteStore {
         })
     }
 
+    fn search_audit(&self, s: &AuditSearch) -> Result<Vec<AuditEvent>, StoreError> {
+        console::search_audit(self, s)
+    }
+
     fn audit_events(&self, limit: usize) -> Result<Vec<AuditEvent>, StoreError> {
         let conn = self.conn()?;
         let mut stmt = conn.prepare(

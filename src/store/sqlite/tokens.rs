@@ -93,13 +93,14 @@ impl TokensWrite for SqliteStore {
             params![s.created_at],
         )?;
         let r = tx.execute(
-            &format!("INSERT INTO ui_sessions ({SESSION_COLS}) VALUES (?1,?2,?3,?4,?5)"),
+            &format!("INSERT INTO ui_sessions ({SESSION_COLS}) VALUES (?1,?2,?3,?4,?5,?6)"),
             params![
                 s.id_hash,
                 s.token_id,
                 s.created_at,
                 s.last_seen,
-                s.expires_at
+                s.expires_at,
+                s.person
             ],
         );
         match r {
@@ -141,7 +142,7 @@ impl TokensWrite for SqliteStore {
     }
 }
 
-const SESSION_COLS: &str = "id_hash, token_id, created_at, last_seen, expires_at";
+const SESSION_COLS: &str = "id_hash, token_id, created_at, last_seen, expires_at, person";
 
 fn session_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRecord> {
     Ok(SessionRecord {
@@ -150,6 +151,7 @@ fn session_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRecord> {
         created_at: r.get(2)?,
         last_seen: r.get(3)?,
         expires_at: r.get(4)?,
+        person: r.get(5)?,
     })
 }
 
