@@ -146,7 +146,8 @@ fn crash_loop(keys: Keys, kills: usize) {
         let input = ca.path(&format!("batch-{round}.ndjson"));
         let out = ca.path(&format!("answers-{round}.ndjson"));
         let mut text = String::new();
-        for _ in 0..3_000 {
+        // Larger than what a round's load window answers, so the kill lands mid-batch.
+        for _ in 0..10_000 {
             next_device += 1;
             let s = format!("CRASH-{next_device:08}");
             text.push_str(
