@@ -764,6 +764,25 @@ fn people_sign_in_through_the_identity_provider_with_pkce() {
     assert_eq!(approvals[0].approver, "security-lead");
     let audit = c.env.ca.hm(&["audit", "--limit", "100"]);
     assert!(audit.contains("person:alice@example.com"), "{audit}");
+    // Not only the sign-in: the approval she made names her, beside the token she acted with.
+    let approved: serde_json::Value = serde_json::from_str(&c.env.ca.hm(&[
+        "audit",
+        "--kind",
+        "signature.approved",
+        "--object",
+        &id.to_string(),
+        "--output",
+        "json",
+    ]))
+    .expect("json");
+    let actor = approved["items"][0]["actor"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        actor.starts_with("person:alice@example.com@") && actor.contains("(security-lead)"),
+        "{approved}"
+    );
 
     // Someone the provider knows but the console does not, and an unverified email, are
     // refused; nothing is decided.
