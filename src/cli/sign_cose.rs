@@ -35,26 +35,14 @@ pub struct CoseArgs {
 
 /// The algorithm a key signs COSE with here: ES256 (P-256), ES384 (P-384), PS256 (RSA).
 fn alg_for_key(spki: &[u8]) -> anyhow::Result<CoseAlg> {
-    use x509_parser::prelude::FromDer;
-    let (_, info) = x509_parser::x509::SubjectPublicKeyInfo::from_der(spki)
-        .map_err(|e| anyhow!("the key does not parse: {e}"))?;
-    let curve = info
-        .algorithm
-        .parameters
-        .as_ref()
-        .and_then(|p| p.as_oid().ok())
-        .map(|o| o.to_id_string());
-    match (
-        info.algorithm.algorithm.to_id_string().as_str(),
-        curve.as_deref(),
-    ) {
-        ("1.2.840.10045.2.1", Some("1.2.840.10045.3.1.7")) => Ok(CoseAlg::Es256),
-        ("1.2.840.10045.2.1", Some("1.3.132.0.34")) => Ok(CoseAlg::Es384),
-        ("1.2.840.113549.1.1.1", _) => Ok(CoseAlg::Ps256),
-        (alg, curve) => bail!(
-            "a key of algorithm {alg} (curve {}) cannot sign COSE_Sign1 here \
-             (ECDSA P-256/P-384 and RSA only)",
-            curve.unwrap_or("none")
+    use crate::keys::KeyKind;
+    match crate::keys::key_of(spki).map_err(|e| anyhow!("{e}"))?.0 {
+        KeyKind::P256 => Ok(CoseAlg::Es256),
+        KeyKind::P384 => Ok(CoseAlg::Es384),
+        KeyKind::Rsa => Ok(CoseAlg::Ps256),
+        other => bail!(
+            "a key of kind {} cannot sign COSE_Sign1 here (ECDSA P-256/P-384 and RSA only)",
+            other.name()
         ),
     }
 }
@@ -102,10 +90,9 @@ pub fn cmd_sign_cose(a: &CoseArgs) -> anyhow::Result<()> {
     let verifier: &'static dyn aws_lc_rs::signature::VerificationAlgorithm =
         {
             use aws_lc_rs::signature as s;
-            use x509_parser::prelude::FromDer;
-            let (_, info) = x509_parser::x509::SubjectPublicKeyInfo::from_der(&spki)
-                .map_err(|e| anyhow!("the signing certificate's key does not parse: {e}"))?;
-            let is_rsa = info.algorithm.algorithm.to_id_string() == "1.2.840.113549.1.1.1";
+            let (kind, _) = crate::keys::key_of(&spki)
+                .map_err(|e| anyhow!("the signing certificate's key: {e}"))?;
+            let is_rsa = kind == crate::keys::KeyKind::Rsa;
             match (alg, is_rsa) {
                 (CoseAlg::Es256, false) => &s::ECDSA_P256_SHA256_FIXED,
                 (CoseAlg::Es384, false) => &s::ECDSA_P384_SHA384_FIXED,

@@ -58,10 +58,11 @@ pub(super) fn sign_remote(
 fn block_kind(cert: &[u8]) -> anyhow::Result<jar::BlockKind> {
     let (_, c) = x509_parser::parse_x509_certificate(cert)
         .map_err(|e| anyhow!("the signer certificate does not parse: {e}"))?;
-    match c.public_key().algorithm.algorithm.to_id_string().as_str() {
-        "1.2.840.10045.2.1" => Ok(jar::BlockKind::Ec),
-        "1.2.840.113549.1.1.1" => Ok(jar::BlockKind::Rsa),
-        other => bail!("a jar cannot be signed with a key of type {other}"),
+    use crate::keys::KeyKind;
+    match crate::keys::key_of(c.public_key().raw).map_err(|e| anyhow!("{e}"))?.0 {
+        KeyKind::P256 | KeyKind::P384 | KeyKind::P521 => Ok(jar::BlockKind::Ec),
+        KeyKind::Rsa => Ok(jar::BlockKind::Rsa),
+        other => bail!("a jar cannot be signed with a key of kind {}", other.name()),
     }
 }
 
