@@ -1,7 +1,9 @@
 //! `hallmark client bootstrap` / `login`: the root is fetched over the public listener and
 //! checked against the fingerprint (a wrong one writes nothing), the credential is named (never
 //! stored or printed), and `hallmark sign` then needs no `--server`, `--ca` or `--token-env`;
-//! `HALLMARK_SERVER` still wins over the profile.
+//! `HALLMARK_SERVER` still wins over the profile. A second bootstrap for the same server changes
+//! nothing; one for another server is refused (the profile unchanged) unless `--force`, which
+//! replaces the profile and drops its credential.
 
 mod common;
 
@@ -111,4 +113,68 @@ fn a_bootstrapped_client_signs_without_flags() {
     );
     assert!(!out.status.success());
     assert!(text_of(&out).contains("127.0.0.1:9"), "{}", text_of(&out));
+
+    let bootstrap = |server: &str, force: bool| {
+        let mut args = vec![
+            "client",
+            "bootstrap",
+            "--server",
+            server,
+            "--fingerprint",
+            &fp,
+            "--public",
+            &env.server.public,
+        ];
+        if force {
+            args.push("--force");
+        }
+        run(&mut client(&args))
+    };
+    let root = xdg.join("hallmark/root.pem");
+    let (profile_before, root_before) = (
+        std::fs::read_to_string(&profile).expect("profile"),
+        std::fs::read(&root).expect("root"),
+    );
+    // The same server and root again (a second `make run`'s hints): nothing changes, the
+    // credential stays.
+    let out = bootstrap(env.api(), false);
+    let text = text_of(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("unchanged"), "{text}");
+    assert_eq!(
+        std::fs::read_to_string(&profile).expect("profile"),
+        profile_before
+    );
+
+    // Another server: refused, naming the profile and --force; nothing is written.
+    let other = env.api().replace("127.0.0.1", "localhost");
+    assert_ne!(other, env.api());
+    let out = bootstrap(&other, false);
+    let text = text_of(&out);
+    assert!(!out.status.success(), "{text}");
+    for said in [
+        "--force",
+        "nothing was written",
+        &profile.display().to_string(),
+        env.api(),
+    ] {
+        assert!(text.contains(said), "'{said}' not said:\n{text}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(&profile).expect("profile"),
+        profile_before
+    );
+    assert_eq!(std::fs::read(&root).expect("root"), root_before);
+
+    // --force replaces it; the old server's credential is not kept for the new one.
+    let out = bootstrap(&other, true);
+    let text = text_of(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("replaced"), "{text}");
+    let stored = std::fs::read_to_string(&profile).expect("profile");
+    assert!(
+        stored.contains(&format!("server = \"{other}\"")),
+        "{stored}"
+    );
+    assert!(!stored.contains("token_env"), "{stored}");
 }

@@ -91,7 +91,7 @@ pub fn load() -> anyhow::Result<ClientProfile> {
     match std::fs::read_to_string(&path) {
         Ok(text) => toml::from_str(&text).with_context(|| {
             format!(
-                "{} is not a client profile (run hallmark client bootstrap again)",
+                "{} is not a client profile (hallmark client bootstrap --force writes a new one)",
                 path.display()
             )
         }),
@@ -133,12 +133,69 @@ fn normalize_fingerprint(s: &str) -> anyhow::Result<String> {
     Ok(hex)
 }
 
+/// What a bootstrap does to the client profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ProfileWrite {
+    /// None yet, or one without a server and root (a login made first): written, keeping
+    /// what is there.
+    Write,
+    /// It names the same server, public listener and root: nothing changes, its credential
+    /// is kept.
+    Same,
+    /// It names another server or root, and `--force` was given: replaced, its credential
+    /// dropped (a token for one server is not sent to another).
+    Replace,
+}
+
+/// Whether a bootstrap may write the profile; refused when one for another server or root
+/// exists and `force` is not given.
+fn profile_write(
+    server: &str,
+    public: &str,
+    fingerprint: &str,
+    force: bool,
+) -> anyhow::Result<ProfileWrite> {
+    let path = profile_path()?;
+    let old = match std::fs::read_to_string(&path) {
+        Ok(text) => toml::from_str::<ClientProfile>(&text).ok(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ProfileWrite::Write),
+        Err(e) => return Err(anyhow!("reading {}: {e}", path.display())),
+    };
+    match &old {
+        Some(o) if o.server.is_none() && o.fingerprint.is_none() => return Ok(ProfileWrite::Write),
+        Some(o)
+            if o.server.as_deref() == Some(server)
+                && o.public.as_deref() == Some(public)
+                && o.fingerprint.as_deref() == Some(fingerprint) =>
+        {
+            return Ok(ProfileWrite::Same)
+        }
+        _ if force => return Ok(ProfileWrite::Replace),
+        _ => {}
+    }
+    let what = match &old {
+        Some(o) => format!(
+            "a client profile for server {} (public {}, root {})",
+            o.server.as_deref().unwrap_or("(none)"),
+            o.public.as_deref().unwrap_or("(none)"),
+            o.fingerprint.as_deref().unwrap_or("(none)")
+        ),
+        None => "a file that is not a client profile".to_string(),
+    };
+    bail!(
+        "{} already holds {what}: nothing was written. Pass --force to replace it (its credential is dropped: run hallmark client login again), or set XDG_CONFIG_HOME to keep another profile beside it",
+        path.display()
+    )
+}
+
 /// `hallmark client bootstrap`: fetches `PUBLIC/ca/root.pem`, checks its fingerprint, writes
-/// the root and the profile. Nothing is written when the fingerprint differs.
+/// the root and the profile. Nothing is written when the fingerprint differs, nor when a
+/// profile for another server or root exists and `force` is not given.
 pub fn bootstrap(
     server: &str,
     fingerprint_given: &str,
     public: Option<&str>,
+    force: bool,
 ) -> anyhow::Result<()> {
     let want = normalize_fingerprint(fingerprint_given)?;
     let server = server.trim_end_matches('/').to_string();
@@ -155,6 +212,8 @@ pub fn bootstrap(
             url.host().ok_or_else(|| anyhow!("--server has no host"))?
         ),
     };
+    // Refused before anything is fetched or written.
+    let write = profile_write(&server, &public, &want, force)?;
     let anonymous = Client::new(&public, None, None)?;
     let r = anonymous
         .send("GET", "/ca/root.pem", None, vec![])
@@ -184,7 +243,10 @@ pub fn bootstrap(
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let root = dir.join("root.pem");
     std::fs::write(&root, &text).with_context(|| format!("writing {}", root.display()))?;
-    let mut p = load()?;
+    let mut p = match write {
+        ProfileWrite::Replace => ClientProfile::default(),
+        ProfileWrite::Write | ProfileWrite::Same => load()?,
+    };
     p.server = Some(server.clone());
     p.public = Some(public);
     p.root = Some(root.clone());
@@ -202,10 +264,23 @@ pub fn bootstrap(
         p.fingerprint.as_deref().unwrap_or(""),
         root.display()
     );
-    println!(
-        "client profile written to {} (server {server})",
-        path.display()
-    );
+    match write {
+        ProfileWrite::Same => {
+            println!(
+                "client profile {} unchanged (server {server}, this root)",
+                path.display()
+            );
+            return Ok(());
+        }
+        ProfileWrite::Replace => println!(
+            "client profile replaced at {} (server {server}; a credential the previous one named was dropped)",
+            path.display()
+        ),
+        ProfileWrite::Write => println!(
+            "client profile written to {} (server {server})",
+            path.display()
+        ),
+    }
     println!("next: hallmark client login --token-env VAR (or --token-file FILE)");
     Ok(())
 }

@@ -389,6 +389,9 @@ pub enum ClientCmd {
         /// The public listener to fetch the root from (default: http://SERVER-HOST:8080).
         #[arg(long)]
         public: Option<String>,
+        /// Replace a client profile for another server or root (its credential is dropped).
+        #[arg(long)]
+        force: bool,
     },
     /// Choose the credential the networked commands use: a variable or a file holding the
     /// token (the token itself is never stored or printed).
@@ -1001,7 +1004,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             server,
             fingerprint,
             public,
-        }) => context::bootstrap(server, fingerprint, public.as_deref()),
+            force,
+        }) => context::bootstrap(server, fingerprint, public.as_deref(), *force),
         Command::Client(ClientCmd::Login {
             token_env,
             token_file,
