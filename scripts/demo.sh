@@ -82,7 +82,11 @@ echo "  export PATH=\"$(dirname "$HM"):\$PATH\" HALLMARK_CONFIG=$CONFIG"
 if [ "$HSM" = yes ]; then
     echo "  export SOFTHSM2_CONF=$DEMO/softhsm2.conf"
 fi
-echo "  hallmark key create --publisher acme --label release --algorithm p256"
+# The release key is made by the first run's hint; later runs have it (creating it again
+# would be a conflict), so only the first run suggests it.
+if ! "$HM" --config "$CONFIG" key show release >/dev/null 2>&1; then
+    echo "  hallmark key create --publisher acme --label release --algorithm p256"
+fi
 echo "  hallmark ca list; hallmark cert list; hallmark doctor"
 echo "  hallmark ca cert root --out root.pem"
 echo "  export HALLMARK_TOKEN=\$(hallmark token create --publisher acme --scopes issue,sign)"
