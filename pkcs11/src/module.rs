@@ -209,6 +209,13 @@ impl Module {
                 .filter(|b| b.tag() == "CERTIFICATE")
                 .map(|b| b.into_contents())
         };
+        // The root the settings trust, shown with each chain that leads to it.
+        let root = self
+            .settings
+            .ca
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .and_then(|text| der(&text));
         let mut keys = Vec::new();
         for v in docs {
             let Some(label) = v["label"].as_str() else {
@@ -223,7 +230,10 @@ impl Module {
                 .map(|a| a.iter().filter_map(|c| c.as_str().and_then(der)).collect())
                 .unwrap_or_default();
             match Key::new(label, cert, chain) {
-                Ok(k) => keys.push(k),
+                Ok(k) => keys.push(match &root {
+                    Some(r) => k.with_root(r),
+                    None => k,
+                }),
                 Err(e) => crate::log(&format!("keys: {e}")),
             }
         }

@@ -1,8 +1,9 @@
 //! The objects the token shows for each exposed key: its private key (sign only, sensitive,
 //! never extractable: it stays in the server's HSM), its public key and its certificate, all
-//! sharing one CKA_ID, and the chain's CA certificates as authority certificates. Built from
-//! the server's key document (`GET /api/v1/keys/{label}`); attributes encoded as PKCS#11 reads
-//! them (CK_ULONG native, CK_BBOOL one byte, DER for names and EC parameters).
+//! sharing one CKA_ID, and the chain's CA certificates as authority certificates, ending with
+//! the root the module's settings trust (CKA_TRUSTED). Built from the server's key document
+//! (`GET /api/v1/keys/{label}`); attributes encoded as PKCS#11 reads them (CK_ULONG native,
+//! CK_BBOOL one byte, DER for names and EC parameters).
 
 use cryptoki_sys::*;
 use x509_parser::prelude::{FromDer, X509Certificate};
@@ -24,6 +25,10 @@ pub struct Key {
     pub kind: KeyKind,
     pub cert: Vec<u8>,
     pub chain: Vec<Vec<u8>>,
+    /// Which certificate of `chain` is the root the module's settings trust (`ca`, or the
+    /// client profile's root): CKA_TRUSTED, so tools that take trust from the token (Java's
+    /// SunPKCS11 key store, as jarsigner checks the signer's path) find their anchor here.
+    pub trusted: Option<usize>,
     /// CKA_EC_PARAMS (the curve's OID, DER) and CKA_EC_POINT (OCTET STRING of the point).
     ec: Option<(Vec<u8>, Vec<u8>)>,
     /// CKA_MODULUS and CKA_PUBLIC_EXPONENT.
@@ -96,7 +101,32 @@ impl Key {
             rsa,
             cert,
             chain,
+            trusted: None,
         })
+    }
+
+    /// Adds the root the settings trust (DER) to the chain, when the chain leads to it, and
+    /// marks it CKA_TRUSTED.
+    pub fn with_root(mut self, root: &[u8]) -> Key {
+        let Ok((_, r)) = X509Certificate::from_der(root) else {
+            return self;
+        };
+        if r.subject().as_raw() != r.issuer().as_raw() {
+            return self;
+        }
+        if let Some(j) = self.chain.iter().position(|c| c.as_slice() == root) {
+            self.trusted = Some(j);
+            return self;
+        }
+        let last = self.chain.last().unwrap_or(&self.cert);
+        let issued_by_root = X509Certificate::from_der(last)
+            .map(|(_, c)| c.issuer().as_raw() == r.subject().as_raw())
+            .unwrap_or(false);
+        if issued_by_root && self.chain.len() < 100 {
+            self.chain.push(root.to_vec());
+            self.trusted = Some(self.chain.len() - 1);
+        }
+        self
     }
 
     /// The signature's length: `r || s` for ECDSA, the modulus for RSA.
@@ -232,7 +262,7 @@ pub fn attribute(keys: &[Key], o: Object, t: CK_ATTRIBUTE_TYPE, login_required: 
                 CKA_SUBJECT => Value::Bytes(subject),
                 CKA_ISSUER => Value::Bytes(issuer),
                 CKA_SERIAL_NUMBER => Value::Bytes(serial),
-                CKA_TRUSTED => bool_(false),
+                CKA_TRUSTED => bool_(is_ca.is_some() && is_ca == k.trusted),
                 CKA_CERTIFICATE_CATEGORY => ulong(if is_ca.is_some() { 2 } else { 1 }),
                 _ => Value::Invalid,
             }
