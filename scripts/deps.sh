@@ -83,3 +83,8 @@ fi
 for m in playwright-core axe-core; do
     test -d "tests/console/node_modules/$m" || { echo "deps: tests/console/node_modules/$m missing after npm ci" >&2; exit 1; }
 done
+
+# imgtool, certbot and the other Python tools live only in .venv/bin; the README's blocks expect
+# it on PATH (the tour's set-up line adds it, with the release build).
+echo "deps: the Python tools (imgtool, certbot, ...) are in .venv/bin; to run the README's commands, put it on PATH:"
+echo "  export PATH=\"$PWD/.venv/bin:\$PATH\""

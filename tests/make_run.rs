@@ -153,7 +153,11 @@ fn make_run_serves_a_demo_ca_and_its_hints_work() {
     };
     let script = format!(
         "set -euo pipefail\n{}\n",
-        block.iter().map(|l| ports(l)).collect::<Vec<_>>().join("\n")
+        block
+            .iter()
+            .map(|l| ports(l))
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     let out = in_shell(&script, root);
     let said = text_of(&out);

@@ -1,9 +1,12 @@
 //! The README works as written: the shell blocks of the chapters listed in [`CHAPTERS`] (and of
 //! the docs/ pages listed there) run in
-//! order, in one shell, in a temporary directory, with the `hallmark` the tests built first on
-//! `PATH`, on free ports (the README's 8080, 8443, 18080, 18443, 8088 and 5000 are replaced). A block fenced ```` ```sh no-run ```` is
+//! order, in one shell, in a temporary directory, on free ports (the README's 8080, 8443, 18080,
+//! 18443, 8088 and 5000 are replaced). A block fenced ```` ```sh no-run ```` is
 //! illustrative (it needs two machines, a real HSM, ...); ```` ```sh setup ```` is what a person
-//! runs once in the repository (the build), which the test has done. Any other block failing
+//! runs once in the repository: the test has done its build, and runs its `export` lines in the
+//! repository with the `hallmark` the tests built for `target/release`. Nothing else is added to
+//! `PATH`, and `.venv/bin` (which `make test` puts there) is taken off it, so a tool the blocks
+//! call must be on the `PATH` a fresh clone has after the set-up line. Any other block failing
 //! fails the test, with the block's README line.
 
 mod common;
@@ -72,6 +75,22 @@ fn blocks(readme: &str, heading: &str) -> Vec<(usize, String)> {
                 let tag = words.next();
                 block = Some((i + 1, lang == "sh" && tag.is_none(), String::new()));
             }
+        }
+    }
+    out
+}
+
+/// The `export` lines of the README's ```` ```sh setup ```` blocks.
+fn setup_exports(readme: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut inside = false;
+    for line in readme.lines() {
+        let fence = line.trim_start().strip_prefix("```");
+        match fence {
+            Some(info) if !inside => inside = info.split_whitespace().eq(["sh", "setup"]),
+            Some(_) => inside = false,
+            None if inside && line.starts_with("export ") => out.push(line.to_string()),
+            None => {}
         }
     }
     out
@@ -174,6 +193,22 @@ fn readme_chapters_run_as_written() {
     let mut script = String::from(
         "exec 2>&1\nset -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n",
     );
+    // The set-up's PATH line, run in the repository, with the tests' binaries for the release
+    // build's.
+    let exports = setup_exports(&readme);
+    assert!(
+        exports.iter().any(|l| l.contains("$PWD/target/release")),
+        "the README's set-up block no longer puts $PWD/target/release on PATH: {exports:?}"
+    );
+    let _ = writeln!(script, "cd '{}'", env!("CARGO_MANIFEST_DIR"));
+    for line in &exports {
+        let _ = writeln!(
+            script,
+            "{}",
+            line.replace("$PWD/target/release", &bin_dir.display().to_string())
+        );
+    }
+    let _ = writeln!(script, "cd '{}'", dir.path().display());
     for chapter in CHAPTERS {
         let found = match chapter.strip_suffix(".md") {
             Some(_) => {
@@ -207,11 +242,17 @@ fn readme_chapters_run_as_written() {
         }
     }
     std::fs::write(dir.path().join("readme.sh"), &script).expect("script");
-    let path = format!(
-        "{}:{}",
-        bin_dir.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
+    // The PATH of a machine with the system's tools, without the test venv `make test` adds.
+    let tools_bin = std::env::var_os("HALLMARK_TOOLS_BIN").map(std::path::PathBuf::from);
+    let path = std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .filter(|p| {
+            let p = std::path::Path::new(p);
+            !p.ends_with(".venv/bin") && Some(p) != tools_bin.as_deref()
+        })
+        .collect::<Vec<_>>()
+        .join(":");
     // A README wait that never ends (a server that never answers) fails the test, not CI.
     let out = run(std::process::Command::new("timeout")
         .args(["--kill-after=10", "900", "bash"])
@@ -223,6 +264,7 @@ fn readme_chapters_run_as_written() {
         .env_remove("HALLMARK_CONFIG")
         .env_remove("HALLMARK_PASSPHRASE"));
     let text = text_of(&out);
+    let _ = std::fs::write(bin_dir.join("readme.log"), &text);
     let last = text
         .lines()
         .rfind(|l| l.starts_with(">>> "))
@@ -245,7 +287,7 @@ fn readme_chapters_run_as_written() {
         "acme-chain.pem: OK",
         "subject-mismatch: subject attribute O='Evil Corp' contradicts the verified publisher record",
         "\"database\":\"schema ",
-        "subject=C = US, O = Hallmark Demo, CN = Hallmark Demo Root CA",
+        "subject=C = US, O = Hallmark Tour, CN = Hallmark Tour Root CA",
         "pending (1 approval(s) of 2)",
         "issued (2 approval(s) of 2)",
         "Response verify OK",
@@ -262,7 +304,7 @@ fn readme_chapters_run_as_written() {
         "Verified OK",
         "Signature verification: ok",
         "jar verified.",
-        "ok   chain      Acme Corp → Hallmark Demo Code Signing CA → Hallmark Demo Root CA",
+        "ok   chain      Acme Corp → Hallmark Tour Code Signing CA → Hallmark Tour Root CA",
         "ok   revocation Acme Corp: good (OCSP http://127.0.0.1:",
         "\"valid\": true",
         "Image was correctly validated",
@@ -270,5 +312,14 @@ fn readme_chapters_run_as_written() {
         "DNS:web.example.internal",
     ] {
         assert!(text.contains(shown), "'{shown}' not printed:\n{text}");
+    }
+    // Nor do the examples warn, as users will copy them (jarsigner through the PKCS#11
+    // module: a chain it cannot check while signing, a signature without a time-stamp).
+    for warning in [
+        "PKIX path building failed",
+        "not timestamped",
+        "certificate chain is invalid",
+    ] {
+        assert!(!text.contains(warning), "'{warning}' printed:\n{text}");
     }
 }
