@@ -1065,6 +1065,35 @@ fn bad_console_input_and_settings_are_refused_clearly() {
     );
     assert_eq!(code, 404, "{body}");
     assert_eq!(c.env.recorded(), 0);
+    // A CA's own certificate: its page offers no revocation and says how it is done; a post
+    // revoking it anyway (confirmed) is refused, and the CA stays unrevoked.
+    let ca_serial = c
+        .env
+        .store()
+        .list_cas()
+        .expect("CAs")
+        .into_iter()
+        .find(|ca| ca.name == "code-signing-ca")
+        .and_then(|ca| ca.serial)
+        .expect("the code-signing CA's serial");
+    let (code, page, _) = get(&format!("/ui/certificates/{ca_serial}"));
+    assert_eq!(code, 200, "{page}");
+    assert!(!page.contains("Revoke…"), "{page}");
+    assert!(page.contains("A CA is not revoked from the console"), "{page}");
+    let confirm = format!("csrf={csrf}&reason=cACompromise&confirm=yes");
+    let (code, body, _) = call(
+        "POST",
+        &format!("/ui/certificates/{ca_serial}/revoke"),
+        &["-b", &jar, "-H", &origin, "--data", &confirm],
+    );
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("hallmark revoke"), "{body}");
+    assert!(c
+        .env
+        .store()
+        .get_revocation(&ca_serial.to_ascii_lowercase())
+        .expect("read")
+        .is_none());
     // The console's answers are counted in /metrics like the API's.
     let (_, metrics, _) = call("GET", "/metrics", &[]);
     assert!(

@@ -59,7 +59,10 @@ fn block_kind(cert: &[u8]) -> anyhow::Result<jar::BlockKind> {
     let (_, c) = x509_parser::parse_x509_certificate(cert)
         .map_err(|e| anyhow!("the signer certificate does not parse: {e}"))?;
     use crate::keys::KeyKind;
-    match crate::keys::key_of(c.public_key().raw).map_err(|e| anyhow!("{e}"))?.0 {
+    match crate::keys::key_of(c.public_key().raw)
+        .map_err(|e| anyhow!("{e}"))?
+        .0
+    {
         KeyKind::P256 | KeyKind::P384 | KeyKind::P521 => Ok(jar::BlockKind::Ec),
         KeyKind::Rsa => Ok(jar::BlockKind::Rsa),
         other => bail!("a jar cannot be signed with a key of kind {}", other.name()),

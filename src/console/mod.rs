@@ -358,4 +358,35 @@ impl Hallmark {
         }
         Ok(out)
     }
+
+    /// The CA whose own certificate `serial` is, if it is one.
+    pub fn ca_of_certificate(&self, serial: &str) -> Result<Option<String>> {
+        let serial = serial.to_ascii_lowercase();
+        Ok(self
+            .store
+            .list_cas()?
+            .into_iter()
+            .find(|ca| ca.serial.as_deref().map(str::to_ascii_lowercase) == Some(serial.clone()))
+            .map(|ca| ca.name))
+    }
+
+    /// Revocation from the console: as the API's ([`Hallmark::revoke_for`]), except that a
+    /// CA's own certificate is refused: revoking a CA is a ceremony at the CA's machine, with
+    /// the CLI's confirmation, not a button.
+    pub fn console_revoke(
+        &self,
+        serial: &str,
+        cred: &Credential,
+        reason: crate::revocation::RevocationReason,
+    ) -> Result<crate::revocation::Revocation> {
+        if let Some(ca) = self.ca_of_certificate(serial)? {
+            return Err(crate::policy::auth::AuthError::Forbidden(format!(
+                "certificate {serial} is CA '{ca}''s own certificate: a CA is not revoked from the \
+                 console; an officer runs `hallmark revoke {serial} --reason cACompromise` (or \
+                 another reason) on the CA's machine"
+            ))
+            .into());
+        }
+        self.revoke_for(serial, cred, reason, None)
+    }
 }

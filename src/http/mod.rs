@@ -661,6 +661,10 @@ async fn read_body(
     api: &crate::config::ApiSection,
 ) -> Result<Bytes, Refusal> {
     use http_body_util::BodyExt;
+    // Most requests (every GET) have no body: nothing to wait for.
+    if http_body::Body::is_end_stream(&body) {
+        return Ok(Bytes::new());
+    }
     let start = tokio::time::Instant::now();
     let end = start + std::time::Duration::from_secs(api.body_timeout_secs);
     let grace = std::time::Duration::from_secs(api.min_body_rate_grace_secs);

@@ -127,6 +127,7 @@ fn record(ui: &Ui<'_>, serial: &str) -> Result<Markup, Error> {
     let (c, revocation) = ui.hm.certificate_for(serial, &ui.session.cred)?;
     let t = now();
     let may_revoke = ui.session.cred.require(Scope::Revoke).is_ok();
+    let ca_of = ui.hm.ca_of_certificate(&c.serial)?;
     Ok(html! {
         dl.facts {
             dt { "Serial" } dd { code { (c.serial) } }
@@ -148,7 +149,9 @@ fn record(ui: &Ui<'_>, serial: &str) -> Result<Markup, Error> {
                 }
             }
         }
-        @if revocation.is_none() && may_revoke {
+        @if let (None, Some(ca)) = (&revocation, &ca_of) {
+            p.note { "This is CA " strong { (ca) } "'s own certificate. A CA is not revoked from the console: an officer runs " code { "hallmark revoke " (c.serial) " --reason cACompromise" } " on the CA's machine." }
+        } @else if revocation.is_none() && may_revoke {
             h2 { "Revoke" }
             form.decide method="post" action={ "/ui/certificates/" (c.serial) "/revoke" } {
                 input type="hidden" name="csrf" value=(ui.session.csrf);
@@ -174,7 +177,7 @@ pub(super) fn revoke(ui: &Ui<'_>) -> Result<Response<Body>, Error> {
         .parse()
         .map_err(Refusal::BadParameter)?;
     if ui.field("confirm").as_deref() == Some("yes") {
-        let r = ui.hm.revoke_for(serial, &ui.session.cred, reason, None)?;
+        let r = ui.hm.console_revoke(serial, &ui.session.cred, reason)?;
         return Ok(see_other(&format!(
             "/ui/certificates/{}?revoked=1",
             r.serial
