@@ -1079,7 +1079,10 @@ fn bad_console_input_and_settings_are_refused_clearly() {
     let (code, page, _) = get(&format!("/ui/certificates/{ca_serial}"));
     assert_eq!(code, 200, "{page}");
     assert!(!page.contains("Revoke…"), "{page}");
-    assert!(page.contains("A CA is not revoked from the console"), "{page}");
+    assert!(
+        page.contains("A CA is not revoked from the console"),
+        "{page}"
+    );
     let confirm = format!("csrf={csrf}&reason=cACompromise&confirm=yes");
     let (code, body, _) = call(
         "POST",
