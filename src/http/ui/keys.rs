@@ -19,7 +19,7 @@ pub(super) fn page(ui: &Ui<'_>) -> Result<Response<Body>, Error> {
         }
         @for k in &keys {
             section.card aria-labelledby={ "key-" (k.key.label) } {
-                h2 id={ "key-" (k.key.label) } { code { (k.key.label) } }
+                h2 id={ "key-" (k.key.label) } { code.label { (k.key.label) } }
                 dl.facts {
                     dt { "Publisher" } dd { (k.key.publisher) }
                     dt { "Algorithm" } dd { (k.key.algorithm) " in " (k.key.key_store) }
