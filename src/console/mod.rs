@@ -112,6 +112,15 @@ pub struct StationOverview {
     pub activity: Activity,
 }
 
+/// What the Certificates page's filters offer to choose from.
+#[derive(Debug, Clone, Default)]
+pub struct CertificateChoices {
+    /// Empty for a publisher's person (the page shows only that publisher's certificates).
+    pub publishers: Vec<String>,
+    pub profiles: Vec<String>,
+    pub cas: Vec<String>,
+}
+
 /// How many pending requests of each kind a page lists, and how many decided ones.
 const PENDING_PAGE: usize = 50;
 const DECIDED_SHOWN: usize = 50;
@@ -370,23 +379,75 @@ impl Hallmark {
             .map(|ca| ca.name))
     }
 
+    /// Whether the console may revoke certificate `serial`: refused for a CA's own certificate,
+    /// since revoking a CA is a ceremony at the CA's machine, with the CLI's confirmation, not
+    /// a button. Both steps of the console's revocation (the confirmation page and the
+    /// revocation itself) ask this first.
+    pub fn console_revocable(&self, serial: &str) -> Result<()> {
+        match self.ca_of_certificate(serial)? {
+            Some(ca) => Err(crate::policy::auth::AuthError::Forbidden(format!(
+                "certificate {serial} is CA '{ca}''s own certificate: a CA is not revoked from the \
+                 console; an officer runs `hallmark revoke {serial} --reason cACompromise` (or \
+                 another reason) on the CA's machine. Nothing was changed."
+            ))
+            .into()),
+            None => Ok(()),
+        }
+    }
+
     /// Revocation from the console: as the API's ([`Hallmark::revoke_for`]), except that a
-    /// CA's own certificate is refused: revoking a CA is a ceremony at the CA's machine, with
-    /// the CLI's confirmation, not a button.
+    /// CA's own certificate is refused ([`Hallmark::console_revocable`]).
     pub fn console_revoke(
         &self,
         serial: &str,
         cred: &Credential,
         reason: crate::revocation::RevocationReason,
     ) -> Result<crate::revocation::Revocation> {
-        if let Some(ca) = self.ca_of_certificate(serial)? {
-            return Err(crate::policy::auth::AuthError::Forbidden(format!(
-                "certificate {serial} is CA '{ca}''s own certificate: a CA is not revoked from the \
-                 console; an officer runs `hallmark revoke {serial} --reason cACompromise` (or \
-                 another reason) on the CA's machine"
-            ))
-            .into());
-        }
+        self.console_revocable(serial)?;
         self.revoke_for(serial, cred, reason, None)
+    }
+
+    /// What the Certificates page's filters offer `cred` to choose from: publishers (officers
+    /// only: a publisher's person sees only its own), profiles (an officer's: every one, and
+    /// the CAs' own `ca-certificate`; a publisher's person's: its publisher's) and CAs, each
+    /// sorted.
+    pub fn console_certificate_choices(&self, cred: &Credential) -> Result<CertificateChoices> {
+        let cas = self.store.list_cas()?.into_iter().map(|c| c.name).collect();
+        let (publishers, profiles) = match scope_of(cred)? {
+            None => (
+                self.store
+                    .list_publishers()?
+                    .into_iter()
+                    .map(|p| p.id)
+                    .collect(),
+                // The profile the hierarchy records CA and OCSP responder certificates under
+                // (engine/hierarchy.rs).
+                [self.profiles.names(), vec!["ca-certificate".to_string()]].concat(),
+            ),
+            Some(own) => (
+                Vec::new(),
+                self.store
+                    .get_publisher(own)?
+                    .map(|p| p.profiles)
+                    .unwrap_or_default(),
+            ),
+        };
+        let sorted = |mut v: Vec<String>| {
+            v.sort();
+            v.dedup();
+            v
+        };
+        Ok(CertificateChoices {
+            publishers: sorted(publishers),
+            profiles: sorted(profiles),
+            cas: sorted(cas),
+        })
+    }
+
+    /// The labels of the keys `cred` may use (the Signatures page's key filter), sorted.
+    pub fn console_key_choices(&self, cred: &Credential) -> Result<Vec<String>> {
+        let mut labels: Vec<String> = self.keys_for(cred)?.into_iter().map(|k| k.label).collect();
+        labels.sort();
+        Ok(labels)
     }
 }

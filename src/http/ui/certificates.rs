@@ -1,12 +1,14 @@
 //! Certificates: those ending within 30 days first, then every certificate this person may see,
-//! filtered by publisher, profile, CA and status; one certificate's record, and revocation with
-//! a reason and a confirmation step (for holders of the `revoke` scope, as the API allows).
+//! filtered by publisher, profile, CA and status (each a choice); one certificate's record with
+//! its SHA-256 fingerprint and a PEM download, and revocation with a reason and a confirmation
+//! step (for holders of the `revoke` scope, as the API allows; never a CA's own certificate).
 
-use hyper::Response;
+use hyper::header::{HeaderValue, CONTENT_DISPOSITION};
+use hyper::{Response, StatusCode};
 use maud::{html, Markup};
 
-use super::layout::{badge, left, when, Flash};
-use super::{ok_page, see_other, Body, Ui};
+use super::layout::{badge, choice, fingerprint, left, when, Flash};
+use super::{ok_page, response, see_other, Body, Ui};
 use crate::error::{Error, Refusal};
 use crate::policy::auth::Scope;
 use crate::revocation::RevocationReason;
@@ -30,6 +32,7 @@ pub(super) fn list(ui: &Ui<'_>) -> Result<Response<Body>, Error> {
         }
     };
     let cred = &ui.session.cred;
+    let choices = ui.hm.console_certificate_choices(cred)?;
     let ending = ui.hm.console_ending(cred, ENDING_DAYS, ENDING_SHOWN)?;
     let rows = ui.hm.console_certificates(
         cred,
@@ -62,9 +65,11 @@ pub(super) fn list(ui: &Ui<'_>) -> Result<Response<Body>, Error> {
         }
         h2 { "All certificates" }
         form.search method="get" action="/ui/certificates" role="search" {
-            div { label for="publisher" { "Publisher" } input id="publisher" name="publisher" value=(v("publisher")); }
-            div { label for="profile" { "Profile" } input id="profile" name="profile" value=(v("profile")); }
-            div { label for="ca" { "CA" } input id="ca" name="ca" value=(v("ca")); }
+            @if cred.officer {
+                (choice("publisher", "Publisher", &choices.publishers, &v("publisher")))
+            }
+            (choice("profile", "Profile", &choices.profiles, &v("profile")))
+            (choice("ca", "CA", &choices.cas, &v("ca")))
             div {
                 label for="status" { "Status" }
                 select id="status" name="status" {
@@ -95,7 +100,7 @@ fn table(label: &str, rows: &[CertRecord], t: i64) -> Markup {
                 tbody {
                     @for c in rows {
                         tr {
-                            td { a href={ "/ui/certificates/" (c.serial) } { code { (c.serial) } } }
+                            td { a href={ "/ui/certificates/" (c.serial) } { code.serial { (c.serial) } } }
                             td { span.mono { (c.subject) } }
                             td { (c.publisher.as_deref().unwrap_or("-")) }
                             td { (c.profile) }
@@ -130,7 +135,7 @@ fn record(ui: &Ui<'_>, serial: &str) -> Result<Markup, Error> {
     let ca_of = ui.hm.ca_of_certificate(&c.serial)?;
     Ok(html! {
         dl.facts {
-            dt { "Serial" } dd { code { (c.serial) } }
+            dt { "Serial" } dd.serial { code.serial { (c.serial) } }
             dt { "Subject" } dd { span.mono { (c.subject) } }
             dt { "Publisher" } dd { (c.publisher.as_deref().unwrap_or("-")) }
             dt { "Profile" } dd { (c.profile) }
@@ -138,6 +143,9 @@ fn record(ui: &Ui<'_>, serial: &str) -> Result<Markup, Error> {
             dt { "Valid" } dd { (when(c.not_before)) " to " (when(c.not_after)) " (" (left(c.not_after, t)) ")" }
             @if let Some(s) = &c.station { dt { "Station" } dd { (s) } }
             @if let Some(d) = &c.device_serial { dt { "Device" } dd { code { (d) } } }
+            @if let Some(der) = &c.cert_der {
+                dt { "SHA-256 fingerprint" } dd { (fingerprint(der)) }
+            }
             dt { "Status" } dd {
                 @match &revocation {
                     Some(r) => {
@@ -148,6 +156,9 @@ fn record(ui: &Ui<'_>, serial: &str) -> Result<Markup, Error> {
                     None => { (badge("valid")) }
                 }
             }
+        }
+        @if c.cert_der.is_some() {
+            p { a href={ "/ui/certificates/" (c.serial) "/pem" } download={ (c.serial) ".pem" } { "Download the certificate (PEM)" } }
         }
         @if let (None, Some(ca)) = (&revocation, &ca_of) {
             p.note { "This is CA " strong { (ca) } "'s own certificate. A CA is not revoked from the console: an officer runs " code { "hallmark revoke " (c.serial) " --reason cACompromise" } " on the CA's machine." }
@@ -185,6 +196,7 @@ pub(super) fn revoke(ui: &Ui<'_>) -> Result<Response<Body>, Error> {
     }
     ui.session.cred.require(Scope::Revoke)?;
     let (c, _) = ui.hm.certificate_for(serial, &ui.session.cred)?;
+    ui.hm.console_revocable(&c.serial)?;
     let content = html! {
         p { "Revoke certificate " code { (c.serial) } " (" span.mono { (c.subject) } ") for the reason " strong { (reason.name()) } "? This cannot be undone: CRLs and OCSP will answer it revoked." }
         form.decide method="post" action={ "/ui/certificates/" (c.serial) "/revoke" } {
@@ -198,4 +210,21 @@ pub(super) fn revoke(ui: &Ui<'_>) -> Result<Response<Body>, Error> {
         }
     };
     ok_page(ui, "Confirm revocation", "/ui/certificates", None, content)
+}
+
+/// The certificate as a PEM file to save (the leaf alone), to whoever may see its page.
+pub(super) fn pem(ui: &Ui<'_>) -> Result<Response<Body>, Error> {
+    let (c, _) = ui.hm.certificate_for(ui.segs[1], &ui.session.cred)?;
+    let der = c
+        .cert_der
+        .ok_or_else(|| Refusal::NotFound(format!("certificate {} has no DER stored", c.serial)))?;
+    let mut r = response(
+        StatusCode::OK,
+        "application/x-pem-file",
+        crate::pemfmt::encode("CERTIFICATE", der),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{}.pem\"", c.serial)) {
+        r.headers_mut().insert(CONTENT_DISPOSITION, v);
+    }
+    Ok(r)
 }

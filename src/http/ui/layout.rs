@@ -159,3 +159,38 @@ pub fn list_or_none(items: &[String]) -> String {
         items.join(", ")
     }
 }
+
+/// A filter offered as a choice: `any` (no filter) and each of `choices`, `current` selected. A
+/// current value that is not among the choices (from a link) is kept as one, so the page says
+/// what it shows.
+pub fn choice(id: &str, label: &str, choices: &[String], current: &str) -> Markup {
+    let stray = !current.is_empty() && !choices.iter().any(|c| c == current);
+    html! {
+        div {
+            label for=(id) { (label) }
+            select id=(id) name=(id) {
+                option value="" selected[current.is_empty()] { "any" }
+                @for c in choices {
+                    option value=(c) selected[c == current] { (c) }
+                }
+                @if stray {
+                    option value=(current) selected { (current) }
+                }
+            }
+        }
+    }
+}
+
+/// A SHA-256 fingerprint as openssl prints it (`AB:CD:...`), with a line-break opportunity
+/// after each colon (it is no word: it may wrap on a narrow screen, at a colon).
+pub fn fingerprint(der: &[u8]) -> Markup {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der);
+    html! {
+        code.hex {
+            @for (i, b) in digest.as_ref().iter().enumerate() {
+                @if i > 0 { ":" wbr; }
+                (format!("{b:02X}"))
+            }
+        }
+    }
+}

@@ -163,6 +163,7 @@ const ROUTES: &[(&str, &str, Handler)] = &[
     ("GET", "signatures", signatures::page),
     ("GET", "certificates", certificates::list),
     ("GET", "certificates/{serial}", certificates::one),
+    ("GET", "certificates/{serial}/pem", certificates::pem),
     ("POST", "certificates/{serial}/revoke", certificates::revoke),
     ("GET", "keys", keys::page),
     ("GET", "stations", stations::page),

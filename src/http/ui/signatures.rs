@@ -1,11 +1,12 @@
-//! Signatures: the record of every signature this person may see, searchable by key, digest,
-//! text (artifact name, metadata, requester, CI identity, approvers) and time, newest first.
+//! Signatures: the record of every signature this person may see, searchable by key (a choice
+//! among the keys they may use), digest, text (artifact name, metadata, requester, CI identity,
+//! approvers) and time, newest first.
 
 use hyper::Response;
 use maud::html;
 use serde_json::Value;
 
-use super::layout::when;
+use super::layout::{choice, when};
 use super::{id_param, ok_page, time_param, Body, Ui};
 use crate::error::Error;
 use crate::store::SignatureSearch;
@@ -25,6 +26,7 @@ pub(super) fn page(ui: &Ui<'_>) -> Result<Response<Body>, Error> {
         publisher: None,
     };
     let rows = ui.hm.console_signatures(&ui.session.cred, search)?;
+    let keys = ui.hm.console_key_choices(&ui.session.cred)?;
     let v = |k: &str| ui.q(k).unwrap_or_default();
     let next = ui.next_page(
         "/ui/signatures",
@@ -35,7 +37,7 @@ pub(super) fn page(ui: &Ui<'_>) -> Result<Response<Body>, Error> {
     );
     let content = html! {
         form.search method="get" action="/ui/signatures" role="search" {
-            div { label for="key" { "Key" } input id="key" name="key" value=(v("key")); }
+            (choice("key", "Key", &keys, &v("key")))
             div { label for="digest" { "Digest starts with" } input id="digest" name="digest" value=(v("digest")); }
             div { label for="q" { "Artifact, identity or text" } input id="q" name="q" value=(v("q")); }
             div { label for="from" { "From (date)" } input id="from" name="from" type="date" value=(v("from")); }
@@ -54,9 +56,9 @@ pub(super) fn page(ui: &Ui<'_>) -> Result<Response<Body>, Error> {
                             tr {
                                 td { (s.id) }
                                 td { (when(s.created_at)) }
-                                td { code { (s.key_label) } }
-                                td { @if let Some(a) = meta.as_ref().and_then(|m| m.get("artifact")).and_then(Value::as_str) { code { (a) } } }
-                                td { (s.digest_algorithm) " " code { (s.digest) } }
+                                td { code.label { (s.key_label) } }
+                                td { @if let Some(a) = meta.as_ref().and_then(|m| m.get("artifact")).and_then(Value::as_str) { code.file { (a) } } }
+                                td { (s.digest_algorithm) " " code.hex { (s.digest) } }
                                 td { (s.format) }
                                 td {
                                     (s.requester)
