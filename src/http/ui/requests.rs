@@ -10,7 +10,7 @@ use super::layout::{badge, left, list_or_any, list_or_none, when, Flash};
 use super::{id_param, ok_page, see_other, Ui};
 use crate::console::{CertificateRequest, Request, RequestsPage, SignatureRequest, Standing};
 use crate::error::{Error, Refusal};
-use crate::store::{now, ApprovalRecord};
+use crate::store::{now, ApprovalRecord, RequestStatus, SignatureRequestStatus};
 use hyper::Response;
 
 use super::Body;
@@ -28,6 +28,7 @@ pub(super) fn page(ui: &Ui<'_>) -> Result<Response<Body>, Error> {
     let flash = match ui.q("done").as_deref() {
         Some("approve") => Some(Flash::Info("Your approval was recorded.".into())),
         Some("deny") => Some(Flash::Info("Your denial was recorded.".into())),
+        Some(done @ ("signed" | "issued")) => Some(Flash::Info(completed(ui, done)?)),
         _ => None,
     };
     let content = html! {
@@ -89,26 +90,61 @@ pub(super) fn decide(ui: &Ui<'_>) -> Result<Response<Body>, Error> {
         return Err(Refusal::BadParameter("a comment holds at most 2000 bytes".into()).into());
     }
     let cred = &ui.session.cred;
-    match ui.segs[1] {
-        "certificate" => {
-            ui.hm.decide(id, cred, approve, comment.as_deref())?;
-        }
-        "signature" => {
-            ui.hm
-                .decide_signature(id, cred, approve, comment.as_deref())?;
-        }
+    // Whether this decision completed the request: the approval that was the last one needed
+    // issued the certificate or made the signature in the same call.
+    let completed = match ui.segs[1] {
+        "certificate" => ui
+            .hm
+            .decide(id, cred, approve, comment.as_deref())?
+            .1
+            .map(|_| "issued"),
+        "signature" => ui
+            .hm
+            .decide_signature(id, cred, approve, comment.as_deref())?
+            .1
+            .map(|_| "signed"),
         other => {
             return Err(Refusal::NotFound(format!(
                 "no kind of request '{other}' (certificate or signature)"
             ))
             .into())
         }
-    }
-    Ok(see_other(if approve {
-        "/ui/requests?done=approve"
-    } else {
-        "/ui/requests?done=deny"
+    };
+    Ok(see_other(&match (approve, completed) {
+        (true, Some(done)) => format!("/ui/requests?done={done}&request={id}"),
+        (true, None) => "/ui/requests?done=approve".into(),
+        (false, _) => "/ui/requests?done=deny".into(),
     }))
+}
+
+/// What the page says after an approval that completed request `request` (`done`: `signed` or
+/// `issued`), read from the request as it stands: a link cannot make the page claim a
+/// signature or certificate that was not made.
+fn completed(ui: &Ui<'_>, done: &str) -> Result<String, Error> {
+    let id = id_param(ui.q("request").as_deref(), "request")?;
+    let cred = &ui.session.cred;
+    let said = match (done, id) {
+        ("signed", Some(id)) => {
+            let r = ui.hm.signature_request_view(id, cred)?.request;
+            match (r.status, r.signature_id) {
+                (SignatureRequestStatus::Signed, Some(n)) => Some(format!(
+                    "Your approval was the last one needed: the signature was made (record {n})."
+                )),
+                _ => None,
+            }
+        }
+        ("issued", Some(id)) => {
+            let r = ui.hm.request_view(id, cred)?.request;
+            match (r.status, r.certificate_serial) {
+                (RequestStatus::Issued, Some(serial)) => Some(format!(
+                    "Your approval was the last one needed: the certificate was issued (serial {serial})."
+                )),
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    Ok(said.unwrap_or_else(|| "Your approval was recorded.".into()))
 }
 
 fn card(ui: &Ui<'_>, item: &Request, t: i64) -> Markup {
@@ -136,9 +172,9 @@ fn signature_card(ui: &Ui<'_>, s: &SignatureRequest, t: i64) -> Markup {
         section.card aria-labelledby={ "sig-" (r.id) } {
             h3 id={ "sig-" (r.id) } { "Signature request " (r.id) " " (badge(r.status.as_str())) }
             dl.facts {
-                dt { "Key" } dd { code { (r.key_label) } " (publisher " (r.publisher) ")" }
-                dt { "Artifact" } dd { @if let Some(a) = &artifact { code { (a) } } @else { "not named" } }
-                dt { "Digest" } dd { (r.digest_algorithm) " " code { (r.digest) } }
+                dt { "Key" } dd { code.label { (r.key_label) } " (publisher " (r.publisher) ")" }
+                dt { "Artifact" } dd { @if let Some(a) = &artifact { code.file { (a) } } @else { "not named" } }
+                dt { "Digest" } dd { (r.digest_algorithm) " " code.hex { (r.digest) } }
                 dt { "Format" } dd { (r.format) }
                 dt { "Requested by" } dd { (r.requester) }
                 (identity(r.identity.as_deref()))
@@ -162,7 +198,7 @@ fn certificate_card(ui: &Ui<'_>, c: &CertificateRequest, t: i64) -> Markup {
         section.card aria-labelledby={ "cert-" (r.id) } {
             h3 id={ "cert-" (r.id) } { "Certificate request " (r.id) " " (badge(r.status.as_str())) }
             dl.facts {
-                dt { "Profile" } dd { code { (r.profile) } }
+                dt { "Profile" } dd { code.label { (r.profile) } }
                 dt { "Publisher" } dd { (r.publisher.as_deref().unwrap_or("-")) }
                 dt { "CSR subject" } dd { code { (c.csr_subject) } }
                 dt { "CSR key" } dd { (c.csr_key) }
@@ -273,8 +309,8 @@ fn decided_row(item: &Request) -> Markup {
                     td { (badge(r.status.as_str())) }
                     td { (r.requester) }
                     td {
-                        @if let Some(a) = artifact_of(r.metadata.as_deref()) { code { (a) } ", " }
-                        "key " code { (r.key_label) } ", " (r.digest_algorithm) " " code { (r.digest.get(..16).unwrap_or(&r.digest)) } "…"
+                        @if let Some(a) = artifact_of(r.metadata.as_deref()) { code.file { (a) } ", " }
+                        "key " code.label { (r.key_label) } ", " (r.digest_algorithm) " " code.hex { (r.digest.get(..16).unwrap_or(&r.digest)) } "…"
                     }
                     td { (decisions(&s.approvals)) }
                     td { (when(r.created_at)) }
@@ -288,7 +324,7 @@ fn decided_row(item: &Request) -> Markup {
                     td { "certificate " (r.id) }
                     td { (badge(r.status.as_str())) }
                     td { (r.requester) }
-                    td { "profile " code { (r.profile) } @if let Some(s) = &r.certificate_serial { ", serial " a href={ "/ui/certificates/" (s) } { code { (s) } } } }
+                    td { "profile " code.label { (r.profile) } @if let Some(s) = &r.certificate_serial { ", serial " a href={ "/ui/certificates/" (s) } { code.serial { (s) } } } }
                     td { (decisions(&c.approvals)) }
                     td { (when(r.created_at)) }
                 }
