@@ -5,9 +5,13 @@
 //! hostile metadata and artifact names render as text with no script run under a strict CSP;
 //! posts without the CSRF token or from another origin change nothing; idle sessions, revoked
 //! tokens and signed-out sessions are sent to sign in (and the security headers are there); one publisher's approver sees nothing of another's; a
-//! certificate is revoked through the confirmation step; axe-core finds no serious or critical
-//! violation on any page at 1280 px and phone width, and every page is screenshotted into
-//! target/console-screenshots (docs/console.md shows them).
+//! certificate is revoked through the confirmation step (a CA's own certificate never is); the
+//! approval that completes a request says it was signed or issued; a certificate's page has its
+//! SHA-256 fingerprint (as openssl computes it) and a PEM download; filters with a closed set of
+//! values are choices; the charts name their dates; labels and file names break only between
+//! words and serials not at all; axe-core finds no serious or critical violation on any page at
+//! 1280 px and phone width, and every page is screenshotted into target/console-screenshots
+//! (docs/console.md shows them).
 
 mod common;
 
@@ -266,6 +270,15 @@ fn sha256_hex(data: &[u8]) -> String {
     hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data))
 }
 
+/// The JSON lines a scenario printed with `what` = WHAT.
+fn said(output: &str, what: &str) -> Vec<serde_json::Value> {
+    output
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["what"] == what)
+        .collect()
+}
+
 fn json(v: &[&str]) -> String {
     serde_json::to_string(v).expect("json")
 }
@@ -326,7 +339,10 @@ fn two_approvers_in_the_browser_let_the_cli_sign_and_the_requester_cannot_approv
         !Path::new(&p7s).exists(),
         "signed after one approval of two"
     );
-    c.scenario(
+    // The first approval of two says it was recorded; the second, the last one needed, says
+    // the signature was made and names its record.
+    assert!(seen.contains("Your approval was recorded."), "{seen}");
+    let last = c.scenario(
         "decide",
         &[
             ("UI_TOKEN", c.qa_lead.clone()),
@@ -342,6 +358,10 @@ fn two_approvers_in_the_browser_let_the_cli_sign_and_the_requester_cannot_approv
             ),
             ("UI_DECISION", "approve".into()),
             ("UI_COMMENT", String::new()),
+            (
+                "UI_FLASH",
+                "Your approval was the last one needed: the signature was made (record".into(),
+            ),
         ],
     );
     let out = child.wait_with_output().expect("sign");
@@ -361,6 +381,14 @@ fn two_approvers_in_the_browser_let_the_cli_sign_and_the_requester_cannot_approv
         .expect("read")
         .expect("record");
     assert_eq!(sig.approvers.as_deref(), Some("security-lead,qa-lead"));
+    let flash = said(&last, "decided")[0]["flash"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        flash.ends_with(&format!("the signature was made (record {}).", sig.id)),
+        "{flash}"
+    );
 }
 
 #[test]
@@ -529,7 +557,10 @@ fn csrf_origin_idle_revoked_tokens_and_publishers_are_kept_apart() {
             ),
             (
                 "UI_NOT_FOUND",
-                json(&[&format!("/ui/certificates/{globex_key_cert}")]),
+                json(&[
+                    &format!("/ui/certificates/{globex_key_cert}"),
+                    &format!("/ui/certificates/{globex_key_cert}/pem"),
+                ]),
             ),
         ],
     );
@@ -686,6 +717,40 @@ fn every_page_is_accessible_at_desktop_and_phone_width_and_revocation_asks_first
         ],
     );
     assert_eq!(seen.matches("\"what\":\"page\"").count(), 12, "{seen}");
+    // The wrapping check had labels, file names and serials to look at.
+    let pages = said(&seen, "page");
+    let count = |k: &str| {
+        pages
+            .iter()
+            .map(|p| p[k].as_i64().unwrap_or(0))
+            .sum::<i64>()
+    };
+    assert!(count("words") >= 12 && count("serials") >= 2, "{seen}");
+    // The charts name their days and hours.
+    let charts = c.scenario("charts", &[("UI_TOKEN", c.officer.clone())]);
+    assert_eq!(said(&charts, "chart").len(), 2, "{charts}");
+    // Status, CA, profile, publisher and key are chosen, not typed.
+    let filters = c.scenario(
+        "filters",
+        &[
+            ("UI_TOKEN", c.officer.clone()),
+            (
+                "UI_CHOICES",
+                serde_json::json!({
+                    "/ui/certificates": {
+                        "profile": ["firmware-signing", "code-signing", "ca-certificate"],
+                        "status": ["all", "valid", "revoked", "expired"],
+                        "ca": ["code-signing-ca"],
+                        "publisher": ["acme", "globex"],
+                    },
+                    "/ui/signatures": { "key": ["fw-release", "globex-fw"] },
+                })
+                .to_string(),
+            ),
+        ],
+    );
+    assert_eq!(said(&filters, "choice").len(), 5, "{filters}");
+    assert_eq!(said(&filters, "filtered").len(), 2, "{filters}");
     for name in [
         "sign-in",
         "requests",
@@ -935,7 +1000,7 @@ fn certificate_requests_are_decided_in_the_browser_too() {
             ("UI_COMMENT", "release 3.1".into()),
         ],
     );
-    c.scenario(
+    let last = c.scenario(
         "decide",
         &[
             ("UI_TOKEN", qa.clone()),
@@ -944,6 +1009,10 @@ fn certificate_requests_are_decided_in_the_browser_too() {
             ("UI_EXPECT", json(&["1 of 2 needed", "release 3.1"])),
             ("UI_DECISION", "approve".into()),
             ("UI_COMMENT", String::new()),
+            (
+                "UI_FLASH",
+                "Your approval was the last one needed: the certificate was issued (serial".into(),
+            ),
         ],
     );
     let rec = c
@@ -962,6 +1031,51 @@ fn certificate_requests_are_decided_in_the_browser_too() {
         .expect("read")
         .expect("certificate");
     assert!(cert.subject.contains("Acme Releases"), "{}", cert.subject);
+    let flash = said(&last, "decided")[0]["flash"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        flash.ends_with(&format!("the certificate was issued (serial {serial}).")),
+        "{flash}"
+    );
+
+    // Its page, to the publisher's approver: the PEM it downloads is the stored certificate,
+    // and the fingerprint it shows is openssl's.
+    let pem = c.env.path("downloaded.pem");
+    let seen = c.scenario(
+        "certificate",
+        &[
+            ("UI_TOKEN", rm.clone()),
+            ("UI_SERIAL", serial.clone()),
+            ("UI_OUT", pem.clone()),
+        ],
+    );
+    let shown = said(&seen, "certificate")[0].clone();
+    assert_eq!(shown["file"], format!("{serial}.pem"), "{seen}");
+    let text = std::fs::read_to_string(&pem).expect("the downloaded PEM");
+    let der = cert.cert_der.expect("DER");
+    assert_eq!(
+        text,
+        hallmark::pemfmt::encode("CERTIFICATE", der.as_slice()),
+        "the download is not the stored certificate"
+    );
+    let out = run(Command::new("openssl").args([
+        "x509",
+        "-noout",
+        "-fingerprint",
+        "-sha256",
+        "-in",
+        &pem,
+    ]));
+    let openssl = text_of(&out);
+    assert!(out.status.success(), "{openssl}");
+    let fingerprint = openssl
+        .trim()
+        .split_once('=')
+        .map(|(_, f)| f.to_string())
+        .expect("openssl's fingerprint line");
+    assert_eq!(shown["fingerprint"], fingerprint, "{seen}");
 }
 
 /// Bad input to the console gets a clear page with the API's status, never a 500, and changes
@@ -1083,6 +1197,18 @@ fn bad_console_input_and_settings_are_refused_clearly() {
         page.contains("A CA is not revoked from the console"),
         "{page}"
     );
+    // Not even its confirmation step is offered.
+    let ask = format!("csrf={csrf}&reason=cACompromise");
+    let (code, body, _) = call(
+        "POST",
+        &format!("/ui/certificates/{ca_serial}/revoke"),
+        &["-b", &jar, "-H", &origin, "--data", &ask],
+    );
+    assert_eq!(code, 403, "{body}");
+    assert!(
+        body.contains("hallmark revoke") && !body.contains("Yes, revoke it"),
+        "{body}"
+    );
     let confirm = format!("csrf={csrf}&reason=cACompromise&confirm=yes");
     let (code, body, _) = call(
         "POST",
@@ -1097,6 +1223,28 @@ fn bad_console_input_and_settings_are_refused_clearly() {
         .get_revocation(&ca_serial.to_ascii_lowercase())
         .expect("read")
         .is_none());
+    // A certificate's PEM: to a session only, and only for a certificate that is there.
+    let (code, _, _) = call("GET", &format!("/ui/certificates/{ca_serial}/pem"), &[]);
+    assert_eq!(code, 303);
+    let head = c.env.path("pem-head");
+    let (code, pem, ctype) = call(
+        "GET",
+        &format!("/ui/certificates/{ca_serial}/pem"),
+        &["-b", &jar, "-D", &head],
+    );
+    assert_eq!(code, 200, "{pem}");
+    assert_eq!(ctype, "application/x-pem-file");
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
+    let head = std::fs::read_to_string(&head).expect("head");
+    assert!(
+        head.to_ascii_lowercase().contains(&format!(
+            "content-disposition: attachment; filename=\"{}.pem\"",
+            ca_serial.to_ascii_lowercase()
+        )),
+        "{head}"
+    );
+    let (code, body, _) = get("/ui/certificates/00ff/pem");
+    assert_eq!(code, 404, "{body}");
     // The console's answers are counted in /metrics like the API's.
     let (_, metrics, _) = call("GET", "/metrics", &[]);
     assert!(

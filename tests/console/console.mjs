@@ -87,6 +87,55 @@ async function noScriptRan(page) {
   check(page.errors.length === 0, `script errors or dialogs: ${page.errors.join(' | ')}`);
 }
 
+/// How words and serials wrap on the page: every key label, profile and file name (code.label,
+/// code.file) breaks only between words (never between two letters or digits: no "releas/e"),
+/// and every serial (code.serial) is on one line; their computed styles say so too. Returns how
+/// many of each were checked.
+async function wrapping(page, where) {
+  const seen = await page.evaluate(() => {
+    const word = /[\p{L}\p{N}]/u;
+    const out = { words: 0, serials: 0, bad: [] };
+    for (const el of document.querySelectorAll('main code.label, main code.file')) {
+      out.words += 1;
+      const cs = getComputedStyle(el);
+      if (cs.overflowWrap === 'anywhere' || cs.wordBreak === 'break-all' || cs.wordBreak === 'break-word') {
+        out.bad.push(`${el.textContent}: overflow-wrap ${cs.overflowWrap}, word-break ${cs.wordBreak}`);
+      }
+      // Each character's line, from its own box: a new line starting between two word
+      // characters is a break in the middle of a word.
+      const range = document.createRange();
+      const chars = [];
+      const walk = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+      while (walk.nextNode()) {
+        const n = walk.currentNode;
+        for (let i = 0; i < n.length; i++) {
+          range.setStart(n, i);
+          range.setEnd(n, i + 1);
+          const r = range.getClientRects()[0];
+          if (r) chars.push({ c: n.data[i], top: r.top, height: r.height });
+        }
+      }
+      for (let i = 1; i < chars.length; i++) {
+        const a = chars[i - 1];
+        const b = chars[i];
+        if (b.top > a.top + a.height / 2 && word.test(a.c) && word.test(b.c)) {
+          const t = chars.map((x) => x.c).join('');
+          out.bad.push(`'${t.slice(0, i)}/${t.slice(i)}' breaks in the middle of a word`);
+        }
+      }
+    }
+    for (const el of document.querySelectorAll('main code.serial')) {
+      out.serials += 1;
+      const cs = getComputedStyle(el);
+      if (cs.whiteSpace !== 'nowrap') out.bad.push(`serial ${el.textContent}: white-space ${cs.whiteSpace}`);
+      if (el.getClientRects().length !== 1) out.bad.push(`serial ${el.textContent} is on ${el.getClientRects().length} lines`);
+    }
+    return out;
+  });
+  check(seen.bad.length === 0, `${where}: ${seen.bad.join('; ')}`);
+  return seen;
+}
+
 async function waitForLine() {
   const rl = readline.createInterface({ input: process.stdin });
   for await (const line of rl) {
@@ -111,9 +160,11 @@ const scenarios = {
     await c.getByLabel('Comment (optional)').fill(env.UI_COMMENT || '');
     const button = env.UI_DECISION === 'deny' ? 'Deny' : 'Approve';
     await c.getByRole('button', { name: button }).click();
-    await page.waitForURL(`**/ui/requests?done=${env.UI_DECISION}`);
+    // done=approve, or done=signed / done=issued when this approval completed the request.
+    await page.waitForURL('**/ui/requests?done=**');
     const flash = await page.locator('p.flash').innerText();
-    check(flash.includes('recorded'), `no confirmation: ${flash}`);
+    const says = env.UI_FLASH || 'Your approval was recorded.';
+    check(flash.includes(env.UI_DECISION === 'deny' ? 'Your denial was recorded.' : says), `the confirmation does not say '${says}': ${flash}`);
     say('decided', { decision: env.UI_DECISION, flash });
     await noScriptRan(page);
   },
@@ -364,10 +415,111 @@ const scenarios = {
         // No horizontal scrolling of the page itself (wide tables scroll in their own region).
         const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
         check(overflow <= 1, `${p}${label}: the page is ${overflow}px wider than the screen`);
+        const wrapped = await wrapping(page, `${p}${label}`);
         await noScriptRan(page);
-        say('page', { page: p, viewport: viewport.width, axe: result });
+        say('page', { page: p, viewport: viewport.width, axe: result, words: wrapped.words, serials: wrapped.serials });
       }
     }
+  },
+
+  // The Keys and Stations charts name their time axis: the first, middle and last day (Keys:
+  // 30 days) or hour (Stations: 24 hours), in UTC, as text in the SVG and in its label.
+  async charts(browser) {
+    const page = await newPage(browser);
+    await signIn(page, env.UI_TOKEN);
+    const day = (t) => new Date(t).toISOString().slice(0, 10);
+    const hour = (t) => {
+      const s = new Date(t).toISOString();
+      return `${s.slice(5, 10)} ${s.slice(11, 13)}:00`;
+    };
+    for (const [p, period, periods, fmt] of [
+      ['/ui/keys', 86400000, 30, day],
+      ['/ui/stations', 3600000, 24, hour],
+    ]) {
+      const before = Date.now();
+      await page.goto(`${base}${p}`);
+      const after = Date.now();
+      const charts = page.locator('svg.chart');
+      check((await charts.count()) > 0, `${p}: no chart`);
+      const ticks = await charts.first().locator('text').allTextContents();
+      const aria = (await charts.first().getAttribute('aria-label')) || '';
+      // The labels expected at either end of the page's load (a period may have turned).
+      const want = (t) => {
+        const last = Math.floor(t / period) * period;
+        const first = last - (periods - 1) * period;
+        const middle = first + Math.floor((periods - 1) / 2) * period;
+        return [fmt(first), fmt(middle), fmt(last)];
+      };
+      const ok = [want(before), want(after)].some(
+        (w) => JSON.stringify(w) === JSON.stringify(ticks) && aria.includes(`from ${w[0]} to ${w[2]}`),
+      );
+      check(ok, `${p}: the chart's axis says ${JSON.stringify(ticks)} and its label '${aria}'; expected ${JSON.stringify(want(after))}`);
+      // Drawn, and inside the chart: not just in the markup.
+      const box = await charts.first().boundingBox();
+      for (const t of await charts.first().locator('text').all()) {
+        const b = await t.boundingBox();
+        check(b && b.width > 0 && b.height > 0, `${p}: the label '${await t.textContent()}' is not drawn`);
+        check(b.x >= box.x - 1 && b.x + b.width <= box.x + box.width + 1 && b.y + b.height <= box.y + box.height + 1,
+          `${p}: the label '${await t.textContent()}' (${JSON.stringify(b)}) is outside its chart (${JSON.stringify(box)})`);
+      }
+      const note = await page.locator('svg.chart + span.note').first().innerText();
+      check(note.includes(ticks[0]) && note.includes(ticks[2]), `${p}: the chart's caption '${note}'`);
+      say('chart', { page: p, ticks, aria });
+    }
+  },
+
+  // The search forms offer choices, not free text, for what has a closed set of values:
+  // UI_CHOICES maps each page to {select id: [values it must offer]}. On each page the first
+  // select's second choice is picked and the form sent: the page shows it still chosen.
+  async filters(browser) {
+    const page = await newPage(browser);
+    await signIn(page, env.UI_TOKEN);
+    const choices = JSON.parse(env.UI_CHOICES);
+    for (const [p, selects] of Object.entries(choices)) {
+      await page.goto(`${base}${p}`);
+      for (const [id, values] of Object.entries(selects)) {
+        const el = page.locator(`form.search #${id}`);
+        check((await el.count()) === 1, `${p}: no filter #${id}`);
+        const tag = await el.evaluate((e) => e.tagName);
+        check(tag === 'SELECT', `${p}: the filter #${id} is a ${tag}, not a choice`);
+        const offered = await el.locator('option').evaluateAll((os) => os.map((o) => o.value));
+        for (const v of values) check(offered.includes(v), `${p}: #${id} does not offer '${v}': ${JSON.stringify(offered)}`);
+        say('choice', { page: p, id, offered });
+      }
+      const [id, values] = Object.entries(selects)[0];
+      await page.locator(`form.search #${id}`).selectOption(values[0]);
+      await page.locator('form.search button[type=submit]').click();
+      await page.waitForURL(`**${p}?**`);
+      check(page.url().includes(`${id}=${encodeURIComponent(values[0])}`), `${p}: the form sent ${page.url()}`);
+      const chosen = await page.locator(`form.search #${id}`).inputValue();
+      check(chosen === values[0], `${p}: after filtering, #${id} shows '${chosen}'`);
+      say('filtered', { page: p, id, value: chosen });
+    }
+  },
+
+  // A certificate's page: its SHA-256 fingerprint, and its PEM downloaded through the page's
+  // link into UI_OUT; at phone width its serial is
+  // one line and the page does not scroll sideways.
+  async certificate(browser) {
+    const page = await newPage(browser);
+    await signIn(page, env.UI_TOKEN);
+    const url = `${base}/ui/certificates/${env.UI_SERIAL}`;
+    await page.goto(url);
+    const fingerprint = (await page.locator('dt:text-is("SHA-256 fingerprint") + dd').innerText()).trim();
+    const link = page.getByRole('link', { name: 'Download the certificate (PEM)' });
+    const href = await link.getAttribute('href');
+    const [download] = await Promise.all([page.waitForEvent('download'), link.click()]);
+    await download.saveAs(env.UI_OUT);
+    say('certificate', { fingerprint, href, file: download.suggestedFilename() });
+    const phone = await newPage(browser, { width: 390, height: 844 });
+    await signIn(phone, env.UI_TOKEN);
+    await phone.goto(url);
+    const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    check(overflow <= 1, `${url} at 390 px: the page is ${overflow}px wider than the screen`);
+    const wrapped = await wrapping(phone, `${url} at 390 px`);
+    check(wrapped.serials > 0, `${url}: no serial checked`);
+    await noScriptRan(page);
+    await noScriptRan(phone);
   },
 };
 
