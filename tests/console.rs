@@ -1132,6 +1132,14 @@ fn bad_console_input_and_settings_are_refused_clearly() {
     }
     let (code, _, _) = call("PUT", "/ui/requests", &["-b", &jar]);
     assert_eq!(code, 405);
+    // The audit page's kind of action is a choice; a family finds its actions, and the choice
+    // stays selected.
+    let (code, page, _) = get("/ui/audit?action=token");
+    assert_eq!(code, 200, "{page}");
+    assert!(page.contains("<select id=\"action\""), "{page}");
+    assert!(page.contains("<option value=\"token.\" selected"), "{page}");
+    assert!(page.contains("token.created"), "{page}");
+    assert!(!page.contains("<code>session.created</code>"), "{page}");
     // A form of the wrong kind, an unknown kind of request, an oversized form: refused, with
     // the session's own CSRF token and origin (so only the input is at fault).
     let keys = get("/ui/keys").1;

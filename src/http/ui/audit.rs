@@ -4,17 +4,34 @@
 use hyper::Response;
 use maud::html;
 
-use super::layout::when;
+use super::layout::{choice, when};
 use super::{id_param, ok_page, time_param, Body, Ui};
 use crate::error::Error;
 use crate::store::AuditSearch;
 
 const PAGE: usize = 100;
 
+/// The families of actions the trail records (`certificate.issued` is in `certificate.`): the
+/// kind filter's choices, as `GET /api/v1/audit?kind=` and `hallmark audit --kind` take them.
+const KINDS: [&str; 12] = [
+    "acme.",
+    "ca.",
+    "certificate.",
+    "crl.",
+    "device.",
+    "key.",
+    "publisher.",
+    "request.",
+    "session.",
+    "signature.",
+    "station.",
+    "token.",
+];
+
 pub(super) fn page(ui: &Ui<'_>) -> Result<Response<Body>, Error> {
     let search = AuditSearch {
         actor: ui.q("actor"),
-        action: ui.q("action"),
+        action: ui.q("action").map(AuditSearch::kind),
         subject: ui.q("object"),
         from: time_param(ui.q("from"), "from")?,
         to: time_param(ui.q("to"), "to")?.map(|t| t + 86_400),
@@ -28,7 +45,7 @@ pub(super) fn page(ui: &Ui<'_>) -> Result<Response<Body>, Error> {
     let content = html! {
         form.search method="get" action="/ui/audit" role="search" {
             div { label for="actor" { "Actor contains" } input id="actor" name="actor" value=(v("actor")); }
-            div { label for="action" { "Action (or prefix ending in .)" } input id="action" name="action" value=(v("action")); }
+            (choice("action", "Kind of action", &KINDS.map(String::from), search.action.as_deref().unwrap_or("")))
             div { label for="object" { "Object" } input id="object" name="object" value=(v("object")); }
             div { label for="from" { "From (date)" } input id="from" name="from" type="date" value=(v("from")); }
             div { label for="to" { "To (date)" } input id="to" name="to" type="date" value=(v("to")); }
