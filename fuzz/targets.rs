@@ -1,5 +1,5 @@
 //! What each fuzz target feeds to hallmark, in one place: the libFuzzer targets in
-//! `fuzz_targets/` call these, and `tests/fuzz_regressions.rs` runs the seed corpus and every
+//! `fuzz_targets/` call these, and `tests/it/fuzz_regressions.rs` runs the seed corpus and every
 //! saved crash through them in `make test` (so a crash, once fixed, stays fixed).
 //!
 //! Each function takes untrusted bytes the way the server or CLI would receive them; any

@@ -4,7 +4,7 @@
 # With SoftHSM2 installed, the CA keys live in a SoftHSM2 token (demo/tokens); otherwise in
 # encrypted files (development only). The demo directory is gitignored; `rm -rf demo` starts over.
 # HALLMARK_DEMO_LISTEN and HALLMARK_DEMO_API_LISTEN choose other addresses than 127.0.0.1:8080
-# and :8443 when the demo is created (tests/make_run.rs uses free ports).
+# and :8443 when the demo is created (tests/it/make_run.rs uses free ports).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$(pwd)"

@@ -47,7 +47,7 @@ else
         test -x ".venv/bin/$tool" || { echo "deps: .venv/bin/$tool missing after install" >&2; exit 1; }
     done
     .venv/bin/python -c 'import pycose, cbor2' || { echo "deps: pycose/cbor2 do not import" >&2; exit 1; }
-    .venv/bin/python -c 'import yaml' || { echo "deps: pyyaml does not import (tests/oidc.rs reads examples/*.yml)" >&2; exit 1; }
+    .venv/bin/python -c 'import yaml' || { echo "deps: pyyaml does not import (tests/it/oidc.rs reads examples/*.yml)" >&2; exit 1; }
     # signify needs oscrypto, whose last release (1.3.0) cannot read a two-digit OpenSSL patch
     # version ("3.0.19") and refuses to load; upstream fixed the pattern after that release.
     # The same one-line fix, applied to the venv's copy:
@@ -67,7 +67,7 @@ PY
     echo "$PY_PACKAGES" > "$stamp"
 fi
 
-# The web console's browser tests (tests/console.rs): playwright-core drives Debian's chromium
+# The web console's browser tests (tests/it/console.rs): playwright-core drives Debian's chromium
 # (no browser download), axe-core checks accessibility; pinned by tests/console/package-lock.json.
 for t in node npm; do
     command -v "$t" >/dev/null || { echo "deps: '$t' is not installed; the console's browser tests need Node.js 20 and npm (Debian: apt-get install nodejs npm)" >&2; exit 1; }

@@ -436,3 +436,85 @@ fn concurrent_signing_and_speed() {
         start.elapsed().as_secs_f64()
     );
 }
+
+/// `Signer::sign_digest` on a SoftHSM2 token, in this process: every scheme verifies over the
+/// message the digest came from (ECDSA with other-length digests, RSA PKCS#1 v1.5 and PSS), a
+/// wrong-length digest and Ed25519 are refused.
+#[test]
+fn softhsm_signs_digests_for_every_scheme() {
+    use hallmark::keys::{HashAlg, SignatureScheme as S};
+
+    // This binary's one token (SoftHSM2 reads its configuration once per process).
+    let store = open_store();
+
+    let msg = b"firmware image bytes";
+    let cases: [(KeyAlgorithm, S, HashAlg, &'static dyn VerificationAlgorithm); 7] = [
+        (
+            KeyAlgorithm::P256,
+            S::EcdsaSha256,
+            HashAlg::Sha256,
+            &sig::ECDSA_P256_SHA256_ASN1,
+        ),
+        (
+            KeyAlgorithm::P256,
+            S::EcdsaSha384,
+            HashAlg::Sha384,
+            &sig::ECDSA_P256_SHA384_ASN1,
+        ),
+        (
+            KeyAlgorithm::P384,
+            S::EcdsaSha384,
+            HashAlg::Sha384,
+            &sig::ECDSA_P384_SHA384_ASN1,
+        ),
+        (
+            KeyAlgorithm::P384,
+            S::EcdsaSha256,
+            HashAlg::Sha256,
+            &sig::ECDSA_P384_SHA256_ASN1,
+        ),
+        (
+            KeyAlgorithm::Rsa3072,
+            S::RsaPkcs1Sha256,
+            HashAlg::Sha256,
+            &sig::RSA_PKCS1_2048_8192_SHA256,
+        ),
+        (
+            KeyAlgorithm::Rsa3072,
+            S::RsaPkcs1Sha512,
+            HashAlg::Sha512,
+            &sig::RSA_PKCS1_2048_8192_SHA512,
+        ),
+        (
+            KeyAlgorithm::Rsa3072,
+            S::RsaPssSha384,
+            HashAlg::Sha384,
+            &sig::RSA_PSS_2048_8192_SHA384,
+        ),
+    ];
+    for (i, (alg, scheme, hash, verify)) in cases.into_iter().enumerate() {
+        let key = store
+            .generate(&format!("digest-scheme-{i}"), alg)
+            .expect("generate");
+        let signature = key
+            .sign_digest(scheme, &hash.digest(msg))
+            .unwrap_or_else(|e| panic!("{alg} {scheme:?}: {e}"));
+        let public = subject_public_key_bits(key.spki_der()).expect("spki");
+        assert!(
+            UnparsedPublicKey::new(verify, &public)
+                .verify(msg, &signature)
+                .is_ok(),
+            "{alg} {scheme:?} does not verify"
+        );
+        assert!(UnparsedPublicKey::new(verify, &public)
+            .verify(b"other bytes", &signature)
+            .is_err());
+        let short = &hash.digest(msg)[1..];
+        assert!(key.sign_digest(scheme, short).is_err(), "{alg} {scheme:?}");
+    }
+    let ed = store
+        .generate("digest-scheme-ed", KeyAlgorithm::Ed25519)
+        .expect("generate");
+    let e = ed.sign_digest(S::Ed25519, &[0u8; 64]).unwrap_err();
+    assert!(e.to_string().contains("cannot sign a digest"), "{e}");
+}

@@ -5,7 +5,7 @@
 //! answering OCSP and scanning revocations for a CRL go through [`RevocationRead`] only. Every write records its
 //! audit event in the same transaction, and nothing signed is handed out before it is recorded.
 //! Records carry typed states ([`CertStatus`], ...); [`StoreError`] names no backend type. The
-//! SQLite backend is in [`sqlite`]; the contract a backend must meet is `tests/store_contract.rs`.
+//! SQLite backend is in [`sqlite`]; the contract a backend must meet is `tests/it/store_contract.rs`.
 
 mod acme;
 mod audit;
