@@ -11,7 +11,7 @@
 //! values are choices; the charts name their dates; labels and file names break only between
 //! words and serials not at all; axe-core finds no serious or critical violation on any page at
 //! 1280 px and phone width, and every page is screenshotted into target/console-screenshots
-//! (docs/console.md shows them).
+//! (docs/guides/console.md shows them).
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};

@@ -1,84 +1,74 @@
-//! The README works as written: the shell blocks of the chapters listed in [`CHAPTERS`] (and of
-//! the docs/ pages listed there) run in
-//! order, in one shell, in a temporary directory, on free ports (the README's 8080, 8443, 18080,
-//! 18443, 8088 and 5000 are replaced). A block fenced ```` ```sh no-run ```` is
-//! illustrative (it needs two machines, a real HSM, ...); ```` ```sh setup ```` is what a person
-//! runs once in the repository: the test has done its build, and runs its `export` lines in the
-//! repository with the `hallmark` the tests built for `target/release`. Nothing else is added to
-//! `PATH`, and `.venv/bin` (which `make test` puts there) is taken off it, so a tool the blocks
-//! call must be on the `PATH` a fresh clone has after the set-up line. Any other block failing
-//! fails the test, with the block's README line.
+//! The book works as written: the shell blocks of the pages listed in [`CHAPTERS`] (the tour
+//! and the guides of docs/, and README.md should it ever hold one) run in order, in one shell,
+//! in a temporary directory, on free ports (the pages' 8080, 8443, 18080, 18443, 8088 and 5000
+//! are replaced). A block fenced ```` ```sh no-run ```` is illustrative (it needs two machines,
+//! a real HSM, ...); ```` ```sh setup ```` is what a person runs once in the repository: the
+//! test has done its build, and runs its `export` lines in the repository with the `hallmark`
+//! the tests built for `target/release`. Nothing else is added to `PATH`, and `.venv/bin`
+//! (which `make test` puts there) is taken off it, so a tool the blocks call must be on the
+//! `PATH` a fresh clone has after the set-up line. Any other block failing fails the test, with
+//! the block's page and line; a page of docs/ (or the README) with a runnable block that is not
+//! listed fails it too.
 
 use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 
 use crate::common::*;
 
-/// Sections run (`## ` and `### ` headings of README.md), in README order; a block belongs to
-/// the heading just above it. An entry ending in `.md` is a page of docs/: all its runnable
-/// blocks, in the same shell, where the README's state is what the page builds on.
+/// The book's own checks (its table of contents, its links, the generated reference pages).
+#[path = "docs_book.rs"]
+mod docs_book;
+
+/// The pages run, in this order, in one shell: each page builds on what the pages before it
+/// left (the tour's CA, its server, files and variables). Paths from the repository's root.
 const CHAPTERS: &[&str] = &[
-    "A five-minute CLI tour",
-    "The JSON API",
-    "Tokens",
-    "A client machine: `hallmark client bootstrap`",
-    "Issuing over HTTPS",
-    "Approvals (M of N)",
-    "Errors and limits",
-    "Health, readiness, metrics, OpenAPI",
-    "Revocation",
-    "Time-stamping (RFC 3161)",
-    "The factory line",
-    "Matter-style device attestation (DAC/PAI)",
-    "Firmware release signing",
-    "Signed formats: Authenticode, JAR, MCUboot, COSE, time-stamped CMS",
-    "Any PKCS#11 tool: `libhallmark_pkcs11.so`",
-    "Packages, repositories and container images: OpenPGP",
-    "Verifying: `hallmark verify`",
-    "docs/signing-formats.md",
-    "docs/signing-firmware.md",
-    "ACME",
-    "docs/acme.md",
-    "Key stores",
+    "docs/getting-started/tour.md",
+    "docs/getting-started/api.md",
+    "docs/guides/approvals.md",
+    "docs/reference/problems.md",
+    "docs/operations/logs-and-metrics.md",
+    "docs/guides/revocation.md",
+    "docs/guides/timestamping.md",
+    "docs/guides/factory-line.md",
+    "docs/guides/signing.md",
+    "docs/guides/pkcs11.md",
+    "docs/guides/packages-and-images.md",
+    "docs/guides/verifying.md",
+    "docs/guides/signing-formats.md",
+    "docs/guides/signing-firmware.md",
+    "docs/guides/acme.md",
+    "docs/operations/hsm.md",
 ];
 
-/// The runnable `sh` blocks under a heading: (README line of the fence, text).
-fn blocks(readme: &str, heading: &str) -> Vec<(usize, String)> {
-    let mut out = Vec::new();
-    let mut inside = false;
-    let mut block: Option<(usize, bool, String)> = None;
-    for (i, line) in readme.lines().enumerate() {
-        if let Some((start, run, text)) = &mut block {
-            if line.trim_start().starts_with("```") {
-                if *run {
-                    out.push((*start, std::mem::take(text)));
-                }
-                block = None;
-            } else {
-                text.push_str(line);
-                text.push('\n');
-            }
-            continue;
-        }
-        if let Some(h) = line
-            .strip_prefix("### ")
-            .or_else(|| line.strip_prefix("## "))
-        {
-            inside = h.trim() == heading;
-            continue;
-        }
-        if inside {
-            if let Some(info) = line.trim_start().strip_prefix("```") {
-                let mut words = info.split_whitespace();
-                let lang = words.next().unwrap_or("");
-                let tag = words.next();
-                block = Some((i + 1, lang == "sh" && tag.is_none(), String::new()));
+/// README.md and every Markdown page under docs/, as paths from the repository's root.
+fn book_pages() -> Vec<String> {
+    fn walk(dir: &Path, root: &Path, out: &mut Vec<String>) {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+            .expect("docs directory")
+            .map(|e| e.expect("entry").path())
+            .collect();
+        entries.sort();
+        for path in entries {
+            if path.is_dir() {
+                walk(&path, root, out);
+            } else if path.extension().is_some_and(|e| e == "md") {
+                let rel = path.strip_prefix(root).expect("under the repository");
+                out.push(rel.to_string_lossy().into_owned());
             }
         }
     }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut out = vec!["README.md".to_string()];
+    walk(&root.join("docs"), root, &mut out);
     out
 }
 
-/// The `export` lines of the README's ```` ```sh setup ```` blocks.
+fn read_page(page: &str) -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(page))
+        .unwrap_or_else(|e| panic!("{page}: {e}"))
+}
+
+/// The `export` lines of a page's ```` ```sh setup ```` blocks.
 fn setup_exports(readme: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut inside = false;
@@ -121,61 +111,18 @@ fn page_blocks(page: &str) -> Vec<(usize, String)> {
     out
 }
 
-/// Every heading with a runnable `sh` block.
-fn headings_with_blocks(readme: &str) -> Vec<String> {
-    let mut heading = String::new();
-    let mut out: Vec<String> = Vec::new();
-    let mut in_block = false;
-    for line in readme.lines() {
-        let fence = line.trim_start().strip_prefix("```");
-        if in_block {
-            in_block = fence.is_none();
-            continue;
-        }
-        if let Some(info) = fence {
-            in_block = true;
-            let words: Vec<&str> = info.split_whitespace().collect();
-            if words == ["sh"] && !out.contains(&heading) {
-                out.push(heading.clone());
-            }
-            continue;
-        }
-        if let Some(h) = line
-            .strip_prefix("### ")
-            .or_else(|| line.strip_prefix("## "))
-        {
-            heading = h.trim().to_string();
-        }
-    }
-    out
-}
-
 #[test]
 fn readme_chapters_run_as_written() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
-        .expect("README.md");
-    // No runnable block escapes the test: a new section is listed here (or its block marked).
-    let unrun: Vec<String> = headings_with_blocks(&readme)
+    // No runnable block escapes the test: a page of docs/ (or the README) with one is listed
+    // here, or its block fenced `sh no-run`.
+    let unrun: Vec<String> = book_pages()
         .into_iter()
-        .filter(|h| !CHAPTERS.contains(&h.as_str()))
+        .filter(|page| !page_blocks(&read_page(page)).is_empty())
+        .filter(|page| !CHAPTERS.contains(&page.as_str()))
         .collect();
-    // Nor a page of docs/.
-    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
-    for entry in std::fs::read_dir(&docs).expect("docs") {
-        let path = entry.expect("entry").path();
-        let name = format!(
-            "docs/{}",
-            path.file_name().and_then(|n| n.to_str()).unwrap_or("")
-        );
-        let text = std::fs::read_to_string(&path).unwrap_or_default();
-        assert!(
-            page_blocks(&text).is_empty() || CHAPTERS.contains(&name.as_str()),
-            "{name} has shell blocks no test runs: list it in CHAPTERS (or fence them sh no-run)"
-        );
-    }
     assert!(
         unrun.is_empty(),
-        "README sections with shell blocks no test runs: {unrun:?} (add them to CHAPTERS, or fence an illustrative block with sh no-run)"
+        "pages with shell blocks no test runs: {unrun:?} (list them in CHAPTERS, in the order they build on each other, or fence an illustrative block with sh no-run)"
     );
     let dir = tempfile::tempdir().expect("tmp");
     let (public, api) = (free_port(), free_port());
@@ -193,10 +140,13 @@ fn readme_chapters_run_as_written() {
     );
     // The set-up's PATH line, run in the repository, with the tests' binaries for the release
     // build's.
-    let exports = setup_exports(&readme);
+    let exports: Vec<String> = CHAPTERS
+        .iter()
+        .flat_map(|page| setup_exports(&read_page(page)))
+        .collect();
     assert!(
         exports.iter().any(|l| l.contains("$PWD/target/release")),
-        "the README's set-up block no longer puts $PWD/target/release on PATH: {exports:?}"
+        "the tour's set-up block no longer puts $PWD/target/release on PATH: {exports:?}"
     );
     let _ = writeln!(script, "cd '{}'", env!("CARGO_MANIFEST_DIR"));
     for line in &exports {
@@ -208,20 +158,8 @@ fn readme_chapters_run_as_written() {
     }
     let _ = writeln!(script, "cd '{}'", dir.path().display());
     for chapter in CHAPTERS {
-        let found = match chapter.strip_suffix(".md") {
-            Some(_) => {
-                let page = std::fs::read_to_string(
-                    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(chapter),
-                )
-                .expect("docs page");
-                page_blocks(&page)
-            }
-            None => blocks(&readme, chapter),
-        };
-        assert!(
-            !found.is_empty(),
-            "no runnable block in chapter '{chapter}'"
-        );
+        let found = page_blocks(&read_page(chapter));
+        assert!(!found.is_empty(), "no runnable block in {chapter}");
         for (line, text) in found {
             // 8088 first: a free port put in for another one may contain "8088".
             let text = text
@@ -231,12 +169,7 @@ fn readme_chapters_run_as_written() {
                 .replace("127.0.0.1:8443", &format!("127.0.0.1:{api}"))
                 .replace("127.0.0.1:18080", &format!("127.0.0.1:{public2}"))
                 .replace("127.0.0.1:18443", &format!("127.0.0.1:{api2}"));
-            let file = if chapter.ends_with(".md") {
-                chapter
-            } else {
-                "README.md"
-            };
-            let _ = writeln!(script, "echo '>>> {file}:{line} ({chapter})' >&2\n{text}");
+            let _ = writeln!(script, "echo '>>> {chapter}:{line}' >&2\n{text}");
         }
     }
     std::fs::write(dir.path().join("readme.sh"), &script).expect("script");
@@ -251,7 +184,7 @@ fn readme_chapters_run_as_written() {
         })
         .collect::<Vec<_>>()
         .join(":");
-    // A README wait that never ends (a server that never answers) fails the test, not CI.
+    // A page's wait that never ends (a server that never answers) fails the test, not CI.
     let out = run(std::process::Command::new("timeout")
         .args(["--kill-after=10", "900", "bash"])
         .arg(dir.path().join("readme.sh"))
@@ -275,7 +208,7 @@ fn readme_chapters_run_as_written() {
         let log = bin_dir.join("readme-failed.log");
         let _ = std::fs::write(&log, &text);
         panic!(
-            "the README failed in the block at {last}; its output:\n{}\n(the whole run: {})",
+            "the book failed in the block at {last}; its output:\n{}\n(the whole run: {})",
             &text[from..],
             log.display()
         );
