@@ -55,6 +55,20 @@ def kinds(description, prefix):
     return [k.strip() for k in found.group(1).split(",") if k.strip()]
 
 
+def fields(spec, schema):
+    """A JSON schema's top-level fields: (name, required, description), `$ref`s followed."""
+    _, schema = resolve(spec, schema or {})
+    required = set(schema.get("required", []))
+    out = []
+    for name, prop in (schema.get("properties") or {}).items():
+        ref, prop = resolve(spec, prop)
+        desc = one_line(prop.get("description"))
+        if ref and not desc:
+            desc = ref
+        out.append((name, name in required, desc))
+    return out
+
+
 def credential(op):
     security = op.get("security")
     if security:
@@ -176,15 +190,26 @@ def render(spec):
             if body:
                 types = ", ".join(f"`{c}`" for c in body.get("content", {}))
                 w(f"- Body: {types}{' (required)' if body.get('required') else ''}.")
+                for ctype, media in body.get("content", {}).items():
+                    if "json" not in ctype or "jose" in ctype:
+                        continue
+                    for name, req, desc in fields(spec, (media or {}).get("schema")):
+                        note = ", required" if req else ""
+                        w(f"  - `{name}`{note}{': ' + desc if desc else ''}")
             for status, answer in op.get("responses", {}).items():
                 name, answer = resolve(spec, answer)
                 if name in ("Problem", "AcmeProblem"):
                     text = "problem document" if name == "Problem" else "ACME problem document"
                 else:
                     text = one_line(answer.get("description"))
-                    types = ", ".join(f"`{c}`" for c in (answer.get("content") or {}))
+                    content = answer.get("content") or {}
+                    types = ", ".join(f"`{c}`" for c in content)
                     if types:
                         text = f"{text} ({types})" if text else types
+                    json_body = content.get("application/json") or {}
+                    names = [f"`{n}`" for n, _, _ in fields(spec, json_body.get("schema"))]
+                    if names:
+                        text = f"{text}: {', '.join(names)}"
                 w(f"- `{status}`: {text}")
             w("")
     return "\n".join(out).rstrip("\n") + "\n"
