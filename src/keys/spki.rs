@@ -24,25 +24,10 @@ pub fn ecdsa_raw_to_der(raw: &[u8]) -> Result<Vec<u8>, KeyError> {
         )));
     }
     let (r, s) = raw.split_at(raw.len() / 2);
-    let mut body = Vec::with_capacity(raw.len() + 8);
-    for int in [r, s] {
-        let trimmed: &[u8] = {
-            let first = int.iter().position(|&b| b != 0).unwrap_or(int.len() - 1);
-            &int[first..]
-        };
-        let pad = trimmed[0] & 0x80 != 0;
-        body.push(0x02);
-        crate::der::push_len(&mut body, trimmed.len() + usize::from(pad));
-        if pad {
-            body.push(0);
-        }
-        body.extend_from_slice(trimmed);
-    }
-    let mut out = Vec::with_capacity(body.len() + 3);
-    out.push(0x30);
-    crate::der::push_len(&mut out, body.len());
-    out.extend_from_slice(&body);
-    Ok(out)
+    let der_err = |e: der::Error| KeyError::Crypto(format!("encoding an ECDSA signature: {e}"));
+    // `UintRef` drops the leading zeros and adds one where the high bit is set, as DER wants.
+    let int = |b| der::asn1::UintRef::new(b).map_err(der_err);
+    der::Encode::to_der(&[int(r)?, int(s)?]).map_err(der_err)
 }
 
 /// The kind of public key in a SubjectPublicKeyInfo.
@@ -93,4 +78,31 @@ pub fn key_of(spki: &[u8]) -> Result<(KeyKind, Vec<u8>), String> {
         other => return Err(format!("public key algorithm {other} is not supported")),
     };
     Ok((kind, bits))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ecdsa_raw_to_der;
+
+    #[test]
+    fn ecdsa_signatures_become_der_integers() {
+        // r has its high bit set (a zero goes in front), s has leading zeros (they go).
+        let mut raw = vec![0x80u8; 32];
+        raw.extend([0, 0].iter().chain([0x7fu8; 30].iter()));
+        let der = ecdsa_raw_to_der(&raw).unwrap();
+        let want = [
+            &[0x30, 0x43, 0x02, 0x21, 0x00][..],
+            &[0x80; 32],
+            &[0x02, 0x1e],
+            &[0x7f; 30],
+        ]
+        .concat();
+        assert_eq!(der, want);
+        // All zeros is the integer 0.
+        assert_eq!(
+            ecdsa_raw_to_der(&[0; 64]).unwrap(),
+            [0x30, 0x06, 0x02, 0x01, 0x00, 0x02, 0x01, 0x00]
+        );
+        assert!(ecdsa_raw_to_der(&[1; 63]).is_err());
+    }
 }
