@@ -3,9 +3,10 @@
 
 use rusqlite::params;
 
+use super::issuance::{cert_from_row, CERT_COLS};
 use super::requests::{from_row as request_from_row, COLS as REQUEST_COLS};
 use super::signing::{req_from_row, signature_from_row, REQ_COLS, SIGNATURE_COLS};
-use super::{audit_event_from_row, cert_from_row, SqliteStore, CERT_COLS};
+use super::{audit_event_from_row, SqliteStore};
 use crate::store::*;
 
 /// TEXT for a `LIKE ... ESCAPE '\'` pattern, its `%`, `_` and `\` taken literally.

@@ -2,7 +2,8 @@
 
 use rusqlite::{params, OptionalExtension};
 
-use super::{audit, cert_from_row, is_unique_violation, SqliteStore, CERT_COLS};
+use super::issuance::{cert_from_row, CERT_COLS};
+use super::{audit, is_unique_violation, SqliteStore};
 use crate::store::*;
 
 const COLS: &str = "name, publisher, profile, serial_pattern, quota, cert_serial, disabled, reprovision, created_at";
