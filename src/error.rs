@@ -5,15 +5,15 @@
 //! answers it, both decided here by variant so the compiler sees every case.
 
 use crate::config::ConfigError;
-use crate::engine::EngineError;
+use crate::engine::error::EngineError;
 use crate::issuer::IssueError;
 use crate::keys::KeyError;
 use crate::policy::PolicyError;
 use crate::profile::ProfileError;
-use crate::provision::ProvisionError;
-use crate::requests::RequestError;
-use crate::revocation::RevocationError;
-use crate::signing::SigningError;
+use crate::provision::error::ProvisionError;
+use crate::requests::error::RequestError;
+use crate::revocation::error::RevocationError;
+use crate::signing::error::SigningError;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -34,15 +34,15 @@ pub enum Error {
     #[error(transparent)]
     Auth(#[from] crate::policy::auth::AuthError),
     #[error(transparent)]
-    Signing(#[from] crate::signing::SigningError),
+    Signing(#[from] SigningError),
     #[error(transparent)]
-    Engine(#[from] crate::engine::EngineError),
+    Engine(#[from] EngineError),
     #[error(transparent)]
-    Revocation(#[from] crate::revocation::RevocationError),
+    Revocation(#[from] RevocationError),
     #[error(transparent)]
-    Request(#[from] crate::requests::RequestError),
+    Request(#[from] RequestError),
     #[error(transparent)]
-    Provision(#[from] crate::provision::ProvisionError),
+    Provision(#[from] ProvisionError),
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
@@ -104,6 +104,12 @@ pub enum Refusal {
     /// A handler that did not finish (it panicked): the server's fault.
     #[error("a request handler did not finish")]
     Internal,
+}
+
+impl From<crate::formats::names::NameError> for Error {
+    fn from(e: crate::formats::names::NameError) -> Self {
+        Error::Signing(SigningError::Name(e))
+    }
 }
 
 impl Error {
@@ -228,9 +234,7 @@ impl Error {
             Error::Auth(AuthError::Unauthorized(_)) => Class::Unauthorized,
             Error::Auth(AuthError::Forbidden(_)) => Class::Forbidden,
             Error::Signing(s) => match s {
-                SigningError::UnknownFormat(_)
-                | SigningError::Sha1
-                | SigningError::UnknownDigest(_)
+                SigningError::Name(_)
                 | SigningError::BadDigest(_)
                 | SigningError::BadContent(_)
                 | SigningError::Unsupported(_)

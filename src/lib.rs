@@ -5,6 +5,7 @@
 
 pub mod acme;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod console;
 pub mod der;

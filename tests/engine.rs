@@ -621,7 +621,7 @@ fn eab_keys_sealed(keys: Keys) {
         &secret
     );
     // A key stored in clear (before sealing) is sealed, and opens to the same key.
-    let old = hallmark::acme::eab::new_key("acme");
+    let old = hallmark::acme::eab::new_key("acme", hm.clock.now());
     let clear = old.record.hmac_key.clone();
     hm.store
         .insert_eab_key(&old.record, "test")
@@ -640,4 +640,48 @@ fn eab_keys_sealed(keys: Keys) {
         clear.as_slice()
     );
     assert_eq!(hm.seal_clear_secrets().expect("seal"), 0);
+}
+
+/// Time is injected: on a clock set a year ahead of the system's, a certificate starts then
+/// and a token that expires in a day works until
+/// the clock is moved past its expiry, and a certificate request expires when the clock says.
+#[test]
+fn services_and_the_store_take_time_from_the_injected_clock() {
+    use hallmark::clock::{Clock, ManualClock, SystemClock};
+    use hallmark::policy::auth::Scope;
+
+    let ca = TestCa::new(Keys::Soft);
+    ca.add_acme();
+    for (k, v) in ca.env() {
+        std::env::set_var(k, v);
+    }
+    let start = SystemClock.now() + 365 * 86_400;
+    let clock = Arc::new(ManualClock::at(start));
+    let config = hallmark::config::Config::load(&ca.config()).expect("config");
+    let hm = Hallmark::with_clock(config, clock.clone()).expect("open on the clock");
+
+    let issued = hm.issue(&request(csr(&ca, "clocked"))).expect("issue");
+    let (_, _, not_before, _) = hallmark::issuer::cert_summary(&issued.cert_der).expect("parse");
+    assert!(
+        not_before <= start && not_before > start - 86_400,
+        "notBefore {not_before} is not the clock's {start} (less the profile's backdating)"
+    );
+
+    let (_, secret) = hm
+        .create_token(
+            Some("acme"),
+            Some("clocked"),
+            &[Scope::Sign],
+            false,
+            Some(86_400),
+            "test",
+        )
+        .expect("token");
+    hm.authenticate(Some(&secret), None)
+        .expect("a token within its day");
+    clock.advance(86_400);
+    let e = hm
+        .authenticate(Some(&secret), None)
+        .expect_err("expired on the clock");
+    assert!(e.to_string().contains("expired"), "{e}");
 }

@@ -38,7 +38,7 @@ impl Acme<'_> {
             .get(self.directory)
             .map_err(|_| AcmeError::internal())?;
         let ids = super::identifier::parse_order(payload, profile)?;
-        let now = crate::store::now();
+        let now = self.hm.clock.now();
         let cfg = &self.hm.config.acme;
         let expires = now + cfg.order_lifetime_secs as i64;
         let order_id = random_token(12);

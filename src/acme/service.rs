@@ -63,7 +63,7 @@ impl<'a> Acme<'a> {
     /// A fresh nonce, stored for `[acme] nonce_lifetime_secs`.
     pub fn new_nonce(&self) -> Result<String, StoreError> {
         let nonce = random_token(16);
-        let expires = crate::store::now() + self.hm.config.acme.nonce_lifetime_secs as i64;
+        let expires = self.hm.clock.now() + self.hm.config.acme.nonce_lifetime_secs as i64;
         self.hm.store.insert_acme_nonce(&nonce, expires)?;
         Ok(nonce)
     }
@@ -174,7 +174,7 @@ impl<'a> Acme<'a> {
             status: AcmeAccountStatus::Valid,
             contact: contact.unwrap_or_else(|| "[]".into()),
             eab_kid,
-            created_at: crate::store::now(),
+            created_at: self.hm.clock.now(),
         };
         match self.hm.store.insert_acme_account(&acct, "acme:new-account") {
             Ok(()) => Ok(NewAccount::Created(acct)),

@@ -42,6 +42,7 @@ pub(super) fn cmd_profile(cli: &Cli, c: &ProfileCmd) -> anyhow::Result<()> {
             let note = match &cli.config {
                 Some(path) => {
                     let cfg = crate::config::Config::load(path)?;
+                    crate::engine::check_config(&cfg)?;
                     if let Some(why) = issuer_missing(&cfg, &p.issuer)? {
                         bail!("{}: issuer: {why}", f.display());
                     }
@@ -61,6 +62,7 @@ pub(super) fn cmd_profile(cli: &Cli, c: &ProfileCmd) -> anyhow::Result<()> {
                 anyhow!("give a FILE, or --config to check the config's profiles")
             })?;
             let cfg = crate::config::Config::load(path)?;
+            crate::engine::check_config(&cfg)?;
             let ps = Profiles::load_dir(&cfg.profiles_dir())?;
             for p in ps.iter() {
                 // A shipped profile whose CA is made on demand (matter-dac's PAI) is valid but

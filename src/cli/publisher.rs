@@ -4,7 +4,7 @@ use anyhow::anyhow;
 use clap::Subcommand;
 
 use super::{actor, open, print_list, ts, Cli, Output};
-use crate::store::{now, Publisher};
+use crate::store::Publisher;
 
 #[derive(Subcommand, Debug)]
 pub enum PublisherCmd {
@@ -57,7 +57,7 @@ pub(super) fn cmd_publisher(cli: &Cli, c: &PublisherCmd) -> anyhow::Result<()> {
                 state: state.clone(),
                 locality: locality.clone(),
                 profiles: profiles.clone(),
-                created_at: now(),
+                created_at: hm.clock.now(),
             };
             hm.add_publisher(&p, &actor())?;
             println!("added publisher {id}");

@@ -253,7 +253,7 @@ pub fn cmd_sign_image(a: &ImageArgs) -> anyhow::Result<()> {
     }
     let mut meta = super::sign::metadata(Path::new(""), &a.request.meta)?;
     meta.insert("image".into(), format!("{repo_name}@{digest}").into());
-    let now = crate::store::now();
+    let now = crate::clock::Clock::now(&crate::clock::SystemClock);
 
     if let Some(dir) = &a.lookaside {
         let cert = key_certificate(&client, &a.request.key)?;

@@ -93,6 +93,7 @@ pub fn cmd_sign_jar(a: &JarArgs) -> anyhow::Result<()> {
         kind,
         &remote.signature,
         out,
+        crate::clock::Clock::now_utc(&crate::clock::SystemClock),
     )
     .with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, &a.out).with_context(|| format!("writing {}", a.out.display()))?;

@@ -215,7 +215,8 @@ pub(super) fn sign(
         poll,
         record: RefCell::new(None),
     };
-    let at = u32::try_from(crate::store::now()).unwrap_or(u32::MAX);
+    let at =
+        u32::try_from(crate::clock::Clock::now(&crate::clock::SystemClock)).unwrap_or(u32::MAX);
     let bytes = match mode {
         Mode::Detached { armor } => {
             let sig = pgp::detached(key, hash, input, &service, at)?;

@@ -4,7 +4,6 @@ use anyhow::anyhow;
 use clap::Subcommand;
 
 use super::{actor, open, print_list, ts, Cli};
-use crate::store::now;
 
 #[derive(Subcommand, Debug)]
 pub enum TokenCmd {
@@ -75,7 +74,7 @@ pub(super) fn cmd_token(cli: &Cli, c: &TokenCmd) -> anyhow::Result<()> {
             for t in hm.store.list_tokens()? {
                 let state = match (t.revoked_at, t.expires_at) {
                     (Some(_), _) => "revoked".to_string(),
-                    (None, Some(e)) if e <= now() => "expired".to_string(),
+                    (None, Some(e)) if e <= hm.clock.now() => "expired".to_string(),
                     (None, Some(e)) => format!("expires {}", ts(e)),
                     (None, None) => "active".to_string(),
                 };

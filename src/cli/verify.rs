@@ -163,7 +163,7 @@ pub fn cmd_verify(output: Output, a: &VerifyArgs) -> anyhow::Result<()> {
         timestamp,
         offline: a.offline,
         fetch: &fetch,
-        now: crate::store::now(),
+        now: crate::clock::Clock::now(&crate::clock::SystemClock),
     };
     let report = verify::verify(&file, signature.as_deref(), &opts);
     match output {

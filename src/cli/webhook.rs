@@ -40,7 +40,10 @@ pub(super) fn cmd_webhook(cli: &Cli, c: &WebhookCmd) -> anyhow::Result<()> {
                 .enable_all()
                 .build()?;
             let status = rt
-                .block_on(r.send(&crate::webhooks::test_event(&actor())))
+                .block_on(r.send(&crate::webhooks::test_event(
+                    &actor(),
+                    crate::clock::Clock::now(&crate::clock::SystemClock),
+                )))
                 .map_err(|why| anyhow::anyhow!("webhook '{name}' ({}): {why}", r.config.url))?;
             println!("webhook '{name}' ({}): delivered, {status}", r.config.url);
         }

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::policy::auth::{Credential, Scope};
 use crate::policy::signing::KeyPolicy;
 use crate::store::{
-    now, Activity, ApprovalRecord, CertRecord, CertSearch, KeyRecord, RequestRecord, RequestStatus,
+    Activity, ApprovalRecord, CertRecord, CertSearch, KeyRecord, RequestRecord, RequestStatus,
     RequestsQuery, SignatureRecord, SignatureRequestRecord, SignatureRequestStatus,
     SignatureSearch, StationRecord,
 };
@@ -306,7 +306,7 @@ impl Hallmark {
             (_, Some(own)) => search.publisher = Some(own.to_string()),
             (_, None) => {}
         }
-        search.at = now();
+        search.at = self.clock.now();
         Ok(self.store.search_certificates(&search)?)
     }
 
@@ -317,7 +317,7 @@ impl Hallmark {
         days: i64,
         limit: usize,
     ) -> Result<Vec<CertRecord>> {
-        let at = now();
+        let at = self.clock.now();
         Ok(self
             .store
             .certificates_ending(at, at + days * 86_400, scope_of(cred)?, limit)?)
@@ -326,7 +326,7 @@ impl Hallmark {
     /// The keys `cred` may use, with policy, certificate validity and signatures per day.
     pub fn console_keys(&self, cred: &Credential) -> Result<Vec<KeyOverview>> {
         use x509_parser::prelude::FromDer;
-        let since = (now() / 86_400 - 29) * 86_400;
+        let since = (self.clock.now() / 86_400 - 29) * 86_400;
         let mut out = Vec::new();
         for key in self.keys_for(cred)? {
             let validity = key.cert_der.as_deref().and_then(|d| {
@@ -353,7 +353,7 @@ impl Hallmark {
     /// Factory stations (officers: all; a publisher's person: its own), with quota use and
     /// certificates per hour.
     pub fn console_stations(&self, cred: &Credential) -> Result<Vec<StationOverview>> {
-        let since = (now() / 3600 - 23) * 3600;
+        let since = (self.clock.now() / 3600 - 23) * 3600;
         let mut out = Vec::new();
         for station in self.store.list_stations()? {
             if cred.may_act_for(&station.publisher).is_err() {

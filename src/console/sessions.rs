@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use crate::engine::Hallmark;
 use crate::error::{Error, Result};
 use crate::policy::auth::{AuthError, Credential};
-use crate::store::{now, SessionRecord};
+use crate::store::{SessionRecord};
 
 /// A session's last use is written at most this often (not on every page): its idle end is
 /// exact to within this.
@@ -88,7 +88,7 @@ impl Hallmark {
         let mut raw = [0u8; 32];
         rand::Rng::fill(&mut rand::rngs::OsRng, &mut raw);
         let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
-        let at = now();
+        let at = self.clock.now();
         let expires_at = at + i64::from(self.config.console.absolute_hours) * 3600;
         self.store.insert_session(
             &SessionRecord {
@@ -122,7 +122,7 @@ impl Hallmark {
         let Some(s) = self.store.get_session(&id_hash)? else {
             return Ok(Err(Ended::Unknown));
         };
-        let at = now();
+        let at = self.clock.now();
         let idle = i64::from(self.config.console.idle_minutes) * 60;
         let ended = if at >= s.expires_at {
             Some(Ended::Absolute)

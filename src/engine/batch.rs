@@ -21,7 +21,7 @@ use super::{intent_for, Hallmark, Issued};
 use crate::error::{Error, Result};
 use crate::issuer::{self, CaHandle};
 use crate::policy::{self, IssueRequest};
-use crate::store::{now, Intent, Publisher, StoreError};
+use crate::store::{Intent, Publisher, StoreError};
 
 /// Requests per chunk when a whole batch is given at once.
 const CHUNK: usize = 256;
@@ -432,7 +432,7 @@ impl Hallmark {
             }
         }
         let urls = self.urls();
-        let at = now();
+        let at = self.clock.now();
         let prepare_one = |j: usize, publisher: Publisher| -> Result<Pending> {
             let req = &chunk[j];
             let approved = policy::approve_for(&self.profiles, publisher, req)?;
@@ -443,7 +443,7 @@ impl Hallmark {
                 &urls,
                 &self.config.ca.policy_oid,
                 at,
-                issuer::random_serial(),
+                issuer::random_serial(self.clock.now_millis()),
             )?;
             let intent = intent_for(&approved, &prepared, &ca, None, station)?;
             Ok(Pending {

@@ -59,7 +59,7 @@ impl Hallmark {
         }
         match self.store.list_cas() {
             Ok(cas) => {
-                let t = now();
+                let t = self.clock.now();
                 for ca in cas {
                     let (ok, detail) = match (ca.cert_der.as_ref(), ca.not_after) {
                         (None, _) => (

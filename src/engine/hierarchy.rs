@@ -112,7 +112,7 @@ impl Hallmark {
             subject: facts.as_ref().map(|f| f.1.clone()),
             not_before: facts.as_ref().map(|f| f.2),
             not_after: facts.as_ref().map(|f| f.3),
-            created_at: now(),
+            created_at: self.clock.now(),
         };
         self.store.insert_ca(&rec, actor)?;
         // A CA certificate signed here is also a certificate its parent issued: recorded like
@@ -176,8 +176,13 @@ impl Hallmark {
             crl_url: None,
             ca_issuers_url: None,
         };
-        let cert =
-            issuer::issue_ca_certificate(&spec, signer.spki_der(), None, signer.as_ref(), now())?;
+        let cert = issuer::issue_ca_certificate(
+            &spec,
+            signer.spki_der(),
+            None,
+            signer.as_ref(),
+            self.clock.now(),
+        )?;
         self.record_ca(
             NewCa {
                 name: "root",
@@ -287,7 +292,7 @@ impl Hallmark {
             signer.spki_der(),
             Some(&parent_ca),
             signer.as_ref(),
-            now(),
+            self.clock.now(),
         )?;
         self.record_ca(
             NewCa {
@@ -338,7 +343,7 @@ impl Hallmark {
             signer.spki_der(),
             Some(&ca),
             signer.as_ref(),
-            now(),
+            self.clock.now(),
         )?;
         self.record_ca(
             NewCa {
@@ -411,7 +416,7 @@ impl Hallmark {
             &verified.spki_der,
             Some(&root),
             root.signer.as_ref(),
-            now(),
+            self.clock.now(),
         )?;
         let (serial, subject, ..) = issuer::cert_summary(&cert)?;
         self.store
@@ -475,7 +480,7 @@ impl Hallmark {
                 state: None,
                 locality: None,
                 profiles: vec![profile.into()],
-                created_at: now(),
+                created_at: self.clock.now(),
             },
             csr: policy::csr::verify(&csr)?,
             subject,

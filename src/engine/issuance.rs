@@ -54,8 +54,8 @@ impl Hallmark {
                 &ca,
                 &urls,
                 &self.config.ca.policy_oid,
-                now(),
-                issuer::random_serial(),
+                self.clock.now(),
+                issuer::random_serial(self.clock.now_millis()),
             )?;
             let intent = intent_for(approved, &prepared, &ca, request_id, None)?;
             match self.store.record_intent(&intent) {
@@ -168,7 +168,7 @@ impl Hallmark {
             csr_der: csr.clone(),
             cert_serial: None,
             cert_der: None,
-            created_at: now(),
+            created_at: self.clock.now(),
         };
         self.store.insert_key(&rec, actor)?;
         let issued = match profile {

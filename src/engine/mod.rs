@@ -12,17 +12,19 @@ use std::sync::{Arc, Mutex};
 
 use x509_parser::prelude::*;
 
+use crate::clock::SharedClock;
 use crate::config::{Config, KeyStoreConfig};
 use crate::error::{Error, Result};
 use crate::issuer::{self, CaCertSpec, CaHandle, Urls};
 use crate::keys::{pkcs11::Pkcs11KeyStore, soft::SoftKeyStore, KeyAlgorithm, KeyStore, Signer};
+use crate::policy::signing::KeyPolicy;
 use crate::policy::{self, IssueRequest, NameAttr};
 use crate::profile::{Profiles, Validity};
-use crate::store::{now, CaRecord, CaRole, Intent, KeyRecord, Publisher, Store, StoreError};
+use crate::store::{CaRecord, CaRole, Intent, KeyRecord, Publisher, Store, StoreError};
 
 mod batch;
 mod doctor;
-mod error;
+pub(crate) mod error;
 mod hierarchy;
 mod issuance;
 mod records;
@@ -62,6 +64,8 @@ pub struct Hallmark {
     pub store: Arc<dyn Store>,
     pub profiles: Profiles,
     pub metrics: crate::metrics::Metrics,
+    /// Where every time decision of the services comes from (the store has the same one).
+    pub clock: SharedClock,
     stores: Mutex<HashMap<String, Arc<dyn KeyStore>>>,
     cas: Mutex<HashMap<String, Arc<CaHandle>>>,
     /// Per-key signing rate buckets (tokens left, last refill), see `signing`.
@@ -76,7 +80,7 @@ pub struct Hallmark {
     /// parsed once per certificate rather than once per signature; see `signing`.
     pub(crate) key_cert_facts: Mutex<HashMap<String, Arc<crate::signing::KeyCertFacts>>>,
     /// The key policies `[signing.keys.<label>]` sets, checked when the config was loaded.
-    pub(crate) config_key_policies: HashMap<String, crate::policy::signing::KeyPolicy>,
+    pub(crate) config_key_policies: HashMap<String, KeyPolicy>,
     /// When the store was opened: an intent recorded before it was left by a stop (see
     /// `recovery`).
     started_at: i64,
@@ -93,6 +97,37 @@ pub fn publisher_key_label(label: &str) -> String {
     format!("key-{label}")
 }
 
+/// What the configuration means to the layers that own its values, checked once when it is
+/// opened: key policies (policy), workload rules (policy), webhook events (webhooks). The
+/// configuration itself is plain data and checks only its own shapes. Gives the key policies.
+pub fn check_config(
+    config: &Config,
+) -> std::result::Result<HashMap<String, KeyPolicy>, crate::config::ConfigError> {
+    let invalid = |problem: String| crate::config::ConfigError::Invalid {
+        path: config.path.display().to_string(),
+        problem,
+    };
+    crate::webhooks::check_events(&config.webhooks).map_err(invalid)?;
+    crate::policy::workload::check_rules(&config.identity).map_err(invalid)?;
+    config
+        .signing
+        .keys
+        .iter()
+        .map(|(label, p)| {
+            KeyPolicy::from_config(p)
+                .map(|p| (label.clone(), p))
+                .map_err(|e| {
+                    invalid(match e {
+                        crate::policy::PolicyError::BadRequest(why) => {
+                            format!("signing.keys.{label}: {why}")
+                        }
+                        e => format!("signing.keys.{label}: {e}"),
+                    })
+                })
+        })
+        .collect()
+}
+
 impl Hallmark {
     pub fn open(config_path: &Path) -> Result<Hallmark> {
         let config = Config::load(config_path)?;
@@ -100,29 +135,29 @@ impl Hallmark {
     }
 
     pub fn with_config(config: Config) -> Result<Hallmark> {
+        Self::with_clock(config, crate::clock::system())
+    }
+
+    /// As [`Hallmark::with_config`], on `clock` rather than the system's: the services and the
+    /// store take every time from it.
+    pub fn with_clock(config: Config, clock: SharedClock) -> Result<Hallmark> {
+        let config_key_policies = check_config(&config)?;
         let store = crate::store::open_existing(&config.database_path())?;
         let profiles = Profiles::load_dir(&config.profiles_dir())?;
-        let config_key_policies = config
-            .signing
-            .keys
-            .iter()
-            .map(|(label, p)| {
-                crate::policy::signing::KeyPolicy::from_config(p).map(|p| (label.clone(), p))
-            })
-            .collect::<std::result::Result<_, _>>()?;
         Ok(Hallmark {
             config,
             config_key_policies,
             store,
             profiles,
             metrics: Default::default(),
+            started_at: clock.now(),
+            clock,
             stores: Mutex::new(HashMap::new()),
             cas: Mutex::new(HashMap::new()),
             sign_buckets: Mutex::new(HashMap::new()),
             tsa: Mutex::new(None),
             publisher_signers: Mutex::new(HashMap::new()),
             key_cert_facts: Mutex::new(HashMap::new()),
-            started_at: now(),
             seal_key: Mutex::new(None),
         })
     }

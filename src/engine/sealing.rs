@@ -21,14 +21,10 @@ use crate::keys::{KeyAlgorithm, KeyError, SignatureScheme};
 pub const SEAL_KEY: &str = "hallmark-seal";
 /// What the sealing key's signature is over.
 const LABEL: &[u8] = b"hallmark: key for sealing secrets at rest, v1";
-/// The prefix of a sealed value (a clear 32-byte EAB key from before never starts with it by
-/// design of the check: sealed values are longer than 32 bytes as well).
-const MAGIC: &[u8] = b"hms1";
-
-/// Whether `stored` is a sealed value (else a secret stored in clear by an older hallmark).
-pub fn is_sealed(stored: &[u8]) -> bool {
-    stored.len() > MAGIC.len() + NONCE_LEN + 16 && stored.starts_with(MAGIC)
-}
+pub use crate::store::sealed::is_sealed;
+use crate::store::sealed::MAGIC;
+// The store's picture of a sealed value is the one written here.
+const _: () = assert!(crate::store::sealed::NONCE_LEN == NONCE_LEN);
 
 impl Hallmark {
     /// The AES-256 sealing key (derived once per process).

@@ -333,13 +333,13 @@ pub fn assemble<R: Read + Seek, W: Write + Seek>(
     kind: BlockKind,
     block: &[u8],
     out: W,
+    now: time::OffsetDateTime,
 ) -> Result<W, JarError> {
     let mut zip = zip::ZipArchive::new(jar)?;
     let mut w = zip::ZipWriter::new(out);
     // The entries hallmark adds carry no POSIX attributes (made by "DOS", as the JDK's jar
     // tool writes them: jarsigner warns that Unix permissions are not protected by the
-    // signature) and the time of signing (not the zip format's 1980-01-01 default).
-    let now = time::OffsetDateTime::now_utc();
+    // signature) and the time of signing, `now` (not the zip format's 1980-01-01 default).
     let stamp = zip::DateTime::from_date_and_time(
         u16::try_from(now.year()).unwrap_or(1980),
         u8::from(now.month()),

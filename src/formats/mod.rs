@@ -9,4 +9,5 @@ pub mod cose;
 pub mod jar;
 pub mod mcuboot;
 pub mod msi;
+pub mod names;
 pub mod openpgp;

@@ -570,8 +570,13 @@ fn listen_error(e: std::io::Error, addr: SocketAddr, flag: &str) -> std::io::Err
 /// are open.
 async fn accept_failed(listener: &str, e: &std::io::Error) {
     use std::sync::atomic::{AtomicU64, Ordering};
-    static LAST_LOGGED: AtomicU64 = AtomicU64::new(0);
-    let t = crate::store::now().max(0) as u64;
+    // At most one line a second: seconds since the first failure, on the monotonic clock.
+    static FIRST: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    static LAST_LOGGED: AtomicU64 = AtomicU64::new(u64::MAX);
+    let t = FIRST
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_secs();
     if LAST_LOGGED.swap(t, Ordering::Relaxed) != t {
         tracing::warn!("{listener} listener: accept failed ({e}); pausing 100 ms");
     }

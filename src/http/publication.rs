@@ -13,7 +13,6 @@ use crate::engine::Hallmark;
 use crate::error::Refusal;
 use crate::issuer::ocsp::ResponseStatus;
 use crate::revocation::{OcspAnswer, PublishedCrl};
-use crate::store::now;
 
 /// Whether a request is answered on the async worker itself: OCSP answers are a read of one row
 /// (or one signature), shorter than handing the request to a blocking thread and back.
@@ -31,13 +30,13 @@ pub fn route(hm: &Hallmark, req: &PublicRequest) -> Option<Response<Body>> {
             .unwrap_or("")
             .trim_start_matches('/');
         return Some(match req.method {
-            Method::POST => ocsp_answer(hm.ocsp(&req.body), false, 0),
+            Method::POST => ocsp_answer(hm.ocsp(&req.body), false, 0, hm.clock.now()),
             Method::GET | Method::HEAD => {
                 let answer = match decode_get(encoded) {
                     Some(der) => hm.ocsp(&der),
                     None => hm.ocsp(&[]),
                 };
-                ocsp_answer(answer, true, hm.config.ocsp.max_age_seconds)
+                ocsp_answer(answer, true, hm.config.ocsp.max_age_seconds, hm.clock.now())
             }
             _ => refused(Refusal::MethodNotAllowed {
                 detail: "OCSP takes POST /ocsp or GET /ocsp/{base64 request}".into(),
@@ -67,7 +66,7 @@ pub fn route(hm: &Hallmark, req: &PublicRequest) -> Option<Response<Body>> {
         )));
     };
     Some(match hm.published_crl(ca, shard) {
-        Ok(crl) => crl_response(&crl, req, hm.config.crl.max_age_seconds),
+        Ok(crl) => crl_response(&crl, req, hm.config.crl.max_age_seconds, hm.clock.now()),
         Err(e) if e.class() == crate::error::Class::NotFound => error_response(&e),
         Err(e) => {
             tracing::error!("GET {path}: {e}");
@@ -95,7 +94,7 @@ fn set(r: &mut Response<Body>, name: header::HeaderName, value: &str) {
     }
 }
 
-fn crl_response(crl: &PublishedCrl, req: &PublicRequest, max_age: u32) -> Response<Body> {
+fn crl_response(crl: &PublishedCrl, req: &PublicRequest, max_age: u32, now: i64) -> Response<Body> {
     let not_modified = req
         .headers
         .get(header::IF_NONE_MATCH)
@@ -111,7 +110,7 @@ fn crl_response(crl: &PublishedCrl, req: &PublicRequest, max_age: u32) -> Respon
     } else {
         response(StatusCode::OK, "application/pkix-crl", crl.der.clone())
     };
-    let max_age = (crl.next_update - now()).clamp(0, i64::from(max_age));
+    let max_age = (crl.next_update - now).clamp(0, i64::from(max_age));
     set(&mut r, header::ETAG, &crl.etag);
     set(&mut r, header::LAST_MODIFIED, &http_date(crl.this_update));
     set(&mut r, header::EXPIRES, &http_date(crl.next_update));
@@ -123,7 +122,7 @@ fn crl_response(crl: &PublishedCrl, req: &PublicRequest, max_age: u32) -> Respon
     r
 }
 
-fn ocsp_answer(a: OcspAnswer, get: bool, max_age_cap: u32) -> Response<Body> {
+fn ocsp_answer(a: OcspAnswer, get: bool, max_age_cap: u32, now: i64) -> Response<Body> {
     let etag = (get && a.cacheable.is_some()).then(|| {
         let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &a.der);
         format!("\"{}\"", hex::encode(&digest.as_ref()[..16]))
@@ -132,7 +131,7 @@ fn ocsp_answer(a: OcspAnswer, get: bool, max_age_cap: u32) -> Response<Body> {
     match (get, a.status, a.cacheable) {
         (true, ResponseStatus::Successful, Some((this_update, next_update))) => {
             // RFC 5019 §6.2: max-age below nextUpdate, plus validators.
-            let max_age = (next_update - now() - 60).clamp(0, i64::from(max_age_cap));
+            let max_age = (next_update - now - 60).clamp(0, i64::from(max_age_cap));
             set(
                 &mut r,
                 header::CACHE_CONTROL,

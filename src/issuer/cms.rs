@@ -3,8 +3,9 @@
 //! in DER (SET OF sorted) so the key store signs exactly the bytes recorded.
 
 use crate::der::{read_tlv, seq, set_of, tlv};
-use crate::error::{Error, Result};
 use crate::issuer::IssueError;
+
+type Result<T> = std::result::Result<T, IssueError>;
 use crate::keys::{HashAlg, SignatureScheme};
 
 /// SPC_INDIRECT_DATA_OBJID: the content type of Authenticode's signed content.
@@ -67,9 +68,9 @@ fn signature_algorithm(s: SignatureScheme) -> Result<Vec<u8>> {
         S::RsaPkcs1Sha384 => rsa(0x0c),
         S::RsaPkcs1Sha512 => rsa(0x0d),
         other => {
-            return Err(
-                IssueError::Encoding(format!("{other:?} is not offered for CMS here")).into(),
-            )
+            return Err(IssueError::Encoding(format!(
+                "{other:?} is not offered for CMS here"
+            )))
         }
     })
 }
@@ -158,8 +159,8 @@ pub struct Parts<'a> {
 
 /// Issuer and serial number (both TLVs, byte for byte) of a DER certificate.
 fn issuer_and_serial(cert: &[u8]) -> Result<Vec<u8>> {
-    let bad = |e: crate::der::DerError| -> Error {
-        IssueError::Encoding(format!("signer certificate: {e}")).into()
+    let bad = |e: crate::der::DerError| -> IssueError {
+        IssueError::Encoding(format!("signer certificate: {e}"))
     };
     let outer = read_tlv(cert).map_err(bad)?;
     let tbs = read_tlv(outer.contents).map_err(bad)?;
@@ -173,8 +174,7 @@ fn issuer_and_serial(cert: &[u8]) -> Result<Vec<u8>> {
     if serial.tag != 0x02 || issuer.tag != 0x30 {
         return Err(IssueError::Encoding(
             "signer certificate: unexpected TBSCertificate layout".into(),
-        )
-        .into());
+        ));
     }
     Ok(seq(&[issuer.whole, serial.whole]))
 }
@@ -187,7 +187,9 @@ pub fn signed_data(p: &Parts<'_>) -> Result<Vec<u8>> {
     // Signed attributes go into SignerInfo as [0] IMPLICIT.
     let mut attrs = p.signed_attrs.to_vec();
     if attrs.first() != Some(&0x31) {
-        return Err(IssueError::Encoding("signed attributes must be a SET".into()).into());
+        return Err(IssueError::Encoding(
+            "signed attributes must be a SET".into(),
+        ));
     }
     attrs[0] = 0xa0;
     // Unsigned attributes go in as [1] IMPLICIT SET OF.

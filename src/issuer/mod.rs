@@ -191,11 +191,9 @@ impl Prepared {
 /// the indexes grow at their ends. The random part is still more than the 64 CSPRNG bits the
 /// CA/Browser Forum asks for, so serials stay unpredictable and a collision needs the same
 /// millisecond and 72 equal random bits (the store refuses a duplicate serial anyway).
-pub fn random_serial() -> [u8; 16] {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
+/// `unix_millis` is the issuing service's clock.
+pub fn random_serial(unix_millis: i64) -> [u8; 16] {
+    let ms = u64::try_from(unix_millis).unwrap_or(0);
     let mut b = [0u8; 16];
     b[0] = 0x01;
     b[1..7].copy_from_slice(&ms.to_be_bytes()[2..8]);
@@ -425,7 +423,9 @@ pub fn issue_ca_certificate(
     now: i64,
 ) -> Result<Vec<u8>, IssueError> {
     let mut params = rcgen::CertificateParams::default();
-    params.serial_number = Some(SerialNumber::from_slice(&random_serial()));
+    params.serial_number = Some(SerialNumber::from_slice(&random_serial(
+        now.saturating_mul(1000),
+    )));
     params.distinguished_name = distinguished_name(&spec.subject)?;
     params.is_ca = rcgen::IsCa::NoCa;
     params.use_authority_key_identifier_extension = false;
@@ -526,7 +526,7 @@ pub fn make_csr(subject: &[NameAttr], signer: &dyn Signer) -> Result<Vec<u8>, Is
 
 /// A certificate's serial (hex), subject, notBefore and notAfter (Unix seconds): what the
 /// store records beside the DER.
-pub fn cert_summary(der: &[u8]) -> Result<(String, String, i64, i64), crate::error::Error> {
+pub fn cert_summary(der: &[u8]) -> Result<(String, String, i64, i64), IssueError> {
     let (_, c) = x509_parser::parse_x509_certificate(der)
         .map_err(|e| IssueError::Unreadable(e.to_string()))?;
     Ok((
@@ -543,16 +543,18 @@ mod tests {
 
     #[test]
     fn serials_sort_by_time_and_keep_72_random_bits() {
-        let a = random_serial();
-        std::thread::sleep(std::time::Duration::from_millis(2));
-        let b = random_serial();
+        let a = random_serial(1_700_000_000_000);
+        let b = random_serial(1_700_000_000_002);
         assert_eq!(a[0], 0x01);
         assert!(
             hex::encode(a) < hex::encode(b),
             "later serials sort after earlier ones"
         );
         // The same millisecond: the random tails differ.
-        let (c, d) = (random_serial(), random_serial());
+        let (c, d) = (
+            random_serial(1_700_000_000_000),
+            random_serial(1_700_000_000_000),
+        );
         assert_ne!(c[7..], d[7..]);
     }
 }

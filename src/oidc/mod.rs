@@ -125,13 +125,17 @@ const REMEMBERED: usize = 10_000;
 /// The trusted issuers, their keys and the rules.
 pub struct Verifier {
     issuers: Vec<Issuer>,
+    clock: crate::clock::SharedClock,
     rules: Rules,
     remembered: Mutex<HashMap<[u8; 32], Remembered>>,
 }
 
 impl Verifier {
     /// The verifier `config` describes; `None` when it trusts no issuer.
-    pub fn new(config: &Config) -> Result<Option<Verifier>, String> {
+    pub fn new(
+        config: &Config,
+        clock: crate::clock::SharedClock,
+    ) -> Result<Option<Verifier>, String> {
         let section = &config.identity;
         if section.oidc.is_empty() {
             return Ok(None);
@@ -174,6 +178,7 @@ impl Verifier {
             });
         }
         Ok(Some(Verifier {
+            clock,
             issuers,
             rules: Rules::new(rules),
             remembered: Mutex::new(HashMap::new()),
@@ -247,7 +252,7 @@ impl Verifier {
     fn recall(&self, digest: &[u8; 32]) -> Option<Remembered> {
         let r = self.remembered.lock().ok()?.get(digest).cloned()?;
         let i = &self.issuers[r.issuer].cfg;
-        let now = crate::store::now();
+        let now = self.clock.now();
         let leeway = i64::try_from(i.leeway_secs).unwrap_or(0);
         let max_age = i64::try_from(i.max_token_age_secs).unwrap_or(i64::MAX);
         (r.exp + leeway > now && now - r.iat <= max_age + leeway).then_some(r)
@@ -259,7 +264,7 @@ impl Verifier {
         token: &str,
         digest: &[u8; 32],
     ) -> Result<(&OidcIssuerConfig, Arc<Map<String, Value>>), OidcError> {
-        let now = crate::store::now();
+        let now = self.clock.now();
         if let Some(r) = self.recall(digest) {
             return Ok((&self.issuers[r.issuer].cfg, r.claims));
         }

@@ -82,6 +82,7 @@ struct Endpoints {
 /// The console's identity provider.
 pub struct PeopleLogin {
     cfg: ConsoleOidcConfig,
+    clock: crate::clock::SharedClock,
     client_secret: Option<String>,
     tls: Tls,
     keys: IssuerKeys,
@@ -98,7 +99,10 @@ fn random(n: usize) -> String {
 impl PeopleLogin {
     /// The provider `config` names in `[console.oidc]`; `None` without one. Its client secret
     /// is read from the environment now (a missing variable stops the server).
-    pub fn new(config: &Config) -> Result<Option<PeopleLogin>, String> {
+    pub fn new(
+        config: &Config,
+        clock: crate::clock::SharedClock,
+    ) -> Result<Option<PeopleLogin>, String> {
         let Some(cfg) = &config.console.oidc else {
             return Ok(None);
         };
@@ -122,6 +126,7 @@ impl PeopleLogin {
             Duration::from_secs(86_400),
         );
         Ok(Some(PeopleLogin {
+            clock,
             cfg: cfg.clone(),
             client_secret,
             tls,
@@ -387,7 +392,7 @@ impl PeopleLogin {
             leeway: 60,
             max_age: 600,
         };
-        token::check_claims(&claims, &rules, crate::store::now()).map_err(bad)?;
+        token::check_claims(&claims, &rules, self.clock.now()).map_err(bad)?;
         Ok(claims)
     }
 }

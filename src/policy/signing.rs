@@ -63,8 +63,8 @@ impl KeyPolicy {
         let digests = names(digests)
             .iter()
             .map(|d| {
-                crate::signing::parse_digest_algorithm(&d.to_ascii_lowercase())
-                    .map(|h| crate::signing::digest_algorithm_name(h).to_string())
+                crate::formats::names::parse_digest_algorithm(&d.to_ascii_lowercase())
+                    .map(|h| crate::formats::names::digest_algorithm_name(h).to_string())
                     .map_err(|e| PolicyError::BadRequest(e.to_string()))
             })
             .collect::<Result<_, _>>()?;
@@ -84,7 +84,7 @@ impl KeyPolicy {
     }
 
     /// The policy a `[signing.keys.<label>]` config section gives, normalized and checked.
-    pub fn from_config(p: &KeyPolicy) -> Result<KeyPolicy, PolicyError> {
+    pub fn from_config(p: &crate::config::KeyPolicySection) -> Result<KeyPolicy, PolicyError> {
         KeyPolicy::normalized(
             &p.formats,
             &p.digests,
@@ -123,15 +123,15 @@ impl KeyPolicy {
     pub fn validate(&self) -> Result<(), PolicyError> {
         let bad = |m: String| Err(PolicyError::BadRequest(m));
         for f in &self.formats {
-            if crate::signing::SignatureFormat::parse(f).is_err() {
+            if crate::formats::names::SignatureFormat::parse(f).is_err() {
                 return bad(format!(
                     "format '{f}' is not offered ({})",
-                    crate::signing::SignatureFormat::NAMES.join(", ")
+                    crate::formats::names::SignatureFormat::NAMES.join(", ")
                 ));
             }
         }
         for d in &self.digests {
-            if let Err(e) = crate::signing::parse_digest_algorithm(d) {
+            if let Err(e) = crate::formats::names::parse_digest_algorithm(d) {
                 return bad(e.to_string());
             }
         }

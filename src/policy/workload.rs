@@ -265,6 +265,16 @@ impl Rules {
     }
 }
 
+/// Every `[[identity.oidc.rule]]` compiles against the configured issuers: checked when the
+/// configuration is opened, so a bad rule stops the server before it answers.
+pub fn check_rules(section: &crate::config::IdentitySection) -> Result<(), String> {
+    let issuers: BTreeSet<&str> = section.oidc.iter().map(|i| i.name.as_str()).collect();
+    for r in section.rules() {
+        Rule::compile(r, &issuers).map_err(|e| format!("identity.oidc.rule '{}': {e}", r.name))?;
+    }
+    Ok(())
+}
+
 /// The rule a recorded requester (`oidc:RULE`) names, as the config has it now.
 pub fn rule_of_requester(
     section: &crate::config::IdentitySection,

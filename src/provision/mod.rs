@@ -9,7 +9,7 @@
 //! device: a partial unique index).
 
 mod batch;
-mod error;
+pub(crate) mod error;
 mod stations;
 
 pub use error::ProvisionError;
@@ -19,7 +19,7 @@ use crate::engine::{ChunkInput, Hallmark, Issued};
 use crate::error::{Error, Result};
 use crate::policy::auth::AuthError;
 use crate::policy::{self, IssueRequest, NameAttr};
-use crate::store::{now, Publisher, StationRecord, StoreError};
+use crate::store::{Publisher, StationRecord, StoreError};
 use serde::Deserialize;
 use sha2::Digest;
 use std::collections::HashMap;

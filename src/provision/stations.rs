@@ -127,7 +127,7 @@ impl Hallmark {
             cert_serial: Some(issued.serial.clone()),
             disabled: false,
             reprovision,
-            created_at: now(),
+            created_at: self.clock.now(),
         };
         self.store.insert_station(&rec, actor)?;
         let chain_pem = issued.pem_chain();
@@ -176,7 +176,7 @@ impl Hallmark {
             )));
         }
         match self.store.get_certificate(serial)? {
-            Some(c) if c.not_after < now() => Ok(Some(format!(
+            Some(c) if c.not_after < self.clock.now() => Ok(Some(format!(
                 "the certificate of station '{}' has expired",
                 station.name
             ))),

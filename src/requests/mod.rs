@@ -6,7 +6,7 @@
 //! never issue. When the last needed approval arrives, the certificate is issued in that call.
 
 mod approvals;
-mod error;
+pub(crate) mod error;
 mod tokens;
 
 pub use error::RequestError;
@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::policy::auth::{self, AuthError, Credential, Scope};
 use crate::policy::{self, Approvals, IssueRequest};
 use crate::store::{
-    now, ApprovalRecord, NewRequest, RequestRecord, RequestStatus, StoreError, TokenRecord,
+    ApprovalRecord, NewRequest, RequestRecord, RequestStatus, StoreError, TokenRecord,
 };
 
 /// What a certificate submission came to.
@@ -61,7 +61,7 @@ impl Hallmark {
                 device_serial: req.device_serial.clone(),
                 cn_name: req.name.clone(),
                 approvals_required: i64::from(rules.required),
-                expires_at: now() + i64::from(self.config.api.request_ttl_hours) * 3600,
+                expires_at: self.clock.now() + i64::from(self.config.api.request_ttl_hours) * 3600,
                 identity: cred.identity_json(),
             },
             &cred.actor(),
@@ -133,7 +133,8 @@ impl Hallmark {
     }
 
     pub(crate) fn expire_if_due(&self, mut r: RequestRecord) -> Result<RequestRecord> {
-        if r.status == RequestStatus::Pending && r.expires_at.is_some_and(|e| e <= now()) {
+        if r.status == RequestStatus::Pending && r.expires_at.is_some_and(|e| e <= self.clock.now())
+        {
             self.store
                 .finish_request(r.id, RequestStatus::Expired, None, "hallmark")?;
             r.status = RequestStatus::Expired;

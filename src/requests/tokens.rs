@@ -39,9 +39,9 @@ impl Hallmark {
             publisher: publisher.map(str::to_string),
             officer,
             scopes: Scope::join(scopes),
-            expires_at: expires_in.map(|s| now() + s),
+            expires_at: expires_in.map(|s| self.clock.now() + s),
             revoked_at: None,
-            created_at: now(),
+            created_at: self.clock.now(),
         };
         self.store.insert_token(&rec, actor)?;
         Ok((rec, t.secret_token))
@@ -67,7 +67,7 @@ impl Hallmark {
         if !auth::digest_eq(&auth::hash_secret(secret), &rec.hash) {
             return Err(AuthError::Unauthorized("unknown token".into()).into());
         }
-        credential_of(rec, address)
+        credential_of(rec, address, self.clock.now())
     }
 
     /// The credential of token `id` as it stands now, without its secret: a console session
@@ -83,7 +83,7 @@ impl Hallmark {
             .store
             .get_token(id)?
             .ok_or_else(|| AuthError::Unauthorized("unknown token".into()))?;
-        credential_of(rec, address)
+        credential_of(rec, address, self.clock.now())
     }
 
     /// Revokes token `id`; revoking it twice is refused, saying when it was.
@@ -99,14 +99,14 @@ impl Hallmark {
                 crate::store::rfc3339(at)
             )));
         }
-        self.store.revoke_token(id, now(), actor)?;
+        self.store.revoke_token(id, self.clock.now(), actor)?;
         Ok(())
     }
 }
 
 /// A stored token's credential, if it still holds: not revoked, not of a reserved publisher,
 /// not expired.
-fn credential_of(rec: TokenRecord, address: Option<String>) -> Result<Credential> {
+fn credential_of(rec: TokenRecord, address: Option<String>, now: i64) -> Result<Credential> {
     if rec.revoked_at.is_some() {
         return Err(AuthError::Unauthorized("this token was revoked".into()).into());
     }
@@ -123,7 +123,7 @@ fn credential_of(rec: TokenRecord, address: Option<String>) -> Result<Credential
         ))
         .into());
     }
-    if rec.expires_at.is_some_and(|e| e <= now()) {
+    if rec.expires_at.is_some_and(|e| e <= now) {
         return Err(AuthError::Unauthorized("this token has expired".into()).into());
     }
     let scopes = Scope::parse_list(&rec.scopes)

@@ -165,7 +165,7 @@ impl Hallmark {
         let _g = lock
             .lock()
             .map_err(|_| internal("CRL build lock poisoned"))?;
-        let t = now();
+        let t = self.clock.now();
         let number = self.store.next_crl_number(ca, t, actor)?;
         build(&pubn, number, t)
     }
@@ -199,7 +199,7 @@ impl Hallmark {
         let key = (ca.to_string(), shard);
         let pubn = self.publication();
         let fresh = |c: &PublishedCrl| {
-            let t = now();
+            let t = self.clock.now();
             t < c.this_update + i64::from(self.config.crl.refresh_hours) * 3600
                 && t < c.next_update - 3600
         };

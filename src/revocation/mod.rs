@@ -32,11 +32,11 @@ use crate::issuer::ocsp::{
 };
 use crate::keys::{subject_public_key_bits, SignatureScheme, Signer};
 use crate::store::{
-    now, CaRole, NewRevocation, PresignCandidate, Presigned, RevokeOutcome, StoreError,
+    CaRole, NewRevocation, PresignCandidate, Presigned, RevokeOutcome, StoreError,
 };
 
 mod crl;
-mod error;
+pub(crate) mod error;
 mod refresher;
 mod responder;
 
@@ -287,7 +287,7 @@ impl Hallmark {
     ) -> Result<Revocation> {
         let serial = normalize_serial(serial)?;
         if let Some(d) = invalidity_date {
-            if d > now() + 300 {
+            if d > self.clock.now() + 300 {
                 return Err(RevocationError::FutureInvalidityDate.into());
             }
         }

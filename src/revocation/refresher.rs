@@ -68,7 +68,7 @@ pub(super) fn scheduled(hm: &Hallmark, first: bool, full_scan: bool) {
     if let Some(cas) = log_err("listing CAs", hm.crl_issuers()) {
         let pubn = hm.publication();
         let due = |ca: &str| {
-            let t = now();
+            let t = hm.clock.now();
             pubn.cached_crl(&(ca.to_string(), None)).is_none_or(|c| {
                 t >= c.this_update + i64::from(hm.config.crl.refresh_hours) * 3600
                     || t >= c.next_update - 3600
@@ -98,7 +98,9 @@ pub(super) fn scheduled(hm: &Hallmark, first: bool, full_scan: bool) {
     }
     log_err(
         "purging expired OCSP responses",
-        hm.store.purge_expired_responses(now()).map_err(Error::from),
+        hm.store
+            .purge_expired_responses(hm.clock.now())
+            .map_err(Error::from),
     );
 }
 

@@ -170,7 +170,7 @@ impl Hallmark {
             which = Some(idx);
         }
         let r = &responders.list[which.ok_or(ResponseStatus::MalformedRequest)?];
-        let t = now();
+        let t = self.clock.now();
         if req.items.len() == 1 && req.nonce_extension.is_none() {
             let item = &req.items[0];
             let canonical =
@@ -229,7 +229,7 @@ impl Hallmark {
 
     /// Signs responses for `cands` (all of one responder) on both cores and stores them.
     pub(super) fn presign_batch(&self, r: &Responder, cands: &[PresignCandidate]) -> Result<usize> {
-        let t = now();
+        let t = self.clock.now();
         let next_update = t + i64::from(self.config.ocsp.validity_hours) * 3600;
         let sign = |c: &PresignCandidate| -> Result<Presigned> {
             let mut buf = [0u8; 33];
@@ -277,7 +277,7 @@ impl Hallmark {
         let mut total = self.presign_ocsp_dirty_only()?;
         let responders = self.responders()?;
         // Missing or stale.
-        let stale_before = now() - i64::from(self.config.ocsp.refresh_hours) * 3600;
+        let stale_before = self.clock.now() - i64::from(self.config.ocsp.refresh_hours) * 3600;
         for r in &responders.list {
             let mut after = String::new();
             loop {
@@ -296,7 +296,7 @@ impl Hallmark {
     /// or whose certificate was revoked (same key, a new certificate from the issuing CA).
     /// Returns the responders renewed.
     pub fn renew_responders(&self, actor: &str) -> Result<Vec<String>> {
-        let t = now();
+        let t = self.clock.now();
         let renew_before = t + i64::from(self.config.ocsp.responder_renew_days) * 86_400;
         let mut renewed = Vec::new();
         for rec in self.store.list_cas()? {

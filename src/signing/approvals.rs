@@ -9,7 +9,7 @@ impl Hallmark {
         &self,
         mut r: SignatureRequestRecord,
     ) -> Result<SignatureRequestRecord> {
-        if r.status == SignatureRequestStatus::Pending && r.expires_at <= now() {
+        if r.status == SignatureRequestStatus::Pending && r.expires_at <= self.clock.now() {
             self.store.finish_signature_request(
                 r.id,
                 SignatureRequestStatus::Pending,
@@ -177,7 +177,7 @@ impl Hallmark {
             Ok(d) => d,
             Err(StoreError::Conflict(_)) => {
                 return Err(Error::Conflict(format!(
-                    "'{}' has already decided on signature request {id}, or it is decided",
+                    "'{}' has already decided on signature request {id}",
                     cred.name
                 )))
             }

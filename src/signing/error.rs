@@ -6,15 +6,9 @@
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SigningError {
-    /// A format hallmark does not sign.
-    #[error("format '{0}' is not offered (raw, cms, cose_sign1, openpgp)")]
-    UnknownFormat(String),
-    /// SHA-1, named as the digest algorithm.
-    #[error("SHA-1 digests are refused: collisions are practical; use sha256, sha384 or sha512")]
-    Sha1,
-    /// Another digest algorithm hallmark does not accept.
-    #[error("digest algorithm '{0}' is not accepted (sha256, sha384, sha512)")]
-    UnknownDigest(String),
+    /// A format or digest algorithm it does not take (SHA-1 among them).
+    #[error(transparent)]
+    Name(#[from] crate::formats::names::NameError),
     /// A digest that is not hex, or not as long as its algorithm's.
     #[error("{0}")]
     BadDigest(String),

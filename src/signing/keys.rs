@@ -77,7 +77,7 @@ impl Hallmark {
             ))
         })?;
         let facts = self.key_cert_facts(&key.label, der)?;
-        let t = now();
+        let t = self.clock.now();
         if t < facts.not_before {
             return Err(refuse(format!(
                 "the certificate of key '{}' is not valid before {}",

@@ -40,7 +40,7 @@ use crate::policy::auth::{AuthError, Credential, Scope};
 use crate::policy::signing::KeyPolicy;
 use crate::policy::PolicyError;
 use crate::store::{
-    now, ApprovalRecord, KeyRecord, SignatureRecord, SignatureRequestRecord,
+    ApprovalRecord, KeyRecord, SignatureRecord, SignatureRequestRecord,
     SignatureRequestStatus, SignedRequest, StoreError,
 };
 
@@ -59,7 +59,7 @@ pub use crate::issuer::cms::SPC_INDIRECT_DATA;
 
 mod approvals;
 mod check;
-mod error;
+pub(crate) mod error;
 mod image;
 mod keys;
 mod openpgp;
@@ -73,73 +73,9 @@ pub use error::SigningError;
 pub(crate) use keys::KeyCertFacts;
 use keys::*;
 
-/// What the signature comes as.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SignatureFormat {
-    /// The bare signature over the digest.
-    Raw,
-    /// A detached CMS SignedData (DER).
-    Cms,
-    /// The signature as a COSE_Sign1 carries it (RFC 9053/8230): ECDSA as fixed-size `r || s`
-    /// (ES256 with P-256 and SHA-256, ES384 with P-384 and SHA-384), RSA as RSASSA-PSS
-    /// (PS256/384/512). The client builds the message (`crate::formats::cose`).
-    CoseSign1,
-    /// The key's signature over an OpenPGP digest (the data and the signature packet's hashed
-    /// trailer, hashed by the client, which builds the packet: `crate::formats::openpgp`). As
-    /// `raw`, except that the key needs an OpenPGP certificate and an Ed25519 key signs the
-    /// digest as its message (OpenPGP's EdDSA).
-    OpenPgp,
-    /// A container image signature over a payload the client sends (`content`): simple
-    /// signing (OpenPGP, with `openpgp_trailer`) or cosign (ECDSA or RSA PKCS#1 v1.5 over the
-    /// payload's digest, Ed25519 over the payload itself: what cosign verifies).
-    /// The server checks the digest against the payload and records the image (`image`).
-    Image,
-}
-
-impl SignatureFormat {
-    /// Every format's name, as policies and requests spell them.
-    pub const NAMES: [&'static str; 5] = ["raw", "cms", "cose_sign1", "openpgp", "image"];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            SignatureFormat::Raw => "raw",
-            SignatureFormat::Cms => "cms",
-            SignatureFormat::CoseSign1 => "cose_sign1",
-            SignatureFormat::OpenPgp => "openpgp",
-            SignatureFormat::Image => "image",
-        }
-    }
-
-    pub fn parse(s: &str) -> Result<SignatureFormat> {
-        match s {
-            "raw" => Ok(SignatureFormat::Raw),
-            "cms" => Ok(SignatureFormat::Cms),
-            "cose_sign1" => Ok(SignatureFormat::CoseSign1),
-            "openpgp" => Ok(SignatureFormat::OpenPgp),
-            "image" => Ok(SignatureFormat::Image),
-            other => Err(SigningError::UnknownFormat(other.to_string()).into()),
-        }
-    }
-}
-
-/// Parses a digest algorithm name; SHA-1 and anything unknown are refused.
-pub fn parse_digest_algorithm(s: &str) -> Result<HashAlg> {
-    match s.to_ascii_lowercase().replace('-', "").as_str() {
-        "sha256" => Ok(HashAlg::Sha256),
-        "sha384" => Ok(HashAlg::Sha384),
-        "sha512" => Ok(HashAlg::Sha512),
-        "sha1" => Err(SigningError::Sha1.into()),
-        other => Err(SigningError::UnknownDigest(other.to_string()).into()),
-    }
-}
-
-pub fn digest_algorithm_name(h: HashAlg) -> &'static str {
-    match h {
-        HashAlg::Sha256 => "sha256",
-        HashAlg::Sha384 => "sha384",
-        HashAlg::Sha512 => "sha512",
-    }
-}
+pub use crate::formats::names::{
+    digest_algorithm_name, parse_digest_algorithm, NameError, SignatureFormat,
+};
 
 /// A request to sign a digest.
 #[derive(Debug, Clone, Default)]
@@ -330,7 +266,7 @@ impl Hallmark {
             status: SignatureRequestStatus::Pending,
             approvals_required: i64::from(approvals),
             created_at: 0,
-            expires_at: now() + i64::from(self.config.api.request_ttl_hours) * 3600,
+            expires_at: self.clock.now() + i64::from(self.config.api.request_ttl_hours) * 3600,
             decided_at: None,
             signature_id: None,
             signature: None,
@@ -409,7 +345,7 @@ impl Hallmark {
             Some(ca) => self.chain(ca)?,
             None => Vec::new(),
         };
-        let at = now();
+        let at = self.clock.now();
         let mut timestamp_token = None;
         let signature = match checked.format {
             SignatureFormat::Raw => {

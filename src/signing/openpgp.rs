@@ -87,7 +87,7 @@ impl Hallmark {
             });
         }
         let signer = self.publisher_signer(&key)?;
-        let created = u32::try_from(now()).unwrap_or(u32::MAX);
+        let created = u32::try_from(self.clock.now()).unwrap_or(u32::MAX);
         let cert = pgp::certificate(
             alg,
             signer.spki_der(),

@@ -18,6 +18,7 @@ pub mod hooks;
 mod issuance;
 mod requests;
 mod revocation;
+pub mod sealed;
 mod signing;
 pub mod sqlite;
 mod states;

@@ -19,7 +19,6 @@ use crate::engine::Hallmark;
 use crate::error::{Error, Result};
 use crate::issuer::{self, tsp};
 use crate::keys::{KeyAlgorithm, KeyError, Signer};
-use crate::store::now;
 use std::path::PathBuf;
 use std::sync::Arc;
 

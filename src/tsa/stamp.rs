@@ -69,14 +69,14 @@ fn stamp(hm: &Hallmark, req: &tsp::TimeStampReq, policy: &str) -> Result<Vec<u8>
             tsa.serial
         )));
     }
-    if tsa.not_after < now() {
+    if tsa.not_after < hm.clock.now() {
         return Err(Error::Conflict(format!(
             "the TSA certificate {} has expired; run `hallmark tsa init` for a new one",
             tsa.serial
         )));
     }
-    let serial = issuer::random_serial();
-    let gen_time = now();
+    let serial = issuer::random_serial(hm.clock.now_millis());
+    let gen_time = hm.clock.now();
     let scheme = tsa.signer.algorithm().default_scheme();
     let token = tsp::build_token(
         req,

@@ -23,7 +23,7 @@ use crate::config::WebhookConfig;
 use crate::engine::Hallmark;
 use crate::error::{Error, Result};
 use crate::outbound::Tls;
-use crate::store::{now, rfc3339, AuditEvent, WebhookCursor};
+use crate::store::{rfc3339, AuditEvent, WebhookCursor};
 
 /// The events a webhook can ask for.
 pub const EVENTS: &[&str] = &[
@@ -49,6 +49,23 @@ pub struct Event {
     pub at: i64,
     pub actor: String,
     pub data: serde_json::Value,
+}
+
+/// The events each `[[webhook]]` subscribes to, checked against [`EVENTS`] when the
+/// configuration is opened.
+pub fn check_events(webhooks: &[WebhookConfig]) -> std::result::Result<(), String> {
+    for w in webhooks {
+        for e in &w.events {
+            if !EVENTS.contains(&e.as_str()) {
+                return Err(format!(
+                    "webhook '{}': unknown event '{e}' (known: {})",
+                    w.name,
+                    EVENTS.join(", ")
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The webhook event an audit event is, if it is one, with what a receiver needs to act on it.
@@ -251,11 +268,11 @@ impl Receiver {
 }
 
 /// The webhook test event (`hallmark webhook test NAME`): sent at once, not through the outbox.
-pub fn test_event(actor: &str) -> Event {
+pub fn test_event(actor: &str, at: i64) -> Event {
     Event {
         id: 0,
         name: "webhook.test",
-        at: now(),
+        at,
         actor: actor.to_string(),
         data: serde_json::json!({"kind": "test"}),
     }
@@ -280,7 +297,7 @@ async fn drain(hm: &Hallmark, r: &Receiver) -> Result<usize> {
             c
         }
     };
-    if cursor.next_at > now() {
+    if cursor.next_at > hm.clock.now() {
         return Ok(0);
     }
     let mut sent = 0;
@@ -307,7 +324,7 @@ async fn drain(hm: &Hallmark, r: &Receiver) -> Result<usize> {
                             .checked_shl((cursor.attempts - 1).clamp(0, 16) as u32)
                             .unwrap_or(MAX_BACKOFF_SECS)
                             .min(MAX_BACKOFF_SECS);
-                        cursor.next_at = now() + wait;
+                        cursor.next_at = hm.clock.now() + wait;
                         tracing::warn!(
                             webhook = %name,
                             event = e.name,
@@ -334,7 +351,7 @@ const EXPIRY_SCAN: Duration = Duration::from_secs(60);
 /// Announces (as `certificate.expiring` audit events, the outbox) the certificates that end
 /// within `[notifications] expiring_days` and were not announced yet; how many.
 pub fn announce_expiring(hm: &Hallmark) -> Result<usize> {
-    let t = now();
+    let t = hm.clock.now();
     let days = i64::from(hm.config.notifications.expiring_days);
     let soon = hm.store.expiring_unnoticed(t, t + days * 86_400, 500)?;
     // A publisher key's certificate is named by its key.

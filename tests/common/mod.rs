@@ -5,6 +5,20 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// Each test function `fn NAME(keys: Keys)` named, run once per key store: `soft::NAME` and
+/// `softhsm::NAME` (the test binary that includes this module with `#[macro_use]` sees it).
+#[allow(unused_macros)]
+macro_rules! per_key_store {
+    ($($name:ident),* $(,)?) => {
+        mod soft {
+            $( #[test] fn $name() { super::$name(super::Keys::Soft) } )*
+        }
+        mod softhsm {
+            $( #[test] fn $name() { super::$name(super::Keys::SoftHsm) } )*
+        }
+    };
+}
+
 /// Finds a tool: `$HALLMARK_TOOLS_BIN`, the repo's `.venv/bin`, then PATH. Panics if missing.
 pub fn tool(name: &str) -> PathBuf {
     let mut dirs: Vec<PathBuf> = Vec::new();

@@ -471,17 +471,6 @@ fn external_root_ceremony(keys: Keys) {
     online.hm(&["doctor"]);
 }
 
-macro_rules! per_key_store {
-    ($($name:ident),* $(,)?) => {
-        mod soft {
-            $( #[test] fn $name() { super::$name(super::Keys::Soft) } )*
-        }
-        mod softhsm {
-            $( #[test] fn $name() { super::$name(super::Keys::SoftHsm) } )*
-        }
-    };
-}
-
 per_key_store!(
     code_signing_passes_verifiers,
     every_profile_passes_pkilint,

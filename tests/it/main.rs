@@ -5,6 +5,7 @@
 //! SoftHSM2 token), `pkcs11_keystore` (the key store) and `pkcs11_module` (hallmark's module
 //! through cryptoki); `crash` is built only with `--features crash-test`.
 
+#[macro_use]
 #[path = "../common/mod.rs"]
 mod common;
 

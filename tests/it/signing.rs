@@ -397,17 +397,6 @@ fn refusals_record_nothing(keys: Keys) {
     assert_eq!(s.recorded(), 1);
 }
 
-macro_rules! per_key_store {
-    ($($name:ident),* $(,)?) => {
-        mod soft {
-            $( #[test] fn $name() { super::$name(super::Keys::Soft) } )*
-        }
-        mod softhsm {
-            $( #[test] fn $name() { super::$name(super::Keys::SoftHsm) } )*
-        }
-    };
-}
-
 per_key_store!(cli_signatures_verify_with_openssl, refusals_record_nothing);
 
 /// What `hallmark sign` sends for a 100 MB artifact: one small JSON request with the digest

@@ -590,17 +590,6 @@ fn firmware_signatures_wait_for_approvals() {
     assert!(ok && log.contains("Image was correctly validated"), "{log}");
 }
 
-macro_rules! per_key_store {
-    ($($name:ident),* $(,)?) => {
-        mod soft {
-            $( #[test] fn $name() { super::$name(super::Keys::Soft) } )*
-        }
-        mod softhsm {
-            $( #[test] fn $name() { super::$name(super::Keys::SoftHsm) } )*
-        }
-    };
-}
-
 per_key_store!(
     mcuboot_images_verify_with_imgtool,
     cose_sign1_verifies_with_pycose

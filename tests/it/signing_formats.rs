@@ -842,17 +842,6 @@ fn content_and_timestamp_refusals_record_nothing() {
     assert_eq!(f.recorded(), 2);
 }
 
-macro_rules! per_key_store {
-    ($($name:ident),* $(,)?) => {
-        mod soft {
-            $( #[test] fn $name() { super::$name(super::Keys::Soft) } )*
-        }
-        mod softhsm {
-            $( #[test] fn $name() { super::$name(super::Keys::SoftHsm) } )*
-        }
-    };
-}
-
 per_key_store!(cms_timestamp_verifies_with_openssl);
 
 /// A raw, time-stamped signature on a key that needs an approval: the request waits with its

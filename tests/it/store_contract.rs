@@ -1424,15 +1424,14 @@ pub mod contract {
                 .status,
             SignatureRequestStatus::Signing
         );
-        // Stale decisions once claimed. (Certificate requests answer `Decided` here; signature
-        // requests answer `Conflict`, which the signing service maps to its "already decided".)
+        // Stale decisions once claimed: `Decided`, as for certificate requests (one workflow).
         assert_err!(
             s.record_signature_decision(r1, "carol", true, None, "carol"),
-            Conflict
+            Decided
         );
         assert_err!(
             s.record_signature_decision(r1, "carol", false, None, "carol"),
-            Conflict
+            Decided
         );
         let approvals = s.signature_approvals(r1).expect("approvals");
         assert_eq!(
@@ -1532,7 +1531,7 @@ pub mod contract {
         assert!(denied.decided_at.is_some());
         assert_err!(
             s.record_signature_decision(r2, "bob", true, None, "bob"),
-            Conflict
+            Decided
         );
         // Cancel a pending one; others wait.
         let r3 = s.insert_signature_request(&sr, "ci").expect("a request");

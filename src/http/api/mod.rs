@@ -280,8 +280,9 @@ impl ApiState {
     /// bundle does not read).
     pub fn new(hm: Arc<Hallmark>) -> Result<ApiState, String> {
         let per_minute = hm.config.api.rate_limit_per_minute;
-        let oidc = crate::oidc::Verifier::new(&hm.config)?.map(Arc::new);
-        let people = crate::oidc::people::PeopleLogin::new(&hm.config)?.map(Arc::new);
+        let oidc = crate::oidc::Verifier::new(&hm.config, hm.clock.clone())?.map(Arc::new);
+        let people =
+            crate::oidc::people::PeopleLogin::new(&hm.config, hm.clock.clone())?.map(Arc::new);
         Ok(ApiState {
             hm,
             limiter: RateLimiter::new(per_minute),

@@ -24,7 +24,7 @@ pub(super) fn post_publisher_route(c: &Ctx<'_>) -> Result<Response<Body>, Error>
         state: body.state,
         locality: body.locality,
         profiles: body.profiles,
-        created_at: crate::store::now(),
+        created_at: c.hm.clock.now(),
     };
     c.hm.add_publisher(&p, &cred.actor())?;
     let mut r = json_response(StatusCode::CREATED, &publisher_json(&p));

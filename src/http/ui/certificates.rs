@@ -12,7 +12,7 @@ use super::{ok_page, response, see_other, Body, Ui};
 use crate::error::{Error, Refusal};
 use crate::policy::auth::Scope;
 use crate::revocation::RevocationReason;
-use crate::store::{now, CertRecord, CertSearch, Validity};
+use crate::store::{CertRecord, CertSearch, Validity};
 
 const PAGE: usize = 50;
 const ENDING_DAYS: i64 = 30;
@@ -46,7 +46,7 @@ pub(super) fn list(ui: &Ui<'_>) -> Result<Response<Body>, Error> {
             at: 0,
         },
     )?;
-    let t = now();
+    let t = ui.hm.clock.now();
     let v = |k: &str| ui.q(k).unwrap_or_default();
     let status = v("status");
     let next = ui.next_page(
@@ -130,7 +130,7 @@ pub(super) fn one(ui: &Ui<'_>) -> Result<Response<Body>, Error> {
 
 fn record(ui: &Ui<'_>, serial: &str) -> Result<Markup, Error> {
     let (c, revocation) = ui.hm.certificate_for(serial, &ui.session.cred)?;
-    let t = now();
+    let t = ui.hm.clock.now();
     let may_revoke = ui.session.cred.require(Scope::Revoke).is_ok();
     let ca_of = ui.hm.ca_of_certificate(&c.serial)?;
     Ok(html! {

@@ -8,11 +8,10 @@ use super::chart::bars;
 use super::layout::{left, list_or_any, list_or_none, when};
 use super::{ok_page, Body, Ui};
 use crate::error::Error;
-use crate::store::now;
 
 pub(super) fn page(ui: &Ui<'_>) -> Result<Response<Body>, Error> {
     let keys = ui.hm.console_keys(&ui.session.cred)?;
-    let t = now();
+    let t = ui.hm.clock.now();
     let content = html! {
         @if keys.is_empty() {
             p.note { "No signing key is yours to see." }

@@ -330,8 +330,8 @@ fn to_sign_in(ended: Ended) -> Response<Body> {
 
 /// The session's cookie: its opaque id, this origin only, never to scripts, never sent from
 /// another site, gone at the session's absolute end.
-fn set_session_cookie(r: &mut Response<Body>, secret: &str, s: &Session) {
-    let max_age = (s.expires_at - crate::store::now()).max(0);
+fn set_session_cookie(r: &mut Response<Body>, secret: &str, s: &Session, now: i64) {
+    let max_age = (s.expires_at - now).max(0);
     if let Ok(v) = HeaderValue::from_str(&format!(
         "{COOKIE}={secret}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={max_age}"
     )) {
@@ -444,7 +444,7 @@ fn login(state: &super::api::ApiState, req: &UiRequest) -> Response<Body> {
     match hm.sign_in(&token, req.address()) {
         Ok((secret, s)) => {
             let mut r = see_other("/ui/requests");
-            set_session_cookie(&mut r, &secret, &s);
+            set_session_cookie(&mut r, &secret, &s, hm.clock.now());
             r
         }
         Err(e) => {

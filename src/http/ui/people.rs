@@ -93,7 +93,7 @@ pub(super) async fn route(
                     },
                 ),
             );
-            set_session_cookie(&mut r, &secret, &s);
+            set_session_cookie(&mut r, &secret, &s, state.hm.clock.now());
             if let Ok(v) = HeaderValue::from_str(&format!(
                 "{FLOW_COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0"
             )) {

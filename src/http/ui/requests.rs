@@ -10,7 +10,7 @@ use super::layout::{badge, left, list_or_any, list_or_none, when, Flash};
 use super::{id_param, ok_page, see_other, Ui};
 use crate::console::{CertificateRequest, Request, RequestsPage, SignatureRequest, Standing};
 use crate::error::{Error, Refusal};
-use crate::store::{now, ApprovalRecord, RequestStatus, SignatureRequestStatus};
+use crate::store::{ApprovalRecord, RequestStatus, SignatureRequestStatus};
 use hyper::Response;
 
 use super::Body;
@@ -24,7 +24,7 @@ pub(super) fn page(ui: &Ui<'_>) -> Result<Response<Body>, Error> {
         )?,
     };
     let r = ui.hm.console_requests(&ui.session.cred, at)?;
-    let t = now();
+    let t = ui.hm.clock.now();
     let flash = match ui.q("done").as_deref() {
         Some("approve") => Some(Flash::Info("Your approval was recorded.".into())),
         Some("deny") => Some(Flash::Info("Your denial was recorded.".into())),

@@ -8,11 +8,10 @@ use super::chart::bars;
 use super::layout::{badge, when};
 use super::{ok_page, Body, Ui};
 use crate::error::Error;
-use crate::store::now;
 
 pub(super) fn page(ui: &Ui<'_>) -> Result<Response<Body>, Error> {
     let stations = ui.hm.console_stations(&ui.session.cred)?;
-    let t = now();
+    let t = ui.hm.clock.now();
     let content = html! {
         @if stations.is_empty() {
             p.note { "No factory station is yours to see." }

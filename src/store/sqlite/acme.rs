@@ -503,7 +503,7 @@ impl AcmeRead for SqliteStore {
         Ok(self
             .list_eab_keys()?
             .into_iter()
-            .filter(|k| !crate::engine::sealing::is_sealed(&k.hmac_key))
+            .filter(|k| !crate::store::sealed::is_sealed(&k.hmac_key))
             .map(|k| (k.kid, k.hmac_key))
             .collect())
     }

@@ -84,48 +84,16 @@ impl RequestsWrite for SqliteStore {
     ) -> Result<Decision, StoreError> {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let row: Option<(super::RequestStatus, i64)> = tx
-            .query_row(
-                "SELECT status, approvals_required FROM requests WHERE id = ?1",
-                params![request_id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        let required = match row {
-            None => return Err(StoreError::NotFound(format!("request {request_id}"))),
-            Some((super::RequestStatus::Pending, required)) => required,
-            Some((other, _)) => {
-                return Err(StoreError::Decided(format!(
-                    "request {request_id} is {other}; it can no longer be decided"
-                )))
-            }
-        };
-        let approvals = insert_decision(
+        let d = decide(
             &tx,
-            ("certificate", &format!("request {request_id}")),
+            &CERTIFICATE,
             request_id,
             (approver, approve, comment),
-        )?;
-        let claimed = approve && approvals >= required;
-        if !approve || claimed {
-            tx.execute(
-                "UPDATE requests SET status = ?2, decided_at = ?3 WHERE id = ?1 AND status = 'pending'",
-                params![request_id, if approve { "approved" } else { "denied" }, now()],
-            )?;
-        }
-        audit(
-            &tx,
             actor,
-            if approve {
-                "request.approved"
-            } else {
-                "request.denied"
-            },
-            &request_id.to_string(),
-            comment,
+            now(),
         )?;
         tx.commit()?;
-        Ok(Decision { approvals, claimed })
+        Ok(d)
     }
 
     fn cancel_request(&self, request_id: i64, actor: &str) -> Result<bool, StoreError> {
@@ -230,31 +198,123 @@ impl RequestsRead for SqliteStore {
     }
 }
 
-/// Records one approver's decision on request `id` of `kind` (`certificate` or `signature`,
-/// named `what` in messages) and returns how many approvals it now has; a second decision by
-/// the same approver is a conflict.
-pub(super) fn insert_decision(
+/// One kind of request that waits for approvals. Certificate requests and signature requests
+/// go through the same steps — read the request, record the approver's decision once, count,
+/// and on the quorum (or a denial) move the request on, all in the caller's transaction, so
+/// exactly one decision claims it — with the same refusals and messages.
+pub(super) struct Workflow {
+    /// The table of the requests.
+    table: &'static str,
+    /// `approvals.request_kind`.
+    kind: &'static str,
+    /// How a message names one ("request 7", "signature request 7").
+    noun: &'static str,
+    /// The audit trail's family of its actions (`request.approved`, `signature.denied`).
+    audit: &'static str,
+    /// The status the approval that completes the quorum gives it.
+    claimed: &'static str,
+    /// Whether that approval also decides it (`decided_at`): a certificate request is decided
+    /// when approved; a signature request when its signature is made or fails.
+    claim_decides: bool,
+}
+
+pub(super) const CERTIFICATE: Workflow = Workflow {
+    table: "requests",
+    kind: "certificate",
+    noun: "request",
+    audit: "request",
+    claimed: "approved",
+    claim_decides: true,
+};
+
+pub(super) const SIGNATURE: Workflow = Workflow {
+    table: "signature_requests",
+    kind: "signature",
+    noun: "signature request",
+    audit: "signature",
+    claimed: "signing",
+    claim_decides: false,
+};
+
+/// Records `approver`'s decision on request `id` of workflow `w`, in `tx`: a request that is
+/// not pending is [`StoreError::Decided`], a second decision by the same approver
+/// [`StoreError::Conflict`]; a denial ends the request, the approval that reaches the quorum
+/// claims it.
+pub(super) fn decide(
     tx: &rusqlite::Connection,
-    (kind, what): (&str, &str),
+    w: &Workflow,
     id: i64,
     (approver, approve, comment): (&str, bool, Option<&str>),
-) -> Result<i64, StoreError> {
+    actor: &str,
+    at: i64,
+) -> Result<Decision, StoreError> {
+    let row: Option<(String, i64)> = tx
+        .query_row(
+            &format!(
+                "SELECT status, approvals_required FROM {} WHERE id = ?1",
+                w.table
+            ),
+            params![id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let required = match row {
+        None => return Err(StoreError::NotFound(format!("{} {id}", w.noun))),
+        Some((status, required)) if status == "pending" => required,
+        Some((status, _)) => {
+            return Err(StoreError::Decided(format!(
+                "{} {id} is {status}; it can no longer be decided",
+                w.noun
+            )))
+        }
+    };
     let decision = if approve { "approve" } else { "deny" };
     let r = tx.execute(
         "INSERT INTO approvals (request_kind, request_id, approver, decision, comment, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![kind, id, approver, decision, comment, now()],
+        params![w.kind, id, approver, decision, comment, at],
     );
     match r {
         Err(e) if is_unique_violation(&e) => {
             return Err(StoreError::Conflict(format!(
-                "a decision by '{approver}' on {what}"
+                "a decision by '{approver}' on {} {id}",
+                w.noun
             )))
         }
         r => r?,
     };
-    Ok(tx.query_row(
+    let approvals: i64 = tx.query_row(
         "SELECT count(*) FROM approvals WHERE request_kind = ?1 AND request_id = ?2 AND decision = 'approve'",
-        params![kind, id],
+        params![w.kind, id],
         |r| r.get(0),
-    )?)
+    )?;
+    let claimed = approve && approvals >= required;
+    if !approve {
+        tx.execute(
+            &format!(
+                "UPDATE {} SET status = 'denied', decided_at = ?2 WHERE id = ?1 AND status = 'pending'",
+                w.table
+            ),
+            params![id, at],
+        )?;
+    } else if claimed {
+        tx.execute(
+            &format!(
+                "UPDATE {} SET status = ?2, decided_at = CASE WHEN ?3 THEN ?4 ELSE decided_at END WHERE id = ?1 AND status = 'pending'",
+                w.table
+            ),
+            params![id, w.claimed, w.claim_decides, at],
+        )?;
+    }
+    audit(
+        tx,
+        actor,
+        &format!(
+            "{}.{}",
+            w.audit,
+            if approve { "approved" } else { "denied" }
+        ),
+        &id.to_string(),
+        comment,
+    )?;
+    Ok(Decision { approvals, claimed })
 }

@@ -341,54 +341,16 @@ impl SigningWrite for SqliteStore {
     ) -> Result<Decision, StoreError> {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let row: Option<(super::SignatureRequestStatus, i64)> = tx
-            .query_row(
-                "SELECT status, approvals_required FROM signature_requests WHERE id = ?1",
-                params![id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        let required = match row {
-            None => return Err(StoreError::NotFound(format!("signature request {id}"))),
-            Some((super::SignatureRequestStatus::Pending, n)) => n,
-            Some((other, _)) => {
-                return Err(StoreError::Conflict(format!(
-                    "a decision on signature request {id}, which is {other},"
-                )))
-            }
-        };
-        let approvals = super::requests::insert_decision(
+        let d = super::requests::decide(
             &tx,
-            ("signature", &format!("signature request {id}")),
+            &super::requests::SIGNATURE,
             id,
             (approver, approve, comment),
-        )?;
-        let mut claimed = false;
-        if !approve {
-            tx.execute(
-                "UPDATE signature_requests SET status = 'denied', decided_at = ?2 WHERE id = ?1",
-                params![id, now()],
-            )?;
-        } else if approvals >= required {
-            tx.execute(
-                "UPDATE signature_requests SET status = 'signing' WHERE id = ?1",
-                params![id],
-            )?;
-            claimed = true;
-        }
-        audit(
-            &tx,
             actor,
-            if approve {
-                "signature.approved"
-            } else {
-                "signature.denied"
-            },
-            &id.to_string(),
-            comment,
+            now(),
         )?;
         tx.commit()?;
-        Ok(Decision { approvals, claimed })
+        Ok(d)
     }
 
     fn finish_signature_request(
