@@ -9,7 +9,7 @@ VENV_BIN := $(CURDIR)/.venv/bin
 help:
 	@echo "make run    build, create a demo CA in ./demo (SoftHSM2 if installed) and serve it"
 	@echo "make test   install test tools (make deps), then fmt check, clippy and every test"
-	@echo "make deps   apt packages (softhsm2 opensc openssl curl osslsigncode JDK gcab msitools wixl, libp11 engine, sbsigntool, p11-kit, rpm, gpg, skopeo, docker-registry, reprepro, chromium), .venv (pkilint imgtool pycose certbot signify schemathesis pyyaml) and tests/console (npm: playwright-core axe-core)"
+	@echo "make deps   apt packages (softhsm2 opensc openssl curl osslsigncode JDK gcab msitools wixl, libp11 engine, sbsigntool, p11-kit, rpm, gpg, skopeo, docker-registry, reprepro, chromium), .venv (pkilint imgtool pycose certbot signify schemathesis pyyaml) and tests/console (npm: playwright-core axe-core), mdbook in .tools"
 	@echo "make docs   regenerate docs/reference/cli.md (clap) and http.md (openapi.yaml), man pages in target/man, and build the book (docs/) into target/book with mdBook (installed into .tools when missing)"
 	@echo "make lint   cargo fmt --check and clippy"
 	@echo "make bench  issuance, revocation, factory, signing, PKCS#11, OpenPGP and console benchmarks against their peers (prints ratios)"
@@ -37,20 +37,14 @@ run:
 	cargo build --release --workspace
 	@scripts/demo.sh
 
-# The docs book: mdBook, pinned, built from crates.io into .tools/ the first time (a few
-# minutes); the reference pages regenerated (tests/it/docs_book.rs fails when the committed
-# ones differ), then the HTML in target/book/.
-MDBOOK_VERSION := 0.5.4
-MDBOOK := $(CURDIR)/.tools/bin/mdbook
+# The docs book: the reference pages regenerated (tests/it/docs_book.rs fails when the committed
+# ones differ), then the HTML in target/book/ with mdBook, pinned, which scripts/mdbook.sh
+# builds from crates.io into .tools/ the first time (a few minutes).
 docs:
-	@if ! "$(MDBOOK)" --version 2>/dev/null | grep -qx "mdbook v$(MDBOOK_VERSION)"; then \
-		echo "docs: installing mdbook $(MDBOOK_VERSION) into .tools/"; \
-		cargo install --locked --quiet --root "$(CURDIR)/.tools" --no-default-features --features search \
-			mdbook --version $(MDBOOK_VERSION); \
-	fi
+	@scripts/mdbook.sh > /dev/null
 	cargo run --quiet --example cli_docs
 	@py="$(VENV_BIN)/python3"; "$$py" -c 'import yaml' 2>/dev/null || py=python3; "$$py" scripts/http_reference.py
-	"$(MDBOOK)" build
+	.tools/bin/mdbook build
 	@echo "docs: the book is in target/book/index.html"
 
 bench:

@@ -84,7 +84,11 @@ for m in playwright-core axe-core; do
     test -d "tests/console/node_modules/$m" || { echo "deps: tests/console/node_modules/$m missing after npm ci" >&2; exit 1; }
 done
 
-# imgtool, certbot and the other Python tools live only in .venv/bin; the README's blocks expect
+# mdBook (pinned, in .tools/bin), for the test that builds the docs book as `make docs` does.
+mdbook=$(scripts/mdbook.sh)
+echo "deps: $("$mdbook" --version) in .tools/bin"
+
+# imgtool, certbot and the other Python tools live only in .venv/bin; the book's blocks expect
 # it on PATH (the tour's set-up line adds it, with the release build).
-echo "deps: the Python tools (imgtool, certbot, ...) are in .venv/bin; to run the README's commands, put it on PATH:"
+echo "deps: the Python tools (imgtool, certbot, ...) are in .venv/bin; to run the book's commands, put it on PATH:"
 echo "  export PATH=\"$PWD/.venv/bin:\$PATH\""

@@ -1,9 +1,9 @@
 //! The docs book holds together: docs/SUMMARY.md (mdBook's table of contents) links every page
-//! under docs/ and nothing that is missing, every relative link of the README and the book
-//! points at a file (and a heading) that exists, and the generated reference pages are what
-//! their generators write now (docs/reference/cli.md from clap's definition of the command
-//! line, docs/reference/http.md from openapi.yaml). `make docs` regenerates both and builds the
-//! HTML; the shell blocks of the pages are run by `readme.rs`, whose module this is (so
+//! under docs/ and nothing that is missing, mdBook builds it as `make docs` does, every relative
+//! link of the README and the book points at a file (and a heading) that exists, and the
+//! generated reference pages are what their generators write now (docs/reference/cli.md from
+//! clap's definition of the command line, docs/reference/http.md from openapi.yaml). The shell
+//! blocks of the pages are run by `readme.rs`, whose module this is (so
 //! `cargo test --test it readme` runs both).
 
 use std::collections::BTreeSet;
@@ -139,6 +139,40 @@ fn summary_links_every_page_of_the_book() {
         unlinked.is_empty(),
         "pages of docs/ that docs/SUMMARY.md does not link (so the book leaves them out): {unlinked:?}"
     );
+}
+
+#[test]
+fn the_book_builds_as_make_docs_builds_it() {
+    // mdBook as `make docs` runs it (pinned; `make deps` installs it into .tools/bin).
+    let mdbook = repo().join(".tools/bin/mdbook");
+    assert!(
+        mdbook.is_file(),
+        "{} is missing: run `make deps` (or scripts/mdbook.sh), which installs it",
+        mdbook.display()
+    );
+    let dest = tempfile::tempdir().expect("tmp");
+    let out = run(std::process::Command::new(&mdbook)
+        .arg("build")
+        .arg("--dest-dir")
+        .arg(dest.path())
+        .current_dir(repo()));
+    let said = text_of(&out);
+    assert!(out.status.success(), "mdbook build failed:\n{said}");
+    assert!(
+        !said.contains("WARN") && !said.contains("ERROR"),
+        "mdbook build warned:\n{said}"
+    );
+    // A page for every chapter of SUMMARY.md (README.md becomes index.html).
+    for (line, target) in links(&read("docs/SUMMARY.md")) {
+        let html = match target.as_str() {
+            "README.md" => "index.html".to_string(),
+            t => t.replace(".md", ".html"),
+        };
+        assert!(
+            dest.path().join(&html).is_file(),
+            "docs/SUMMARY.md:{line}: mdbook wrote no {html}"
+        );
+    }
 }
 
 #[test]
