@@ -558,7 +558,7 @@ fn main() -> Res<()> {
         &requests_for(&ossl_ca, &ocsp_serials, 8192, false)?,
     )?;
 
-    let store = hallmark::store::open_existing(&db)?;
+    let store = hallmark::store::open_existing(&db, hallmark::clock::system())?;
     let our_ca = store
         .get_ca("code-signing-ca")?
         .and_then(|c| c.cert_der)
@@ -596,7 +596,7 @@ fn main() -> Res<()> {
     let get_secs = env_num("HALLMARK_BENCH_GET_SECS", 10);
     let mut get_rows = None;
     let ours = (|| -> Res<(Load, Load, Load, f64)> {
-        let store = hallmark::store::open_existing(&db)?;
+        let store = hallmark::store::open_existing(&db, hallmark::clock::system())?;
         loop {
             let n = store.count_presigned(Some("code-signing-ca"))?;
             if n as usize >= revoked_n {

@@ -643,8 +643,8 @@ fn eab_keys_sealed(keys: Keys) {
 }
 
 /// Time is injected: on a clock set a year ahead of the system's, a certificate starts then
-/// and a token that expires in a day works until
-/// the clock is moved past its expiry, and a certificate request expires when the clock says.
+/// and its records and audit events carry that time; a token that expires in a day works until
+/// the clock is moved past its expiry.
 #[test]
 fn services_and_the_store_take_time_from_the_injected_clock() {
     use hallmark::clock::{Clock, ManualClock, SystemClock};
@@ -666,6 +666,15 @@ fn services_and_the_store_take_time_from_the_injected_clock() {
         not_before <= start && not_before > start - 86_400,
         "notBefore {not_before} is not the clock's {start} (less the profile's backdating)"
     );
+    let rec = hm
+        .store
+        .get_certificate(&issued.serial)
+        .expect("get")
+        .expect("recorded");
+    assert_eq!(rec.created_at, start, "the record's time is the clock's");
+    assert_eq!(rec.issued_at, Some(start));
+    let newest = hm.store.audit_events(1).expect("audit");
+    assert_eq!(newest[0].at, start, "{:?}", newest[0]);
 
     let (_, secret) = hm
         .create_token(

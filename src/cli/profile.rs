@@ -18,7 +18,7 @@ pub enum ProfileCmd {
 
 /// Why a profile's issuer is not usable: not a CA (root or issuing) in the config's database.
 fn issuer_missing(cfg: &crate::config::Config, issuer: &str) -> anyhow::Result<Option<String>> {
-    let store = crate::store::open_existing(&cfg.database_path())?;
+    let store = crate::store::open_existing(&cfg.database_path(), crate::clock::system())?;
     let cas: Vec<String> = store
         .list_cas()?
         .into_iter()

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use crate::engine::Hallmark;
 use crate::error::{Error, Result};
 use crate::policy::auth::{AuthError, Credential};
-use crate::store::{SessionRecord};
+use crate::store::SessionRecord;
 
 /// A session's last use is written at most this often (not on every page): its idle end is
 /// exact to within this.

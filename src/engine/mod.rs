@@ -142,7 +142,7 @@ impl Hallmark {
     /// store take every time from it.
     pub fn with_clock(config: Config, clock: SharedClock) -> Result<Hallmark> {
         let config_key_policies = check_config(&config)?;
-        let store = crate::store::open_existing(&config.database_path())?;
+        let store = crate::store::open_existing(&config.database_path(), clock.clone())?;
         let profiles = Profiles::load_dir(&config.profiles_dir())?;
         Ok(Hallmark {
             config,

@@ -31,9 +31,7 @@ use crate::issuer::ocsp::{
     self, CertIdHash, CertStatus, RequestError, ResponderKey, ResponseStatus,
 };
 use crate::keys::{subject_public_key_bits, SignatureScheme, Signer};
-use crate::store::{
-    CaRole, NewRevocation, PresignCandidate, Presigned, RevokeOutcome, StoreError,
-};
+use crate::store::{CaRole, NewRevocation, PresignCandidate, Presigned, RevokeOutcome, StoreError};
 
 mod crl;
 pub(crate) mod error;

@@ -40,8 +40,8 @@ use crate::policy::auth::{AuthError, Credential, Scope};
 use crate::policy::signing::KeyPolicy;
 use crate::policy::PolicyError;
 use crate::store::{
-    ApprovalRecord, KeyRecord, SignatureRecord, SignatureRequestRecord,
-    SignatureRequestStatus, SignedRequest, StoreError,
+    ApprovalRecord, KeyRecord, SignatureRecord, SignatureRequestRecord, SignatureRequestStatus,
+    SignedRequest, StoreError,
 };
 
 /// Largest accepted metadata object, serialized.

@@ -145,12 +145,14 @@ pub fn open(path: &Path) -> Result<Arc<dyn Store>, StoreError> {
 }
 
 /// Opens an existing database; fails if there is none at `path`.
-pub fn open_existing(path: &Path) -> Result<Arc<dyn Store>, StoreError> {
-    Ok(Arc::new(SqliteStore::open_existing(path)?))
-}
-
-pub fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
+/// Opens the existing store at `path`, its times taken from `clock`.
+pub fn open_existing(
+    path: &Path,
+    clock: crate::clock::SharedClock,
+) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(Arc::new(
+        SqliteStore::open_existing(path)?.with_clock(clock),
+    ))
 }
 
 /// A stored time (Unix seconds) as RFC 3339, the form every answer and listing shows; a time

@@ -770,7 +770,7 @@ fn responder_certificate_is_renewed_before_it_expires() {
     let old = hm.store.get_ca("code-signing-ca-ocsp").unwrap().unwrap();
     // Pretend the responder certificate ends tomorrow.
     ca.store()
-        .set_ca_not_after("code-signing-ca-ocsp", hallmark::store::now() + 86_400)
+        .set_ca_not_after("code-signing-ca-ocsp", hm.clock.now() + 86_400)
         .expect("not after");
     assert_eq!(
         hm.renew_responders("test").unwrap(),
@@ -778,7 +778,7 @@ fn responder_certificate_is_renewed_before_it_expires() {
     );
     let new = hm.store.get_ca("code-signing-ca-ocsp").unwrap().unwrap();
     assert_ne!(new.serial, old.serial);
-    assert!(new.not_after.unwrap() > hallmark::store::now() + 80 * 86_400);
+    assert!(new.not_after.unwrap() > hm.clock.now() + 80 * 86_400);
     assert!(hm
         .store
         .audit_events(20)

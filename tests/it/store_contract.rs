@@ -170,6 +170,12 @@ pub mod contract {
     }
 
     /// A time the store assigned: between `t0` (taken before the call) and now.
+    /// The system's time: these stores record on the system clock.
+    fn now() -> i64 {
+        use hallmark::clock::Clock;
+        hallmark::clock::SystemClock.now()
+    }
+
     fn assigned(t: i64, t0: i64, what: &str) {
         assert!((t0..=now()).contains(&t), "{what}: {t} not in [{t0}, now]");
     }

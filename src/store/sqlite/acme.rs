@@ -120,6 +120,7 @@ impl AcmeWrite for SqliteStore {
         };
         audit(
             &tx,
+            self.now(),
             actor,
             "acme.eab.create",
             &k.kid,
@@ -143,12 +144,12 @@ impl AcmeWrite for SqliteStore {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let n = tx.execute(
             "UPDATE acme_eab_keys SET revoked_at = ?2 WHERE kid = ?1 AND revoked_at IS NULL",
-            params![kid, now()],
+            params![kid, self.now()],
         )?;
         if n == 0 {
             return Err(StoreError::NotFound(format!("unrevoked EAB key '{kid}'")));
         }
-        audit(&tx, actor, "acme.eab.revoke", kid, None)?;
+        audit(&tx, self.now(), actor, "acme.eab.revoke", kid, None)?;
         tx.commit()?;
         Ok(())
     }
@@ -160,7 +161,7 @@ impl AcmeWrite for SqliteStore {
         // Nonces are random: one insert in 64 (those starting with 'A') sweeps expired ones.
         if nonce.as_bytes().first().is_some_and(|b| *b == b'A') {
             conn.prepare_cached("DELETE FROM acme_nonces WHERE expires_at <= ?1")?
-                .execute(params![now()])?;
+                .execute(params![self.now()])?;
         }
         Ok(())
     }
@@ -169,7 +170,7 @@ impl AcmeWrite for SqliteStore {
         let conn = self.conn()?;
         let n = conn
             .prepare_cached("DELETE FROM acme_nonces WHERE nonce = ?1 AND expires_at > ?2")?
-            .execute(params![nonce, now()])?;
+            .execute(params![nonce, self.now()])?;
         if n == 0 {
             conn.prepare_cached("DELETE FROM acme_nonces WHERE nonce = ?1")?
                 .execute(params![nonce])?;
@@ -215,6 +216,7 @@ impl AcmeWrite for SqliteStore {
         };
         audit(
             &tx,
+            self.now(),
             actor,
             "acme.account.create",
             &a.id,
@@ -243,7 +245,7 @@ impl AcmeWrite for SqliteStore {
                 "UPDATE acme_accounts SET contact = ?2 WHERE id = ?1",
                 params![id, c],
             )?;
-            audit(&tx, actor, "acme.account.update", id, Some(c))?;
+            audit(&tx, self.now(), actor, "acme.account.update", id, Some(c))?;
         }
         if let Some(s) = status {
             tx.execute(
@@ -256,7 +258,14 @@ impl AcmeWrite for SqliteStore {
                     params![id],
                 )?;
             }
-            audit(&tx, actor, "acme.account.status", id, Some(s.as_str()))?;
+            audit(
+                &tx,
+                self.now(),
+                actor,
+                "acme.account.status",
+                id,
+                Some(s.as_str()),
+            )?;
         }
         tx.commit()?;
         Ok(())
@@ -281,7 +290,14 @@ impl AcmeWrite for SqliteStore {
             }
             r => r?,
         };
-        audit(&tx, actor, "acme.account.key-change", id, Some(thumbprint))?;
+        audit(
+            &tx,
+            self.now(),
+            actor,
+            "acme.account.key-change",
+            id,
+            Some(thumbprint),
+        )?;
         tx.commit()?;
         Ok(())
     }
@@ -340,6 +356,7 @@ impl AcmeWrite for SqliteStore {
         }
         audit(
             &tx,
+            self.now(),
             actor,
             "acme.order.create",
             &o.id,
@@ -361,7 +378,7 @@ impl AcmeWrite for SqliteStore {
             params![id],
         )?;
         if n == 1 {
-            audit(&tx, actor, "acme.challenge.start", id, None)?;
+            audit(&tx, self.now(), actor, "acme.challenge.start", id, None)?;
         }
         tx.commit()?;
         Ok(n == 1)
@@ -375,7 +392,7 @@ impl AcmeWrite for SqliteStore {
     ) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let t = now();
+        let t = self.now();
         let (authz_id, order_id): (String, String) = tx
             .query_row(
                 "SELECT c.authz_id, a.order_id FROM acme_challenges c JOIN acme_authzs a ON a.id = c.authz_id WHERE c.id = ?1",
@@ -405,7 +422,7 @@ impl AcmeWrite for SqliteStore {
                         params![order_id],
                     )?;
                 }
-                audit(&tx, actor, "acme.challenge.valid", id, None)?;
+                audit(&tx, self.now(), actor, "acme.challenge.valid", id, None)?;
             }
             Some(e) => {
                 tx.execute(
@@ -420,7 +437,14 @@ impl AcmeWrite for SqliteStore {
                     "UPDATE acme_orders SET status = 'invalid', error = ?2 WHERE id = ?1 AND status IN ('pending', 'ready')",
                     params![order_id, e],
                 )?;
-                audit(&tx, actor, "acme.challenge.invalid", id, Some(e))?;
+                audit(
+                    &tx,
+                    self.now(),
+                    actor,
+                    "acme.challenge.invalid",
+                    id,
+                    Some(e),
+                )?;
             }
         }
         tx.commit()?;
@@ -438,7 +462,7 @@ impl AcmeWrite for SqliteStore {
             "UPDATE acme_orders SET status = 'invalid' WHERE status IN ('pending', 'ready') AND id = (SELECT order_id FROM acme_authzs WHERE id = ?1)",
             params![id],
         )?;
-        audit(&tx, actor, "acme.authz.deactivate", id, None)?;
+        audit(&tx, self.now(), actor, "acme.authz.deactivate", id, None)?;
         tx.commit()?;
         Ok(())
     }
@@ -446,13 +470,13 @@ impl AcmeWrite for SqliteStore {
     fn start_acme_finalize(&self, id: &str, actor: &str) -> Result<bool, StoreError> {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        expire(&tx, now())?;
+        expire(&tx, self.now())?;
         let n = tx.execute(
             "UPDATE acme_orders SET status = 'processing' WHERE id = ?1 AND status = 'ready'",
             params![id],
         )?;
         if n == 1 {
-            audit(&tx, actor, "acme.order.finalize", id, None)?;
+            audit(&tx, self.now(), actor, "acme.order.finalize", id, None)?;
         }
         tx.commit()?;
         Ok(n == 1)
@@ -472,14 +496,14 @@ impl AcmeWrite for SqliteStore {
                     "UPDATE acme_orders SET status = 'valid', cert_serial = ?2 WHERE id = ?1",
                     params![id, serial],
                 )?;
-                audit(&tx, actor, "acme.order.valid", id, Some(serial))?;
+                audit(&tx, self.now(), actor, "acme.order.valid", id, Some(serial))?;
             }
             Err(e) => {
                 tx.execute(
                     "UPDATE acme_orders SET status = 'invalid', error = ?2 WHERE id = ?1",
                     params![id, e],
                 )?;
-                audit(&tx, actor, "acme.order.invalid", id, Some(e))?;
+                audit(&tx, self.now(), actor, "acme.order.invalid", id, Some(e))?;
             }
         }
         tx.commit()?;
@@ -545,7 +569,7 @@ impl AcmeRead for SqliteStore {
     fn get_acme_order(&self, id: &str) -> Result<Option<AcmeOrder>, StoreError> {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        expire(&tx, now())?;
+        expire(&tx, self.now())?;
         let o = tx
             .query_row(
                 &format!("SELECT {ORDER_COLS} FROM acme_orders WHERE id = ?1"),
@@ -569,7 +593,7 @@ impl AcmeRead for SqliteStore {
     fn get_acme_authz(&self, id: &str) -> Result<Option<AcmeAuthz>, StoreError> {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        expire(&tx, now())?;
+        expire(&tx, self.now())?;
         let a = tx
             .query_row(
                 &format!("SELECT {AUTHZ_COLS} FROM acme_authzs WHERE id = ?1"),
@@ -630,7 +654,7 @@ impl AcmeRead for SqliteStore {
         let conn = self.conn()?;
         let n: i64 = conn.query_row(
             "SELECT COUNT(*) FROM acme_authzs WHERE account_id = ?1 AND id_type = ?2 AND id_value = ?3 AND status = 'valid' AND expires_at > ?4",
-            params![account_id, id_type, id_value, now()],
+            params![account_id, id_type, id_value, self.now()],
             |r| r.get(0),
         )?;
         Ok(n > 0)

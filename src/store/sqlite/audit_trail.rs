@@ -16,7 +16,7 @@ impl AuditWrite for SqliteStore {
     ) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        audit(&tx, actor, action, subject, detail)?;
+        audit(&tx, self.now(), actor, action, subject, detail)?;
         tx.commit()?;
         Ok(())
     }
@@ -31,10 +31,17 @@ impl AuditWrite for SqliteStore {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let n = tx.execute(
             "INSERT OR IGNORE INTO expiry_notices (serial, not_after, noticed_at) VALUES (?1, ?2, ?3)",
-            params![c.serial, c.not_after, now()],
+            params![c.serial, c.not_after, self.now()],
         )?;
         if n == 1 {
-            audit(&tx, actor, "certificate.expiring", &c.serial, Some(detail))?;
+            audit(
+                &tx,
+                self.now(),
+                actor,
+                "certificate.expiring",
+                &c.serial,
+                Some(detail),
+            )?;
         }
         tx.commit()?;
         Ok(())

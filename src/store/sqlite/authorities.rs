@@ -90,7 +90,14 @@ impl AuthoritiesWrite for SqliteStore {
         } else {
             "ca.csr_created"
         };
-        audit(&tx, actor, action, &ca.name, ca.subject.as_deref())?;
+        audit(
+            &tx,
+            self.now(),
+            actor,
+            action,
+            &ca.name,
+            ca.subject.as_deref(),
+        )?;
         tx.commit()?;
         Ok(())
     }
@@ -107,6 +114,7 @@ impl AuthoritiesWrite for SqliteStore {
         }
         audit(
             &tx,
+            self.now(),
             actor,
             "ca.certificate_imported",
             &ca.name,
@@ -139,7 +147,14 @@ impl AuthoritiesWrite for SqliteStore {
             p.locality.as_deref().unwrap_or("-"),
             profiles
         );
-        audit(&tx, actor, "publisher.added", &p.id, Some(&detail))?;
+        audit(
+            &tx,
+            self.now(),
+            actor,
+            "publisher.added",
+            &p.id,
+            Some(&detail),
+        )?;
         tx.commit()?;
         Ok(())
     }
@@ -161,7 +176,14 @@ impl AuthoritiesWrite for SqliteStore {
         if n != 1 {
             return Err(StoreError::NotFound(format!("publisher '{id}'")));
         }
-        audit(&tx, actor, "publisher.profiles_changed", id, Some(&json))?;
+        audit(
+            &tx,
+            self.now(),
+            actor,
+            "publisher.profiles_changed",
+            id,
+            Some(&json),
+        )?;
         tx.commit()?;
         Ok(())
     }
@@ -188,6 +210,7 @@ impl AuthoritiesWrite for SqliteStore {
         }
         audit(
             &tx,
+            self.now(),
             actor,
             "ca.certificate_renewed",
             name,

@@ -43,7 +43,7 @@ fn complete_one(
     if n != 1 {
         return Err(StoreError::NotFound(format!("certificate intent {serial}")));
     }
-    audit(c, actor, "certificate.issued", serial, None)
+    audit(c, t, actor, "certificate.issued", serial, None)
 }
 
 /// Records intents without a savepoint each: an expected refusal is found by a lookup before
@@ -51,12 +51,13 @@ fn complete_one(
 fn record_checked(
     tx: &Connection,
     intents: &[Intent],
+    t: i64,
 ) -> Result<Vec<Result<i64, StoreError>>, StoreError> {
     let mut out = Vec::with_capacity(intents.len());
     for i in intents {
         match intent_refusal(tx, i)? {
             Some(refused) => out.push(Err(refused)),
-            None => out.push(Ok(insert_intent(tx, i)?)),
+            None => out.push(Ok(insert_intent(tx, i, t)?)),
         }
     }
     Ok(out)
@@ -87,8 +88,7 @@ fn intent_refusal(c: &Connection, i: &Intent) -> Result<Option<StoreError>, Stor
     Ok(None)
 }
 
-fn insert_intent(tx: &Connection, i: &Intent) -> Result<i64, StoreError> {
-    let t = now();
+fn insert_intent(tx: &Connection, i: &Intent, t: i64) -> Result<i64, StoreError> {
     let request_id = match i.request_id {
         // An approved request is answered by one certificate: the intent takes the request's
         // single certificate slot in the same transaction, so a second intent is refused.
@@ -154,6 +154,7 @@ fn insert_intent(tx: &Connection, i: &Intent) -> Result<i64, StoreError> {
     };
     audit(
         tx,
+        t,
         &i.requester,
         "certificate.intent",
         &i.serial,
@@ -167,14 +168,15 @@ fn insert_intent(tx: &Connection, i: &Intent) -> Result<i64, StoreError> {
 
 impl IssuanceWrite for SqliteStore {
     fn record_intent(&self, i: &Intent) -> Result<i64, StoreError> {
-        let i = i.clone();
-        self.group_write(Box::new(move |c| insert_intent(c, &i)))
+        let (i, clock) = (i.clone(), self.clock.clone());
+        self.group_write(Box::new(move |c| insert_intent(c, &i, clock.now())))
     }
 
     fn record_intents(
         &self,
         intents: &[Intent],
     ) -> Result<Vec<Result<i64, StoreError>>, StoreError> {
+        let t = self.now();
         let mut conn = self.conn()?;
         // Fast path: the refusals a batch can meet (a device that already has a certificate, a
         // station past its quota) are looked up first, so the inserts need no savepoint each
@@ -182,7 +184,7 @@ impl IssuanceWrite for SqliteStore {
         // transaction back and the batch is recorded again with a savepoint per intent.
         {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            if let Ok(out) = record_checked(&tx, intents) {
+            if let Ok(out) = record_checked(&tx, intents, t) {
                 tx.commit()?;
                 return Ok(out);
             }
@@ -192,7 +194,7 @@ impl IssuanceWrite for SqliteStore {
         for i in intents {
             let r = (|| {
                 let sp = tx.savepoint()?;
-                let id = insert_intent(&sp, i)?;
+                let id = insert_intent(&sp, i, t)?;
                 sp.commit()?;
                 Ok(id)
             })();
@@ -209,8 +211,9 @@ impl IssuanceWrite for SqliteStore {
         actor: &str,
     ) -> Result<(), StoreError> {
         let (serial, der, actor) = (serial.to_string(), cert_der.to_vec(), actor.to_string());
+        let clock = self.clock.clone();
         self.group_write(Box::new(move |c| {
-            complete_one(c, &serial, &der, &actor, now())?;
+            complete_one(c, &serial, &der, &actor, clock.now())?;
             Ok(0)
         }))
         .map(|_| ())
@@ -219,7 +222,7 @@ impl IssuanceWrite for SqliteStore {
     fn complete_issuances(&self, done: &[(&str, &[u8])], actor: &str) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let t = now();
+        let t = self.now();
         {
             for (serial, der) in done {
                 complete_one(&tx, serial, der, actor, t)?;
@@ -247,7 +250,14 @@ impl IssuanceWrite for SqliteStore {
             "UPDATE requests SET certificate_serial = NULL WHERE id = (SELECT request_id FROM certificates WHERE serial = ?1) AND certificate_serial = ?1 AND status = 'approved'",
             params![serial],
         )?;
-        audit(&tx, actor, "certificate.abandoned", serial, Some(reason))?;
+        audit(
+            &tx,
+            self.now(),
+            actor,
+            "certificate.abandoned",
+            serial,
+            Some(reason),
+        )?;
         tx.commit()?;
         Ok(())
     }

@@ -31,6 +31,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::{params, Connection};
 
+use crate::clock::SharedClock;
 use crate::store::cache::{Cache, State as CacheState};
 use crate::store::*;
 
@@ -57,6 +58,8 @@ pub struct SqliteStore {
     readers: readers::Readers,
     /// Records every API request reads (see `store/cache.rs`).
     cache: Cache,
+    /// Where records' times come from (the services' clock, when they opened the store).
+    clock: SharedClock,
 }
 
 /// Tables whose rows are cached (or decide a cached answer).
@@ -95,6 +98,7 @@ fn watch(writer: &Connection, epoch: std::sync::Arc<std::sync::atomic::AtomicU64
 
 fn audit(
     tx: &Connection,
+    at: i64,
     actor: &str,
     action: &str,
     subject: &str,
@@ -103,7 +107,7 @@ fn audit(
     tx.prepare_cached(
         "INSERT INTO audit (at, actor, action, subject, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
-    .execute(params![now(), actor, action, subject, detail])?;
+    .execute(params![at, actor, action, subject, detail])?;
     Ok(())
 }
 
@@ -238,7 +242,19 @@ impl SqliteStore {
             queue: Mutex::new(GroupQueue::default()),
             conn: Mutex::new(conn),
             cache,
+            clock: crate::clock::system(),
         })
+    }
+
+    /// The store on `clock`: every time it records (created, decided, audit) is the clock's.
+    pub fn with_clock(mut self, clock: SharedClock) -> SqliteStore {
+        self.clock = clock;
+        self
+    }
+
+    /// Now, on the store's clock.
+    fn now(&self) -> i64 {
+        self.clock.now()
     }
 
     fn conn(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
@@ -391,7 +407,7 @@ impl Maintenance for SqliteStore {
         }
         let intents: i64 = conn.query_row(
             "SELECT count(*) FROM certificates WHERE status = 'intent' AND created_at < ?1",
-            params![now() - 300],
+            params![self.now() - 300],
             |r| r.get(0),
         )?;
         if intents > 0 {
@@ -742,7 +758,7 @@ mod tests {
                     device_serial: None,
                     cn_name: None,
                     approvals_required: 2,
-                    expires_at: now() + 60,
+                    expires_at: s.now() + 60,
                     identity: None,
                 },
                 "ci",

@@ -57,11 +57,12 @@ impl RequestsWrite for SqliteStore {
         tx.execute(
             "INSERT INTO requests (profile, publisher, requester, csr_der, status, created_at, expires_at, device_serial, cn_name, approvals_required, identity)
              VALUES (?1,?2,?3,?4,'pending',?5,?6,?7,?8,?9,?10)",
-            params![n.profile, n.publisher, n.requester, n.csr_der, now(), n.expires_at, n.device_serial, n.cn_name, n.approvals_required, n.identity],
+            params![n.profile, n.publisher, n.requester, n.csr_der, self.now(), n.expires_at, n.device_serial, n.cn_name, n.approvals_required, n.identity],
         )?;
         let id = tx.last_insert_rowid();
         audit(
             &tx,
+            self.now(),
             actor,
             "request.pending",
             &id.to_string(),
@@ -90,7 +91,7 @@ impl RequestsWrite for SqliteStore {
             request_id,
             (approver, approve, comment),
             actor,
-            now(),
+            self.now(),
         )?;
         tx.commit()?;
         Ok(d)
@@ -101,11 +102,12 @@ impl RequestsWrite for SqliteStore {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let n = tx.execute(
             "UPDATE requests SET status = 'cancelled', decided_at = ?2 WHERE id = ?1 AND status = 'pending'",
-            params![request_id, now()],
+            params![request_id, self.now()],
         )?;
         if n == 1 {
             audit(
                 &tx,
+                self.now(),
                 actor,
                 "request.cancelled",
                 &request_id.to_string(),
@@ -138,11 +140,12 @@ impl RequestsWrite for SqliteStore {
             "UPDATE requests SET status = ?2, decided_at = ?3, certificate_serial = coalesce(?4, certificate_serial)
              WHERE id = ?1 AND (status = 'pending' OR (status = 'approved' AND approvals_required > 0))
                AND (?5 IS NULL OR status = ?5)",
-            params![request_id, status, now(), serial, from],
+            params![request_id, status, self.now(), serial, from],
         )?;
         if n == 1 {
             audit(
                 &tx,
+                self.now(),
                 actor,
                 &format!("request.{status}"),
                 &request_id.to_string(),
@@ -307,6 +310,7 @@ pub(super) fn decide(
     }
     audit(
         tx,
+        at,
         actor,
         &format!(
             "{}.{}",

@@ -62,7 +62,7 @@ impl RevocationWrite for SqliteStore {
             Some((ca, super::CertStatus::Issued)) => ca,
             _ => return Err(StoreError::NotFound(format!("certificate {}", r.serial))),
         };
-        let t = now();
+        let t = self.now();
         let existing = tx
             .query_row(
                 "SELECT reason, revoked_at, invalidity_date, crl_shard FROM revocations WHERE serial = ?1",
@@ -88,6 +88,7 @@ impl RevocationWrite for SqliteStore {
                 )?;
                 audit(
                     &tx,
+                    self.now(),
                     actor,
                     "certificate.revocation_updated",
                     &r.serial,
@@ -120,6 +121,7 @@ impl RevocationWrite for SqliteStore {
                 )?;
                 audit(
                     &tx,
+                    self.now(),
                     actor,
                     "certificate.revoked",
                     &r.serial,
@@ -172,7 +174,14 @@ impl RevocationWrite for SqliteStore {
             params![ca],
             |r| r.get(0),
         )?;
-        audit(&tx, actor, "crl.issued", ca, Some(&format!("number {n}")))?;
+        audit(
+            &tx,
+            self.now(),
+            actor,
+            "crl.issued",
+            ca,
+            Some(&format!("number {n}")),
+        )?;
         tx.commit()?;
         Ok(n as u64)
     }
@@ -383,7 +392,7 @@ impl RevocationRead for SqliteStore {
         after: &str,
         limit: usize,
     ) -> Result<Vec<PresignCandidate>, StoreError> {
-        let t = now();
+        let t = self.now();
         self.read(|c| {
             let mut stmt = c.prepare_cached(
                 "SELECT c.serial, r.reason, r.revoked_at FROM certificates c

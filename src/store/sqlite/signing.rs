@@ -237,6 +237,7 @@ impl SigningWrite for SqliteStore {
         };
         audit(
             &tx,
+            self.now(),
             actor,
             "key.openpgp",
             &k.key_label,
@@ -260,7 +261,7 @@ impl SigningWrite for SqliteStore {
                 p.approvals_required,
                 p.approvers,
                 p.rate_per_minute,
-                now()
+                self.now()
             ],
         )?;
         let detail = format!(
@@ -274,7 +275,14 @@ impl SigningWrite for SqliteStore {
                 .map(|r| r.to_string())
                 .unwrap_or_else(|| "-".into())
         );
-        audit(&tx, actor, "key.policy", &p.key_label, Some(&detail))?;
+        audit(
+            &tx,
+            self.now(),
+            actor,
+            "key.policy",
+            &p.key_label,
+            Some(&detail),
+        )?;
         tx.commit()?;
         Ok(())
     }
@@ -311,7 +319,7 @@ impl SigningWrite for SqliteStore {
                 r.format,
                 r.metadata,
                 r.approvals_required,
-                now(),
+                self.now(),
                 r.expires_at,
                 id,
                 r.identity
@@ -319,6 +327,7 @@ impl SigningWrite for SqliteStore {
         )?;
         audit(
             &tx,
+            self.now(),
             actor,
             "signature.pending",
             &id.to_string(),
@@ -347,7 +356,7 @@ impl SigningWrite for SqliteStore {
             id,
             (approver, approve, comment),
             actor,
-            now(),
+            self.now(),
         )?;
         tx.commit()?;
         Ok(d)
@@ -369,7 +378,7 @@ impl SigningWrite for SqliteStore {
                 id,
                 from,
                 status,
-                now(),
+                self.now(),
                 signed.map(|s| s.signature_id),
                 signed.map(|s| s.signature),
                 signed.and_then(|s| s.timestamp_token)
@@ -378,6 +387,7 @@ impl SigningWrite for SqliteStore {
         if n == 1 {
             audit(
                 &tx,
+                self.now(),
                 actor,
                 &format!("signature.{status}"),
                 &id.to_string(),
@@ -393,7 +403,7 @@ impl SigningWrite for SqliteStore {
     fn insert_signature(&self, s: &SignatureRecord, actor: &str) -> Result<i64, StoreError> {
         // Concurrent signatures share one commit (group commit): each is durable before this
         // returns, without a sync of its own.
-        let (s, actor) = (s.clone(), actor.to_string());
+        let (s, actor, clock) = (s.clone(), actor.to_string(), self.clock.clone());
         self.group_write(Box::new(move |tx| {
             let wanted = if s.id > 0 {
                 let taken = tx
@@ -424,7 +434,7 @@ impl SigningWrite for SqliteStore {
                 "key={} {}:{} format={}",
                 s.key_label, s.digest_algorithm, s.digest, s.format
             );
-            audit(tx, &actor, "signature.created", &id.to_string(), Some(&detail))?;
+            audit(tx, clock.now(), &actor, "signature.created", &id.to_string(), Some(&detail))?;
             Ok(id)
         }))
     }
@@ -454,6 +464,7 @@ impl SigningWrite for SqliteStore {
         };
         audit(
             &tx,
+            self.now(),
             actor,
             "key.created",
             &k.label,
@@ -479,7 +490,14 @@ impl SigningWrite for SqliteStore {
         if n != 1 {
             return Err(StoreError::NotFound(format!("key '{label}'")));
         }
-        audit(&tx, actor, "key.certificate_attached", label, Some(serial))?;
+        audit(
+            &tx,
+            self.now(),
+            actor,
+            "key.certificate_attached",
+            label,
+            Some(serial),
+        )?;
         tx.commit()?;
         Ok(())
     }

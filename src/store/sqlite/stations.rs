@@ -80,7 +80,14 @@ impl FactoryWrite for SqliteStore {
             s.reprovision,
             s.cert_serial.as_deref().unwrap_or("-")
         );
-        audit(&tx, actor, "station.added", &s.name, Some(&detail))?;
+        audit(
+            &tx,
+            self.now(),
+            actor,
+            "station.added",
+            &s.name,
+            Some(&detail),
+        )?;
         tx.commit()?;
         Ok(())
     }
@@ -104,7 +111,7 @@ impl FactoryWrite for SqliteStore {
             "UPDATE stations SET disabled = 1 WHERE name = ?1",
             params![name],
         )?;
-        audit(&tx, actor, "station.disabled", name, None)?;
+        audit(&tx, self.now(), actor, "station.disabled", name, None)?;
         tx.commit()?;
         Ok(true)
     }
@@ -126,7 +133,14 @@ impl FactoryWrite for SqliteStore {
             "UPDATE certificates SET device_serial = NULL WHERE serial = ?1",
             params![serial],
         )?;
-        audit(&tx, actor, "device.superseded", &device, Some(serial))?;
+        audit(
+            &tx,
+            self.now(),
+            actor,
+            "device.superseded",
+            &device,
+            Some(serial),
+        )?;
         tx.commit()?;
         Ok(())
     }

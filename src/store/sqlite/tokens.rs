@@ -52,7 +52,14 @@ impl TokensWrite for SqliteStore {
             t.officer,
             t.scopes
         );
-        audit(&tx, actor, "token.created", &t.id, Some(&detail))?;
+        audit(
+            &tx,
+            self.now(),
+            actor,
+            "token.created",
+            &t.id,
+            Some(&detail),
+        )?;
         tx.commit()?;
         Ok(())
     }
@@ -80,7 +87,7 @@ impl TokensWrite for SqliteStore {
             "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1",
             params![id, at],
         )?;
-        audit(&tx, actor, "token.revoked", id, None)?;
+        audit(&tx, self.now(), actor, "token.revoked", id, None)?;
         tx.commit()?;
         Ok(())
     }
@@ -110,7 +117,14 @@ impl TokensWrite for SqliteStore {
             r => r?,
         };
         let detail = format!("until={}", rfc3339(s.expires_at));
-        audit(&tx, actor, "session.created", &s.token_id, Some(&detail))?;
+        audit(
+            &tx,
+            self.now(),
+            actor,
+            "session.created",
+            &s.token_id,
+            Some(&detail),
+        )?;
         tx.commit()?;
         Ok(())
     }
@@ -135,7 +149,7 @@ impl TokensWrite for SqliteStore {
             )
             .optional()?;
         if let (Some(token), Some(actor)) = (token, actor) {
-            audit(&tx, actor, "session.ended", &token, None)?;
+            audit(&tx, self.now(), actor, "session.ended", &token, None)?;
         }
         tx.commit()?;
         Ok(())
