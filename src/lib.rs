@@ -10,7 +10,6 @@ pub mod config;
 pub mod console;
 pub mod der;
 pub mod engine;
-pub mod envvar;
 pub mod error;
 pub mod formats;
 pub mod http;
@@ -20,7 +19,6 @@ pub mod keys;
 pub mod logging;
 pub mod metrics;
 pub mod oidc;
-pub mod outbound;
 pub mod pemfmt;
 pub mod policy;
 pub mod profile;
@@ -33,3 +31,6 @@ pub mod timespec;
 pub mod tsa;
 pub mod verify;
 pub mod webhooks;
+
+/// The client side, shared with the PKCS#11 module (the `hallmark-client` crate).
+pub use hallmark_client::{envvar, outbound};

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use hallmark::cli::client::TokenSource;
+use hallmark_client::client::TokenSource;
 
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -69,7 +69,7 @@ pub fn load() -> Result<Settings, String> {
         }
         None => Config::default(),
     };
-    let profile = hallmark::cli::context::load().unwrap_or_default();
+    let profile = hallmark_client::context::load().unwrap_or_default();
     let server = cfg
         .server
         .clone()

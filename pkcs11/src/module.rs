@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 use cryptoki_sys::*;
-use hallmark::cli::client::Client;
+use hallmark_client::client::Client;
 
 use crate::config::Settings;
 use crate::objects::{self, Key, Object};

@@ -287,7 +287,7 @@ pub fn refusal(status: u16, problem: &str) -> CK_RV {
 
 /// What one signature needs from the module's settings.
 pub struct Request<'a> {
-    pub client: &'a hallmark::cli::client::Client,
+    pub client: &'a hallmark_client::client::Client,
     pub key: &'a Key,
     pub metadata: &'a serde_json::Value,
     pub approval_timeout_secs: u64,
@@ -336,7 +336,7 @@ pub fn sign_remote(
         .map_err(|_| CKR_DEVICE_ERROR)?;
     match r.key.kind {
         KeyKind::Ec(n) if !pss => {
-            hallmark::formats::cose::ecdsa_der_to_fixed(&sig, n).map_err(|_| CKR_DEVICE_ERROR)
+            hallmark_client::der::ecdsa_der_to_fixed(&sig, n).map_err(|_| CKR_DEVICE_ERROR)
         }
         _ => Ok(sig),
     }

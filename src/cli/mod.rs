@@ -4,12 +4,13 @@
 //! shares, and the dispatcher [`run`]; each command family's arguments and handler live in a
 //! file of their own beside it.
 
+/// The client context and HTTP client (the `hallmark-client` crate, which the PKCS#11 module
+/// shares).
+pub use hallmark_client::{client, context};
 mod acme;
 mod audit;
 mod ca;
 mod cert;
-pub mod client;
-pub mod context;
 pub mod gpg;
 mod init;
 mod key;

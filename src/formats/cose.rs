@@ -241,29 +241,8 @@ pub fn sign1_detached(
 
 /// Converts a DER `Ecdsa-Sig-Value` to COSE's `r || s`, each `size` bytes big-endian.
 pub fn ecdsa_der_to_fixed(der: &[u8], size: usize) -> Result<Vec<u8>, CoseError> {
-    use crate::der::read_tlv;
-    let bad = || CoseError::BadEcdsaSignature(size);
-    let seq = read_tlv(der).map_err(|_| bad())?;
-    if seq.tag != 0x30 || !seq.rest.is_empty() {
-        return Err(bad());
-    }
-    let r = read_tlv(seq.contents).map_err(|_| bad())?;
-    let s = read_tlv(r.rest).map_err(|_| bad())?;
-    if r.tag != 0x02 || s.tag != 0x02 || !s.rest.is_empty() {
-        return Err(bad());
-    }
-    let mut out = Vec::with_capacity(size * 2);
-    for i in [r.contents, s.contents] {
-        // Positive INTEGERs: at most one leading zero byte, then at most `size` bytes.
-        let first = i.iter().position(|&b| b != 0).unwrap_or(i.len());
-        let digits = &i[first..];
-        if i.is_empty() || digits.len() > size || i.first().is_some_and(|&b| b & 0x80 != 0) {
-            return Err(bad());
-        }
-        out.extend(std::iter::repeat_n(0u8, size - digits.len()));
-        out.extend_from_slice(digits);
-    }
-    Ok(out)
+    hallmark_client::der::ecdsa_der_to_fixed(der, size)
+        .map_err(|_| CoseError::BadEcdsaSignature(size))
 }
 
 #[cfg(test)]

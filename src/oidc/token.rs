@@ -32,13 +32,7 @@ fn segment(part: &str, what: &str) -> Result<Map<String, Value>, OidcError> {
     }
 }
 
-/// Whether a bearer credential has a JWT's shape (three base64url parts).
-pub fn looks_like_jwt(token: &str) -> bool {
-    token.split('.').count() == 3
-        && token
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.=".contains(&b))
-}
+pub use hallmark_client::jwt::looks_like_jwt;
 
 /// Reads the header and the issuer, refusing what no key could make acceptable.
 pub fn read(token: &str) -> Result<Unverified, OidcError> {

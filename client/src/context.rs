@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context};
 use serde::{Deserialize, Serialize};
 
-use super::client::{Client, TokenSource};
+use crate::client::{Client, TokenSource};
 
 /// `client.toml`.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]

@@ -49,7 +49,7 @@ impl TokenSource {
                 let t = std::env::var(var)
                     .map_err(|_| anyhow!("--oidc-token-env: ${var} is not set. {NO_OIDC}"))?;
                 let t = t.trim().to_string();
-                if !crate::oidc::token::looks_like_jwt(&t) {
+                if !crate::jwt::looks_like_jwt(&t) {
                     bail!("--oidc-token-env: ${var} does not hold a JWT (three base64url parts); give the variable your CI fills with the job's OIDC token");
                 }
                 Ok(t)
