@@ -436,7 +436,7 @@ impl Hallmark {
         let prepare_one = |j: usize, publisher: Publisher| -> Result<Pending> {
             let req = &chunk[j];
             let approved = policy::approve_for(&self.profiles, publisher, req)?;
-            let ca = self.ca(&approved.profile.issuer)?;
+            let ca = self.ca(&approved.profile().issuer)?;
             let prepared = issuer::prepare_leaf(
                 &approved,
                 &ca,

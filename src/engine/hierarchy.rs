@@ -460,35 +460,24 @@ impl Hallmark {
         signer: &dyn crate::keys::Signer,
         actor: &str,
     ) -> Result<Issued> {
-        let org = self.config.ca.organization.clone();
-        let attr = |k: &str, v: String| NameAttr {
-            kind: k.into(),
-            value: v,
+        let operator = Publisher {
+            id: policy::identity::INTERNAL_PUBLISHER.into(),
+            org: self.config.ca.organization.clone(),
+            country: self.config.ca.country.clone(),
+            state: None,
+            locality: None,
+            profiles: vec![profile.into()],
+            created_at: self.clock.now(),
         };
-        let subject = vec![
-            attr("C", self.config.ca.country.clone()),
-            attr("O", org.clone()),
-            attr("CN", cn.to_string()),
-        ];
-        let csr = issuer::make_csr(&subject, signer)?;
-        let approved = policy::Approved {
-            profile: self.profiles.get(profile)?.clone(),
-            publisher: Publisher {
-                id: policy::identity::INTERNAL_PUBLISHER.into(),
-                org,
-                country: self.config.ca.country.clone(),
-                state: None,
-                locality: None,
-                profiles: vec![profile.into()],
-                created_at: self.clock.now(),
-            },
-            csr: policy::csr::verify(&csr)?,
-            subject,
+        let csr = issuer::make_csr(&policy::own_subject(&operator, cn), signer)?;
+        let approved = policy::approve_own(
+            self.profiles.get(profile)?,
+            operator,
+            policy::csr::verify(&csr)?,
+            cn,
             sans,
-            requester: actor.to_string(),
-            device_serial: None,
-            identity: None,
-        };
+            actor,
+        )?;
         self.issue_approved(&approved, None)
     }
 }

@@ -14,19 +14,19 @@ pub(super) fn intent_for(
     Ok(Intent {
         serial: prepared.serial.clone(),
         ca: ca.record.name.clone(),
-        profile: approved.profile.name.clone(),
-        publisher: Some(approved.publisher.id.clone()),
-        requester: approved.requester.clone(),
-        csr_der: approved.csr.der.clone(),
+        profile: approved.profile().name.clone(),
+        publisher: Some(approved.publisher().id.clone()),
+        requester: approved.requester().to_string(),
+        csr_der: approved.csr().der.clone(),
         subject: prepared.subject.clone(),
         spki_sha256: prepared.spki_sha256.clone(),
         not_before: prepared.not_before,
         not_after: prepared.not_after,
         tbs_der: prepared.tbs()?,
         request_id,
-        device_serial: approved.device_serial.clone(),
+        device_serial: approved.device_serial().map(str::to_string),
         station: station.map(str::to_string),
-        identity: approved.identity.clone(),
+        identity: approved.identity().map(str::to_string),
     })
 }
 
@@ -44,7 +44,7 @@ impl Hallmark {
         approved: &policy::Approved,
         request_id: Option<i64>,
     ) -> Result<Issued> {
-        let ca = self.ca(&approved.profile.issuer)?;
+        let ca = self.ca(&approved.profile().issuer)?;
         let urls = self.urls();
         // A serial collision (2^-126) is retried with a fresh serial; nothing was written.
         let mut attempt = 0;
@@ -73,14 +73,14 @@ impl Hallmark {
                 let _ = self.store.abandon_intent(
                     &prepared.serial,
                     &e.to_string(),
-                    &approved.requester,
+                    approved.requester(),
                 );
                 return Err(e.into());
             }
         };
         self.store
-            .complete_issuance(&prepared.serial, &cert, &approved.requester)?;
-        self.metrics.count_issued(&approved.profile.name, 1);
+            .complete_issuance(&prepared.serial, &cert, approved.requester())?;
+        self.metrics.count_issued(&approved.profile().name, 1);
         Ok(Issued {
             serial: prepared.serial,
             cert_der: cert,

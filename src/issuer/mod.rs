@@ -41,6 +41,9 @@ pub enum IssueError {
     },
     #[error("CA '{0}' has expired")]
     Expired(String),
+    /// What policy approved fails the CA's own repeat of its checks (a bug, never the client's).
+    #[error("the CA refuses what policy approved: {0}")]
+    NotApproved(String),
     #[error("certificate encoding: {0}")]
     Encoding(String),
     /// A certificate given to hallmark (to import or record) that does not parse.
@@ -296,7 +299,7 @@ pub fn prepare_leaf(
     now: i64,
     serial: [u8; 16],
 ) -> Result<Prepared, IssueError> {
-    let p = &approved.profile;
+    let p = approved.profile();
     if p.issuer != ca.record.name {
         return Err(IssueError::WrongCa {
             ca: ca.record.name.clone(),
@@ -307,9 +310,18 @@ pub fn prepare_leaf(
     if ca.not_after <= now {
         return Err(IssueError::Expired(ca.record.name.clone()));
     }
+    // Defence in depth, as Boulder's CA repeats the RA's checks: the key is one the profile
+    // allows, and there is a subject to certify.
+    crate::policy::check_key_against_profile(p, approved.csr().key)
+        .map_err(|e| IssueError::NotApproved(e.to_string()))?;
+    if approved.subject().is_empty() || approved.subject().iter().any(|a| a.value.is_empty()) {
+        return Err(IssueError::NotApproved(
+            "the subject is empty or has an empty attribute".into(),
+        ));
+    }
     let mut params = rcgen::CertificateParams::default();
     params.serial_number = Some(SerialNumber::from_slice(&serial));
-    params.distinguished_name = distinguished_name(&approved.subject)?;
+    params.distinguished_name = distinguished_name(approved.subject())?;
     params.is_ca = rcgen::IsCa::NoCa;
     params.use_authority_key_identifier_extension = false;
     let not_before = now - i64::from(p.backdate_seconds);
@@ -318,7 +330,7 @@ pub fn prepare_leaf(
         Validity::Days(d) => to_time((now + i64::from(d) * 86_400).min(ca.not_after))?,
         Validity::Forever => FOREVER,
     };
-    let spki = &approved.csr.spki_der;
+    let spki = &approved.csr().spki_der;
     let bits = subject_public_key_bits(spki)?;
     let mut exts = vec![
         ext::basic_constraints(false, None),
@@ -330,8 +342,8 @@ pub fn prepare_leaf(
     }
     exts.push(ext::subject_key_id(&ext::key_id(&bits)));
     exts.push(ext::authority_key_id(&ca.ski));
-    if !approved.sans.is_empty() {
-        exts.push(ext::subject_alt_name(&approved.sans));
+    if !approved.sans().is_empty() {
+        exts.push(ext::subject_alt_name(approved.sans()));
     }
     if !p.policies.is_empty() {
         let oids: Vec<String> = p
@@ -365,7 +377,7 @@ pub fn prepare_leaf(
 
     let leaf_key = LeafKey {
         bits: &bits,
-        alg: leaf_key_algorithm(approved.csr.key),
+        alg: leaf_key_algorithm(approved.csr().key),
     };
     let template = params.signed_by(&leaf_key, &ca.rcgen_issuer)?;
     let template = template.der().to_vec();
@@ -384,7 +396,7 @@ pub fn prepare_leaf(
     use sha2::Digest;
     Ok(Prepared {
         serial: hex::encode(serial),
-        subject: subject_string(&approved.subject),
+        subject: subject_string(approved.subject()),
         not_before,
         not_after: params.not_after.unix_timestamp(),
         spki_sha256: hex::encode(sha2::Sha256::digest(spki)),

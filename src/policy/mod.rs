@@ -65,20 +65,99 @@ pub struct IssueRequest {
     pub name: Option<String>,
 }
 
-/// A request the RA approved: everything the CA needs, nothing it has to decide.
+/// A request the RA approved: everything the CA needs, nothing it has to decide. Only this
+/// module makes one (its fields are private, read through methods, so it cannot be built or
+/// changed elsewhere), so holding an `Approved` means policy ran.
 #[derive(Debug, Clone)]
 pub struct Approved {
-    pub profile: Profile,
-    pub publisher: Publisher,
-    pub csr: VerifiedCsr,
-    pub subject: Vec<NameAttr>,
-    pub sans: Vec<SanEntry>,
-    pub requester: String,
+    profile: Profile,
+    publisher: Publisher,
+    csr: VerifiedCsr,
+    subject: Vec<NameAttr>,
+    sans: Vec<SanEntry>,
+    requester: String,
     /// The device serial in the subject, for device profiles.
-    pub device_serial: Option<String>,
+    device_serial: Option<String>,
     /// Who asked, when a CI job did: its OIDC identity as JSON (issuer, subject, rule, the
     /// run's claims); `None` for a hallmark token or the command line.
-    pub identity: Option<String>,
+    identity: Option<String>,
+}
+
+impl Approved {
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+    pub fn publisher(&self) -> &Publisher {
+        &self.publisher
+    }
+    pub fn csr(&self) -> &VerifiedCsr {
+        &self.csr
+    }
+    pub fn subject(&self) -> &[NameAttr] {
+        &self.subject
+    }
+    pub fn sans(&self) -> &[SanEntry] {
+        &self.sans
+    }
+    pub fn requester(&self) -> &str {
+        &self.requester
+    }
+    /// The device serial in the subject, for device profiles.
+    pub fn device_serial(&self) -> Option<&str> {
+        self.device_serial.as_deref()
+    }
+    /// Who asked, when a CI job did: its OIDC identity as JSON.
+    pub fn identity(&self) -> Option<&str> {
+        self.identity.as_deref()
+    }
+
+    /// The same approval, recorded as asked by `requester` (a token's actor string, with its
+    /// address) and, for a CI job, its OIDC `identity`: who asked changes no decision.
+    pub fn on_behalf_of(self, requester: String, identity: Option<String>) -> Approved {
+        Approved {
+            requester,
+            identity,
+            ..self
+        }
+    }
+}
+
+/// The subject of one of hallmark's own certificates (its API's TLS, its TSA, a station's
+/// client certificate): `C` and `O` of `publisher`, and `cn`.
+pub fn own_subject(publisher: &Publisher, cn: &str) -> Vec<NameAttr> {
+    let attr = |k: &str, v: &str| NameAttr {
+        kind: k.into(),
+        value: v.to_string(),
+    };
+    vec![
+        attr("C", &publisher.country),
+        attr("O", &publisher.org),
+        attr("CN", cn),
+    ]
+}
+
+/// Approves one of hallmark's own certificates: a key hallmark made for itself under
+/// `profile`, for `publisher` (the operator, or a station's publisher), subject
+/// [`own_subject`]. The key must be one the profile allows, as for any request.
+pub fn approve_own(
+    profile: &Profile,
+    publisher: Publisher,
+    csr: VerifiedCsr,
+    cn: &str,
+    sans: Vec<SanEntry>,
+    requester: &str,
+) -> Result<Approved, PolicyError> {
+    check_key_against_profile(profile, csr.key)?;
+    Ok(Approved {
+        profile: profile.clone(),
+        subject: own_subject(&publisher, cn),
+        publisher,
+        csr,
+        sans,
+        requester: requester.to_string(),
+        device_serial: None,
+        identity: None,
+    })
 }
 
 /// Runs every policy check on `req`.
@@ -183,7 +262,9 @@ pub fn check(
     })
 }
 
-fn check_key_against_profile(profile: &Profile, key: SubjectKey) -> Result<(), PolicyError> {
+/// Whether `profile` allows `key` (its algorithm, and an RSA key's size): policy's check, which
+/// the issuer repeats before it signs.
+pub fn check_key_against_profile(profile: &Profile, key: SubjectKey) -> Result<(), PolicyError> {
     if !profile.allows_key(key.allowed_as()) {
         let allowed: Vec<String> = profile
             .key
@@ -260,4 +341,100 @@ fn check_extensions(profile: &Profile, csr: &VerifiedCsr) -> Result<Vec<SanEntry
         }
     }
     Ok(sans)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::issuer::{self, CaCertSpec, CaHandle, IssueError, Urls};
+    use crate::keys::{soft::SoftKeyStore, KeyAlgorithm, KeyStore, SecretSource};
+    use crate::profile::{AllowedKey, Validity};
+    use crate::store::{CaRecord, CaRole};
+
+    /// The CA repeats policy's key check before it signs: an approval whose profile no longer
+    /// allows the key (here changed after approval, as only a bug could) is refused by the
+    /// issuer, and the same approval with the key allowed is laid out.
+    #[test]
+    fn the_issuer_repeats_the_key_check_policy_made() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::env::set_var("HALLMARK_POLICY_TEST_PASS", "a passphrase for the test");
+        let keys = SoftKeyStore::new(
+            dir.path(),
+            SecretSource::Env("HALLMARK_POLICY_TEST_PASS".into()),
+        );
+        let profiles = Profiles::load_dir(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ca-profiles"),
+        )
+        .expect("shipped profiles");
+        let profile = profiles.get("station").expect("station").clone();
+        let now = 1_800_000_000;
+        let ca_key = keys.generate("ca", KeyAlgorithm::P256).expect("CA key");
+        let operator = Publisher {
+            id: "acme".into(),
+            org: "Acme Corp".into(),
+            country: "DE".into(),
+            state: None,
+            locality: None,
+            profiles: vec![profile.name.clone()],
+            created_at: now,
+        };
+        let spec = CaCertSpec {
+            subject: own_subject(&operator, "Acme Code Signing CA"),
+            validity: Validity::Days(3650),
+            path_len: Some(0),
+            responder: false,
+            eku: vec![],
+            policies: vec![],
+            crl_url: None,
+            ca_issuers_url: None,
+        };
+        let ca_der = issuer::issue_ca_certificate(&spec, ca_key.spki_der(), None, &*ca_key, now)
+            .expect("CA certificate");
+        let record = CaRecord {
+            name: profile.issuer.clone(),
+            role: CaRole::Issuing,
+            parent: None,
+            purpose: None,
+            key_store: "default".into(),
+            key_label: "ca".into(),
+            key_algorithm: "p256".into(),
+            csr_der: None,
+            cert_der: Some(ca_der),
+            serial: None,
+            subject: None,
+            not_before: Some(now),
+            not_after: None,
+            created_at: now,
+        };
+        let ca = CaHandle::new(record, Arc::clone(&ca_key)).expect("CA handle");
+        let leaf = keys.generate("leaf", KeyAlgorithm::P256).expect("leaf key");
+        let csr = issuer::make_csr(&own_subject(&operator, "release"), &*leaf).expect("CSR");
+        let approved = approve_own(
+            &profile,
+            operator,
+            csr::verify(&csr).expect("verified"),
+            "release",
+            vec![],
+            "test",
+        )
+        .expect("approved");
+        let urls = Urls {
+            public_base: "http://127.0.0.1:8080".into(),
+            crl_shards: 1,
+        };
+        let serial = issuer::random_serial(now * 1000);
+        issuer::prepare_leaf(&approved, &ca, &urls, "1.3.6.1.4.1.99999.1", now, serial)
+            .expect("an allowed key is laid out");
+
+        let mut changed = approved.clone();
+        changed.profile.key.algorithms = vec![AllowedKey::Rsa];
+        let e = issuer::prepare_leaf(&changed, &ca, &urls, "1.3.6.1.4.1.99999.1", now, serial)
+            .expect_err("a key the profile does not allow");
+        assert!(
+            matches!(&e, IssueError::NotApproved(why) if why.contains("not allowed by profile 'station'")),
+            "{e}"
+        );
+    }
 }

@@ -92,31 +92,14 @@ impl Hallmark {
             }
         };
         let verified = policy::csr::verify(&csr_der)?;
-        let station_profile = self.profiles.get("station")?.clone();
-        let subject = vec![
-            NameAttr {
-                kind: "C".into(),
-                value: publisher.country.clone(),
-            },
-            NameAttr {
-                kind: "O".into(),
-                value: publisher.org.clone(),
-            },
-            NameAttr {
-                kind: "CN".into(),
-                value: name.to_string(),
-            },
-        ];
-        let approved = policy::Approved {
-            profile: station_profile,
-            publisher: publisher.clone(),
-            csr: verified,
-            subject,
-            sans: vec![],
-            requester: actor.to_string(),
-            device_serial: None,
-            identity: None,
-        };
+        let approved = policy::approve_own(
+            self.profiles.get("station")?,
+            publisher.clone(),
+            verified,
+            name,
+            vec![],
+            actor,
+        )?;
         let issued = self.issue_approved(&approved, None)?;
         let rec = StationRecord {
             name: name.to_string(),

@@ -42,20 +42,16 @@ impl Hallmark {
         req.requester = cred.name.clone();
         let publisher = policy::lookup_publisher(&self.profiles, &*self.store, &req)?;
         let approved = policy::check(&self.profiles, publisher, &req, Approvals::Workflow)?;
-        let Some(rules) = approved.profile.approvals.clone() else {
+        let Some(rules) = approved.profile().approvals.clone() else {
             // Direct issuance: the record names the token and the address it came from.
-            let approved = policy::Approved {
-                requester: cred.actor(),
-                identity: cred.identity_json(),
-                ..approved
-            };
+            let approved = approved.on_behalf_of(cred.actor(), cred.identity_json());
             return Ok(Submitted::Issued(self.issue_approved(&approved, None)?));
         };
-        let der = approved.csr.der.clone();
+        let der = approved.csr().der.clone();
         let id = self.store.insert_pending_request(
             &NewRequest {
-                profile: approved.profile.name.clone(),
-                publisher: approved.publisher.id.clone(),
+                profile: approved.profile().name.clone(),
+                publisher: approved.publisher().id.clone(),
                 requester: cred.name.clone(),
                 csr_der: der,
                 device_serial: req.device_serial.clone(),
