@@ -103,7 +103,7 @@ pub fn cert_key_matches(cert: &x509_parser::certificate::X509Certificate<'_>, ke
             strip(rsa.modulus) == strip(n) && strip(rsa.exponent) == strip(e)
         }
         (_, PublicKey::Ed25519(x)) => {
-            spki.algorithm.algorithm.to_id_string() == "1.3.101.112"
+            spki.algorithm.algorithm.to_id_string() == crate::keys::oid::ED25519
                 && spki.subject_public_key.data.as_ref() == x.as_slice()
         }
         _ => false,

@@ -422,7 +422,11 @@ impl Hallmark {
                     .collect(),
                 // The profile the hierarchy records CA and OCSP responder certificates under
                 // (engine/hierarchy.rs).
-                [self.profiles.names(), vec!["ca-certificate".to_string()]].concat(),
+                [
+                    self.profiles.names(),
+                    vec![crate::profile::CA_CERTIFICATE_PROFILE.to_string()],
+                ]
+                .concat(),
             ),
             Some(own) => (
                 Vec::new(),

@@ -2,6 +2,7 @@
 //! delegated OCSP responders, and the service certificates the server itself uses.
 
 use super::*;
+use crate::profile::eku_oid;
 
 /// The purposes of issuing CAs made at init.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,10 +35,10 @@ impl CaPurpose {
     /// The EKU an issuing CA of this purpose carries: never codeSigning and timeStamping together.
     fn eku(self) -> Vec<&'static str> {
         match self {
-            CaPurpose::CodeSigning => vec!["1.3.6.1.5.5.7.3.3"],
-            CaPurpose::Timestamping => vec!["1.3.6.1.5.5.7.3.8"],
+            CaPurpose::CodeSigning => vec![eku_oid::CODE_SIGNING],
+            CaPurpose::Timestamping => vec![eku_oid::TIME_STAMPING],
             CaPurpose::Devices => vec![],
-            CaPurpose::Tls => vec!["1.3.6.1.5.5.7.3.1", "1.3.6.1.5.5.7.3.2"],
+            CaPurpose::Tls => vec![eku_oid::SERVER_AUTH, eku_oid::CLIENT_AUTH],
         }
     }
     /// The name `init` gives the issuing CA of this purpose.
@@ -138,7 +139,7 @@ impl Hallmark {
         let intent = Intent {
             serial: serial.clone(),
             ca: parent.to_string(),
-            profile: "ca-certificate".into(),
+            profile: crate::profile::CA_CERTIFICATE_PROFILE.into(),
             publisher: None,
             requester: actor.to_string(),
             csr_der: Vec::new(),

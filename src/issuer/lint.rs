@@ -20,10 +20,10 @@ pub struct LintContext<'a> {
     pub subject_spki: Option<&'a [u8]>,
 }
 
-const EKU_CODE_SIGNING: &str = "1.3.6.1.5.5.7.3.3";
-const EKU_TIME_STAMPING: &str = "1.3.6.1.5.5.7.3.8";
-const EKU_SERVER_AUTH: &str = "1.3.6.1.5.5.7.3.1";
-const EKU_ANY: &str = "2.5.29.37.0";
+use crate::profile::eku_oid::{
+    ANY as EKU_ANY, CLIENT_AUTH, CODE_SIGNING as EKU_CODE_SIGNING, EMAIL_PROTECTION, OCSP_SIGNING,
+    SERVER_AUTH as EKU_SERVER_AUTH, TIME_STAMPING as EKU_TIME_STAMPING,
+};
 
 /// Returns the findings; an empty list means the certificate may be signed.
 pub fn lint(der: &[u8], ctx: &LintContext<'_>) -> Vec<String> {
@@ -127,19 +127,19 @@ pub fn lint(der: &[u8], ctx: &LintContext<'_>) -> Vec<String> {
                 out.push(EKU_SERVER_AUTH.to_string());
             }
             if v.client_auth {
-                out.push("1.3.6.1.5.5.7.3.2".to_string());
+                out.push(CLIENT_AUTH.to_string());
             }
             if v.code_signing {
                 out.push(EKU_CODE_SIGNING.to_string());
             }
             if v.email_protection {
-                out.push("1.3.6.1.5.5.7.3.4".to_string());
+                out.push(EMAIL_PROTECTION.to_string());
             }
             if v.time_stamping {
                 out.push(EKU_TIME_STAMPING.to_string());
             }
             if v.ocsp_signing {
-                out.push("1.3.6.1.5.5.7.3.9".to_string());
+                out.push(OCSP_SIGNING.to_string());
             }
             out.extend(v.other.iter().map(|o| o.to_id_string()));
             out

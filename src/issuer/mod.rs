@@ -457,7 +457,10 @@ pub fn issue_ca_certificate(
     if spec.responder {
         exts.push(ext::basic_constraints(false, None));
         exts.push(ext::key_usage(&[0]));
-        exts.push(ext::ext_key_usage(&["1.3.6.1.5.5.7.3.9"], false));
+        exts.push(ext::ext_key_usage(
+            &[crate::profile::eku_oid::OCSP_SIGNING],
+            false,
+        ));
         exts.push(ext::ocsp_nocheck());
     } else {
         exts.push(ext::basic_constraints(true, spec.path_len));

@@ -14,7 +14,10 @@ use std::fmt;
 use std::sync::Arc;
 
 pub use algorithm::{HashAlg, KeyAlgorithm, SignatureScheme};
-pub use spki::{ecdsa_raw_to_der, key_of, subject_public_key_bits, KeyKind};
+pub use spki::{
+    ecdsa_raw_to_der, key_of, kind_of, kind_of_spki, oid, subject_public_key_bits, KeyKind,
+    UnknownKey,
+};
 
 /// Errors from a key store. A backend maps its own failures onto these kinds.
 #[derive(Debug, thiserror::Error)]

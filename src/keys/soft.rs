@@ -198,20 +198,22 @@ fn write_new_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
 fn algorithm_of_pkcs8(p8: &[u8]) -> Result<KeyAlgorithm, String> {
     let info = pkcs8::PrivateKeyInfo::from_der(p8).map_err(|e| e.to_string())?;
     let oid = info.algorithm.oid.to_string();
-    match oid.as_str() {
-        "1.2.840.10045.2.1" => {
-            let curve = info
-                .algorithm
+    let curve = if oid == super::oid::EC_PUBLIC_KEY {
+        Some(
+            info.algorithm
                 .parameters_oid()
                 .map_err(|e| e.to_string())?
-                .to_string();
-            match curve.as_str() {
-                "1.2.840.10045.3.1.7" => Ok(KeyAlgorithm::P256),
-                "1.3.132.0.34" => Ok(KeyAlgorithm::P384),
-                c => Err(format!("unsupported curve {c}")),
-            }
-        }
-        "1.2.840.113549.1.1.1" => {
+                .to_string(),
+        )
+    } else {
+        None
+    };
+    match super::kind_of(&oid, curve.as_deref()) {
+        Ok(super::KeyKind::P256) => Ok(KeyAlgorithm::P256),
+        Ok(super::KeyKind::P384) => Ok(KeyAlgorithm::P384),
+        Ok(super::KeyKind::P521) => Err(format!("unsupported curve {}", super::oid::P521)),
+        Err(super::UnknownKey::Curve(c)) => Err(format!("unsupported curve {c}")),
+        Ok(super::KeyKind::Rsa) => {
             let kp = aws_lc_rs::rsa::KeyPair::from_pkcs8(p8).map_err(|e| e.to_string())?;
             match kp.public_modulus_len() * 8 {
                 3072 => Ok(KeyAlgorithm::Rsa3072),
@@ -219,8 +221,8 @@ fn algorithm_of_pkcs8(p8: &[u8]) -> Result<KeyAlgorithm, String> {
                 n => Err(format!("unsupported RSA size {n}")),
             }
         }
-        "1.3.101.112" => Ok(KeyAlgorithm::Ed25519),
-        o => Err(format!("unsupported key algorithm {o}")),
+        Ok(super::KeyKind::Ed25519) => Ok(KeyAlgorithm::Ed25519),
+        Err(super::UnknownKey::Algorithm(o)) => Err(format!("unsupported key algorithm {o}")),
     }
 }
 

@@ -52,31 +52,67 @@ impl KeyKind {
     }
 }
 
+/// The object identifiers of the public keys hallmark knows, written once: key stores, policy,
+/// ACME and `verify` name keys by these.
+pub mod oid {
+    pub const RSA_ENCRYPTION: &str = "1.2.840.113549.1.1.1";
+    /// id-RSASSA-PSS as a *public key* algorithm (refused: hallmark keys are rsaEncryption).
+    pub const RSASSA_PSS: &str = "1.2.840.113549.1.1.10";
+    pub const EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
+    pub const ED25519: &str = "1.3.101.112";
+    pub const P192: &str = "1.2.840.10045.3.1.1";
+    pub const P256: &str = "1.2.840.10045.3.1.7";
+    pub const P384: &str = "1.3.132.0.34";
+    pub const P521: &str = "1.3.132.0.35";
+}
+
+/// Why a key's algorithm identifier names no kind hallmark knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnknownKey {
+    /// Neither RSA, EC nor Ed25519: the algorithm's OID.
+    Algorithm(String),
+    /// An EC key on another curve (or naming none: empty): the curve's OID.
+    Curve(String),
+}
+
+/// The kind of key an AlgorithmIdentifier names: its `algorithm` OID and, for EC keys, the
+/// curve OID in its parameters. The one place a key's kind is read from its OIDs.
+pub fn kind_of(algorithm: &str, curve: Option<&str>) -> Result<KeyKind, UnknownKey> {
+    match algorithm {
+        oid::RSA_ENCRYPTION => Ok(KeyKind::Rsa),
+        oid::ED25519 => Ok(KeyKind::Ed25519),
+        oid::EC_PUBLIC_KEY => match curve.unwrap_or_default() {
+            oid::P256 => Ok(KeyKind::P256),
+            oid::P384 => Ok(KeyKind::P384),
+            oid::P521 => Ok(KeyKind::P521),
+            other => Err(UnknownKey::Curve(other.to_string())),
+        },
+        other => Err(UnknownKey::Algorithm(other.to_string())),
+    }
+}
+
+/// The kind of the key in a parsed SubjectPublicKeyInfo.
+pub fn kind_of_spki(
+    k: &x509_parser::x509::SubjectPublicKeyInfo<'_>,
+) -> Result<KeyKind, UnknownKey> {
+    let curve = k
+        .algorithm
+        .parameters
+        .as_ref()
+        .and_then(|p| p.as_oid().ok())
+        .map(|o| o.to_id_string());
+    kind_of(&k.algorithm.algorithm.to_id_string(), curve.as_deref())
+}
+
 /// The key kind and the subjectPublicKey bits of a DER SubjectPublicKeyInfo.
 pub fn key_of(spki: &[u8]) -> Result<(KeyKind, Vec<u8>), String> {
     let (_, k) = x509_parser::x509::SubjectPublicKeyInfo::from_der(spki)
         .map_err(|e| format!("the public key does not parse: {e}"))?;
     let bits = k.subject_public_key.data.to_vec();
-    let kind = match k.algorithm.algorithm.to_id_string().as_str() {
-        "1.2.840.113549.1.1.1" => KeyKind::Rsa,
-        "1.3.101.112" => KeyKind::Ed25519,
-        "1.2.840.10045.2.1" => {
-            let curve = k
-                .algorithm
-                .parameters
-                .as_ref()
-                .and_then(|p| p.as_oid().ok())
-                .map(|o| o.to_id_string())
-                .unwrap_or_default();
-            match curve.as_str() {
-                "1.2.840.10045.3.1.7" => KeyKind::P256,
-                "1.3.132.0.34" => KeyKind::P384,
-                "1.3.132.0.35" => KeyKind::P521,
-                other => return Err(format!("elliptic curve {other} is not supported")),
-            }
-        }
-        other => return Err(format!("public key algorithm {other} is not supported")),
-    };
+    let kind = kind_of_spki(&k).map_err(|e| match e {
+        UnknownKey::Curve(c) => format!("elliptic curve {c} is not supported"),
+        UnknownKey::Algorithm(a) => format!("public key algorithm {a} is not supported"),
+    })?;
     Ok((kind, bits))
 }
 

@@ -145,38 +145,34 @@ pub fn describe_key(spki: &SubjectPublicKeyInfo<'_>) -> String {
 }
 
 fn classify_key(spki: &SubjectPublicKeyInfo<'_>) -> Result<SubjectKey, PolicyError> {
-    let alg = spki.algorithm.algorithm.to_id_string();
-    match alg.as_str() {
-        "1.2.840.113549.1.1.1" => match spki.parsed() {
+    use crate::keys::{oid, KeyKind, UnknownKey};
+    match crate::keys::kind_of_spki(spki) {
+        Ok(KeyKind::Rsa) => match spki.parsed() {
             Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => Ok(SubjectKey::Rsa {
                 bits: bit_len(rsa.modulus),
             }),
             _ => Err(PolicyError::BadCsr("the RSA public key does not parse".into())),
         },
-        "1.2.840.10045.2.1" => {
-            let curve = spki
-                .algorithm
-                .parameters
-                .as_ref()
-                .and_then(|p| p.as_oid().ok())
-                .map(|o| o.to_id_string())
-                .ok_or_else(|| PolicyError::BadCsr("the EC public key names no curve".into()))?;
-            match curve.as_str() {
-                "1.2.840.10045.3.1.7" => Ok(SubjectKey::P256),
-                "1.3.132.0.34" => Ok(SubjectKey::P384),
-                "1.3.132.0.35" => Ok(SubjectKey::P521),
-                "1.2.840.10045.3.1.1" => Err(PolicyError::BadKey("the P-192 curve is refused: it is too weak".into())),
-                other => Err(PolicyError::BadKey(format!(
-                    "the elliptic curve {} is refused (use P-256, P-384 or P-521)",
-                    curve_name(other)
-                ))),
-            }
+        Ok(KeyKind::P256) => Ok(SubjectKey::P256),
+        Ok(KeyKind::P384) => Ok(SubjectKey::P384),
+        Ok(KeyKind::P521) => Ok(SubjectKey::P521),
+        Ok(KeyKind::Ed25519) => Ok(SubjectKey::Ed25519),
+        Err(UnknownKey::Curve(c)) if c.is_empty() => {
+            Err(PolicyError::BadCsr("the EC public key names no curve".into()))
         }
-        "1.3.101.112" => Ok(SubjectKey::Ed25519),
-        "1.2.840.113549.1.1.10" => Err(PolicyError::BadKey(
+        Err(UnknownKey::Curve(c)) if c == oid::P192 => Err(PolicyError::BadKey(
+            "the P-192 curve is refused: it is too weak".into(),
+        )),
+        Err(UnknownKey::Curve(other)) => Err(PolicyError::BadKey(format!(
+            "the elliptic curve {} is refused (use P-256, P-384 or P-521)",
+            curve_name(&other)
+        ))),
+        Err(UnknownKey::Algorithm(a)) if a == oid::RSASSA_PSS => Err(PolicyError::BadKey(
             "RSASSA-PSS-only public keys (id-RSASSA-PSS) are not supported; use an rsaEncryption key (it may still sign the CSR with PSS)".into(),
         )),
-        other => Err(PolicyError::BadKey(format!("public key algorithm {other} is not supported"))),
+        Err(UnknownKey::Algorithm(other)) => Err(PolicyError::BadKey(format!(
+            "public key algorithm {other} is not supported"
+        ))),
     }
 }
 

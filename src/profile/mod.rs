@@ -65,15 +65,30 @@ pub enum Eku {
     Other(String),
 }
 
+/// The profile name a CA's own certificate is recorded under (no profile file has it).
+pub const CA_CERTIFICATE_PROFILE: &str = "ca-certificate";
+
+/// The extended key usage OIDs hallmark names (RFC 5280 §4.2.1.12), written once.
+pub mod eku_oid {
+    pub const SERVER_AUTH: &str = "1.3.6.1.5.5.7.3.1";
+    pub const CLIENT_AUTH: &str = "1.3.6.1.5.5.7.3.2";
+    pub const CODE_SIGNING: &str = "1.3.6.1.5.5.7.3.3";
+    pub const EMAIL_PROTECTION: &str = "1.3.6.1.5.5.7.3.4";
+    pub const TIME_STAMPING: &str = "1.3.6.1.5.5.7.3.8";
+    pub const OCSP_SIGNING: &str = "1.3.6.1.5.5.7.3.9";
+    /// anyExtendedKeyUsage: never issued, looked for by the lint.
+    pub const ANY: &str = "2.5.29.37.0";
+}
+
 impl Eku {
     pub fn oid(&self) -> &str {
         match self {
-            Eku::ServerAuth => "1.3.6.1.5.5.7.3.1",
-            Eku::ClientAuth => "1.3.6.1.5.5.7.3.2",
-            Eku::CodeSigning => "1.3.6.1.5.5.7.3.3",
-            Eku::EmailProtection => "1.3.6.1.5.5.7.3.4",
-            Eku::TimeStamping => "1.3.6.1.5.5.7.3.8",
-            Eku::OcspSigning => "1.3.6.1.5.5.7.3.9",
+            Eku::ServerAuth => eku_oid::SERVER_AUTH,
+            Eku::ClientAuth => eku_oid::CLIENT_AUTH,
+            Eku::CodeSigning => eku_oid::CODE_SIGNING,
+            Eku::EmailProtection => eku_oid::EMAIL_PROTECTION,
+            Eku::TimeStamping => eku_oid::TIME_STAMPING,
+            Eku::OcspSigning => eku_oid::OCSP_SIGNING,
             Eku::Other(o) => o,
         }
     }

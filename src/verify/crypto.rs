@@ -30,6 +30,7 @@ pub fn hash_name(h: HashAlg) -> &'static str {
 /// algorithm: some signers write plain rsaEncryption or id-ecPublicKey there and let it choose
 /// the hash.
 pub fn scheme_of_oid(oid: &str, digest: Option<HashAlg>) -> Result<SignatureScheme, String> {
+    use crate::keys::oid as key;
     use SignatureScheme as S;
     Ok(match (oid, digest) {
         ("1.2.840.10045.4.3.2", _) => S::EcdsaSha256,
@@ -38,13 +39,13 @@ pub fn scheme_of_oid(oid: &str, digest: Option<HashAlg>) -> Result<SignatureSche
         ("1.2.840.113549.1.1.11", _) => S::RsaPkcs1Sha256,
         ("1.2.840.113549.1.1.12", _) => S::RsaPkcs1Sha384,
         ("1.2.840.113549.1.1.13", _) => S::RsaPkcs1Sha512,
-        ("1.3.101.112", _) => S::Ed25519,
-        ("1.2.840.113549.1.1.1", Some(h)) => match h {
+        (key::ED25519, _) => S::Ed25519,
+        (key::RSA_ENCRYPTION, Some(h)) => match h {
             HashAlg::Sha256 => S::RsaPkcs1Sha256,
             HashAlg::Sha384 => S::RsaPkcs1Sha384,
             HashAlg::Sha512 => S::RsaPkcs1Sha512,
         },
-        ("1.2.840.10045.2.1", Some(h)) => match h {
+        (key::EC_PUBLIC_KEY, Some(h)) => match h {
             HashAlg::Sha256 => S::EcdsaSha256,
             HashAlg::Sha384 => S::EcdsaSha384,
             HashAlg::Sha512 => S::EcdsaSha512,
@@ -52,7 +53,7 @@ pub fn scheme_of_oid(oid: &str, digest: Option<HashAlg>) -> Result<SignatureSche
         ("1.2.840.113549.1.1.5" | "1.2.840.10045.4.1", _) => {
             return Err("SHA-1 signatures are not accepted".into())
         }
-        ("1.2.840.113549.1.1.10", _) => {
+        (key::RSASSA_PSS, _) => {
             return Err("RSASSA-PSS in certificates and CMS is not supported by verify".into())
         }
         (o, _) => return Err(format!("signature algorithm {o} is not supported")),

@@ -5,7 +5,7 @@ use der::asn1::{AnyRef, BitStringRef, ObjectIdentifier, UintRef};
 use der::{Decode, Encode};
 use pkcs8::spki::{AlgorithmIdentifierRef, SubjectPublicKeyInfoRef};
 
-use crate::keys::KeyError;
+use crate::keys::{oid, KeyError};
 
 /// `CKA_EC_PARAMS` of P-256 and P-384: the DER OID of the named curve.
 pub(super) const OID_P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
@@ -15,9 +15,9 @@ pub(super) const OID_ED25519: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x70];
 /// `PrintableString "edwards25519"`: the curve name form of `CKA_EC_PARAMS` SoftHSM 2.6 accepts.
 pub(super) const EC_PARAMS_EDWARDS25519: &[u8] = b"\x13\x0cedwards25519";
 
-const ID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
-const ID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
-const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+const ID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap(oid::EC_PUBLIC_KEY);
+const ID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap(oid::ED25519);
+const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap(oid::RSA_ENCRYPTION);
 
 fn der_err(e: der::Error) -> KeyError {
     KeyError::Pkcs11(format!("encoding the SubjectPublicKeyInfo: {e}"))
