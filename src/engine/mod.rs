@@ -107,7 +107,7 @@ pub fn check_config(
         path: config.path.display().to_string(),
         problem,
     };
-    crate::webhooks::check_events(&config.webhooks).map_err(invalid)?;
+    crate::webhooks::events::check_events(&config.webhooks).map_err(invalid)?;
     crate::policy::workload::check_rules(&config.identity).map_err(invalid)?;
     config
         .signing

@@ -25,17 +25,8 @@ use crate::error::{Error, Result};
 use crate::outbound::Tls;
 use crate::store::{rfc3339, AuditEvent, WebhookCursor};
 
-/// The events a webhook can ask for.
-pub const EVENTS: &[&str] = &[
-    "request.pending",
-    "request.approved",
-    "request.denied",
-    "request.expired",
-    "request.cancelled",
-    "signature.made",
-    "certificate.revoked",
-    "certificate.expiring",
-];
+pub(crate) mod events;
+pub use events::{check_events, EVENTS};
 
 /// The longest wait between two attempts.
 const MAX_BACKOFF_SECS: i64 = 300;
@@ -49,23 +40,6 @@ pub struct Event {
     pub at: i64,
     pub actor: String,
     pub data: serde_json::Value,
-}
-
-/// The events each `[[webhook]]` subscribes to, checked against [`EVENTS`] when the
-/// configuration is opened.
-pub fn check_events(webhooks: &[WebhookConfig]) -> std::result::Result<(), String> {
-    for w in webhooks {
-        for e in &w.events {
-            if !EVENTS.contains(&e.as_str()) {
-                return Err(format!(
-                    "webhook '{}': unknown event '{e}' (known: {})",
-                    w.name,
-                    EVENTS.join(", ")
-                ));
-            }
-        }
-    }
-    Ok(())
 }
 
 /// The webhook event an audit event is, if it is one, with what a receiver needs to act on it.
