@@ -29,10 +29,8 @@ use hallmark::keys::SignatureScheme;
 mod common;
 use common::*;
 
-/// The local OIDC issuer the tests use (HTTPS, discovery, JWKS, RS256 tokens).
-#[allow(dead_code)]
-#[path = "../tests/common/oidc.rs"]
-mod oidc_issuer;
+// The local OIDC issuer the tests use (HTTPS, discovery, JWKS, RS256 tokens).
+use common::shared::oidc as oidc_issuer;
 use oidc_issuer::OidcIssuer;
 
 /// How a load run authenticates.

@@ -1,18 +1,22 @@
-//! Shared bench support (`mod common;` in each bench; not a bench target itself): the `hallmark`
-//! binary, a SoftHSM2 token in a temp dir, a CA made with `hallmark init` on soft or SoftHSM2
-//! keys, and `hallmark serve` on loopback ports, killed on drop.
+//! Shared bench support (`mod common;` in each bench; not a bench target itself): a CA made with
+//! `hallmark init` on soft or SoftHSM2 keys, and `hallmark serve` on loopback ports, killed on
+//! drop. What tests need as well (the `hallmark` binary, a SoftHSM2 token, finding a tool) is
+//! the tests' own helper set, `tests/common`, included here rather than written again.
 #![allow(dead_code)]
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
+#[path = "../../tests/common/mod.rs"]
+pub mod shared;
+
+pub use shared::SOFTHSM_MODULE;
+
 pub type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
-pub const SOFTHSM_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
-
 pub fn hallmark() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_hallmark"))
+    Command::new(shared::hallmark_bin())
 }
 
 /// Runs a command; its stdout, or an error with its stderr.
@@ -24,35 +28,13 @@ pub fn ok(c: &mut Command) -> Res<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// Makes a SoftHSM2 token LABEL (user PIN 123456) in DIR/tokens; returns the configuration file
-/// to name in `SOFTHSM2_CONF`.
+/// Makes a SoftHSM2 token LABEL (user PIN 123456) in DIR/tokens with the tests' helper; returns
+/// the configuration file to name in `SOFTHSM2_CONF`.
 pub fn softhsm_token(dir: &Path, label: &str) -> Res<PathBuf> {
     if !Path::new(SOFTHSM_MODULE).exists() {
         return Err(format!("{SOFTHSM_MODULE} is missing: run `make deps`").into());
     }
-    let tokens = dir.join("tokens");
-    std::fs::create_dir_all(&tokens)?;
-    let conf = dir.join("softhsm2.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-            tokens.display()
-        ),
-    )?;
-    ok(Command::new("softhsm2-util")
-        .env("SOFTHSM2_CONF", &conf)
-        .args([
-            "--init-token",
-            "--free",
-            "--label",
-            label,
-            "--pin",
-            "123456",
-            "--so-pin",
-            "12345678",
-        ]))?;
-    Ok(conf)
+    Ok(shared::softhsm_token(dir, label, "123456", "12345678"))
 }
 
 /// Lifts the per-token API rate limit in CONFIG: no rate limit in a benchmark.
