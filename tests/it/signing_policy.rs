@@ -488,3 +488,92 @@ fn a_policy_in_the_config_file_wins_and_the_cli_cannot_change_it() {
     std::fs::write(&config_path, &good).expect("config");
     assert_eq!(env.recorded(), 1);
 }
+
+/// Concurrent decisions on one signature request, round after round: three approvers of a
+/// 2-of-3 key decide at the same moment (two approve and one denies, or all three approve).
+/// Each request ends exactly once — signed with one signature, or denied with none — and every
+/// decision that came too late is refused with 409 as "no longer pending", never a 500.
+#[test]
+fn concurrent_decisions_on_a_signature_request_end_it_once() {
+    let env = Env::start(|ca| {
+        fw_key(
+            ca,
+            &[
+                "--approvals",
+                "2",
+                "--approvers",
+                "release-manager,security-lead,qa-lead",
+            ],
+        )
+    });
+    let ci = env.token("ci", "sign");
+    let approvers = [
+        env.token("release-manager", "approve"),
+        env.token("security-lead", "approve"),
+        env.token("qa-lead", "approve"),
+    ];
+    let mut outcomes = std::collections::BTreeMap::new();
+    for round in 0..8 {
+        let digest = sha256_hex(format!("firmware build {round}").as_bytes());
+        let (code, v) = env.sign(&ci, "fw-release", "cms", "sha256", &digest);
+        assert_eq!(code, 202, "{v}");
+        let id = v["request_id"].as_i64().expect("request id");
+        let before = env.recorded();
+        // Even rounds: the third approver denies; odd rounds: all three approve.
+        let barrier = std::sync::Barrier::new(approvers.len());
+        let answers: Vec<(u16, Value)> = std::thread::scope(|s| {
+            let handles: Vec<_> = approvers
+                .iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    let (env, barrier) = (&env, &barrier);
+                    s.spawn(move || {
+                        let what = if i == 2 && round % 2 == 0 {
+                            "deny"
+                        } else {
+                            "approve"
+                        };
+                        barrier.wait();
+                        env.decide(t, id, what)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("decision thread"))
+                .collect()
+        });
+        for (code, v) in &answers {
+            assert!(*code == 200 || *code == 409, "{code} {v}");
+            if *code == 409 {
+                let detail = v["detail"].as_str().unwrap_or("");
+                assert!(
+                    detail.contains(&format!("signature request {id} is "))
+                        && detail.contains("it can no longer be decided"),
+                    "{v}"
+                );
+            }
+        }
+        let (code, end) = env.call("GET", &format!("/api/v1/signatures/{id}"), &ci, None);
+        assert_eq!(code, 200, "{end}");
+        let status = end["status"].as_str().unwrap_or("").to_string();
+        let made = env.recorded() - before;
+        match status.as_str() {
+            "signed" => {
+                assert_eq!(made, 1, "one signature for a signed request: {end}");
+                let claimed = answers
+                    .iter()
+                    .filter(|(_, v)| v["status"] == "signed" && v["signature"].is_string())
+                    .count();
+                assert_eq!(claimed, 1, "exactly one decision signs: {answers:?}");
+            }
+            "denied" => assert_eq!(made, 0, "a denied request signs nothing: {end}"),
+            other => panic!("request {id} ended '{other}': {end} {answers:?}"),
+        }
+        *outcomes.entry(status).or_insert(0) += 1;
+    }
+    assert!(
+        outcomes.get("signed").copied().unwrap_or(0) >= 4,
+        "{outcomes:?}"
+    );
+}
