@@ -50,7 +50,7 @@ fn bench_https(
     use std::sync::Arc;
     no_rate_limit(config)?;
     let hm = Arc::new(Hallmark::open(config)?);
-    let (_, token) = hm.create_token(
+    let (_, token) = hm.tokens.create_token(
         Some("acme"),
         Some("bench"),
         &[hallmark::policy::auth::Scope::Issue],
@@ -216,18 +216,22 @@ fn bench_store(
         device_serial: None,
         name: None,
     };
-    let issue_single = rate(3.0, || usize::from(hm.issue(&req).is_ok()));
+    let issue_single = rate(3.0, || usize::from(hm.issuance.issue(&req).is_ok()));
     let batch_size: usize = std::env::var("HALLMARK_BENCH_BATCH")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1024);
     let batch: Vec<IssueRequest> = (0..batch_size).map(|_| req.clone()).collect();
     let issue_batch = rate(3.0, || {
-        hm.issue_batch(&batch).iter().filter(|r| r.is_ok()).count()
+        hm.issuance
+            .issue_batch(&batch)
+            .iter()
+            .filter(|r| r.is_ok())
+            .count()
     });
     let csr_pem = hallmark::pemfmt::encode("CERTIFICATE REQUEST", csr.clone());
     let https = bench_https(&config, &csr_pem, 16, 5.0)?;
-    let errors = hm.issue(&req).err();
+    let errors = hm.issuance.issue(&req).err();
     if let Some(e) = errors {
         return Err(format!("issuance failed during the bench: {e}").into());
     }

@@ -12,6 +12,13 @@ if [ "${1:-}" = "bench" ]; then
 fi
 PKILINT_VERSION="${PKILINT_VERSION:-0.13.3}"
 
+# mdBook (pinned, in .tools/bin) for the test that builds the docs book as `make docs` does.
+# Compiling it takes a few minutes of CPU the first time, so it starts now, in the background,
+# while the steps below mostly wait on the network and the disk; its result is checked at the end.
+mkdir -p .tools
+scripts/mdbook.sh > .tools/mdbook.path 2> .tools/mdbook.log &
+mdbook_pid=$!
+
 sudo_if_needed() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
@@ -84,8 +91,14 @@ for m in playwright-core axe-core; do
     test -d "tests/console/node_modules/$m" || { echo "deps: tests/console/node_modules/$m missing after npm ci" >&2; exit 1; }
 done
 
-# mdBook (pinned, in .tools/bin), for the test that builds the docs book as `make docs` does.
-mdbook=$(scripts/mdbook.sh)
+# mdBook, started at the top.
+if ! wait "$mdbook_pid"; then
+    cat .tools/mdbook.log >&2
+    echo "deps: installing mdbook into .tools/ failed (see above)" >&2
+    exit 1
+fi
+cat .tools/mdbook.log >&2
+mdbook=$(cat .tools/mdbook.path)
 echo "deps: $("$mdbook" --version) in .tools/bin"
 
 # imgtool, certbot and the other Python tools live only in .venv/bin; the book's blocks expect

@@ -269,7 +269,7 @@ pub fn init(opts: &InitOptions) -> Result<PathBuf> {
     std::fs::create_dir_all(&tls_dir).map_err(|e| io("tls", e))?;
     std::fs::write(tls_dir.join("api.pem"), chain).map_err(|e| io("tls/api.pem", e))?;
     // The time-stamp authority's key and certificate (tsa.pem), for POST /tsa.
-    crate::tsa::init(&hm, opts.ca_algorithm, actor)?;
+    hm.init_tsa(opts.ca_algorithm, actor)?;
     // The config is written last: a directory with a config is a finished CA.
     let header = "# hallmark configuration, written by `hallmark init`. Paths are relative to this file.\n# Secrets are never here: the key store names the environment variable or file holding them.\n\n";
     let signing = "\n# A signing key's policy can be kept here instead of with `hallmark key policy LABEL`;\n# the file then wins and the command refuses to change it. Read when the server starts.\n# [signing.keys.release]\n# formats = [\"cms\", \"raw\"]          # raw, cms, cose_sign1; all when left out\n# digests = [\"sha256\", \"sha384\"]    # sha256, sha384, sha512; all when left out\n# signers = [\"ci\"]                  # token names; any of the publisher's when left out\n# approvals = 2                     # distinct approvals before a signature (0: none)\n# approvers = [\"alice\", \"bob\", \"carol\"]\n# rate_per_minute = 60              # unlimited when left out\n";

@@ -41,7 +41,7 @@ fn issuance_is_recorded_before_it_is_returned() {
         .store
         .count_certificates(Some(CertStatus::Issued))
         .expect("count");
-    let issued = hm.issue(&request(csr(&ca, "a"))).expect("issue");
+    let issued = hm.issuance.issue(&request(csr(&ca, "a"))).expect("issue");
     let rec = hm
         .store
         .get_certificate(&issued.serial)
@@ -88,7 +88,7 @@ fn issuance_is_recorded_before_it_is_returned() {
         .map(|i| request(csr(&ca, &format!("b{i}"))))
         .collect();
     reqs[7].csr = b"garbage".to_vec();
-    let results = hm.issue_batch(&reqs);
+    let results = hm.issuance.issue_batch(&reqs);
     assert_eq!(results.len(), 20);
     for (i, r) in results.iter().enumerate() {
         match r {
@@ -131,7 +131,7 @@ fn concurrent_issuance_gives_unique_recorded_serials() {
             let hm = hm.clone();
             std::thread::spawn(move || {
                 (0..25)
-                    .map(|_| hm.issue(&request(c.clone())).map(|i| i.serial))
+                    .map(|_| hm.issuance.issue(&request(c.clone())).map(|i| i.serial))
                     .collect::<Vec<_>>()
             })
         })
@@ -206,7 +206,7 @@ fn a_station_quota_holds_across_concurrent_streams() {
             std::thread::spawn(move || {
                 let mut chunks = chunks.into_iter();
                 let mut answers = Vec::new();
-                hm.provision_stream(
+                hm.provisioning.provision_stream(
                     &station,
                     |_| match chunks.next() {
                         Some(c) => hallmark::provision::Lines::Chunk(c),
@@ -253,6 +253,7 @@ fn cached_tokens_follow_revocations_from_this_and_other_processes() {
     let bearer = |t: &str| Some(t.to_string());
     let make = |name: &str| {
         let (rec, secret) = server
+            .tokens
             .create_token(
                 Some("acme"),
                 Some(name),
@@ -268,13 +269,16 @@ fn cached_tokens_follow_revocations_from_this_and_other_processes() {
     // Revoked by another process: refused by the next request.
     let (id, secret) = make("other-process");
     assert!(server
+        .tokens
         .authenticate(bearer(&secret).as_deref(), None)
         .is_ok());
     assert!(server
+        .tokens
         .authenticate(bearer(&secret).as_deref(), None)
         .is_ok()); // cached
     cli.store.revoke_token(&id, 1, "test").expect("revoke");
     let e = server
+        .tokens
         .authenticate(bearer(&secret).as_deref(), None)
         .expect_err("revoked elsewhere");
     assert_eq!(e.kind(), "unauthorized");
@@ -282,10 +286,12 @@ fn cached_tokens_follow_revocations_from_this_and_other_processes() {
     // Revoked through this process's own store: refused at once.
     let (id, secret) = make("this-process");
     assert!(server
+        .tokens
         .authenticate(bearer(&secret).as_deref(), None)
         .is_ok());
     server.store.revoke_token(&id, 1, "test").expect("revoke");
     let e = server
+        .tokens
         .authenticate(bearer(&secret).as_deref(), None)
         .expect_err("revoked here");
     assert_eq!(e.kind(), "unauthorized");
@@ -320,6 +326,7 @@ fn a_claimed_signature_request_is_finished_at_start() {
     ]);
     let hm = ca.open();
     let (_, secret) = hm
+        .tokens
         .create_token(
             Some("acme"),
             Some("ci"),
@@ -329,7 +336,10 @@ fn a_claimed_signature_request_is_finished_at_start() {
             "test",
         )
         .expect("token");
-    let cred = hm.authenticate(Some(&secret), None).expect("credential");
+    let cred = hm
+        .tokens
+        .authenticate(Some(&secret), None)
+        .expect("credential");
     let req = SignRequest {
         key: "fw".into(),
         digest: "ab".repeat(32),
@@ -341,7 +351,11 @@ fn a_claimed_signature_request_is_finished_at_start() {
         content: None,
         openpgp_trailer: None,
     };
-    let id = match hm.submit_signature(&req, &cred, true).expect("submit") {
+    let id = match hm
+        .signing
+        .submit_signature(&req, &cred, true)
+        .expect("submit")
+    {
         SignSubmitted::Pending(r) => r.id,
         SignSubmitted::Signed(_) => panic!("the policy asks for an approval"),
     };
@@ -357,7 +371,7 @@ fn a_claimed_signature_request_is_finished_at_start() {
     drop(hm);
 
     let hm = ca.open();
-    assert_eq!(hm.recover_signature_requests().expect("recover"), 1);
+    assert_eq!(hm.signing.recover_signature_requests().expect("recover"), 1);
     let r = hm
         .store
         .get_signature_request(id)
@@ -373,7 +387,7 @@ fn a_claimed_signature_request_is_finished_at_start() {
         signatures + 1
     );
     // Nothing is left to finish: a second start signs nothing again.
-    assert_eq!(hm.recover_signature_requests().expect("recover"), 0);
+    assert_eq!(hm.signing.recover_signature_requests().expect("recover"), 0);
 }
 
 /// A certificate request whose last approval claimed it, then a stop before it issued: the
@@ -397,6 +411,7 @@ fn a_claimed_certificate_request_is_issued_at_start() {
     )
     .expect("profiles");
     let (_, secret) = hm
+        .tokens
         .create_token(
             Some("acme"),
             Some("ci"),
@@ -406,12 +421,15 @@ fn a_claimed_certificate_request_is_issued_at_start() {
             "test",
         )
         .expect("token");
-    let cred = hm.authenticate(Some(&secret), None).expect("credential");
+    let cred = hm
+        .tokens
+        .authenticate(Some(&secret), None)
+        .expect("credential");
     let req = IssueRequest {
         profile: "release-signing".into(),
         ..request(csr(&ca, "claimed"))
     };
-    let id = match hm.submit(req, &cred).expect("submit") {
+    let id = match hm.requests.submit(req, &cred).expect("submit") {
         Submitted::Pending(r) => r.id,
         Submitted::Issued(_) => panic!("the profile asks for approvals"),
     };
@@ -484,7 +502,7 @@ fn a_batch_signs_with_as_many_token_sessions_as_configured() {
         .expect("count");
     let one = csr(&ca, "threads");
     let reqs: Vec<IssueRequest> = (0..300).map(|_| request(one.clone())).collect();
-    let results = hm.issue_batch(&reqs);
+    let results = hm.issuance.issue_batch(&reqs);
     let mut serials = std::collections::HashSet::new();
     for r in &results {
         let c = r.as_ref().expect("issued");
@@ -525,7 +543,8 @@ fn a_revoked_responder_certificate_is_renewed_at_once() {
         .find(|c| c.role == CaRole::Ocsp)
         .expect("a responder");
     let old = responder.serial.clone().expect("serial");
-    hm.revoke(&old, RevocationReason::Superseded, None, "test")
+    hm.revocation
+        .revoke(&old, RevocationReason::Superseded, None, "test")
         .expect("revoke");
     let now = hm
         .store
@@ -660,7 +679,10 @@ fn services_and_the_store_take_time_from_the_injected_clock() {
     let config = hallmark::config::Config::load(&ca.config()).expect("config");
     let hm = Hallmark::with_clock(config, clock.clone()).expect("open on the clock");
 
-    let issued = hm.issue(&request(csr(&ca, "clocked"))).expect("issue");
+    let issued = hm
+        .issuance
+        .issue(&request(csr(&ca, "clocked")))
+        .expect("issue");
     let (_, _, not_before, _) = hallmark::issuer::cert_summary(&issued.cert_der).expect("parse");
     assert!(
         not_before <= start && not_before > start - 86_400,
@@ -677,6 +699,7 @@ fn services_and_the_store_take_time_from_the_injected_clock() {
     assert_eq!(newest[0].at, start, "{:?}", newest[0]);
 
     let (_, secret) = hm
+        .tokens
         .create_token(
             Some("acme"),
             Some("clocked"),
@@ -686,10 +709,12 @@ fn services_and_the_store_take_time_from_the_injected_clock() {
             "test",
         )
         .expect("token");
-    hm.authenticate(Some(&secret), None)
+    hm.tokens
+        .authenticate(Some(&secret), None)
         .expect("a token within its day");
     clock.advance(86_400);
     let e = hm
+        .tokens
         .authenticate(Some(&secret), None)
         .expect_err("expired on the clock");
     assert!(e.to_string().contains("expired"), "{e}");

@@ -106,7 +106,7 @@ impl Acme<'_> {
             name,
         };
         let who = actor(acct);
-        let refused = match self.hm.submit(issue, &cred) {
+        let refused = match self.hm.requests.submit(issue, &cred) {
             Ok(Submitted::Issued(i)) => {
                 self.hm
                     .store
@@ -215,6 +215,7 @@ impl Acme<'_> {
             )));
         }
         self.hm
+            .revocation
             .revoke(&rec.serial, reason, None, &who)
             .map_err(|e| {
                 tracing::error!("acme: revoke {}: {e}", rec.serial);

@@ -32,7 +32,7 @@ pub struct IssueArgs {
 pub(super) fn cmd_issue(cli: &Cli, a: &IssueArgs) -> anyhow::Result<()> {
     let hm = open(cli)?;
     let csr = read_input(&a.csr)?;
-    let issued = hm.issue(&IssueRequest {
+    let issued = hm.issuance.issue(&IssueRequest {
         profile: a.profile.clone(),
         publisher: a.publisher.clone(),
         csr,

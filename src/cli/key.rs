@@ -199,7 +199,7 @@ pub(super) fn cmd_key(cli: &Cli, c: &KeyCmd) -> anyhow::Result<()> {
             out,
         } => {
             let made = match uid {
-                Some(uid) => hm.make_openpgp_key(label, uid, &actor())?,
+                Some(uid) => hm.signing.make_openpgp_key(label, uid, &actor())?,
                 None => match hm.store.get_openpgp_key(label)? {
                     Some(record) => crate::signing::OpenPgpKey {
                         record,
@@ -266,7 +266,10 @@ pub(super) fn cmd_key(cli: &Cli, c: &KeyCmd) -> anyhow::Result<()> {
         // JSON: one document, the policy included (what GET /api/v1/keys/{label} answers).
         KeyCmd::Show { label, .. } if cli.output == Output::Json => {
             let rec = hm.key(label)?;
-            println!("{}", serde_json::to_string_pretty(&hm.key_document(&rec)?)?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&hm.signing.key_document(&rec)?)?
+            );
         }
         KeyCmd::Show {
             label,
@@ -275,8 +278,8 @@ pub(super) fn cmd_key(cli: &Cli, c: &KeyCmd) -> anyhow::Result<()> {
         KeyCmd::Policy(a) => {
             if a.changes() {
                 // Setting one field keeps the others (the --clear-* flags remove one).
-                let policy = a.applied_to(&hm.key_policy(&a.label)?)?;
-                hm.set_key_policy(&a.label, &policy, &actor())?;
+                let policy = a.applied_to(&hm.signing.key_policy(&a.label)?)?;
+                hm.signing.set_key_policy(&a.label, &policy, &actor())?;
                 println!("policy of key {} set:", a.label);
             }
             print_key_policy(&hm, &hm.key(&a.label)?.label)?;
@@ -297,8 +300,8 @@ pub(super) fn cmd_key(cli: &Cli, c: &KeyCmd) -> anyhow::Result<()> {
 
 /// A key's policy, and where it comes from.
 fn print_key_policy(hm: &Hallmark, label: &str) -> anyhow::Result<()> {
-    print!("{}", hm.key_policy(label)?.describe());
-    match hm.key_policy_source(label)? {
+    print!("{}", hm.signing.key_policy(label)?.describe());
+    match hm.signing.key_policy_source(label)? {
         "config" => println!(
             "source: {} [signing.keys.{label}]",
             hm.config.path.display()

@@ -401,7 +401,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ca(c) => ca::cmd_ca(&cli, c),
         Command::Tsa(TsaCmd::Init { algorithm }) => {
             let hm = open(&cli)?;
-            let path = crate::tsa::init(&hm, *algorithm, &actor())?;
+            let path = hm.init_tsa(*algorithm, &actor())?;
             println!("{}", path.display());
             Ok(())
         }

@@ -50,7 +50,9 @@ pub fn cmd_revoke(cli: &Cli, a: &RevokeArgs) -> anyhow::Result<()> {
         })
         .transpose()?;
     let hm = open(cli)?;
-    let r = hm.revoke(&a.serial, a.reason, invalidity, &actor())?;
+    let r = hm
+        .revocation
+        .revoke(&a.serial, a.reason, invalidity, &actor())?;
     match r.previous_reason {
         Some(prev) => println!(
             "certificate {} (CA {}): reason changed from {prev} to {}; revoked since {}",
@@ -76,7 +78,7 @@ pub fn cmd_revoke(cli: &Cli, a: &RevokeArgs) -> anyhow::Result<()> {
 
 pub fn cmd_crl(cli: &Cli, a: &CrlArgs) -> anyhow::Result<()> {
     let hm = open(cli)?;
-    let crl = hm.issue_crl(&a.ca, a.shard, &actor())?;
+    let crl = hm.revocation.issue_crl(&a.ca, a.shard, &actor())?;
     let written = if a.pem {
         std::fs::write(
             &a.out,

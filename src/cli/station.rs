@@ -132,7 +132,7 @@ fn manage(
                 .map(std::fs::read)
                 .transpose()
                 .context("reading --csr")?;
-            let (rec, creds) = hm.add_station(
+            let (rec, creds) = hm.provisioning.add_station(
                 &a.name,
                 a.publisher.as_deref(),
                 &a.profile,
@@ -167,7 +167,7 @@ fn manage(
             let mut rows = Vec::new();
             for s in hm.store.list_stations()? {
                 let used = hm.store.station_issued_count(&s.name)?;
-                let state = match hm.station_refusal(&s)? {
+                let state = match hm.provisioning.station_refusal(&s)? {
                     None => "active",
                     Some(_) if s.disabled => "DISABLED",
                     Some(why) if why.ends_with("revoked") => "CERT-REVOKED",
@@ -195,7 +195,7 @@ fn manage(
             super::print_list(output, rows, false, None, "")?;
         }
         StationCmd::Disable { name } => {
-            hm.disable_station(name, actor)?;
+            hm.provisioning.disable_station(name, actor)?;
             println!("station {name} disabled; its certificate is revoked");
         }
         StationCmd::Run(_) => unreachable_run()?,

@@ -48,7 +48,7 @@ pub(super) fn cmd_token(cli: &Cli, c: &TokenCmd) -> anyhow::Result<()> {
                 .map(parse_duration)
                 .transpose()
                 .map_err(|e| anyhow!(e))?;
-            let (rec, secret) = hm.create_token(
+            let (rec, secret) = hm.tokens.create_token(
                 publisher.as_deref(),
                 name.as_deref(),
                 &scopes,
@@ -97,7 +97,7 @@ pub(super) fn cmd_token(cli: &Cli, c: &TokenCmd) -> anyhow::Result<()> {
             print_list(cli.output, rows, false, None, "")?;
         }
         TokenCmd::Revoke { id } => {
-            hm.revoke_token(id, &actor())?;
+            hm.tokens.revoke_token(id, &actor())?;
             println!("revoked token {id}");
         }
     }

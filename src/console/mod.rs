@@ -180,12 +180,12 @@ impl<'a> Contexts<'a> {
         let policy = match self.policies.get(&request.key_label) {
             Some(p) => p.clone(),
             None => {
-                let p = self.hm.key_policy(&request.key_label)?;
+                let p = self.hm.signing.key_policy(&request.key_label)?;
                 self.policies.insert(request.key_label.clone(), p.clone());
                 p
             }
         };
-        let approvers = self.hm.approvers_of(&policy, &request.requester);
+        let approvers = self.hm.signing.approvers_of(&policy, &request.requester);
         let standing = standing(self.cred, &request.requester, &approvers, &approvals);
         Ok(Request::Signature(Box::new(SignatureRequest {
             request,
@@ -254,7 +254,7 @@ impl Hallmark {
         let mut approvals = page.signature_approvals;
         for r in page.signatures {
             // A request past its deadline is expired as it is read, and left out.
-            let r = self.expire_signature_request_if_due(r)?;
+            let r = self.signing.expire_signature_request_if_due(r)?;
             if r.status == SignatureRequestStatus::Pending {
                 let a = approvals.remove(&r.id).unwrap_or_default();
                 out.signatures.push(contexts.signature(r, a)?);
@@ -266,7 +266,7 @@ impl Hallmark {
         }
         let mut approvals = page.certificate_approvals;
         for r in page.certificates {
-            let r = self.expire_if_due(r)?;
+            let r = self.requests.expire_if_due(r)?;
             if r.status == RequestStatus::Pending {
                 let a = approvals.remove(&r.id).unwrap_or_default();
                 out.certificates.push(contexts.certificate(r, a));
@@ -340,8 +340,8 @@ impl Hallmark {
                     })
             });
             out.push(KeyOverview {
-                policy: self.key_policy(&key.label)?,
-                policy_source: self.key_policy_source(&key.label)?,
+                policy: self.signing.key_policy(&key.label)?,
+                policy_source: self.signing.key_policy_source(&key.label)?,
                 activity: self.store.signature_activity(&key.label, since, 86_400)?,
                 validity,
                 key,

@@ -63,7 +63,7 @@ impl Hallmark {
     /// Signs in with a hallmark token: the cookie's value (returned once, kept only as a hash)
     /// and the session. A bad token is refused as the API refuses it.
     pub fn sign_in(&self, token: &str, address: Option<String>) -> Result<(String, Session)> {
-        let cred = self.authenticate(Some(token.trim()), address)?;
+        let cred = self.tokens.authenticate(Some(token.trim()), address)?;
         let actor = cred.actor();
         self.open_session(cred, &actor)
     }
@@ -77,7 +77,7 @@ impl Hallmark {
             ))
             .into());
         };
-        let mut cred = self.credential_of_token(&person.token, address)?;
+        let mut cred = self.tokens.credential_of_token(&person.token, address)?;
         cred.person = Some(id.to_string());
         let actor = cred.actor();
         self.open_session(cred, &actor)
@@ -135,7 +135,7 @@ impl Hallmark {
             self.store.end_session(&id_hash, None)?;
             return Ok(Err(e));
         }
-        let mut cred = match self.credential_of_token(&s.token_id, address) {
+        let mut cred = match self.tokens.credential_of_token(&s.token_id, address) {
             Ok(c) => c,
             Err(Error::Auth(AuthError::Unauthorized(_))) => {
                 self.store.end_session(&id_hash, None)?;

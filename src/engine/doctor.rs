@@ -130,7 +130,7 @@ impl Hallmark {
     /// Each key policy the config sets: in force, or naming a key that does not exist (a typo,
     /// or a key not created yet: the policy applies once `key create` makes it).
     pub fn signing_policy_checks(&self) -> Vec<Check> {
-        let mut labels: Vec<&String> = self.config_key_policies.keys().collect();
+        let mut labels: Vec<&String> = self.signing.config_policies().keys().collect();
         labels.sort();
         labels
             .into_iter()

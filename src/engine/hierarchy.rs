@@ -81,20 +81,7 @@ pub(super) struct NewCa<'a> {
 
 impl Hallmark {
     pub(super) fn ca_subject(&self, cn: String) -> Vec<NameAttr> {
-        vec![
-            NameAttr {
-                kind: "C".into(),
-                value: self.config.ca.country.clone(),
-            },
-            NameAttr {
-                kind: "O".into(),
-                value: self.config.ca.organization.clone(),
-            },
-            NameAttr {
-                kind: "CN".into(),
-                value: cn,
-            },
-        ]
+        NameAttr::ca_subject(&self.config.ca.country, &self.config.ca.organization, cn)
     }
 
     pub(super) fn record_ca(&self, n: NewCa<'_>, actor: &str) -> Result<()> {
@@ -312,24 +299,6 @@ impl Hallmark {
         Ok(None)
     }
 
-    /// The certificate of the delegated OCSP responder of `ca_name` (made at init, renewed by
-    /// the server before it expires).
-    pub fn responder_spec(&self, ca_name: &str) -> CaCertSpec {
-        CaCertSpec {
-            subject: self.ca_subject(format!(
-                "{} OCSP Responder for {ca_name}",
-                self.config.ca.organization
-            )),
-            validity: Validity::Days(self.config.ocsp.responder_validity_days),
-            path_len: None,
-            responder: true,
-            eku: vec![],
-            policies: vec![],
-            crl_url: None,
-            ca_issuers_url: None,
-        }
-    }
-
     /// Creates (or replaces nothing: fails if present) the delegated OCSP responder of a CA.
     pub fn create_responder(&self, ca_name: &str, alg: KeyAlgorithm, actor: &str) -> Result<()> {
         let ca = self.ca(ca_name)?;
@@ -338,7 +307,7 @@ impl Hallmark {
         let signer = self
             .key_store(&store)?
             .generate(&ca_key_label(&name), alg)?;
-        let spec = self.responder_spec(ca_name);
+        let spec = self.revocation.responder_spec(ca_name);
         let cert = issuer::issue_ca_certificate(
             &spec,
             signer.spki_der(),
@@ -479,6 +448,55 @@ impl Hallmark {
             sans,
             actor,
         )?;
-        self.issue_approved(&approved, None)
+        self.issuance.issue_approved(&approved, None)
+    }
+}
+
+impl Hallmark {
+    /// Makes the TSA key and certificate (`hallmark tsa init`, and the end of `hallmark init`).
+    /// Returns the path of the PEM chain written.
+    pub fn init_tsa(&self, alg: KeyAlgorithm, actor: &str) -> Result<std::path::PathBuf> {
+        let path = self.tsa.cert_path().to_path_buf();
+        if path.exists() {
+            return Err(Error::Conflict(format!(
+                "a TSA certificate already exists at {}",
+                path.display()
+            )));
+        }
+        // The profile is checked before a key is made.
+        self.profiles.get(crate::tsa::TSA_PROFILE)?;
+        let ks = self.key_store(self.tsa.key_store_name())?;
+        // Without tsa.pem, a `tsa` key in the store was left by an attempt that stopped before its
+        // certificate was written: it never signed a token, so it is certified now instead of being
+        // orphaned (and blocking every later attempt).
+        let signer = match ks.generate(crate::tsa::TSA_KEY, alg) {
+            Err(crate::keys::KeyError::AlreadyExists(_)) => {
+                let s = ks.open(crate::tsa::TSA_KEY)?;
+                if s.algorithm() != alg {
+                    return Err(Error::Conflict(format!(
+                        "the key store already holds a '{}' key of another algorithm ({}), \
+                     left by an earlier attempt; use --algorithm {} or remove it",
+                        crate::tsa::TSA_KEY,
+                        s.algorithm(),
+                        s.algorithm()
+                    )));
+                }
+                tracing::info!("certifying the TSA key left by an earlier attempt");
+                s
+            }
+            r => r?,
+        };
+        let cn = format!("{} Time-Stamping Authority", self.config.ca.organization);
+        let issued =
+            self.issue_own(crate::tsa::TSA_PROFILE, &cn, vec![], signer.as_ref(), actor)?;
+        std::fs::write(&path, issued.pem_chain())
+            .map_err(|e| Error::Io(format!("cannot write {}: {e}", path.display())))?;
+        self.store.audit(
+            "tsa.init",
+            &issued.serial,
+            Some(crate::tsa::TSA_PROFILE),
+            actor,
+        )?;
+        Ok(path)
     }
 }

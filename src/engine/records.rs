@@ -34,6 +34,21 @@ impl Hallmark {
         Ok((rec, revocation))
     }
 
+    /// Revokes certificate `serial` for a caller: the `revoke` scope, and a certificate the
+    /// caller may see (another publisher's is "not found"), as the API and the console ask.
+    pub fn revoke_for(
+        &self,
+        serial: &str,
+        cred: &crate::policy::auth::Credential,
+        reason: crate::revocation::RevocationReason,
+        invalidity_date: Option<i64>,
+    ) -> Result<crate::revocation::Revocation> {
+        cred.require(crate::policy::auth::Scope::Revoke)?;
+        let (rec, _) = self.certificate_for(serial, cred)?;
+        self.revocation
+            .revoke(&rec.serial, reason, invalidity_date, &cred.actor())
+    }
+
     /// Issued certificates in serial order after `after`, `limit` at a time: a publisher's own,
     /// or (officers) any publisher's or the one named.
     pub fn certificates_page(

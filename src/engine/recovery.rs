@@ -10,7 +10,7 @@
 //! - claimed signature requests (see `signing`).
 
 use super::Hallmark;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::store::StoreError;
 
 /// How many intents one completion transaction finishes.
@@ -58,7 +58,7 @@ impl Hallmark {
             }
             let mut done = Vec::with_capacity(intents.len());
             for (serial, ca, tbs) in intents {
-                match self.sign_intent_tbs(&ca, &tbs) {
+                match self.issuance.sign_intent_tbs(&ca, &tbs) {
                     Ok(der) => done.push((serial, der)),
                     Err(e) => {
                         self.store.abandon_intent(
@@ -102,7 +102,7 @@ impl Hallmark {
                     None,
                     "recovery",
                 )?;
-            } else if let Err(e) = self.issue_claimed(&request, "recovery") {
+            } else if let Err(e) = self.requests.issue_claimed(&request, "recovery") {
                 // Policy refused (the request is now denied) or the CA cannot sign now (the
                 // request stays approved and is tried again at the next start).
                 tracing::warn!(
@@ -111,18 +111,8 @@ impl Hallmark {
                 );
             }
         }
-        out.signature_requests = self.recover_signature_requests()?;
+        out.signature_requests = self.signing.recover_signature_requests()?;
         Ok(out)
-    }
-
-    /// Signs to-be-signed bytes recorded in an intent with the CA that recorded them.
-    pub(crate) fn sign_intent_tbs(&self, ca: &str, tbs: &[u8]) -> Result<Vec<u8>> {
-        let ca = self.ca(ca)?;
-        let sig = ca.signer.sign(ca.scheme, tbs)?;
-        let alg = crate::der::tbs_signature_algorithm(tbs)
-            .map_err(|e| Error::Corrupt(format!("recorded certificate intent: {e}")))?
-            .to_vec();
-        Ok(crate::der::assemble(tbs, &alg, &sig))
     }
 
     /// When this process opened the store: intents older than this were left by a stop.

@@ -289,8 +289,8 @@ pub async fn serve(
         "serving"
     );
     // Background tasks of the server (CRL and OCSP refresh) start here.
-    crate::revocation::spawn_refresher(hm.clone());
-    crate::webhooks::spawn(hm.clone());
+    crate::revocation::spawn_refresher(hm.revocation.clone());
+    crate::webhooks::spawn(hm.webhooks.clone());
     // Say what each ACME directory issues for (on stderr, with the other notices).
     if bound.api.is_some() {
         for c in hm.acme_checks() {

@@ -54,7 +54,9 @@ pub async fn stream(
 ) -> Response<ApiBody> {
     let auth_hm = hm.clone();
     let station = tokio::task::spawn_blocking(move || {
-        auth_hm.station_for_certificate(peer.as_deref().map(|v| v.as_slice()))
+        auth_hm
+            .provisioning
+            .station_for_certificate(peer.as_deref().map(|v| v.as_slice()))
     })
     .await;
     let station = match station {
@@ -176,7 +178,7 @@ fn run_pipeline(
         }
         None => Lines::End,
     };
-    hm.provision_stream(
+    hm.provisioning.provision_stream(
         station,
         |wait| {
             if wait {

@@ -120,7 +120,7 @@ fn tsa(hm: &Hallmark, req: &PublicRequest) -> Response<Body> {
     response(
         StatusCode::OK,
         "application/timestamp-reply",
-        crate::tsa::respond(hm, &req.body),
+        hm.tsa.respond(&req.body),
     )
 }
 

@@ -30,11 +30,11 @@ pub fn route(hm: &Hallmark, req: &PublicRequest) -> Option<Response<Body>> {
             .unwrap_or("")
             .trim_start_matches('/');
         return Some(match req.method {
-            Method::POST => ocsp_answer(hm.ocsp(&req.body), false, 0, hm.clock.now()),
+            Method::POST => ocsp_answer(hm.revocation.ocsp(&req.body), false, 0, hm.clock.now()),
             Method::GET | Method::HEAD => {
                 let answer = match decode_get(encoded) {
-                    Some(der) => hm.ocsp(&der),
-                    None => hm.ocsp(&[]),
+                    Some(der) => hm.revocation.ocsp(&der),
+                    None => hm.revocation.ocsp(&[]),
                 };
                 ocsp_answer(answer, true, hm.config.ocsp.max_age_seconds, hm.clock.now())
             }
@@ -65,7 +65,7 @@ pub fn route(hm: &Hallmark, req: &PublicRequest) -> Option<Response<Body>> {
             "CRLs are at /crl/CA.crl (and /crl/CA/shard-K.crl when partitioned)".into(),
         )));
     };
-    Some(match hm.published_crl(ca, shard) {
+    Some(match hm.revocation.published_crl(ca, shard) {
         Ok(crl) => crl_response(&crl, req, hm.config.crl.max_age_seconds, hm.clock.now()),
         Err(e) if e.class() == crate::error::Class::NotFound => error_response(&e),
         Err(e) => {

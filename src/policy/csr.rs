@@ -49,6 +49,22 @@ pub struct NameAttr {
     pub value: String,
 }
 
+impl NameAttr {
+    /// The subject of a certificate hallmark makes for itself (a CA, a responder, the TSA):
+    /// `C = country, O = organization, CN = cn`.
+    pub fn ca_subject(country: &str, organization: &str, cn: String) -> Vec<NameAttr> {
+        let attr = |kind: &str, value: String| NameAttr {
+            kind: kind.into(),
+            value,
+        };
+        vec![
+            attr("C", country.to_string()),
+            attr("O", organization.to_string()),
+            attr("CN", cn),
+        ]
+    }
+}
+
 /// A requested extension, as the CSR asked for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RequestedExtension {

@@ -25,7 +25,7 @@ fn csr_spki_sha256(der: &[u8]) -> Option<String> {
     )))
 }
 
-impl Hallmark {
+impl Provisioning {
     /// Answers one chunk of batch lines, in order. Each answer is durable before it is returned.
     pub fn provision(&self, station: &StationRecord, lines: &[String]) -> Vec<ProvisionAnswer> {
         let mut once = Some(lines.to_vec());
@@ -76,7 +76,7 @@ impl Hallmark {
                 return;
             }
         };
-        self.issue_stream(
+        self.issuance.issue_stream(
             Some(&station.name),
             |wait| match next(wait) {
                 Lines::Chunk(lines) => {
@@ -220,6 +220,7 @@ impl Hallmark {
                     // A new key for a known device: the old certificate is superseded.
                     let actor = format!("station:{}", station.name);
                     let r = self
+                        .revocation
                         .revoke(
                             &existing.serial,
                             crate::revocation::RevocationReason::Superseded,
@@ -371,7 +372,7 @@ impl Hallmark {
             .as_ref()
             .map(|c| c.profile.clone())
             .unwrap_or_default();
-        let ours = record.is_some_and(|c| c.created_at >= self.started_at());
+        let ours = record.is_some_and(|c| c.created_at >= self.started_at);
         let waited = std::time::Instant::now();
         while ours && waited.elapsed() < std::time::Duration::from_secs(10) {
             std::thread::sleep(std::time::Duration::from_millis(50));
@@ -389,7 +390,7 @@ impl Hallmark {
             .store
             .intent_tbs(&existing.serial)?
             .ok_or_else(|| Error::NotFound(format!("intent {}", existing.serial)))?;
-        let der = self.sign_intent_tbs(&existing.ca, &tbs)?;
+        let der = self.issuance.sign_intent_tbs(&existing.ca, &tbs)?;
         self.store
             .complete_issuance(&existing.serial, &der, "recovery")?;
         Ok(der)

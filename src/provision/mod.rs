@@ -15,10 +15,49 @@ mod stations;
 pub use error::ProvisionError;
 pub use stations::StationCredentials;
 
-use crate::engine::{ChunkInput, Hallmark, Issued};
+/// The factory line's service: stations and batch provisioning. It holds the store, the
+/// profiles, the clock, issuance (certificates in volume), revocation (a disabled station's
+/// certificate) and when this process opened the store (intents older than that were left by a
+/// stop).
+pub struct Provisioning {
+    store: Arc<dyn Store>,
+    profiles: Arc<Profiles>,
+    clock: SharedClock,
+    issuance: Arc<Issuance>,
+    revocation: Arc<RevocationService>,
+    started_at: i64,
+}
+
+impl Provisioning {
+    pub fn new(
+        store: Arc<dyn Store>,
+        profiles: Arc<Profiles>,
+        clock: SharedClock,
+        issuance: Arc<Issuance>,
+        revocation: Arc<RevocationService>,
+        started_at: i64,
+    ) -> Provisioning {
+        Provisioning {
+            store,
+            profiles,
+            clock,
+            issuance,
+            revocation,
+            started_at,
+        }
+    }
+}
+
+use std::sync::Arc;
+
+use crate::clock::SharedClock;
 use crate::error::{Error, Result};
+use crate::issuance::{ChunkInput, Issuance, Issued};
 use crate::policy::auth::AuthError;
 use crate::policy::{self, IssueRequest, NameAttr};
+use crate::profile::Profiles;
+use crate::revocation::RevocationService;
+use crate::store::Store;
 use crate::store::{Publisher, StationRecord, StoreError};
 use serde::Deserialize;
 use sha2::Digest;

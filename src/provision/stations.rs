@@ -11,7 +11,7 @@ pub struct StationCredentials {
     pub key_pem: Option<String>,
 }
 
-impl Hallmark {
+impl Provisioning {
     /// Creates a station: its rules and its mTLS certificate, for a key hallmark generates (the
     /// key is returned once, for the station) or for the station's own CSR.
     #[allow(clippy::too_many_arguments)]
@@ -100,7 +100,7 @@ impl Hallmark {
             vec![],
             actor,
         )?;
-        let issued = self.issue_approved(&approved, None)?;
+        let issued = self.issuance.issue_approved(&approved, None)?;
         let rec = StationRecord {
             name: name.to_string(),
             publisher: publisher.id.clone(),
@@ -125,7 +125,7 @@ impl Hallmark {
             .ok_or_else(|| Error::NotFound(format!("station '{name}'")))?;
         self.store.disable_station(name, actor)?;
         if let Some(serial) = rec.cert_serial {
-            match self.revoke(
+            match self.revocation.revoke(
                 &serial,
                 crate::revocation::RevocationReason::CessationOfOperation,
                 None,

@@ -2,7 +2,7 @@
 
 use super::*;
 
-impl Hallmark {
+impl Requests {
     /// Approves or denies a pending request. Returns the request as it stands, and the
     /// certificate when this approval was the last one needed.
     pub fn decide(

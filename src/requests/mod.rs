@@ -10,11 +10,17 @@ pub(crate) mod error;
 mod tokens;
 
 pub use error::RequestError;
+pub use tokens::Tokens;
 
-use crate::engine::{Hallmark, Issued};
+use std::sync::Arc;
+
+use crate::clock::SharedClock;
 use crate::error::{Error, Result};
+use crate::issuance::{Issuance, Issued};
 use crate::policy::auth::{self, AuthError, Credential, Scope};
 use crate::policy::{self, Approvals, IssueRequest};
+use crate::profile::Profiles;
+use crate::store::Store;
 use crate::store::{
     ApprovalRecord, NewRequest, RequestRecord, RequestStatus, StoreError, TokenRecord,
 };
@@ -34,7 +40,35 @@ pub struct RequestView {
     pub approvals: Vec<ApprovalRecord>,
 }
 
-impl Hallmark {
+/// The certificate-request service: submissions, the approval workflow, cancellation. It holds
+/// the store, the profiles, the clock, issuance (a request issues when its last approval
+/// arrives) and `api.request_ttl_hours`.
+pub struct Requests {
+    store: Arc<dyn Store>,
+    profiles: Arc<Profiles>,
+    clock: SharedClock,
+    issuance: Arc<Issuance>,
+    /// How long a request waits for approvals.
+    request_ttl_hours: u32,
+}
+
+impl Requests {
+    pub fn new(
+        store: Arc<dyn Store>,
+        profiles: Arc<Profiles>,
+        clock: SharedClock,
+        issuance: Arc<Issuance>,
+        request_ttl_hours: u32,
+    ) -> Requests {
+        Requests {
+            store,
+            profiles,
+            clock,
+            issuance,
+            request_ttl_hours,
+        }
+    }
+
     /// Submits a certificate request: issued at once, or stored to wait for approvals.
     pub fn submit(&self, mut req: IssueRequest, cred: &Credential) -> Result<Submitted> {
         cred.require(Scope::Issue)?;
@@ -45,7 +79,9 @@ impl Hallmark {
         let Some(rules) = approved.profile().approvals.clone() else {
             // Direct issuance: the record names the token and the address it came from.
             let approved = approved.on_behalf_of(cred.actor(), cred.identity_json());
-            return Ok(Submitted::Issued(self.issue_approved(&approved, None)?));
+            return Ok(Submitted::Issued(
+                self.issuance.issue_approved(&approved, None)?,
+            ));
         };
         let der = approved.csr().der.clone();
         let id = self.store.insert_pending_request(
@@ -57,7 +93,7 @@ impl Hallmark {
                 device_serial: req.device_serial.clone(),
                 cn_name: req.name.clone(),
                 approvals_required: i64::from(rules.required),
-                expires_at: self.clock.now() + i64::from(self.config.api.request_ttl_hours) * 3600,
+                expires_at: self.clock.now() + i64::from(self.request_ttl_hours) * 3600,
                 identity: cred.identity_json(),
             },
             &cred.actor(),
@@ -179,7 +215,7 @@ impl Hallmark {
             .and_then(|p| policy::check(&self.profiles, p, &req, Approvals::Workflow));
         match checked {
             Ok(approved) => {
-                let cert = self.issue_approved(&approved, Some(id))?;
+                let cert = self.issuance.issue_approved(&approved, Some(id))?;
                 self.store
                     .finish_request(id, RequestStatus::Issued, Some(&cert.serial), actor)?;
                 Ok(cert)

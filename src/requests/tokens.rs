@@ -2,7 +2,19 @@
 
 use super::*;
 
-impl Hallmark {
+/// API tokens: made, checked on every request, revoked. Holds the store and the clock.
+pub struct Tokens {
+    store: Arc<dyn Store>,
+    clock: SharedClock,
+}
+
+impl Tokens {
+    pub fn new(store: Arc<dyn Store>, clock: SharedClock) -> Tokens {
+        Tokens { store, clock }
+    }
+}
+
+impl Tokens {
     /// Creates an API token; returns its record and the secret, which is never shown again.
     pub fn create_token(
         &self,

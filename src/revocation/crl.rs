@@ -40,7 +40,7 @@ pub(super) fn shard_in_crl_dp(cert_der: &[u8], ca: &str) -> Option<u32> {
     None
 }
 
-impl Hallmark {
+impl RevocationService {
     /// The CAs that publish CRLs: the root and every issuing CA with a certificate.
     pub fn crl_issuers(&self) -> Result<Vec<String>> {
         Ok(self
@@ -58,10 +58,10 @@ impl Hallmark {
             .store
             .get_ca(ca)?
             .ok_or_else(|| Error::NotFound(format!("CA '{ca}'")))?;
-        if rec.role != CaRole::Issuing || self.config.crl.shards <= 1 {
+        if rec.role != CaRole::Issuing || self.crl.shards <= 1 {
             return Ok(vec![]);
         }
-        Ok((0..self.config.crl.shards).collect())
+        Ok((0..self.crl.shards).collect())
     }
 
     pub(super) fn check_crl_scope(&self, ca: &str, shard: Option<u32>) -> Result<()> {
@@ -74,7 +74,7 @@ impl Hallmark {
             // Partitions beyond the configured count stay published while they list revocations
             // (certificates issued under a larger `crl.shards` still point at them).
             let known = rec.role == CaRole::Issuing
-                && (k < self.config.crl.shards
+                && (k < self.crl.shards
                     || (k < 256 && self.store.count_revocations(ca, Some(k))? > 0));
             if !known {
                 return Err(Error::NotFound(format!("CRL partition {k} of CA '{ca}'")));
@@ -91,9 +91,9 @@ impl Hallmark {
         number: u64,
         this_update: i64,
     ) -> Result<PublishedCrl> {
-        let ca = self.ca(ca_name)?;
-        let next_update = this_update + i64::from(self.config.crl.next_update_days) * 86_400;
-        let idp = shard.map(|k| self.urls().crl_shard(ca_name, k));
+        let ca = self.keyring.ca(ca_name)?;
+        let next_update = this_update + i64::from(self.crl.next_update_days) * 86_400;
+        let idp = shard.map(|k| self.urls.crl_shard(ca_name, k));
         let spec = CrlSpec {
             issuer_name: &ca.subject_raw,
             issuer_ski: &ca.ski,
@@ -200,8 +200,7 @@ impl Hallmark {
         let pubn = self.publication();
         let fresh = |c: &PublishedCrl| {
             let t = self.clock.now();
-            t < c.this_update + i64::from(self.config.crl.refresh_hours) * 3600
-                && t < c.next_update - 3600
+            t < c.this_update + i64::from(self.crl.refresh_hours) * 3600 && t < c.next_update - 3600
         };
         if let Some(c) = pubn.cached_crl(&key).filter(|c| fresh(c)) {
             return Ok(c);

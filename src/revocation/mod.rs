@@ -2,7 +2,7 @@
 //! responder, and the server's background refresher that keeps them current.
 //!
 //! How the pieces fit:
-//! - [`Hallmark::revoke`] records the revocation with its audit event, drops the certificate's
+//! - [`RevocationService::revoke`] records the revocation with its audit event, drops the certificate's
 //!   pre-signed OCSP response and bumps its CA's *publication revision*, all in one transaction.
 //!   From that commit on the responder answers `revoked` (a missing pre-signed response is signed
 //!   live from the database), in this process or any other.
@@ -17,20 +17,25 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use x509_parser::prelude::*;
 
-use crate::engine::Hallmark;
+use crate::clock::SharedClock;
+use crate::config::{CaSection, Config, CrlSection, OcspSection};
 use crate::error::{Error, Result};
 use crate::issuer;
 use crate::issuer::crl::{CrlBuilder, CrlEntry, CrlSpec};
 use crate::issuer::ocsp::{
     self, CertIdHash, CertStatus, RequestError, ResponderKey, ResponseStatus,
 };
+use crate::issuer::{CaCertSpec, Urls};
+use crate::keyring::Keyring;
 use crate::keys::{subject_public_key_bits, SignatureScheme, Signer};
+use crate::policy::NameAttr;
+use crate::profile::Validity;
+use crate::store::Store;
 use crate::store::{CaRole, NewRevocation, PresignCandidate, Presigned, RevokeOutcome, StoreError};
 
 mod crl;
@@ -46,98 +51,8 @@ pub use refresher::spawn_refresher;
 pub use responder::OcspAnswer;
 use responder::Responders;
 
-/// RFC 5280 CRLReason codes hallmark accepts. certificateHold (6) and removeFromCRL (8) are
-/// refused: a revocation here is permanent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RevocationReason {
-    Unspecified,
-    KeyCompromise,
-    CaCompromise,
-    AffiliationChanged,
-    Superseded,
-    CessationOfOperation,
-    PrivilegeWithdrawn,
-    AaCompromise,
-}
-
-impl RevocationReason {
-    pub const ALL: [RevocationReason; 8] = [
-        RevocationReason::Unspecified,
-        RevocationReason::KeyCompromise,
-        RevocationReason::CaCompromise,
-        RevocationReason::AffiliationChanged,
-        RevocationReason::Superseded,
-        RevocationReason::CessationOfOperation,
-        RevocationReason::PrivilegeWithdrawn,
-        RevocationReason::AaCompromise,
-    ];
-
-    /// The CRLReason code.
-    pub fn code(self) -> u8 {
-        match self {
-            RevocationReason::Unspecified => 0,
-            RevocationReason::KeyCompromise => 1,
-            RevocationReason::CaCompromise => 2,
-            RevocationReason::AffiliationChanged => 3,
-            RevocationReason::Superseded => 4,
-            RevocationReason::CessationOfOperation => 5,
-            RevocationReason::PrivilegeWithdrawn => 9,
-            RevocationReason::AaCompromise => 10,
-        }
-    }
-
-    /// The RFC 5280 name (`keyCompromise`, ...).
-    pub fn name(self) -> &'static str {
-        match self {
-            RevocationReason::Unspecified => "unspecified",
-            RevocationReason::KeyCompromise => "keyCompromise",
-            RevocationReason::CaCompromise => "cACompromise",
-            RevocationReason::AffiliationChanged => "affiliationChanged",
-            RevocationReason::Superseded => "superseded",
-            RevocationReason::CessationOfOperation => "cessationOfOperation",
-            RevocationReason::PrivilegeWithdrawn => "privilegeWithdrawn",
-            RevocationReason::AaCompromise => "aACompromise",
-        }
-    }
-
-    pub fn from_code(code: u8) -> Option<RevocationReason> {
-        Self::ALL.into_iter().find(|r| r.code() == code)
-    }
-}
-
-impl std::fmt::Display for RevocationReason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for RevocationReason {
-    type Err = String;
-    /// The RFC 5280 names, case-insensitive, `-`/`_` ignored (`key-compromise` works too).
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        let norm = |x: &str| {
-            x.chars()
-                .filter(|c| *c != '-' && *c != '_')
-                .collect::<String>()
-                .to_ascii_lowercase()
-        };
-        let want = norm(s);
-        if want == "certificatehold" || want == "removefromcrl" {
-            return Err(format!(
-                "'{s}' is not accepted: revocation is permanent here (no certificateHold)"
-            ));
-        }
-        Self::ALL
-            .into_iter()
-            .find(|r| norm(r.name()) == want)
-            .ok_or_else(|| {
-                format!(
-                    "unknown revocation reason '{s}' (one of {})",
-                    Self::ALL.map(|r| r.name()).join(", ")
-                )
-            })
-    }
-}
+pub mod reason;
+pub use reason::RevocationReason;
 
 /// A recorded revocation, as returned to the caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -231,7 +146,74 @@ fn internal(what: &str) -> Error {
     Error::Store(StoreError::Poisoned)
 }
 
-impl Hallmark {
+/// The revocation and publication service: what it uses and nothing else — the store, the
+/// keyring (the CAs that sign CRLs, the responders' keys), the clock, and its slice of the
+/// configuration (`[crl]`, `[ocsp]`, the CA's name for responder certificates, the public URLs
+/// certificates point at, and which database its publication state belongs to).
+pub struct RevocationService {
+    store: Arc<dyn Store>,
+    keyring: Arc<Keyring>,
+    clock: SharedClock,
+    crl: CrlSection,
+    ocsp: OcspSection,
+    /// `[ca]`: country and organization in responder certificates.
+    ca: CaSection,
+    urls: Urls,
+    /// The configuration's directory and `database.path` as written, then resolved: the key of
+    /// the publication state every `Hallmark` on the same database in this process shares.
+    base_dir: PathBuf,
+    database: PathBuf,
+    database_path: PathBuf,
+}
+
+impl RevocationService {
+    pub fn new(
+        store: Arc<dyn Store>,
+        keyring: Arc<Keyring>,
+        clock: SharedClock,
+        config: &Config,
+    ) -> RevocationService {
+        RevocationService {
+            store,
+            keyring,
+            clock,
+            crl: config.crl.clone(),
+            ocsp: config.ocsp.clone(),
+            ca: config.ca.clone(),
+            urls: Urls {
+                public_base: config.server.public_url.clone(),
+                crl_shards: config.crl.shards,
+            },
+            base_dir: config.base_dir.clone(),
+            database: config.database.path.clone(),
+            database_path: config.database_path(),
+        }
+    }
+
+    /// Where certificates point relying parties (CRLs, CA certificates, OCSP).
+    pub fn urls(&self) -> &Urls {
+        &self.urls
+    }
+
+    /// The certificate of the delegated OCSP responder of `ca_name` (made at init, renewed by
+    /// the server before it expires).
+    pub fn responder_spec(&self, ca_name: &str) -> CaCertSpec {
+        CaCertSpec {
+            subject: NameAttr::ca_subject(
+                &self.ca.country,
+                &self.ca.organization,
+                format!("{} OCSP Responder for {ca_name}", self.ca.organization),
+            ),
+            validity: Validity::Days(self.ocsp.responder_validity_days),
+            path_len: None,
+            responder: true,
+            eku: vec![],
+            policies: vec![],
+            crl_url: None,
+            ca_issuers_url: None,
+        }
+    }
+
     /// The publication state of this database (shared by every `Hallmark` on it in the process).
     pub fn publication(&self) -> Arc<Publication> {
         // The request path asks for this on every OCSP answer: a per-thread memo of the last
@@ -240,7 +222,7 @@ impl Hallmark {
             static LAST: std::cell::RefCell<Option<(PathBuf, PathBuf, Arc<Publication>)>> =
                 const { std::cell::RefCell::new(None) };
         }
-        let (base, db) = (&self.config.base_dir, &self.config.database.path);
+        let (base, db) = (&self.base_dir, &self.database);
         let hit = LAST.with(|l| {
             l.borrow()
                 .as_ref()
@@ -251,25 +233,11 @@ impl Hallmark {
             return p;
         }
         let p = match registry().lock() {
-            Ok(mut m) => m.entry(self.config.database_path()).or_default().clone(),
+            Ok(mut m) => m.entry(self.database_path.clone()).or_default().clone(),
             Err(_) => Arc::new(Publication::default()),
         };
         LAST.with(|l| *l.borrow_mut() = Some((base.clone(), db.clone(), p.clone())));
         p
-    }
-
-    /// Revokes certificate `serial` for a caller: the `revoke` scope, and a certificate the
-    /// caller may see (another publisher's is "not found"), as the API and the console ask.
-    pub fn revoke_for(
-        &self,
-        serial: &str,
-        cred: &crate::policy::auth::Credential,
-        reason: RevocationReason,
-        invalidity_date: Option<i64>,
-    ) -> Result<Revocation> {
-        cred.require(crate::policy::auth::Scope::Revoke)?;
-        let (rec, _) = self.certificate_for(serial, cred)?;
-        self.revoke(&rec.serial, reason, invalidity_date, &cred.actor())
     }
 
     /// Revokes a certificate this CA issued. `invalidity_date` (Unix seconds) is when the key is

@@ -17,7 +17,7 @@ const SCHEDULE: Duration = Duration::from_secs(60);
 const PRESIGN_SCAN: Duration = Duration::from_secs(600);
 
 /// Starts the server's background publisher on its own thread.
-pub fn spawn_refresher(hm: Arc<Hallmark>) {
+pub fn spawn_refresher(hm: Arc<RevocationService>) {
     let r = std::thread::Builder::new()
         .name("hallmark-publish".into())
         .spawn(move || refresher(&hm));
@@ -37,7 +37,7 @@ pub(super) fn log_err<T>(what: &str, r: Result<T>) -> Option<T> {
 }
 
 /// A refresher run's CRLs of `ca`, logged (the CRL number is the one just signed).
-pub(super) fn publish_crls_logged(hm: &Hallmark, ca: &str, why: &str) {
+pub(super) fn publish_crls_logged(hm: &RevocationService, ca: &str, why: &str) {
     let started = Instant::now();
     if let Some(number) = log_err(&format!("CRLs of {ca}"), hm.publish_crls(ca, ACTOR)) {
         tracing::info!(
@@ -55,7 +55,7 @@ const ACTOR: &str = "publisher";
 
 /// The scheduled work: responder renewal, CRLs that are due (all of them at `first`), OCSP
 /// responses (every certificate's with `full_scan`, else only those revocations invalidated).
-pub(super) fn scheduled(hm: &Hallmark, first: bool, full_scan: bool) {
+pub(super) fn scheduled(hm: &RevocationService, first: bool, full_scan: bool) {
     log_err("renewing OCSP responders", hm.renew_responders(ACTOR));
     if first {
         hm.reload_responders();
@@ -70,7 +70,7 @@ pub(super) fn scheduled(hm: &Hallmark, first: bool, full_scan: bool) {
         let due = |ca: &str| {
             let t = hm.clock.now();
             pubn.cached_crl(&(ca.to_string(), None)).is_none_or(|c| {
-                t >= c.this_update + i64::from(hm.config.crl.refresh_hours) * 3600
+                t >= c.this_update + i64::from(hm.crl.refresh_hours) * 3600
                     || t >= c.next_update - 3600
             })
         };
@@ -104,7 +104,7 @@ pub(super) fn scheduled(hm: &Hallmark, first: bool, full_scan: bool) {
     );
 }
 
-pub(super) fn refresher(hm: &Hallmark) {
+pub(super) fn refresher(hm: &RevocationService) {
     let pubn = hm.publication();
     let revisions = || -> HashMap<String, i64> {
         hm.store

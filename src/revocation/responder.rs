@@ -44,7 +44,7 @@ pub(super) struct Responders {
     by_issuer: Vec<(CertIdHash, Vec<u8>, Vec<u8>, usize)>,
 }
 
-impl Hallmark {
+impl RevocationService {
     /// The responder certificates in the database (name, serial).
     pub(super) fn responder_records(&self) -> Result<Vec<(String, Option<String>)>> {
         Ok(self
@@ -73,7 +73,10 @@ impl Hallmark {
                 .map_err(|e| Error::Corrupt(format!("CA '{parent}' certificate: {e}")))?;
             let name_raw = ic.subject().as_raw().to_vec();
             let key_bits = ic.public_key().subject_public_key.data.to_vec();
-            let signer = self.key_store(&rec.key_store)?.open(&rec.key_label)?;
+            let signer = self
+                .keyring
+                .key_store(&rec.key_store)?
+                .open(&rec.key_label)?;
             let key_hash = CertIdHash::Sha1.digest(&subject_public_key_bits(signer.spki_der())?);
             let idx = out.list.len();
             for h in CertIdHash::ALL {
@@ -191,7 +194,7 @@ impl Hallmark {
             }
         }
         // Live: the status of each certificate from the database, signed now.
-        let next_update = t + i64::from(self.config.ocsp.validity_hours) * 3600;
+        let next_update = t + i64::from(self.ocsp.validity_hours) * 3600;
         let mut statuses = Vec::with_capacity(req.items.len());
         for item in &req.items {
             let standing = reads
@@ -230,7 +233,7 @@ impl Hallmark {
     /// Signs responses for `cands` (all of one responder) on both cores and stores them.
     pub(super) fn presign_batch(&self, r: &Responder, cands: &[PresignCandidate]) -> Result<usize> {
         let t = self.clock.now();
-        let next_update = t + i64::from(self.config.ocsp.validity_hours) * 3600;
+        let next_update = t + i64::from(self.ocsp.validity_hours) * 3600;
         let sign = |c: &PresignCandidate| -> Result<Presigned> {
             let mut buf = [0u8; 33];
             let serial = issuer::crl::integer_content_from_hex(&c.serial, &mut buf)?;
@@ -277,7 +280,7 @@ impl Hallmark {
         let mut total = self.presign_ocsp_dirty_only()?;
         let responders = self.responders()?;
         // Missing or stale.
-        let stale_before = self.clock.now() - i64::from(self.config.ocsp.refresh_hours) * 3600;
+        let stale_before = self.clock.now() - i64::from(self.ocsp.refresh_hours) * 3600;
         for r in &responders.list {
             let mut after = String::new();
             loop {
@@ -297,7 +300,7 @@ impl Hallmark {
     /// Returns the responders renewed.
     pub fn renew_responders(&self, actor: &str) -> Result<Vec<String>> {
         let t = self.clock.now();
-        let renew_before = t + i64::from(self.config.ocsp.responder_renew_days) * 86_400;
+        let renew_before = t + i64::from(self.ocsp.responder_renew_days) * 86_400;
         let mut renewed = Vec::new();
         for rec in self.store.list_cas()? {
             if rec.role != CaRole::Ocsp {
@@ -314,8 +317,11 @@ impl Hallmark {
             let Some(parent) = rec.parent.clone() else {
                 continue;
             };
-            let ca = self.ca(&parent)?;
-            let signer = self.key_store(&rec.key_store)?.open(&rec.key_label)?;
+            let ca = self.keyring.ca(&parent)?;
+            let signer = self
+                .keyring
+                .key_store(&rec.key_store)?
+                .open(&rec.key_label)?;
             let spec = self.responder_spec(&parent);
             let cert = issuer::issue_ca_certificate(
                 &spec,
@@ -344,7 +350,7 @@ impl Hallmark {
     }
 }
 
-impl Hallmark {
+impl RevocationService {
     /// Re-signs only the responses revocations invalidated (the refresher's fast path).
     pub(super) fn presign_ocsp_dirty_only(&self) -> Result<usize> {
         let responders = self.responders()?;

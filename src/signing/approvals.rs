@@ -4,7 +4,7 @@
 
 use super::*;
 
-impl Hallmark {
+impl Signing {
     pub(crate) fn expire_signature_request_if_due(
         &self,
         mut r: SignatureRequestRecord,
@@ -86,7 +86,7 @@ impl Hallmark {
             .store
             .get_signature(id)?
             .ok_or_else(|| Error::NotFound(format!("signature {id}")))?;
-        let key = self.key(&rec.key_label)?;
+        let key = self.keyring.key(&rec.key_label)?;
         cred.may_act_for(&key.publisher)
             .map_err(|_| Error::NotFound(format!("signature {id}")))?;
         Ok(rec)
@@ -285,7 +285,7 @@ impl Hallmark {
             content: text("content"),
             openpgp_trailer: text("openpgp_trailer"),
         })?;
-        let key = self.key(&request.key_label)?;
+        let key = self.keyring.key(&request.key_label)?;
         policy.check(
             &key.label,
             checked.format.name(),
@@ -331,7 +331,7 @@ impl Hallmark {
             ))
         })?;
         if let Some(k) = key {
-            self.key_for(k, cred)?;
+            self.keyring.key_for(k, cred)?;
         }
         Ok(self
             .store

@@ -46,7 +46,7 @@ impl UsableCert {
     }
 }
 
-impl Hallmark {
+impl Signing {
     /// The parsed facts of a key's certificate, from the cache when the stored certificate is
     /// the one parsed before (a new certificate for the label is parsed again).
     pub(super) fn key_cert_facts(&self, label: &str, der: &[u8]) -> Result<Arc<KeyCertFacts>> {
@@ -95,7 +95,7 @@ impl Hallmark {
         let ca = match self.store.certificate_standing_cached(&facts.serial)? {
             Some(s) => {
                 if let Some((reason, _)) = s.revoked {
-                    let name = crate::revocation::RevocationReason::from_code(reason)
+                    let name = crate::revocation::reason::RevocationReason::from_code(reason)
                         .map(|r| r.name().to_string())
                         .unwrap_or_else(|| format!("reason {reason}"));
                     return Err(refuse(format!(
@@ -114,7 +114,7 @@ impl Hallmark {
     /// The key's policy: the config's `[signing.keys.<label>]` when it names the key, else the
     /// one set with `hallmark key policy`, else the default (the service's own rules only).
     pub fn key_policy(&self, label: &str) -> Result<KeyPolicy> {
-        if let Some(p) = self.config_key_policies.get(label) {
+        if let Some(p) = self.config_policies.get(label) {
             return Ok(p.clone());
         }
         Ok(self
@@ -151,9 +151,7 @@ impl Hallmark {
     /// and those of the identity rule that admitted a CI job when that rule asks for approvals.
     pub(crate) fn approvers_of(&self, policy: &KeyPolicy, requester: &str) -> Vec<String> {
         let mut all = policy.approvers.clone();
-        if let Some(rule) =
-            crate::policy::workload::rule_of_requester(&self.config.identity, requester)
-        {
+        if let Some(rule) = crate::policy::workload::rule_of_requester(&self.identity, requester) {
             if rule.approvals > 0 {
                 for a in rule.approvers {
                     if !all.contains(&a) {
@@ -168,7 +166,7 @@ impl Hallmark {
     /// Where key `label`'s policy comes from: "config", "set" (`hallmark key policy`) or
     /// "default".
     pub fn key_policy_source(&self, label: &str) -> Result<&'static str> {
-        Ok(if self.config_key_policies.contains_key(label) {
+        Ok(if self.config_policies.contains_key(label) {
             "config"
         } else if self.store.get_key_policy(label)?.is_some() {
             "set"
@@ -180,12 +178,12 @@ impl Hallmark {
     /// Sets a key's policy (replacing any earlier one). Refused for a key whose policy the
     /// config file sets.
     pub fn set_key_policy(&self, label: &str, policy: &KeyPolicy, actor: &str) -> Result<()> {
-        self.key(label)?;
-        if self.config_key_policies.contains_key(label) {
+        self.keyring.key(label)?;
+        if self.config_policies.contains_key(label) {
             return Err(Error::Conflict(format!(
                 "the policy of key '{label}' is set in {} ([signing.keys.{label}]); change it \
                  there (a running server reads it when it starts)",
-                self.config.path.display()
+                self.config_path.display()
             )));
         }
         policy.validate()?;
@@ -247,7 +245,7 @@ impl Hallmark {
             .store
             .certificate_standing(&hex::encode(cert.raw_serial()))?
         {
-            Some(s) => self.chain(&s.ca)?,
+            Some(s) => self.keyring.chain(&s.ca)?,
             None => Vec::new(),
         };
         Ok((der, chain))

@@ -28,13 +28,17 @@
 //! `check` what a request must be, `keys` the key certificates and policies, `approvals` the
 //! requests that wait for approvals.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use x509_parser::prelude::{FromDer, X509Certificate};
 
+use crate::clock::SharedClock;
+use crate::config::{Config, IdentitySection};
 use crate::der::read_tlv;
-use crate::engine::Hallmark;
 use crate::error::{Error, Result};
+use crate::keyring::Keyring;
 use crate::keys::{HashAlg, KeyAlgorithm, SignatureScheme};
 use crate::policy::auth::{AuthError, Credential, Scope};
 use crate::policy::signing::KeyPolicy;
@@ -43,6 +47,7 @@ use crate::store::{
     ApprovalRecord, KeyRecord, SignatureRecord, SignatureRequestRecord, SignatureRequestStatus,
     SignedRequest, StoreError,
 };
+use crate::tsa::TsaService;
 
 /// Largest accepted metadata object, serialized.
 pub const MAX_METADATA_BYTES: usize = 4096;
@@ -132,7 +137,7 @@ pub struct SignatureRequestView {
     pub approvals: Vec<ApprovalRecord>,
 }
 
-/// What one id of `GET /api/v1/signatures/{id}` names (see [`Hallmark::signature_by_id`]).
+/// What one id of `GET /api/v1/signatures/{id}` names (see [`Signing::signature_by_id`]).
 #[derive(Debug, Clone)]
 pub enum SignatureById {
     /// A recorded signature, with the request it ended when it waited for approvals.
@@ -141,7 +146,60 @@ pub enum SignatureById {
     Request(SignatureRequestView),
 }
 
-impl Hallmark {
+/// The signing service: what it uses and nothing else — the store, the keyring (publisher keys
+/// and the CA chains above their certificates), the TSA, the clock, and its slice of the
+/// configuration (key policies, workload rules, how long a request waits).
+pub struct Signing {
+    store: Arc<dyn crate::store::Store>,
+    keyring: Arc<Keyring>,
+    tsa: Arc<TsaService>,
+    clock: SharedClock,
+    /// `[signing.keys.<label>]`, as checked when the configuration was opened: these win over
+    /// policies set with `hallmark key policy`.
+    config_policies: HashMap<String, KeyPolicy>,
+    /// `[identity]`: which workload rules may approve.
+    identity: IdentitySection,
+    /// `api.request_ttl_hours`: how long a signature request waits for approvals.
+    request_ttl_hours: u32,
+    /// The configuration file, named in messages about policies it sets.
+    config_path: PathBuf,
+    /// Per-key signing rate buckets (tokens left, last refill), kept in this process.
+    sign_buckets: Mutex<HashMap<String, (f64, std::time::Instant)>>,
+    /// What every signature checks of a publisher key's certificate (validity, serial, key),
+    /// parsed once per certificate rather than once per signature.
+    key_cert_facts: Mutex<HashMap<String, Arc<KeyCertFacts>>>,
+}
+
+impl Signing {
+    pub fn new(
+        store: Arc<dyn crate::store::Store>,
+        keyring: Arc<Keyring>,
+        tsa: Arc<TsaService>,
+        clock: SharedClock,
+        config: &Config,
+        config_policies: HashMap<String, KeyPolicy>,
+    ) -> Signing {
+        Signing {
+            store,
+            keyring,
+            tsa,
+            clock,
+            config_policies,
+            identity: config.identity.clone(),
+            request_ttl_hours: config.api.request_ttl_hours,
+            config_path: config.path.clone(),
+            sign_buckets: Mutex::new(HashMap::new()),
+            key_cert_facts: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The key policies the configuration sets, by label (`hallmark doctor` lists them).
+    pub fn config_policies(&self) -> &HashMap<String, KeyPolicy> {
+        &self.config_policies
+    }
+}
+
+impl Signing {
     /// Takes one signature from key `label`'s rate bucket (`per_minute`, bursts of as many).
     fn take_sign_rate(&self, label: &str, per_minute: u32) -> Result<()> {
         let Ok(mut b) = self.sign_buckets.lock() else {
@@ -174,7 +232,7 @@ impl Hallmark {
     ) -> Result<(KeyRecord, Checked, KeyPolicy, UsableCert)> {
         cred.require(Scope::Sign)?;
         let checked = check_request(req)?;
-        let key = self.key_for(&req.key, cred)?;
+        let key = self.keyring.key_for(&req.key, cred)?;
         let policy = self.key_policy(&key.label)?;
         policy.check(
             &key.label,
@@ -213,7 +271,7 @@ impl Hallmark {
     }
 
     /// Signs a client's digest with a publisher key, records it, and returns it. A key whose
-    /// policy needs approvals is refused here: use [`Hallmark::submit_signature`].
+    /// policy needs approvals is refused here: use [`Signing::submit_signature`].
     pub fn sign_digest(&self, req: &SignRequest, cred: &Credential) -> Result<SignedDigest> {
         match self.submit_signature(req, cred, false)? {
             SignSubmitted::Signed(s) => Ok(s),
@@ -266,7 +324,7 @@ impl Hallmark {
             status: SignatureRequestStatus::Pending,
             approvals_required: i64::from(approvals),
             created_at: 0,
-            expires_at: self.clock.now() + i64::from(self.config.api.request_ttl_hours) * 3600,
+            expires_at: self.clock.now() + i64::from(self.request_ttl_hours) * 3600,
             decided_at: None,
             signature_id: None,
             signature: None,
@@ -284,19 +342,19 @@ impl Hallmark {
     /// Time-stamps a signature value with this server's TSA (SHA-256 imprint), in process.
     fn timestamp_signature(&self, signature: &[u8]) -> Result<Vec<u8>> {
         let imprint = HashAlg::Sha256.digest(signature);
-        crate::tsa::stamp_digest(self, HashAlg::Sha256, &imprint)
+        self.tsa.stamp_digest(HashAlg::Sha256, &imprint)
     }
 
     /// Refuses a time-stamp request early when no TSA is set up (nothing is signed then).
     fn require_tsa(&self) -> Result<()> {
-        if !crate::tsa::configured(self) {
+        if !self.tsa.configured() {
             return Err(Error::Conflict(
                 "a time-stamp was asked for but this server has no time-stamp authority \
                  (run `hallmark tsa init`); nothing was signed"
                     .into(),
             ));
         }
-        self.tsa()?;
+        self.tsa.tsa()?;
         Ok(())
     }
 
@@ -333,7 +391,7 @@ impl Hallmark {
             SignatureFormat::OpenPgp | SignatureFormat::Image => openpgp_scheme(alg, checked.hash),
             _ => scheme_for(alg, checked.hash)?,
         };
-        let signer = self.publisher_signer(key)?;
+        let signer = self.keyring.publisher_signer(key)?;
         if cert.spki() != signer.spki_der() {
             return Err(PolicyError::BadKey(format!(
                 "the certificate of key '{}' is not for the key in the store",
@@ -342,7 +400,7 @@ impl Hallmark {
             .into());
         }
         let chain = match &cert.ca {
-            Some(ca) => self.chain(ca)?,
+            Some(ca) => self.keyring.chain(ca)?,
             None => Vec::new(),
         };
         let at = self.clock.now();

@@ -59,7 +59,7 @@ fn warning(alg: KeyAlgorithm) -> Option<String> {
     }
 }
 
-impl Hallmark {
+impl Signing {
     /// Makes key `label`'s OpenPGP certificate with user ID `uid`, once: a second call with the
     /// same user ID returns the stored one; another user ID is a conflict (the fingerprint
     /// others trust never changes under them).
@@ -86,7 +86,7 @@ impl Hallmark {
                 warning: warning(alg),
             });
         }
-        let signer = self.publisher_signer(&key)?;
+        let signer = self.keyring.publisher_signer(&key)?;
         let created = u32::try_from(self.clock.now()).unwrap_or(u32::MAX);
         let cert = pgp::certificate(
             alg,

@@ -1,5 +1,5 @@
-//! The RFC 3161 time-stamp authority: `tsa init` makes its key and certificate, `POST /tsa`
-//! answers queries.
+//! The RFC 3161 time-stamp authority: `tsa init` makes its key and certificate (in the engine,
+//! which issues it), `POST /tsa` and the signing service ask [`TsaService`] for tokens.
 //!
 //! The TSA key is `tsa` in the default key store. Its certificate comes from the `timestamping`
 //! profile (EKU timeStamping, critical) issued by `timestamping-ca`, subject
@@ -13,14 +13,16 @@
 
 mod stamp;
 
-pub use stamp::{respond, stamp_digest};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
-use crate::engine::Hallmark;
+use crate::clock::SharedClock;
+use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::issuer::{self, tsp};
-use crate::keys::{KeyAlgorithm, KeyError, Signer};
-use std::path::PathBuf;
-use std::sync::Arc;
+use crate::keyring::Keyring;
+use crate::keys::Signer;
+use crate::store::{AuditWrite, RevocationRead, Store};
 
 /// The TSA key's label in the default key store.
 pub const TSA_KEY: &str = "tsa";
@@ -45,91 +47,103 @@ pub struct Tsa {
     pub not_after: i64,
 }
 
-/// Where the TSA certificate chain of a config lives.
-pub fn cert_path(hm: &Hallmark) -> PathBuf {
-    hm.config.base_dir.join(TSA_CERT_FILE)
+/// The time-stamp authority service: what it uses and nothing else — the key store its key is
+/// in, the two store traits it needs (is its certificate revoked; record each token), the
+/// clock, the policy OID its tokens carry, and where its certificate chain lives.
+pub struct TsaService {
+    keyring: Arc<Keyring>,
+    revocations: Arc<dyn RevocationRead>,
+    audit: Arc<dyn AuditWrite>,
+    clock: SharedClock,
+    /// `keys.default_store`: the key store holding [`TSA_KEY`].
+    key_store: String,
+    /// `ca.policy_oid`: the policy every token is issued under.
+    policy_oid: String,
+    cert_path: PathBuf,
+    loaded: Mutex<Option<Arc<Tsa>>>,
 }
 
-/// Makes the TSA key and certificate (`hallmark tsa init`, and the end of `hallmark init`).
-/// Returns the path of the PEM chain written.
-pub fn init(hm: &Hallmark, alg: KeyAlgorithm, actor: &str) -> Result<PathBuf> {
-    let path = cert_path(hm);
-    if path.exists() {
-        return Err(Error::Conflict(format!(
-            "a TSA certificate already exists at {}",
-            path.display()
-        )));
-    }
-    // The profile is checked before a key is made.
-    hm.profiles.get(TSA_PROFILE)?;
-    let ks = hm.key_store(&hm.config.keys.default_store)?;
-    // Without tsa.pem, a `tsa` key in the store was left by an attempt that stopped before its
-    // certificate was written: it never signed a token, so it is certified now instead of being
-    // orphaned (and blocking every later attempt).
-    let signer = match ks.generate(TSA_KEY, alg) {
-        Err(KeyError::AlreadyExists(_)) => {
-            let s = ks.open(TSA_KEY)?;
-            if s.algorithm() != alg {
-                return Err(Error::Conflict(format!(
-                    "the key store already holds a '{TSA_KEY}' key of another algorithm ({}), \
-                     left by an earlier attempt; use --algorithm {} or remove it",
-                    s.algorithm(),
-                    s.algorithm()
-                )));
-            }
-            tracing::info!("certifying the TSA key left by an earlier attempt");
-            s
+impl TsaService {
+    pub fn new(
+        keyring: Arc<Keyring>,
+        store: Arc<dyn Store>,
+        clock: SharedClock,
+        config: &Config,
+    ) -> TsaService {
+        TsaService {
+            keyring,
+            revocations: store.clone(),
+            audit: store,
+            clock,
+            key_store: config.keys.default_store.clone(),
+            policy_oid: config.ca.policy_oid.clone(),
+            cert_path: config.base_dir.join(TSA_CERT_FILE),
+            loaded: Mutex::new(None),
         }
-        r => r?,
-    };
-    let cn = format!("{} Time-Stamping Authority", hm.config.ca.organization);
-    let issued = hm.issue_own(TSA_PROFILE, &cn, vec![], signer.as_ref(), actor)?;
-    std::fs::write(&path, issued.pem_chain())
-        .map_err(|e| Error::Io(format!("cannot write {}: {e}", path.display())))?;
-    hm.store
-        .audit("tsa.init", &issued.serial, Some(TSA_PROFILE), actor)?;
-    Ok(path)
-}
-
-/// Loads the TSA key and certificate.
-pub fn load(hm: &Hallmark) -> Result<Tsa> {
-    let path = cert_path(hm);
-    let text = std::fs::read(&path).map_err(|e| {
-        Error::NotFound(format!(
-            "the TSA certificate {} ({e}; run `hallmark tsa init`)",
-            path.display()
-        ))
-    })?;
-    let blocks =
-        pem::parse_many(&text).map_err(|e| Error::Internal(format!("{}: {e}", path.display())))?;
-    let mut certs = blocks
-        .into_iter()
-        .filter(|b| b.tag() == "CERTIFICATE")
-        .map(|b| b.into_contents());
-    let cert_der = certs
-        .next()
-        .ok_or_else(|| Error::Internal(format!("{} holds no certificate", path.display())))?;
-    let chain = certs.collect();
-    let signer = hm.key_store(&hm.config.keys.default_store)?.open(TSA_KEY)?;
-    let (_, c) = x509_parser::parse_x509_certificate(&cert_der)
-        .map_err(|e| Error::Internal(format!("TSA certificate: {e}")))?;
-    if c.public_key().raw != signer.spki_der() {
-        return Err(Error::Internal(
-            "the TSA certificate is not for the key 'tsa' (public keys differ)".into(),
-        ));
     }
-    let serial = hex::encode(c.raw_serial());
-    let not_after = c.validity().not_after.timestamp();
-    Ok(Tsa {
-        signer,
-        cert_der,
-        chain,
-        serial,
-        not_after,
-    })
-}
 
-/// Whether a TSA is set up for this config (its certificate chain file exists).
-pub fn configured(hm: &Hallmark) -> bool {
-    cert_path(hm).exists()
+    /// Where the TSA certificate chain of this configuration lives.
+    pub fn cert_path(&self) -> &Path {
+        &self.cert_path
+    }
+
+    /// Whether a TSA is set up for this configuration (its certificate chain file exists).
+    pub fn configured(&self) -> bool {
+        self.cert_path.exists()
+    }
+
+    /// The key store name the TSA key is made in (`keys.default_store`).
+    pub fn key_store_name(&self) -> &str {
+        &self.key_store
+    }
+
+    /// The TSA's key and certificate, loaded on first use.
+    pub fn tsa(&self) -> Result<Arc<Tsa>> {
+        if let Some(t) = self.loaded.lock().ok().and_then(|m| m.clone()) {
+            return Ok(t);
+        }
+        let t = Arc::new(self.load()?);
+        if let Ok(mut m) = self.loaded.lock() {
+            *m = Some(t.clone());
+        }
+        Ok(t)
+    }
+
+    /// Loads the TSA key and certificate.
+    fn load(&self) -> Result<Tsa> {
+        let path = &self.cert_path;
+        let text = std::fs::read(path).map_err(|e| {
+            Error::NotFound(format!(
+                "the TSA certificate {} ({e}; run `hallmark tsa init`)",
+                path.display()
+            ))
+        })?;
+        let blocks = pem::parse_many(&text)
+            .map_err(|e| Error::Internal(format!("{}: {e}", path.display())))?;
+        let mut certs = blocks
+            .into_iter()
+            .filter(|b| b.tag() == "CERTIFICATE")
+            .map(|b| b.into_contents());
+        let cert_der = certs
+            .next()
+            .ok_or_else(|| Error::Internal(format!("{} holds no certificate", path.display())))?;
+        let chain = certs.collect();
+        let signer = self.keyring.key_store(&self.key_store)?.open(TSA_KEY)?;
+        let (_, c) = x509_parser::parse_x509_certificate(&cert_der)
+            .map_err(|e| Error::Internal(format!("TSA certificate: {e}")))?;
+        if c.public_key().raw != signer.spki_der() {
+            return Err(Error::Internal(
+                "the TSA certificate is not for the key 'tsa' (public keys differ)".into(),
+            ));
+        }
+        let serial = hex::encode(c.raw_serial());
+        let not_after = c.validity().not_after.timestamp();
+        Ok(Tsa {
+            signer,
+            cert_der,
+            chain,
+            serial,
+            not_after,
+        })
+    }
 }

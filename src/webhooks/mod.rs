@@ -19,14 +19,38 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::config::WebhookConfig;
-use crate::engine::Hallmark;
+use crate::config::{Config, WebhookConfig};
+
+use crate::clock::SharedClock;
 use crate::error::{Error, Result};
 use crate::outbound::Tls;
+use crate::store::Store;
 use crate::store::{rfc3339, AuditEvent, WebhookCursor};
 
 pub(crate) mod events;
 pub use events::{check_events, EVENTS};
+
+/// The webhook service: it follows the audit trail (the outbox) for each configured webhook and
+/// announces expiring certificates. It holds the store, the clock, `[[webhook]]` and
+/// `[notifications]`.
+pub struct Webhooks {
+    store: Arc<dyn Store>,
+    clock: SharedClock,
+    configs: Vec<WebhookConfig>,
+    /// `notifications.expiring_days`.
+    expiring_days: u32,
+}
+
+impl Webhooks {
+    pub fn new(store: Arc<dyn Store>, clock: SharedClock, config: &Config) -> Webhooks {
+        Webhooks {
+            store,
+            clock,
+            configs: config.webhooks.clone(),
+            expiring_days: config.notifications.expiring_days,
+        }
+    }
+}
 
 /// The longest wait between two attempts.
 const MAX_BACKOFF_SECS: i64 = 300;
@@ -43,91 +67,93 @@ pub struct Event {
 }
 
 /// The webhook event an audit event is, if it is one, with what a receiver needs to act on it.
-pub fn event_of(hm: &Hallmark, a: &AuditEvent) -> Option<Event> {
-    let (name, kind) = match a.action.as_str() {
-        "request.pending" => ("request.pending", "certificate"),
-        "signature.pending" => ("request.pending", "signature"),
-        "request.approved" => ("request.approved", "certificate"),
-        "signature.approved" => ("request.approved", "signature"),
-        "request.denied" => ("request.denied", "certificate"),
-        "signature.denied" => ("request.denied", "signature"),
-        "request.expired" => ("request.expired", "certificate"),
-        "signature.expired" => ("request.expired", "signature"),
-        "request.cancelled" => ("request.cancelled", "certificate"),
-        "signature.cancelled" => ("request.cancelled", "signature"),
-        "signature.created" => ("signature.made", "signature"),
-        "certificate.revoked" => ("certificate.revoked", "certificate"),
-        "certificate.expiring" => ("certificate.expiring", "certificate"),
-        _ => return None,
-    };
-    let subject = a.subject.clone().unwrap_or_default();
-    let mut data = serde_json::Map::new();
-    data.insert("kind".into(), kind.into());
-    let id: Option<i64> = subject.parse().ok();
-    let json = |m: &Option<String>| {
-        m.as_deref()
-            .and_then(|m| serde_json::from_str::<serde_json::Value>(m).ok())
-            .unwrap_or(serde_json::Value::Null)
-    };
-    match (name, kind, id) {
-        ("certificate.expiring", _, _) => {
-            data.insert("serial".into(), subject.into());
-            if let serde_json::Value::Object(d) = json(&a.detail) {
-                data.extend(d);
+impl Webhooks {
+    pub fn event_of(&self, a: &AuditEvent) -> Option<Event> {
+        let (name, kind) = match a.action.as_str() {
+            "request.pending" => ("request.pending", "certificate"),
+            "signature.pending" => ("request.pending", "signature"),
+            "request.approved" => ("request.approved", "certificate"),
+            "signature.approved" => ("request.approved", "signature"),
+            "request.denied" => ("request.denied", "certificate"),
+            "signature.denied" => ("request.denied", "signature"),
+            "request.expired" => ("request.expired", "certificate"),
+            "signature.expired" => ("request.expired", "signature"),
+            "request.cancelled" => ("request.cancelled", "certificate"),
+            "signature.cancelled" => ("request.cancelled", "signature"),
+            "signature.created" => ("signature.made", "signature"),
+            "certificate.revoked" => ("certificate.revoked", "certificate"),
+            "certificate.expiring" => ("certificate.expiring", "certificate"),
+            _ => return None,
+        };
+        let subject = a.subject.clone().unwrap_or_default();
+        let mut data = serde_json::Map::new();
+        data.insert("kind".into(), kind.into());
+        let id: Option<i64> = subject.parse().ok();
+        let json = |m: &Option<String>| {
+            m.as_deref()
+                .and_then(|m| serde_json::from_str::<serde_json::Value>(m).ok())
+                .unwrap_or(serde_json::Value::Null)
+        };
+        match (name, kind, id) {
+            ("certificate.expiring", _, _) => {
+                data.insert("serial".into(), subject.into());
+                if let serde_json::Value::Object(d) = json(&a.detail) {
+                    data.extend(d);
+                }
             }
-        }
-        ("certificate.revoked", _, _) => {
-            data.insert("serial".into(), subject.into());
-            data.insert("detail".into(), a.detail.clone().into());
-        }
-        ("signature.made", _, Some(id)) => {
-            data.insert("signature_id".into(), id.into());
-            if let Ok(Some(s)) = hm.store.get_signature(id) {
-                data.insert("key".into(), s.key_label.into());
-                data.insert("digest_algorithm".into(), s.digest_algorithm.into());
-                data.insert("digest".into(), s.digest.into());
-                data.insert("format".into(), s.format.into());
-                data.insert("requester".into(), s.requester.into());
-                data.insert("approvers".into(), s.approvers.into());
-                data.insert("metadata".into(), json(&s.metadata));
+            ("certificate.revoked", _, _) => {
+                data.insert("serial".into(), subject.into());
+                data.insert("detail".into(), a.detail.clone().into());
             }
-        }
-        (_, "signature", Some(id)) => {
-            data.insert("request_id".into(), id.into());
-            if let Ok(Some(r)) = hm.store.get_signature_request(id) {
-                data.insert("key".into(), r.key_label.into());
-                data.insert("publisher".into(), r.publisher.into());
-                data.insert("requester".into(), r.requester.into());
-                data.insert("digest_algorithm".into(), r.digest_algorithm.into());
-                data.insert("digest".into(), r.digest.into());
-                data.insert("format".into(), r.format.into());
-                data.insert("metadata".into(), json(&r.metadata));
-                data.insert("approvals_required".into(), r.approvals_required.into());
-                data.insert("status".into(), r.status.as_str().into());
-                data.insert("expires_at".into(), rfc3339(r.expires_at).into());
+            ("signature.made", _, Some(id)) => {
+                data.insert("signature_id".into(), id.into());
+                if let Ok(Some(s)) = self.store.get_signature(id) {
+                    data.insert("key".into(), s.key_label.into());
+                    data.insert("digest_algorithm".into(), s.digest_algorithm.into());
+                    data.insert("digest".into(), s.digest.into());
+                    data.insert("format".into(), s.format.into());
+                    data.insert("requester".into(), s.requester.into());
+                    data.insert("approvers".into(), s.approvers.into());
+                    data.insert("metadata".into(), json(&s.metadata));
+                }
             }
-        }
-        (_, _, Some(id)) => {
-            data.insert("request_id".into(), id.into());
-            if let Ok(Some(r)) = hm.store.get_request(id) {
-                data.insert("profile".into(), r.profile.into());
-                data.insert("publisher".into(), r.publisher.into());
-                data.insert("requester".into(), r.requester.into());
-                data.insert("status".into(), r.status.as_str().into());
+            (_, "signature", Some(id)) => {
+                data.insert("request_id".into(), id.into());
+                if let Ok(Some(r)) = self.store.get_signature_request(id) {
+                    data.insert("key".into(), r.key_label.into());
+                    data.insert("publisher".into(), r.publisher.into());
+                    data.insert("requester".into(), r.requester.into());
+                    data.insert("digest_algorithm".into(), r.digest_algorithm.into());
+                    data.insert("digest".into(), r.digest.into());
+                    data.insert("format".into(), r.format.into());
+                    data.insert("metadata".into(), json(&r.metadata));
+                    data.insert("approvals_required".into(), r.approvals_required.into());
+                    data.insert("status".into(), r.status.as_str().into());
+                    data.insert("expires_at".into(), rfc3339(r.expires_at).into());
+                }
             }
+            (_, _, Some(id)) => {
+                data.insert("request_id".into(), id.into());
+                if let Ok(Some(r)) = self.store.get_request(id) {
+                    data.insert("profile".into(), r.profile.into());
+                    data.insert("publisher".into(), r.publisher.into());
+                    data.insert("requester".into(), r.requester.into());
+                    data.insert("status".into(), r.status.as_str().into());
+                }
+            }
+            _ => {}
         }
-        _ => {}
+        if matches!(name, "request.approved" | "request.denied") {
+            data.insert("comment".into(), a.detail.clone().into());
+        }
+        Some(Event {
+            id: a.id,
+            name,
+            at: a.at,
+            actor: a.actor.clone(),
+            data: serde_json::Value::Object(data),
+        })
     }
-    if matches!(name, "request.approved" | "request.denied") {
-        data.insert("comment".into(), a.detail.clone().into());
-    }
-    Some(Event {
-        id: a.id,
-        name,
-        at: a.at,
-        actor: a.actor.clone(),
-        data: serde_json::Value::Object(data),
-    })
 }
 
 /// The body a webhook is sent: hallmark's JSON document, or Slack's `{"text": ...}`.
@@ -254,68 +280,70 @@ pub fn test_event(actor: &str, at: i64) -> Event {
 
 /// Sends what is due to one webhook: the events after its cursor, in order, until one fails
 /// (then it backs off) or none is left. Returns how many were delivered.
-async fn drain(hm: &Hallmark, r: &Receiver) -> Result<usize> {
-    let name = &r.config.name;
-    let mut cursor = match hm.store.webhook_cursor(name)? {
-        Some(c) => c,
-        None => {
-            // A new webhook starts now: history is not replayed.
-            let c = WebhookCursor {
-                name: name.clone(),
-                last_id: hm.store.audit_last_id()?,
-                attempts: 0,
-                next_at: 0,
-                last_error: None,
-            };
-            hm.store.set_webhook_cursor(&c)?;
-            c
-        }
-    };
-    if cursor.next_at > hm.clock.now() {
-        return Ok(0);
-    }
-    let mut sent = 0;
-    loop {
-        let events = hm.store.audit_after(cursor.last_id, 100)?;
-        if events.is_empty() {
-            return Ok(sent);
-        }
-        for a in events {
-            match event_of(hm, &a).filter(|e| r.wants(e.name)) {
-                None => cursor.last_id = a.id,
-                Some(e) => match r.send(&e).await {
-                    Ok(_) => {
-                        cursor.last_id = a.id;
-                        cursor.attempts = 0;
-                        cursor.next_at = 0;
-                        cursor.last_error = None;
-                        hm.store.set_webhook_cursor(&cursor)?;
-                        sent += 1;
-                    }
-                    Err(why) => {
-                        cursor.attempts += 1;
-                        let wait = 1i64
-                            .checked_shl((cursor.attempts - 1).clamp(0, 16) as u32)
-                            .unwrap_or(MAX_BACKOFF_SECS)
-                            .min(MAX_BACKOFF_SECS);
-                        cursor.next_at = hm.clock.now() + wait;
-                        tracing::warn!(
-                            webhook = %name,
-                            event = e.name,
-                            delivery = e.id,
-                            attempts = cursor.attempts,
-                            retry_in_secs = wait,
-                            "webhook delivery failed: {why}"
-                        );
-                        cursor.last_error = Some(why);
-                        hm.store.set_webhook_cursor(&cursor)?;
-                        return Ok(sent);
-                    }
-                },
+impl Webhooks {
+    async fn drain(&self, r: &Receiver) -> Result<usize> {
+        let name = &r.config.name;
+        let mut cursor = match self.store.webhook_cursor(name)? {
+            Some(c) => c,
+            None => {
+                // A new webhook starts now: history is not replayed.
+                let c = WebhookCursor {
+                    name: name.clone(),
+                    last_id: self.store.audit_last_id()?,
+                    attempts: 0,
+                    next_at: 0,
+                    last_error: None,
+                };
+                self.store.set_webhook_cursor(&c)?;
+                c
             }
+        };
+        if cursor.next_at > self.clock.now() {
+            return Ok(0);
         }
-        // Events passed over move the cursor too (saved with the next delivery, or here).
-        hm.store.set_webhook_cursor(&cursor)?;
+        let mut sent = 0;
+        loop {
+            let events = self.store.audit_after(cursor.last_id, 100)?;
+            if events.is_empty() {
+                return Ok(sent);
+            }
+            for a in events {
+                match self.event_of(&a).filter(|e| r.wants(e.name)) {
+                    None => cursor.last_id = a.id,
+                    Some(e) => match r.send(&e).await {
+                        Ok(_) => {
+                            cursor.last_id = a.id;
+                            cursor.attempts = 0;
+                            cursor.next_at = 0;
+                            cursor.last_error = None;
+                            self.store.set_webhook_cursor(&cursor)?;
+                            sent += 1;
+                        }
+                        Err(why) => {
+                            cursor.attempts += 1;
+                            let wait = 1i64
+                                .checked_shl((cursor.attempts - 1).clamp(0, 16) as u32)
+                                .unwrap_or(MAX_BACKOFF_SECS)
+                                .min(MAX_BACKOFF_SECS);
+                            cursor.next_at = self.clock.now() + wait;
+                            tracing::warn!(
+                                webhook = %name,
+                                event = e.name,
+                                delivery = e.id,
+                                attempts = cursor.attempts,
+                                retry_in_secs = wait,
+                                "webhook delivery failed: {why}"
+                            );
+                            cursor.last_error = Some(why);
+                            self.store.set_webhook_cursor(&cursor)?;
+                            return Ok(sent);
+                        }
+                    },
+                }
+            }
+            // Events passed over move the cursor too (saved with the next delivery, or here).
+            self.store.set_webhook_cursor(&cursor)?;
+        }
     }
 }
 
@@ -324,41 +352,42 @@ const EXPIRY_SCAN: Duration = Duration::from_secs(60);
 
 /// Announces (as `certificate.expiring` audit events, the outbox) the certificates that end
 /// within `[notifications] expiring_days` and were not announced yet; how many.
-pub fn announce_expiring(hm: &Hallmark) -> Result<usize> {
-    let t = hm.clock.now();
-    let days = i64::from(hm.config.notifications.expiring_days);
-    let soon = hm.store.expiring_unnoticed(t, t + days * 86_400, 500)?;
-    // A publisher key's certificate is named by its key.
-    let keys: std::collections::HashMap<String, String> = if soon.is_empty() {
-        Default::default()
-    } else {
-        hm.store
-            .list_keys(None)?
-            .into_iter()
-            .filter_map(|k| k.cert_serial.map(|s| (s, k.label)))
-            .collect()
-    };
-    for c in &soon {
-        let detail = serde_json::json!({
-            "not_after": rfc3339(c.not_after),
-            "days_left": (c.not_after - t) / 86_400,
-            "publisher": c.publisher,
-            "profile": c.profile,
-            "subject": c.subject,
-            "key": keys.get(&c.serial),
-        });
-        hm.store
-            .notice_expiring(c, &detail.to_string(), "hallmark")?;
+impl Webhooks {
+    pub fn announce_expiring(&self) -> Result<usize> {
+        let t = self.clock.now();
+        let days = i64::from(self.expiring_days);
+        let soon = self.store.expiring_unnoticed(t, t + days * 86_400, 500)?;
+        // A publisher key's certificate is named by its key.
+        let keys: std::collections::HashMap<String, String> = if soon.is_empty() {
+            Default::default()
+        } else {
+            self.store
+                .list_keys(None)?
+                .into_iter()
+                .filter_map(|k| k.cert_serial.map(|s| (s, k.label)))
+                .collect()
+        };
+        for c in &soon {
+            let detail = serde_json::json!({
+                "not_after": rfc3339(c.not_after),
+                "days_left": (c.not_after - t) / 86_400,
+                "publisher": c.publisher,
+                "profile": c.profile,
+                "subject": c.subject,
+                "key": keys.get(&c.serial),
+            });
+            self.store
+                .notice_expiring(c, &detail.to_string(), "hallmark")?;
+        }
+        Ok(soon.len())
     }
-    Ok(soon.len())
 }
 
 /// Starts the deliverer (a thread of `hallmark serve`) when webhooks are configured. A webhook
 /// whose secret or trust cannot be read is reported and left out.
-pub fn spawn(hm: Arc<Hallmark>) {
+pub fn spawn(hm: Arc<Webhooks>) {
     let receivers: Vec<Receiver> = hm
-        .config
-        .webhooks
+        .configs
         .iter()
         .filter_map(|w| match Receiver::new(w) {
             Ok(r) => Some(r),
@@ -390,13 +419,13 @@ pub fn spawn(hm: Arc<Hallmark>) {
                 loop {
                     // Delivery first: a new webhook's cursor is set before anything is announced.
                     for r in &receivers {
-                        if let Err(e) = drain(&hm, r).await {
+                        if let Err(e) = hm.drain(r).await {
                             tracing::warn!(webhook = %r.config.name, "webhook outbox: {e}");
                         }
                     }
                     if announce && scanned.is_none_or(|t| t.elapsed() >= EXPIRY_SCAN) {
                         scanned = Some(std::time::Instant::now());
-                        if let Err(e) = announce_expiring(&hm) {
+                        if let Err(e) = hm.announce_expiring() {
                             tracing::warn!("announcing expiring certificates: {e}");
                         }
                     }

@@ -355,6 +355,7 @@ fn the_internal_publisher_id_is_reserved() {
     ]);
     let hm = ca.open();
     let e = hm
+        .tokens
         .authenticate(Some(&secret), None)
         .expect_err("a token of the reserved publisher");
     assert_eq!(e.kind(), "unauthorized");

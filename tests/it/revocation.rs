@@ -696,10 +696,13 @@ fn ocsp_and_crls_do_not_wait_on_writers() {
     let good = issue(&ca, "good");
     let bad = issue(&ca, "bad");
     let hm = std::sync::Arc::new(ca.open());
-    hm.revoke(&bad.serial, RevocationReason::Superseded, None, "test")
+    hm.revocation
+        .revoke(&bad.serial, RevocationReason::Superseded, None, "test")
         .unwrap();
-    hm.publish_crls("code-signing-ca", "test").unwrap();
-    assert!(hm.presign_ocsp().unwrap() >= 2);
+    hm.revocation
+        .publish_crls("code-signing-ca", "test")
+        .unwrap();
+    assert!(hm.revocation.presign_ocsp().unwrap() >= 2);
     assert!(hm.store.count_presigned(None).unwrap() >= 2);
 
     let ica = ::pem::parse(std::fs::read_to_string(ca.path("ica.pem")).unwrap())
@@ -734,9 +737,16 @@ fn ocsp_and_crls_do_not_wait_on_writers() {
     };
     std::thread::sleep(Duration::from_millis(200));
     let start = Instant::now();
-    let a = hm.ocsp(&build_request(&[id(&good.serial)], None));
-    let b = hm.ocsp(&build_request(&[id(&bad.serial)], Some(&[7; 16])));
-    let c = hm.published_crl("code-signing-ca", None).expect("CRL");
+    let a = hm
+        .revocation
+        .ocsp(&build_request(&[id(&good.serial)], None));
+    let b = hm
+        .revocation
+        .ocsp(&build_request(&[id(&bad.serial)], Some(&[7; 16])));
+    let c = hm
+        .revocation
+        .published_crl("code-signing-ca", None)
+        .expect("CRL");
     let elapsed = start.elapsed();
     assert!(
         elapsed < Duration::from_millis(1500),
@@ -764,7 +774,7 @@ fn responder_certificate_is_renewed_before_it_expires() {
     let leaf = issue(&ca, "leaf");
     let hm = ca.open();
     assert!(
-        hm.renew_responders("test").unwrap().is_empty(),
+        hm.revocation.renew_responders("test").unwrap().is_empty(),
         "fresh responders stay"
     );
     let old = hm.store.get_ca("code-signing-ca-ocsp").unwrap().unwrap();
@@ -773,7 +783,7 @@ fn responder_certificate_is_renewed_before_it_expires() {
         .set_ca_not_after("code-signing-ca-ocsp", hm.clock.now() + 86_400)
         .expect("not after");
     assert_eq!(
-        hm.renew_responders("test").unwrap(),
+        hm.revocation.renew_responders("test").unwrap(),
         vec!["code-signing-ca-ocsp".to_string()]
     );
     let new = hm.store.get_ca("code-signing-ca-ocsp").unwrap().unwrap();

@@ -143,7 +143,7 @@ pub(super) fn post_certificate(
     };
     let publisher = issue.publisher.clone();
     let profile = issue.profile.clone();
-    match hm.submit(issue, cred)? {
+    match hm.requests.submit(issue, cred)? {
         Submitted::Issued(i) => {
             let mut r = json_response(StatusCode::CREATED, &issued_json(&i, &profile, &publisher));
             if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/certificates/{}", i.serial)) {

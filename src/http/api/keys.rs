@@ -16,7 +16,10 @@ pub(super) fn get_key(
 ) -> Result<Response<Body>, Error> {
     cred.require(crate::policy::auth::Scope::Sign)?;
     let key = hm.key_for(label, cred)?;
-    Ok(json_response(StatusCode::OK, &hm.key_document(&key)?))
+    Ok(json_response(
+        StatusCode::OK,
+        &hm.signing.key_document(&key)?,
+    ))
 }
 
 pub(super) fn list_keys_route(c: &Ctx<'_>) -> Result<Response<Body>, Error> {
@@ -25,7 +28,7 @@ pub(super) fn list_keys_route(c: &Ctx<'_>) -> Result<Response<Body>, Error> {
     let docs =
         c.hm.keys_for(cred)?
             .iter()
-            .map(|k| c.hm.key_document(k))
+            .map(|k| c.hm.signing.key_document(k))
             .collect::<Result<Vec<_>, _>>()?;
     Ok(json_response(
         StatusCode::OK,

@@ -425,7 +425,7 @@ async fn authenticate(
             Some(v) => v.authenticate(jwt, address).await.map_err(Error::from),
             None => Err(crate::oidc::OidcError::NotConfigured.into()),
         },
-        _ => hm.authenticate(bearer, address),
+        _ => hm.tokens.authenticate(bearer, address),
     }
     .map_err(|e| Box::new(error_response(&e)))?;
     if let Err(wait) = state.limiter.check(&cred.token_id) {

@@ -44,7 +44,8 @@ pub(super) struct DecisionBody {
 pub(super) fn list_requests_route(c: &Ctx<'_>) -> Result<Response<Body>, Error> {
     let (cursor, limit) = page(&c.q)?;
     let (rs, next) =
-        c.hm.list_requests(param(&c.q, "status").as_deref(), c.cred()?, cursor, limit)?;
+        c.hm.requests
+            .list_requests(param(&c.q, "status").as_deref(), c.cred()?, cursor, limit)?;
     Ok(json_response(
         StatusCode::OK,
         &json!({
@@ -55,7 +56,9 @@ pub(super) fn list_requests_route(c: &Ctx<'_>) -> Result<Response<Body>, Error> 
 }
 
 pub(super) fn get_request_route(c: &Ctx<'_>) -> Result<Response<Body>, Error> {
-    let v = c.hm.request_view(parse_id(c.segs[3])?, c.cred()?)?;
+    let v =
+        c.hm.requests
+            .request_view(parse_id(c.segs[3])?, c.cred()?)?;
     Ok(json_response(
         StatusCode::OK,
         &request_json(&v.request, Some(&v)),
@@ -65,7 +68,7 @@ pub(super) fn get_request_route(c: &Ctx<'_>) -> Result<Response<Body>, Error> {
 pub(super) fn decide_request_route(c: &Ctx<'_>) -> Result<Response<Body>, Error> {
     let body = decision_body(c.req)?;
     let approve = c.template.ends_with("approve");
-    let (view, issued) = c.hm.decide(
+    let (view, issued) = c.hm.requests.decide(
         parse_id(c.segs[3])?,
         c.cred()?,
         approve,
@@ -83,7 +86,9 @@ pub(super) fn decide_request_route(c: &Ctx<'_>) -> Result<Response<Body>, Error>
 }
 
 pub(super) fn cancel_request_route(c: &Ctx<'_>) -> Result<Response<Body>, Error> {
-    let v = c.hm.cancel_request(parse_id(c.segs[3])?, c.cred()?)?;
+    let v =
+        c.hm.requests
+            .cancel_request(parse_id(c.segs[3])?, c.cred()?)?;
     Ok(json_response(
         StatusCode::OK,
         &request_json(&v.request, Some(&v)),

@@ -13,7 +13,10 @@ pub(super) fn list_signatures_route(c: &Ctx<'_>) -> Result<Response<Body>, Error
 
 pub(super) fn get_signature_route(c: &Ctx<'_>) -> Result<Response<Body>, Error> {
     let hm = c.hm;
-    let doc = match hm.signature_by_id(parse_id(c.segs[3])?, c.cred()?)? {
+    let doc = match hm
+        .signing
+        .signature_by_id(parse_id(c.segs[3])?, c.cred()?)?
+    {
         SignatureById::Record(r, None) => signature_record_json(&r),
         SignatureById::Record(r, Some(v)) => {
             let mut doc = signature_record_json(&r);
@@ -29,7 +32,8 @@ pub(super) fn get_signature_route(c: &Ctx<'_>) -> Result<Response<Body>, Error> 
 
 pub(super) fn get_signature_request_route(c: &Ctx<'_>) -> Result<Response<Body>, Error> {
     let v =
-        c.hm.signature_request_view(parse_id(c.segs[4])?, c.cred()?)?;
+        c.hm.signing
+            .signature_request_view(parse_id(c.segs[4])?, c.cred()?)?;
     Ok(json_response(
         StatusCode::OK,
         &signature_request_json(c.hm, &v)?,
@@ -39,7 +43,7 @@ pub(super) fn get_signature_request_route(c: &Ctx<'_>) -> Result<Response<Body>,
 pub(super) fn decide_signature_route(c: &Ctx<'_>) -> Result<Response<Body>, Error> {
     let body = decision_body(c.req)?;
     let approve = c.template.ends_with("approve");
-    let (view, _) = c.hm.decide_signature(
+    let (view, _) = c.hm.signing.decide_signature(
         parse_id(c.segs[4])?,
         c.cred()?,
         approve,
@@ -53,7 +57,8 @@ pub(super) fn decide_signature_route(c: &Ctx<'_>) -> Result<Response<Body>, Erro
 
 pub(super) fn cancel_signature_route(c: &Ctx<'_>) -> Result<Response<Body>, Error> {
     let view =
-        c.hm.cancel_signature_request(parse_id(c.segs[4])?, c.cred()?)?;
+        c.hm.signing
+            .cancel_signature_request(parse_id(c.segs[4])?, c.cred()?)?;
     Ok(json_response(
         StatusCode::OK,
         &signature_request_json(c.hm, &view)?,
@@ -82,7 +87,7 @@ pub(super) fn post_signature(
 ) -> Result<Response<Body>, Error> {
     use base64::Engine as _;
     let b: SignatureBody = json_body(req)?;
-    let submitted = hm.submit_signature(
+    let submitted = hm.signing.submit_signature(
         &crate::signing::SignRequest {
             key: b.key,
             digest: b.digest,
@@ -154,7 +159,7 @@ pub(super) fn signature_request_json(
         "expires_at": rfc3339(r.expires_at),
         "identity": crate::policy::workload::identity_value(r.identity.as_deref()),
     });
-    if let Some(id) = hm.signature_request_public_id(r)? {
+    if let Some(id) = hm.signing.signature_request_public_id(r)? {
         v["id"] = json!(id);
     }
     signed_fields(hm, r, &mut v)?;
@@ -171,7 +176,7 @@ pub(super) fn signed_fields(
     use base64::Engine as _;
     if let (Some(_), Some(sig)) = (r.signature_id, &r.signature) {
         let key = hm.key(&r.key_label)?;
-        let (cert, chain) = hm.key_certificate_chain(&key)?;
+        let (cert, chain) = hm.signing.key_certificate_chain(&key)?;
         v["signature"] = json!(base64::engine::general_purpose::STANDARD.encode(sig));
         v["certificate"] = json!(pem_of(&cert));
         v["chain"] = json!(chain.iter().map(|c| pem_of(c)).collect::<Vec<_>>());
@@ -203,7 +208,9 @@ pub(super) fn list_signatures(
     cred: &Credential,
 ) -> Result<Response<Body>, Error> {
     let (cursor, limit) = page(q)?;
-    let rows = hm.list_signatures(param(q, "key").as_deref(), cred, cursor, limit)?;
+    let rows = hm
+        .signing
+        .list_signatures(param(q, "key").as_deref(), cred, cursor, limit)?;
     let next = if rows.len() == limit {
         rows.last().map(|r| r.id.to_string())
     } else {

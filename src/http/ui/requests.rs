@@ -95,11 +95,13 @@ pub(super) fn decide(ui: &Ui<'_>) -> Result<Response<Body>, Error> {
     let completed = match ui.segs[1] {
         "certificate" => ui
             .hm
+            .requests
             .decide(id, cred, approve, comment.as_deref())?
             .1
             .map(|_| "issued"),
         "signature" => ui
             .hm
+            .signing
             .decide_signature(id, cred, approve, comment.as_deref())?
             .1
             .map(|_| "signed"),
@@ -125,7 +127,7 @@ fn completed(ui: &Ui<'_>, done: &str) -> Result<String, Error> {
     let cred = &ui.session.cred;
     let said = match (done, id) {
         ("signed", Some(id)) => {
-            let r = ui.hm.signature_request_view(id, cred)?.request;
+            let r = ui.hm.signing.signature_request_view(id, cred)?.request;
             match (r.status, r.signature_id) {
                 (SignatureRequestStatus::Signed, Some(n)) => Some(format!(
                     "Your approval was the last one needed: the signature was made (record {n})."
@@ -134,7 +136,7 @@ fn completed(ui: &Ui<'_>, done: &str) -> Result<String, Error> {
             }
         }
         ("issued", Some(id)) => {
-            let r = ui.hm.request_view(id, cred)?.request;
+            let r = ui.hm.requests.request_view(id, cred)?.request;
             match (r.status, r.certificate_serial) {
                 (RequestStatus::Issued, Some(serial)) => Some(format!(
                     "Your approval was the last one needed: the certificate was issued (serial {serial})."

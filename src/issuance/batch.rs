@@ -1,4 +1,4 @@
-//! Issuance in volume: the pipeline behind [`Hallmark::issue_batch`] and the factory line.
+//! Issuance in volume: the pipeline behind [`Issuance::issue_batch`] and the factory line.
 //!
 //! Requests arrive in chunks. Each chunk goes through three steps: *prepare* (policy — which
 //! verifies the CSR's signature, the most expensive step — the certificate layout and the lint),
@@ -17,7 +17,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use super::{intent_for, Hallmark, Issued};
+use super::{intent_for, Issuance, Issued};
 use crate::error::{Error, Result};
 use crate::issuer::{self, CaHandle};
 use crate::policy::{self, IssueRequest};
@@ -103,7 +103,7 @@ fn fail(results: &mut [Option<Result<Issued>>], idxs: impl Iterator<Item = usize
     }
 }
 
-impl Hallmark {
+impl Issuance {
     /// Issues many certificates with grouped commits (group commit, as the factory line needs).
     ///
     /// Each request gets its own result, in order; a refused one does not stop the others, and
@@ -112,7 +112,7 @@ impl Hallmark {
         self.issue_batch_for(reqs, None)
     }
 
-    /// [`Hallmark::issue_batch`] for a factory station: its certificates record the station.
+    /// [`Issuance::issue_batch`] for a factory station: its certificates record the station.
     pub fn issue_batch_for(
         &self,
         reqs: &[IssueRequest],
@@ -320,7 +320,7 @@ impl Hallmark {
                                 let ca = p.ca.record.name.clone();
                                 let chain = match chains.get(&ca) {
                                     Some(c) => Ok(c.clone()),
-                                    None => self.chain(&ca).inspect(|c| {
+                                    None => self.keyring.chain(&ca).inspect(|c| {
                                         chains.insert(ca.clone(), c.clone());
                                     }),
                                 };
@@ -347,7 +347,7 @@ impl Hallmark {
     /// How many signatures a batch asks of key store `store` at once: its `sign_threads`
     /// (PKCS#11), else one per core.
     fn sign_threads(&self, store: &str) -> usize {
-        match self.config.key_stores.get(store) {
+        match self.key_stores.get(store) {
             Some(crate::config::KeyStoreConfig::Pkcs11 {
                 sign_threads: Some(t),
                 ..
@@ -431,17 +431,17 @@ impl Hallmark {
                 }
             }
         }
-        let urls = self.urls();
+        let urls = &self.urls;
         let at = self.clock.now();
         let prepare_one = |j: usize, publisher: Publisher| -> Result<Pending> {
             let req = &chunk[j];
             let approved = policy::approve_for(&self.profiles, publisher, req)?;
-            let ca = self.ca(&approved.profile().issuer)?;
+            let ca = self.keyring.ca(&approved.profile().issuer)?;
             let prepared = issuer::prepare_leaf(
                 &approved,
                 &ca,
-                &urls,
-                &self.config.ca.policy_oid,
+                urls,
+                &self.policy_oid,
                 at,
                 issuer::random_serial(self.clock.now_millis()),
             )?;
