@@ -719,3 +719,68 @@ fn services_and_the_store_take_time_from_the_injected_clock() {
         .expect_err("expired on the clock");
     assert!(e.to_string().contains("expired"), "{e}");
 }
+
+/// A service stands on its parts alone: issuance and tokens built from a store, a keyring, the
+/// profiles and a manual clock — no engine value — issue at the clock's time and expire a
+/// token when the clock moves, as they do inside the engine.
+#[test]
+fn a_service_is_built_from_only_what_it_uses() {
+    use hallmark::clock::{Clock, ManualClock, SystemClock};
+    use hallmark::issuance::Issuance;
+    use hallmark::keyring::Keyring;
+    use hallmark::policy::auth::Scope;
+    use hallmark::requests::Tokens;
+
+    let ca = TestCa::new(Keys::Soft);
+    ca.add_acme();
+    for (k, v) in ca.env() {
+        std::env::set_var(k, v);
+    }
+    let start = SystemClock.now() + 30 * 86_400;
+    let clock = Arc::new(ManualClock::at(start));
+    let config = hallmark::config::Config::load(&ca.config()).expect("config");
+    let store =
+        hallmark::store::open_existing(&config.database_path(), clock.clone()).expect("store");
+    let profiles =
+        Arc::new(hallmark::profile::Profiles::load_dir(&config.profiles_dir()).expect("profiles"));
+    let keyring = Arc::new(Keyring::new(
+        store.clone(),
+        config.key_stores.clone(),
+        config.base_dir.clone(),
+    ));
+    let urls = hallmark::issuer::Urls {
+        public_base: config.server.public_url.clone(),
+        crl_shards: config.crl.shards,
+    };
+    let issuance = Issuance::new(
+        store.clone(),
+        keyring,
+        profiles,
+        clock.clone(),
+        Default::default(),
+        urls,
+        &config,
+    );
+    let issued = issuance
+        .issue(&request(csr(&ca, "standalone")))
+        .expect("issue without the engine");
+    let rec = store
+        .get_certificate(&issued.serial)
+        .expect("get")
+        .expect("recorded");
+    assert_eq!(rec.issued_at, Some(start), "recorded at the clock's time");
+    assert_eq!(rec.status, CertStatus::Issued);
+
+    let tokens = Tokens::new(store.clone(), clock.clone());
+    let (_, secret) = tokens
+        .create_token(Some("acme"), None, &[Scope::Sign], false, Some(60), "test")
+        .expect("token");
+    tokens
+        .authenticate(Some(&secret), None)
+        .expect("a token within its minute");
+    clock.advance(61);
+    let e = tokens
+        .authenticate(Some(&secret), None)
+        .expect_err("expired on the clock");
+    assert!(e.to_string().contains("expired"), "{e}");
+}
