@@ -56,21 +56,8 @@ impl Keyring {
         }
     }
 
-    fn resolve(&self, p: &std::path::Path) -> PathBuf {
-        if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            self.base_dir.join(p)
-        }
-    }
-
-    /// Where a key store's PIN or passphrase comes from (as `Config::secret_source`).
     fn secret_source(&self, env: &Option<String>, file: &Option<PathBuf>) -> SecretSource {
-        match (env, file) {
-            (Some(v), _) => SecretSource::Env(v.clone()),
-            (None, Some(f)) => SecretSource::File(self.resolve(f)),
-            (None, None) => SecretSource::Env("HALLMARK_PIN".into()),
-        }
+        crate::config::secret_source_in(&self.base_dir, env, file)
     }
 
     /// Opens (once) the named key store.
@@ -88,7 +75,7 @@ impl Keyring {
                 passphrase_env,
                 passphrase_file,
             } => Arc::new(SoftKeyStore::new(
-                self.resolve(dir),
+                crate::config::resolve_in(&self.base_dir, dir),
                 self.secret_source(passphrase_env, passphrase_file),
             )),
             KeyStoreConfig::Pkcs11 {

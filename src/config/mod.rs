@@ -383,11 +383,7 @@ impl Config {
 
     /// Resolves a path from the config against the config's directory.
     pub fn resolve(&self, p: &Path) -> PathBuf {
-        if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            self.base_dir.join(p)
-        }
+        resolve_in(&self.base_dir, p)
     }
 
     pub fn database_path(&self) -> PathBuf {
@@ -399,14 +395,34 @@ impl Config {
     }
 
     pub fn secret_source(&self, env: &Option<String>, file: &Option<PathBuf>) -> SecretSource {
-        match (env, file) {
-            (Some(v), _) => SecretSource::Env(v.clone()),
-            (None, Some(f)) => SecretSource::File(self.resolve(f)),
-            (None, None) => SecretSource::Env("HALLMARK_PIN".into()),
-        }
+        secret_source_in(&self.base_dir, env, file)
     }
 
     pub fn to_toml(&self) -> Result<String, String> {
         toml::to_string_pretty(self).map_err(|e| e.to_string())
+    }
+}
+
+/// A path from the configuration: absolute as written, else relative to `base_dir` (the
+/// configuration file's directory).
+pub fn resolve_in(base_dir: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base_dir.join(p)
+    }
+}
+
+/// Where a key store's PIN or passphrase comes from: the variable `env`, else the file `file`
+/// (relative to `base_dir`), else `HALLMARK_PIN`.
+pub fn secret_source_in(
+    base_dir: &Path,
+    env: &Option<String>,
+    file: &Option<PathBuf>,
+) -> SecretSource {
+    match (env, file) {
+        (Some(v), _) => SecretSource::Env(v.clone()),
+        (None, Some(f)) => SecretSource::File(resolve_in(base_dir, f)),
+        (None, None) => SecretSource::Env("HALLMARK_PIN".into()),
     }
 }
