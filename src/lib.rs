@@ -5,10 +5,8 @@
 
 pub mod acme;
 pub mod cli;
-pub mod clock;
 pub mod config;
 pub mod console;
-pub mod der;
 pub mod engine;
 pub mod error;
 pub mod formats;
@@ -19,7 +17,6 @@ pub mod keys;
 pub mod logging;
 pub mod metrics;
 pub mod oidc;
-pub mod pemfmt;
 pub mod policy;
 pub mod profile;
 pub mod provision;
@@ -32,5 +29,6 @@ pub mod tsa;
 pub mod verify;
 pub mod webhooks;
 
-/// The client side, shared with the PKCS#11 module (the `hallmark-client` crate).
-pub use hallmark_client::{envvar, outbound};
+/// The client side, shared with the PKCS#11 module (the `hallmark-client` crate): the clock,
+/// DER plumbing and PEM output are the same modules on both sides.
+pub use hallmark_client::{clock, der, envvar, outbound, pemfmt};

@@ -3,9 +3,14 @@
 //! pinned CA, token source), the HTTP client, outbound TLS, and DER reading. It names nothing
 //! of the server: no store, no key store, no HTTP server, no templates.
 
+pub mod algorithm;
 pub mod client;
+pub mod clock;
 pub mod context;
 pub mod der;
 pub mod envvar;
 pub mod jwt;
+pub mod ocsp;
 pub mod outbound;
+pub mod pemfmt;
+pub mod spki;

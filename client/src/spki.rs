@@ -1,14 +1,21 @@
-//! Small conversions between the encodings key stores speak and the ones X.509 wants.
+//! Small conversions between the encodings key stores speak and the ones X.509 wants, and the
+//! kinds of public key hallmark knows by their OIDs. Pure functions on bytes, in the client crate
+//! because signed formats and `verify` read keys too; the server's `keys` re-exports them.
 
-use super::KeyError;
 use x509_parser::prelude::FromDer;
 
+/// Why a key or a signature cannot be converted. Its text is what the server's
+/// `KeyError::Crypto` says for it (the server's `keys` turns one into the other).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("signing failed: {0}")]
+pub struct SpkiError(pub String);
+
 /// The BIT STRING contents of a DER SubjectPublicKeyInfo (what rcgen calls `der_bytes`).
-pub fn subject_public_key_bits(spki_der: &[u8]) -> Result<Vec<u8>, KeyError> {
+pub fn subject_public_key_bits(spki_der: &[u8]) -> Result<Vec<u8>, SpkiError> {
     let (rest, spki) = x509_parser::x509::SubjectPublicKeyInfo::from_der(spki_der)
-        .map_err(|e| KeyError::Crypto(format!("bad SubjectPublicKeyInfo: {e}")))?;
+        .map_err(|e| SpkiError(format!("bad SubjectPublicKeyInfo: {e}")))?;
     if !rest.is_empty() {
-        return Err(KeyError::Crypto(
+        return Err(SpkiError(
             "trailing bytes after SubjectPublicKeyInfo".into(),
         ));
     }
@@ -16,15 +23,15 @@ pub fn subject_public_key_bits(spki_der: &[u8]) -> Result<Vec<u8>, KeyError> {
 }
 
 /// Converts a raw `r || s` ECDSA signature (PKCS#11's form) to DER `Ecdsa-Sig-Value`.
-pub fn ecdsa_raw_to_der(raw: &[u8]) -> Result<Vec<u8>, KeyError> {
+pub fn ecdsa_raw_to_der(raw: &[u8]) -> Result<Vec<u8>, SpkiError> {
     if raw.is_empty() || !raw.len().is_multiple_of(2) || raw.len() > 132 {
-        return Err(KeyError::Crypto(format!(
+        return Err(SpkiError(format!(
             "ECDSA signature of {} bytes is not r||s",
             raw.len()
         )));
     }
     let (r, s) = raw.split_at(raw.len() / 2);
-    let der_err = |e: der::Error| KeyError::Crypto(format!("encoding an ECDSA signature: {e}"));
+    let der_err = |e: der::Error| SpkiError(format!("encoding an ECDSA signature: {e}"));
     // `UintRef` drops the leading zeros and adds one where the high bit is set, as DER wants.
     let int = |b| der::asn1::UintRef::new(b).map_err(der_err);
     der::Encode::to_der(&[int(r)?, int(s)?]).map_err(der_err)

@@ -1,4 +1,6 @@
-//! Key algorithms and signature schemes hallmark knows, and how each is named in X.509.
+//! Key algorithms, hashes and signature schemes hallmark knows: the vocabulary a key store, a
+//! signed format and `verify` share, kept in the client crate so a client names them without
+//! the server (the server's `keys` re-exports them; what rcgen calls them stays there).
 
 use std::fmt;
 use std::str::FromStr;
@@ -146,21 +148,5 @@ impl SignatureScheme {
             EcdsaSha512 | RsaPkcs1Sha512 | RsaPssSha512 => Some(HashAlg::Sha512),
             Ed25519 => None,
         }
-    }
-
-    /// The rcgen algorithm that writes this scheme's AlgorithmIdentifier.
-    /// `None` where rcgen has no constant (RSA-PSS, ECDSA with SHA-512): such schemes sign
-    /// digests and CMS, not certificates.
-    pub fn rcgen_algorithm(self) -> Option<&'static rcgen::SignatureAlgorithm> {
-        use SignatureScheme::*;
-        Some(match self {
-            EcdsaSha256 => &rcgen::PKCS_ECDSA_P256_SHA256,
-            EcdsaSha384 => &rcgen::PKCS_ECDSA_P384_SHA384,
-            RsaPkcs1Sha256 => &rcgen::PKCS_RSA_SHA256,
-            RsaPkcs1Sha384 => &rcgen::PKCS_RSA_SHA384,
-            RsaPkcs1Sha512 => &rcgen::PKCS_RSA_SHA512,
-            Ed25519 => &rcgen::PKCS_ED25519,
-            EcdsaSha512 | RsaPssSha256 | RsaPssSha384 | RsaPssSha512 => return None,
-        })
     }
 }
