@@ -9,7 +9,6 @@ pub mod config;
 pub mod console;
 pub mod engine;
 pub mod error;
-pub mod formats;
 pub mod http;
 pub mod init;
 pub mod issuer;
@@ -26,9 +25,8 @@ pub mod signing;
 pub mod store;
 pub mod timespec;
 pub mod tsa;
-pub mod verify;
 pub mod webhooks;
 
 /// The client side, shared with the PKCS#11 module (the `hallmark-client` crate): the clock,
-/// DER plumbing and PEM output are the same modules on both sides.
-pub use hallmark_client::{clock, der, envvar, outbound, pemfmt};
+/// DER plumbing, PEM output, the signed formats and `verify` are the same modules on both sides.
+pub use hallmark_client::{clock, der, envvar, formats, outbound, pemfmt, verify};

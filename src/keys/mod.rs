@@ -5,6 +5,8 @@
 //! `PublicKeyData`/`SigningKey` pair and step-ca's key manager: a backend implements a handful of
 //! calls and nothing else.
 
+#[cfg(test)]
+mod openpgp_tests;
 pub mod pkcs11;
 pub mod soft;
 

@@ -13,7 +13,7 @@ pub struct Stamp {
     pub time: i64,
     /// The TSA certificate and its path to the root.
     pub path: Vec<Vec<u8>>,
-    pub hash: crate::keys::HashAlg,
+    pub hash: crate::algorithm::HashAlg,
 }
 
 /// The token inside a TimeStampResp, or the token itself.

@@ -18,8 +18,8 @@
 //! embedding differ per format while the server's part (a CMS signature over the content) is
 //! the same.
 
+use crate::algorithm::HashAlg;
 use crate::der::tlv;
-use crate::keys::HashAlg;
 
 /// Errors reading or writing a PE file.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -149,7 +149,7 @@ pub(crate) fn indirect_data_content(
     hash: HashAlg,
     digest: &[u8],
 ) -> Vec<u8> {
-    let oid = crate::issuer::extensions::oid;
+    let oid = crate::der::oid;
     let data = tlv(0x30, &[oid(type_oid), value.to_vec()].concat());
     let alg = tlv(0x30, &[oid(digest_oid(hash)), vec![0x05, 0x00]].concat());
     let digest_info = tlv(0x30, &[alg, tlv(0x04, digest)].concat());

@@ -3,8 +3,8 @@
 //! checks them (image hash, key hash, ECDSA over the hash; the COSE Sig_structure), then the
 //! signer's certificate goes through the common checks.
 
+use crate::algorithm::{HashAlg, SignatureScheme};
 use crate::formats::{cose, mcuboot};
-use crate::keys::{HashAlg, SignatureScheme};
 
 use super::detached::{after_key, signer_key};
 use super::{chain, crypto, Options, Report};

@@ -41,8 +41,8 @@ use std::cmp::Ordering;
 use std::io::{Cursor, Read, Write};
 use std::path::{Path, PathBuf};
 
+use crate::algorithm::HashAlg;
 use crate::der::tlv;
-use crate::keys::HashAlg;
 
 use super::authenticode::{indirect_data_content, AuthenticodeError, Hasher, Signable};
 

@@ -9,7 +9,7 @@
 //! writes it. MCUboot's RSA signatures are RSA-PSS, which the service's `raw` format does not
 //! make; Ed25519 signs whole messages, not digests.
 
-use crate::keys::HashAlg;
+use crate::algorithm::HashAlg;
 
 pub const IMAGE_MAGIC: u32 = 0x96f3_b83d;
 pub const IMAGE_HEADER_SIZE: usize = 32;
@@ -378,7 +378,7 @@ pub fn prepare(firmware: &[u8], opts: &ImageOptions) -> Result<Unsigned, Mcuboot
 /// Which hash a key's images use, from its SubjectPublicKeyInfo; refuses anything but ECDSA
 /// P-256 and P-384.
 pub fn hash_for_key(spki_der: &[u8]) -> Result<HashAlg, McubootError> {
-    use crate::keys::{key_of, KeyKind};
+    use crate::spki::{key_of, KeyKind};
     let refused = |what: &str| Err(McubootError::UnsupportedKey(what.to_string()));
     match key_of(spki_der) {
         Ok((KeyKind::P256, _)) => Ok(HashAlg::Sha256),

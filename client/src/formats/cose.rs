@@ -13,7 +13,7 @@
 //! COSE, and RFC 8812 marks RS256 "not recommended" outside WebAuthn. The CBOR is encoded here by
 //! hand (deterministic encoding, RFC 8949 §4.2.1: shortest heads, definite lengths).
 
-use crate::keys::{HashAlg, KeyAlgorithm, SignatureScheme};
+use crate::algorithm::{HashAlg, KeyAlgorithm, SignatureScheme};
 
 /// The COSE_Sign1 tag.
 pub const TAG_SIGN1: u64 = 18;
@@ -241,8 +241,7 @@ pub fn sign1_detached(
 
 /// Converts a DER `Ecdsa-Sig-Value` to COSE's `r || s`, each `size` bytes big-endian.
 pub fn ecdsa_der_to_fixed(der: &[u8], size: usize) -> Result<Vec<u8>, CoseError> {
-    hallmark_client::der::ecdsa_der_to_fixed(der, size)
-        .map_err(|_| CoseError::BadEcdsaSignature(size))
+    crate::der::ecdsa_der_to_fixed(der, size).map_err(|_| CoseError::BadEcdsaSignature(size))
 }
 
 #[cfg(test)]
@@ -322,7 +321,7 @@ mod tests {
         raw[1] = 0x85; // r with a leading zero byte and a high bit after it
         raw[32] = 0xff; // s with its high bit set: DER needs a 0x00 pad
         raw[63] = 1;
-        let der = crate::keys::ecdsa_raw_to_der(&raw).unwrap();
+        let der = crate::spki::ecdsa_raw_to_der(&raw).unwrap();
         assert_eq!(ecdsa_der_to_fixed(&der, 32).unwrap(), raw);
         assert!(ecdsa_der_to_fixed(&der, 16).is_err());
         assert!(ecdsa_der_to_fixed(&der[..der.len() - 1], 32).is_err());

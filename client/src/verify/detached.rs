@@ -172,7 +172,7 @@ fn raw(file: &[u8], sig: &[u8], o: &Options<'_>) -> Report {
             return r;
         }
     };
-    use crate::keys::{HashAlg, SignatureScheme as S};
+    use crate::algorithm::{HashAlg, SignatureScheme as S};
     let scheme = match (kind, o.digest) {
         (crypto::KeyKind::Rsa, HashAlg::Sha256) => S::RsaPkcs1Sha256,
         (crypto::KeyKind::Rsa, HashAlg::Sha384) => S::RsaPkcs1Sha384,

@@ -7,7 +7,7 @@ use std::io::Read;
 
 use base64::Engine as _;
 
-use crate::keys::HashAlg;
+use crate::algorithm::HashAlg;
 
 use super::{chain, cms, crypto, signer_checks, Options, Report};
 

@@ -8,7 +8,7 @@ use x509_parser::prelude::*;
 
 use super::{chain, crypto};
 use crate::der::read_tlv;
-use crate::issuer::ocsp::{build_request, cert_id, CertIdHash};
+use crate::ocsp::{build_request, cert_id, CertIdHash};
 
 /// How `verify` reaches OCSP responders and CRL URLs (the CLI gives it an HTTP client).
 pub trait Fetch {

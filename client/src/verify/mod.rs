@@ -22,7 +22,7 @@ pub mod jar;
 pub mod revocation;
 pub mod timestamp;
 
-use crate::keys::HashAlg;
+use crate::algorithm::HashAlg;
 
 /// The outcome of one check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

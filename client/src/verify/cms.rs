@@ -3,8 +3,8 @@
 //! the digest of its content. Detached CMS, Authenticode, JAR blocks and RFC 3161 tokens are all
 //! this structure.
 
+use crate::algorithm::HashAlg;
 use crate::der::{read_tlv, DerError, Tlv};
-use crate::keys::HashAlg;
 
 use super::crypto;
 

@@ -36,7 +36,7 @@
 //! next one), cabinets whose cbCabinet is not the file's size, whose CFFOLDER entries do not end
 //! exactly at coffFiles (the signed cabinet would not verify), or which are otherwise malformed.
 
-use crate::keys::HashAlg;
+use crate::algorithm::HashAlg;
 
 use super::authenticode::{
     indirect_data_content, obsolete_file_link, AuthenticodeError, Hasher, Signable,
@@ -450,7 +450,7 @@ mod tests {
         assert_eq!((t.tag, t.rest.len()), (0x30, 0));
         let data = crate::der::read_tlv(t.contents).unwrap();
         let oid = crate::der::read_tlv(data.contents).unwrap();
-        assert_eq!(oid.whole, crate::issuer::extensions::oid(SPC_CAB_DATA));
+        assert_eq!(oid.whole, crate::der::oid(SPC_CAB_DATA));
         assert_eq!(oid.rest, obsolete_file_link());
     }
 }

@@ -2,7 +2,7 @@
 //! formats and digest algorithms. They sit below policy (which checks a key's policy with them)
 //! and beside the client-side formats, so everyone spells them one way.
 
-use crate::keys::HashAlg;
+use crate::algorithm::HashAlg;
 
 /// A format or digest name hallmark does not accept.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

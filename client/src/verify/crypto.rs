@@ -3,9 +3,9 @@
 
 use aws_lc_rs::signature::{self as sig, UnparsedPublicKey, VerificationAlgorithm};
 
-use crate::keys::{HashAlg, SignatureScheme};
+use crate::algorithm::{HashAlg, SignatureScheme};
 
-pub use crate::keys::{key_of, KeyKind};
+pub use crate::spki::{key_of, KeyKind};
 
 /// The hash a digest AlgorithmIdentifier OID names (SHA-1 and others refused).
 pub fn hash_of_oid(oid: &str) -> Result<HashAlg, String> {
@@ -30,7 +30,7 @@ pub fn hash_name(h: HashAlg) -> &'static str {
 /// algorithm: some signers write plain rsaEncryption or id-ecPublicKey there and let it choose
 /// the hash.
 pub fn scheme_of_oid(oid: &str, digest: Option<HashAlg>) -> Result<SignatureScheme, String> {
-    use crate::keys::oid as key;
+    use crate::spki::oid as key;
     use SignatureScheme as S;
     Ok(match (oid, digest) {
         ("1.2.840.10045.4.3.2", _) => S::EcdsaSha256,
