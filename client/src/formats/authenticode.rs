@@ -157,6 +157,8 @@ pub(crate) fn indirect_data_content(
 }
 
 /// WIN_CERT_REVISION_2_0.
+/// SPC_INDIRECT_DATA_OBJID: the content type of an Authenticode SignedData.
+pub const SPC_INDIRECT_DATA: &str = "1.3.6.1.4.1.311.2.1.4";
 const WIN_CERT_REVISION_2_0: u16 = 0x0200;
 /// WIN_CERT_TYPE_PKCS_SIGNED_DATA.
 const WIN_CERT_TYPE_PKCS_SIGNED_DATA: u16 = 0x0002;

@@ -85,3 +85,8 @@ pub fn digest_algorithm_name(h: HashAlg) -> &'static str {
         HashAlg::Sha512 => "sha512",
     }
 }
+
+/// containers/image's simple-signing payload type (format `image`).
+pub const SIMPLE_SIGNING_TYPE: &str = "atomic container signature";
+/// cosign's payload type (format `image`).
+pub const COSIGN_TYPE: &str = "cosign container image signature";

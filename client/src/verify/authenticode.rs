@@ -9,7 +9,7 @@ use crate::formats::msi::MsiFile;
 
 use super::{chain, cms, crypto, signer_checks, Options, Report};
 
-const SPC_INDIRECT_DATA: &str = "1.3.6.1.4.1.311.2.1.4";
+use crate::formats::authenticode::SPC_INDIRECT_DATA;
 
 fn u16_at(d: &[u8], off: usize) -> Option<usize> {
     Some(u16::from_le_bytes(d.get(off..off + 2)?.try_into().ok()?) as usize)

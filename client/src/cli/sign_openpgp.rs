@@ -11,11 +11,11 @@ use std::path::PathBuf;
 use anyhow::{anyhow, bail, Context};
 use clap::Args;
 
-use super::client::Client;
 use super::sign::{metadata, post_signature, RequestArgs};
+use crate::algorithm::HashAlg;
+use crate::client::Client;
+use crate::formats::names::{digest_algorithm_name, parse_digest_algorithm};
 use crate::formats::openpgp::{self as pgp, DigestSigner};
-use crate::keys::HashAlg;
-use crate::signing::{digest_algorithm_name, parse_digest_algorithm};
 
 #[derive(Args, Debug)]
 pub struct OpenPgpArgs {

@@ -71,7 +71,7 @@ pub struct DecideArgs {
     pub comment: Option<String>,
 }
 
-pub(super) fn cmd_request(a: &RequestArgs) -> anyhow::Result<()> {
+pub fn cmd_request(a: &RequestArgs) -> anyhow::Result<()> {
     let (Some(profile), Some(csr_file)) = (&a.profile, &a.csr) else {
         bail!("hallmark request needs --profile and --csr (or: hallmark request cancel ID)");
     };
@@ -175,7 +175,7 @@ pub(super) fn cmd_request(a: &RequestArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub(super) fn cmd_decide(a: &DecideArgs, approve: bool) -> anyhow::Result<()> {
+pub fn cmd_decide(a: &DecideArgs, approve: bool) -> anyhow::Result<()> {
     let client = a.server.client()?;
     let body = match &a.comment {
         Some(c) => serde_json::json!({ "comment": c }).to_string().into_bytes(),
@@ -212,7 +212,7 @@ pub(super) fn cmd_decide(a: &DecideArgs, approve: bool) -> anyhow::Result<()> {
 }
 
 /// `hallmark request cancel ID`: withdraws a pending request.
-pub(super) fn cmd_cancel(server: &ServerArgs, id: i64, signature: bool) -> anyhow::Result<()> {
+pub fn cmd_cancel(server: &ServerArgs, id: i64, signature: bool) -> anyhow::Result<()> {
     let client = server.client()?;
     let path = format!(
         "/api/v1/{}requests/{id}/cancel",

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use anyhow::{anyhow, bail, Context};
 
 use super::sign_openpgp::{sign, Mode};
-use crate::keys::HashAlg;
+use crate::algorithm::HashAlg;
 
 /// What the arguments ask for.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -220,7 +220,7 @@ fn run(args: &[String]) -> anyhow::Result<()> {
     }
     let server = std::env::var("HALLMARK_SERVER").ok();
     let ca = std::env::var_os("HALLMARK_CA").map(PathBuf::from);
-    let client = super::context::client(server.as_deref(), &Default::default(), ca.as_deref())?;
+    let client = crate::context::client(server.as_deref(), &Default::default(), ca.as_deref())?;
     let label = super::sign_openpgp::resolve_key(&client, a.user.as_deref().unwrap_or_default())?;
     let label = label.as_str();
     let mut meta = serde_json::Map::new();

@@ -9,8 +9,8 @@ use clap::Args;
 
 use super::sign::metadata;
 use super::sign::RequestArgs;
+use crate::algorithm::HashAlg;
 use crate::formats::jar;
-use crate::keys::HashAlg;
 
 #[derive(Args, Debug)]
 pub struct JarArgs {
@@ -58,8 +58,8 @@ pub(super) fn sign_remote(
 fn block_kind(cert: &[u8]) -> anyhow::Result<jar::BlockKind> {
     let (_, c) = x509_parser::parse_x509_certificate(cert)
         .map_err(|e| anyhow!("the signer certificate does not parse: {e}"))?;
-    use crate::keys::KeyKind;
-    match crate::keys::key_of(c.public_key().raw)
+    use crate::spki::KeyKind;
+    match crate::spki::key_of(c.public_key().raw)
         .map_err(|e| anyhow!("{e}"))?
         .0
     {

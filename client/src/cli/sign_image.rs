@@ -21,9 +21,9 @@ use oci_client::Reference;
 
 use super::sign::{post_signature, RequestArgs};
 use super::sign_openpgp::{key_certificate, key_document, Service};
+use crate::algorithm::HashAlg;
+use crate::formats::names::{COSIGN_TYPE, SIMPLE_SIGNING_TYPE};
 use crate::formats::openpgp as pgp;
-use crate::keys::HashAlg;
-use crate::signing::{COSIGN_TYPE, SIMPLE_SIGNING_TYPE};
 
 /// cosign's payload media type, and its signature annotation.
 const COSIGN_PAYLOAD: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
@@ -245,7 +245,7 @@ pub fn cmd_sign_image(a: &ImageArgs) -> anyhow::Result<()> {
     // What cannot be done is refused before anything is written: cosign verifies ECDSA, RSA
     // and Ed25519 keys, every kind the key stores hold.
     let alg = doc["algorithm"].as_str().unwrap_or_default();
-    if !a.no_cosign && alg.parse::<crate::keys::KeyAlgorithm>().is_err() {
+    if !a.no_cosign && alg.parse::<crate::algorithm::KeyAlgorithm>().is_err() {
         bail!(
             "key '{}' is of a kind cosign cannot verify ({alg}); nothing was signed",
             a.request.key

@@ -12,8 +12,9 @@ use clap::Args;
 use super::sign::metadata;
 use super::sign::RequestArgs;
 use super::sign_jar::sign_remote;
+use crate::formats::authenticode::SPC_INDIRECT_DATA;
 use crate::formats::authenticode::{content_digest, open};
-use crate::signing::{digest_algorithm_name, parse_digest_algorithm, SPC_INDIRECT_DATA};
+use crate::formats::names::{digest_algorithm_name, parse_digest_algorithm};
 
 #[derive(Args, Debug)]
 pub struct AuthenticodeArgs {

@@ -1,5 +1,6 @@
-//! `hallmark sign` (a client: hashes the file here, sends only the digest to the server) and
-//! `hallmark signature list` (the local record of what was signed).
+//! `hallmark sign` (a client: hashes the file here, sends only the digest to the server), in
+//! the client crate so `hallmark` and `hallmark-client` share it. `hallmark signature list`
+//! (the local record of what was signed) stays with the server.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -8,9 +9,10 @@ use anyhow::{anyhow, bail, Context};
 use base64::Engine as _;
 use clap::{Args, Subcommand};
 
-use super::{client, open, output, ServerArgs};
-use crate::keys::HashAlg;
-use crate::signing::{digest_algorithm_name, parse_digest_algorithm};
+use super::{output, ServerArgs};
+use crate::algorithm::HashAlg;
+use crate::client;
+use crate::formats::names::{digest_algorithm_name, parse_digest_algorithm};
 
 #[derive(Subcommand, Debug)]
 pub enum SignCmd {
@@ -76,18 +78,6 @@ pub struct SignArgs {
     pub timestamp: bool,
     #[command(flatten)]
     pub request: RequestArgs,
-}
-
-#[derive(Subcommand, Debug)]
-pub enum SignatureCmd {
-    /// List recorded signatures, newest first.
-    List {
-        /// Only this key's.
-        #[arg(long)]
-        key: Option<String>,
-        #[arg(long, default_value_t = 100)]
-        limit: usize,
-    },
 }
 
 /// Hashes a file as it streams by (never held in memory whole).
@@ -213,7 +203,7 @@ pub fn cmd_sign(c: &SignCmd) -> anyhow::Result<()> {
 /// sign` command waits through this.
 /// POSTs a signature request and waits (polling) while it needs approvals. Returns the final
 /// answer and its signature (decoded; an empty one is an error).
-pub(super) fn post_signature(
+pub fn post_signature(
     client: &client::Client,
     body: &serde_json::Value,
     timeout: u64,
@@ -242,7 +232,7 @@ pub(super) fn post_signature(
     Ok((v, sig))
 }
 
-pub(super) fn wait_for_approvals(
+pub fn wait_for_approvals(
     client: &client::Client,
     accepted: &serde_json::Value,
     timeout: u64,
@@ -306,58 +296,8 @@ fn denials(v: &serde_json::Value) -> String {
         .collect()
 }
 
-pub fn cmd_signature(cli: &super::Cli, c: &SignatureCmd) -> anyhow::Result<()> {
-    let hm = open(cli)?;
-    match c {
-        SignatureCmd::List { key, limit } => {
-            let list = hm
-                .store
-                .list_signatures(key.as_deref(), None, None, *limit)?;
-            let full = list.len() == *limit;
-            let rows = list
-                .into_iter()
-                .map(|s| {
-                    let j = serde_json::json!({
-                        "id": s.id, "created_at": super::ts(s.created_at), "key": s.key_label,
-                        "format": s.format, "digest_algorithm": s.digest_algorithm,
-                        "digest": s.digest, "requester": s.requester, "approvers": s.approvers,
-                        "metadata": s.metadata.as_deref().and_then(|m| serde_json::from_str::<serde_json::Value>(m).ok()),
-                        "identity": crate::policy::workload::identity_value(s.identity.as_deref()),
-                    });
-                    // A CI job's run (repository, ref, sha, run id) follows its name.
-                    let run = s
-                        .identity
-                        .as_deref()
-                        .map(|i| format!(" [{}]", crate::policy::workload::identity_line(i)))
-                        .unwrap_or_default();
-                    let line = format!(
-                        "{:>6} {} {:<16} {:<4} {}:{} by {}{run} {}",
-                        s.id,
-                        super::ts(s.created_at),
-                        s.key_label,
-                        s.format,
-                        s.digest_algorithm,
-                        s.digest,
-                        s.requester,
-                        s.metadata.unwrap_or_default()
-                    );
-                    (j, line)
-                })
-                .collect();
-            super::print_list(
-                cli.output,
-                rows,
-                full,
-                None,
-                "hallmark signature list --limit N (newest N)",
-            )?;
-        }
-    }
-    Ok(())
-}
-
 /// The metadata object: the artifact's file name and `--meta KEY=VALUE` pairs.
-pub(super) fn metadata(
+pub fn metadata(
     file: &std::path::Path,
     meta: &[String],
 ) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {

@@ -9,9 +9,9 @@ use anyhow::{anyhow, bail, Context};
 use clap::Args;
 
 use super::sign::RequestArgs;
+use crate::algorithm::HashAlg;
 use crate::formats::mcuboot::{self, ImageOptions, PublicKeyFormat, Version};
-use crate::keys::HashAlg;
-use crate::signing::digest_algorithm_name;
+use crate::formats::names::digest_algorithm_name;
 
 /// What every firmware signing command sends the server.
 #[derive(Args, Debug)]
@@ -223,7 +223,7 @@ pub fn verify_digest(
         HashAlg::Sha384 => &SHA384,
         HashAlg::Sha512 => &SHA512,
     };
-    let bits = crate::keys::subject_public_key_bits(spki_der)?;
+    let bits = crate::spki::subject_public_key_bits(spki_der)?;
     let d = Digest::import_less_safe(digest, h).map_err(|_| anyhow!("bad digest length"))?;
     aws_lc_rs::signature::UnparsedPublicKey::new(alg, bits)
         .verify_digest(&d, signature)
@@ -239,8 +239,8 @@ pub fn cmd_sign_mcuboot(a: &McubootArgs) -> anyhow::Result<()> {
     };
     let hash = match (&a.digest, from_cert) {
         (Some(d), cert) => {
-            let h =
-                crate::signing::parse_digest_algorithm(d).map_err(|e| anyhow!("--digest: {e}"))?;
+            let h = crate::formats::names::parse_digest_algorithm(d)
+                .map_err(|e| anyhow!("--digest: {e}"))?;
             if let Some(c) = cert.filter(|&c| c != h) {
                 bail!(
                     "--digest {d} does not fit the key in --cert: its MCUboot images use --digest {}",

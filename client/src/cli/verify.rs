@@ -7,8 +7,9 @@ use std::path::PathBuf;
 use anyhow::{anyhow, bail, Context};
 use clap::Args;
 
-use super::{client, context, Output};
+use super::Output;
 use crate::verify::{self, revocation::Fetch, Outcome};
+use crate::{client, context};
 
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
@@ -118,8 +119,8 @@ fn certificates(path: &std::path::Path, what: &str) -> anyhow::Result<Vec<Vec<u8
 }
 
 pub fn cmd_verify(output: Output, a: &VerifyArgs) -> anyhow::Result<()> {
-    let digest =
-        crate::signing::parse_digest_algorithm(&a.digest).map_err(|e| anyhow!("--digest: {e}"))?;
+    let digest = crate::formats::names::parse_digest_algorithm(&a.digest)
+        .map_err(|e| anyhow!("--digest: {e}"))?;
     let roots = match &a.ca {
         Some(p) => certificates(p, "--ca")?,
         None => match context::load()?.root {

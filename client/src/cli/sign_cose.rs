@@ -9,7 +9,7 @@ use clap::Args;
 
 use super::sign_mcuboot::{remote_sign_checked, verify_digest, RemoteArgs};
 use crate::formats::cose::{self, CoseAlg};
-use crate::signing::digest_algorithm_name;
+use crate::formats::names::digest_algorithm_name;
 
 #[derive(Args, Debug)]
 pub struct CoseArgs {
@@ -35,8 +35,8 @@ pub struct CoseArgs {
 
 /// The algorithm a key signs COSE with here: ES256 (P-256), ES384 (P-384), PS256 (RSA).
 fn alg_for_key(spki: &[u8]) -> anyhow::Result<CoseAlg> {
-    use crate::keys::KeyKind;
-    match crate::keys::key_of(spki).map_err(|e| anyhow!("{e}"))?.0 {
+    use crate::spki::KeyKind;
+    match crate::spki::key_of(spki).map_err(|e| anyhow!("{e}"))?.0 {
         KeyKind::P256 => Ok(CoseAlg::Es256),
         KeyKind::P384 => Ok(CoseAlg::Es384),
         KeyKind::Rsa => Ok(CoseAlg::Ps256),
@@ -90,9 +90,9 @@ pub fn cmd_sign_cose(a: &CoseArgs) -> anyhow::Result<()> {
     let verifier: &'static dyn aws_lc_rs::signature::VerificationAlgorithm =
         {
             use aws_lc_rs::signature as s;
-            let (kind, _) = crate::keys::key_of(&spki)
+            let (kind, _) = crate::spki::key_of(&spki)
                 .map_err(|e| anyhow!("the signing certificate's key: {e}"))?;
-            let is_rsa = kind == crate::keys::KeyKind::Rsa;
+            let is_rsa = kind == crate::spki::KeyKind::Rsa;
             match (alg, is_rsa) {
                 (CoseAlg::Es256, false) => &s::ECDSA_P256_SHA256_FIXED,
                 (CoseAlg::Es384, false) => &s::ECDSA_P384_SHA384_FIXED,
