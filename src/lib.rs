@@ -5,13 +5,10 @@
 
 pub mod acme;
 pub mod cli;
-pub mod clock;
 pub mod config;
 pub mod console;
-pub mod der;
 pub mod engine;
 pub mod error;
-pub mod formats;
 pub mod http;
 pub mod init;
 pub mod issuance;
@@ -21,7 +18,6 @@ pub mod keys;
 pub mod logging;
 pub mod metrics;
 pub mod oidc;
-pub mod pemfmt;
 pub mod policy;
 pub mod profile;
 pub mod provision;
@@ -31,8 +27,8 @@ pub mod signing;
 pub mod store;
 pub mod timespec;
 pub mod tsa;
-pub mod verify;
 pub mod webhooks;
 
-/// The client side, shared with the PKCS#11 module (the `hallmark-client` crate).
-pub use hallmark_client::{envvar, outbound};
+/// The client side, shared with the PKCS#11 module (the `hallmark-client` crate): the clock,
+/// DER plumbing, PEM output, the signed formats and `verify` are the same modules on both sides.
+pub use hallmark_client::{clock, der, envvar, formats, outbound, pemfmt, verify};

@@ -2,8 +2,12 @@
 //!
 //! This file holds the top of the clap tree ([`Cli`], [`Command`]), the options every command
 //! shares, and the dispatcher [`run`]; each command family's arguments and handler live in a
-//! file of their own beside it.
+//! file of their own beside it. The commands that only talk to a server over its API (`sign`,
+//! `verify`, `request`, `approve`, `deny`, `gpg`, `client`) are the `hallmark-client` crate's
+//! (`hallmark_client::cli`), named here so both binaries share one definition of each.
 
+/// The client-side commands (the `hallmark-client` crate).
+pub use hallmark_client::cli::{gpg, request, sign, verify};
 /// The client context and HTTP client (the `hallmark-client` crate, which the PKCS#11 module
 /// shares).
 pub use hallmark_client::{client, context};
@@ -11,35 +15,26 @@ mod acme;
 mod audit;
 mod ca;
 mod cert;
-pub mod gpg;
 mod init;
 mod key;
 mod profile;
 mod publisher;
-mod request;
 mod revoke;
 mod serve;
-mod sign;
-mod sign_authenticode;
-mod sign_cose;
-mod sign_image;
-mod sign_jar;
-mod sign_mcuboot;
-mod sign_openpgp;
+mod signature;
 mod station;
 mod token;
-mod verify;
 mod webhook;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context};
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 
 pub use audit::AuditArgs;
 pub use ca::CaCmd;
 pub use cert::{CertCmd, IssueArgs};
+pub use hallmark_client::cli::{output, read_input, ClientCmd, OidcArgs, Output, ServerArgs};
 pub use init::InitArgs;
 pub use key::{KeyCmd, KeyPolicyArgs};
 pub use profile::ProfileCmd;
@@ -150,7 +145,7 @@ pub enum Command {
     Sign(sign::SignCmd),
     /// Recorded signatures.
     #[command(subcommand)]
-    Signature(sign::SignatureCmd),
+    Signature(signature::SignatureCmd),
     /// Webhooks (`[[webhook]]` in hallmark.toml): what each has delivered, and a test event.
     #[command(subcommand)]
     Webhook(WebhookCmd),
@@ -191,13 +186,6 @@ pub enum TsaCmd {
     },
 }
 
-/// `--output`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Output {
-    Text,
-    Json,
-}
-
 /// A list as `--output` asks: JSON `{"items", "next"}`, or the text lines; in text, a full page
 /// says on standard error how to see more (`how` and the next cursor).
 pub(crate) fn print_list(
@@ -234,96 +222,6 @@ pub(crate) fn print_list(
     Ok(())
 }
 
-/// Where the server is and how to reach it; each falls back to the client profile
-/// (`hallmark client bootstrap`, `hallmark client login`).
-#[derive(Args, Debug)]
-pub struct ServerArgs {
-    /// Base URL of the API listener, e.g. https://127.0.0.1:8443.
-    #[arg(long, env = "HALLMARK_SERVER")]
-    pub server: Option<String>,
-    /// Environment variable holding the API token (default: the client profile's credential,
-    /// else HALLMARK_TOKEN).
-    #[arg(long)]
-    pub token_env: Option<String>,
-    #[command(flatten)]
-    pub oidc: OidcArgs,
-    /// The root CA certificate to trust for https (hallmark's root).
-    #[arg(long, env = "HALLMARK_CA")]
-    pub ca: Option<PathBuf>,
-}
-
-/// A CI job's own OIDC token as the credential: no hallmark secret on the build server.
-#[derive(Args, Debug, Default, Clone)]
-pub struct OidcArgs {
-    /// Authenticate with the CI job's OIDC token: GitHub Actions' (the job needs
-    /// `permissions: id-token: write`), or the one in --oidc-token-env.
-    #[arg(long, conflicts_with = "token_env")]
-    pub oidc: bool,
-    /// The variable holding the job's OIDC token (GitLab CI: an `id_tokens:` entry); implies
-    /// --oidc.
-    #[arg(long, value_name = "VAR", conflicts_with = "token_env")]
-    pub oidc_token_env: Option<String>,
-    /// The audience asked of GitHub Actions (default: hallmark; the server's
-    /// `[[identity.oidc]] audiences` must list it).
-    #[arg(long, value_name = "AUD")]
-    pub oidc_audience: Option<String>,
-}
-
-impl OidcArgs {
-    fn flags(&self, token_env: Option<&str>) -> context::CredentialFlags {
-        context::CredentialFlags {
-            token_env: token_env.map(str::to_string),
-            oidc: self.oidc,
-            oidc_token_env: self.oidc_token_env.clone(),
-            oidc_audience: self.oidc_audience.clone(),
-        }
-    }
-}
-
-impl ServerArgs {
-    /// The client these arguments (or the client profile) name.
-    pub fn client(&self) -> anyhow::Result<client::Client> {
-        context::client(
-            self.server.as_deref(),
-            &self.oidc.flags(self.token_env.as_deref()),
-            self.ca.as_deref(),
-        )
-    }
-}
-
-/// `hallmark client`: the client profile.
-#[derive(Subcommand, Debug)]
-pub enum ClientCmd {
-    /// Fetch the root over the public listener, check it against FINGERPRINT, and write the
-    /// client profile ($XDG_CONFIG_HOME/hallmark/client.toml) with the server and the root.
-    Bootstrap {
-        /// The API listener, e.g. https://127.0.0.1:8443.
-        #[arg(long)]
-        server: String,
-        /// SHA-256 of the root certificate, as `hallmark init` printed it.
-        #[arg(long)]
-        fingerprint: String,
-        /// The public listener to fetch the root from (default: http://SERVER-HOST:8080).
-        #[arg(long)]
-        public: Option<String>,
-        /// Replace a client profile for another server or root (its credential is dropped).
-        #[arg(long)]
-        force: bool,
-    },
-    /// Choose the credential the networked commands use: a variable or a file holding the
-    /// token (the token itself is never stored or printed).
-    Login {
-        #[arg(long, conflicts_with = "token_file")]
-        token_env: Option<String>,
-        #[arg(long, conflicts_with = "oidc")]
-        token_file: Option<PathBuf>,
-        #[command(flatten)]
-        oidc: OidcArgs,
-    },
-    /// Print the client profile.
-    Show,
-}
-
 fn actor() -> String {
     format!(
         "cli:{}",
@@ -343,16 +241,6 @@ fn pem_cert(der: &[u8]) -> String {
     crate::pemfmt::encode("CERTIFICATE", der.to_vec())
 }
 
-fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {
-    if path == Path::new("-") {
-        let mut v = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::stdin(), &mut v)?;
-        Ok(v)
-    } else {
-        std::fs::read(path).with_context(|| format!("reading {}", path.display()))
-    }
-}
-
 /// A certificate file: PEM (first CERTIFICATE block) or DER.
 fn read_cert(path: &Path) -> anyhow::Result<Vec<u8>> {
     let data = read_input(path)?;
@@ -366,16 +254,6 @@ fn read_cert(path: &Path) -> anyhow::Result<Vec<u8>> {
             .ok_or_else(|| anyhow!("{} holds no CERTIFICATE", path.display()))
     } else {
         Ok(data)
-    }
-}
-
-fn output(out: Option<&Path>, text: &str) -> anyhow::Result<()> {
-    match out {
-        Some(p) => std::fs::write(p, text).with_context(|| format!("writing {}", p.display())),
-        None => {
-            std::io::stdout().write_all(text.as_bytes())?;
-            Ok(())
-        }
     }
 }
 
@@ -457,28 +335,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Signature(c) => sign::cmd_signature(&cli, c),
+        Command::Signature(c) => signature::cmd_signature(&cli, c),
         Command::Verify(a) => verify::cmd_verify(cli.output, a),
-        Command::Client(ClientCmd::Bootstrap {
-            server,
-            fingerprint,
-            public,
-            force,
-        }) => context::bootstrap(server, fingerprint, public.as_deref(), *force),
-        Command::Client(ClientCmd::Login {
-            token_env,
-            token_file,
-            oidc,
-        }) => context::login(
-            token_env.as_deref(),
-            token_file.as_deref(),
-            &oidc.flags(None),
-        ),
-        Command::Client(ClientCmd::Show) => {
-            let p = context::load()?;
-            print!("{}", toml::to_string(&p)?);
-            Ok(())
-        }
+        Command::Client(c) => hallmark_client::cli::cmd_client(c),
         Command::Audit(a) => audit::cmd_audit(&cli, a),
     }
 }

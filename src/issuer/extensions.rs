@@ -3,36 +3,13 @@
 //! rcgen lays out names, validity and keys; every extension is written here, so criticality and
 //! content follow the profile and the standards, never a library default.
 
+pub use crate::der::oid;
 use crate::der::tlv;
 use crate::policy::SanEntry;
-
-/// Encodes a dotted OID as DER (tag included). Callers pass validated OIDs.
-pub fn oid(dotted: &str) -> Vec<u8> {
-    let arcs: Vec<u128> = dotted.split('.').filter_map(|a| a.parse().ok()).collect();
-    let mut body = Vec::new();
-    if arcs.len() >= 2 {
-        push_base128(&mut body, arcs[0] * 40 + arcs[1]);
-        for &a in &arcs[2..] {
-            push_base128(&mut body, a);
-        }
-    }
-    tlv(0x06, &body)
-}
 
 /// The OID components, for rcgen's custom extensions.
 pub fn oid_arcs(dotted: &str) -> Vec<u64> {
     dotted.split('.').filter_map(|a| a.parse().ok()).collect()
-}
-
-fn push_base128(out: &mut Vec<u8>, mut v: u128) {
-    let mut tmp = vec![(v & 0x7f) as u8];
-    v >>= 7;
-    while v > 0 {
-        tmp.push(0x80 | (v & 0x7f) as u8);
-        v >>= 7;
-    }
-    tmp.reverse();
-    out.extend_from_slice(&tmp);
 }
 
 fn seq(parts: &[Vec<u8>]) -> Vec<u8> {

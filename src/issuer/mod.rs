@@ -18,8 +18,10 @@ use ::time::OffsetDateTime;
 use rcgen::{DistinguishedName, DnType, DnValue, SerialNumber};
 use x509_parser::prelude::*;
 
-use crate::der::{resign, split_signed};
-use crate::keys::{subject_public_key_bits, KeyError, SignatureScheme, Signer, TemplateKey};
+use crate::der::split_signed;
+use crate::keys::{
+    resign, subject_public_key_bits, KeyError, SignatureScheme, Signer, TemplateKey,
+};
 use crate::policy::{Approved, NameAttr};
 use crate::profile::{Validity, CA_POLICY};
 use crate::store::CaRecord;
@@ -59,11 +61,11 @@ impl From<rcgen::Error> for IssueError {
     }
 }
 
-impl From<crate::der::ResignError> for IssueError {
-    fn from(e: crate::der::ResignError) -> Self {
+impl From<crate::keys::ResignError> for IssueError {
+    fn from(e: crate::keys::ResignError) -> Self {
         match e {
-            crate::der::ResignError::Key(k) => IssueError::Key(k),
-            crate::der::ResignError::Der(d) => IssueError::Encoding(d.to_string()),
+            crate::keys::ResignError::Key(k) => IssueError::Key(k),
+            crate::keys::ResignError::Der(d) => IssueError::Encoding(d.to_string()),
         }
     }
 }

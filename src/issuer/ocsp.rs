@@ -12,8 +12,10 @@ use der::{Decode, Encode};
 use crate::der::tlv;
 use crate::keys::{SignatureScheme, Signer};
 
-use super::crl::{extension, push_generalized, signature_algorithm};
-use super::extensions::oid;
+/// The client's side of OCSP (CertIDs and requests), which this responder reads.
+pub use hallmark_client::ocsp::{build_request, cert_id, nonce_extension, CertIdHash};
+
+use super::crl::{push_generalized, signature_algorithm};
 use super::IssueError;
 
 /// The largest request read (RFC 5019 requests are about 80 octets; signed ones a few KiB).
@@ -24,10 +26,6 @@ pub const MAX_CERT_IDS: usize = 32;
 pub const MAX_NONCE_BYTES: usize = 128;
 
 const ID_NONCE: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1.2");
-const ID_SHA1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.26");
-const ID_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
-const ID_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.2");
-const ID_SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.3");
 
 /// `OCSPResponseStatus`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,54 +36,6 @@ pub enum ResponseStatus {
     TryLater = 3,
     SigRequired = 5,
     Unauthorized = 6,
-}
-
-/// The hash a CertID was made with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CertIdHash {
-    Sha1,
-    Sha256,
-    Sha384,
-    Sha512,
-}
-
-impl CertIdHash {
-    pub const ALL: [CertIdHash; 4] = [
-        CertIdHash::Sha1,
-        CertIdHash::Sha256,
-        CertIdHash::Sha384,
-        CertIdHash::Sha512,
-    ];
-
-    pub fn digest(self, data: &[u8]) -> Vec<u8> {
-        use aws_lc_rs::digest;
-        let alg = match self {
-            CertIdHash::Sha1 => &digest::SHA1_FOR_LEGACY_USE_ONLY,
-            CertIdHash::Sha256 => &digest::SHA256,
-            CertIdHash::Sha384 => &digest::SHA384,
-            CertIdHash::Sha512 => &digest::SHA512,
-        };
-        digest::digest(alg, data).as_ref().to_vec()
-    }
-
-    fn from_oid(o: &ObjectIdentifier) -> Option<CertIdHash> {
-        Some(match *o {
-            ID_SHA1 => CertIdHash::Sha1,
-            ID_SHA256 => CertIdHash::Sha256,
-            ID_SHA384 => CertIdHash::Sha384,
-            ID_SHA512 => CertIdHash::Sha512,
-            _ => return None,
-        })
-    }
-
-    fn dotted(self) -> &'static str {
-        match self {
-            CertIdHash::Sha1 => "1.3.14.3.2.26",
-            CertIdHash::Sha256 => "2.16.840.1.101.3.4.2.1",
-            CertIdHash::Sha384 => "2.16.840.1.101.3.4.2.2",
-            CertIdHash::Sha512 => "2.16.840.1.101.3.4.2.3",
-        }
-    }
 }
 
 /// Why a request cannot be answered with `successful`.
@@ -205,17 +155,6 @@ pub struct ResponderKey<'a> {
     pub key_hash: &'a [u8],
 }
 
-/// A `CertID` as RFC 5019 clients make it: SHA-1 with NULL parameters.
-pub fn cert_id(hash: CertIdHash, name_hash: &[u8], key_hash: &[u8], serial: &[u8]) -> Vec<u8> {
-    let mut alg = oid(hash.dotted());
-    alg.extend_from_slice(&[0x05, 0x00]);
-    let mut body = tlv(0x30, &alg);
-    body.extend_from_slice(&tlv(0x04, name_hash));
-    body.extend_from_slice(&tlv(0x04, key_hash));
-    body.extend_from_slice(&tlv(0x02, serial));
-    tlv(0x30, &body)
-}
-
 fn single_response(s: &Single<'_>) -> Vec<u8> {
     let mut body = Vec::with_capacity(s.cert_id_der.len() + 64);
     body.extend_from_slice(s.cert_id_der);
@@ -309,24 +248,10 @@ pub fn error_response(status: ResponseStatus) -> Vec<u8> {
     vec![0x30, 0x03, 0x0a, 0x01, status as u8]
 }
 
-/// The nonce extension a test client sends (helper for tests and benches).
-pub fn nonce_extension(nonce: &[u8]) -> Vec<u8> {
-    extension("1.3.6.1.5.5.7.48.1.2", false, &tlv(0x04, nonce))
-}
-
-/// A request for `cert_ids` (helper for tests and benches): `OCSPRequest { TBSRequest { ... } }`.
-pub fn build_request(cert_ids: &[Vec<u8>], nonce: Option<&[u8]>) -> Vec<u8> {
-    let list: Vec<u8> = cert_ids.iter().flat_map(|id| tlv(0x30, id)).collect();
-    let mut tbs = tlv(0x30, &list);
-    if let Some(n) = nonce {
-        tbs.extend_from_slice(&tlv(0xa2, &tlv(0x30, &nonce_extension(n))));
-    }
-    tlv(0x30, &tlv(0x30, &tbs))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::der::oid;
 
     fn id(serial: &[u8]) -> Vec<u8> {
         cert_id(CertIdHash::Sha1, &[1; 20], &[2; 20], serial)

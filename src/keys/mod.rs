@@ -5,19 +5,46 @@
 //! `PublicKeyData`/`SigningKey` pair and step-ca's key manager: a backend implements a handful of
 //! calls and nothing else.
 
-pub mod algorithm;
+#[cfg(test)]
+mod openpgp_tests;
 pub mod pkcs11;
 pub mod soft;
-mod spki;
 
 use std::fmt;
 use std::sync::Arc;
 
-pub use algorithm::{HashAlg, KeyAlgorithm, SignatureScheme};
-pub use spki::{
-    ecdsa_raw_to_der, key_of, kind_of, kind_of_spki, oid, subject_public_key_bits, KeyKind,
-    UnknownKey,
+/// The key vocabulary and the SPKI helpers live in the client crate (signed formats and
+/// `verify` name keys too); every `crate::keys::…` path keeps working through these.
+pub use hallmark_client::algorithm::{self, HashAlg, KeyAlgorithm, SignatureScheme};
+pub use hallmark_client::spki::{
+    key_of, kind_of, kind_of_spki, oid, KeyKind, SpkiError, UnknownKey,
 };
+
+/// The BIT STRING contents of a DER SubjectPublicKeyInfo, as a [`KeyError`].
+pub fn subject_public_key_bits(spki_der: &[u8]) -> Result<Vec<u8>, KeyError> {
+    Ok(hallmark_client::spki::subject_public_key_bits(spki_der)?)
+}
+
+/// A raw `r || s` ECDSA signature (PKCS#11's form) as DER `Ecdsa-Sig-Value`, as a [`KeyError`].
+pub fn ecdsa_raw_to_der(raw: &[u8]) -> Result<Vec<u8>, KeyError> {
+    Ok(hallmark_client::spki::ecdsa_raw_to_der(raw)?)
+}
+
+/// The rcgen algorithm that writes `scheme`'s AlgorithmIdentifier.
+/// `None` where rcgen has no constant (RSA-PSS, ECDSA with SHA-512): such schemes sign
+/// digests and CMS, not certificates.
+pub fn rcgen_algorithm(scheme: SignatureScheme) -> Option<&'static rcgen::SignatureAlgorithm> {
+    use SignatureScheme::*;
+    Some(match scheme {
+        EcdsaSha256 => &rcgen::PKCS_ECDSA_P256_SHA256,
+        EcdsaSha384 => &rcgen::PKCS_ECDSA_P384_SHA384,
+        RsaPkcs1Sha256 => &rcgen::PKCS_RSA_SHA256,
+        RsaPkcs1Sha384 => &rcgen::PKCS_RSA_SHA384,
+        RsaPkcs1Sha512 => &rcgen::PKCS_RSA_SHA512,
+        Ed25519 => &rcgen::PKCS_ED25519,
+        EcdsaSha512 | RsaPssSha256 | RsaPssSha384 | RsaPssSha512 => return None,
+    })
+}
 
 /// Errors from a key store. A backend maps its own failures onto these kinds.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +64,12 @@ pub enum KeyError {
     File { path: String, detail: String },
     #[error("signing failed: {0}")]
     Crypto(String),
+}
+
+impl From<SpkiError> for KeyError {
+    fn from(e: SpkiError) -> Self {
+        KeyError::Crypto(e.0)
+    }
 }
 
 /// Where a key's protection attributes stand (read back from the store).
@@ -158,7 +191,7 @@ pub fn validate_label(label: &str) -> Result<(), KeyError> {
 }
 
 /// The public half of a [`Signer`] as rcgen sees it. Its `sign` returns an empty signature on
-/// purpose: rcgen only lays out the to-be-signed structure; [`crate::der::resign`] then signs
+/// purpose: rcgen only lays out the to-be-signed structure; [`resign`] then signs
 /// those exact bytes with the real key, after policy, lint and the record (two-phase issuance).
 pub struct TemplateKey {
     bits: Vec<u8>,
@@ -168,7 +201,7 @@ pub struct TemplateKey {
 impl TemplateKey {
     /// A template for `spki_der` that writes `scheme` as the signature algorithm.
     pub fn new(spki_der: &[u8], scheme: SignatureScheme) -> Result<Self, KeyError> {
-        let alg = scheme.rcgen_algorithm().ok_or_else(|| {
+        let alg = rcgen_algorithm(scheme).ok_or_else(|| {
             KeyError::Unsupported(format!("{scheme:?} cannot sign certificates here"))
         })?;
         Ok(TemplateKey {
@@ -196,4 +229,23 @@ impl rcgen::SigningKey for TemplateKey {
     fn sign(&self, _msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
         Ok(Vec::new())
     }
+}
+
+/// Signs the to-be-signed part of a template made with a [`TemplateKey`].
+#[derive(Debug, thiserror::Error)]
+pub enum ResignError {
+    #[error(transparent)]
+    Der(#[from] crate::der::DerError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+}
+
+pub fn resign(
+    template: &[u8],
+    signer: &dyn Signer,
+    scheme: SignatureScheme,
+) -> Result<Vec<u8>, ResignError> {
+    let parts = crate::der::split_signed(template)?;
+    let sig = signer.sign(scheme, parts.tbs)?;
+    Ok(crate::der::assemble(parts.tbs, parts.algorithm, &sig))
 }

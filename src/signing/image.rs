@@ -10,10 +10,8 @@
 
 use super::*;
 
-/// containers/image's simple-signing payload type.
-pub const SIMPLE_SIGNING_TYPE: &str = "atomic container signature";
-/// cosign's payload type.
-pub const COSIGN_TYPE: &str = "cosign container image signature";
+/// The payload types, named where the client that writes them can see them too.
+pub use crate::formats::names::{COSIGN_TYPE, SIMPLE_SIGNING_TYPE};
 
 /// Which signature an image request makes.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -42,6 +42,21 @@ pub fn hallmark_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_hallmark"))
 }
 
+/// `target/debug/hallmark-client`, the client crate's binary, built by `make test` (`cargo
+/// build -p hallmark-client`): Cargo gives a test only its own crate's binaries.
+pub fn hallmark_client_bin() -> PathBuf {
+    let p = hallmark_bin()
+        .parent()
+        .expect("target dir")
+        .join("hallmark-client");
+    assert!(
+        p.exists(),
+        "{} is missing: build it with `cargo build -p hallmark-client` (make test does)",
+        p.display()
+    );
+    p
+}
+
 /// Runs a command, returning its output (never panics on non-zero exit).
 pub fn run(cmd: &mut Command) -> Output {
     cmd.output()

@@ -15,6 +15,7 @@ mod ca_revocation;
 mod cab;
 mod cancel;
 mod cli_output;
+mod client_binary;
 mod client_context;
 mod console;
 mod error_statuses;
