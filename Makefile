@@ -27,7 +27,6 @@ test: deps
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo build -p hallmark-pkcs11
-	cargo build -p hallmark-client
 	PATH="$(VENV_BIN):$$PATH" HALLMARK_TOOLS_BIN="$(VENV_BIN)" cargo test --workspace --no-fail-fast
 
 lint:

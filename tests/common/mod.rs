@@ -42,8 +42,9 @@ pub fn hallmark_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_hallmark"))
 }
 
-/// `target/debug/hallmark-client`, the client crate's binary, built by `make test` (`cargo
-/// build -p hallmark-client`): Cargo gives a test only its own crate's binaries.
+/// `target/debug/hallmark-client`, the client crate's binary: `cargo test --workspace` builds it
+/// for the client crate's own integration test (`client/tests/binary.rs`), in the same build as
+/// these tests (Cargo gives a test only its own crate's binaries).
 pub fn hallmark_client_bin() -> PathBuf {
     let p = hallmark_bin()
         .parent()
@@ -51,7 +52,7 @@ pub fn hallmark_client_bin() -> PathBuf {
         .join("hallmark-client");
     assert!(
         p.exists(),
-        "{} is missing: build it with `cargo build -p hallmark-client` (make test does)",
+        "{} is missing: build it with `cargo build -p hallmark-client` (`cargo test --workspace` does)",
         p.display()
     );
     p
